@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` (the main job on the bundled data) and `make test`.
+# Both first install the Debian packages they need when pkg-config cannot find them.
+SWIFT ?= swift
+APT_PACKAGES = libopenblas-dev libhdf5-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps pydeps build release test demo bench clean
+
+deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openblas hdf5; then \
+		echo "installing $(APT_PACKAGES) with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+# Python's safetensors package reads the checkpoints we write (one round-trip test calls it).
+pydeps:
+	@python3 -c "import safetensors, numpy" 2>/dev/null || python3 -m pip install -q safetensors numpy
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps pydeps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: release
+	.build/release/interference demo --out reports/demo
+
+clean:
+	rm -rf .build

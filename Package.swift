@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+// TaskInterference: measures task interference in a small Uni-Perceiver (dense or Conditional MoE).
+// Module map: README.md ("Code map") and ../shared/design/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "TaskInterference",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "interference", targets: ["InterferenceCLI"]),
+        .library(name: "UniPerceiver", targets: ["UniPerceiver"]),
+        .library(name: "Interference", targets: ["Interference"]),
+        .library(name: "Reporter", targets: ["Reporter"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // C libraries, found through pkg-config (Debian: libopenblas-dev, libhdf5-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5System", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        // A small C shim: HDF5's constants are macros that call H5open(), which Swift cannot import.
+        .target(name: "CHDF5", dependencies: ["CHDF5System"]),
+
+        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md"]),
+        .target(name: "Storage", dependencies: ["CHDF5", "Kernels"], exclude: ["README.md"]),
+        .target(name: "UniPerceiver", dependencies: ["Kernels"], exclude: ["README.md"]),
+        .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),
+        .target(name: "Training", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
+        .target(name: "GradientProbe", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
+        .target(name: "Interference", dependencies: ["Kernels", "Storage"], exclude: ["README.md"]),
+        .target(name: "Reporter", dependencies: ["Interference", "Storage"], exclude: ["README.md"]),
+        .executableTarget(
+            name: "InterferenceCLI",
+            dependencies: [
+                "Kernels", "Storage", "UniPerceiver", "Datasets", "Training", "GradientProbe",
+                "Interference", "Reporter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "TestSupport", dependencies: ["Kernels"]),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(
+            name: "StorageTests", dependencies: ["Storage", "Kernels", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "UniPerceiverTests",
+            dependencies: ["UniPerceiver", "Storage", "Kernels", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "InterferenceTests", dependencies: ["Interference", "Storage", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ReporterTests", dependencies: ["Reporter", "Interference", "TestSupport"],
+            exclude: ["Snapshots"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,3 @@
+import Kernels
+import Storage
+print(_blasProbe(), _hdf5Probe())
