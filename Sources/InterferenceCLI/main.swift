@@ -1,3 +1,2 @@
-import Kernels
 import Storage
-print(_blasProbe(), _hdf5Probe())
+print(_hdf5Probe())
