@@ -53,6 +53,8 @@ let package = Package(
         .testTarget(
             name: "ReporterTests", dependencies: ["Reporter", "Interference", "TestSupport"],
             exclude: ["Snapshots"]),
+        .testTarget(
+            name: "DatasetsTests", dependencies: ["Datasets", "UniPerceiver", "Storage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
