@@ -37,9 +37,9 @@ let package = Package(
                 "Interference", "Reporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .target(name: "TestSupport", dependencies: ["Kernels"]),
+        .target(name: "TestSupport", dependencies: ["Kernels", "Storage"]),
 
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Storage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "StorageTests", dependencies: ["Storage", "Kernels", "TestSupport"],
             exclude: ["Fixtures"]),
