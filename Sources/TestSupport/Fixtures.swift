@@ -1,0 +1,77 @@
+// Test fixtures and THE table of tolerances.
+//
+//   Tolerance.kernel, .modelLogits, .modelLoss, .modelGradient     (rtol, atol) pairs for expectClose
+//   Tolerance.modelGradientRelative, .adamWLossRelative            ‖a − e‖/‖e‖ bounds
+//   Tolerance.finiteDifference…                                    GradientCheck defaults
+//   fixtureURL("kernels.safetensors")   -> <directory of the calling test file>/Fixtures/kernels.safetensors
+//
+// Every tolerance used by a test lives here, with the reason for its value, so none is a magic
+// number in a test (house-style §6).
+
+import Foundation
+import Kernels
+import Testing
+
+/// An element-wise tolerance: `|actual − expected| ≤ atol + rtol · |expected|`.
+public struct Tolerance: Sendable, Equatable, CustomStringConvertible {
+    public var rtol: Double
+    public var atol: Double
+
+    public init(rtol: Double, atol: Double) {
+        self.rtol = rtol
+        self.atol = atol
+    }
+
+    public var description: String { "rtol \(rtol) / atol \(atol)" }
+}
+
+extension Tolerance {
+    // MARK: Golden fixtures (Float32 code against a PyTorch float64 reference)
+
+    /// A single kernel against PyTorch float64 (house-style §6 tier 2).
+    public static let kernel = Tolerance(rtol: 1e-5, atol: 1e-6)
+    /// Whole-model logits against the float64 model.
+    public static let modelLogits = Tolerance(rtol: 1e-4, atol: 1e-5)
+    /// Whole-model loss against the float64 model.
+    public static let modelLoss = Tolerance(rtol: 1e-4, atol: 1e-5)
+    /// Whole-model parameter gradients, element-wise.
+    public static let modelGradient = Tolerance(rtol: 1e-3, atol: 1e-5)
+    /// Whole-model parameter gradients per tensor: `‖g − g_ref‖ / ‖g_ref‖`.
+    public static let modelGradientRelative = 1e-4
+    /// A few AdamW steps' loss trajectory, relative.
+    public static let adamWLossRelative = 1e-4
+
+    // MARK: Fast kernel against its naive twin (both ours)
+
+    /// Fast Float32 kernel against its naive Double-accumulating twin on small odd shapes: the
+    /// same bound as `kernel`, since the twin plays the float64 reference's role.
+    public static let fastVersusNaive = Tolerance(rtol: 1e-5, atol: 1e-6)
+
+    // MARK: Finite differences (GradientCheck defaults)
+
+    /// A coordinate passes when the CS231n score `|a − n| / max(floor, |a| + |n|)` is at most this…
+    public static let finiteDifferenceRelative = 1e-2
+    /// …or when `|a − n|` is at most this (Float32 round-off floor of a central difference).
+    public static let finiteDifferenceAbsolute = 1e-4
+    /// Denominator floor of the relative score.
+    public static let finiteDifferenceRelativeFloor = 1e-8
+    /// `h = step · max(1, |x|)`; between 1e-3 and 5e-3 for Float32 (near ε^(1/3)).
+    public static let finiteDifferenceStep = 1e-3
+    /// Inputs up to this many entries are checked at every coordinate…
+    public static let finiteDifferenceExhaustiveLimit = 256
+    /// …larger ones at this many random coordinates (CS231n's sparse check).
+    public static let finiteDifferenceCoordinates = 48
+}
+
+// MARK: - Locating fixtures
+
+/// The command that regenerates every fixture (it writes both `Fixtures/` folders).
+public let regenerateFixturesCommand =
+    "/opt/refvenv/bin/python Tests/UniPerceiverTests/Fixtures/make_fixtures.py"
+
+/// `<directory of the calling file>/Fixtures/<name>`: fixtures live beside the test that reads
+/// them (excluded from the target in Package.swift and found through `#filePath`).
+public func fixtureURL(_ name: String, filePath: String = #filePath) -> URL {
+    URL(fileURLWithPath: filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(name)
+}
