@@ -1,0 +1,186 @@
+import Kernels
+
+// Dimension letters: N = B·T rows, D width, F FFN width, H heads.
+
+/// One pre-LN encoder layer with LayerScale (official `transformer_encoder_layer.py`, "BERTPre"):
+/// ```
+/// a = LN1(x);  h = x + γ1 ⊙ (Attn(a)·Woᵀ + bo)
+/// f = LN2(h);  y = h + γ2 ⊙ (GELU(f·W1ᵀ + b1)·W2ᵀ + b2)
+/// ```
+/// DropPath and dropout are 0 in every configuration this project runs.
+struct EncoderBlock {
+    let config: ModelConfig
+    let offsets: LayerOffsets
+
+    /// What backward needs, named after what it holds.
+    final class Cache {
+        let input: Buffer  // x [N, D]
+        let ln1: Buffer, mean1: Buffer, rstd1: Buffer
+        let qkv: Buffer  // [N, 3D]
+        let attentionProbs: Buffer  // [B, H, T, T]
+        let attentionOutput: Buffer  // heads concatenated [N, D]
+        let attentionProjection: Buffer  // before γ1 [N, D]
+        let residual: Buffer  // h [N, D]
+        let ln2: Buffer, mean2: Buffer, rstd2: Buffer
+        let ffnHidden: Buffer  // before GELU [N, F]
+        let ffnActivation: Buffer  // after GELU [N, F]
+        let ffnOutput: Buffer  // before γ2 [N, D]
+        let output: Buffer  // y [N, D]
+
+        init(batch B: Int, length T: Int, config c: ModelConfig) {
+            let N = B * T
+            let D = c.hiddenSize
+            input = Buffer(N * D)
+            ln1 = Buffer(N * D)
+            mean1 = Buffer(N)
+            rstd1 = Buffer(N)
+            qkv = Buffer(N * 3 * D)
+            attentionProbs = Buffer(B * c.numHeads * T * T)
+            attentionOutput = Buffer(N * D)
+            attentionProjection = Buffer(N * D)
+            residual = Buffer(N * D)
+            ln2 = Buffer(N * D)
+            mean2 = Buffer(N)
+            rstd2 = Buffer(N)
+            ffnHidden = Buffer(N * c.ffnSize)
+            ffnActivation = Buffer(N * c.ffnSize)
+            ffnOutput = Buffer(N * D)
+            output = Buffer(N * D)
+        }
+    }
+
+    func forward(
+        _ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, batch B: Int, length T: Int,
+        _ P: ParameterPointers
+    ) -> Cache {
+        let c = config
+        let o = offsets
+        let N = B * T
+        let D = c.hiddenSize
+        let F = c.ffnSize
+        let cache = Cache(batch: B, length: T, config: c)
+        cache.input.base.update(from: x, count: N * D)
+        layerNormForward(
+            output: cache.ln1.base, mean: cache.mean1.base, rstd: cache.rstd1.base, input: x,
+            weight: P(o.ln1Weight), bias: P(o.ln1Bias), rows: N, cols: D)
+        linearForward(
+            output: cache.qkv.base, input: cache.ln1.base, weight: P(o.qkvWeight), bias: P(o.qkvBias),
+            rows: N, inFeatures: D, outFeatures: 3 * D)
+        attentionForward(
+            output: cache.attentionOutput.base, probs: cache.attentionProbs.base, qkv: cache.qkv.base,
+            mask: mask, batch: B, length: T, heads: c.numHeads, width: D)
+        linearForward(
+            output: cache.attentionProjection.base, input: cache.attentionOutput.base,
+            weight: P(o.outWeight), bias: P(o.outBias), rows: N, inFeatures: D, outFeatures: D)
+        layerScaleResidualForward(
+            output: cache.residual.base, residual: x, branch: cache.attentionProjection.base,
+            gamma: P(o.gamma1), rows: N, cols: D)
+        layerNormForward(
+            output: cache.ln2.base, mean: cache.mean2.base, rstd: cache.rstd2.base,
+            input: cache.residual.base, weight: P(o.ln2Weight), bias: P(o.ln2Bias), rows: N, cols: D)
+        linearForward(
+            output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
+            bias: P(o.fc1Bias), rows: N, inFeatures: D, outFeatures: F)
+        geluForward(output: cache.ffnActivation.base, input: cache.ffnHidden.base, count: N * F)
+        linearForward(
+            output: cache.ffnOutput.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
+            bias: P(o.fc2Bias), rows: N, inFeatures: F, outFeatures: D)
+        layerScaleResidualForward(
+            output: cache.output.base, residual: cache.residual.base, branch: cache.ffnOutput.base,
+            gamma: P(o.gamma2), rows: N, cols: D)
+        return cache
+    }
+
+    /// The forward's calls in reverse. Takes `dy [N, D]`, returns `dx [N, D]` in `dInput`
+    /// (overwritten), accumulates parameter gradients.
+    func backward(
+        _ cache: Cache, dOutput dy: UnsafePointer<Float>, dInput dx: UnsafeMutablePointer<Float>,
+        batch B: Int, length T: Int, _ P: ParameterPointers, _ G: GradientPointers
+    ) {
+        let c = config
+        let o = offsets
+        let N = B * T
+        let D = c.hiddenSize
+        let F = c.ffnSize
+        let dResidual = Buffer(N * D)
+        let dBranch = Buffer(N * D)
+        let dHidden = Buffer(N * F)
+        let dActivation = Buffer(N * F)
+        let dNorm = Buffer(N * D)
+        let dQKV = Buffer(N * 3 * D)
+        let scratch = Buffer(2 * T * T)
+
+        // y = h + γ2 ⊙ ffnOutput
+        layerScaleResidualBackward(
+            dResidual: dResidual.base, dBranch: dBranch.base, dGamma: G(o.gamma2), dOutput: dy,
+            branch: cache.ffnOutput.base, gamma: P(o.gamma2), rows: N, cols: D)
+        linearBackward(
+            dInput: dActivation.base, dWeight: G(o.fc2Weight), dBias: G(o.fc2Bias),
+            dOutput: dBranch.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
+            rows: N, inFeatures: F, outFeatures: D)
+        geluBackward(dInput: dHidden.base, dOutput: dActivation.base, input: cache.ffnHidden.base, count: N * F)
+        linearBackward(
+            dInput: dNorm.base, dWeight: G(o.fc1Weight), dBias: G(o.fc1Bias),
+            dOutput: dHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
+            rows: N, inFeatures: D, outFeatures: F)
+        layerNormBackward(
+            dInput: dResidual.base, dWeight: G(o.ln2Weight), dBias: G(o.ln2Bias),
+            dOutput: dNorm.base, input: cache.residual.base, weight: P(o.ln2Weight),
+            mean: cache.mean2.base, rstd: cache.rstd2.base, rows: N, cols: D)
+        // h = x + γ1 ⊙ attentionProjection
+        dx.update(repeating: 0, count: N * D)
+        dBranch.zero()
+        layerScaleResidualBackward(
+            dResidual: dx, dBranch: dBranch.base, dGamma: G(o.gamma1), dOutput: dResidual.base,
+            branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: N, cols: D)
+        dNorm.zero()
+        let dAttention = dNorm  // reuse: [N, D]
+        linearBackward(
+            dInput: dAttention.base, dWeight: G(o.outWeight), dBias: G(o.outBias),
+            dOutput: dBranch.base, input: cache.attentionOutput.base, weight: P(o.outWeight),
+            rows: N, inFeatures: D, outFeatures: D)
+        attentionBackward(
+            dQKV: dQKV.base, dOutput: dAttention.base, qkv: cache.qkv.base,
+            probs: cache.attentionProbs.base, scratch: scratch.base,
+            batch: B, length: T, heads: c.numHeads, width: D)
+        let dLN1 = dBranch
+        dLN1.zero()
+        linearBackward(
+            dInput: dLN1.base, dWeight: G(o.qkvWeight), dBias: G(o.qkvBias),
+            dOutput: dQKV.base, input: cache.ln1.base, weight: P(o.qkvWeight),
+            rows: N, inFeatures: D, outFeatures: 3 * D)
+        layerNormBackward(
+            dInput: dx, dWeight: G(o.ln1Weight), dBias: G(o.ln1Bias),
+            dOutput: dLN1.base, input: cache.input.base, weight: P(o.ln1Weight),
+            mean: cache.mean1.base, rstd: cache.rstd1.base, rows: N, cols: D)
+    }
+}
+
+/// LayerScale residual: `y = residual + γ ⊙ branch` (γ per channel; official `gamma_1`, `gamma_2`).
+func layerScaleResidualForward(
+    output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>,
+    branch: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rows: Int, cols: Int
+) {
+    for r in 0..<rows {
+        let i = r * cols
+        for c in 0..<cols { output[i + c] = residual[i + c] + gamma[c] * branch[i + c] }
+    }
+}
+
+/// Backward of `layerScaleResidualForward`; **accumulates** `dResidual += dy`,
+/// `dBranch += γ ⊙ dy`, `dγ += Σ_rows dy ⊙ branch`.
+func layerScaleResidualBackward(
+    dResidual: UnsafeMutablePointer<Float>, dBranch: UnsafeMutablePointer<Float>,
+    dGamma: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>,
+    branch: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rows: Int, cols: Int
+) {
+    for r in 0..<rows {
+        let i = r * cols
+        for c in 0..<cols {
+            let d = dOutput[i + c]
+            dResidual[i + c] += d
+            dBranch[i + c] += gamma[c] * d
+            dGamma[c] += d * branch[i + c]
+        }
+    }
+}

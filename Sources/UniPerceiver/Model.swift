@@ -1,0 +1,328 @@
+import Foundation
+import Kernels
+
+/// A parameter buffer that does not fit the configuration.
+public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
+    case parameterCount(expected: Int, found: Int)
+    case badBatch(task: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .parameterCount(let expected, let found):
+            "model: parameter buffer holds \(found) values, the configuration needs \(expected)"
+        case .badBatch(let task, let reason): "model: \(task) batch: \(reason)"
+        }
+    }
+}
+
+/// A small dense Uni-Perceiver: one encoder shared by every task, for inputs and targets alike,
+/// trained by cosine similarity against encoded candidates (README.md; uniperceiver-model.md §2–4).
+///
+/// `forward(batch)` returns the loss and everything `backward` needs; `backward` accumulates the
+/// gradient of that loss into a buffer laid out like `parameters` (see `table`).
+public struct Model: Sendable {
+    public let config: ModelConfig
+    public let table: ParameterTable
+    /// All parameters, contiguous, in `table` order.
+    public var parameters: [Float]
+    let layout: ParameterLayout
+    let spatial: [Float]
+
+    /// A model with the paper's initialisation (uniperceiver-model.md §3 "Initialisation"): Linear
+    /// weights xavier-uniform (the fused QKV with the bound of one D×D matrix), biases 0, embedding
+    /// tables N(0, 0.02²), LayerNorm 1/0, γ = `layer_scale_init`, logit scales ln(1/0.07).
+    public init(config: ModelConfig, seed: UInt64) throws(ConfigError) {
+        try config.validate()
+        let (table, layout) = ParameterLayout.build(config)
+        var values = [Float](repeating: 0, count: table.totalCount)
+        var rng = SeededRNG(seed: seed)
+        let D = config.hiddenSize
+        for entry in table.entries {
+            let name = entry.name
+            func fill(_ f: (inout SeededRNG) -> Float) {
+                for i in entry.range { values[i] = f(&rng) }
+            }
+            if name.hasSuffix("residual_scale") {
+                fill { _ in config.layerScaleInit }
+            } else if name.hasPrefix("predictor.logit_scale") {
+                fill { _ in Float(log(1 / 0.07)) }
+            } else if name.contains("LayerNormModules") || name.contains("_norm.") || name.contains("ln_post") {
+                fill { _ in name.hasSuffix("weight") ? 1 : 0 }
+            } else if name.hasSuffix("bias") {
+                fill { _ in 0 }
+            } else if entry.shape.count == 2 && (name.hasPrefix("encoder.") || name.hasPrefix("predictor.")
+                || name == "video_embed.embeddings.weight")
+            {
+                let fanOut = name.hasSuffix("qkv_proj.weight") ? D : entry.shape[0]
+                let bound = Float((6.0 / Double(fanOut + entry.shape[1])).squareRoot())
+                fill { (2 * $0.nextFloat() - 1) * bound }
+            } else {
+                fill { Float($0.nextGaussian() * 0.02) }
+            }
+        }
+        self.init(validated: config, table: table, layout: layout, parameters: values)
+    }
+
+    /// A model over given parameter values (from a checkpoint), laid out as `table`.
+    public init(config: ModelConfig, parameters: [Float]) throws(ModelError) {
+        do { try config.validate() } catch { throw .badBatch(task: "config", reason: error.description) }
+        let (table, layout) = ParameterLayout.build(config)
+        guard parameters.count == table.totalCount else {
+            throw .parameterCount(expected: table.totalCount, found: parameters.count)
+        }
+        self.init(validated: config, table: table, layout: layout, parameters: parameters)
+    }
+
+    private init(validated config: ModelConfig, table: ParameterTable, layout: ParameterLayout, parameters: [Float]) {
+        self.config = config
+        self.table = table
+        self.layout = layout
+        self.parameters = parameters
+        self.spatial = spatialPositionTable(config)
+    }
+
+    /// The parameter table of a configuration, without building a model.
+    public static func parameterTable(for config: ModelConfig) -> ParameterTable {
+        ParameterLayout.build(config).0
+    }
+
+    var encoder: Encoder {
+        Encoder(
+            embedding: Embedding(config: config, layout: layout, spatial: spatial),
+            blocks: layout.layers.map { EncoderBlock(config: config, offsets: $0) })
+    }
+
+    var head: FeatureHead { FeatureHead(config: config, layout: layout) }
+
+    /// Loss and gradient of one batch in a fresh buffer (`table` layout).
+    public func lossAndGradient(_ batch: Batch) throws(ModelError) -> (loss: Double, gradient: [Float]) {
+        let pass = try forward(batch)
+        var gradient = [Float](repeating: 0, count: parameters.count)
+        backward(pass, into: &gradient)
+        return (pass.loss, gradient)
+    }
+
+    /// The loss of one batch without keeping what backward needs beyond this call.
+    public func loss(_ batch: Batch) throws(ModelError) -> Double { try forward(batch).loss }
+}
+
+/// Everything one task's forward produced that its backward needs.
+public final class ForwardPass {
+    public let task: TaskKind
+    /// The task loss (mean as README.md "Task losses" defines it).
+    public let loss: Double
+    let inputPass: Encoder.Pass
+    let candidatePass: Encoder.Pass
+    let inputHead: FeatureHead.Cache
+    let candidateHead: FeatureHead.Cache
+    let logits: CosineLogits
+    let targets: [Int]
+    let probs: Buffer
+    /// Retrieval only: softmax over columns (text→image), stored transposed `[K, R]`.
+    let columnProbs: Buffer?
+    let labelSmoothing: Float
+    let counted: Int
+
+    init(
+        task: TaskKind, loss: Double, inputPass: Encoder.Pass, candidatePass: Encoder.Pass,
+        inputHead: FeatureHead.Cache, candidateHead: FeatureHead.Cache, logits: CosineLogits,
+        targets: [Int], probs: Buffer, columnProbs: Buffer?, labelSmoothing: Float, counted: Int
+    ) {
+        self.task = task
+        self.loss = loss
+        self.inputPass = inputPass
+        self.candidatePass = candidatePass
+        self.inputHead = inputHead
+        self.candidateHead = candidateHead
+        self.logits = logits
+        self.targets = targets
+        self.probs = probs
+        self.columnProbs = columnProbs
+        self.labelSmoothing = labelSmoothing
+        self.counted = counted
+    }
+}
+
+extension Model {
+    /// Runs one task's forward: encodes the inputs and the candidates with the same encoder, takes the
+    /// feature rows, and scores them with the scaled cosine and the task's cross-entropy.
+    public func forward(_ batch: Batch) throws(ModelError) -> ForwardPass {
+        try check(batch)
+        let c = config
+        let inputs: SequenceBatch
+        let candidates: SequenceBatch
+        var inputRows: [Int] = []
+        var candidateRows: [Int] = []
+        var targets: [Int] = []
+        var smoothing: Float = 0
+        switch batch {
+        case .imageClassification(let images, let labels, let classNames):
+            inputs = .images(images, config: c)
+            candidates = .texts(classNames, config: c)
+            inputRows = (0..<labels.count).map { $0 * inputs.length }
+            candidateRows = (0..<classNames.count).map { $0 * candidates.length }
+            targets = labels
+            smoothing = 0.1
+        case .mlm(let tokens, let labels):
+            inputs = .texts(tokens, config: c)
+            candidates = .vocabulary(config: c)
+            for (b, row) in labels.enumerated() {
+                for (t, label) in row.enumerated() where label >= 0 {
+                    inputRows.append(b * inputs.length + 1 + t)
+                    targets.append(label)
+                }
+            }
+            candidateRows = (0..<c.vocabSize).map { $0 * candidates.length }
+        case .captioning(let images, let captions):
+            inputs = .captions(images, captions, config: c)
+            candidates = .vocabulary(config: c)
+            let T = captions.map(\.count).max() ?? 0
+            let queries = 1 + c.patchCount + T
+            for (b, caption) in captions.enumerated() {
+                for (t, token) in caption.enumerated() {
+                    inputRows.append(b * inputs.length + queries + t)
+                    targets.append(token)
+                }
+            }
+            candidateRows = (0..<c.vocabSize).map { $0 * candidates.length }
+        case .retrieval(let images, let captions):
+            inputs = .images(images, config: c)
+            candidates = .texts(captions, config: c)
+            inputRows = (0..<captions.count).map { $0 * inputs.length }
+            candidateRows = (0..<captions.count).map { $0 * candidates.length }
+            targets = Array(0..<captions.count)
+            smoothing = 0.1
+        }
+        let task = batch.task
+        let D = c.hiddenSize
+        return parameters.withUnsafeBufferPointer { values in
+            let P = ParameterPointers(values: values.baseAddress!)
+            let encoder = self.encoder
+            let head = self.head
+            let inputPass = encoder.forward(inputs, P)
+            let candidatePass = encoder.forward(candidates, P)
+            let inputHead = head.forward(inputPass.output, rows: inputRows, P)
+            let candidateHead = head.forward(candidatePass.output, rows: candidateRows, P)
+            let R = inputRows.count
+            let K = candidateRows.count
+            let logits = CosineLogits(
+                inputHead.unit.base, candidateHead.unit.base, inputs: R, candidates: K, width: D,
+                logScale: P(layout.logitScale[task]!)[0])
+            let probs = Buffer(R * K)
+            var (lossSum, counted) = targets.withUnsafeBufferPointer { t in
+                crossEntropyForward(
+                    probs: probs.base, logits: logits.logits.base, targets: t.baseAddress!,
+                    rows: R, classes: K, labelSmoothing: smoothing)
+            }
+            var loss = counted > 0 ? lossSum / Double(counted) : 0
+            var columnProbs: Buffer? = nil
+            if task == .retrieval {
+                // Text→image: the same logits read by columns.
+                let transposed = Buffer(K * R)
+                for r in 0..<R { for k in 0..<K { transposed.base[k * R + r] = logits.logits.base[r * K + k] } }
+                let columns = Buffer(K * R)
+                let (columnSum, columnCount) = targets.withUnsafeBufferPointer { t in
+                    crossEntropyForward(
+                        probs: columns.base, logits: transposed.base, targets: t.baseAddress!,
+                        rows: K, classes: R, labelSmoothing: smoothing)
+                }
+                loss += columnSum / Double(columnCount)
+                lossSum += columnSum
+                counted = columnCount
+                columnProbs = columns
+            }
+            return ForwardPass(
+                task: task, loss: loss, inputPass: inputPass, candidatePass: candidatePass,
+                inputHead: inputHead, candidateHead: candidateHead, logits: logits, targets: targets,
+                probs: probs, columnProbs: columnProbs, labelSmoothing: smoothing, counted: counted)
+        }
+    }
+
+    /// The forward in reverse: cross-entropy → scaled cosine → feature heads → both encoder passes
+    /// → embeddings. **Accumulates** into `gradients` (`table` layout).
+    public func backward(_ pass: ForwardPass, into gradients: inout [Float]) {
+        precondition(gradients.count == parameters.count, "Model.backward: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
+        let D = config.hiddenSize
+        let R = pass.logits.inputs
+        let K = pass.logits.candidates
+        guard pass.counted > 0 else { return }
+        parameters.withUnsafeBufferPointer { values in
+            gradients.withUnsafeMutableBufferPointer { grads in
+                let P = ParameterPointers(values: values.baseAddress!)
+                let G = GradientPointers(values: grads.baseAddress!)
+                // The loss is a mean over counted rows: seed dLoss/dℓ_r = 1/counted.
+                let dLogits = Buffer(R * K)
+                pass.targets.withUnsafeBufferPointer { t in
+                    crossEntropyBackward(
+                        dLogits: dLogits.base, probs: pass.probs.base, targets: t.baseAddress!,
+                        scale: 1 / Float(pass.counted), rows: R, classes: K,
+                        labelSmoothing: pass.labelSmoothing)
+                    if let columns = pass.columnProbs {
+                        let dColumns = Buffer(K * R)
+                        crossEntropyBackward(
+                            dLogits: dColumns.base, probs: columns.base, targets: t.baseAddress!,
+                            scale: 1 / Float(pass.counted), rows: K, classes: R,
+                            labelSmoothing: pass.labelSmoothing)
+                        for r in 0..<R { for k in 0..<K { dLogits.base[r * K + k] += dColumns.base[k * R + r] } }
+                    }
+                }
+                let dInputUnit = Buffer(R * D)
+                let dCandidateUnit = Buffer(K * D)
+                pass.logits.backward(
+                    dLogits: dLogits.base, u: pass.inputHead.unit.base, v: pass.candidateHead.unit.base,
+                    width: D, dU: dInputUnit.base, dV: dCandidateUnit.base,
+                    dLogScale: G(layout.logitScale[pass.task]!))
+                let head = self.head
+                let encoder = self.encoder
+                let dInputHidden = Buffer(pass.inputPass.sequences.tokenCount * D)
+                let dCandidateHidden = Buffer(pass.candidatePass.sequences.tokenCount * D)
+                head.backward(pass.candidateHead, dUnit: dCandidateUnit.base, dHidden: dCandidateHidden.base, P, G)
+                head.backward(pass.inputHead, dUnit: dInputUnit.base, dHidden: dInputHidden.base, P, G)
+                encoder.backward(pass.candidatePass, dOutput: dCandidateHidden, P, G)
+                encoder.backward(pass.inputPass, dOutput: dInputHidden, P, G)
+            }
+        }
+    }
+
+    /// Batch checks that would otherwise index out of range (ids, lengths, image shape).
+    func check(_ batch: Batch) throws(ModelError) {
+        let c = config
+        let name = batch.task.rawValue
+        func checkImages(_ images: Tensor, count: Int) throws(ModelError) {
+            let expected = [count, c.channels, c.imageSize, c.imageSize]
+            if images.shape != expected {
+                throw .badBatch(task: name, reason: "images have shape \(images.shape), the model needs \(expected)")
+            }
+        }
+        func checkTexts(_ texts: [[Int]], extra: Int = 0) throws(ModelError) {
+            for text in texts {
+                if text.isEmpty { throw .badBatch(task: name, reason: "empty token sequence") }
+                if text.count + extra > c.maxTextLength {
+                    throw .badBatch(task: name, reason: "text of \(text.count) tokens exceeds max_text_length \(c.maxTextLength)")
+                }
+                if let bad = text.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                    throw .badBatch(task: name, reason: "token id \(bad) outside the vocabulary 0..<\(c.vocabSize)")
+                }
+            }
+        }
+        switch batch {
+        case .imageClassification(let images, let labels, let classNames):
+            try checkImages(images, count: labels.count)
+            try checkTexts(classNames)
+            if let bad = labels.first(where: { $0 < 0 || $0 >= classNames.count }) {
+                throw .badBatch(task: name, reason: "label \(bad) outside 0..<\(classNames.count)")
+            }
+        case .mlm(let tokens, let labels):
+            try checkTexts(tokens)
+            if labels.count != tokens.count || zip(tokens, labels).contains(where: { $0.count != $1.count }) {
+                throw .badBatch(task: name, reason: "labels do not match the token sequences")
+            }
+            if let bad = labels.joined().first(where: { $0 < -1 || $0 >= c.vocabSize }) {
+                throw .badBatch(task: name, reason: "label \(bad) outside the vocabulary")
+            }
+        case .captioning(let images, let captions), .retrieval(let images, let captions):
+            try checkImages(images, count: captions.count)
+            try checkTexts(captions)
+        }
+    }
+}

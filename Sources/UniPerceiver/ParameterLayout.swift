@@ -1,0 +1,113 @@
+/// Offsets of one encoder layer's parameters in the contiguous buffer.
+struct LayerOffsets: Sendable {
+    let ln1Weight, ln1Bias: Int
+    let qkvWeight, qkvBias: Int
+    let outWeight, outBias: Int
+    let gamma1: Int
+    let ln2Weight, ln2Bias: Int
+    let fc1Weight, fc1Bias: Int
+    let fc2Weight, fc2Bias: Int
+    let gamma2: Int
+}
+
+/// Offsets of every parameter the forward and backward touch, resolved once from the table.
+struct ParameterLayout: Sendable {
+    let patchWeight, patchBias, temporal: Int
+    let wordEmbedding, positionEmbedding, typeEmbedding: Int
+    let embedNormWeight, embedNormBias: Int
+    let layers: [LayerOffsets]
+    let postNormWeight, postNormBias: Int
+    let projWeight, projBias: Int
+    /// `predictor.logit_scale_*`, one per task family.
+    let logitScale: [TaskKind: Int]
+
+    /// Builds the table in the documented order (README.md, "Parameters") and resolves offsets.
+    static func build(_ c: ModelConfig) -> (ParameterTable, ParameterLayout) {
+        var t = ParameterTable()
+        let D = c.hiddenSize
+        let F = c.ffnSize
+        let video = NamePrefix(["video_embed"])
+        t.add(video.push("embeddings").name("weight"), [D, c.patchFeatures])
+        t.add(video.push("embeddings").name("bias"), [D])
+        t.add(video.push("embeddings_st_pos").name("temporal_pos_embed"), [1, D])
+        let token = NamePrefix(["token_embed"])
+        t.add(token.push("embeddings").name("weight"), [c.vocabSize, D])
+        t.add(token.push("embeddings_pos").push("position_embeddings").name("weight"), [c.maxTextLength, D])
+        t.add(token.push("embeddings_token_type").name("weight"), [2, D])
+        t.add(token.push("embeddings_norm").name("weight"), [D])
+        t.add(token.push("embeddings_norm").name("bias"), [D])
+        var layerPrefixes: [NamePrefix] = []
+        for n in 0..<c.numLayers {
+            let l = NamePrefix(["encoder", "layers", String(n)])
+            layerPrefixes.append(l)
+            t.add(l.push("LayerNormModules").push("0").name("weight"), [D])
+            t.add(l.push("LayerNormModules").push("0").name("bias"), [D])
+            let qkv = l.push("attention").push("self").push("qkv_proj")
+            t.add(qkv.name("weight"), [3 * D, D])
+            t.add(qkv.name("bias"), [3 * D])
+            let out = l.push("attention").push("output").push("dense")
+            t.add(out.name("weight"), [D, D])
+            t.add(out.name("bias"), [D])
+            t.add(l.push("attention_output").name("residual_scale"), [D])
+            t.add(l.push("LayerNormModules").push("1").name("weight"), [D])
+            t.add(l.push("LayerNormModules").push("1").name("bias"), [D])
+            t.add(l.push("ffn").push("dense").name("weight"), [F, D])
+            t.add(l.push("ffn").push("dense").name("bias"), [F])
+            t.add(l.push("ffn").push("dense2").name("weight"), [D, F])
+            t.add(l.push("ffn").push("dense2").name("bias"), [D])
+            t.add(l.push("ffn_output").name("residual_scale"), [D])
+        }
+        let predictor = NamePrefix(["predictor"])
+        t.add(predictor.push("ln_post").name("weight"), [D])
+        t.add(predictor.push("ln_post").name("bias"), [D])
+        t.add(predictor.push("proj").name("weight"), [D, D])
+        t.add(predictor.push("proj").name("bias"), [D])
+        for task in TaskKind.allCases { t.add(predictor.name(logitScaleName(task)), [1]) }
+
+        let layers = layerPrefixes.map { l in
+            LayerOffsets(
+                ln1Weight: t.offset(l.push("LayerNormModules").push("0").name("weight")),
+                ln1Bias: t.offset(l.push("LayerNormModules").push("0").name("bias")),
+                qkvWeight: t.offset(l.push("attention").push("self").push("qkv_proj").name("weight")),
+                qkvBias: t.offset(l.push("attention").push("self").push("qkv_proj").name("bias")),
+                outWeight: t.offset(l.push("attention").push("output").push("dense").name("weight")),
+                outBias: t.offset(l.push("attention").push("output").push("dense").name("bias")),
+                gamma1: t.offset(l.push("attention_output").name("residual_scale")),
+                ln2Weight: t.offset(l.push("LayerNormModules").push("1").name("weight")),
+                ln2Bias: t.offset(l.push("LayerNormModules").push("1").name("bias")),
+                fc1Weight: t.offset(l.push("ffn").push("dense").name("weight")),
+                fc1Bias: t.offset(l.push("ffn").push("dense").name("bias")),
+                fc2Weight: t.offset(l.push("ffn").push("dense2").name("weight")),
+                fc2Bias: t.offset(l.push("ffn").push("dense2").name("bias")),
+                gamma2: t.offset(l.push("ffn_output").name("residual_scale")))
+        }
+        var scales: [TaskKind: Int] = [:]
+        for task in TaskKind.allCases { scales[task] = t.offset(predictor.name(logitScaleName(task))) }
+        let layout = ParameterLayout(
+            patchWeight: t.offset("video_embed.embeddings.weight"),
+            patchBias: t.offset("video_embed.embeddings.bias"),
+            temporal: t.offset("video_embed.embeddings_st_pos.temporal_pos_embed"),
+            wordEmbedding: t.offset("token_embed.embeddings.weight"),
+            positionEmbedding: t.offset("token_embed.embeddings_pos.position_embeddings.weight"),
+            typeEmbedding: t.offset("token_embed.embeddings_token_type.weight"),
+            embedNormWeight: t.offset("token_embed.embeddings_norm.weight"),
+            embedNormBias: t.offset("token_embed.embeddings_norm.bias"),
+            layers: layers,
+            postNormWeight: t.offset("predictor.ln_post.weight"),
+            postNormBias: t.offset("predictor.ln_post.bias"),
+            projWeight: t.offset("predictor.proj.weight"),
+            projBias: t.offset("predictor.proj.bias"),
+            logitScale: scales)
+        return (t, layout)
+    }
+
+    /// `logit_scale_img_cls`, `…_text_mlm`, `…_caption`, `…_retrieve` (official `TEMP_NAME`s).
+    static func logitScaleName(_ task: TaskKind) -> String {
+        switch task {
+        case .imageClassification: "logit_scale_img_cls"
+        case .mlm: "logit_scale_text_mlm"
+        case .captioning: "logit_scale_caption"
+        case .retrieval: "logit_scale_retrieve"
+        }
+    }
+}
