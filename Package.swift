@@ -8,9 +8,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "interference", targets: ["InterferenceCLI"]),
-        .library(name: "UniPerceiver", targets: ["UniPerceiver"]),
-        .library(name: "Interference", targets: ["Interference"]),
-        .library(name: "Reporter", targets: ["Reporter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -55,6 +52,8 @@ let package = Package(
             exclude: ["Snapshots"]),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "UniPerceiver", "Storage", "TestSupport"]),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "UniPerceiver", "Storage", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -241,6 +241,18 @@ extension Model {
     /// The forward in reverse: cross-entropy → scaled cosine → feature heads → both encoder passes
     /// → embeddings. **Accumulates** into `gradients` (`table` layout).
     public func backward(_ pass: ForwardPass, into gradients: inout [Float]) {
+        backward(pass, into: &gradients, ablation: .none)
+    }
+
+    /// A deliberately broken backward, so tests can show that the gradient checks catch a dropped
+    /// term (house style: a check must be able to fail).
+    enum BackwardAblation {
+        case none
+        /// Treat the encoded candidates as constants (the "detached targets" bug of §2.5).
+        case detachTargets
+    }
+
+    func backward(_ pass: ForwardPass, into gradients: inout [Float], ablation: BackwardAblation) {
         precondition(gradients.count == parameters.count, "Model.backward: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
         let D = config.hiddenSize
         let R = pass.logits.inputs
@@ -276,10 +288,12 @@ extension Model {
                 let encoder = self.encoder
                 let dInputHidden = Buffer(pass.inputPass.sequences.tokenCount * D)
                 let dCandidateHidden = Buffer(pass.candidatePass.sequences.tokenCount * D)
-                head.backward(pass.candidateHead, dUnit: dCandidateUnit.base, dHidden: dCandidateHidden.base, P, G)
                 head.backward(pass.inputHead, dUnit: dInputUnit.base, dHidden: dInputHidden.base, P, G)
-                encoder.backward(pass.candidatePass, dOutput: dCandidateHidden, P, G)
                 encoder.backward(pass.inputPass, dOutput: dInputHidden, P, G)
+                if ablation != .detachTargets {
+                    head.backward(pass.candidateHead, dUnit: dCandidateUnit.base, dHidden: dCandidateHidden.base, P, G)
+                    encoder.backward(pass.candidatePass, dOutput: dCandidateHidden, P, G)
+                }
             }
         }
     }
