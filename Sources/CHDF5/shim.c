@@ -1,4 +1,5 @@
 #include "chdf5.h"
+#include <string.h>
 
 hid_t chdf5_native_float(void) { return H5T_NATIVE_FLOAT; }
 hid_t chdf5_native_double(void) { return H5T_NATIVE_DOUBLE; }
@@ -15,3 +16,30 @@ unsigned chdf5_f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 unsigned chdf5_f_acc_excl(void) { return H5F_ACC_EXCL; }
 hsize_t chdf5_s_unlimited(void) { return H5S_UNLIMITED; }
 void chdf5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+hid_t chdf5_p_default(void) { return H5P_DEFAULT; }
+hid_t chdf5_s_all(void) { return H5S_ALL; }
+size_t chdf5_t_variable(void) { return H5T_VARIABLE; }
+
+typedef struct {
+    char *buffer;
+    size_t size;
+    int found;
+} chdf5_error_context;
+
+/* Walking upward, entry 0 is the innermost (most specific) error. */
+static herr_t chdf5_error_walker(unsigned n, const H5E_error2_t *error, void *data) {
+    chdf5_error_context *context = (chdf5_error_context *)data;
+    if (n == 0 && error != NULL && error->desc != NULL && context->size > 0) {
+        strncpy(context->buffer, error->desc, context->size - 1);
+        context->buffer[context->size - 1] = '\0';
+        context->found = 1;
+    }
+    return 0;
+}
+
+int chdf5_last_error(char *buffer, size_t size) {
+    chdf5_error_context context = {buffer, size, 0};
+    if (size > 0) buffer[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, chdf5_error_walker, &context);
+    return context.found;
+}

@@ -1,4 +1,43 @@
 import CHDF5
+import Foundation
+
+/// Process-wide access to libhdf5.
+///
+/// The distribution builds of libhdf5 are not thread-safe, and Swift Testing (or a probe writing
+/// from several tasks) calls in from many threads, so every wrapper call runs under one recursive
+/// lock. The first call also turns off HDF5's own error printing: failures are reported as
+/// ``StorageError`` values carrying HDF5's innermost message instead.
+enum HDF5Library {
+    private static let lock = NSRecursiveLock()
+    private static let initialized: Bool = {
+        chdf5_silence_errors()
+        return true
+    }()
+
+    /// Runs `body` while holding the library lock.
+    static func locked<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = initialized
+        return try body()
+    }
+
+    /// Non-throwing variant.
+    static func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = initialized
+        return body()
+    }
+
+    /// HDF5's most specific message for the error that just happened ("" if none).
+    static func lastError() -> String {
+        var buffer = [CChar](repeating: 0, count: 512)
+        _ = chdf5_last_error(&buffer, buffer.count)
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
 
 /// Kept until InterferenceCLI/main.swift (the package skeleton's link check) stops calling it.
 public func _hdf5Probe() -> Int64 { Int64(chdf5_native_float()) }

@@ -18,6 +18,13 @@ unsigned chdf5_f_acc_rdwr(void);
 unsigned chdf5_f_acc_trunc(void);
 unsigned chdf5_f_acc_excl(void);
 hsize_t chdf5_s_unlimited(void);
+hid_t chdf5_p_default(void);
+hid_t chdf5_s_all(void);
+/// H5T_VARIABLE: the size that makes a string type variable-length.
+size_t chdf5_t_variable(void);
 /// Turns off HDF5's automatic error-stack printing; our wrapper reports errors itself.
 void chdf5_silence_errors(void);
+/// Copies the most specific message of the current thread's HDF5 error stack into `buffer`
+/// (NUL-terminated, truncated to `size`); returns 1 if there was one, 0 otherwise.
+int chdf5_last_error(char *buffer, size_t size);
 #endif

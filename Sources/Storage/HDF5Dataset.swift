@@ -1,0 +1,265 @@
+import CHDF5
+import Kernels
+
+/// Numeric datasets: whole reads and writes, and chunked datasets written and read by rows.
+///
+/// A "row" is one index of the first dimension (for shape `[R, P]`, a row is `P` values); row
+/// reads and writes are hyperslab selections, so a gradient spill of `[T·N, P]` can be filled and
+/// read back block by block without holding it in memory.
+extension HDF5File {
+    /// Writes `values` (row-major, `shape.product` of them) as a dataset at `path`, creating
+    /// missing parent groups and replacing any dataset already there. `shape == []` writes a scalar.
+    /// - Throws: `.outOfRange` if the count does not match the shape; `.hdf5` if HDF5 fails.
+    public func write<T: HDF5Element>(_ values: [T], shape: [Int], to path: String) throws(StorageError) {
+        try HDF5Library.locked { () throws(StorageError) in
+            let p = Self.normalize(path)
+            try requireWritable(p)
+            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
+                throw StorageError.outOfRange(
+                    file: name, path: p, reason: "shape \(shape) does not hold \(values.count) values")
+            }
+            try removeIfPresent(p)
+            let dataset = try createDataset(p, type: T.hdf5Type, shape: shape, maxShape: nil, chunk: nil)
+            defer { H5Dclose(dataset) }
+            if values.isEmpty { return }
+            let status = values.withUnsafeBytes {
+                H5Dwrite(dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)
+            }
+            guard status >= 0 else { throw failure("write dataset", p) }
+        }
+    }
+
+    /// Writes a float32 tensor as a dataset at `path` (see ``write(_:shape:to:)``).
+    public func write(_ tensor: Tensor, to path: String) throws(StorageError) {
+        try write(tensor.data, shape: tensor.shape, to: path)
+    }
+
+    /// Reads a whole numeric dataset, converting to `T` within its class (float ↔ float, int ↔ int).
+    /// - Throws: `.missingDataset`; `.wrongType` for a string dataset or across classes; `.hdf5`.
+    public func read<T: HDF5Element>(_ path: String, as type: T.Type = T.self) throws(StorageError) -> HDF5Array<T> {
+        try HDF5Library.locked { () throws(StorageError) -> HDF5Array<T> in
+            let p = Self.normalize(path)
+            let dataset = try openDataset(p)
+            defer { H5Dclose(dataset) }
+            try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
+            let space = H5Dget_space(dataset)
+            guard space >= 0 else { throw failure("read the shape of", p) }
+            defer { H5Sclose(space) }
+            let shape = try dimensions(ofSpace: space, path: p)
+            var values = [T](repeating: T.hdf5Zero, count: shape.reduce(1, *))
+            if values.isEmpty { return HDF5Array(shape: shape, values: values) }
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)
+            }
+            guard status >= 0 else { throw failure("read dataset", p) }
+            return HDF5Array(shape: shape, values: values)
+        }
+    }
+
+    /// Reads a floating-point dataset as a `Tensor` (float64 is rounded to Float).
+    public func readTensor(_ path: String) throws(StorageError) -> Tensor {
+        let array = try read(path, as: Float.self)
+        return Tensor(shape: array.shape, data: array.values)
+    }
+
+    /// The shape of the dataset at `path` (`[]` for a scalar).
+    /// - Throws: `.missingDataset`, `.wrongType` for a group.
+    public func shape(of path: String) throws(StorageError) -> [Int] {
+        try HDF5Library.locked { () throws(StorageError) -> [Int] in
+            let p = Self.normalize(path)
+            let dataset = try openDataset(p)
+            defer { H5Dclose(dataset) }
+            let space = H5Dget_space(dataset)
+            guard space >= 0 else { throw failure("read the shape of", p) }
+            defer { H5Sclose(space) }
+            return try dimensions(ofSpace: space, path: p)
+        }
+    }
+
+    /// Creates an empty chunked dataset of rank ≥ 1 to be filled by ``writeRows(_:at:to:)`` or
+    /// ``appendRows(_:to:)``; unwritten elements read as 0. Replaces any dataset at `path`.
+    ///
+    /// - Parameters:
+    ///   - shape: initial shape; `shape[0]` rows (may be 0 when `extendible`).
+    ///   - chunkRows: rows per chunk (the chunk spans the other dimensions whole). One row per
+    ///     chunk suits row-at-a-time access (the probe's gradient rows).
+    ///   - extendible: allow ``appendRows(_:to:)`` to grow the first dimension without limit.
+    /// - Throws: `.outOfRange` for a bad shape or chunk size; `.hdf5`.
+    public func createDataset<T: HDF5Element>(
+        _ path: String, of type: T.Type, shape: [Int], chunkRows: Int = 1, extendible: Bool = false
+    ) throws(StorageError) {
+        try HDF5Library.locked { () throws(StorageError) in
+            let p = Self.normalize(path)
+            try requireWritable(p)
+            guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }), chunkRows >= 1,
+                shape.dropFirst().allSatisfy({ $0 >= 1 })
+            else {
+                throw StorageError.outOfRange(
+                    file: name, path: p,
+                    reason: "cannot chunk shape \(shape) by \(chunkRows) rows (rank ≥ 1, inner dimensions ≥ 1)")
+            }
+            try removeIfPresent(p)
+            var maxShape = shape.map { hsize_t($0) }
+            if extendible { maxShape[0] = chdf5_s_unlimited() }
+            let chunk = [extendible ? chunkRows : min(chunkRows, max(shape[0], 1))] + shape.dropFirst()
+            let dataset = try createDataset(p, type: T.hdf5Type, shape: shape, maxShape: maxShape, chunk: chunk)
+            H5Dclose(dataset)
+        }
+    }
+
+    /// Writes whole rows starting at `firstRow`; `values.count` must be a multiple of the row length.
+    /// - Throws: `.outOfRange` if the rows do not fit the dataset's current shape; `.missingDataset`; `.hdf5`.
+    public func writeRows<T: HDF5Element>(_ values: [T], at firstRow: Int, to path: String) throws(StorageError) {
+        try HDF5Library.locked { () throws(StorageError) in
+            let p = Self.normalize(path)
+            try requireWritable(p)
+            let dataset = try openDataset(p)
+            defer { H5Dclose(dataset) }
+            try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
+            try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true) { memory, file in
+                values.withUnsafeBytes {
+                    H5Dwrite(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                }
+            }
+        }
+    }
+
+    /// Appends whole rows to an extendible dataset (see ``createDataset(_:of:shape:chunkRows:extendible:)``)
+    /// and returns the index of the first appended row.
+    /// - Throws: `.outOfRange` if `values.count` is not a multiple of the row length; `.hdf5` if
+    ///   the dataset is not extendible.
+    @discardableResult
+    public func appendRows<T: HDF5Element>(_ values: [T], to path: String) throws(StorageError) -> Int {
+        try HDF5Library.locked { () throws(StorageError) -> Int in
+            let p = Self.normalize(path)
+            try requireWritable(p)
+            let dataset = try openDataset(p)
+            defer { H5Dclose(dataset) }
+            try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
+            let space = H5Dget_space(dataset)
+            guard space >= 0 else { throw failure("read the shape of", p) }
+            let shape = try dimensions(ofSpace: space, path: p)
+            H5Sclose(space)
+            let rowLength = shape.dropFirst().reduce(1, *)
+            guard !shape.isEmpty, rowLength > 0, values.count % rowLength == 0 else {
+                throw StorageError.outOfRange(
+                    file: name, path: p, reason: "\(values.count) values are not whole rows of shape \(shape)")
+            }
+            let firstRow = shape[0]
+            let newDims = [hsize_t(firstRow + values.count / rowLength)] + shape.dropFirst().map { hsize_t($0) }
+            guard H5Dset_extent(dataset, newDims) >= 0 else { throw failure("extend (is it extendible?)", p) }
+            try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true) { memory, file in
+                values.withUnsafeBytes {
+                    H5Dwrite(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                }
+            }
+            return firstRow
+        }
+    }
+
+    /// Reads the rows `rows` (a range of the first dimension) of a dataset of rank ≥ 1.
+    /// The result has shape `[rows.count] + shape.dropFirst()`.
+    /// - Throws: `.outOfRange` if the range is outside the dataset; `.missingDataset`; `.wrongType`; `.hdf5`.
+    public func readRows<T: HDF5Element>(
+        _ rows: Range<Int>, from path: String, as type: T.Type = T.self
+    ) throws(StorageError) -> HDF5Array<T> {
+        try HDF5Library.locked { () throws(StorageError) -> HDF5Array<T> in
+            let p = Self.normalize(path)
+            let dataset = try openDataset(p)
+            defer { H5Dclose(dataset) }
+            try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
+            let space = H5Dget_space(dataset)
+            guard space >= 0 else { throw failure("read the shape of", p) }
+            let shape = try dimensions(ofSpace: space, path: p)
+            H5Sclose(space)
+            guard !shape.isEmpty else {
+                throw StorageError.outOfRange(file: name, path: p, reason: "a scalar dataset has no rows")
+            }
+            let rowLength = shape.dropFirst().reduce(1, *)
+            var values = [T](repeating: T.hdf5Zero, count: rows.count * rowLength)
+            try transferRows(dataset, path: p, firstRow: rows.lowerBound, count: values.count, write: false) {
+                memory, file in
+                values.withUnsafeMutableBytes {
+                    H5Dread(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                }
+            }
+            return HDF5Array(shape: [rows.count] + shape.dropFirst(), values: values)
+        }
+    }
+
+    // MARK: Internals (callers hold the lock)
+
+    func createDataset(
+        _ p: String, type: HDF5ElementType, shape: [Int], maxShape: [hsize_t]?, chunk: [Int]?
+    ) throws(StorageError) -> hid_t {
+        let space = try dataspace(shape, maxShape: maxShape, path: p)
+        defer { H5Sclose(space) }
+        let lcpl = try intermediateGroupsList(p)
+        defer { H5Pclose(lcpl) }
+        let dcpl = H5Pcreate(chdf5_p_dataset_create())
+        guard dcpl >= 0 else { throw failure("set up dataset creation for", p) }
+        defer { H5Pclose(dcpl) }
+        if let chunk {
+            let dims = chunk.map { hsize_t($0) }
+            guard H5Pset_chunk(dcpl, Int32(dims.count), dims) >= 0 else { throw failure("set chunking \(chunk) on", p) }
+        }
+        let dataset = H5Dcreate2(try openID(p), p, type.nativeType, space, lcpl, dcpl, chdf5_p_default())
+        guard dataset >= 0 else { throw failure("create dataset", p) }
+        return dataset
+    }
+
+    /// `.wrongType` unless the dataset's stored class (float/integer) matches `wanted`'s.
+    func checkClass(of dataset: hid_t, path: String, wanted: HDF5ElementType) throws(StorageError) {
+        let fileType = H5Dget_type(dataset)
+        guard fileType >= 0 else { throw failure("read the type of", path) }
+        defer { H5Tclose(fileType) }
+        let typeClass = H5Tget_class(fileType)
+        let stored: String
+        switch typeClass {
+        case H5T_FLOAT: stored = "floating-point"
+        case H5T_INTEGER: stored = "integer"
+        case H5T_STRING: stored = "string"
+        default: stored = "another HDF5 type class"
+        }
+        let expected = wanted.isFloatingPoint ? "floating-point" : "integer"
+        guard stored == expected else {
+            throw StorageError.wrongType(
+                file: name, name: path, expected: "\(expected) data (\(wanted.rawValue))", found: "\(stored) data")
+        }
+    }
+
+    /// Selects rows `[firstRow, firstRow + count/rowLength)` in the file and a matching memory
+    /// space, then runs `transfer(memorySpace, fileSpace)`.
+    private func transferRows(
+        _ dataset: hid_t, path p: String, firstRow: Int, count: Int, write: Bool,
+        _ transfer: (hid_t, hid_t) -> herr_t
+    ) throws(StorageError) {
+        let fileSpace = H5Dget_space(dataset)
+        guard fileSpace >= 0 else { throw failure("read the shape of", p) }
+        defer { H5Sclose(fileSpace) }
+        let shape = try dimensions(ofSpace: fileSpace, path: p)
+        let rowLength = shape.dropFirst().reduce(1, *)
+        guard !shape.isEmpty, rowLength > 0, count % rowLength == 0 else {
+            throw StorageError.outOfRange(
+                file: name, path: p, reason: "\(count) values are not whole rows of shape \(shape)")
+        }
+        let rowCount = count / rowLength
+        guard firstRow >= 0, firstRow + rowCount <= shape[0] else {
+            throw StorageError.outOfRange(
+                file: name, path: p,
+                reason: "rows \(firstRow)..<\(firstRow + rowCount) are outside the \(shape[0]) rows of shape \(shape)")
+        }
+        if rowCount == 0 { return }
+        let start = [hsize_t(firstRow)] + shape.dropFirst().map { _ in hsize_t(0) }
+        let counts = [hsize_t(rowCount)] + shape.dropFirst().map { hsize_t($0) }
+        guard H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, start, nil, counts, nil) >= 0 else {
+            throw failure("select rows of", p)
+        }
+        let memorySpace = H5Screate_simple(Int32(counts.count), counts, nil)
+        guard memorySpace >= 0 else { throw failure("select rows of", p) }
+        defer { H5Sclose(memorySpace) }
+        guard transfer(memorySpace, fileSpace) >= 0 else {
+            throw failure(write ? "write rows \(firstRow)..<\(firstRow + rowCount) of" : "read rows \(firstRow)..<\(firstRow + rowCount) of", p)
+        }
+    }
+}
