@@ -1,0 +1,166 @@
+import Foundation
+import Kernels
+import Storage
+import TestSupport
+import Testing
+import Training
+import UniPerceiver
+
+/// Checkpoints: bit-identical round trip, Python interoperability both ways, and every kind of
+/// bad file refused with a typed error that names the file and the first offending tensor.
+@Suite struct CheckpointTests {
+    let config = ModelConfig(
+        hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, imageSize: 4, patchSize: 2,
+        channels: 1, vocabSize: 12, maxTextLength: 6)
+
+    func batch() -> Batch {
+        var rng = SeededRNG(seed: 4)
+        let images = Tensor.gaussian([2, 1, 4, 4], rng: &rng)
+        return .captioning(images: images, captions: [[1, 2, 8], [3, 8]])
+    }
+
+    @Test("save → load → forward gives bit-identical losses")
+    func roundTrip() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = try Model(config: config, seed: 9)
+        let url = directory.appendingPathComponent("model.safetensors")
+        try Checkpoint.save(model, to: url)
+        let loaded = try Checkpoint.load(url)
+        #expect(loaded.config == model.config)
+        #expect(loaded.parameters == model.parameters)
+        #expect(try loaded.loss(batch()).bitPattern == model.loss(batch()).bitPattern)
+    }
+
+    @Test("Python's safetensors package reads what we write, value for value")
+    func pythonReadsOurFile() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = try Model(config: config, seed: 10)
+        let url = directory.appendingPathComponent("model.safetensors")
+        try Checkpoint.save(model, to: url)
+        let entry = model.table.entries[3]
+        let script = """
+            import json, sys
+            from safetensors import safe_open
+            with safe_open(sys.argv[1], framework="numpy") as f:
+                meta = f.metadata()
+                t = f.get_tensor(sys.argv[2])
+                print(json.dumps({"keys": len(list(f.keys())), "shape": list(t.shape), "sum": float(t.astype("float64").sum()),
+                                  "config": json.loads(meta["config"])["hidden_size"]}))
+            """
+        let output = try runPython(script, arguments: [url.path, entry.name])
+        let reply = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        #expect(reply?["keys"] as? Int == model.table.entries.count)
+        #expect(reply?["shape"] as? [Int] == entry.shape)
+        #expect(reply?["config"] as? Int == 16)
+        let sum = model.parameters[entry.range].reduce(0.0) { $0 + Double($1) }
+        #expect(abs((reply?["sum"] as? Double ?? .nan) - sum) <= 1e-9 * max(1, abs(sum)))
+    }
+
+    @Test("a checkpoint written by Python loads")
+    func pythonWrittenCheckpointLoads() throws {
+        let url = fixtureURL("../../UniPerceiverTests/Fixtures/dense_tiny.safetensors")
+        let model = try Checkpoint.load(url)
+        #expect(model.config.hiddenSize == 16)
+        #expect(model.parameters.count == model.table.totalCount)
+    }
+
+    enum Damage: String, CaseIterable {
+        case truncated, malformedHeader, offsetsOutsideFile, unknownDType, missingTensor
+        case unexpectedTensor, wrongShape
+    }
+
+    @Test("bad checkpoints are refused with the file and the offending tensor", arguments: Damage.allCases)
+    func badCheckpoint(damage: Damage) throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = try Model(config: config, seed: 11)
+        let url = directory.appendingPathComponent("bad.safetensors")
+        var entries = model.table.entries.map {
+            SafeTensorsEntry(name: $0.name, shape: $0.shape, floats: Array(model.parameters[$0.range]))
+        }
+        let metadata = ["config": config.jsonString()]
+        let first = entries[0].name
+        var expectedTensor: String? = first
+        switch damage {
+        case .missingTensor:
+            entries.remove(at: 0)
+        case .unexpectedTensor:
+            entries.append(SafeTensorsEntry(name: "encoder.layers.9.extra", shape: [2], floats: [1, 2]))
+            expectedTensor = "encoder.layers.9.extra"
+        case .wrongShape:
+            entries[0] = SafeTensorsEntry(name: first, shape: [1, entries[0].shape.reduce(1, *)], floats: Array(model.parameters[model.table.entries[0].range]))
+        default:
+            break
+        }
+        var bytes = SafeTensors.encode(entries, metadata: metadata)
+        let headerLength = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16
+        switch damage {
+        case .truncated:
+            bytes.removeLast(100)
+            expectedTensor = nil
+        case .malformedHeader:
+            bytes[8] = UInt8(ascii: "x")
+            expectedTensor = nil
+        case .offsetsOutsideFile:
+            // Point the first tensor's data_offsets far beyond the buffer (same header length).
+            var header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)
+            let range = try #require(header.range(of: "\"data_offsets\":[0,"))
+            header.replaceSubrange(range, with: "\"data_offsets\":[9,")
+            let end = try #require(header.range(of: "]", range: range.upperBound..<header.endIndex))
+            let digits = header[range.upperBound..<end.lowerBound]
+            header.replaceSubrange(range.upperBound..<end.lowerBound, with: String(repeating: "9", count: digits.count))
+            bytes.replaceSubrange(8..<(8 + headerLength), with: Array(header.utf8))
+        case .unknownDType:
+            var header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)
+            let range = try #require(header.range(of: "\"F32\""))
+            header.replaceSubrange(range, with: "\"Q32\"")
+            bytes.replaceSubrange(8..<(8 + headerLength), with: Array(header.utf8))
+        default:
+            break
+        }
+        try Data(bytes).write(to: url)
+        do {
+            _ = try Checkpoint.load(url)
+            Issue.record("\(damage.rawValue): a damaged checkpoint loaded")
+        } catch {
+            let message = error.description
+            #expect(message.contains(url.path), "\(damage.rawValue): message does not name the file: \(message)")
+            if let expectedTensor {
+                #expect(message.contains(expectedTensor), "\(damage.rawValue): message does not name \(expectedTensor): \(message)")
+            }
+        }
+    }
+}
+
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("ti-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Runs `python3 -c script args…` and returns its stdout; a failure to start or a non-zero exit
+/// fails the caller (the Makefile installs Python's safetensors for `make test`).
+func runPython(_ script: String, arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", script] + arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let errors = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw PythonFailure(message: String(decoding: errors, as: UTF8.self))
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+struct PythonFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { "python3 failed: \(message)" }
+}
