@@ -2,9 +2,10 @@ import UniPerceiver
 
 /// The 8-bit attribute vectors of Uni-Perceiver-MoE's released attribute routing, per segment.
 ///
-/// Values from the official `datasets/moe_embeddings.py` (spec `uniperceiver-model.md` §5.6, indices
-/// 0..7). Inferred bit meanings: 0 task input is visual, 1 task input is text, 2 unused, 3 target is
-/// text, 4 token is visual, 5 token is text, 6 token is on the target side, 7 causal (caption) mask.
+/// Values from the official `datasets/moe_embeddings.py` (spec `uniperceiver-model.md` §5.6,
+/// indices 0..7). Inferred bit meanings: 0 task input is visual, 1 task input is text, 2 unused,
+/// 3 target is text, 4 token is visual, 5 token is text, 6 token is on the target side, 7 causal
+/// (caption) mask.
 /// The MoE gate embeds a segment's vector (Linear 8→D, LayerNorm) and routes every token of that
 /// segment with it; the `<SPE>` prefix belongs to the first segment of its sequence.
 public enum AttributeSegment: String, CaseIterable, Codable, Sendable {
@@ -43,7 +44,8 @@ public enum AttributeSegment: String, CaseIterable, Codable, Sendable {
 
 /// Which attribute segment each encoded sequence of a task uses, in sequence order.
 public struct TaskAttributes: Sendable, Equatable {
-    /// Segments of the input sequence, in order (captioning has two: SPE + image, then text + queries).
+    /// Segments of the input sequence, in order (captioning has two: SPE + image, then text +
+    /// queries).
     public let input: [AttributeSegment]
     /// The segment of every target-side sequence (class names, vocabulary entries or captions).
     public let target: AttributeSegment
@@ -66,8 +68,8 @@ public struct TaskAttributes: Sendable, Equatable {
     ///
     /// Layouts (model README, "Task losses"): classification and retrieval `[SPE, I]` is
     /// `1 + imageTokens` positions; MLM `[SPE, x…]` is `1 + textLength`; captioning
-    /// `[SPE, I, x_1..x_T, q_1..q_T]` is `1 + imageTokens` positions of segment 1, then `2·textLength`
-    /// of segment 2.
+    /// `[SPE, I, x_1..x_T, q_1..q_T]` is `1 + imageTokens` positions of segment 1, then
+    /// `2·textLength` of segment 2.
     public static func inputSegments(
         of task: TaskKind, imageTokens: Int, textLength: Int
     ) -> [AttributeSegment] {

@@ -4,8 +4,8 @@ import Kernels
 /// number — so a resumed run draws exactly the batches the interrupted one would have.
 ///
 /// Batch `k` (0-based) lies in epoch `e = k / m` with `m = ⌊P / B⌋` batches per epoch (P examples,
-/// B batch size; the last `P mod B` examples of each epoch's order are skipped). The epoch's order is
-/// the population shuffled (`SeededRNG.shuffle`, Fisher–Yates) by a generator seeded with
+/// B batch size; the last `P mod B` examples of each epoch's order are skipped). The epoch's
+/// order is the population shuffled (`SeededRNG.shuffle`, Fisher–Yates) by a generator seeded with
 /// `SeededRNG(seed: seed ^ (stream &* 0x9E3779B97F4A7C15) ^ (e &* 0xD1B54A32D192ED03)).next()`;
 /// batch `k` is that order's slice `(k mod m)·B ..< (k mod m + 1)·B`. Each task is its own stream
 /// (its index in `TaskKind.allCases`), so tasks sharing one seed do not share an order.
@@ -34,7 +34,8 @@ public struct BatchSampler: Sendable, Equatable {
     public func order(epoch: Int) -> [Int] {
         precondition(epoch >= 0, "BatchSampler: negative epoch \(epoch)")
         var mixer = SeededRNG(
-            seed: seed ^ (stream &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03))
+            seed: seed ^ (stream &* 0x9E37_79B9_7F4A_7C15)
+                ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03))
         var rng = SeededRNG(seed: mixer.next())
         var order = population
         rng.shuffle(&order)
@@ -45,6 +46,6 @@ public struct BatchSampler: Sendable, Equatable {
     public func indices(ofBatch number: Int) -> [Int] {
         precondition(number >= 0, "BatchSampler: negative batch number \(number)")
         let start = (number % batchesPerEpoch) * batchSize
-        return Array(order(epoch: number / batchesPerEpoch)[start ..< start + batchSize])
+        return Array(order(epoch: number / batchesPerEpoch)[start..<start + batchSize])
     }
 }

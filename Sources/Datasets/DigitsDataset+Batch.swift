@@ -5,14 +5,15 @@ extension DigitsDataset {
     /// The mini-batch of `task` formed by the dataset examples `indices` of `split`.
     ///
     /// * `image-classification`: images `[B, C, S, S]`, their labels, and all class names;
-    /// * `mlm`: the sentences `indices` of the corpus, masked by `masking` with `rng` (the only task
-    ///   that draws from `rng`);
+    /// * `mlm`: the sentences `indices` of the corpus, masked by `masking` with `rng` (the only
+    ///   task that draws from `rng`);
     /// * `captioning`, `retrieval`: images `[B, C, S, S]` and their captions.
     ///
-    /// Sequences are the file's token ids (ending with EOT, no SPE; the model prepends SPE and pads).
+    /// Sequences are the file's token ids (ending with EOT, no SPE; the model prepends SPE and
+    /// pads).
     /// Record `indices` to know which examples formed the batch (the probe stores them).
-    /// Precondition: `indices` is non-empty and every index belongs to `split` of the task's source —
-    /// take them from `indices(of:in:)` or a `BatchSampler`.
+    /// Precondition: `indices` is non-empty and every index belongs to `split` of the task's
+    /// source — take them from `indices(of:in:)` or a `BatchSampler`.
     public func makeBatch(
         task: TaskKind, split: DatasetSplit, indices: [Int], rng: inout SeededRNG,
         masking: WordMasking = WordMasking()
@@ -33,7 +34,8 @@ extension DigitsDataset {
             var tokens: [[Int]] = []
             var targets: [[Int]] = []
             for index in indices {
-                let (masked, labels) = masking.mask(corpus[index], vocabulary: vocabulary, rng: &rng)
+                let (masked, labels) = masking.mask(
+                    corpus[index], vocabulary: vocabulary, rng: &rng)
                 tokens.append(masked)
                 targets.append(labels)
             }
@@ -76,7 +78,7 @@ extension DigitsDataset {
         precondition(batchSize > 0, "DigitsDataset.sequentialBatches: batch size \(batchSize)")
         let population = indices(of: task, in: split)
         return stride(from: 0, to: population.count, by: batchSize).map {
-            Array(population[$0 ..< min($0 + batchSize, population.count)])
+            Array(population[$0..<min($0 + batchSize, population.count)])
         }
     }
 }

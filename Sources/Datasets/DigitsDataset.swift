@@ -60,35 +60,48 @@ public struct DigitsDataset: Sendable {
         guard imageSize > 0, channels > 0, pixels.count == n * channels * imageSize * imageSize
         else {
             throw .badShape(
-                file: file, path: "/images", expected: "[\(n), \(channels), \(imageSize), \(imageSize)]"
+                file: file, path: "/images",
+                expected: "[\(n), \(channels), \(imageSize), \(imageSize)]"
                     + " values, one image per label", found: [pixels.count])
         }
-        guard n > 0 else { throw .badShape(file: file, path: "/labels", expected: "[N > 0]", found: [0]) }
+        guard n > 0 else {
+            throw .badShape(file: file, path: "/labels", expected: "[N > 0]", found: [0])
+        }
         guard captions.count == n else {
-            throw .badShape(file: file, path: "/captions/tokens", expected: "[\(n), L]", found: [captions.count])
+            throw .badShape(
+                file: file, path: "/captions/tokens", expected: "[\(n), L]", found: [captions.count]
+            )
         }
         guard !classNames.isEmpty else {
-            throw .badShape(file: file, path: "/class_names/tokens", expected: "[K > 0, L]", found: [0])
+            throw .badShape(
+                file: file, path: "/class_names/tokens", expected: "[K > 0, L]", found: [0])
         }
         guard !corpus.isEmpty else {
             throw .badShape(file: file, path: "/corpus/tokens", expected: "[M > 0, L]", found: [0])
         }
         if let bad = pixels.firstIndex(where: { Int($0) > pixelMax }) {
             throw .badContent(
-                file: file, path: "/images", reason: "pixel \(pixels[bad]) at \(bad) exceeds \(pixelMax)")
+                file: file, path: "/images",
+                reason: "pixel \(pixels[bad]) at \(bad) exceeds \(pixelMax)")
         }
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classNames.count }) {
             throw .badContent(
                 file: file, path: "/labels",
-                reason: "label \(labels[bad]) of image \(bad) has no class name (0..<\(classNames.count))")
+                reason:
+                    "label \(labels[bad]) of image \(bad) has no class name "
+                    + "(0..<\(classNames.count))"
+            )
         }
-        try Self.checkSequences(classNames, vocabulary: vocabulary, file: file, path: "/class_names/tokens")
-        try Self.checkSequences(captions, vocabulary: vocabulary, file: file, path: "/captions/tokens")
+        try Self.checkSequences(
+            classNames, vocabulary: vocabulary, file: file, path: "/class_names/tokens")
+        try Self.checkSequences(
+            captions, vocabulary: vocabulary, file: file, path: "/captions/tokens")
         try Self.checkSequences(corpus, vocabulary: vocabulary, file: file, path: "/corpus/tokens")
         // MLM masks regular words only, so every sentence needs one.
         if let bad = corpus.firstIndex(where: { !$0.contains { !vocabulary.isSpecial($0) } }) {
             throw .badContent(
-                file: file, path: "/corpus/tokens", reason: "sentence \(bad) has no regular word to mask")
+                file: file, path: "/corpus/tokens",
+                reason: "sentence \(bad) has no regular word to mask")
         }
         self.imageSplits = try Self.checkSplits(
             imageSplits, count: n, file: file, prefix: "/splits/images")
@@ -113,12 +126,14 @@ public struct DigitsDataset: Sendable {
     ) throws(DatasetError) {
         for (row, ids) in sequences.enumerated() {
             guard ids.last == vocabulary.endOfText else {
-                throw .badContent(file: file, path: path, reason: "row \(row) does not end with EOT")
+                throw .badContent(
+                    file: file, path: path, reason: "row \(row) does not end with EOT")
             }
             if let bad = ids.first(where: { $0 < 0 || $0 >= vocabulary.count }) {
                 throw .badContent(
                     file: file, path: path,
-                    reason: "row \(row) holds id \(bad) outside the vocabulary 0..<\(vocabulary.count)")
+                    reason:
+                        "row \(row) holds id \(bad) outside the vocabulary 0..<\(vocabulary.count)")
             }
             if ids.contains(vocabulary.spe) {
                 throw .badContent(file: file, path: path, reason: "row \(row) holds the SPE id")
@@ -179,8 +194,9 @@ public struct DigitsDataset: Sendable {
 
     /// The normalised pixels of image `index`, `[C, S, S]` row-major.
     public func image(_ index: Int) -> ArraySlice<Float> {
-        precondition(index >= 0 && index < imageCount, "DigitsDataset: image \(index) of \(imageCount)")
+        precondition(
+            index >= 0 && index < imageCount, "DigitsDataset: image \(index) of \(imageCount)")
         let size = imageElementCount
-        return images[index * size ..< (index + 1) * size]
+        return images[index * size..<(index + 1) * size]
     }
 }

@@ -1,9 +1,9 @@
 /// The word-level vocabulary: one id per lower-case word, then the five specials as the last ids.
 ///
-/// Layout (the model contract, `Sources/UniPerceiver/README.md`): ids `0 ..< V−5` are regular words;
-/// V−5 `<|startoftext|>`, V−4 `<|endoftext|>` (EOT), V−3 `<|mask|>`, V−2 `<|gen|>`, V−1 `<|spe|>`
-/// (SPE, also the MLM mask token and the caption query token). Tokenisation splits on spaces; there
-/// is no sub-word step, so a "whole word" for masking is one token.
+/// Layout (the model contract, `Sources/UniPerceiver/README.md`): ids `0 ..< V−5` are regular
+/// words; V−5 `<|startoftext|>`, V−4 `<|endoftext|>` (EOT), V−3 `<|mask|>`, V−2 `<|gen|>`,
+/// V−1 `<|spe|>` (SPE, also the MLM mask token and the caption query token). Tokenisation splits
+/// on spaces; there is no sub-word step, so a "whole word" for masking is one token.
 public struct Vocabulary: Sendable, Equatable {
     /// The five specials in the order they follow the regular words (CLIP's order).
     public static let specialTokens = [
@@ -86,8 +86,8 @@ public struct Vocabulary: Sendable, Equatable {
         return words[id]
     }
 
-    /// Token ids of `text` (lower-cased, split on spaces), followed by EOT when `appendingEndOfText`;
-    /// nil if a word is not in the vocabulary.
+    /// Token ids of `text` (lower-cased, split on spaces), followed by EOT when
+    /// `appendingEndOfText`; nil if a word is not in the vocabulary.
     public func encode(_ text: String, appendingEndOfText: Bool = true) -> [Int]? {
         var ids: [Int] = []
         for word in text.lowercased().split(separator: " ") {

@@ -5,7 +5,9 @@ import UniPerceiver
 
 @Suite("Batch building")
 struct BatchTests {
-    @Test("each task's batch has the shapes and contents the model contract asks for", arguments: TaskKind.allCases)
+    @Test(
+        "each task's batch has the shapes and contents the model contract asks for",
+        arguments: TaskKind.allCases)
     func shapes(task: TaskKind) throws {
         let data = try Synthetic.dataset()
         let indices = Array(data.indices(of: task, in: .validation).prefix(4))
@@ -65,7 +67,9 @@ private enum DigitsDatasetTestPixels {
 
 @Suite("Seeded mini-batch sampling")
 struct SamplerTests {
-    @Test("batches are distinct examples of the split, an epoch never repeats one, and the draw is a pure function of the batch number")
+    /// Distinct examples of the split per batch, no repeat within an epoch, and a pure function of
+    /// the batch number (what `--resume` relies on).
+    @Test("batches are distinct, an epoch never repeats an example, the draw is repeatable")
     func epochs() throws {
         let data = try Synthetic.dataset()
         let sampler = try data.sampler(task: .retrieval, split: .train, batchSize: 8, seed: 11)
@@ -76,7 +80,9 @@ struct SamplerTests {
         #expect(Set(all).count == 24 && Set(all).isSubset(of: split))
         #expect(sampler.indices(ofBatch: 7) == sampler.indices(ofBatch: 7))
         let again = try data.sampler(task: .retrieval, split: .train, batchSize: 8, seed: 11)
-        #expect((0..<10).map { again.indices(ofBatch: $0) } == (0..<10).map { sampler.indices(ofBatch: $0) })
+        #expect(
+            (0..<10).map { again.indices(ofBatch: $0) }
+                == (0..<10).map { sampler.indices(ofBatch: $0) })
         #expect(sampler.order(epoch: 0) != sampler.order(epoch: 1), "each epoch reshuffles")
     }
 
@@ -93,8 +99,9 @@ struct SamplerTests {
     @Test("a batch larger than the split is refused with the split named")
     func tooLarge() throws {
         let data = try Synthetic.dataset(file: "small.h5")
-        #expect(throws: DatasetError.batchTooLarge(
-            file: "small.h5", path: "/splits/corpus/validation", batchSize: 7, available: 6)
+        #expect(
+            throws: DatasetError.batchTooLarge(
+                file: "small.h5", path: "/splits/corpus/validation", batchSize: 7, available: 6)
         ) {
             try data.sampler(task: .mlm, split: .validation, batchSize: 7, seed: 0)
         }
@@ -106,7 +113,8 @@ struct AttributeTests {
     @Test("the table holds the released values")
     func values() {
         func bits(_ s: String) -> [UInt8] { s.split(separator: " ").map { UInt8($0)! } }
-        #expect(TaskAttributes.of(.imageClassification).input.map(\.bits) == [bits("1 0 0 1 1 0 0 0")])
+        #expect(
+            TaskAttributes.of(.imageClassification).input.map(\.bits) == [bits("1 0 0 1 1 0 0 0")])
         #expect(TaskAttributes.of(.imageClassification).target.bits == bits("1 0 0 1 0 1 1 0"))
         #expect(TaskAttributes.of(.mlm).input.map(\.bits) == [bits("0 1 0 1 0 1 0 0")])
         #expect(TaskAttributes.of(.mlm).target.bits == bits("1 1 0 1 0 1 1 0"))
@@ -122,8 +130,12 @@ struct AttributeTests {
     @Test("per-position segments follow each task's sequence layout")
     func positions() {
         let caption = TaskAttributes.inputSegments(of: .captioning, imageTokens: 4, textLength: 3)
-        #expect(caption == Array(repeating: .captionImage, count: 5) + Array(repeating: .captionText, count: 6))
+        #expect(
+            caption == Array(repeating: .captionImage, count: 5)
+                + Array(repeating: .captionText, count: 6))
         #expect(TaskAttributes.inputSegments(of: .mlm, imageTokens: 4, textLength: 3).count == 4)
-        #expect(TaskAttributes.inputSegments(of: .retrieval, imageTokens: 4, textLength: 3) == Array(repeating: .retrievalImage, count: 5))
+        #expect(
+            TaskAttributes.inputSegments(of: .retrieval, imageTokens: 4, textLength: 3)
+                == Array(repeating: .retrievalImage, count: 5))
     }
 }

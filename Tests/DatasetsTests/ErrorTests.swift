@@ -7,7 +7,10 @@ import UniPerceiver
 struct ErrorTests {
     @Test("an unknown task name is refused with the known names")
     func unknownTask() throws {
-        #expect(throws: DatasetError.unknownTask(name: "segmentation", known: TaskKind.allCases.map(\.rawValue))) {
+        #expect(
+            throws: DatasetError.unknownTask(
+                name: "segmentation", known: TaskKind.allCases.map(\.rawValue))
+        ) {
             try TaskDefinition.named("segmentation")
         }
         do {
@@ -17,7 +20,9 @@ struct ErrorTests {
             #expect(error.description.contains("'captions'"))
             #expect(error.description.contains("captioning"))
         }
-        for task in TaskKind.allCases { #expect(try TaskDefinition.named(task.rawValue).kind == task) }
+        for task in TaskKind.allCases {
+            #expect(try TaskDefinition.named(task.rawValue).kind == task)
+        }
     }
 
     @Test("an image shape that does not match the model names the file and both shapes")
@@ -28,11 +33,15 @@ struct ErrorTests {
             try data.checkImageShape(imageSize: 8, channels: 1)
             Issue.record("no error")
         } catch {
-            #expect(error == .imageShapeMismatch(
-                file: "data/small.h5", expectedImageSize: 8, expectedChannels: 1, foundImageSize: 2,
-                foundChannels: 2))
+            #expect(
+                error
+                    == .imageShapeMismatch(
+                        file: "data/small.h5", expectedImageSize: 8, expectedChannels: 1,
+                        foundImageSize: 2,
+                        foundChannels: 2))
             #expect(error.description.hasPrefix("data/small.h5: "))
-            #expect(error.description.contains("[1, 8, 8]") && error.description.contains("[2, 2, 2]"))
+            #expect(
+                error.description.contains("[1, 8, 8]") && error.description.contains("[2, 2, 2]"))
         }
     }
 
@@ -44,20 +53,23 @@ struct ErrorTests {
         #expect(throws: DatasetError.emptySplit(file: "x.h5", path: "/splits/corpus/train")) {
             try Synthetic.dataset(file: "x.h5", corpusSplits: [.validation: [0]])
         }
-        #expect(throws: DatasetError.badContent(
-            file: "x.h5", path: "/splits/images/validation",
-            reason: "index 3 is also in /splits/images/train")
+        #expect(
+            throws: DatasetError.badContent(
+                file: "x.h5", path: "/splits/images/validation",
+                reason: "index 3 is also in /splits/images/train")
         ) {
             try Synthetic.dataset(file: "x.h5", imageSplits: [.train: [1, 3], .validation: [3]])
         }
         let v = Synthetic.vocabulary
-        #expect(throws: DatasetError.badContent(
-            file: "x.h5", path: "/corpus/tokens", reason: "row 1 does not end with EOT")
+        #expect(
+            throws: DatasetError.badContent(
+                file: "x.h5", path: "/corpus/tokens", reason: "row 1 does not end with EOT")
         ) {
             try Synthetic.dataset(file: "x.h5", corpus: [[0, v.endOfText], [0, 1]])
         }
-        #expect(throws: DatasetError.badContent(
-            file: "x.h5", path: "/corpus/tokens", reason: "row 0 holds the SPE id")
+        #expect(
+            throws: DatasetError.badContent(
+                file: "x.h5", path: "/corpus/tokens", reason: "row 0 holds the SPE id")
         ) {
             try Synthetic.dataset(file: "x.h5", corpus: [[v.spe, v.endOfText], [0, v.endOfText]])
         }
@@ -66,10 +78,12 @@ struct ErrorTests {
     @Test("a word list whose specials are not the last five is refused")
     func vocabulary() throws {
         #expect(throws: DatasetError.self) {
-            try Vocabulary(words: ["a", "<|spe|>", "<|startoftext|>", "<|endoftext|>", "<|mask|>", "<|gen|>"],
-                           file: "v.h5", path: "/vocabulary/words")
+            try Vocabulary(
+                words: ["a", "<|spe|>", "<|startoftext|>", "<|endoftext|>", "<|mask|>", "<|gen|>"],
+                file: "v.h5", path: "/vocabulary/words")
         }
-        let v = try Vocabulary(words: ["b", "a"] + Vocabulary.specialTokens, file: "v.h5", path: "/vocabulary/words")
+        let v = try Vocabulary(
+            words: ["b", "a"] + Vocabulary.specialTokens, file: "v.h5", path: "/vocabulary/words")
         #expect(v.count == 7 && v.spe == 6 && v.endOfText == 3 && v.startOfText == 2)
         #expect(v.encode("a b") == [1, 0, 3])
         #expect(v.encode("a c") == nil)

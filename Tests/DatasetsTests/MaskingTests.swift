@@ -7,9 +7,9 @@ import UniPerceiver
 /// √(p(1−p)/M); the bounds below are at least 5 standard errors for the sample sizes used, so a
 /// correct implementation fails with probability far below 1e-6 (and the seeds are fixed anyway).
 private enum Bounds {
-    static let maskedRate = 0.005      // 4000 × 17 tokens: SE ≈ 0.0014
-    static let speShare = 0.02         // ≈ 10 000 masked: SE ≈ 0.004
-    static let randomShare = 0.015     // SE ≈ 0.003
+    static let maskedRate = 0.005  // 4000 × 17 tokens: SE ≈ 0.0014
+    static let speShare = 0.02  // ≈ 10 000 masked: SE ≈ 0.004
+    static let randomShare = 0.015  // SE ≈ 0.003
 }
 
 @Suite("MLM whole-word masking")
@@ -19,7 +19,11 @@ struct MaskingTests {
         let data = try Synthetic.dataset(sentenceLength: 17)
         let v = data.vocabulary
         var rng = SeededRNG(seed: 2024)
-        var words = 0, masked = 0, spe = 0, random = 0, unchanged = 0
+        var words = 0
+        var masked = 0
+        var spe = 0
+        var random = 0
+        var unchanged = 0
         for _ in 0..<4000 {
             let sentence = data.corpus[rng.nextInt(below: data.corpus.count)]
             let (tokens, labels) = WordMasking().mask(sentence, vocabulary: v, rng: &rng)
@@ -48,12 +52,15 @@ struct MaskingTests {
         #expect(abs(Double(unchanged) / Double(masked) - (0.1 + collide)) < Bounds.randomShare)
     }
 
-    @Test("every sequence has at least one masked word, even a one-word sentence", arguments: [1, 2, 3, 6])
+    @Test(
+        "every sequence has at least one masked word, even a one-word sentence",
+        arguments: [1, 2, 3, 6])
     func atLeastOne(length: Int) throws {
         let data = try Synthetic.dataset(sentenceLength: length)
         var rng = SeededRNG(seed: UInt64(length))
         for _ in 0..<500 {
-            let (_, labels) = WordMasking().mask(data.corpus[0], vocabulary: data.vocabulary, rng: &rng)
+            let (_, labels) = WordMasking().mask(
+                data.corpus[0], vocabulary: data.vocabulary, rng: &rng)
             #expect(labels.contains { $0 != -1 })
         }
     }
@@ -64,7 +71,9 @@ struct MaskingTests {
         let indices = data.indices(of: .mlm, in: .train)
         func draw(_ seed: UInt64) -> [[Int]] {
             var rng = SeededRNG(seed: seed)
-            guard case .mlm(let tokens, _) = data.makeBatch(task: .mlm, split: .train, indices: indices, rng: &rng)
+            guard
+                case .mlm(let tokens, _) = data.makeBatch(
+                    task: .mlm, split: .train, indices: indices, rng: &rng)
             else { return [] }
             return tokens
         }

@@ -21,7 +21,10 @@ enum Synthetic {
         let labels = (0..<n).map { $0 % 3 }
         let classNames = classWords.map { [v.id(of: $0)!, v.endOfText] }
         let captions = labels.enumerated().map { (i, label) in
-            [v.id(of: "a")!, v.id(of: fillerWords[i % 30])!, v.id(of: classWords[label])!, v.endOfText]
+            [
+                v.id(of: "a")!, v.id(of: fillerWords[i % 30])!, v.id(of: classWords[label])!,
+                v.endOfText,
+            ]
         }
         let corpus =
             overrideCorpus
