@@ -37,7 +37,8 @@ public enum AtomicFile {
                 if rename(temporaryURL.path, finalURL.path) != 0 {
                     throw StorageError.io(
                         file: finalURL.path,
-                        reason: "cannot rename temporary file into place: \(AtomicFile.errnoText())")
+                        reason: "cannot rename temporary file into place: \(AtomicFile.errnoText())"
+                    )
                 }
             } catch {
                 discard()
@@ -69,7 +70,8 @@ public enum AtomicFile {
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory),
             isDirectory.boolValue
         else {
-            throw StorageError.cannotOpen(file: url.path, reason: "folder \(folder.path) does not exist")
+            throw StorageError.cannotOpen(
+                file: url.path, reason: "folder \(folder.path) does not exist")
         }
         return Pending(finalURL: url, temporaryURL: temporaryURL(for: url))
     }
@@ -102,7 +104,8 @@ public enum AtomicFile {
             do {
                 try data.write(to: temporary)
             } catch {
-                throw StorageError.io(file: url.path, reason: "cannot write: \(error.localizedDescription)")
+                throw StorageError.io(
+                    file: url.path, reason: "cannot write: \(error.localizedDescription)")
             }
         }
     }
@@ -110,7 +113,8 @@ public enum AtomicFile {
     static func fsyncPath(_ url: URL, reportAs finalURL: URL) throws(StorageError) {
         let fd = open(url.path, O_RDONLY)
         guard fd >= 0 else {
-            throw StorageError.io(file: finalURL.path, reason: "cannot open \(url.path) to fsync: \(errnoText())")
+            throw StorageError.io(
+                file: finalURL.path, reason: "cannot open \(url.path) to fsync: \(errnoText())")
         }
         defer { close(fd) }
         if fsync(fd) != 0 {

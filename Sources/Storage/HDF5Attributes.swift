@@ -28,7 +28,9 @@ public enum HDF5AttributeValue: Sendable, Equatable {
 extension HDF5File {
     /// Sets attribute `name` on the object at `path` (default: the root), replacing any old value.
     /// - Throws: `.missingDataset` if nothing is at `path`; `.hdf5`.
-    public func setAttribute(_ name: String, _ value: HDF5AttributeValue, at path: String = "/") throws(StorageError) {
+    public func setAttribute(_ name: String, _ value: HDF5AttributeValue, at path: String = "/")
+        throws(StorageError)
+    {
         try HDF5Library.locked { () throws(StorageError) in
             let p = Self.normalize(path)
             try requireWritable(p)
@@ -37,15 +39,20 @@ extension HDF5File {
             let exists = H5Aexists(object, name)
             guard exists >= 0 else { throw failure("look up attribute '\(name)' on", p) }
             if exists > 0 {
-                guard H5Adelete(object, name) >= 0 else { throw failure("replace attribute '\(name)' on", p) }
+                guard H5Adelete(object, name) >= 0 else {
+                    throw failure("replace attribute '\(name)' on", p)
+                }
             }
             let label = "write attribute '\(name)' on"
 
             /// Creates the attribute with `type` over `shape` and writes `buffer`.
-            func create(_ type: hid_t, _ shape: [Int], _ buffer: UnsafeRawPointer?) throws(StorageError) {
+            func create(_ type: hid_t, _ shape: [Int], _ buffer: UnsafeRawPointer?)
+                throws(StorageError)
+            {
                 let space = try dataspace(shape, path: p)
                 defer { H5Sclose(space) }
-                let attribute = H5Acreate2(object, name, type, space, chdf5_p_default(), chdf5_p_default())
+                let attribute = H5Acreate2(
+                    object, name, type, space, chdf5_p_default(), chdf5_p_default())
                 guard attribute >= 0 else { throw failure(label, p) }
                 defer { H5Aclose(attribute) }
                 if shape == [0] { return }
@@ -55,17 +62,21 @@ extension HDF5File {
             func numbers<T: HDF5Element>(_ values: [T], scalar: Bool) throws(StorageError) {
                 let type = T.hdf5Type.nativeType
                 try values.withUnsafeBytes { raw in
-                    Result { () throws(StorageError) in try create(type, scalar ? [] : [values.count], raw.baseAddress) }
+                    Result { () throws(StorageError) in
+                        try create(type, scalar ? [] : [values.count], raw.baseAddress)
+                    }
                 }.get()
             }
 
             switch value {
             case .string(let s):
-                try withStringBuffer([s], fixedLength: false, path: p) { (type, buffer) throws(StorageError) in
+                try withStringBuffer([s], fixedLength: false, path: p) {
+                    (type, buffer) throws(StorageError) in
                     try create(type, [], buffer)
                 }
             case .strings(let list):
-                try withStringBuffer(list, fixedLength: false, path: p) { (type, buffer) throws(StorageError) in
+                try withStringBuffer(list, fixedLength: false, path: p) {
+                    (type, buffer) throws(StorageError) in
                     try create(type, [list.count], buffer)
                 }
             case .int(let v): try numbers([Int64(v)], scalar: true)
@@ -78,7 +89,7 @@ extension HDF5File {
 
     /// True if the object at `path` exists and has attribute `name`.
     public func hasAttribute(_ name: String, at path: String = "/") -> Bool {
-        HDF5Library.locked { () -> Bool in
+        HDF5Library.lockedQuery { () -> Bool in
             guard let object = try? openObject(path) else { return false }
             defer { H5Oclose(object) }
             return H5Aexists(object, name) > 0
@@ -101,10 +112,15 @@ extension HDF5File {
                     object, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, chdf5_p_default())
                 if length < 0 { break }
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-                guard H5Aget_name_by_idx(
-                    object, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, chdf5_p_default()) >= 0
+                guard
+                    H5Aget_name_by_idx(
+                        object, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count,
+                        chdf5_p_default()) >= 0
                 else { throw failure("list attributes of", p) }
-                names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                names.append(
+                    String(
+                        decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) },
+                        as: UTF8.self))
                 index += 1
             }
             return names
@@ -116,7 +132,9 @@ extension HDF5File {
     /// a rank-0 attribute is a scalar, any other rank a flattened list.
     /// - Throws: `.missingDataset` (no object), `.missingAttribute`, `.wrongType` (e.g. compound
     ///   or enum attributes), `.hdf5`.
-    public func attribute(_ name: String, at path: String = "/") throws(StorageError) -> HDF5AttributeValue {
+    public func attribute(_ name: String, at path: String = "/") throws(StorageError)
+        -> HDF5AttributeValue
+    {
         try HDF5Library.locked { () throws(StorageError) -> HDF5AttributeValue in
             let p = Self.normalize(path)
             let object = try openObject(p)
@@ -140,14 +158,17 @@ extension HDF5File {
             func numbers<T: HDF5Element>(_: T.Type) throws(StorageError) -> [T] {
                 var values = [T](repeating: T.hdf5Zero, count: count)
                 if count == 0 { return values }
-                let status = values.withUnsafeMutableBytes { H5Aread(attribute, T.hdf5Type.nativeType, $0.baseAddress) }
+                let status = values.withUnsafeMutableBytes {
+                    H5Aread(attribute, T.hdf5Type.nativeType, $0.baseAddress)
+                }
                 guard status >= 0 else { throw failure(label, p) }
                 return values
             }
 
             switch H5Tget_class(type) {
             case H5T_STRING:
-                let strings = try readStringBuffer(storedType: type, count: count, path: p) { memoryType, buffer in
+                let strings = try readStringBuffer(storedType: type, count: count, path: p) {
+                    memoryType, buffer in
                     H5Aread(attribute, memoryType, buffer)
                 }
                 return isScalar ? .string(strings.first ?? "") : .strings(strings)
@@ -159,29 +180,38 @@ extension HDF5File {
                 return isScalar ? .double(doubles.first ?? 0) : .doubles(doubles)
             default:
                 throw StorageError.wrongType(
-                    file: self.name, name: "\(p)@\(name)", expected: "a string, integer or float attribute",
+                    file: self.name, name: "\(p)@\(name)",
+                    expected: "a string, integer or float attribute",
                     found: "another HDF5 type class")
             }
         }
     }
 
     /// A string attribute. - Throws: as ``attribute(_:at:)``, `.wrongType` if it is not a scalar string.
-    public func stringAttribute(_ name: String, at path: String = "/") throws(StorageError) -> String {
+    public func stringAttribute(_ name: String, at path: String = "/") throws(StorageError)
+        -> String
+    {
         let value = try attribute(name, at: path)
-        guard case .string(let s) = value else { throw wrongAttribute(name, path, "a string", value) }
+        guard case .string(let s) = value else {
+            throw wrongAttribute(name, path, "a string", value)
+        }
         return s
     }
 
     /// An integer attribute. - Throws: as ``attribute(_:at:)``, `.wrongType` if it is not a scalar integer.
     public func intAttribute(_ name: String, at path: String = "/") throws(StorageError) -> Int {
         let value = try attribute(name, at: path)
-        guard case .int(let v) = value else { throw wrongAttribute(name, path, "an integer", value) }
+        guard case .int(let v) = value else {
+            throw wrongAttribute(name, path, "an integer", value)
+        }
         return v
     }
 
     /// A floating-point attribute (an integer attribute is accepted and converted).
     /// - Throws: as ``attribute(_:at:)``, `.wrongType` if it is not a scalar number.
-    public func doubleAttribute(_ name: String, at path: String = "/") throws(StorageError) -> Double {
+    public func doubleAttribute(_ name: String, at path: String = "/") throws(StorageError)
+        -> Double
+    {
         let value = try attribute(name, at: path)
         switch value {
         case .double(let v): return v
@@ -191,22 +221,30 @@ extension HDF5File {
     }
 
     /// A string-list attribute. - Throws: as ``attribute(_:at:)``, `.wrongType` otherwise.
-    public func stringsAttribute(_ name: String, at path: String = "/") throws(StorageError) -> [String] {
+    public func stringsAttribute(_ name: String, at path: String = "/") throws(StorageError)
+        -> [String]
+    {
         let value = try attribute(name, at: path)
-        guard case .strings(let list) = value else { throw wrongAttribute(name, path, "a string list", value) }
+        guard case .strings(let list) = value else {
+            throw wrongAttribute(name, path, "a string list", value)
+        }
         return list
     }
 
     /// An integer-list attribute. - Throws: as ``attribute(_:at:)``, `.wrongType` otherwise.
     public func intsAttribute(_ name: String, at path: String = "/") throws(StorageError) -> [Int] {
         let value = try attribute(name, at: path)
-        guard case .ints(let list) = value else { throw wrongAttribute(name, path, "an integer list", value) }
+        guard case .ints(let list) = value else {
+            throw wrongAttribute(name, path, "an integer list", value)
+        }
         return list
     }
 
     /// A double-list attribute (an integer list is accepted and converted).
     /// - Throws: as ``attribute(_:at:)``, `.wrongType` otherwise.
-    public func doublesAttribute(_ name: String, at path: String = "/") throws(StorageError) -> [Double] {
+    public func doublesAttribute(_ name: String, at path: String = "/") throws(StorageError)
+        -> [Double]
+    {
         let value = try attribute(name, at: path)
         switch value {
         case .doubles(let list): return list
@@ -218,6 +256,8 @@ extension HDF5File {
     private func wrongAttribute(
         _ attribute: String, _ path: String, _ expected: String, _ found: HDF5AttributeValue
     ) -> StorageError {
-        .wrongType(file: name, name: "\(Self.normalize(path))@\(attribute)", expected: expected, found: found.kindName)
+        .wrongType(
+            file: name, name: "\(Self.normalize(path))@\(attribute)", expected: expected,
+            found: found.kindName)
     }
 }

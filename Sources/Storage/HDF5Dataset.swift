@@ -10,20 +10,26 @@ extension HDF5File {
     /// Writes `values` (row-major, `shape.product` of them) as a dataset at `path`, creating
     /// missing parent groups and replacing any dataset already there. `shape == []` writes a scalar.
     /// - Throws: `.outOfRange` if the count does not match the shape; `.hdf5` if HDF5 fails.
-    public func write<T: HDF5Element>(_ values: [T], shape: [Int], to path: String) throws(StorageError) {
+    public func write<T: HDF5Element>(_ values: [T], shape: [Int], to path: String)
+        throws(StorageError)
+    {
         try HDF5Library.locked { () throws(StorageError) in
             let p = Self.normalize(path)
             try requireWritable(p)
             guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
                 throw StorageError.outOfRange(
-                    file: name, path: p, reason: "shape \(shape) does not hold \(values.count) values")
+                    file: name, path: p,
+                    reason: "shape \(shape) does not hold \(values.count) values")
             }
             try removeIfPresent(p)
-            let dataset = try createDataset(p, type: T.hdf5Type, shape: shape, maxShape: nil, chunk: nil)
+            let dataset = try createDataset(
+                p, type: T.hdf5Type, shape: shape, maxShape: nil, chunk: nil)
             defer { H5Dclose(dataset) }
             if values.isEmpty { return }
             let status = values.withUnsafeBytes {
-                H5Dwrite(dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)
+                H5Dwrite(
+                    dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
+                    $0.baseAddress)
             }
             guard status >= 0 else { throw failure("write dataset", p) }
         }
@@ -36,7 +42,9 @@ extension HDF5File {
 
     /// Reads a whole numeric dataset, converting to `T` within its class (float ↔ float, int ↔ int).
     /// - Throws: `.missingDataset`; `.wrongType` for a string dataset or across classes; `.hdf5`.
-    public func read<T: HDF5Element>(_ path: String, as type: T.Type = T.self) throws(StorageError) -> HDF5Array<T> {
+    public func read<T: HDF5Element>(_ path: String, as type: T.Type = T.self) throws(StorageError)
+        -> HDF5Array<T>
+    {
         try HDF5Library.locked { () throws(StorageError) -> HDF5Array<T> in
             let p = Self.normalize(path)
             let dataset = try openDataset(p)
@@ -49,7 +57,9 @@ extension HDF5File {
             var values = [T](repeating: T.hdf5Zero, count: shape.reduce(1, *))
             if values.isEmpty { return HDF5Array(shape: shape, values: values) }
             let status = values.withUnsafeMutableBytes {
-                H5Dread(dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)
+                H5Dread(
+                    dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
+                    $0.baseAddress)
             }
             guard status >= 0 else { throw failure("read dataset", p) }
             return HDF5Array(shape: shape, values: values)
@@ -96,29 +106,38 @@ extension HDF5File {
             else {
                 throw StorageError.outOfRange(
                     file: name, path: p,
-                    reason: "cannot chunk shape \(shape) by \(chunkRows) rows (rank ≥ 1, inner dimensions ≥ 1)")
+                    reason:
+                        "cannot chunk shape \(shape) by \(chunkRows) rows (rank ≥ 1, inner dimensions ≥ 1)"
+                )
             }
             try removeIfPresent(p)
             var maxShape = shape.map { hsize_t($0) }
             if extendible { maxShape[0] = chdf5_s_unlimited() }
-            let chunk = [extendible ? chunkRows : min(chunkRows, max(shape[0], 1))] + shape.dropFirst()
-            let dataset = try createDataset(p, type: T.hdf5Type, shape: shape, maxShape: maxShape, chunk: chunk)
+            let chunk =
+                [extendible ? chunkRows : min(chunkRows, max(shape[0], 1))] + shape.dropFirst()
+            let dataset = try createDataset(
+                p, type: T.hdf5Type, shape: shape, maxShape: maxShape, chunk: chunk)
             H5Dclose(dataset)
         }
     }
 
     /// Writes whole rows starting at `firstRow`; `values.count` must be a multiple of the row length.
     /// - Throws: `.outOfRange` if the rows do not fit the dataset's current shape; `.missingDataset`; `.hdf5`.
-    public func writeRows<T: HDF5Element>(_ values: [T], at firstRow: Int, to path: String) throws(StorageError) {
+    public func writeRows<T: HDF5Element>(_ values: [T], at firstRow: Int, to path: String)
+        throws(StorageError)
+    {
         try HDF5Library.locked { () throws(StorageError) in
             let p = Self.normalize(path)
             try requireWritable(p)
             let dataset = try openDataset(p)
             defer { H5Dclose(dataset) }
             try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
-            try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true) { memory, file in
+            try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true)
+            { memory, file in
                 values.withUnsafeBytes {
-                    H5Dwrite(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                    H5Dwrite(
+                        dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(),
+                        $0.baseAddress)
                 }
             }
         }
@@ -129,7 +148,9 @@ extension HDF5File {
     /// - Throws: `.outOfRange` if `values.count` is not a multiple of the row length; `.hdf5` if
     ///   the dataset is not extendible.
     @discardableResult
-    public func appendRows<T: HDF5Element>(_ values: [T], to path: String) throws(StorageError) -> Int {
+    public func appendRows<T: HDF5Element>(_ values: [T], to path: String) throws(StorageError)
+        -> Int
+    {
         try HDF5Library.locked { () throws(StorageError) -> Int in
             let p = Self.normalize(path)
             try requireWritable(p)
@@ -143,14 +164,22 @@ extension HDF5File {
             let rowLength = shape.dropFirst().reduce(1, *)
             guard !shape.isEmpty, rowLength > 0, values.count % rowLength == 0 else {
                 throw StorageError.outOfRange(
-                    file: name, path: p, reason: "\(values.count) values are not whole rows of shape \(shape)")
+                    file: name, path: p,
+                    reason: "\(values.count) values are not whole rows of shape \(shape)")
             }
             let firstRow = shape[0]
-            let newDims = [hsize_t(firstRow + values.count / rowLength)] + shape.dropFirst().map { hsize_t($0) }
-            guard H5Dset_extent(dataset, newDims) >= 0 else { throw failure("extend (is it extendible?)", p) }
-            try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true) { memory, file in
+            let newDims =
+                [hsize_t(firstRow + values.count / rowLength)]
+                + shape.dropFirst().map { hsize_t($0) }
+            guard H5Dset_extent(dataset, newDims) >= 0 else {
+                throw failure("extend (is it extendible?)", p)
+            }
+            try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true)
+            { memory, file in
                 values.withUnsafeBytes {
-                    H5Dwrite(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                    H5Dwrite(
+                        dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(),
+                        $0.baseAddress)
                 }
             }
             return firstRow
@@ -173,14 +202,19 @@ extension HDF5File {
             let shape = try dimensions(ofSpace: space, path: p)
             H5Sclose(space)
             guard !shape.isEmpty else {
-                throw StorageError.outOfRange(file: name, path: p, reason: "a scalar dataset has no rows")
+                throw StorageError.outOfRange(
+                    file: name, path: p, reason: "a scalar dataset has no rows")
             }
             let rowLength = shape.dropFirst().reduce(1, *)
             var values = [T](repeating: T.hdf5Zero, count: rows.count * rowLength)
-            try transferRows(dataset, path: p, firstRow: rows.lowerBound, count: values.count, write: false) {
+            try transferRows(
+                dataset, path: p, firstRow: rows.lowerBound, count: values.count, write: false
+            ) {
                 memory, file in
                 values.withUnsafeMutableBytes {
-                    H5Dread(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                    H5Dread(
+                        dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(),
+                        $0.baseAddress)
                 }
             }
             return HDF5Array(shape: [rows.count] + shape.dropFirst(), values: values)
@@ -201,9 +235,12 @@ extension HDF5File {
         defer { H5Pclose(dcpl) }
         if let chunk {
             let dims = chunk.map { hsize_t($0) }
-            guard H5Pset_chunk(dcpl, Int32(dims.count), dims) >= 0 else { throw failure("set chunking \(chunk) on", p) }
+            guard H5Pset_chunk(dcpl, Int32(dims.count), dims) >= 0 else {
+                throw failure("set chunking \(chunk) on", p)
+            }
         }
-        let dataset = H5Dcreate2(try openID(p), p, type.nativeType, space, lcpl, dcpl, chdf5_p_default())
+        let dataset = H5Dcreate2(
+            try openID(p), p, type.nativeType, space, lcpl, dcpl, chdf5_p_default())
         guard dataset >= 0 else { throw failure("create dataset", p) }
         return dataset
     }
@@ -224,7 +261,8 @@ extension HDF5File {
         let expected = wanted.isFloatingPoint ? "floating-point" : "integer"
         guard stored == expected else {
             throw StorageError.wrongType(
-                file: name, name: path, expected: "\(expected) data (\(wanted.rawValue))", found: "\(stored) data")
+                file: name, name: path, expected: "\(expected) data (\(wanted.rawValue))",
+                found: "\(stored) data")
         }
     }
 
@@ -247,7 +285,9 @@ extension HDF5File {
         guard firstRow >= 0, firstRow + rowCount <= shape[0] else {
             throw StorageError.outOfRange(
                 file: name, path: p,
-                reason: "rows \(firstRow)..<\(firstRow + rowCount) are outside the \(shape[0]) rows of shape \(shape)")
+                reason:
+                    "rows \(firstRow)..<\(firstRow + rowCount) are outside the \(shape[0]) rows of shape \(shape)"
+            )
         }
         if rowCount == 0 { return }
         let start = [hsize_t(firstRow)] + shape.dropFirst().map { _ in hsize_t(0) }
@@ -259,7 +299,10 @@ extension HDF5File {
         guard memorySpace >= 0 else { throw failure("select rows of", p) }
         defer { H5Sclose(memorySpace) }
         guard transfer(memorySpace, fileSpace) >= 0 else {
-            throw failure(write ? "write rows \(firstRow)..<\(firstRow + rowCount) of" : "read rows \(firstRow)..<\(firstRow + rowCount) of", p)
+            throw failure(
+                write
+                    ? "write rows \(firstRow)..<\(firstRow + rowCount) of"
+                    : "read rows \(firstRow)..<\(firstRow + rowCount) of", p)
         }
     }
 }

@@ -67,7 +67,9 @@ public struct HDF5Array<Element: HDF5Element>: Sendable {
     public var values: [Element]
 
     public init(shape: [Int], values: [Element]) {
-        precondition(shape.reduce(1, *) == values.count, "HDF5Array: shape \(shape) for \(values.count) values")
+        precondition(
+            shape.reduce(1, *) == values.count,
+            "HDF5Array: shape \(shape) for \(values.count) values")
         self.shape = shape
         self.values = values
     }

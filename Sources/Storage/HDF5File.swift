@@ -37,7 +37,7 @@ public final class HDF5File: @unchecked Sendable {
     }
 
     deinit {
-        HDF5Library.locked {
+        HDF5Library.lockedQuery {
             if fileID >= 0 { H5Fclose(fileID) }
             pending?.discard()  // never committed: an unclosed new file is incomplete
         }
@@ -50,11 +50,13 @@ public final class HDF5File: @unchecked Sendable {
             let pending = try AtomicFile.begin(url)
             let fapl = try fileAccessList(url)
             defer { H5Pclose(fapl) }
-            let id = H5Fcreate(pending.temporaryURL.path, chdf5_f_acc_excl(), chdf5_p_default(), fapl)
+            let id = H5Fcreate(
+                pending.temporaryURL.path, chdf5_f_acc_excl(), chdf5_p_default(), fapl)
             guard id >= 0 else {
                 let detail = HDF5Library.lastError()
                 pending.discard()
-                throw StorageError.cannotOpen(file: url.path, reason: "HDF5 cannot create it (\(detail))")
+                throw StorageError.cannotOpen(
+                    file: url.path, reason: "HDF5 cannot create it (\(detail))")
             }
             return HDF5File(url: url, fileID: id, writable: true, pending: pending)
         }
@@ -70,7 +72,8 @@ public final class HDF5File: @unchecked Sendable {
             }
             let isHDF5 = H5Fis_hdf5(url.path)
             guard isHDF5 > 0 else {
-                let reason = isHDF5 == 0
+                let reason =
+                    isHDF5 == 0
                     ? "not an HDF5 file" : "unreadable (\(HDF5Library.lastError()))"
                 throw StorageError.cannotOpen(file: url.path, reason: reason)
             }
@@ -124,7 +127,7 @@ public final class HDF5File: @unchecked Sendable {
 
     /// Abandons a file made by ``create(_:)`` (nothing appears at ``url``); closes any other file.
     public func discard() {
-        HDF5Library.locked {
+        HDF5Library.lockedQuery {
             if fileID >= 0 { H5Fclose(fileID) }
             fileID = -1
             pending?.discard()
@@ -138,7 +141,8 @@ public final class HDF5File: @unchecked Sendable {
         let fapl = H5Pcreate(chdf5_p_file_access())
         guard fapl >= 0, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0 else {
             throw StorageError.hdf5(
-                file: url.path, operation: "set up file access for", path: "/", detail: HDF5Library.lastError())
+                file: url.path, operation: "set up file access for", path: "/",
+                detail: HDF5Library.lastError())
         }
         return fapl
     }
@@ -160,7 +164,8 @@ public final class HDF5File: @unchecked Sendable {
 
     func requireWritable(_ path: String) throws(StorageError) {
         guard isWritable else {
-            throw StorageError.hdf5(file: name, operation: "write (file is open read-only) at", path: path)
+            throw StorageError.hdf5(
+                file: name, operation: "write (file is open read-only) at", path: path)
         }
     }
 
@@ -197,7 +202,8 @@ public final class HDF5File: @unchecked Sendable {
         guard object >= 0 else { throw failure("open", p) }
         guard H5Iget_type(object) == H5I_DATASET else {
             H5Oclose(object)
-            throw StorageError.wrongType(file: name, name: p, expected: "a dataset", found: "a group")
+            throw StorageError.wrongType(
+                file: name, name: p, expected: "a dataset", found: "a group")
         }
         return object
     }
@@ -221,7 +227,9 @@ public final class HDF5File: @unchecked Sendable {
     }
 
     /// A dataspace for `shape` (`[]` → scalar); close with `H5Sclose`.
-    func dataspace(_ shape: [Int], maxShape: [UInt64]? = nil, path: String) throws(StorageError) -> hid_t {
+    func dataspace(_ shape: [Int], maxShape: [UInt64]? = nil, path: String) throws(StorageError)
+        -> hid_t
+    {
         let space: hid_t
         if shape.isEmpty {
             space = H5Screate(H5S_SCALAR)
@@ -243,7 +251,9 @@ public final class HDF5File: @unchecked Sendable {
         guard rank >= 0 else { throw failure("read the shape of", path) }
         if rank == 0 { return [] }
         var dims = [hsize_t](repeating: 0, count: Int(rank))
-        guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else { throw failure("read the shape of", path) }
+        guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else {
+            throw failure("read the shape of", path)
+        }
         return dims.map { Int($0) }
     }
 }

@@ -17,7 +17,8 @@ extension HDF5File {
                 let object = try openObject(p)
                 defer { H5Oclose(object) }
                 guard H5Iget_type(object) == H5I_GROUP else {
-                    throw StorageError.wrongType(file: name, name: p, expected: "a group", found: "a dataset")
+                    throw StorageError.wrongType(
+                        file: name, name: p, expected: "a group", found: "a dataset")
                 }
                 return
             }
@@ -31,14 +32,14 @@ extension HDF5File {
 
     /// True if a group or dataset exists at `path` (`"/"` always exists).
     public func exists(_ path: String) -> Bool {
-        HDF5Library.locked { () -> Bool in
+        HDF5Library.lockedQuery { () -> Bool in
             (try? linkExists(Self.normalize(path))) ?? false
         }
     }
 
     /// Whether `path` is a group or a dataset, or nil if nothing is there.
     public func kind(of path: String) -> HDF5ObjectKind? {
-        HDF5Library.locked { () -> HDF5ObjectKind? in
+        HDF5Library.lockedQuery { () -> HDF5ObjectKind? in
             guard let object = try? openObject(path) else { return nil }
             defer { H5Oclose(object) }
             switch H5Iget_type(object) {
@@ -57,7 +58,8 @@ extension HDF5File {
             let object = try openObject(p)
             defer { H5Oclose(object) }
             guard H5Iget_type(object) == H5I_GROUP else {
-                throw StorageError.wrongType(file: name, name: p, expected: "a group", found: "a dataset")
+                throw StorageError.wrongType(
+                    file: name, name: p, expected: "a group", found: "a dataset")
             }
             var info = H5G_info_t()
             guard H5Gget_info(object, &info) >= 0 else { throw failure("list", p) }
@@ -67,10 +69,15 @@ extension HDF5File {
                     object, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, chdf5_p_default())
                 guard length >= 0 else { throw failure("list", p) }
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-                guard H5Lget_name_by_idx(
-                    object, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, chdf5_p_default()) >= 0
+                guard
+                    H5Lget_name_by_idx(
+                        object, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count,
+                        chdf5_p_default()) >= 0
                 else { throw failure("list", p) }
-                names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                names.append(
+                    String(
+                        decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) },
+                        as: UTF8.self))
             }
             return names
         }

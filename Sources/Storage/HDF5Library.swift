@@ -22,8 +22,8 @@ enum HDF5Library {
         return try body()
     }
 
-    /// Non-throwing variant.
-    static func locked<T>(_ body: () -> T) -> T {
+    /// Non-throwing variant, for queries that answer nil or false instead of failing.
+    static func lockedQuery<T>(_ body: () -> T) -> T {
         lock.lock()
         defer { lock.unlock() }
         _ = initialized

@@ -9,21 +9,28 @@ extension HDF5File {
     /// - Parameter fixedLength: store as fixed-length strings of the longest UTF-8 length
     ///   (NUL-padded) instead of variable-length ones.
     /// - Throws: `.outOfRange` for a string containing NUL; `.hdf5`.
-    public func write(strings: [String], to path: String, fixedLength: Bool = false) throws(StorageError) {
+    public func write(strings: [String], to path: String, fixedLength: Bool = false)
+        throws(StorageError)
+    {
         try HDF5Library.locked { () throws(StorageError) in
             let p = Self.normalize(path)
             try requireWritable(p)
             try removeIfPresent(p)
-            try withStringBuffer(strings, fixedLength: fixedLength, path: p) { (type, buffer) throws(StorageError) in
+            try withStringBuffer(strings, fixedLength: fixedLength, path: p) {
+                (type, buffer) throws(StorageError) in
                 let space = try dataspace([strings.count], path: p)
                 defer { H5Sclose(space) }
                 let lcpl = try intermediateGroupsList(p)
                 defer { H5Pclose(lcpl) }
-                let dataset = H5Dcreate2(try openID(p), p, type, space, lcpl, chdf5_p_default(), chdf5_p_default())
+                let dataset = H5Dcreate2(
+                    try openID(p), p, type, space, lcpl, chdf5_p_default(), chdf5_p_default())
                 guard dataset >= 0 else { throw failure("create dataset", p) }
                 defer { H5Dclose(dataset) }
                 if strings.isEmpty { return }
-                guard H5Dwrite(dataset, type, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer) >= 0 else {
+                guard
+                    H5Dwrite(dataset, type, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer)
+                        >= 0
+                else {
                     throw failure("write dataset", p)
                 }
             }
@@ -44,8 +51,10 @@ extension HDF5File {
             guard space >= 0 else { throw failure("read the shape of", p) }
             defer { H5Sclose(space) }
             let count = Int(H5Sget_simple_extent_npoints(space))
-            return try readStringBuffer(storedType: type, count: count, path: p) { memoryType, buffer in
-                H5Dread(dataset, memoryType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer)
+            return try readStringBuffer(storedType: type, count: count, path: p) {
+                memoryType, buffer in
+                H5Dread(
+                    dataset, memoryType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), buffer)
             }
         }
     }
@@ -59,7 +68,8 @@ extension HDF5File {
         _ body: (hid_t, UnsafeRawPointer?) throws(StorageError) -> Void
     ) throws(StorageError) {
         if let bad = strings.first(where: { $0.utf8.contains(0) }) {
-            throw StorageError.outOfRange(file: name, path: path, reason: "string \(bad.debugDescription) contains NUL")
+            throw StorageError.outOfRange(
+                file: name, path: path, reason: "string \(bad.debugDescription) contains NUL")
         }
         let type = H5Tcopy(chdf5_c_s1())
         guard type >= 0 else { throw failure("make a string type for", path) }
@@ -75,13 +85,17 @@ extension HDF5File {
             for (i, s) in strings.enumerated() {
                 for (j, b) in s.utf8.enumerated() { bytes[i * width + j] = b }
             }
-            try bytes.withUnsafeBytes { raw in Result { () throws(StorageError) in try body(type, raw.baseAddress) } }
-                .get()
+            try bytes.withUnsafeBytes { raw in
+                Result { () throws(StorageError) in try body(type, raw.baseAddress) }
+            }
+            .get()
         } else {
             let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
             defer { for pointer in pointers { free(pointer) } }
-            try pointers.withUnsafeBytes { raw in Result { () throws(StorageError) in try body(type, raw.baseAddress) } }
-                .get()
+            try pointers.withUnsafeBytes { raw in
+                Result { () throws(StorageError) in try body(type, raw.baseAddress) }
+            }
+            .get()
         }
     }
 
@@ -91,7 +105,8 @@ extension HDF5File {
         _ read: (hid_t, UnsafeMutableRawPointer?) -> herr_t
     ) throws(StorageError) -> [String] {
         guard H5Tget_class(storedType) == H5T_STRING else {
-            throw StorageError.wrongType(file: name, name: path, expected: "strings", found: "numeric data")
+            throw StorageError.wrongType(
+                file: name, name: path, expected: "strings", found: "numeric data")
         }
         if count == 0 { return [] }
         let memoryType = H5Tcopy(storedType)

@@ -24,7 +24,8 @@ public enum SafeTensors {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: url.path)
+            let reason =
+                FileManager.default.fileExists(atPath: url.path)
                 ? "unreadable (\(error.localizedDescription))" : "no such file"
             throw StorageError.cannotOpen(file: url.path, reason: reason)
         }
@@ -33,7 +34,8 @@ public enum SafeTensors {
 
     /// Parses safetensors bytes already in memory; `file` is the name used in errors.
     /// - Throws: as ``read(_:)``.
-    public static func parse(_ bytes: [UInt8], file: String) throws(StorageError) -> SafeTensorsFile {
+    public static func parse(_ bytes: [UInt8], file: String) throws(StorageError) -> SafeTensorsFile
+    {
         try SafeTensorsFile(bytes: bytes, file: file)
     }
 
@@ -51,21 +53,29 @@ public enum SafeTensors {
     }
 
     /// The bytes ``write(_:metadata:to:)`` would write.
-    public static func encode(_ entries: [SafeTensorsEntry], metadata: [String: String] = [:]) -> [UInt8] {
+    public static func encode(_ entries: [SafeTensorsEntry], metadata: [String: String] = [:])
+        -> [UInt8]
+    {
         var seen = Set<String>()
         var header = "{"
         if !metadata.isEmpty {
-            let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            let pairs = metadata.keys.sorted().map {
+                "\(jsonString($0)):\(jsonString(metadata[$0]!))"
+            }
             header += "\"__metadata__\":{\(pairs.joined(separator: ","))}"
         }
         var offset = 0
         for entry in entries {
-            precondition(entry.name != "__metadata__", "SafeTensors.encode: reserved name __metadata__")
-            precondition(seen.insert(entry.name).inserted, "SafeTensors.encode: duplicate name \(entry.name)")
+            precondition(
+                entry.name != "__metadata__", "SafeTensors.encode: reserved name __metadata__")
+            precondition(
+                seen.insert(entry.name).inserted, "SafeTensors.encode: duplicate name \(entry.name)"
+            )
             let end = offset + entry.byteCount
             if header.count > 1 { header += "," }
             let shape = entry.shape.map(String.init).joined(separator: ",")
-            header += "\(jsonString(entry.name)):{\"dtype\":\"\(entry.dtype.rawValue)\","
+            header +=
+                "\(jsonString(entry.name)):{\"dtype\":\"\(entry.dtype.rawValue)\","
                 + "\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}"
             offset = end
         }
@@ -79,15 +89,19 @@ public enum SafeTensors {
         out += headerBytes
         for entry in entries {
             switch entry.values {
-            case .float32(let values): for v in values { appendLittleEndian(v.bitPattern, to: &out) }
-            case .float64(let values): for v in values { appendLittleEndian(v.bitPattern, to: &out) }
-            case .int64(let values): for v in values { appendLittleEndian(UInt64(bitPattern: v), to: &out) }
+            case .float32(let values):
+                for v in values { appendLittleEndian(v.bitPattern, to: &out) }
+            case .float64(let values):
+                for v in values { appendLittleEndian(v.bitPattern, to: &out) }
+            case .int64(let values):
+                for v in values { appendLittleEndian(UInt64(bitPattern: v), to: &out) }
             }
         }
         return out
     }
 
-    private static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+    private static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8])
+    {
         withUnsafeBytes(of: value.littleEndian) { out += $0 }
     }
 
@@ -113,8 +127,16 @@ public enum SafeTensors {
 
 /// A safetensors element type.
 public enum SafeTensorsDType: String, Sendable, CaseIterable {
-    case float64 = "F64", float32 = "F32", float16 = "F16", bfloat16 = "BF16"
-    case int64 = "I64", int32 = "I32", int16 = "I16", int8 = "I8", uint8 = "U8", bool = "BOOL"
+    case float64 = "F64"
+    case float32 = "F32"
+    case float16 = "F16"
+    case bfloat16 = "BF16"
+    case int64 = "I64"
+    case int32 = "I32"
+    case int16 = "I16"
+    case int8 = "I8"
+    case uint8 = "U8"
+    case bool = "BOOL"
 
     /// Bytes per element.
     public var itemSize: Int {

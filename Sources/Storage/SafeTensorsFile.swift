@@ -45,7 +45,8 @@ public struct SafeTensorsFile: Sendable {
         let r = try record(name)
         guard r.dtype.isFloatingPoint else {
             throw StorageError.wrongType(
-                file: file, name: name, expected: "a floating-point tensor", found: r.dtype.rawValue)
+                file: file, name: name, expected: "a floating-point tensor", found: r.dtype.rawValue
+            )
         }
         let n = r.range.count / r.dtype.itemSize
         var out = [Float](repeating: 0, count: n)
@@ -57,9 +58,13 @@ public struct SafeTensorsFile: Sendable {
             case .float16:
                 for i in 0..<n { out[i] = floatFromHalf(load(raw, base + 2 * i, UInt16.self)) }
             case .bfloat16:
-                for i in 0..<n { out[i] = Float(bitPattern: UInt32(load(raw, base + 2 * i, UInt16.self)) << 16) }
+                for i in 0..<n {
+                    out[i] = Float(bitPattern: UInt32(load(raw, base + 2 * i, UInt16.self)) << 16)
+                }
             case .float64:
-                for i in 0..<n { out[i] = Float(Double(bitPattern: load(raw, base + 8 * i, UInt64.self))) }
+                for i in 0..<n {
+                    out[i] = Float(Double(bitPattern: load(raw, base + 8 * i, UInt64.self)))
+                }
             default:
                 break
             }
@@ -78,7 +83,9 @@ public struct SafeTensorsFile: Sendable {
         let n = r.range.count / 8
         var out = [Double](repeating: 0, count: n)
         bytes.withUnsafeBytes { raw in
-            for i in 0..<n { out[i] = Double(bitPattern: load(raw, r.range.lowerBound + 8 * i, UInt64.self)) }
+            for i in 0..<n {
+                out[i] = Double(bitPattern: load(raw, r.range.lowerBound + 8 * i, UInt64.self))
+            }
         }
         return (r.shape, out)
     }
@@ -123,11 +130,13 @@ public struct SafeTensorsFile: Sendable {
         for (name, shape) in expected {
             let r = try record(name)
             if r.shape != shape {
-                throw StorageError.shapeMismatch(file: file, name: name, expected: shape, found: r.shape)
+                throw StorageError.shapeMismatch(
+                    file: file, name: name, expected: shape, found: r.shape)
             }
             if floatingPoint && !r.dtype.isFloatingPoint {
                 throw StorageError.wrongType(
-                    file: file, name: name, expected: "a floating-point tensor", found: r.dtype.rawValue)
+                    file: file, name: name, expected: "a floating-point tensor",
+                    found: r.dtype.rawValue)
             }
         }
         let expectedNames = Set(expected.map(\.name))
@@ -137,7 +146,9 @@ public struct SafeTensorsFile: Sendable {
     }
 
     private func record(_ name: String) throws(StorageError) -> Record {
-        guard let r = records[name] else { throw StorageError.missingTensor(file: file, name: name) }
+        guard let r = records[name] else {
+            throw StorageError.missingTensor(file: file, name: name)
+        }
         return r
     }
 
@@ -151,11 +162,14 @@ public struct SafeTensorsFile: Sendable {
         guard headerLength64 <= UInt64(SafeTensors.maximumHeaderLength) else {
             throw StorageError.badHeader(
                 file: file,
-                reason: "header length \(headerLength64) exceeds \(SafeTensors.maximumHeaderLength) bytes")
+                reason:
+                    "header length \(headerLength64) exceeds \(SafeTensors.maximumHeaderLength) bytes"
+            )
         }
         let headerLength = Int(headerLength64)
         guard 8 + headerLength <= bytes.count else {
-            throw StorageError.truncated(file: file, expected: 8 + headerLength, actual: bytes.count)
+            throw StorageError.truncated(
+                file: file, expected: 8 + headerLength, actual: bytes.count)
         }
         let headerBytes = bytes[8..<(8 + headerLength)]
         guard headerBytes.first == UInt8(ascii: "{") else {
@@ -178,31 +192,39 @@ public struct SafeTensorsFile: Sendable {
             }
             for (key, value) in map {
                 guard let s = value as? String else {
-                    throw StorageError.badHeader(file: file, reason: "__metadata__ value for '\(key)' is not a string")
+                    throw StorageError.badHeader(
+                        file: file, reason: "__metadata__ value for '\(key)' is not a string")
                 }
                 metadata[key] = s
             }
         }
 
         // Pass 1, by name so errors are deterministic: keys, types, dtype.
-        var parsed: [(name: String, dtype: SafeTensorsDType, shape: [Int], begin: Int, end: Int)] = []
+        var parsed: [(name: String, dtype: SafeTensorsDType, shape: [Int], begin: Int, end: Int)] =
+            []
         for name in top.keys.sorted() where name != "__metadata__" {
             guard let info = top[name] as? [String: Any] else {
-                throw StorageError.badHeader(file: file, reason: "tensor '\(name)': entry is not an object")
+                throw StorageError.badHeader(
+                    file: file, reason: "tensor '\(name)': entry is not an object")
             }
             guard let dtypeText = info["dtype"] as? String else {
-                throw StorageError.badHeader(file: file, reason: "tensor '\(name)': missing or non-string 'dtype'")
+                throw StorageError.badHeader(
+                    file: file, reason: "tensor '\(name)': missing or non-string 'dtype'")
             }
             guard let dtype = SafeTensorsDType(rawValue: dtypeText) else {
                 throw StorageError.unknownDType(file: file, tensor: name, dtype: dtypeText)
             }
             guard let shape = Self.naturals(info["shape"]) else {
                 throw StorageError.badHeader(
-                    file: file, reason: "tensor '\(name)': missing 'shape' or not a list of non-negative integers")
+                    file: file,
+                    reason:
+                        "tensor '\(name)': missing 'shape' or not a list of non-negative integers")
             }
             guard let offsets = Self.naturals(info["data_offsets"]), offsets.count == 2 else {
                 throw StorageError.badHeader(
-                    file: file, reason: "tensor '\(name)': missing 'data_offsets' or not two non-negative integers")
+                    file: file,
+                    reason:
+                        "tensor '\(name)': missing 'data_offsets' or not two non-negative integers")
             }
             parsed.append((name, dtype, shape, offsets[0], offsets[1]))
         }
@@ -221,7 +243,8 @@ public struct SafeTensorsFile: Sendable {
             guard t.end <= bufferLength else {
                 throw StorageError.offsetsOutOfRange(
                     file: file, tensor: t.name,
-                    reason: "[\(t.begin), \(t.end)] reaches past the \(bufferLength)-byte data buffer")
+                    reason:
+                        "[\(t.begin), \(t.end)] reaches past the \(bufferLength)-byte data buffer")
             }
             var expectedBytes = t.dtype.itemSize
             var overflow = false
@@ -234,17 +257,23 @@ public struct SafeTensorsFile: Sendable {
                     actualBytes: t.end - t.begin)
             }
             guard t.begin == position else {
-                let what = t.begin < position ? "overlaps the previous tensor" : "leaves a gap after the previous tensor"
+                let what =
+                    t.begin < position
+                    ? "overlaps the previous tensor" : "leaves a gap after the previous tensor"
                 throw StorageError.offsetsOutOfRange(
-                    file: file, tensor: t.name, reason: "[\(t.begin), \(t.end)] \(what) (which ends at \(position))")
+                    file: file, tensor: t.name,
+                    reason: "[\(t.begin), \(t.end)] \(what) (which ends at \(position))")
             }
             position = t.end
             records[t.name] = Record(
-                dtype: t.dtype, shape: t.shape, range: (bufferStart + t.begin)..<(bufferStart + t.end))
+                dtype: t.dtype, shape: t.shape,
+                range: (bufferStart + t.begin)..<(bufferStart + t.end))
         }
         guard position == bufferLength else {
             throw StorageError.badHeader(
-                file: file, reason: "\(bufferLength - position) bytes after the last tensor belong to no tensor")
+                file: file,
+                reason: "\(bufferLength - position) bytes after the last tensor belong to no tensor"
+            )
         }
 
         self.file = file
@@ -274,7 +303,9 @@ public struct SafeTensorsFile: Sendable {
 
 /// Little-endian load at an unaligned byte offset.
 @inline(__always)
-private func load<T: FixedWidthInteger>(_ raw: UnsafeRawBufferPointer, _ offset: Int, _: T.Type) -> T {
+private func load<T: FixedWidthInteger>(_ raw: UnsafeRawBufferPointer, _ offset: Int, _: T.Type)
+    -> T
+{
     T(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: T.self))
 }
 

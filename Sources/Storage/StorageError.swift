@@ -43,9 +43,11 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .cannotOpen(let file, _), .truncated(let file, _, _), .badHeader(let file, _),
             .offsetsOutOfRange(let file, _, _), .sizeMismatch(let file, _, _, _),
-            .unknownDType(let file, _, _), .missingTensor(let file, _), .unexpectedTensor(let file, _),
+            .unknownDType(let file, _, _), .missingTensor(let file, _),
+            .unexpectedTensor(let file, _),
             .shapeMismatch(let file, _, _, _), .wrongType(let file, _, _, _),
-            .missingDataset(let file, _), .missingAttribute(let file, _, _), .outOfRange(let file, _, _),
+            .missingDataset(let file, _), .missingAttribute(let file, _, _),
+            .outOfRange(let file, _, _),
             .hdf5(let file, _, _, _), .io(let file, _):
             return file
         }

@@ -29,8 +29,11 @@ import Testing
         #expect(try dir.contents() == ["numbers.h5"])
 
         let file = try HDF5File.open(url)
-        #expect(try file.read("/a/f32", as: Float.self) == HDF5Array(shape: [2, 3], values: floats))
-        #expect(try file.read("/a/b/f64", as: Double.self).values.map(\.bitPattern) == doubles.map(\.bitPattern))
+        #expect(
+            try file.read("/a/f32", as: Float.self) == HDF5Array(shape: [2, 3], values: floats))
+        #expect(
+            try file.read("/a/b/f64", as: Double.self).values.map(\.bitPattern)
+                == doubles.map(\.bitPattern))
         #expect(try file.read("/i64", as: Int64.self).values == int64s)
         #expect(try file.read("/int", as: Int.self) == HDF5Array(shape: [3, 1], values: ints))
         #expect(try file.read("/i32", as: Int32.self).values == int32s)
@@ -42,7 +45,9 @@ import Testing
         #expect(try file.readTensor("/a/b/f64").data == doubles.map(Float.init))
         #expect(try file.shape(of: "/a/f32") == [2, 3])
         expectStorageError(
-            .wrongType(file: url.path, name: "/i64", expected: "floating-point data (float64)", found: "integer data"),
+            .wrongType(
+                file: url.path, name: "/i64", expected: "floating-point data (float64)",
+                found: "integer data"),
             mentions: [url.path, "/i64"]
         ) { () throws(StorageError) in _ = try file.read("/i64", as: Double.self) }
         try file.close()
@@ -63,7 +68,9 @@ import Testing
         #expect(try file.readStrings("/fixed") == words)
         #expect(try file.readStrings("/none") == [])
         expectStorageError(
-            .wrongType(file: url.path, name: "/vocab", expected: "floating-point data (float32)", found: "string data"),
+            .wrongType(
+                file: url.path, name: "/vocab", expected: "floating-point data (float32)",
+                found: "string data"),
             mentions: [url.path, "/vocab"]
         ) { () throws(StorageError) in _ = try file.read("/vocab", as: Float.self) }
     }
@@ -87,7 +94,8 @@ import Testing
         ]
         try HDF5File.write(to: url) { (file) throws(StorageError) in
             try file.createGroup("/groups/layer.0")
-            try file.write([Double](repeating: 0, count: 4), shape: [2, 2], to: "/groups/layer.0/interference")
+            try file.write(
+                [Double](repeating: 0, count: 4), shape: [2, 2], to: "/groups/layer.0/interference")
             for path in ["/", "/groups/layer.0", "/groups/layer.0/interference"] {
                 for (name, value) in values { try file.setAttribute(name, value, at: path) }
             }
@@ -114,7 +122,8 @@ import Testing
             mentions: [url.path, "/groups/layer.0", "nope"]
         ) { () throws(StorageError) in _ = try file.attribute("nope", at: "groups/layer.0") }
         expectStorageError(
-            .wrongType(file: url.path, name: "/@tasks", expected: "an integer", found: "a string list"),
+            .wrongType(
+                file: url.path, name: "/@tasks", expected: "an integer", found: "a string list"),
             mentions: [url.path, "tasks"]
         ) { () throws(StorageError) in _ = try file.intAttribute("tasks") }
     }
@@ -128,7 +137,8 @@ import Testing
             try file.createGroup("/tasks/mlm")  // idempotent
             try file.createGroup("tasks/caption/")
             try file.write([Float(1)], shape: [1], to: "/tasks/mlm/loss")
-            try file.write([Float(1)], shape: [1], to: "/parameters/encoder.layers.0.ffn.dense2.weight/gram")
+            try file.write(
+                [Float(1)], shape: [1], to: "/parameters/encoder.layers.0.ffn.dense2.weight/gram")
         }
         let file = try HDF5File.open(url)
         #expect(file.exists("/"))
@@ -144,11 +154,13 @@ import Testing
         #expect(try file.children(of: "/tasks") == ["caption", "mlm"])
         #expect(try file.children(of: "/parameters") == ["encoder.layers.0.ffn.dense2.weight"])
         #expect(try file.children(of: "/tasks/caption") == [])
-        expectStorageError(.missingDataset(file: url.path, path: "/tasks/retrieval"),
+        expectStorageError(
+            .missingDataset(file: url.path, path: "/tasks/retrieval"),
             mentions: [url.path, "/tasks/retrieval"]
         ) { () throws(StorageError) in _ = try file.children(of: "/tasks/retrieval") }
         expectStorageError(
-            .wrongType(file: url.path, name: "/tasks/mlm/loss", expected: "a group", found: "a dataset"),
+            .wrongType(
+                file: url.path, name: "/tasks/mlm/loss", expected: "a group", found: "a dataset"),
             mentions: [url.path]
         ) { () throws(StorageError) in _ = try file.children(of: "/tasks/mlm/loss") }
         expectStorageError(
@@ -161,32 +173,42 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let url = dir.file("rows.h5")
-        let rows = 7, width = 5
+        let rows = 7
+        let width = 5
         let all = (0..<(rows * width)).map { Float($0) * 0.5 }
         let file = try HDF5File.create(url)
         try file.createDataset("/parameters/w/gradients", of: Float.self, shape: [rows, width])
         // Out of order, one row at a time and a block of two.
-        try file.writeRows(Array(all[(3 * width)..<(5 * width)]), at: 3, to: "/parameters/w/gradients")
+        try file.writeRows(
+            Array(all[(3 * width)..<(5 * width)]), at: 3, to: "/parameters/w/gradients")
         for r in [6, 0, 2, 1] {
-            try file.writeRows(Array(all[(r * width)..<((r + 1) * width)]), at: r, to: "/parameters/w/gradients")
+            try file.writeRows(
+                Array(all[(r * width)..<((r + 1) * width)]), at: r, to: "/parameters/w/gradients")
         }
         // Readable before close; row 5 is not written yet and reads as the fill value 0.
-        #expect(try file.readRows(4..<6, from: "/parameters/w/gradients", as: Float.self).values
-            == Array(all[(4 * width)..<(5 * width)]) + [Float](repeating: 0, count: width))
+        #expect(
+            try file.readRows(4..<6, from: "/parameters/w/gradients", as: Float.self).values
+                == Array(all[(4 * width)..<(5 * width)]) + [Float](repeating: 0, count: width))
         try file.close()
 
         let reader = try HDF5File.open(url)
         let p = "/parameters/w/gradients"
         let unwritten = try reader.readRows(5..<6, from: p, as: Float.self)
-        #expect(unwritten == HDF5Array(shape: [1, width], values: [Float](repeating: 0, count: width)))
+        #expect(
+            unwritten == HDF5Array(shape: [1, width], values: [Float](repeating: 0, count: width)))
         for block in [0..<2, 2..<3, 3..<5, 6..<7, 0..<0] {
             let got = try reader.readRows(block, from: p, as: Float.self)
             #expect(got.shape == [block.count, width])
-            #expect(got.values == Array(all[(block.lowerBound * width)..<(block.upperBound * width)]))
+            #expect(
+                got.values == Array(all[(block.lowerBound * width)..<(block.upperBound * width)]))
         }
-        #expect(try reader.read(p, as: Double.self).values[0..<(5 * width)].map(Float.init) == Array(all[0..<(5 * width)]))
+        #expect(
+            try reader.read(p, as: Double.self).values[0..<(5 * width)].map(Float.init)
+                == Array(all[0..<(5 * width)]))
         expectStorageError(
-            .outOfRange(file: url.path, path: p, reason: "rows 6..<8 are outside the 7 rows of shape [7, 5]"),
+            .outOfRange(
+                file: url.path, path: p, reason: "rows 6..<8 are outside the 7 rows of shape [7, 5]"
+            ),
             mentions: [url.path, p]
         ) { () throws(StorageError) in _ = try reader.readRows(6..<8, from: p, as: Float.self) }
     }
@@ -196,18 +218,22 @@ import Testing
         defer { dir.remove() }
         let url = dir.file("append.h5")
         try HDF5File.write(to: url) { (file) throws(StorageError) in
-            try file.createDataset("/log", of: Double.self, shape: [0, 2], chunkRows: 4, extendible: true)
+            try file.createDataset(
+                "/log", of: Double.self, shape: [0, 2], chunkRows: 4, extendible: true)
             #expect(try file.appendRows([1.0, 2.0], to: "/log") == 0)
         }
         let file = try HDF5File.open(url, writable: true)
         #expect(try file.appendRows([3.0, 4.0, 5.0, 6.0], to: "/log") == 1)
         expectStorageError(
-            .outOfRange(file: url.path, path: "/log", reason: "3 values are not whole rows of shape [3, 2]"),
+            .outOfRange(
+                file: url.path, path: "/log", reason: "3 values are not whole rows of shape [3, 2]"),
             mentions: [url.path, "/log"]
         ) { () throws(StorageError) in try file.appendRows([1.0, 2.0, 3.0], to: "/log") }
         try file.close()
         let reader = try HDF5File.open(url)
-        #expect(try reader.read("/log", as: Double.self) == HDF5Array(shape: [3, 2], values: [1, 2, 3, 4, 5, 6]))
+        #expect(
+            try reader.read("/log", as: Double.self)
+                == HDF5Array(shape: [3, 2], values: [1, 2, 3, 4, 5, 6]))
         expectStorageError(
             .hdf5(file: url.path, operation: "write (file is open read-only) at", path: "/log"),
             mentions: [url.path, "/log"]
@@ -218,10 +244,13 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let url = dir.file("m.h5")
-        try HDF5File.write(to: url) { (file) throws(StorageError) in try file.createGroup("/tasks") }
+        try HDF5File.write(to: url) { (file) throws(StorageError) in try file.createGroup("/tasks")
+        }
         let file = try HDF5File.open(url)
         for path in ["/tasks/mlm/loss", "/tasks/x", "/nothing"] {
-            expectStorageError(.missingDataset(file: url.path, path: path), mentions: [url.path, path]) {
+            expectStorageError(
+                .missingDataset(file: url.path, path: path), mentions: [url.path, path]
+            ) {
                 () throws(StorageError) in _ = try file.read(path, as: Float.self)
             }
         }
@@ -238,11 +267,15 @@ import Testing
         defer { dir.remove() }
         let garbage = dir.file("garbage.h5")
         try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: garbage)
-        expectStorageError(.cannotOpen(file: garbage.path, reason: "not an HDF5 file"), mentions: [garbage.path]) {
+        expectStorageError(
+            .cannotOpen(file: garbage.path, reason: "not an HDF5 file"), mentions: [garbage.path]
+        ) {
             () throws(StorageError) in _ = try HDF5File.open(garbage)
         }
         let missing = dir.file("missing.h5")
-        expectStorageError(.cannotOpen(file: missing.path, reason: "no such file"), mentions: [missing.path]) {
+        expectStorageError(
+            .cannotOpen(file: missing.path, reason: "no such file"), mentions: [missing.path]
+        ) {
             () throws(StorageError) in _ = try HDF5File.open(missing)
         }
 
@@ -279,7 +312,8 @@ import Testing
         #expect(try dir.contents() == [])
 
         struct Boom: Error {}
-        expectStorageError(.io(file: url.path, reason: "boom"), mentions: [url.path]) { () throws(StorageError) in
+        expectStorageError(.io(file: url.path, reason: "boom"), mentions: [url.path]) {
+            () throws(StorageError) in
             try HDF5File.write(to: url) { (file) throws(StorageError) in
                 try file.write([Float(1)], shape: [1], to: "/x")
                 throw StorageError.io(file: url.path, reason: "boom")
@@ -290,8 +324,12 @@ import Testing
         do { _ = try HDF5File.create(url) }  // dropped without close: nothing appears
         #expect(try dir.contents() == [])
 
-        try HDF5File.write(to: url) { (file) throws(StorageError) in try file.setAttribute("v", .int(1)) }
-        try HDF5File.write(to: url) { (file) throws(StorageError) in try file.setAttribute("v", .int(2)) }
+        try HDF5File.write(to: url) { (file) throws(StorageError) in
+            try file.setAttribute("v", .int(1))
+        }
+        try HDF5File.write(to: url) { (file) throws(StorageError) in
+            try file.setAttribute("v", .int(2))
+        }
         #expect(try HDF5File.open(url).intAttribute("v") == 2)
         #expect(try dir.contents() == ["probe.h5"])
     }
@@ -305,13 +343,21 @@ import Testing
         #expect(try file.stringsAttribute("tasks") == ["mlm", "caption"])
         #expect(try file.intsAttribute("sizes") == [3, 4])
         #expect(try file.stringAttribute("fixed") == "fixed-length")
-        #expect(try file.read("/tasks/mlm/loss", as: Float.self) == HDF5Array(shape: [3], values: [1, 2.5, -3]))
-        #expect(try file.read("/tasks/mlm/examples", as: Int.self) == HDF5Array(shape: [3, 2], values: [0, 1, 2, 3, 4, 5]))
-        #expect(try file.read("/gram", as: Double.self) == HDF5Array(shape: [2, 2], values: [0, 0.125, 0.25, 0.375]))
+        #expect(
+            try file.read("/tasks/mlm/loss", as: Float.self)
+                == HDF5Array(shape: [3], values: [1, 2.5, -3]))
+        #expect(
+            try file.read("/tasks/mlm/examples", as: Int.self)
+                == HDF5Array(shape: [3, 2], values: [0, 1, 2, 3, 4, 5]))
+        #expect(
+            try file.read("/gram", as: Double.self)
+                == HDF5Array(shape: [2, 2], values: [0, 0.125, 0.25, 0.375]))
         #expect(try file.read("/mask", as: UInt8.self).values == [0, 1, 255])
         #expect(try file.readStrings("/vocab") == ["[PAD]", "héllo", ""])
         #expect(try file.readStrings("/fixed_names") == ["cat", "zebra"])
-        #expect(try file.readRows(1..<3, from: "/rows", as: Float.self) == HDF5Array(shape: [2, 3], values: [3, 4, 5, 6, 7, 8]))
+        #expect(
+            try file.readRows(1..<3, from: "/rows", as: Float.self)
+                == HDF5Array(shape: [2, 3], values: [3, 4, 5, 6, 7, 8]))
         #expect(try file.children() == ["fixed_names", "gram", "mask", "rows", "tasks", "vocab"])
     }
 
@@ -323,10 +369,14 @@ import Testing
                 group.addTask {
                     let url = dir.file("c\(k).h5")
                     try HDF5File.write(to: url) { (file) throws(StorageError) in
-                        for i in 0..<20 { try file.write([Double(i + k)], shape: [1], to: "/d/\(i)") }
+                        for i in 0..<20 {
+                            try file.write([Double(i + k)], shape: [1], to: "/d/\(i)")
+                        }
                     }
                     let file = try HDF5File.open(url)
-                    for i in 0..<20 { #expect(try file.read("/d/\(i)", as: Double.self).values == [Double(i + k)]) }
+                    for i in 0..<20 {
+                        #expect(try file.read("/d/\(i)", as: Double.self).values == [Double(i + k)])
+                    }
                 }
             }
             try await group.waitForAll()

@@ -29,7 +29,8 @@ func expectStorageError(
     } catch {
         #expect(error == expected, sourceLocation: sourceLocation)
         for word in mentions {
-            #expect(error.description.contains(word), "'\(error)' should mention '\(word)'",
+            #expect(
+                error.description.contains(word), "'\(error)' should mention '\(word)'",
                 sourceLocation: sourceLocation)
         }
         #expect(!error.description.contains("\n"), sourceLocation: sourceLocation)
@@ -41,8 +42,10 @@ func expectStorageError(
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let url = dir.file("rt.safetensors")
-        let floats: [Float] = [0, -0.0, 1, -1.5, .pi, .leastNonzeroMagnitude, .greatestFiniteMagnitude, .infinity,
-                               Float(bitPattern: 0x7fc0_1234)]
+        let floats: [Float] = [
+            0, -0.0, 1, -1.5, .pi, .leastNonzeroMagnitude, .greatestFiniteMagnitude, .infinity,
+            Float(bitPattern: 0x7fc0_1234),
+        ]
         let doubles: [Double] = [0.1, -Double.leastNormalMagnitude / 3, .pi, 1e300]
         let ints = [Int(Int64.min), -1, 0, 1 << 40, Int(Int64.max), 7]
         let entries = [
@@ -80,7 +83,8 @@ func expectStorageError(
         let n = Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
         #expect(n % 8 == 0)
         let header = String(decoding: bytes[8..<(8 + n)], as: UTF8.self)
-        let json = #"{"__metadata__":{"a":"1","b":"2"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+        let json =
+            #"{"__metadata__":{"a":"1","b":"2"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
         #expect(header == json + String(repeating: " ", count: n - json.utf8.count))
         #expect(bytes.count == 8 + n + 8)
     }
@@ -108,7 +112,8 @@ func expectStorageError(
              "u":{"dtype":"U8","shape":[2],"data_offsets":[60,62]},
              "q":{"dtype":"BOOL","shape":[3],"data_offsets":[62,65]}}
             """
-        let file = try SafeTensors.parse(handBuilt(header: header, buffer: buffer), file: "hand.safetensors")
+        let file = try SafeTensors.parse(
+            handBuilt(header: header, buffer: buffer), file: "hand.safetensors")
         #expect(file.names == ["h", "b", "d", "l", "i", "u", "q"])
         #expect(file.metadata.isEmpty)
         let h = try file.tensor("h").data
@@ -126,14 +131,19 @@ func expectStorageError(
         #expect(try file.ints("u").values == [0, 255])
         #expect(try file.ints("q").values == [1, 0, 1])
         expectStorageError(
-            .wrongType(file: "hand.safetensors", name: "l", expected: "a floating-point tensor", found: "I64"),
+            .wrongType(
+                file: "hand.safetensors", name: "l", expected: "a floating-point tensor",
+                found: "I64"),
             mentions: ["hand.safetensors", "'l'"]
         ) { () throws(StorageError) in _ = try file.tensor("l") }
         expectStorageError(
-            .wrongType(file: "hand.safetensors", name: "h", expected: "an integer tensor", found: "F16"),
+            .wrongType(
+                file: "hand.safetensors", name: "h", expected: "an integer tensor", found: "F16"),
             mentions: ["hand.safetensors", "'h'"]
         ) { () throws(StorageError) in _ = try file.ints("h") }
-        expectStorageError(.missingTensor(file: "hand.safetensors", name: "nope"), mentions: ["nope"]) {
+        expectStorageError(
+            .missingTensor(file: "hand.safetensors", name: "nope"), mentions: ["nope"]
+        ) {
             () throws(StorageError) in _ = try file.tensor("nope")
         }
     }
@@ -154,7 +164,8 @@ func expectStorageError(
 
     @Test func readsAFileWrittenByTheReferenceImplementation() throws {
         // Written by Fixtures/make_fixtures.py with torch + safetensors (see Fixtures/README.md).
-        let file = try SafeTensors.read(fixturesDirectory.appendingPathComponent("reference.safetensors"))
+        let file = try SafeTensors.read(
+            fixturesDirectory.appendingPathComponent("reference.safetensors"))
         #expect(file.metadata == ["source": "make_fixtures.py", "format": "pt"])
         #expect(try file.tensor("f32").data == [1.5, -2.25, 0, 3e-8, 1e30, -7])
         #expect(try file.tensor("f32").shape == [2, 3])
@@ -180,14 +191,16 @@ func expectStorageError(
     }
 
     @Test func fileShorterThanTheLengthPrefix() {
-        expectStorageError(.truncated(file: file, expected: 8, actual: 5), mentions: [file, "truncated"],
+        expectStorageError(
+            .truncated(file: file, expected: 8, actual: 5), mentions: [file, "truncated"],
             parse([1, 2, 3, 4, 5]))
     }
 
     @Test func headerLengthBeyondTheFile() {
         var bytes = handBuilt(header: "{\(goodTensor)}", buffer: eightBytes)
         bytes.replaceSubrange(0..<8, with: littleEndianBytes([UInt64(4096)]))
-        expectStorageError(.truncated(file: file, expected: 8 + 4096, actual: bytes.count),
+        expectStorageError(
+            .truncated(file: file, expected: 8 + 4096, actual: bytes.count),
             mentions: [file, "4104"], parse(bytes))
     }
 
@@ -206,106 +219,169 @@ func expectStorageError(
         ])
         let cut = Array(good.dropLast(4))
         expectStorageError(
-            .offsetsOutOfRange(file: file, tensor: "b", reason: "[8, 24] reaches past the 20-byte data buffer"),
+            .offsetsOutOfRange(
+                file: file, tensor: "b", reason: "[8, 24] reaches past the 20-byte data buffer"),
             mentions: [file, "'b'"], parse(cut))
     }
 
     @Test func malformedJSON() {
-        expectStorageError(.badHeader(file: file, reason: "malformed JSON"), mentions: [file, "JSON"],
+        expectStorageError(
+            .badHeader(file: file, reason: "malformed JSON"), mentions: [file, "JSON"],
             parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[2],"#, buffer: eightBytes)))
-        expectStorageError(.badHeader(file: file, reason: "header does not start with '{'"), mentions: [file],
+        expectStorageError(
+            .badHeader(file: file, reason: "header does not start with '{'"), mentions: [file],
             parse(handBuilt(header: "[1]     ", buffer: [])))
     }
 
     @Test func missingOrIllTypedKeysNameTheTensor() {
         expectStorageError(
-            .badHeader(file: file, reason: "tensor 'w': missing or non-string 'dtype'"), mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, buffer: eightBytes)))
-        expectStorageError(
-            .badHeader(file: file, reason: "tensor 'w': missing 'shape' or not a list of non-negative integers"),
+            .badHeader(file: file, reason: "tensor 'w': missing or non-string 'dtype'"),
             mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, buffer: eightBytes)))
+            parse(
+                handBuilt(header: #"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, buffer: eightBytes))
+        )
         expectStorageError(
-            .badHeader(file: file, reason: "tensor 'w': missing 'data_offsets' or not two non-negative integers"),
+            .badHeader(
+                file: file,
+                reason: "tensor 'w': missing 'shape' or not a list of non-negative integers"),
             mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,true]}}"#, buffer: eightBytes)))
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#,
+                    buffer: eightBytes)))
         expectStorageError(
-            .badHeader(file: file, reason: "__metadata__ value for 'k' is not a string"), mentions: [file, "'k'"],
-            parse(handBuilt(header: #"{"__metadata__":{"k":1},\#(goodTensor)}"#, buffer: eightBytes)))
+            .badHeader(
+                file: file,
+                reason: "tensor 'w': missing 'data_offsets' or not two non-negative integers"),
+            mentions: [file, "'w'"],
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,true]}}"#,
+                    buffer: eightBytes)))
+        expectStorageError(
+            .badHeader(file: file, reason: "__metadata__ value for 'k' is not a string"),
+            mentions: [file, "'k'"],
+            parse(
+                handBuilt(header: #"{"__metadata__":{"k":1},\#(goodTensor)}"#, buffer: eightBytes)))
     }
 
     @Test func offsetsOutOfRange() {
         expectStorageError(
-            .offsetsOutOfRange(file: file, tensor: "w", reason: "[0, 16] reaches past the 8-byte data buffer"),
+            .offsetsOutOfRange(
+                file: file, tensor: "w", reason: "[0, 16] reaches past the 8-byte data buffer"),
             mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, buffer: eightBytes)))
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                    buffer: eightBytes)))
         expectStorageError(
             .offsetsOutOfRange(file: file, tensor: "w", reason: "end 0 is before begin 8"),
             mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, buffer: eightBytes)))
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#,
+                    buffer: eightBytes)))
         expectStorageError(
             .offsetsOutOfRange(
-                file: file, tensor: "y", reason: "[4, 8] overlaps the previous tensor (which ends at 8)"),
+                file: file, tensor: "y",
+                reason: "[4, 8] overlaps the previous tensor (which ends at 8)"),
             mentions: [file, "'y'"],
-            parse(handBuilt(
-                header: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-                buffer: eightBytes)))
+            parse(
+                handBuilt(
+                    header:
+                        #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                    buffer: eightBytes)))
         expectStorageError(
             .offsetsOutOfRange(
-                file: file, tensor: "w", reason: "[4, 8] leaves a gap after the previous tensor (which ends at 0)"),
+                file: file, tensor: "w",
+                reason: "[4, 8] leaves a gap after the previous tensor (which ends at 0)"),
             mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, buffer: eightBytes)))
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                    buffer: eightBytes)))
         expectStorageError(
-            .badHeader(file: file, reason: "4 bytes after the last tensor belong to no tensor"), mentions: [file],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, buffer: eightBytes)))
+            .badHeader(file: file, reason: "4 bytes after the last tensor belong to no tensor"),
+            mentions: [file],
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                    buffer: eightBytes)))
     }
 
     @Test func sizeNotShapeTimesItemSize() {
         expectStorageError(
-            .sizeMismatch(file: file, tensor: "w", expectedBytes: 12, actualBytes: 8), mentions: [file, "'w'"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, buffer: eightBytes)))
+            .sizeMismatch(file: file, tensor: "w", expectedBytes: 12, actualBytes: 8),
+            mentions: [file, "'w'"],
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                    buffer: eightBytes)))
         expectStorageError(
-            .sizeMismatch(file: file, tensor: "w", expectedBytes: Int.max, actualBytes: 8), mentions: [file, "'w'"],
-            parse(handBuilt(
-                header: #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#,
-                buffer: eightBytes)))
+            .sizeMismatch(file: file, tensor: "w", expectedBytes: Int.max, actualBytes: 8),
+            mentions: [file, "'w'"],
+            parse(
+                handBuilt(
+                    header:
+                        #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#,
+                    buffer: eightBytes)))
     }
 
     @Test func unknownDType() {
-        expectStorageError(.unknownDType(file: file, tensor: "w", dtype: "F8_E4M3"), mentions: [file, "'w'", "F8_E4M3"],
-            parse(handBuilt(header: #"{"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}}"#, buffer: eightBytes)))
+        expectStorageError(
+            .unknownDType(file: file, tensor: "w", dtype: "F8_E4M3"),
+            mentions: [file, "'w'", "F8_E4M3"],
+            parse(
+                handBuilt(
+                    header: #"{"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}}"#,
+                    buffer: eightBytes)))
     }
 
     @Test func missingFile() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let url = dir.file("absent.safetensors")
-        expectStorageError(.cannotOpen(file: url.path, reason: "no such file"), mentions: [url.path]) {
+        expectStorageError(
+            .cannotOpen(file: url.path, reason: "no such file"), mentions: [url.path]
+        ) {
             () throws(StorageError) in _ = try SafeTensors.read(url)
         }
     }
 
     @Test func validateReportsMissingUnexpectedAndWrongShapeInExpectedOrder() throws {
         let bytes = SafeTensors.encode([
-            SafeTensorsEntry(name: "a.weight", shape: [2, 3], floats: Array(repeating: 0, count: 6)),
+            SafeTensorsEntry(
+                name: "a.weight", shape: [2, 3], floats: Array(repeating: 0, count: 6)),
             SafeTensorsEntry(name: "a.bias", shape: [2], floats: [0, 0]),
             SafeTensorsEntry(name: "steps", shape: [1], ints: [3]),
         ])
         let st = try SafeTensors.parse(bytes, file: "ckpt.safetensors")
-        let check = { (expected: [(name: String, shape: [Int])], floatingPoint: Bool) -> () throws(StorageError) -> Void in
-            { () throws(StorageError) in try st.validate(expected: expected, floatingPoint: floatingPoint) }
+        let check = {
+            (expected: [(name: String, shape: [Int])], floatingPoint: Bool) -> ()
+                throws(StorageError) -> Void in
+            { () throws(StorageError) in
+                try st.validate(expected: expected, floatingPoint: floatingPoint)
+            }
         }
-        let all: [(name: String, shape: [Int])] = [("a.weight", [2, 3]), ("a.bias", [2]), ("steps", [1])]
+        let all: [(name: String, shape: [Int])] = [
+            ("a.weight", [2, 3]), ("a.bias", [2]), ("steps", [1]),
+        ]
         try st.validate(expected: all, floatingPoint: false)
-        expectStorageError(.wrongType(file: "ckpt.safetensors", name: "steps", expected: "a floating-point tensor",
-            found: "I64"), mentions: ["ckpt.safetensors", "'steps'"], check(all, true))
-        expectStorageError(.missingTensor(file: "ckpt.safetensors", name: "b.weight"),
+        expectStorageError(
+            .wrongType(
+                file: "ckpt.safetensors", name: "steps", expected: "a floating-point tensor",
+                found: "I64"), mentions: ["ckpt.safetensors", "'steps'"], check(all, true))
+        expectStorageError(
+            .missingTensor(file: "ckpt.safetensors", name: "b.weight"),
             mentions: ["ckpt.safetensors", "'b.weight'"],
             check([("a.weight", [2, 3]), ("b.weight", [4]), ("a.bias", [3])], false))
-        expectStorageError(.shapeMismatch(file: "ckpt.safetensors", name: "a.weight", expected: [3, 2], found: [2, 3]),
+        expectStorageError(
+            .shapeMismatch(
+                file: "ckpt.safetensors", name: "a.weight", expected: [3, 2], found: [2, 3]),
             mentions: ["ckpt.safetensors", "'a.weight'", "[3, 2]", "[2, 3]"],
             check([("a.weight", [3, 2]), ("b.weight", [4])], false))
-        expectStorageError(.unexpectedTensor(file: "ckpt.safetensors", name: "a.bias"),
+        expectStorageError(
+            .unexpectedTensor(file: "ckpt.safetensors", name: "a.bias"),
             mentions: ["ckpt.safetensors", "'a.bias'"], check([("a.weight", [2, 3])], false))
     }
 }

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+@testable import Storage
+
+@Suite struct AtomicFileTests {
+    @Test func writesDataAndLeavesNoTemporaryFile() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("report.md")
+        try AtomicFile.write(data: Data("first".utf8), to: url)
+        try AtomicFile.write(data: Data("second".utf8), to: url)
+        #expect(try String(contentsOf: url, encoding: .utf8) == "second")
+        #expect(try dir.contents() == ["report.md"])
+    }
+
+    @Test func aThrowingBodyLeavesTheFinalNameUntouchedAndNoTemporaryFile() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let fresh = dir.file("fresh.bin")
+        var seenTemporary: URL?
+        expectStorageError(.io(file: fresh.path, reason: "disk full"), mentions: [fresh.path]) {
+            () throws(StorageError) in
+            try AtomicFile.write(to: fresh) { (temporary) throws(StorageError) in
+                seenTemporary = temporary
+                _ = FileManager.default.createFile(
+                    atPath: temporary.path, contents: Data("half".utf8))
+                throw StorageError.io(file: fresh.path, reason: "disk full")
+            }
+        }
+        #expect(try dir.contents() == [])
+
+        // An existing file keeps its old content.
+        let existing = dir.file("existing.bin")
+        try AtomicFile.write(data: Data("old".utf8), to: existing)
+        expectStorageError(.io(file: existing.path, reason: "boom"), mentions: [existing.path]) {
+            () throws(StorageError) in
+            try AtomicFile.write(to: existing) { (temporary) throws(StorageError) in
+                _ = FileManager.default.createFile(
+                    atPath: temporary.path, contents: Data("new".utf8))
+                throw StorageError.io(file: existing.path, reason: "boom")
+            }
+        }
+        #expect(try String(contentsOf: existing, encoding: .utf8) == "old")
+        #expect(try dir.contents() == ["existing.bin"])
+
+        // The temporary name is hidden, in the same folder, and names the file and the process.
+        let temporary = try #require(seenTemporary)
+        #expect(temporary.deletingLastPathComponent().path == dir.url.path)
+        #expect(
+            temporary.lastPathComponent.hasPrefix(
+                ".fresh.bin.tmp-\(ProcessInfo.processInfo.processIdentifier)-"))
+    }
+
+    @Test func aBodyThatWritesNothingIsAnError() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("nothing.bin")
+        expectStorageError(
+            .io(file: url.path, reason: "the writer produced no file"), mentions: [url.path]
+        ) {
+            () throws(StorageError) in try AtomicFile.write(to: url) { (_) throws(StorageError) in }
+        }
+        #expect(try dir.contents() == [])
+    }
+
+    @Test func aMissingFolderIsCannotOpen() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("no/such/folder/out.safetensors")
+        let folder = url.deletingLastPathComponent().path
+        expectStorageError(
+            .cannotOpen(file: url.path, reason: "folder \(folder) does not exist"),
+            mentions: [url.path]
+        ) { () throws(StorageError) in try AtomicFile.write(data: Data([1]), to: url) }
+        expectStorageError(
+            .cannotOpen(file: url.path, reason: "folder \(folder) does not exist"),
+            mentions: [url.path]
+        ) { () throws(StorageError) in try SafeTensors.write([], to: url) }
+    }
+
+    @Test func pendingCommitAndDiscard() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("later.txt")
+        let kept = try AtomicFile.begin(url)
+        try Data("kept".utf8).write(to: kept.temporaryURL)
+        #expect(!FileManager.default.fileExists(atPath: url.path))
+        try kept.commit()
+        #expect(try String(contentsOf: url, encoding: .utf8) == "kept")
+
+        let dropped = try AtomicFile.begin(url)
+        try Data("dropped".utf8).write(to: dropped.temporaryURL)
+        dropped.discard()
+        #expect(try String(contentsOf: url, encoding: .utf8) == "kept")
+        #expect(try dir.contents() == ["later.txt"])
+
+        let never = try AtomicFile.begin(url)  // committing a temporary that was never written
+        #expect(throws: StorageError.self) { try never.commit() }
+        #expect(try dir.contents() == ["later.txt"])
+    }
+
+    @Test func temporaryNamesDiffer() {
+        let url = URL(fileURLWithPath: "/tmp/x.h5")
+        #expect(AtomicFile.temporaryURL(for: url) != AtomicFile.temporaryURL(for: url))
+    }
+}
