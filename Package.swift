@@ -24,7 +24,9 @@ let package = Package(
         .target(name: "UniPerceiver", dependencies: ["Kernels"], exclude: ["README.md"]),
         .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),
         .target(name: "Training", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
-        .target(name: "GradientProbe", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
+        .target(
+            name: "GradientProbe", dependencies: ["UniPerceiver", "Datasets", "Storage", "Training"],
+            exclude: ["README.md"]),
         .target(name: "Interference", dependencies: ["Kernels", "Storage"], exclude: ["README.md"]),
         .target(name: "Reporter", dependencies: ["Interference", "Storage"], exclude: ["README.md"]),
         .executableTarget(
@@ -54,6 +56,9 @@ let package = Package(
             name: "DatasetsTests", dependencies: ["Datasets", "UniPerceiver", "Storage", "TestSupport"]),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "UniPerceiver", "Storage", "TestSupport"]),
+        .testTarget(
+            name: "GradientProbeTests",
+            dependencies: ["GradientProbe", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
