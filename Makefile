@@ -4,7 +4,7 @@ SWIFT ?= swift
 APT_PACKAGES = libopenblas-dev libhdf5-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps pydeps build release test demo bench clean
+.PHONY: deps pydeps build release test demo bench bench-model clean
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openblas hdf5; then \
@@ -32,3 +32,6 @@ demo: release
 
 clean:
 	rm -rf .build
+
+bench-model: release
+	.build/release/ModelBenchmark | tee reports/benchmarks-model.txt

@@ -36,6 +36,10 @@ let package = Package(
                 "Interference", "Reporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Benchmarks are executables run on purpose (README "Benchmarks"), never from the tests.
+        .executableTarget(
+            name: "ModelBenchmark", dependencies: ["Kernels", "UniPerceiver", "CBLAS"],
+            path: "Benchmarks/ModelBenchmark"),
         .target(name: "TestSupport", dependencies: ["Kernels", "Storage"]),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Storage", "TestSupport"], exclude: ["Fixtures"]),

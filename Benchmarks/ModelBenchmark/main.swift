@@ -1,0 +1,112 @@
+// Model benchmark (issue 2): milliseconds per forward+backward of one image-classification
+// mini-batch and the achieved GFLOP/s, next to the machine's sgemm rate measured in the same run.
+// Run on purpose, in release: `swift run -c release ModelBenchmark` (or `make bench-model`).
+import CBLAS
+import Foundation
+import Kernels
+import UniPerceiver
+
+struct Setup {
+    let name: String
+    let config: ModelConfig
+    let batchSize: Int
+    let classes: Int
+}
+
+/// GEMM FLOPs of one forward (2·m·n·k per product). Backward costs two GEMMs per forward GEMM
+/// (dX and dW), so forward+backward ≈ 3× this; elementwise work is not counted.
+func forwardFLOPs(_ c: ModelConfig, batch B: Int, classes K: Int, classTokens: Int) -> Double {
+    let D = Double(c.hiddenSize)
+    let F = Double(c.ffnSize)
+    func encoder(sequences: Int, length T: Int) -> Double {
+        let N = Double(sequences * T)
+        let perLayer = 2 * N * (3 * D * D + D * D + 2 * D * F) + 2 * 2 * Double(sequences) * Double(T * T) * D
+        return Double(c.numLayers) * perLayer
+    }
+    let image = encoder(sequences: B, length: 1 + c.patchCount)
+        + 2 * Double(B * c.patchCount) * Double(c.patchFeatures) * D
+    let targets = encoder(sequences: K, length: classTokens)
+    let head = 2 * Double(B + K) * D * D + 2 * Double(B * K) * D
+    return image + targets + head
+}
+
+func measureSGEMM(size n: Int, repeats: Int) -> Double {
+    var a = [Float](repeating: 0, count: n * n)
+    var rng = SeededRNG(seed: 1)
+    for i in a.indices { a[i] = rng.nextFloat() - 0.5 }
+    let b = a
+    var c = [Float](repeating: 0, count: n * n)
+    var best = Double.infinity
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    gemm(
+                        transposeA: false, transposeB: false, m: n, n: n, k: n,
+                        a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
+                        beta: 0, c: pc.baseAddress!, ldc: n)
+                }
+            }
+        }
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return 2 * Double(n * n * n) / best / 1e9
+}
+
+func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+let setups = [
+    Setup(
+        name: "D=128, 6 layers, 4 heads, FFN 512, batch 8",
+        config: ModelConfig(
+            hiddenSize: 128, numLayers: 6, numHeads: 4, ffnSize: 512, imageSize: 8, patchSize: 2,
+            channels: 1, vocabSize: 64, maxTextLength: 16),
+        batchSize: 8, classes: 10),
+    Setup(
+        name: "D=256, 6 layers, 8 heads, FFN 1024, batch 8",
+        config: ModelConfig(
+            hiddenSize: 256, numLayers: 6, numHeads: 8, ffnSize: 1024, imageSize: 8, patchSize: 2,
+            channels: 1, vocabSize: 64, maxTextLength: 16),
+        batchSize: 8, classes: 10),
+]
+let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 20
+let sgemm = measureSGEMM(size: 1024, repeats: 5)
+print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s")
+print("")
+print("| configuration | tokens (image / class-name seqs) | ms per fwd+bwd (median of \(repeats)) | GFLOP/s | % of sgemm |")
+print("| --- | --- | ---: | ---: | ---: |")
+for setup in setups {
+    let c = setup.config
+    let model = try Model(config: c, seed: 1)
+    var rng = SeededRNG(seed: 2)
+    let pixels = (0..<(setup.batchSize * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
+    let images = Tensor(shape: [setup.batchSize, 1, c.imageSize, c.imageSize], data: pixels)
+    let labels = (0..<setup.batchSize).map { $0 % setup.classes }
+    let classNames = (0..<setup.classes).map { [$0 + 1, c.eotId] }
+    let batch = Batch.imageClassification(images: images, labels: labels, classNames: classNames)
+    var gradient = [Float](repeating: 0, count: model.parameters.count)
+    for _ in 0..<3 {  // warm-up
+        let pass = try model.forward(batch)
+        model.backward(pass, into: &gradient)
+    }
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        let pass = try model.forward(batch)
+        model.backward(pass, into: &gradient)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    let ms = median(times)
+    let flops = 3 * forwardFLOPs(c, batch: setup.batchSize, classes: setup.classes, classTokens: 3)
+    let gflops = flops / (ms / 1e3) / 1e9
+    print(
+        "| \(setup.name) | \(1 + c.patchCount) / 3 | \(String(format: "%.2f", ms)) | \(String(format: "%.2f", gflops)) | \(String(format: "%.1f", 100 * gflops / sgemm)) |"
+    )
+}
+print("")
+print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); forward per layer = 2·N·(3D² + D² + 2·D·F) + 4·B·T²·D over N = B·T tokens, for the image batch and the 10 class-name sequences, plus patch projection and head.")
