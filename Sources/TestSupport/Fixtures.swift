@@ -4,12 +4,20 @@
 //   Tolerance.modelGradientRelative, .adamWLossRelative            ‖a − e‖/‖e‖ bounds
 //   Tolerance.finiteDifference…                                    GradientCheck defaults
 //   fixtureURL("kernels.safetensors")   -> <directory of the calling test file>/Fixtures/kernels.safetensors
+//   try loadFixture("kernels.safetensors") -> Fixture   (throws FixtureError: fails the test with the
+//       file's path and the regenerate command when the file is missing or unreadable)
+//   fixture.floats("layernorm.x") -> [Float]      inputs (any float dtype, rounded to Float)
+//   fixture.tensor("layernorm.x") -> Tensor
+//   fixture.doubles("layernorm.y") -> DoubleTensor  outputs (F64 exact), for expectClose
+//   fixture.ints("cross_entropy.targets") -> [Int]
+//   fixture.metadata, fixture.names, fixture.file (the underlying SafeTensorsFile)
 //
 // Every tolerance used by a test lives here, with the reason for its value, so none is a magic
 // number in a test (house-style §6).
 
 import Foundation
 import Kernels
+import Storage
 import Testing
 
 /// An element-wise tolerance: `|actual − expected| ≤ atol + rtol · |expected|`.
@@ -77,4 +85,85 @@ public let regenerateFixturesCommand =
 public func fixtureURL(_ name: String, filePath: String = #filePath) -> URL {
     URL(fileURLWithPath: filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent(name)
+}
+
+/// Why a fixture could not be used; every message names the file and how to regenerate it.
+public enum FixtureError: Error, Sendable, CustomStringConvertible {
+    /// The fixture file does not exist.
+    case missing(path: String)
+    /// The file exists but Storage refused it, or a tensor or metadata entry is wrong.
+    case unusable(path: String, underlying: String)
+
+    public var description: String {
+        switch self {
+        case .missing(let path):
+            return "fixture \(path) is missing; regenerate it with `\(regenerateFixturesCommand)` (from the package root)"
+        case .unusable(let path, let underlying):
+            return "fixture \(path) is unusable: \(underlying); regenerate it with `\(regenerateFixturesCommand)`"
+        }
+    }
+}
+
+/// Loads `<directory of the calling file>/Fixtures/<name>` (a safetensors file) through Storage.
+///
+/// Never skips: a missing or damaged fixture throws `FixtureError`, which fails the calling test
+/// with the file's path and the regenerate command.
+/// - Parameter requiredMetadata: `__metadata__` entries that must be present with these values
+///   (e.g. `["fixture_version": "1"]`); a mismatch is a `FixtureError.unusable` naming both values.
+public func loadFixture(
+    _ name: String, requiredMetadata: [String: String] = [:], filePath: String = #filePath
+) throws(FixtureError) -> Fixture {
+    let url = fixtureURL(name, filePath: filePath)
+    guard FileManager.default.fileExists(atPath: url.path) else { throw .missing(path: url.path) }
+    let file: SafeTensorsFile
+    do {
+        file = try SafeTensors.read(url)
+    } catch {
+        throw .unusable(path: url.path, underlying: error.description)
+    }
+    for key in requiredMetadata.keys.sorted() where file.metadata[key] != requiredMetadata[key] {
+        throw .unusable(
+            path: url.path,
+            underlying: "metadata \(key) is \(file.metadata[key].map { "'\($0)'" } ?? "absent"), expected '\(requiredMetadata[key]!)'")
+    }
+    return Fixture(file: file, path: url.path)
+}
+
+/// A loaded safetensors fixture with accessors that turn Storage errors into `FixtureError`.
+public struct Fixture: Sendable {
+    /// The underlying file (metadata, names, shapes, dtypes).
+    public let file: SafeTensorsFile
+    /// The fixture's path, as used in messages.
+    public let path: String
+
+    public var metadata: [String: String] { file.metadata }
+    public var names: [String] { file.names }
+
+    /// A floating-point tensor rounded to Float (inputs fed to Float32 kernels).
+    public func tensor(_ name: String) throws(FixtureError) -> Tensor {
+        do { return try file.tensor(name) } catch { throw .unusable(path: path, underlying: error.description) }
+    }
+
+    /// A floating-point tensor's values rounded to Float.
+    public func floats(_ name: String) throws(FixtureError) -> [Float] { try tensor(name).data }
+
+    /// A floating-point tensor in Double (F64 exact): reference outputs.
+    public func doubles(_ name: String) throws(FixtureError) -> DoubleTensor {
+        do {
+            let (shape, values) = try file.doubles(name)
+            return DoubleTensor(shape: shape, data: values)
+        } catch {
+            throw .unusable(path: path, underlying: error.description)
+        }
+    }
+
+    /// An integer (or bool) tensor's values.
+    public func ints(_ name: String) throws(FixtureError) -> [Int] {
+        do { return try file.ints(name).values } catch { throw .unusable(path: path, underlying: error.description) }
+    }
+
+    /// The shape of a tensor.
+    public func shape(of name: String) throws(FixtureError) -> [Int] {
+        do { return try file.shape(of: name) } catch { throw .unusable(path: path, underlying: error.description) }
+    }
 }
