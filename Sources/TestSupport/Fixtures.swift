@@ -55,6 +55,11 @@ extension Tolerance {
     /// same bound as `kernel`, since the twin plays the float64 reference's role.
     public static let fastVersusNaive = Tolerance(rtol: 1e-5, atol: 1e-6)
 
+    /// Accumulate contract: `backward` twice vs 2× once, and start + once vs once into `start`.
+    /// Not exact: a kernel that sums over rows adds each row's term to a running buffer, so the
+    /// second call rounds differently (a few Float ulps of values up to ~10).
+    public static let accumulate = Tolerance(rtol: 1e-6, atol: 1e-6)
+
     // MARK: Finite differences (GradientCheck defaults)
 
     /// A coordinate passes when the CS231n score `|a − n| / max(floor, |a| + |n|)` is at most this…
