@@ -1,0 +1,155 @@
+import Foundation
+import Storage
+
+/// Reads and writes `interference.h5` (architecture.md, "interference file").
+///
+/// ```
+/// /   attrs: format = "task-interference/interference", version = 1, probe = [path, sha256],
+///            tasks, samples_per_task, metric, bootstrap_replicates, seed, confidence, kind, label
+/// /groups/<group>/interference            float64 [T, T]
+/// /groups/<group>/ci_low, ci_high         float64 [T, T]   (only when bootstrap_replicates > 0)
+/// /groups/<group>/cosine                  float64 [T, T]
+/// /groups/<group>/conflict_fraction       float64 [T, T]
+/// /groups/<group>/consistency             float64 [T]
+/// /groups/<group>/delta                   float64 [T, T, N]  delta[i, j, b] = s[j,i][b]
+/// /groups/<group>/nonpositive_denominators int64  [T]
+/// /groups/<group>/zero_norm_rows          int64  [T]
+/// /groups/<group>   attrs: parameters, layer, role, undefined_bootstrap_values
+/// ```
+/// Flagged samples are not stored: they are the b with `!(delta[i, i, b] > 0)`.
+/// The seed (UInt64) is stored as the int64 with the same bits.
+public enum InterferenceFile {
+    /// Writes atomically (the file appears only when complete).
+    /// - Throws: `.storage` for any HDF5 failure.
+    public static func write(_ analysis: InterferenceAnalysis, to url: URL) throws(InterferenceError) {
+        try storage { () throws(StorageError) in
+            try HDF5File.write(to: url) { (file: HDF5File) throws(StorageError) in
+                let t = analysis.layout.taskCount
+                let n = analysis.layout.samplesPerTask
+                try file.setAttribute("format", .string(InterferenceAnalysis.format))
+                try file.setAttribute("version", .int(InterferenceAnalysis.version))
+                try file.setAttribute("probe", .strings([analysis.probePath, analysis.probeSHA256]))
+                try file.setAttribute("tasks", .strings(analysis.tasks))
+                try file.setAttribute("samples_per_task", .int(n))
+                try file.setAttribute("metric", .string(analysis.metric.rawValue))
+                try file.setAttribute("bootstrap_replicates", .int(analysis.bootstrapReplicates))
+                try file.setAttribute("seed", .int(Int(Int64(bitPattern: analysis.seed))))
+                try file.setAttribute("confidence", .double(analysis.confidence))
+                try file.setAttribute("kind", .string(analysis.kind))
+                try file.setAttribute("label", .string(analysis.label))
+                try file.createGroup("/groups")
+                for g in analysis.groups {
+                    let path = "/groups/\(g.name)"
+                    try file.createGroup(path)
+                    try file.write(flatten(g.interference.values), shape: [t, t], to: "\(path)/interference")
+                    if let ci = g.interval {
+                        try file.write(flatten(ci.low), shape: [t, t], to: "\(path)/ci_low")
+                        try file.write(flatten(ci.high), shape: [t, t], to: "\(path)/ci_high")
+                        try file.setAttribute("undefined_bootstrap_values", .int(ci.undefinedValues), at: path)
+                    }
+                    try file.write(flatten(g.agreement.cosine), shape: [t, t], to: "\(path)/cosine")
+                    try file.write(
+                        flatten(g.agreement.conflictFraction), shape: [t, t], to: "\(path)/conflict_fraction")
+                    try file.write(g.agreement.consistency, shape: [t], to: "\(path)/consistency")
+                    try file.write(flatten(g.interference.delta), shape: [t, t, n], to: "\(path)/delta")
+                    try file.write(
+                        g.interference.nonPositiveDenominators, shape: [t], to: "\(path)/nonpositive_denominators")
+                    try file.write(g.agreement.zeroNormRows, shape: [t], to: "\(path)/zero_norm_rows")
+                    try file.setAttribute("parameters", .strings(g.group.parameters), at: path)
+                    try file.setAttribute("layer", .int(g.group.layer), at: path)
+                    try file.setAttribute("role", .string(g.group.role), at: path)
+                }
+            }
+        }
+    }
+
+    /// Reads a whole file, checking format, version and every shape.
+    /// - Throws: `.badFile` (another format or version, inconsistent shapes), `.storage` (missing
+    ///   datasets, not HDF5, truncated).
+    public static func read(_ url: URL) throws(InterferenceError) -> InterferenceAnalysis {
+        let name = url.path
+        let file = try storage { () throws(StorageError) in try HDF5File.open(url) }
+        defer { file.discard() }
+        let format = try storage { () throws(StorageError) in try file.stringAttribute("format") }
+        guard format == InterferenceAnalysis.format else {
+            throw .badFile(file: name, reason: "format is '\(format)', expected '\(InterferenceAnalysis.format)'")
+        }
+        let version = try storage { () throws(StorageError) in try file.intAttribute("version") }
+        guard version == InterferenceAnalysis.version else {
+            throw .badFile(file: name, reason: "version \(version), this tool reads version \(InterferenceAnalysis.version)")
+        }
+        let tasks = try storage { () throws(StorageError) in try file.stringsAttribute("tasks") }
+        let n = try storage { () throws(StorageError) in try file.intAttribute("samples_per_task") }
+        let layout: TaskLayout
+        do throws(InterferenceError) {
+            layout = try TaskLayout(tasks: tasks, samplesPerTask: n)
+        } catch {
+            throw .badFile(file: name, reason: error.description)
+        }
+        let t = layout.taskCount
+        let probe = try storage { () throws(StorageError) in try file.stringsAttribute("probe") }
+        let metricName = try storage { () throws(StorageError) in try file.stringAttribute("metric") }
+        guard let metric = InterferenceMetric(rawValue: metricName) else {
+            throw .badFile(file: name, reason: "unknown metric '\(metricName)'")
+        }
+        let replicates = try storage { () throws(StorageError) in try file.intAttribute("bootstrap_replicates") }
+        let seed = UInt64(bitPattern: Int64(try storage { () throws(StorageError) in try file.intAttribute("seed") }))
+        let confidence = try storage { () throws(StorageError) in try file.doubleAttribute("confidence") }
+        let kind = try storage { () throws(StorageError) in try file.stringAttribute("kind") }
+        let label = try storage { () throws(StorageError) in try file.stringAttribute("label") }
+
+        func matrix(_ path: String, _ shape: [Int]) throws(InterferenceError) -> [Double] {
+            let array = try storage { () throws(StorageError) in try file.read(path, as: Double.self) }
+            guard array.shape == shape else {
+                throw .badFile(file: name, reason: "'\(path)' has shape \(array.shape), expected \(shape)")
+            }
+            return array.values
+        }
+        func ints(_ path: String) throws(InterferenceError) -> [Int] {
+            let array = try storage { () throws(StorageError) in try file.read(path, as: Int.self) }
+            guard array.shape == [t] else {
+                throw .badFile(file: name, reason: "'\(path)' has shape \(array.shape), expected [\(t)]")
+            }
+            return array.values
+        }
+
+        let names = try storage { () throws(StorageError) in try file.children(of: "/groups") }
+        var groups: [GroupAnalysis] = []
+        for groupName in names.sorted(by: naturalLess) {
+            let path = "/groups/\(groupName)"
+            let values = unflatten(try matrix("\(path)/interference", [t, t]), rows: t, columns: t)
+            let deltaFlat = try matrix("\(path)/delta", [t, t, n])
+            let delta = (0..<t).map { i in unflatten(Array(deltaFlat[(i * t * n)..<((i + 1) * t * n)]), rows: t, columns: n) }
+            let nonPositive = try ints("\(path)/nonpositive_denominators")
+            let flagged = (0..<t).map { i in (0..<n).filter { !(delta[i][i][$0] > 0) } }
+            let interference = InterferenceMatrix(
+                layout: layout, values: values, delta: delta, nonPositiveDenominators: nonPositive,
+                flaggedSamples: flagged)
+            var interval: BootstrapInterval?
+            if replicates > 0 {
+                let undefined = try storage { () throws(StorageError) in
+                    try file.intAttribute("undefined_bootstrap_values", at: path)
+                }
+                interval = BootstrapInterval(
+                    low: unflatten(try matrix("\(path)/ci_low", [t, t]), rows: t, columns: t),
+                    high: unflatten(try matrix("\(path)/ci_high", [t, t]), rows: t, columns: t),
+                    confidence: confidence, replicates: replicates, seed: seed, undefinedValues: undefined)
+            }
+            let agreement = GradientAgreement(
+                cosine: unflatten(try matrix("\(path)/cosine", [t, t]), rows: t, columns: t),
+                conflictFraction: unflatten(try matrix("\(path)/conflict_fraction", [t, t]), rows: t, columns: t),
+                zeroNormRows: try ints("\(path)/zero_norm_rows"))
+            let parameters = try storage { () throws(StorageError) in try file.stringsAttribute("parameters", at: path) }
+            let layer = try storage { () throws(StorageError) in try file.intAttribute("layer", at: path) }
+            let role = try storage { () throws(StorageError) in try file.stringAttribute("role", at: path) }
+            groups.append(
+                GroupAnalysis(
+                    group: ParameterGroup(name: groupName, parameters: parameters, layer: layer, role: role),
+                    interference: interference, interval: interval, agreement: agreement))
+        }
+        return InterferenceAnalysis(
+            layout: layout, metric: metric, probePath: probe.first ?? "", probeSHA256: probe.dropFirst().first ?? "",
+            kind: kind, label: label, bootstrapReplicates: replicates, seed: seed, confidence: confidence,
+            groups: groups)
+    }
+}

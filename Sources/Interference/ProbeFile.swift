@@ -1,0 +1,84 @@
+import Foundation
+import Storage
+
+/// Read access to a probe file (`probe.h5`, architecture.md "probe file"): the task layout, the
+/// parameter names and each parameter's Gram matrix, read on demand.
+///
+/// Only what the metric needs is read: root attributes `format` (= "task-interference/probe"),
+/// `version` (= 1), `tasks`, `samples_per_task`, optional `kind`; `/parameters/<name>/gram` float64
+/// `[T·N, T·N]`. The probe module writes the file; this reader never changes it.
+public final class ProbeFile: Sendable {
+    /// `format` attribute of a probe file.
+    public static let format = "task-interference/probe"
+    /// The version this reader understands.
+    public static let version = 1
+
+    /// The file.
+    public let url: URL
+    /// Tasks and samples per task.
+    public let layout: TaskLayout
+    /// `kind` attribute ("dense", "moe"), "" when absent.
+    public let kind: String
+    /// Parameter names under `/parameters`, natural order.
+    public let parameters: [String]
+    private let file: HDF5File
+
+    /// Opens and checks a probe file.
+    /// - Throws: `.badFile` for another format or version or a bad layout; `.storage` when HDF5
+    ///   cannot open it (missing, not HDF5, truncated) or an attribute is missing.
+    public init(url: URL) throws(InterferenceError) {
+        let name = url.path
+        let file = try storage { () throws(StorageError) in try HDF5File.open(url) }
+        let format = try storage { () throws(StorageError) in try file.stringAttribute("format") }
+        guard format == Self.format else {
+            throw .badFile(file: name, reason: "format is '\(format)', expected '\(Self.format)'")
+        }
+        let version = try storage { () throws(StorageError) in try file.intAttribute("version") }
+        guard version == Self.version else {
+            throw .badFile(file: name, reason: "probe version \(version), this tool reads version \(Self.version)")
+        }
+        let tasks = try storage { () throws(StorageError) in try file.stringsAttribute("tasks") }
+        let n = try storage { () throws(StorageError) in try file.intAttribute("samples_per_task") }
+        do throws(InterferenceError) {
+            layout = try TaskLayout(tasks: tasks, samplesPerTask: n)
+        } catch {
+            throw .badFile(file: name, reason: error.description)
+        }
+        kind = file.hasAttribute("kind") ? (try storage { () throws(StorageError) in try file.stringAttribute("kind") }) : ""
+        parameters = try storage { () throws(StorageError) in try file.children(of: "/parameters") }
+            .sorted(by: naturalLess)
+        self.url = url
+        self.file = file
+    }
+
+    deinit { file.discard() }
+
+    /// The Gram matrix of one parameter.
+    /// - Throws: `.missing` for an unknown parameter, `.badFile` for a wrong shape, `.storage`.
+    public func gram(of parameter: String) throws(InterferenceError) -> GramMatrix {
+        guard parameters.contains(parameter) else { throw .missing(file: url.path, what: "parameter '\(parameter)'") }
+        let path = "/parameters/\(parameter)/gram"
+        let array = try storage { () throws(StorageError) in try file.read(path, as: Double.self) }
+        let r = layout.rowCount
+        guard array.shape == [r, r] else {
+            throw .badFile(file: url.path, reason: "'\(path)' has shape \(array.shape), expected [\(r), \(r)]")
+        }
+        return try GramMatrix(size: r, values: array.values)
+    }
+
+    /// Analyses every group of a grouping (see `InterferenceAnalysis.analyze`).
+    /// - Parameter probeSHA256: recorded in the result; the caller computes it (Storage has no hash).
+    public func analyze(
+        grouping: Grouping, bootstrapReplicates: Int = BootstrapInterval.defaultReplicates, seed: UInt64,
+        confidence: Double = 0.95, probeSHA256: String = "", label: String = ""
+    ) throws(InterferenceError) -> InterferenceAnalysis {
+        let groups = try InterferenceAnalysis.analyze(
+            parameters: parameters, gram: { (p: String) throws(InterferenceError) -> GramMatrix in try gram(of: p) },
+            layout: layout, grouping: grouping, bootstrapReplicates: bootstrapReplicates, seed: seed,
+            confidence: confidence)
+        return InterferenceAnalysis(
+            layout: layout, metric: .firstOrder, probePath: url.path, probeSHA256: probeSHA256, kind: kind,
+            label: label, bootstrapReplicates: bootstrapReplicates, seed: seed, confidence: confidence,
+            groups: groups)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Interference
+import Storage
+import Testing
+
+/// A small probe file as `interference probe` writes it (only what the metric reads).
+func writeProbe(
+    to url: URL, tasks: [String], samples: Int, parameters: [String: [[Double]]], format: String = ProbeFile.format,
+    version: Int = ProbeFile.version
+) throws {
+    try HDF5File.write(to: url) { (file: HDF5File) throws(StorageError) in
+        try file.setAttribute("format", .string(format))
+        try file.setAttribute("version", .int(version))
+        try file.setAttribute("tasks", .strings(tasks))
+        try file.setAttribute("samples_per_task", .int(samples))
+        try file.setAttribute("kind", .string("dense"))
+        for (name, rows) in parameters {
+            let gram = try! GramMatrix(rows: rows)
+            try file.createGroup("/parameters/\(name)")
+            try file.write(gram.values, shape: [gram.size, gram.size], to: "/parameters/\(name)/gram")
+        }
+    }
+}
+
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("interference-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite struct FileTests {
+    static let tasks = ["cls", "mlm", "cap"]
+    static func parameters() -> [String: [[Double]]] {
+        let rows = structuredRows(tasks: 3, samples: 6, width: 30, seed: 31)
+        return [
+            "encoder.layers.0.ffn.dense2.weight": rows.map { Array($0[0..<20]) },
+            "encoder.layers.0.ffn.dense2.bias": rows.map { Array($0[20..<30]) },
+            "encoder.layers.1.ffn.dense2.weight": structuredRows(tasks: 3, samples: 6, width: 12, seed: 32),
+        ]
+    }
+
+    @Test func probeToAnalysisToFileRoundTrip() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let probeURL = dir.appendingPathComponent("probe.h5")
+        let params = Self.parameters()
+        try writeProbe(to: probeURL, tasks: Self.tasks, samples: 6, parameters: params)
+
+        let probe = try ProbeFile(url: probeURL)
+        #expect(probe.layout.tasks == Self.tasks && probe.layout.samplesPerTask == 6 && probe.kind == "dense")
+        let analysis = try probe.analyze(grouping: .layer, bootstrapReplicates: 50, seed: 5)
+        #expect(analysis.groups.map(\.name) == ["encoder.layers.0", "encoder.layers.1"])
+        #expect(analysis.label == "dense")
+
+        // Layer 0 from summed Grams equals layer 0 from its concatenated raw rows.
+        let rows = structuredRows(tasks: 3, samples: 6, width: 30, seed: 31)
+        let direct = try InterferenceMatrix(rows: rows, layout: probe.layout)
+        let fromFile = try #require(analysis.group(named: "encoder.layers.0")).interference
+        for i in 0..<3 { for j in 0..<3 { #expect(abs(fromFile[i, j] - direct[i, j]) < 1e-12) } }
+
+        let out = dir.appendingPathComponent("interference.h5")
+        try InterferenceFile.write(analysis, to: out)
+        let back = try InterferenceFile.read(out)
+        #expect(back == analysis)
+    }
+
+    @Test func refusesAnotherFormatOrVersion() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let wrongFormat = dir.appendingPathComponent("a.h5")
+        try writeProbe(to: wrongFormat, tasks: Self.tasks, samples: 6, parameters: [:], format: "something-else")
+        #expect(throws: InterferenceError.badFile(
+            file: wrongFormat.path, reason: "format is 'something-else', expected 'task-interference/probe'"
+        )) { try ProbeFile(url: wrongFormat) }
+        let wrongVersion = dir.appendingPathComponent("b.h5")
+        try writeProbe(to: wrongVersion, tasks: Self.tasks, samples: 6, parameters: [:], version: 9)
+        #expect(throws: InterferenceError.self) { try ProbeFile(url: wrongVersion) }
+        // A probe file is not an interference file.
+        #expect(throws: InterferenceError.self) { try InterferenceFile.read(wrongVersion) }
+        // Not HDF5 at all.
+        let text = dir.appendingPathComponent("c.h5")
+        try Data("hello".utf8).write(to: text)
+        do {
+            _ = try InterferenceFile.read(text)
+            Issue.record("read a text file")
+        } catch {
+            #expect(error.description.hasPrefix(text.path))
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    @Test func unknownParameterIsNamed() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("probe.h5")
+        try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
+        let probe = try ProbeFile(url: url)
+        #expect(throws: InterferenceError.missing(file: url.path, what: "parameter 'nope'")) { try probe.gram(of: "nope") }
+    }
+}

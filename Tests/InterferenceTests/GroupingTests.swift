@@ -1,0 +1,43 @@
+import Interference
+import Testing
+
+@Suite struct GroupingTests {
+    static let names = [
+        "encoder.layers.10.ffn.dense2.weight", "encoder.layers.2.ffn.dense2.weight",
+        "encoder.layers.2.ffn.dense2.bias", "encoder.layers.2.attention.self.qkv_proj.weight",
+        "encoder.layers.10.ffn.dense2.experts.3.weight", "token_embed.embeddings",
+    ]
+
+    @Test func parsesNames() {
+        let p = ParameterName("encoder.layers.7.ffn.dense2.experts.3.weight")
+        #expect(p.layer == 7 && p.role == "ffn.dense2" && p.expert == 3)
+        let q = ParameterName("encoder.layers.0.attention.self.qkv_proj.bias")
+        #expect(q.layer == 0 && q.role == "attention.self.qkv_proj" && q.expert == nil)
+        let e = ParameterName("token_embed.embeddings")
+        #expect(e.layer == nil && e.role == "token_embed.embeddings")
+    }
+
+    @Test func groupsByLayerRoleModelAndParameter() {
+        let layers = Grouping.layer.groups(of: Self.names)
+        #expect(layers.map(\.name) == ["encoder.layers.2", "encoder.layers.10"])
+        #expect(layers[0].parameters.count == 3 && layers[0].layer == 2 && layers[0].role == "")
+        #expect(layers[1].parameters.count == 2 && layers[1].role == "ffn.dense2")
+
+        let roles = Grouping.role.groups(of: Self.names)
+        #expect(roles.map(\.name) == ["attention.self.qkv_proj", "ffn.dense2", "token_embed.embeddings"])
+        #expect(roles[1].parameters == [
+            "encoder.layers.2.ffn.dense2.bias", "encoder.layers.2.ffn.dense2.weight",
+            "encoder.layers.10.ffn.dense2.experts.3.weight", "encoder.layers.10.ffn.dense2.weight",
+        ])
+        #expect(roles[1].layer == -1)
+
+        #expect(Grouping.model.groups(of: Self.names).map(\.parameters.count) == [6])
+        #expect(Grouping.parameter.groups(of: Self.names).count == 6)
+    }
+
+    @Test func naturalOrder() {
+        #expect(naturalLess("encoder.layers.2", "encoder.layers.10"))
+        #expect(!naturalLess("encoder.layers.10", "encoder.layers.2"))
+        #expect(naturalLess("a", "b") && naturalLess("a", "a.b"))
+    }
+}
