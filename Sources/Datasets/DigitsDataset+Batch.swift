@@ -19,10 +19,9 @@ extension DigitsDataset {
         masking: WordMasking = WordMasking()
     ) -> Batch {
         precondition(!indices.isEmpty, "DigitsDataset.makeBatch: no indices for \(task.rawValue)")
-        let members = Set(self.indices(of: task, in: split))
         for index in indices {
             precondition(
-                members.contains(index),
+                self.split(ofExample: index, task: task) == split,
                 "DigitsDataset.makeBatch: index \(index) is not in \(splitPath(of: task, split))")
         }
         switch task {

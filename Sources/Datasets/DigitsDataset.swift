@@ -39,6 +39,9 @@ public struct DigitsDataset: Sendable {
     public let imageSplits: [DatasetSplit: [Int]]
     /// Sentence indices of each split (sorted, disjoint).
     public let corpusSplits: [DatasetSplit: [Int]]
+    /// The split of each image and of each sentence (the inverse of the two maps above).
+    private let imageSplitOf: [DatasetSplit]
+    private let sentenceSplitOf: [DatasetSplit]
 
     /// Validates and stores a dataset given as arrays.
     ///
@@ -103,9 +106,9 @@ public struct DigitsDataset: Sendable {
                 file: file, path: "/corpus/tokens",
                 reason: "sentence \(bad) has no regular word to mask")
         }
-        self.imageSplits = try Self.checkSplits(
+        (self.imageSplits, self.imageSplitOf) = try Self.checkSplits(
             imageSplits, count: n, file: file, prefix: "/splits/images")
-        self.corpusSplits = try Self.checkSplits(
+        (self.corpusSplits, self.sentenceSplitOf) = try Self.checkSplits(
             corpusSplits, count: corpus.count, file: file, prefix: "/splits/corpus")
 
         let half = Float(pixelMax) / 2
@@ -143,7 +146,7 @@ public struct DigitsDataset: Sendable {
 
     private static func checkSplits(
         _ splits: [DatasetSplit: [Int]], count: Int, file: String, prefix: String
-    ) throws(DatasetError) -> [DatasetSplit: [Int]] {
+    ) throws(DatasetError) -> (indices: [DatasetSplit: [Int]], owner: [DatasetSplit]) {
         var owner = [DatasetSplit?](repeating: nil, count: count)
         var sorted: [DatasetSplit: [Int]] = [:]
         for split in DatasetSplit.allCases {
@@ -165,7 +168,21 @@ public struct DigitsDataset: Sendable {
             }
             sorted[split] = indices.sorted()
         }
-        return sorted
+        // Every example belongs to exactly one split: a file may not leave rows unassigned.
+        if let orphan = owner.firstIndex(of: nil) {
+            throw .badContent(
+                file: file, path: prefix, reason: "index \(orphan) is in no split")
+        }
+        return (sorted, owner.map { $0! })
+    }
+
+    /// The split that example `index` of `task`'s source belongs to.
+    public func split(ofExample index: Int, task: TaskKind) -> DatasetSplit {
+        let owners = task == .mlm ? sentenceSplitOf : imageSplitOf
+        precondition(
+            index >= 0 && index < owners.count,
+            "DigitsDataset: example \(index) outside 0..<\(owners.count) for \(task.rawValue)")
+        return owners[index]
     }
 
     /// The dataset indices `task` draws from in `split`: image rows for the image tasks, corpus

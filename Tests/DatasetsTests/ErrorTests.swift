@@ -60,6 +60,17 @@ struct ErrorTests {
         ) {
             try Synthetic.dataset(file: "x.h5", imageSplits: [.train: [1, 3], .validation: [3]])
         }
+        #expect(
+            throws: DatasetError.badContent(
+                file: "x.h5", path: "/splits/images", reason: "index 1 is in no split")
+        ) {
+            try Synthetic.dataset(
+                file: "x.h5", imageSplits: [.train: Array(2..<40), .validation: [0]])
+        }
+        let data = try Synthetic.dataset()
+        #expect(data.split(ofExample: 3, task: .captioning) == .validation)
+        #expect(data.split(ofExample: 3, task: .mlm) == .validation)
+        #expect(data.split(ofExample: 30, task: .retrieval) == .train)
         let v = Synthetic.vocabulary
         #expect(
             throws: DatasetError.badContent(
