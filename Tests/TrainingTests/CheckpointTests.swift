@@ -60,7 +60,8 @@ import UniPerceiver
 
     @Test("a checkpoint written by Python loads")
     func pythonWrittenCheckpointLoads() throws {
-        let url = fixtureURL("../../UniPerceiverTests/Fixtures/dense_tiny.safetensors")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("UniPerceiverTests/Fixtures/dense_tiny.safetensors")
         let model = try Checkpoint.load(url)
         #expect(model.config.hiddenSize == 16)
         #expect(model.parameters.count == model.table.totalCount)
