@@ -1,0 +1,247 @@
+import Interference
+
+/// A markdown report of one or two runs that a researcher can paste into a paper.
+///
+/// Layout: a header naming the metric and the runs; a summary table (per group and run: mean
+/// off-diagonal I, most negative entry, mean cross-task conflict fraction, flagged denominators);
+/// then per group a Table-1-style matrix — rows = the task whose loss changes, columns = the task
+/// that steps, one column block per run and, with two runs, a block with the second minus the first
+/// (e.g. MoE − dense) — followed by the heatmap images; finally the routing statistics given.
+/// Output is deterministic (fixed-point numbers, POSIX formatting, the runs' group order).
+public struct MarkdownReport: Sendable {
+    /// How an interval is written next to a value.
+    public enum IntervalStyle: String, Sendable, CaseIterable {
+        /// `0.604 ± 0.051`: the half-width `(high − low)/2` of the percentile interval.
+        case plusMinus
+        /// `0.604 [0.552, 0.650]`: the interval itself (percentile intervals need not be symmetric).
+        case bracket
+    }
+
+    /// The runs, one column block each (one or two).
+    public let runs: [InterferenceAnalysis]
+    /// The groups shown, in order.
+    public let groups: [String]
+    public var intervalStyle: IntervalStyle
+    /// Routing statistics to print (usually the MoE run's).
+    public var routing: [RoutingStatistics]
+    /// Folder (relative to the report) holding the heatmaps named `HeatmapSVG.fileName(run:group:)`;
+    /// nil: no image links.
+    public var heatmapDirectory: String?
+    /// The report's top-level heading.
+    public var title: String
+    /// Decimal places of every value.
+    public var digits: Int
+
+    /// - Parameters:
+    ///   - runs: one or two analyses with the same tasks (in the same order) and metric.
+    ///   - groups: the groups to show; nil = every group of the first run, then the second run's others.
+    /// - Throws: `.invalidOptions` for zero or more than two runs, `.incompatible` for different
+    ///   tasks or metrics, `.unknownGroup` for a selected group no run holds.
+    public init(
+        runs: [InterferenceAnalysis], groups: [String]? = nil, intervalStyle: IntervalStyle = .plusMinus,
+        routing: [RoutingStatistics] = [], heatmapDirectory: String? = nil,
+        title: String = "Task interference", digits: Int = 3
+    ) throws(ReportError) {
+        guard (1...2).contains(runs.count) else {
+            throw .invalidOptions(reason: "a report takes one or two runs, got \(runs.count)")
+        }
+        if runs.count == 2 {
+            guard runs[0].tasks == runs[1].tasks else {
+                throw .incompatible(reason: "tasks \(runs[0].tasks) and \(runs[1].tasks) differ")
+            }
+            guard runs[0].metric == runs[1].metric else {
+                throw .incompatible(reason: "metrics \(runs[0].metric.rawValue) and \(runs[1].metric.rawValue) differ")
+            }
+        }
+        var all: [String] = []
+        for run in runs { for g in run.groups where !all.contains(g.name) { all.append(g.name) } }
+        if let groups {
+            for g in groups where !all.contains(g) { throw .unknownGroup(g) }
+            self.groups = groups
+        } else {
+            self.groups = all
+        }
+        self.runs = runs
+        self.intervalStyle = intervalStyle
+        self.routing = routing
+        self.heatmapDirectory = heatmapDirectory
+        self.title = title
+        self.digits = digits
+    }
+
+    private var tasks: [String] { runs[0].tasks }
+
+    private func label(_ k: Int) -> String {
+        let l = runs[k].label
+        return l.isEmpty ? "run \(k + 1)" : l
+    }
+
+    /// The whole report, ending with a newline.
+    public func render() -> String {
+        var out: [String] = []
+        out.append("# \(title)")
+        out.append("")
+        out.append(contentsOf: preamble())
+        out.append("")
+        out.append(contentsOf: summary())
+        for group in groups {
+            out.append("")
+            out.append(contentsOf: section(for: group))
+        }
+        if !routing.isEmpty {
+            out.append("")
+            out.append(contentsOf: routingSection())
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: - Parts
+
+    private func preamble() -> [String] {
+        let first = runs[0]
+        var lines = [
+            "Interference `I[i, j]` (Uni-Perceiver-MoE, Table 1): the \(first.metric.rawValue) change of task *i*'s "
+                + "loss when task *j* takes a unit gradient step, divided per sample by the change from task *i*'s own "
+                + "step, averaged over task *i*'s samples (the official notebook's procedure). Rows: the task whose "
+                + "loss changes; columns: the task that steps. `I > 0`: *j* helps *i*; `I < 0`: *j* interferes with *i*; "
+                + "the diagonal is 1.",
+            "",
+            "Tasks: \(tasks.map { "`\($0)`" }.joined(separator: ", ")); samples per task: \(first.layout.samplesPerTask).",
+        ]
+        for (k, run) in runs.enumerated() {
+            var parts = ["**\(label(k))**"]
+            if !run.kind.isEmpty { parts.append("kind \(run.kind)") }
+            if !run.probePath.isEmpty { parts.append("probe `\(run.probePath)`") }
+            if run.bootstrapReplicates > 0 {
+                let pct = fixed(run.confidence * 100, 0)
+                parts.append("\(pct) % bootstrap percentile intervals, \(run.bootstrapReplicates) replicates, seed \(run.seed)")
+            } else {
+                parts.append("no intervals")
+            }
+            lines.append("- " + parts.joined(separator: "; "))
+        }
+        switch intervalStyle {
+        case .plusMinus: lines += ["", "Cells: `value ± half-width of the interval`."]
+        case .bracket: lines += ["", "Cells: `value [low, high]`."]
+        }
+        return lines
+    }
+
+    private func summary() -> [String] {
+        var lines = [
+            "## Summary", "",
+            "| group | run | mean off-diagonal I | most negative I (loss ← step) | cross-task conflict fraction | flagged denominators |",
+            "| --- | --- | ---: | --- | ---: | ---: |",
+        ]
+        for name in groups {
+            for k in runs.indices {
+                guard let g = runs[k].group(named: name) else { continue }
+                let m = g.interference
+                let worst = m.mostNegative.map { "\(fixed($0.value, digits)) (\(tasks[$0.i]) ← \(tasks[$0.j]))" } ?? "n/a"
+                let flagged = m.nonPositiveDenominators.reduce(0, +)
+                lines.append(
+                    "| \(cell(name)) | \(cell(label(k))) | \(fixed(m.offDiagonalMean, digits)) | \(worst) | "
+                        + "\(fixed(g.agreement.meanCrossTaskConflict, digits)) | \(flagged) |")
+            }
+        }
+        return lines
+    }
+
+    private func valueCell(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
+        let v = g.interference[i, j]
+        guard let ci = g.interval, i != j, v.isFinite else { return fixed(v, digits) }
+        switch intervalStyle {
+        case .plusMinus: return "\(fixed(v, digits)) ± \(fixed((ci.high[i][j] - ci.low[i][j]) / 2, digits))"
+        case .bracket: return "\(fixed(v, digits)) [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]"
+        }
+    }
+
+    private func section(for name: String) -> [String] {
+        let present = runs.indices.filter { runs[$0].group(named: name) != nil }
+        let first = present.first.flatMap { runs[$0].group(named: name) }
+        var lines = ["## \(name)", ""]
+        if let first, !first.group.parameters.isEmpty {
+            let shown = first.group.parameters.prefix(4).map { "`\($0)`" }.joined(separator: ", ")
+            let more = first.group.parameters.count > 4 ? ", … (\(first.group.parameters.count) in all)" : ""
+            lines.append("Parameters: \(shown)\(more).")
+            lines.append("")
+        }
+        var header = ["loss ↓ / step →"]
+        var align = ["---"]
+        for k in present {
+            for t in tasks {
+                header.append(present.count > 1 ? "\(label(k)): \(t)" : t)
+                align.append("---:")
+            }
+        }
+        let both = present.count == 2
+        if both {
+            for t in tasks {
+                header.append("\(label(1)) − \(label(0)): \(t)")
+                align.append("---:")
+            }
+        }
+        lines.append("| " + header.map(cell).joined(separator: " | ") + " |")
+        lines.append("| " + align.joined(separator: " | ") + " |")
+        for i in tasks.indices {
+            var row = [tasks[i]]
+            for k in present {
+                let g = runs[k].group(named: name)!
+                for j in tasks.indices { row.append(valueCell(g, i, j)) }
+            }
+            if both {
+                let a = runs[0].group(named: name)!.interference
+                let b = runs[1].group(named: name)!.interference
+                for j in tasks.indices { row.append(signed(b[i, j] - a[i, j], digits)) }
+            }
+            lines.append("| " + row.map(cell).joined(separator: " | ") + " |")
+        }
+        var notes: [String] = []
+        for k in present {
+            let g = runs[k].group(named: name)!
+            for (i, count) in g.interference.nonPositiveDenominators.enumerated() where count > 0 {
+                notes.append(
+                    "\(label(k)): \(count) of \(runs[k].layout.samplesPerTask) `\(tasks[i])` samples had a "
+                        + "non-positive own loss change and were left out of row `\(tasks[i])`.")
+            }
+        }
+        if !notes.isEmpty {
+            lines.append("")
+            lines.append(contentsOf: notes.map { "> **Flagged:** \($0)" })
+        }
+        var consistency: [String] = []
+        for k in present {
+            let g = runs[k].group(named: name)!
+            let values = zip(tasks, g.agreement.consistency).map { "\($0) \(fixed($1, digits))" }
+            consistency.append("\(label(k)): " + values.joined(separator: ", "))
+        }
+        lines.append("")
+        lines.append("Gradient consistency (mean within-task cosine): " + consistency.joined(separator: "; ") + ".")
+        if let dir = heatmapDirectory {
+            lines.append("")
+            let images = present.map { k in
+                "![\(label(k)) \(name)](\(dir.isEmpty ? "" : dir + "/")\(HeatmapSVG.fileName(run: label(k), group: name)))"
+            }
+            lines.append(images.joined(separator: " "))
+        }
+        return lines
+    }
+
+    private func routingSection() -> [String] {
+        var lines = ["## Routing"]
+        for stats in routing {
+            lines.append("")
+            lines.append("**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Share of each task's routed tokens per expert; entropy normalised to 1 = uniform.")
+            lines.append("")
+            let experts = (0..<stats.experts).map { "e\($0)" }
+            lines.append("| layer | task | " + experts.joined(separator: " | ") + " | entropy |")
+            lines.append("| ---: | --- | " + experts.map { _ in "---:" }.joined(separator: " | ") + " | ---: |")
+            for e in stats.entries {
+                let loads = (0..<stats.experts).map { k in k < e.load.count ? fixed(e.load[k] * 100, 1) + " %" : "n/a" }
+                lines.append(
+                    "| \(e.layer) | \(cell(e.task)) | " + loads.joined(separator: " | ") + " | \(fixed(e.normalizedEntropy, 2)) |")
+            }
+        }
+        return lines
+    }
+}

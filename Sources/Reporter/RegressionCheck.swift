@@ -1,0 +1,136 @@
+import Foundation
+import Interference
+
+/// The outcome of `compare(baseline:candidate:tolerance:useIntervals:)`.
+public struct CheckResult: Sendable, Equatable {
+    /// One entry that moved.
+    public struct MovedEntry: Sendable, Equatable {
+        public var group: String
+        /// Task whose loss changes (row) and task that steps (column).
+        public var lossTask: String
+        public var stepTask: String
+        public var baseline: Double
+        public var candidate: Double
+        /// The baseline interval, when intervals were used.
+        public var baselineLow: Double?
+        public var baselineHigh: Double?
+
+        /// `candidate − baseline`.
+        public var change: Double { candidate - baseline }
+    }
+
+    /// Entries that moved, in group order then row-major.
+    public var moved: [MovedEntry]
+    /// Entries compared.
+    public var checked: Int
+    public var tolerance: Double
+    public var useIntervals: Bool
+
+    /// True when nothing moved (the CLI exits 0; otherwise 1).
+    public var passed: Bool { moved.isEmpty }
+
+    /// A markdown table of what moved (or one line saying nothing did).
+    public var markdown: String {
+        let rule =
+            useIntervals
+            ? "left the baseline interval widened by \(fixed(tolerance, 4))"
+            : "moved by more than \(fixed(tolerance, 4))"
+        guard !moved.isEmpty else { return "All \(checked) entries within tolerance: none \(rule).\n" }
+        var lines = [
+            "\(moved.count) of \(checked) entries \(rule):", "",
+            "| group | loss task (i) | step task (j) | baseline | candidate | change | baseline interval |",
+            "| --- | --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for m in moved {
+            let interval = m.baselineLow.map { "[\(fixed($0)), \(fixed(m.baselineHigh ?? .nan))]" } ?? "—"
+            lines.append(
+                "| \(cell(m.group)) | \(cell(m.lossTask)) | \(cell(m.stepTask)) | \(fixed(m.baseline)) | "
+                    + "\(fixed(m.candidate)) | \(signed(m.change)) | \(interval) |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The regression check: which interference entries of `candidate` moved away from `baseline`.
+///
+/// Every group and entry `I[i, j]` is compared. Without intervals an entry moved when
+/// `|candidate − baseline| > tolerance`; with `useIntervals` when the candidate lies outside the
+/// baseline's bootstrap interval widened by `tolerance` on both sides (`tolerance = 0`: the interval
+/// itself). An entry undefined (NaN) on exactly one side moved; on both sides it did not.
+///
+/// - Throws: `.incompatible` when the runs have different tasks (names or order), group sets or
+///   metrics, or intervals are requested and the baseline has none; `.invalidOptions` for a negative
+///   or non-finite tolerance.
+public func compare(
+    baseline: InterferenceAnalysis, candidate: InterferenceAnalysis, tolerance: Double, useIntervals: Bool = false
+) throws(ReportError) -> CheckResult {
+    guard tolerance >= 0, tolerance.isFinite else {
+        throw .invalidOptions(reason: "tolerance must be a non-negative number, got \(tolerance)")
+    }
+    guard baseline.tasks == candidate.tasks else {
+        throw .incompatible(reason: "baseline tasks \(baseline.tasks), candidate tasks \(candidate.tasks)")
+    }
+    guard baseline.metric == candidate.metric else {
+        throw .incompatible(
+            reason: "baseline metric \(baseline.metric.rawValue), candidate metric \(candidate.metric.rawValue)")
+    }
+    let baseGroups = baseline.groups.map(\.name)
+    let candGroups = candidate.groups.map(\.name)
+    guard Set(baseGroups) == Set(candGroups) else {
+        let missing = baseGroups.filter { !candGroups.contains($0) }
+        let extra = candGroups.filter { !baseGroups.contains($0) }
+        throw .incompatible(reason: "groups differ (only in baseline: \(missing); only in candidate: \(extra))")
+    }
+    if useIntervals, let g = baseline.groups.first(where: { $0.interval == nil }) {
+        throw .incompatible(reason: "baseline group '\(g.name)' has no bootstrap interval")
+    }
+    let tasks = baseline.tasks
+    var moved: [CheckResult.MovedEntry] = []
+    var checked = 0
+    for b in baseline.groups {
+        let c = candidate.group(named: b.name)!
+        for i in tasks.indices {
+            for j in tasks.indices {
+                checked += 1
+                let x = b.interference[i, j]
+                let y = c.interference[i, j]
+                var low: Double?
+                var high: Double?
+                let isMoved: Bool
+                if x.isNaN || y.isNaN {
+                    isMoved = x.isNaN != y.isNaN
+                } else if useIntervals, let ci = b.interval {
+                    low = ci.low[i][j]
+                    high = ci.high[i][j]
+                    isMoved = !(y >= ci.low[i][j] - tolerance && y <= ci.high[i][j] + tolerance)
+                } else {
+                    isMoved = abs(y - x) > tolerance
+                }
+                if isMoved {
+                    moved.append(
+                        CheckResult.MovedEntry(
+                            group: b.name, lossTask: tasks[i], stepTask: tasks[j], baseline: x, candidate: y,
+                            baselineLow: low, baselineHigh: high))
+                }
+            }
+        }
+    }
+    return CheckResult(moved: moved, checked: checked, tolerance: tolerance, useIntervals: useIntervals)
+}
+
+/// `compare` on two interference files.
+/// - Throws: `.input` when a file cannot be read (missing, not HDF5, another format or version),
+///   and the errors of `compare(baseline:candidate:…)`.
+public func compare(baselineFile: URL, candidateFile: URL, tolerance: Double, useIntervals: Bool = false)
+    throws(ReportError) -> CheckResult
+{
+    let baseline: InterferenceAnalysis
+    let candidate: InterferenceAnalysis
+    do throws(InterferenceError) {
+        baseline = try InterferenceFile.read(baselineFile)
+        candidate = try InterferenceFile.read(candidateFile)
+    } catch {
+        throw .input(error)
+    }
+    return try compare(baseline: baseline, candidate: candidate, tolerance: tolerance, useIntervals: useIntervals)
+}

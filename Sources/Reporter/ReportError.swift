@@ -1,0 +1,23 @@
+import Interference
+
+/// Every way a report or a regression check can be refused. One line each.
+public enum ReportError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Two runs (or a baseline and a candidate) that cannot be put side by side or compared:
+    /// different tasks, groups, metric or format version. The CLI maps this to exit 2.
+    case incompatible(reason: String)
+    /// A selected group that no run holds.
+    case unknownGroup(String)
+    /// Settings out of range (no run, more than two runs, a negative tolerance).
+    case invalidOptions(reason: String)
+    /// A file could not be read; the underlying error names the file.
+    case input(InterferenceError)
+
+    public var description: String {
+        switch self {
+        case .incompatible(let reason): return "cannot compare: \(reason)"
+        case .unknownGroup(let name): return "no group '\(name)' in the given runs"
+        case .invalidOptions(let reason): return reason
+        case .input(let error): return error.description
+        }
+    }
+}
