@@ -1,0 +1,298 @@
+import Datasets
+import Foundation
+import Storage
+import Training
+import UniPerceiver
+
+/// What a probe or merge wrote.
+public struct ProbeSummary: Sendable, Equatable {
+    /// The output file (present under this name only because everything succeeded).
+    public let file: URL
+    /// Gradient rows recorded (T·N, or the shard's slice).
+    public let rows: Int
+    /// Parameters recorded.
+    public let parameters: Int
+    /// Parameters whose rows did not fit the memory budget and went through the file.
+    public let spilled: [String]
+    /// Mini-batches recorded as non-finite and excluded (`--skip-nonfinite`), as (task, mini-batch).
+    public let excluded: [String]
+    /// Seconds spent in forward and backward, and in Gram accumulation.
+    public let gradientSeconds: Double
+    public let gramSeconds: Double
+}
+
+/// Where the model and data of a probe came from (written to the file's root attributes).
+public struct ProbeSource: Sendable, Equatable {
+    public var checkpointPath: String
+    public var checkpointSHA256: String
+    public var dataPath: String
+    public var dataSHA256: String
+    /// `dense` or `moe`; the MoE routing (`none` for dense).
+    public var kind: String
+    public var routing: String
+
+    public init(
+        checkpointPath: String, checkpointSHA256: String, dataPath: String, dataSHA256: String,
+        kind: String = "dense", routing: String = "none"
+    ) {
+        self.checkpointPath = checkpointPath
+        self.checkpointSHA256 = checkpointSHA256
+        self.dataPath = dataPath
+        self.dataSHA256 = dataSHA256
+        self.kind = kind
+        self.routing = routing
+    }
+}
+
+/// The gradient probe (issue 5 items 1–2; uniperceiver-model.md §6.3–6.4): at fixed weights, for
+/// each task draw N mini-batches of B examples, take each mini-batch's full loss gradient, and for
+/// every selected parameter accumulate the Gram matrix of the T·N gradient rows (task-major) into
+/// the probe file.
+///
+/// **Memory.** Rows are gathered per parameter (`[T·N, P]` Float32). Parameters are taken in table
+/// order and kept in memory while their rows fit `memoryBudget`; the others are *spilled*: each row
+/// goes to `/parameters/<name>/gradients` as it is computed and the Gram is computed from the file
+/// in blocks of rows that fit the budget (``GramAccumulator``). Both paths give the same Gram bit for
+/// bit. Spilled rows stay in the file (as if `--store-gradients` had been asked for that parameter).
+/// Beyond the budget the probe needs the model, one gradient buffer, one Gram (`(T·N)²` Doubles)
+/// and `T·N × 4096` Doubles of conversion space.
+///
+/// **Shards.** A cross-shard Gram entry `⟨g_a, g_b⟩` needs both rows, so a shard cannot finish its
+/// Gram: it stores its rows (`--store-gradients` is implied), writes no Gram, and `merge`
+/// recomputes every Gram from all shards' rows with the same arithmetic as an unsharded run.
+public enum Probe {
+    /// Written to every file's `tool_version`.
+    public static let toolVersion = "task-interference 0.1.0"
+
+    /// Probes the model of `checkpoint` on the dataset `data` and writes `out` atomically.
+    /// - Parameter progress: called after each mini-batch with (done, total).
+    /// - Throws: `ProbeError` — `.checkpoint`, `.dataset` (including an image shape that does not
+    ///   fit the model), `.badOption`, `.noParameterMatches`, `.nonFiniteGradient`, `.storage`.
+    @discardableResult
+    public static func run(
+        checkpoint: URL, data: URL, options: ProbeOptions, out: URL,
+        progress: (@Sendable (Int, Int) -> Void)? = nil
+    ) throws(ProbeError) -> ProbeSummary {
+        try options.validate()
+        let model: Model
+        do { model = try Checkpoint.load(checkpoint) } catch { throw .checkpoint(error) }
+        let bytes: [UInt8]
+        do { bytes = [UInt8](try Data(contentsOf: checkpoint)) } catch {
+            throw .unreadable(file: checkpoint.path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        let header = (try? SafeTensors.parse(bytes, file: checkpoint.path))?.metadata ?? [:]
+        let dataset: DigitsDataset
+        do { dataset = try DigitsDataset.load(data) } catch { throw .dataset(error) }
+        let source = ProbeSource(
+            checkpointPath: checkpoint.path, checkpointSHA256: SHA256.hex(of: bytes),
+            dataPath: data.path, dataSHA256: try SHA256.hex(ofFile: data),
+            kind: header["kind"] ?? "dense", routing: header["routing"] ?? "none")
+        return try run(
+            model: model, dataset: dataset, source: source, options: options, out: out, progress: progress)
+    }
+
+    /// Probes `model` on `dataset` (see ``run(checkpoint:data:options:out:progress:)``).
+    @discardableResult
+    public static func run(
+        model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
+        progress: (@Sendable (Int, Int) -> Void)? = nil
+    ) throws(ProbeError) -> ProbeSummary {
+        try run(
+            model: model, dataset: dataset, source: source, options: options, out: out,
+            progress: progress
+        ) { (batch) throws(ProbeError) in
+            do throws(ModelError) { return try model.lossAndGradient(batch) } catch { throw .model(error) }
+        }
+    }
+
+    /// The probe with an injectable gradient (tests use it to plant a non-finite mini-batch).
+    static func run(
+        model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
+        progress: (@Sendable (Int, Int) -> Void)?,
+        gradient: (Batch) throws(ProbeError) -> (loss: Double, gradient: [Float])
+    ) throws(ProbeError) -> ProbeSummary {
+        try options.validate()
+        do {
+            try dataset.checkImageShape(imageSize: model.config.imageSize, channels: model.config.channels)
+        } catch { throw .dataset(error) }
+        let selected = try options.parameters.select(from: model.table)
+        let plan = try WorkPlan(options: options, dataset: dataset)
+        let items = options.shard?.slice(of: plan.itemCount) ?? 0..<plan.itemCount
+        let isShard = options.shard != nil
+        let storeGradients = options.storeGradients || isShard
+        let rowCount = items.count
+
+        // Which parameters keep their rows in memory: table order, while they fit the budget.
+        var left = options.memoryBudget
+        let inMemory = selected.map { p -> Bool in
+            let bytes = rowCount * p.count * MemoryLayout<Float>.size
+            guard bytes <= left else { return false }
+            left -= bytes
+            return true
+        }
+
+        let metadata = ProbeMetadata(
+            modelConfig: model.config.jsonString(), checkpointPath: source.checkpointPath,
+            checkpointSHA256: source.checkpointSHA256, dataPath: source.dataPath,
+            dataSHA256: source.dataSHA256, split: options.split.rawValue, kind: source.kind,
+            routing: source.routing, tasks: options.tasks.map(\.rawValue),
+            samplesPerTask: options.samplesPerTask, batchSize: options.batchSize, seed: options.seed,
+            parameterPatterns: options.parameters.patterns, skipNonFinite: options.skipNonFinite,
+            shard: options.shard, shardItems: isShard ? items : nil)
+
+        let file: HDF5File
+        do { file = try HDF5File.create(out) } catch { throw .storage(error) }
+        do throws(ProbeError) {
+            let summary = try record(
+                file: file, model: model, dataset: dataset, plan: plan, items: items,
+                selected: selected, inMemory: inMemory, metadata: metadata, options: options,
+                storeGradients: storeGradients, progress: progress, gradient: gradient)
+            do { try file.close() } catch { throw ProbeError.storage(error) }
+            return summary
+        } catch {
+            file.discard()
+            throw error
+        }
+    }
+
+    private static func record(
+        file: HDF5File, model: Model, dataset: DigitsDataset, plan: WorkPlan, items: Range<Int>,
+        selected: [SelectedParameter], inMemory: [Bool], metadata: ProbeMetadata,
+        options: ProbeOptions, storeGradients: Bool,
+        progress: (@Sendable (Int, Int) -> Void)?,
+        gradient: (Batch) throws(ProbeError) -> (loss: Double, gradient: [Float])
+    ) throws(ProbeError) -> ProbeSummary {
+        let rowCount = items.count
+        let isShard = options.shard != nil
+        func storage(_ body: () throws(StorageError) -> Void) throws(ProbeError) {
+            do { try body() } catch { throw .storage(error) }
+        }
+        var buffers = zip(selected, inMemory).map { p, memory in
+            memory ? [Float](repeating: 0, count: rowCount * p.count) : []
+        }
+        try storage { () throws(StorageError) in
+            for (p, memory) in zip(selected, inMemory) where !memory {
+                try file.createDataset(
+                    ProbeFile.gradientsPath(p.name), of: Float.self, shape: [rowCount, p.count], chunkRows: 1)
+            }
+        }
+
+        var losses = [[Float]](repeating: [], count: plan.tasks.count)
+        var excluded = [[Bool]](repeating: [], count: plan.tasks.count)
+        var excludedNames: [String] = []
+        let clock = ContinuousClock()
+        var gradientTime = Duration.zero
+        for (local, w) in items.enumerated() {
+            let (t, a) = plan.item(w)
+            let task = plan.tasks[t].rawValue
+            let batch = plan.batch(w, dataset: dataset)
+            let start = clock.now
+            var (loss, values) = try gradient(batch)
+            gradientTime += clock.now - start
+            var bad = false
+            if !loss.isFinite || values.contains(where: { !$0.isFinite }) {
+                guard options.skipNonFinite else {
+                    let what: String
+                    if !loss.isFinite {
+                        what = "loss \(loss)"
+                    } else {
+                        let index = values.firstIndex { !$0.isFinite }!
+                        let name = model.table.entries.first { $0.range.contains(index) }?.name ?? "?"
+                        what = "gradient (first at \(name))"
+                    }
+                    throw .nonFiniteGradient(task: task, miniBatch: a, what: what)
+                }
+                bad = true
+                excludedNames.append("\(task)#\(a)")
+                values = [Float](repeating: 0, count: values.count)
+            }
+            losses[t].append(Float(loss))
+            excluded[t].append(bad)
+            for (k, p) in selected.enumerated() {
+                if inMemory[k] {
+                    buffers[k].withUnsafeMutableBufferPointer { dst in
+                        values.withUnsafeBufferPointer { src in
+                            (dst.baseAddress! + local * p.count).update(
+                                from: src.baseAddress! + p.offset, count: p.count)
+                        }
+                    }
+                } else {
+                    let row = Array(values[p.range])
+                    try storage { () throws(StorageError) in
+                        try file.writeRows(row, at: local, to: ProbeFile.gradientsPath(p.name))
+                    }
+                }
+            }
+            progress?(local + 1, rowCount)
+        }
+
+        // Tasks: losses, examples, mask (a shard holds only its own mini-batches of each task).
+        try storage { () throws(StorageError) in
+            try ProbeFile.writeMetadata(metadata, to: file)
+            for (t, task) in plan.tasks.enumerated() {
+                let numbers = items.map { plan.item($0) }.filter { $0.task == t }.map(\.miniBatch)
+                guard let first = numbers.first else { continue }
+                let piece = ProbeFile.TaskPiece(
+                    first: first, losses: losses[t], examples: numbers.map { plan.examples[t][$0] },
+                    excluded: excluded[t])
+                try ProbeFile.writeTask(
+                    piece, task: task.rawValue, batchSize: plan.batchSize, mask: options.skipNonFinite,
+                    shard: isShard, to: file)
+            }
+        }
+
+        var gramTime = Duration.zero
+        for (k, p) in selected.enumerated() {
+            let attributes = ProbeParameter(
+                name: p.name, shape: p.shape, layer: p.layer, role: p.role, expert: p.expert, gram: [],
+                hasGradients: false)
+            try storage { () throws(StorageError) in
+                try ProbeFile.writeParameterAttributes(attributes, to: file)
+                if inMemory[k] && storeGradients {
+                    let path = ProbeFile.gradientsPath(p.name)
+                    try file.createDataset(path, of: Float.self, shape: [rowCount, p.count], chunkRows: 1)
+                    if rowCount > 0 { try file.writeRows(buffers[k], at: 0, to: path) }
+                }
+            }
+            if isShard {
+                buffers[k] = []
+                continue
+            }
+            let start = clock.now
+            let gram: [Double]
+            if inMemory[k] {
+                let rows = buffers[k]
+                gram = GramAccumulator.gram(rowCount: rowCount, width: p.count, superRows: rowCount) {
+                    range in
+                    range == 0..<rowCount ? rows : Array(rows[(range.lowerBound * p.count)..<(range.upperBound * p.count)])
+                }
+                buffers[k] = []
+            } else {
+                let path = ProbeFile.gradientsPath(p.name)
+                gram = try GramAccumulator.gram(
+                    rowCount: rowCount, width: p.count,
+                    superRows: GramAccumulator.superRows(width: p.count, budget: options.memoryBudget)
+                ) { (range) throws(ProbeError) -> [Float] in
+                    do throws(StorageError) { return try file.readRows(range, from: path, as: Float.self).values } catch {
+                        throw .storage(error)
+                    }
+                }
+            }
+            gramTime += clock.now - start
+            try storage { () throws(StorageError) in
+                try file.write(gram, shape: [rowCount, rowCount], to: ProbeFile.gramPath(p.name))
+            }
+        }
+        return ProbeSummary(
+            file: file.url, rows: rowCount, parameters: selected.count,
+            spilled: zip(selected, inMemory).filter { !$1 }.map { $0.0.name }, excluded: excludedNames,
+            gradientSeconds: gradientTime.seconds, gramSeconds: gramTime.seconds)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) * 1e-18
+    }
+}

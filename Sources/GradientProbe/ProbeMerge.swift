@@ -1,0 +1,182 @@
+import Foundation
+import Storage
+
+extension Probe {
+    /// Joins the shards of one sharded probe into the probe file an unsharded run would have
+    /// written: the same losses, examples and masks, and every Gram recomputed from all shards'
+    /// rows with the unsharded run's arithmetic (``GramAccumulator``), hence bit for bit equal.
+    ///
+    /// Shards may be given in any order; together they must be shards 1…N of one run, each once.
+    ///
+    /// - Parameters:
+    ///   - storeGradients: also copy the raw rows into `out`.
+    ///   - memoryBudget: bytes of rows held at once while computing the Grams.
+    /// - Throws: `ProbeError.mismatchedShards` naming the two files and the field they disagree on
+    ///   (model, checkpoint, data, split, tasks, N, B, seed, parameters, shard count);
+    ///   `.incompleteShards` for a missing, repeated or unsharded file; read errors naming the file.
+    @discardableResult
+    public static func merge(
+        shards urls: [URL], out: URL, storeGradients: Bool = false,
+        memoryBudget: Int = ProbeOptions.defaultMemoryBudget
+    ) throws(ProbeError) -> ProbeSummary {
+        guard !urls.isEmpty else { throw .incompleteShards(reason: "no shard to merge") }
+        var files: [HDF5File] = []
+        defer { for file in files { file.discard() } }
+        var shards: [(url: URL, file: HDF5File, metadata: ProbeMetadata)] = []
+        for url in urls {
+            let file = try ProbeFile.open(url)
+            files.append(file)
+            let metadata = try ProbeFile.readMetadata(file)
+            guard metadata.shard != nil, metadata.shardItems != nil else {
+                throw .incompleteShards(reason: "\(url.path) is not a shard (no 'shard' attribute)")
+            }
+            shards.append((url, file, metadata))
+        }
+
+        // Same model, data and request.
+        let reference = shards[0]
+        let names = try ProbeFile.parameterNames(reference.file)
+        for other in shards.dropFirst() {
+            for (mine, theirs) in zip(reference.metadata.identity, other.metadata.identity)
+            where mine.value != theirs.value {
+                throw .mismatchedShards(first: reference.url.path, second: other.url.path, field: mine.field)
+            }
+            if try ProbeFile.parameterNames(other.file) != names {
+                throw .mismatchedShards(
+                    first: reference.url.path, second: other.url.path, field: "parameter list")
+            }
+        }
+
+        // Shards 1…N, each once, tiling the work list.
+        let count = reference.metadata.shard!.count
+        shards.sort { $0.metadata.shard!.index < $1.metadata.shard!.index }
+        for k in 1...count {
+            let matching = shards.filter { $0.metadata.shard!.index == k }
+            if matching.isEmpty { throw .incompleteShards(reason: "shard \(k)/\(count) is missing") }
+            if matching.count > 1 {
+                throw .incompleteShards(
+                    reason: "shard \(k)/\(count) is given twice (\(matching[0].url.path), \(matching[1].url.path))")
+            }
+        }
+        let tasks = reference.metadata.tasks
+        let n = reference.metadata.samplesPerTask
+        let itemCount = tasks.count * n
+        for shard in shards {
+            let expected = shard.metadata.shard!.slice(of: itemCount)
+            guard shard.metadata.shardItems == expected else {
+                throw .badContent(
+                    file: shard.url.path, path: "/",
+                    reason: "shard_items \(shard.metadata.shardItems!) but shard \(shard.metadata.shard!) of \(itemCount) items is \(expected)")
+            }
+        }
+
+        // Tasks: concatenate each task's pieces in shard order.
+        var pieces: [ProbeFile.TaskPiece] = []
+        for task in tasks {
+            var merged = ProbeFile.TaskPiece(first: 0, losses: [], examples: [], excluded: [])
+            for shard in shards where shard.file.exists(ProbeFile.taskPath(task)) {
+                let piece = try ProbeFile.readTask(
+                    shard.file, task: task, metadata: shard.metadata, expectedCount: nil)
+                guard piece.first == merged.losses.count else {
+                    throw .badContent(
+                        file: shard.url.path, path: ProbeFile.taskPath(task),
+                        reason: "first_sample \(piece.first), expected \(merged.losses.count)")
+                }
+                merged.losses += piece.losses
+                merged.examples += piece.examples
+                merged.excluded += piece.excluded
+            }
+            guard merged.losses.count == n else {
+                throw .incompleteShards(reason: "task \(task) has \(merged.losses.count) of \(n) mini-batches")
+            }
+            pieces.append(merged)
+        }
+
+        var metadata = reference.metadata
+        metadata.shard = nil
+        metadata.shardItems = nil
+        metadata.created = ProbeMetadata.now()
+        metadata.toolVersion = toolVersion
+
+        // Row r of the merged probe is row r − first of the shard whose items hold r.
+        let owners = shards.map { (file: $0.file, items: $0.metadata.shardItems!) }
+        func load(_ range: Range<Int>, name: String) throws(ProbeError) -> [Float] {
+            var rows: [Float] = []
+            for owner in owners {
+                let lo = max(range.lowerBound, owner.items.lowerBound)
+                let hi = min(range.upperBound, owner.items.upperBound)
+                guard lo < hi else { continue }
+                let local = (lo - owner.items.lowerBound)..<(hi - owner.items.lowerBound)
+                rows += try ProbeFile.reading(owner.file) { () throws(StorageError) in
+                    try owner.file.readRows(local, from: ProbeFile.gradientsPath(name), as: Float.self).values
+                }
+            }
+            return rows
+        }
+
+        let output: HDF5File
+        do { output = try HDF5File.create(out) } catch { throw .storage(error) }
+        let clock = ContinuousClock()
+        var gramTime = Duration.zero
+        do throws(ProbeError) {
+            func storage(_ body: () throws(StorageError) -> Void) throws(ProbeError) {
+                do { try body() } catch { throw .storage(error) }
+            }
+            try storage { () throws(StorageError) in
+                try ProbeFile.writeMetadata(metadata, to: output)
+                for (task, piece) in zip(tasks, pieces) {
+                    try ProbeFile.writeTask(
+                        piece, task: task, batchSize: metadata.batchSize, mask: metadata.skipNonFinite,
+                        shard: false, to: output)
+                }
+            }
+            for name in names {
+                let attributes = try ProbeFile.readParameter(reference.file, name: name)
+                let width = attributes.shape.reduce(1, *)
+                for shard in shards {
+                    let path = ProbeFile.gradientsPath(name)
+                    let shape = try ProbeFile.reading(shard.file) { () throws(StorageError) in
+                        try shard.file.shape(of: path)
+                    }
+                    guard shape == [shard.metadata.shardItems!.count, width] else {
+                        throw ProbeError.badContent(
+                            file: shard.url.path, path: path,
+                            reason: "shape \(shape), expected [\(shard.metadata.shardItems!.count), \(width)]")
+                    }
+                }
+                try storage { () throws(StorageError) in
+                    try ProbeFile.writeParameterAttributes(attributes, to: output)
+                }
+                let superRows = GramAccumulator.superRows(width: width, budget: memoryBudget)
+                if storeGradients {
+                    let path = ProbeFile.gradientsPath(name)
+                    try storage { () throws(StorageError) in
+                        try output.createDataset(path, of: Float.self, shape: [itemCount, width], chunkRows: 1)
+                    }
+                    for start in stride(from: 0, to: itemCount, by: superRows) {
+                        let rows = try load(start..<min(start + superRows, itemCount), name: name)
+                        try storage { () throws(StorageError) in try output.writeRows(rows, at: start, to: path) }
+                    }
+                }
+                let start = clock.now
+                let gram = try GramAccumulator.gram(rowCount: itemCount, width: width, superRows: superRows) {
+                    (range) throws(ProbeError) in try load(range, name: name)
+                }
+                gramTime += clock.now - start
+                try storage { () throws(StorageError) in
+                    try output.write(gram, shape: [itemCount, itemCount], to: ProbeFile.gramPath(name))
+                }
+            }
+            do { try output.close() } catch { throw ProbeError.storage(error) }
+        } catch {
+            output.discard()
+            throw error
+        }
+        return ProbeSummary(
+            file: out, rows: itemCount, parameters: names.count, spilled: [],
+            excluded: zip(tasks, pieces).flatMap { task, piece in
+                piece.excluded.enumerated().filter(\.element).map { "\(task)#\($0.offset)" }
+            },
+            gradientSeconds: 0, gramSeconds: gramTime.seconds)
+    }
+}

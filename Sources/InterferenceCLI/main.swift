@@ -1,2 +1,0 @@
-import Storage
-print(_hdf5Probe())
