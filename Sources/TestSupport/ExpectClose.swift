@@ -70,10 +70,13 @@ public struct Closeness: Sendable, CustomStringConvertible {
     public var count: Int
     /// Elements with |a − e| > atol + rtol·|e| (or a non-finite mismatch).
     public var failing: Int
+    /// Max |a − e| over elements where both are finite.
     public var maxAbsoluteError: Double
+    /// Elements where exactly one side, or both with different values, are NaN or ±inf.
+    public var nonFinite: Int
     /// Max of |a − e| / |e| over elements with e ≠ 0.
     public var maxRelativeError: Double
-    /// Flat index of the element with the largest |a − e| (non-finite mismatches rank first).
+    /// Flat index of the element with the largest |a − e| (the first non-finite mismatch ranks first).
     public var worstIndex: Int
     public var worstActual: Double
     public var worstExpected: Double
@@ -95,8 +98,9 @@ public struct Closeness: Sendable, CustomStringConvertible {
         let pairs = firstPairs.map { "(\(format($0.actual)), \(format($0.expected)))" }
             .joined(separator: " ")
         return """
-            \(failing) of \(count) elements outside atol \(atol) + rtol \(rtol)·|expected|; \
-            max abs error \(format(maxAbsoluteError)) at index \(index) \
+            \(failing) of \(count) elements outside atol \(atol) + rtol \(rtol)·|expected|\
+            \(nonFinite > 0 ? " (\(nonFinite) non-finite mismatches)" : ""); \
+            max abs error \(format(maxAbsoluteError)); worst element at index \(index) \
             (actual \(format(worstActual)), expected \(format(worstExpected))); \
             max rel error \(format(maxRelativeError)); first pairs (actual, expected): \(pairs)
             """
@@ -111,7 +115,8 @@ public func closeness(
     let a = actual.closeValues
     let e = expected.closeValues
     var result = Closeness(
-        shapeMismatch: nil, count: a.count, failing: 0, maxAbsoluteError: 0, maxRelativeError: 0,
+        shapeMismatch: nil, count: a.count, failing: 0, maxAbsoluteError: 0, nonFinite: 0,
+        maxRelativeError: 0,
         worstIndex: 0, worstActual: a.first ?? .nan, worstExpected: e.first ?? .nan,
         shape: shape ?? expected.closeShape ?? actual.closeShape,
         firstPairs: [], rtol: rtol, atol: atol)
@@ -140,9 +145,11 @@ public func closeness(
         } else if !a[i].isFinite || !e[i].isFinite {
             ok = false
             score = .infinity
+            result.nonFinite += 1
         } else {
             ok = diff <= atol + rtol * abs(e[i])
             score = diff
+            result.maxAbsoluteError = max(result.maxAbsoluteError, diff)
             if e[i] != 0 { result.maxRelativeError = max(result.maxRelativeError, diff / abs(e[i])) }
         }
         if !ok { result.failing += 1 }
@@ -154,7 +161,6 @@ public func closeness(
         }
         if i < 5 { result.firstPairs.append((a[i], e[i])) }
     }
-    result.maxAbsoluteError = max(worstScore, 0)
     return result
 }
 
@@ -242,7 +248,7 @@ public func expectRelativeError(
             Comment(
                 rawValue: """
                     expectRelativeError: \(name): ‖a − e‖/‖e‖ = \(format(error)) > \(format(limit)); \
-                    max abs error \(format(worst.maxAbsoluteError)) at index \(worst.worstIndex) \
+                    max abs error \(format(worst.maxAbsoluteError)); worst element at index \(worst.worstIndex) \
                     (actual \(format(worst.worstActual)), expected \(format(worst.worstExpected)))
                     """),
             sourceLocation: sourceLocation)
