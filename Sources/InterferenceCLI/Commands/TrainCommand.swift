@@ -1,0 +1,211 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Training
+import UniPerceiver
+
+/// The models `--model` names. Only `dense` exists in this build; the MoE routings are refused
+/// with exit 2 until `UniPerceiver` offers them.
+enum ModelKind: String, CaseIterable, ExpressibleByArgument {
+    case dense
+    case moeAttribute = "moe-attribute"
+    case moeToken = "moe-token"
+    case moeContext = "moe-context"
+    case moeModality = "moe-modality"
+    case moeTask = "moe-task"
+}
+
+extension ModelPreset: ExpressibleByArgument {}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model on the four tasks of a dataset file.",
+        discussion: """
+            Writes OUT/model.safetensors (the model), OUT/optimizer-<step>.safetensors (AdamW \
+            state for --resume) and OUT/log.jsonl (one line per step: step, task, loss, lr, \
+            grad_norm, seconds). A checkpoint is written every --checkpoint-every steps, at the \
+            end and on SIGINT. With --resume the model and training options come from the \
+            checkpoint; options given again must agree with it, except --steps, which may extend \
+            the run. The same seed on the same machine gives the same checkpoint bytes.
+
+            Demo: interference train --model dense --data notebooks-data/digits.h5 --steps 3000 --out runs/dense
+            """)
+
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind
+
+    @Option(help: "Dataset file (HDF5, notebooks-data/README.md).")
+    var data: String
+
+    @Option(help: "Total optimizer steps of the run.")
+    var steps: Int
+
+    @Option(help: "Output directory.")
+    var out: String
+
+    @Option(help: "Seed of the initial weights, task draws, batches and masking (default 0).")
+    var seed: UInt64?
+
+    @Flag(help: "Continue the run in --out from its last checkpoint.")
+    var resume = false
+
+    @Option(help: "Examples per mini-batch (default 32).")
+    var batchSize: Int?
+
+    @Option(help: "Peak learning rate (default 1e-3).")
+    var lr: Double?
+
+    @Option(help: "Learning rate at the last step (default 1e-5).")
+    var minLr: Double?
+
+    @Option(help: "Linear warm-up steps (default 50).")
+    var warmup: Int?
+
+    @Option(help: "Global gradient-norm clip (default 1).")
+    var clip: Double?
+
+    @Option(help: "AdamW weight decay (default 0.05).")
+    var weightDecay: Double?
+
+    @Option(help: "Sampling weights, e.g. image-classification=1,mlm=1,captioning=1,retrieval=1 (default all 1).")
+    var samplingWeights: String?
+
+    @Option(help: "Per-task loss weights, e.g. mlm=0.5 (absent tasks: 1).")
+    var lossWeights: String?
+
+    @Option(help: "Write a checkpoint every this many steps (default 250).")
+    var checkpointEvery: Int?
+
+    @Option(help: "Model preset: small (the demo) or tiny (smoke tests); --width etc. override it.")
+    var config: ModelPreset?
+
+    @Option(help: "Hidden width D (overrides the preset).")
+    var width: Int?
+
+    @Option(help: "Encoder layers (overrides the preset).")
+    var layers: Int?
+
+    @Option(help: "Attention heads (overrides the preset).")
+    var heads: Int?
+
+    @Option(help: "FFN inner width (overrides the preset; default 4·width when --width is given).")
+    var ffn: Int?
+
+    @Option(help: "Image patch side (overrides the preset).")
+    var patchSize: Int?
+
+    func run() throws {
+        guard model == .dense else {
+            throw InputError(
+                "model '\(model.rawValue)' is not available yet: this build trains the dense model only (the Conditional MoE is not implemented)")
+        }
+        let dataset = try DigitsDataset.load(URL(fileURLWithPath: data))
+        let directory = URL(fileURLWithPath: out)
+        let session: TrainingSession
+        if resume {
+            session = try TrainingSession.resume(directory: directory, dataset: dataset, steps: steps)
+            try checkAgreement(session)
+        } else {
+            let config = try ModelPresets.config(shape, for: dataset)
+            let initial = try Model(config: config, seed: seed ?? 0)
+            session = try TrainingSession.start(
+                directory: directory, model: initial, dataset: dataset, options: try options(base: nil))
+        }
+        let total = session.trainer.options.steps
+        let first = session.trainer.step
+        let progress = ProgressLine()
+        let watcher = InterruptWatcher()
+        defer { watcher.cancel() }
+        let startSeconds = DispatchTime.now().uptimeNanoseconds
+        let summary: TrainingSummary
+        do {
+            summary = try session.run(shouldStop: { watcher.flag.isRaised }) { record in
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - startSeconds) / 1e9
+                let done = record.step - first
+                let eta = done > 0 ? elapsed / Double(done) * Double(total - record.step) : .nan
+                progress.update(
+                    "step \(record.step)/\(total)  \(record.task.rawValue)  loss \(String(format: "%.4f", record.loss))"
+                        + "  lr \(String(format: "%.2e", record.learningRate))  ETA \(ProgressLine.duration(eta))",
+                    seconds: elapsed, force: record.step == total)
+            }
+        } catch {
+            progress.finish()
+            throw error
+        }
+        progress.finish()
+        if summary.stopped {
+            throw Interrupted(
+                message: "interrupted at step \(summary.step)/\(total); checkpoint \(summary.checkpoint.path) written, continue with --resume")
+        }
+        print(
+            "trained \(summary.stepsThisSession) steps (\(summary.step)/\(total)) in "
+                + "\(String(format: "%.1f", summary.seconds)) s → \(summary.checkpoint.path)")
+    }
+
+    /// The model shape: the preset (default small), then the explicit overrides.
+    var shape: ModelShape {
+        var shape = (config ?? .small).shape
+        if let width {
+            shape.hiddenSize = width
+            if ffn == nil { shape.ffnSize = 4 * width }
+        }
+        if let layers { shape.numLayers = layers }
+        if let heads { shape.numHeads = heads }
+        if let ffn { shape.ffnSize = ffn }
+        if let patchSize { shape.patchSize = patchSize }
+        return shape
+    }
+
+    /// The training options: `base` (a resumed run's) or the defaults, with the given flags on top.
+    func options(base: TrainingOptions?) throws -> TrainingOptions {
+        var o = base ?? TrainingOptions(steps: steps)
+        o.steps = steps
+        if let seed { o.seed = seed }
+        if let batchSize { o.batchSize = batchSize }
+        if let lr { o.peakLearningRate = lr }
+        if let minLr { o.minLearningRate = minLr }
+        if let warmup { o.warmupSteps = warmup }
+        if let clip { o.gradientClip = clip }
+        if let weightDecay { o.adam.weightDecay = weightDecay }
+        if let checkpointEvery { o.checkpointEvery = checkpointEvery }
+        if let samplingWeights { o.samplingWeights = try Self.parseWeights(samplingWeights, option: "--sampling-weights") }
+        if let lossWeights { o.lossWeights = try Self.parseWeights(lossWeights, option: "--loss-weights") }
+        if base == nil && minLr == nil { o.minLearningRate = min(o.minLearningRate, o.peakLearningRate) }
+        return o
+    }
+
+    /// Options given with --resume must agree with the checkpoint (only --steps may change).
+    func checkAgreement(_ session: TrainingSession) throws {
+        let saved = session.trainer.options
+        let wanted = try options(base: saved)
+        if wanted != saved {
+            throw InputError(
+                "\(session.modelURL.path): the options given differ from the checkpoint's training options "
+                    + "\(saved.jsonString()); with --resume give only --steps (or the same values)")
+        }
+        let config = session.trainer.model.config
+        if self.config != nil || width != nil || layers != nil || heads != nil || ffn != nil || patchSize != nil {
+            let wantedShape = shape
+            let savedShape = ModelShape(
+                hiddenSize: config.hiddenSize, numLayers: config.numLayers, numHeads: config.numHeads,
+                ffnSize: config.ffnSize, patchSize: config.patchSize)
+            if wantedShape != savedShape {
+                throw InputError("\(session.modelURL.path): the model shape given differs from the checkpoint's \(config.jsonString())")
+            }
+        }
+    }
+
+    /// `task=weight,task=weight` → dictionary (task names are checked by `TrainingOptions.validate`).
+    static func parseWeights(_ text: String, option: String) throws -> [String: Double] {
+        var weights: [String: Double] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let value = Double(parts[1]) else {
+                throw InputError("\(option): '\(item)' is not task=weight")
+            }
+            weights[parts[0]] = value
+        }
+        return weights
+    }
+}

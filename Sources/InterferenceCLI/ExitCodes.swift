@@ -1,0 +1,84 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Storage
+import Training
+import UniPerceiver
+
+/// The command line's exit statuses, in one place (house-style §7, architecture.md "Command line"):
+///
+/// | status | meaning |
+/// | --- | --- |
+/// | 0 | success |
+/// | 1 | a check failed (`check`: a regression beyond the tolerance) |
+/// | 2 | bad usage or bad input: unknown option/model/task, missing or malformed file, a dataset that does not fit the model, a non-finite loss — one line naming the file, task or step |
+/// | 130 | training interrupted by SIGINT after writing its checkpoint (continue with `--resume`) |
+enum ExitCodes {
+    static let success: Int32 = 0
+    static let checkFailed: Int32 = 1
+    static let badInput: Int32 = 2
+    static let interrupted: Int32 = 130
+
+    /// The `--help` discussion text of the root command.
+    static let helpText = """
+        Exit status: 0 success; 1 a check failed; 2 bad usage or bad input (a one-line message \
+        names the file, task or step); 130 training interrupted by SIGINT after writing a \
+        checkpoint (continue with --resume).
+        """
+
+    /// Prints what `error` says (help to stdout, everything else to stderr as one line) and returns
+    /// the exit status it maps to.
+    static func report(_ error: any Error, command: any ParsableCommand.Type) -> Int32 {
+        switch error {
+        case let failure as CheckFailure:
+            printError(failure.message)
+            return checkFailed
+        case let exit as Interrupted:
+            printError(exit.message)
+            return interrupted
+        case let code as ExitCode:
+            return code.rawValue
+        case let error as InputError: printError(error.description)
+        case let error as TrainingError: printError(error.description)
+        case let error as DatasetError: printError(error.description)
+        case let error as CheckpointError: printError(error.description)
+        case let error as StorageError: printError(error.description)
+        case let error as ConfigError: printError(error.description)
+        case let error as ModelError: printError(error.description)
+        default:
+            let code = command.exitCode(for: error)
+            if code == .success {
+                print(command.fullMessage(for: error))
+                return success
+            }
+            // Argument-parser's usage and validation errors (64 on Linux) and anything else we did
+            // not type: one line, exit 2.
+            let message = command.message(for: error)
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: " ")
+            printError("\(message) (see 'interference --help')")
+        }
+        return badInput
+    }
+
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    }
+}
+
+/// Bad input the command line itself detects (a model that does not exist yet, a malformed
+/// `task=weight` list, a resume that contradicts the checkpoint): exit 2.
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A check that ran and failed (exit 1). For subcommands such as `check`.
+struct CheckFailure: Error {
+    let message: String
+}
+
+/// Training stopped by SIGINT after its checkpoint was written (exit 130).
+struct Interrupted: Error {
+    let message: String
+}

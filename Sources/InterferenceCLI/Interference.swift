@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+
+/// The `interference` executable: parse, call one library function, print (architecture.md,
+/// "Command line"). Subcommands live in `Commands/`, one file each; add yours to `subcommands`.
+@main
+struct InterferenceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "interference",
+        abstract: "Train a small Uni-Perceiver on four tasks and measure how the tasks interfere.",
+        discussion: ExitCodes.helpText,
+        subcommands: [
+            TrainCommand.self,
+            EvaluateCommand.self,
+        ])
+
+    /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every
+    /// failure through `ExitCodes.report` (usage and bad input → 2).
+    static func main() {
+        Foundation.exit(run(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    static func run(_ arguments: [String]) -> Int32 {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            return ExitCodes.success
+        } catch {
+            return ExitCodes.report(error, command: self)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Training
+
+/// A progress line on stderr, redrawn in place, only when stderr is a terminal.
+final class ProgressLine {
+    let enabled = isatty(STDERR_FILENO) == 1
+    private var lastDraw = 0.0
+    private var drawn = false
+
+    /// Redraws at most ten times a second (and always for the last step).
+    func update(_ text: String, seconds: Double, force: Bool = false) {
+        guard enabled, force || seconds - lastDraw >= 0.1 || !drawn else { return }
+        lastDraw = seconds
+        drawn = true
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+    }
+
+    /// Ends the line so later output starts on its own line.
+    func finish() {
+        guard enabled, drawn else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+        drawn = false
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        let s = Int(seconds.rounded())
+        return s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
+    }
+}
+
+/// Turns SIGINT into a stop request: the first one raises the flag (the loop finishes its step,
+/// writes a checkpoint and returns); a second one exits at once — every file is written atomically,
+/// so the last checkpoint is intact either way.
+final class InterruptWatcher {
+    let flag = StopFlag()
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue.global())
+        let flag = self.flag
+        source.setEventHandler {
+            if flag.isRaised { _exit(ExitCodes.interrupted) }
+            flag.raise()
+            FileHandle.standardError.write(
+                Data("\ninterrupt: finishing the current step and writing a checkpoint (again to quit now)\n".utf8))
+        }
+        source.resume()
+    }
+
+    func cancel() {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+}

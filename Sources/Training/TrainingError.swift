@@ -1,0 +1,50 @@
+import Datasets
+import Storage
+import UniPerceiver
+
+/// Everything that stops training or evaluation, each case one "file/task/step: reason" line.
+public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
+    case dataset(DatasetError)
+    case checkpoint(CheckpointError)
+    case storage(StorageError)
+    case config(ConfigError)
+    case model(ModelError)
+    /// A training option outside its domain (names the option).
+    case badOption(name: String, reason: String)
+    /// The loss of `step` (0-based) on `task` was NaN or infinite; nothing of that step was applied
+    /// or written.
+    case nonFiniteLoss(step: Int, task: String, value: Double)
+    /// The gradient of `step` on `task` had a NaN or infinite norm.
+    case nonFiniteGradient(step: Int, task: String)
+    /// The model and the dataset do not fit together (vocabulary, text length).
+    case incompatible(file: String, reason: String)
+    /// `--resume` without a checkpoint in the directory.
+    case noCheckpoint(directory: String)
+    /// A fresh run into a directory that already holds one.
+    case existingCheckpoint(directory: String)
+    /// A checkpoint or state file that cannot be resumed (names the file and what is wrong).
+    case badState(file: String, reason: String)
+    /// Writing the log or creating the output directory failed.
+    case io(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .dataset(let error): error.description
+        case .checkpoint(let error): error.description
+        case .storage(let error): error.description
+        case .config(let error): error.description
+        case .model(let error): error.description
+        case .badOption(let name, let reason): "option \(name): \(reason)"
+        case .nonFiniteLoss(let step, let task, let value):
+            "step \(step), task \(task): loss is \(value); training stopped, the last checkpoint is unchanged"
+        case .nonFiniteGradient(let step, let task):
+            "step \(step), task \(task): gradient norm is not finite; training stopped, the last checkpoint is unchanged"
+        case .incompatible(let file, let reason): "\(file): \(reason)"
+        case .noCheckpoint(let directory): "\(directory): no checkpoint to resume (expected \(TrainingSession.modelFileName))"
+        case .existingCheckpoint(let directory):
+            "\(directory): already holds a checkpoint; pass --resume to continue it or choose another output directory"
+        case .badState(let file, let reason): "\(file): \(reason)"
+        case .io(let file, let reason): "\(file): \(reason)"
+        }
+    }
+}
