@@ -107,6 +107,7 @@ public struct MarkdownReport: Sendable {
                 + "the diagonal is 1.",
             "",
             "Tasks: \(tasks.map { "`\($0)`" }.joined(separator: ", ")); samples per task: \(first.layout.samplesPerTask).",
+            "",
         ]
         for (k, run) in runs.enumerated() {
             var parts = ["**\(label(k))**"]

@@ -89,6 +89,24 @@ func temporaryDirectory() throws -> URL {
         }
     }
 
+    @Test func interferenceFileOfAnotherVersionIsRefused() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let probeURL = dir.appendingPathComponent("probe.h5")
+        try writeProbe(to: probeURL, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
+        let analysis = try ProbeFile(url: probeURL).analyze(grouping: .model, bootstrapReplicates: 0, seed: 1)
+        #expect(analysis.groups.map(\.name) == ["model"] && analysis.groups[0].interval == nil)
+        let url = dir.appendingPathComponent("interference.h5")
+        try InterferenceFile.write(analysis, to: url)
+        #expect(try InterferenceFile.read(url) == analysis)
+        let file = try HDF5File.open(url, writable: true)
+        try file.setAttribute("version", .int(2))
+        try file.close()
+        #expect(throws: InterferenceError.badFile(file: url.path, reason: "version 2, this tool reads version 1")) {
+            try InterferenceFile.read(url)
+        }
+    }
+
     @Test func unknownParameterIsNamed() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

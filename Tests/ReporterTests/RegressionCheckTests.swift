@@ -1,0 +1,81 @@
+import Foundation
+import Interference
+import Reporter
+import Testing
+
+@Suite struct RegressionCheckTests {
+    @Test func identicalRunsPass() throws {
+        let dense = try ReportFixtures.dense()
+        let result = try compare(baseline: dense, candidate: dense, tolerance: 0)
+        #expect(result.passed)
+        #expect(result.checked == 2 * 9)
+        #expect(result.markdown == "All 18 entries within tolerance: none moved by more than 0.0000.\n")
+    }
+
+    @Test func flagsAMovedEntryAndPassesWithinTolerance() throws {
+        let baseline = try ReportFixtures.dense()
+        var candidate = baseline
+        candidate.groups[1].interference.values[2][0] += 0.05
+        candidate.groups[0].interference.values[0][1] -= 0.004
+        let strict = try compare(baseline: baseline, candidate: candidate, tolerance: 0.01)
+        #expect(!strict.passed)
+        #expect(strict.moved.count == 1)
+        #expect(strict.moved[0].group == "encoder.layers.11")
+        #expect(strict.moved[0].lossTask == "cap" && strict.moved[0].stepTask == "cls")
+        expectSnapshot(strict.markdown, named: "check-moved.md")
+        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.1).passed)
+    }
+
+    @Test func intervalsFlagLeavingTheBaselineInterval() throws {
+        let baseline = try ReportFixtures.dense()
+        var candidate = baseline
+        let ci = try #require(baseline.groups[0].interval)
+        candidate.groups[0].interference.values[1][2] = ci.high[1][2] + 0.001
+        let result = try compare(baseline: baseline, candidate: candidate, tolerance: 0, useIntervals: true)
+        #expect(result.moved.map { [$0.lossTask, $0.stepTask] } == [["mlm", "cap"]])
+        #expect(result.moved[0].baselineHigh == ci.high[1][2])
+        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.01, useIntervals: true).passed)
+    }
+
+    @Test func refusesIncompatibleInputs() throws {
+        let dense = try ReportFixtures.dense()
+        var otherTasks = dense
+        otherTasks.layout = try TaskLayout(tasks: ["cls", "mlm", "vqa"], samplesPerTask: ReportFixtures.samples)
+        #expect(throws: ReportError.incompatible(reason: "baseline tasks [\"cls\", \"mlm\", \"cap\"], candidate tasks [\"cls\", \"mlm\", \"vqa\"]")) {
+            try compare(baseline: dense, candidate: otherTasks, tolerance: 0.01)
+        }
+        var fewerGroups = dense
+        fewerGroups.groups.removeLast()
+        do {
+            _ = try compare(baseline: dense, candidate: fewerGroups, tolerance: 0.01)
+            Issue.record("compared different group sets")
+        } catch {
+            guard case .incompatible(let reason) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(reason.contains("encoder.layers.11"))
+        }
+        var noIntervals = dense
+        noIntervals.groups[0].interval = nil
+        #expect(throws: ReportError.self) {
+            try compare(baseline: noIntervals, candidate: dense, tolerance: 0, useIntervals: true)
+        }
+        #expect(throws: ReportError.self) { try compare(baseline: dense, candidate: dense, tolerance: -1) }
+    }
+
+    @Test func filesRoundTripAndUnreadableFilesAreInputErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reporter-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("a.h5")
+        try InterferenceFile.write(ReportFixtures.dense(), to: a)
+        #expect(try compare(baselineFile: a, candidateFile: a, tolerance: 0).passed)
+        let bogus = dir.appendingPathComponent("b.h5")
+        try Data("not hdf5".utf8).write(to: bogus)
+        do {
+            _ = try compare(baselineFile: a, candidateFile: bogus, tolerance: 0)
+            Issue.record("compared a non-HDF5 file")
+        } catch {
+            guard case .input = error else { Issue.record("wrong error \(error)"); return }
+            #expect(error.description.hasPrefix(bogus.path))
+        }
+    }
+}

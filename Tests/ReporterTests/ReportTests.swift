@@ -1,0 +1,73 @@
+import Foundation
+import Interference
+import Reporter
+import Testing
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
+@Suite struct MarkdownReportTests {
+    @Test func denseAndMoESideBySide() throws {
+        let report = try MarkdownReport(
+            runs: [ReportFixtures.dense(), ReportFixtures.moe()], routing: [ReportFixtures.routing],
+            heatmapDirectory: "heatmaps")
+        let text = report.render()
+        expectSnapshot(text, named: "dense-vs-moe.md")
+        #expect(text.contains("MoE − dense: cls"))
+        #expect(text.contains("**Flagged:**"))
+        #expect(text == report.render())
+    }
+
+    @Test func oneRunWithBracketIntervals() throws {
+        let report = try MarkdownReport(
+            runs: [ReportFixtures.dense()], groups: ["encoder.layers.11"], intervalStyle: .bracket)
+        expectSnapshot(report.render(), named: "dense-layer11-bracket.md")
+    }
+
+    @Test func refusesIncompatibleRuns() throws {
+        let dense = try ReportFixtures.dense()
+        var other = try ReportFixtures.moe()
+        other.layout = try TaskLayout(tasks: ["cls", "cap", "mlm"], samplesPerTask: ReportFixtures.samples)
+        #expect(throws: ReportError.self) { try MarkdownReport(runs: [dense, other]) }
+        #expect(throws: ReportError.unknownGroup("encoder.layers.5")) {
+            try MarkdownReport(runs: [dense], groups: ["encoder.layers.5"])
+        }
+        #expect(throws: ReportError.self) { try MarkdownReport(runs: []) }
+    }
+}
+
+/// Collects parse errors; `XMLParser` validates well-formedness.
+final class XMLCheck: NSObject, XMLParserDelegate {
+    var elements: [String] = []
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) { elements.append(name) }
+}
+
+@Suite struct HeatmapTests {
+    @Test func snapshotAndWellFormed() throws {
+        let dense = try ReportFixtures.dense()
+        let svg = HeatmapSVG(run: dense, group: dense.groups[0]).render()
+        expectSnapshot(svg, named: "dense-encoder.layers.3.svg")
+        let parser = XMLParser(data: Data(svg.utf8))
+        let check = XMLCheck()
+        parser.delegate = check
+        #expect(parser.parse(), "SVG is not well-formed XML")
+        #expect(check.elements.first == "svg")
+        #expect(check.elements.filter { $0 == "rect" }.count == 9 + 2)
+        #expect(svg.contains("xmlns=\"http://www.w3.org/2000/svg\""))
+        for task in ReportFixtures.tasks { #expect(svg.contains(">\(task)</text>")) }
+    }
+
+    @Test func coloursAreCentredOnZero() {
+        let map = HeatmapSVG(title: "t", tasks: ["a", "b"], values: [[1, -1], [0, .nan]])
+        let svg = map.render()
+        #expect(svg.contains("fill=\"#ffffff\" stroke=\"#ffffff\""))  // the 0 cell is white
+        #expect(svg.contains("fill=\"#2166ac\""))  // +1 = full blue
+        #expect(svg.contains("fill=\"#b2182b\""))  // −1 = full red
+        #expect(svg.contains(">n/a</text>"))
+        #expect(HeatmapSVG.fileName(run: "MoE (attr)", group: "encoder.layers.3") == "MoE__attr_-encoder.layers.3.svg")
+    }
+}
