@@ -102,6 +102,16 @@ struct CheckerTests {
         #expect(good.passed, "\(good)")
         #expect(good.relativeError < 1e-4, "a Double loss should agree closely: \(good)")
 
+        // Richardson extrapolation removes the h² term: far closer at a large step.
+        let coarse = GradientCheckOptions(step: 5e-2)
+        let plain = checkDirectionalDerivative(loss: loss, at: x, gradient: gradient, options: coarse)
+        var extrapolated = coarse
+        extrapolated.extrapolate = true
+        let richardson = checkDirectionalDerivative(loss: loss, at: x, gradient: gradient, options: extrapolated)
+        #expect(richardson.absoluteError < plain.absoluteError / 100, "plain \(plain), extrapolated \(richardson)")
+        let coordinates = checkGradient(ofScalar: loss, at: x, analytic: gradient, options: extrapolated)
+        #expect(coordinates.passed && coordinates.maxAbsoluteError < 1e-6, "\(coordinates)")
+
         // Wrong gradient on coordinates 30..<40 only.
         var wrong = gradient
         for i in 30..<40 { wrong[i] *= 1.5 }
