@@ -1,0 +1,179 @@
+import Datasets
+import Foundation
+import Storage
+import Testing
+import Training
+import UniPerceiver
+
+@testable import GradientProbe
+
+@Suite struct ProbeTests {
+    @Test func gramEqualsTheDotProductsOfTheRecordedRowsAndIsSymmetricPSD() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        let summary = try fixture.probe("probe.h5", ProbeFixture.options(storeGradients: true))
+        #expect(summary.rows == 12)
+        #expect(summary.spilled.isEmpty)
+        let contents = try ProbeFile.read(fixture.file("probe.h5"))
+        let n = contents.rowCount
+        #expect(n == 12)
+        for p in contents.parameters {
+            let (shape, rows) = try ProbeFile.gradients(fixture.file("probe.h5"), parameter: p.name)
+            let width = p.shape.reduce(1, *)
+            #expect(shape == [n, width])
+            let naive = naiveGram(rows, count: n, width: width)
+            var worst = 0.0
+            for a in 0..<n {
+                #expect(p.gram[a * n + a] >= 0)
+                for b in 0..<n {
+                    let g = p.gram[a * n + b]
+                    #expect(g == p.gram[b * n + a])
+                    let scale = (naive[a * n + a] * naive[b * n + b]).squareRoot()
+                    if scale > 0 { worst = max(worst, abs(g - naive[a * n + b]) / scale) }
+                    // Cauchy–Schwarz, the 2×2 minors of a PSD matrix.
+                    #expect(g * g <= p.gram[a * n + a] * p.gram[b * n + b] * (1 + 1e-12))
+                }
+            }
+            #expect(worst < 1e-12, "\(p.name)")
+            // A quadratic form of a PSD matrix is non-negative.
+            let x = (0..<n).map { Double(($0 * 7) % 5) - 2 }
+            var form = 0.0
+            for a in 0..<n { for b in 0..<n { form += x[a] * p.gram[a * n + b] * x[b] } }
+            #expect(form >= -1e-9 * p.gram.map(abs).reduce(0, +))
+        }
+        // The encoder's gradients are genuinely non-zero with this fixture (the check can fail).
+        let dense2 = try #require(contents.parameter(named: "encoder.layers.1.ffn.dense2.weight"))
+        #expect((0..<n).allSatisfy { dense2.gram[$0 * n + $0] > 0 })
+    }
+
+    @Test func rowsAreTheModelsGradientSlicesOfTheRecordedBatches() throws {
+        // Rebuild one mini-batch from the file's examples and the documented masking seed.
+        let model = ProbeFixture.model()
+        let fixture = try ProbeFixture(model: model)
+        defer { fixture.remove() }
+        let options = ProbeFixture.options(parameters: ["*.ffn.dense2.weight"], storeGradients: true)
+        try fixture.probe("probe.h5", options)
+        let contents = try ProbeFile.read(fixture.file("probe.h5"))
+        let plan = try WorkPlan(options: options, dataset: ProbeFixture.dataset)
+        for (t, task) in ProbeFixture.tasks.enumerated() {
+            #expect(contents.examples[task.rawValue] == plan.examples[t])
+        }
+        let w = 1 * 4 + 2  // mlm, mini-batch 2
+        let (loss, gradient) = try model.lossAndGradient(plan.batch(w, dataset: ProbeFixture.dataset))
+        #expect(contents.losses["mlm"]?[2] == Float(loss))
+        let entry = try #require(model.table.entry(named: "encoder.layers.0.ffn.dense2.weight"))
+        let row = try ProbeFile.gradients(
+            fixture.file("probe.h5"), parameter: entry.name, rows: w..<(w + 1)).values
+        #expect(row == Array(gradient[entry.range]))
+    }
+
+    @Test func sameSeedSameFileDifferentSeedDifferentBatches() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        try fixture.probe("a.h5", ProbeFixture.options(seed: 9))
+        try fixture.probe("b.h5", ProbeFixture.options(seed: 9))
+        try fixture.probe("c.h5", ProbeFixture.options(seed: 10))
+        let a = try ProbeFile.read(fixture.file("a.h5"))
+        let b = try ProbeFile.read(fixture.file("b.h5"))
+        let c = try ProbeFile.read(fixture.file("c.h5"))
+        #expect(a.parameters == b.parameters)
+        #expect(a.losses == b.losses)
+        #expect(a.examples == b.examples)
+        let cExamples = c.examples
+        let cGrams = c.parameters.map(\.gram)
+        #expect(a.examples != cExamples)
+        #expect(a.parameters.map(\.gram) != cGrams)
+        // Mini-batches of a task are distinct draws without replacement within an epoch.
+        for examples in a.examples.values {
+            let all = examples.flatMap { $0 }
+            #expect(Set(all).count == all.count)
+        }
+    }
+
+    @Test func spilledRowsGiveTheInMemoryGramBitForBit() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        let memory = try fixture.probe("memory.h5", ProbeFixture.options())
+        let spilled = try fixture.probe("spilled.h5", ProbeFixture.options(memoryBudget: 0))
+        // A budget that holds some parameters and spills the rest (table order).
+        let table = Model.parameterTable(for: ProbeFixture.config)
+        let firstTwo = table.entries.filter { $0.name.hasPrefix("encoder.layers.") }.prefix(2)
+            .map { 12 * $0.count * 4 }.reduce(0, +)
+        let mixed = try fixture.probe("mixed.h5", ProbeFixture.options(memoryBudget: firstTwo))
+        #expect(memory.spilled.isEmpty)
+        #expect(spilled.spilled.count == spilled.parameters)
+        #expect(mixed.spilled.count == mixed.parameters - 2)
+        let a = try ProbeFile.read(fixture.file("memory.h5"))
+        let b = try ProbeFile.read(fixture.file("spilled.h5"))
+        let c = try ProbeFile.read(fixture.file("mixed.h5"))
+        let grams = (a.parameters.map(\.gram), b.parameters.map(\.gram), c.parameters.map(\.gram))
+        #expect(grams.0 == grams.1)
+        #expect(grams.0 == grams.2)
+        #expect(a.losses == b.losses)
+        #expect(b.parameters.filter(\.hasGradients).count == b.parameters.count)
+        #expect(a.parameters.filter(\.hasGradients).isEmpty)
+    }
+
+    @Test func fileHoldsEveryAttributeOfTheSchemaAndNoStrayFile() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        let out = fixture.file("probe.h5")
+        try fixture.probe("probe.h5", ProbeFixture.options(seed: UInt64(1) << 63 + 5))
+        #expect(try fixture.contents() == ["model.safetensors", "probe.h5"])
+        let contents = try ProbeFile.read(out)
+        let m = contents.metadata
+        #expect(try ModelConfig.fromJSON(m.modelConfig) == ProbeFixture.config)
+        #expect(m.checkpointPath == fixture.checkpoint.path)
+        #expect(m.checkpointSHA256 == SHA256.hex(of: [UInt8](try Data(contentsOf: fixture.checkpoint))))
+        #expect(m.dataPath == ProbeFixture.dataURL.path)
+        #expect(m.dataSHA256.count == 64)
+        #expect(m.kind == "dense")
+        #expect(m.routing == "none")
+        #expect(m.tasks == ["image-classification", "mlm", "captioning"])
+        #expect(m.samplesPerTask == 4)
+        #expect(m.batchSize == 4)
+        #expect(m.seed == UInt64(1) << 63 + 5)
+        #expect(m.split == "train")
+        #expect(m.toolVersion == Probe.toolVersion)
+        #expect(ISO8601DateFormatter().date(from: m.created) != nil)
+        #expect(m.shard == nil)
+        for task in m.tasks {
+            #expect(contents.losses[task]?.count == 4)
+            #expect(contents.losses[task]?.allSatisfy { $0.isFinite && $0 > 0 } == true)
+            #expect(contents.examples[task]?.map(\.count) == [4, 4, 4, 4])
+            #expect(contents.excluded[task] == [false, false, false, false])
+        }
+        let qkv = try #require(contents.parameter(named: "encoder.layers.1.attention.self.qkv_proj.weight"))
+        #expect(qkv.shape == [48, 16])
+        #expect(qkv.layer == 1)
+        #expect(qkv.role == "attention.self.qkv_proj")
+        #expect(qkv.expert == -1)
+        #expect(qkv.gram.count == 144)
+
+        // What h5py sees: the raw root attributes and dataset types of the schema.
+        let file = try HDF5File.open(out)
+        defer { file.discard() }
+        #expect(try file.stringAttribute("format") == "task-interference/probe")
+        #expect(try file.intAttribute("version") == 1)
+        #expect(try file.stringsAttribute("checkpoint").count == 2)
+        #expect(try file.read("/tasks/mlm/loss", as: Float.self).shape == [4])
+        #expect(try file.read("/tasks/mlm/examples", as: Int64.self).shape == [4, 4])
+        #expect(try file.read("/parameters/encoder.layers.0.ffn.dense2.weight/gram", as: Double.self).shape == [12, 12])
+        #expect(try file.intsAttribute("shape", at: "/parameters/encoder.layers.0.ffn.dense2.weight") == [16, 32])
+    }
+
+    @Test func attributesOnlyAndChosenParameters() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        try fixture.probe("probe.h5", ProbeFixture.options())
+        let name = "encoder.layers.0.ffn.dense2.weight"
+        let one = try ProbeFile.read(fixture.file("probe.h5"), parameters: [name])
+        #expect(one.parameters.map(\.name) == [name])
+        let light = try ProbeFile.read(fixture.file("probe.h5"), grams: false)
+        #expect(light.parameters.count == 28)
+        #expect(light.parameters.allSatisfy { $0.gram.isEmpty })
+        #expect(throws: ProbeError.missingDataset(file: fixture.file("probe.h5").path, path: "/parameters/nope")) {
+            try ProbeFile.read(fixture.file("probe.h5"), parameters: ["nope"])
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Storage
+import Testing
+
+@testable import GradientProbe
+
+@Suite struct ShardTests {
+    /// Five shards of 12 work items cut across task boundaries (2, 3, 2, 3, 2 items).
+    @Test func mergedShardsEqualOneUnshardedRunBitForBit() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        try fixture.probe("whole.h5", ProbeFixture.options(storeGradients: true))
+        var shards: [URL] = []
+        for k in 1...5 {
+            let summary = try fixture.probe("shard\(k).h5", ProbeFixture.options(shard: try ShardSpec(index: k, count: 5)))
+            #expect(summary.rows == (try ShardSpec(index: k, count: 5)).slice(of: 12).count)
+            shards.append(fixture.file("shard\(k).h5"))
+        }
+        // A shard is not a probe file yet.
+        #expect(throws: ProbeError.isShard(file: shards[1].path, index: 2, count: 5)) {
+            try ProbeFile.read(shards[1])
+        }
+        // Given in any order; a small budget makes the merge read rows block by block.
+        try Probe.merge(shards: shards.reversed(), out: fixture.file("merged.h5"), storeGradients: true, memoryBudget: 0)
+        let whole = try ProbeFile.read(fixture.file("whole.h5"))
+        let merged = try ProbeFile.read(fixture.file("merged.h5"))
+        #expect(merged.parameters == whole.parameters)
+        #expect(merged.losses == whole.losses)
+        #expect(merged.examples == whole.examples)
+        #expect(merged.excluded == whole.excluded)
+        var expected = whole.metadata
+        expected.created = merged.metadata.created
+        #expect(merged.metadata == expected)
+        for name in ["encoder.layers.0.ffn.dense2.weight", "encoder.layers.1.attention.self.qkv_proj.bias"] {
+            #expect(
+                try ProbeFile.gradients(fixture.file("merged.h5"), parameter: name).values
+                    == (try ProbeFile.gradients(fixture.file("whole.h5"), parameter: name).values))
+        }
+    }
+
+    @Test func mergeRefusesShardsOfAnotherRunNamingBothFilesAndTheField() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        let options = ProbeFixture.options(parameters: ["*.ffn.dense2.weight"])
+        func shard(_ k: Int, _ name: String, _ change: (inout ProbeOptions) -> Void = { _ in }) throws -> URL {
+            var o = options
+            o.shard = try ShardSpec(index: k, count: 2)
+            change(&o)
+            try fixture.probe(name, o)
+            return fixture.file(name)
+        }
+        let one = try shard(1, "one.h5")
+        let two = try shard(2, "two.h5")
+        let otherSeed = try shard(2, "seed.h5") { $0.seed = 99 }
+        let otherN = try shard(2, "n.h5") { $0.samplesPerTask = 5 }
+        let otherB = try shard(2, "b.h5") { $0.batchSize = 3 }
+        let otherTasks = try shard(2, "tasks.h5") { $0.tasks = [.mlm, .imageClassification, .captioning] }
+        let otherParameters = try shard(2, "params.h5") { $0.parameters = ParameterSelection(patterns: ["*.ffn.dense.weight"]) }
+        let out = fixture.file("merged.h5")
+        for (file, field) in [
+            (otherSeed, "seed"), (otherN, "samples_per_task"), (otherB, "batch_size"), (otherTasks, "tasks"),
+            (otherParameters, "parameters"),
+        ] {
+            #expect(throws: ProbeError.mismatchedShards(first: one.path, second: file.path, field: field)) {
+                try Probe.merge(shards: [one, file], out: out)
+            }
+        }
+        // Another model.
+        let other = try ProbeFixture(model: ProbeFixture.model(seed: 12))
+        defer { other.remove() }
+        var o = options
+        o.shard = try ShardSpec(index: 2, count: 2)
+        try other.probe("two.h5", o)
+        #expect(throws: ProbeError.mismatchedShards(first: one.path, second: other.file("two.h5").path, field: "checkpoint sha256")) {
+            try Probe.merge(shards: [one, other.file("two.h5")], out: out)
+        }
+        // Incomplete, repeated, or not shards at all.
+        #expect(throws: ProbeError.incompleteShards(reason: "shard 2/2 is missing")) {
+            try Probe.merge(shards: [one], out: out)
+        }
+        #expect(throws: ProbeError.self) { try Probe.merge(shards: [one, two, two], out: out) }
+        try fixture.probe("whole.h5", options)
+        #expect(throws: ProbeError.incompleteShards(reason: "\(fixture.file("whole.h5").path) is not a shard (no 'shard' attribute)")) {
+            try Probe.merge(shards: [one, fixture.file("whole.h5")], out: out)
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+        try Probe.merge(shards: [two, one], out: out)
+        #expect(FileManager.default.fileExists(atPath: out.path))
+    }
+}
