@@ -141,7 +141,8 @@ public func layerNormForwardNaive(
         let x = input + r * cols
         let (m, s) = layerNormStatisticsNaive(x, cols: cols, eps: eps)
         for c in 0..<cols {
-            output[r * cols + c] = Float((Double(x[c]) - m) * s * Double(weight[c]) + Double(bias[c]))
+            output[r * cols + c] = Float(
+                (Double(x[c]) - m) * s * Double(weight[c]) + Double(bias[c]))
         }
         mean[r] = Float(m)
         rstd[r] = Float(s)
@@ -195,7 +196,9 @@ public func layerNormBackwardNaive(
 // MARK: - GELU
 
 /// Naive exact GELU in Double: `y = ½ x (1 + erf(x/√2))`.
-public func geluForwardNaive(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
+public func geluForwardNaive(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int
+) {
     for i in 0..<count {
         let x = Double(input[i])
         output[i] = Float(0.5 * x * (1 + erf(x / 2.0.squareRoot())))
@@ -275,7 +278,8 @@ public func crossEntropyForwardNaive(
     for r in 0..<rows {
         let t = targets[r]
         if t == ignoreIndex { continue }
-        precondition(t >= 0 && t < classes, "crossEntropyForwardNaive: target \(t) outside 0..<\(classes)")
+        precondition(
+            t >= 0 && t < classes, "crossEntropyForwardNaive: target \(t) outside 0..<\(classes)")
         let logP = logSoftmaxNaive(logits + r * classes, classes: classes)
         let eps = Double(labelSmoothing)
         for k in 0..<classes {

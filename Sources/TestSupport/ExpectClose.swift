@@ -150,7 +150,9 @@ public func closeness(
             ok = diff <= atol + rtol * abs(e[i])
             score = diff
             result.maxAbsoluteError = max(result.maxAbsoluteError, diff)
-            if e[i] != 0 { result.maxRelativeError = max(result.maxRelativeError, diff / abs(e[i])) }
+            if e[i] != 0 {
+                result.maxRelativeError = max(result.maxRelativeError, diff / abs(e[i]))
+            }
         }
         if !ok { result.failing += 1 }
         if score > worstScore {
@@ -182,7 +184,8 @@ public func expectClose(
     let result = closeness(actual, expected, shape: shape, rtol: rtol, atol: atol)
     if !result.passed {
         let prefix = comment.map { "\($0): " } ?? ""
-        Issue.record(Comment(rawValue: "expectClose: \(prefix)\(result)"), sourceLocation: sourceLocation)
+        Issue.record(
+            Comment(rawValue: "expectClose: \(prefix)\(result)"), sourceLocation: sourceLocation)
     }
     return result.passed
 }
@@ -231,13 +234,18 @@ public func expectRelativeError(
     let e = expected.closeValues
     if let sa = actual.closeShape, let se = expected.closeShape, sa != se {
         Issue.record(
-            Comment(rawValue: "expectRelativeError: \(name): shape mismatch, actual \(sa), expected \(se)"),
+            Comment(
+                rawValue:
+                    "expectRelativeError: \(name): shape mismatch, actual \(sa), expected \(se)"),
             sourceLocation: sourceLocation)
         return .infinity
     }
     if a.count != e.count {
         Issue.record(
-            Comment(rawValue: "expectRelativeError: \(name): actual has \(a.count) values, expected \(e.count)"),
+            Comment(
+                rawValue:
+                    "expectRelativeError: \(name): actual has \(a.count) values, expected \(e.count)"
+            ),
             sourceLocation: sourceLocation)
         return .infinity
     }

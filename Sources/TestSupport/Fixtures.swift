@@ -102,9 +102,11 @@ public enum FixtureError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missing(let path):
-            return "fixture \(path) is missing; regenerate it with `\(regenerateFixturesCommand)` (from the package root)"
+            return
+                "fixture \(path) is missing; regenerate it with `\(regenerateFixturesCommand)` (from the package root)"
         case .unusable(let path, let underlying):
-            return "fixture \(path) is unusable: \(underlying); regenerate it with `\(regenerateFixturesCommand)`"
+            return
+                "fixture \(path) is unusable: \(underlying); regenerate it with `\(regenerateFixturesCommand)`"
         }
     }
 }
@@ -129,7 +131,9 @@ public func loadFixture(
     for key in requiredMetadata.keys.sorted() where file.metadata[key] != requiredMetadata[key] {
         throw .unusable(
             path: url.path,
-            underlying: "metadata \(key) is \(file.metadata[key].map { "'\($0)'" } ?? "absent"), expected '\(requiredMetadata[key]!)'")
+            underlying:
+                "metadata \(key) is \(file.metadata[key].map { "'\($0)'" } ?? "absent"), expected '\(requiredMetadata[key]!)'"
+        )
     }
     return Fixture(file: file, path: url.path)
 }
@@ -146,7 +150,9 @@ public struct Fixture: Sendable {
 
     /// A floating-point tensor rounded to Float (inputs fed to Float32 kernels).
     public func tensor(_ name: String) throws(FixtureError) -> Tensor {
-        do { return try file.tensor(name) } catch { throw .unusable(path: path, underlying: error.description) }
+        do { return try file.tensor(name) } catch {
+            throw .unusable(path: path, underlying: error.description)
+        }
     }
 
     /// A floating-point tensor's values rounded to Float.
@@ -164,11 +170,15 @@ public struct Fixture: Sendable {
 
     /// An integer (or bool) tensor's values.
     public func ints(_ name: String) throws(FixtureError) -> [Int] {
-        do { return try file.ints(name).values } catch { throw .unusable(path: path, underlying: error.description) }
+        do { return try file.ints(name).values } catch {
+            throw .unusable(path: path, underlying: error.description)
+        }
     }
 
     /// The shape of a tensor.
     public func shape(of name: String) throws(FixtureError) -> [Int] {
-        do { return try file.shape(of: name) } catch { throw .unusable(path: path, underlying: error.description) }
+        do { return try file.shape(of: name) } catch {
+            throw .unusable(path: path, underlying: error.description)
+        }
     }
 }

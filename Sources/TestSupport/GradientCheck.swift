@@ -115,7 +115,9 @@ public struct GradientCheckResult: Sendable, CustomStringConvertible {
     }
 
     private func score(_ e: GradientCheckEntry) -> Double {
-        min(e.relativeError / options.relativeTolerance, e.absoluteError / options.absoluteTolerance)
+        min(
+            e.relativeError / options.relativeTolerance, e.absoluteError / options.absoluteTolerance
+        )
     }
 
     public var description: String {
@@ -157,10 +159,14 @@ public func checkGradient(
     of f: ([Float]) -> [Float], at x: [Float], upstream: [Float], analytic: [Float],
     options: GradientCheckOptions = .init()
 ) -> GradientCheckResult {
-    precondition(analytic.count == x.count, "checkGradient: gradient has \(analytic.count) entries, input \(x.count)")
+    precondition(
+        analytic.count == x.count,
+        "checkGradient: gradient has \(analytic.count) entries, input \(x.count)")
     let weighted: ([Float]) -> Double = { point in
         let y = f(point)
-        precondition(y.count == upstream.count, "checkGradient: f gives \(y.count) values, upstream has \(upstream.count)")
+        precondition(
+            y.count == upstream.count,
+            "checkGradient: f gives \(y.count) values, upstream has \(upstream.count)")
         var sum = 0.0
         for j in 0..<y.count { sum += Double(upstream[j]) * Double(y[j]) }
         return sum
@@ -187,7 +193,9 @@ public func checkGradient(
     ofScalar loss: ([Float]) -> Double, at x: [Float], analytic: [Float],
     options: GradientCheckOptions = .init()
 ) -> GradientCheckResult {
-    precondition(analytic.count == x.count, "checkGradient: gradient has \(analytic.count) entries, input \(x.count)")
+    precondition(
+        analytic.count == x.count,
+        "checkGradient: gradient has \(analytic.count) entries, input \(x.count)")
     let indices: [Int]
     if x.count <= options.exhaustiveLimit {
         indices = Array(0..<x.count)
@@ -215,7 +223,8 @@ public func checkGradient(
         }
         let h = options.step * max(1, abs(Double(x[i])))
         let numeric = options.extrapolate ? (4 * central(h / 2) - central(h)) / 3 : central(h)
-        entries.append(score(index: i, numeric: numeric, analytic: Double(analytic[i]), options: options))
+        entries.append(
+            score(index: i, numeric: numeric, analytic: Double(analytic[i]), options: options))
     }
     return GradientCheckResult(entries: entries, options: options)
 }
@@ -276,7 +285,8 @@ private func record(_ result: GradientCheckResult, name: String, sourceLocation:
     -> GradientCheckResult
 {
     if !result.passed {
-        Issue.record(Comment(rawValue: "gradient check \(name): \(result)"), sourceLocation: sourceLocation)
+        Issue.record(
+            Comment(rawValue: "gradient check \(name): \(result)"), sourceLocation: sourceLocation)
     }
     return result
 }
@@ -298,13 +308,19 @@ public func checkDirectionalDerivative(
     loss: ([Float]) -> Double, at x: [Float], gradient: [Float], over range: Range<Int>? = nil,
     direction: [Float]? = nil, options: GradientCheckOptions = .init()
 ) -> DirectionalCheckResult {
-    precondition(gradient.count == x.count, "checkDirectionalDerivative: gradient has \(gradient.count) entries, input \(x.count)")
+    precondition(
+        gradient.count == x.count,
+        "checkDirectionalDerivative: gradient has \(gradient.count) entries, input \(x.count)")
     let span = range ?? 0..<x.count
-    precondition(span.lowerBound >= 0 && span.upperBound <= x.count && !span.isEmpty,
-                 "checkDirectionalDerivative: range \(span) outside 0..<\(x.count) or empty")
+    precondition(
+        span.lowerBound >= 0 && span.upperBound <= x.count && !span.isEmpty,
+        "checkDirectionalDerivative: range \(span) outside 0..<\(x.count) or empty")
     var d: [Double]
     if let direction {
-        precondition(direction.count == x.count, "checkDirectionalDerivative: direction has \(direction.count) entries, input \(x.count)")
+        precondition(
+            direction.count == x.count,
+            "checkDirectionalDerivative: direction has \(direction.count) entries, input \(x.count)"
+        )
         d = direction.map { Double($0) }
     } else {
         var rng = SeededRNG(seed: options.seed ^ 0xD1EC_7100_0000_0003)

@@ -12,8 +12,11 @@ import Kernels
 
 extension SeededRNG {
     /// `count` values `lo + (hi − lo) · nextFloat()` (one draw each).
-    public mutating func uniformFloats(count: Int, in range: ClosedRange<Float> = -1...1) -> [Float] {
-        (0..<count).map { _ in range.lowerBound + (range.upperBound - range.lowerBound) * nextFloat() }
+    public mutating func uniformFloats(count: Int, in range: ClosedRange<Float> = -1...1) -> [Float]
+    {
+        (0..<count).map { _ in
+            range.lowerBound + (range.upperBound - range.lowerBound) * nextFloat()
+        }
     }
 
     /// `count` values `Float(mean + std · nextGaussian())` (two draws each).
@@ -29,23 +32,32 @@ extension SeededRNG {
 
 extension Tensor {
     /// A tensor of uniform values in `range`, drawn from `rng` in row-major order.
-    public static func uniform(_ shape: [Int], in range: ClosedRange<Float> = -1...1, rng: inout SeededRNG) -> Tensor {
+    public static func uniform(
+        _ shape: [Int], in range: ClosedRange<Float> = -1...1, rng: inout SeededRNG
+    ) -> Tensor {
         Tensor(shape: shape, data: rng.uniformFloats(count: shape.reduce(1, *), in: range))
     }
 
     /// A tensor of Gaussian values, drawn from `rng` in row-major order.
-    public static func gaussian(_ shape: [Int], mean: Double = 0, std: Double = 1, rng: inout SeededRNG) -> Tensor {
-        Tensor(shape: shape, data: rng.gaussianFloats(count: shape.reduce(1, *), mean: mean, std: std))
+    public static func gaussian(
+        _ shape: [Int], mean: Double = 0, std: Double = 1, rng: inout SeededRNG
+    ) -> Tensor {
+        Tensor(
+            shape: shape, data: rng.gaussianFloats(count: shape.reduce(1, *), mean: mean, std: std))
     }
 
     /// A tensor of uniform values from a fresh `SeededRNG(seed:)`.
-    public static func uniform(_ shape: [Int], in range: ClosedRange<Float> = -1...1, seed: UInt64) -> Tensor {
+    public static func uniform(_ shape: [Int], in range: ClosedRange<Float> = -1...1, seed: UInt64)
+        -> Tensor
+    {
         var rng = SeededRNG(seed: seed)
         return uniform(shape, in: range, rng: &rng)
     }
 
     /// A tensor of Gaussian values from a fresh `SeededRNG(seed:)`.
-    public static func gaussian(_ shape: [Int], mean: Double = 0, std: Double = 1, seed: UInt64) -> Tensor {
+    public static func gaussian(_ shape: [Int], mean: Double = 0, std: Double = 1, seed: UInt64)
+        -> Tensor
+    {
         var rng = SeededRNG(seed: seed)
         return gaussian(shape, mean: mean, std: std, rng: &rng)
     }

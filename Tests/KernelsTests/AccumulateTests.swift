@@ -27,16 +27,21 @@ struct AccumulateTests {
         let logits = rng.gaussianFloats(count: rows * cols, std: 2)
         let targets = [2, -1, 0, 6, 4]
         return [
-            BackwardCase(description: "linear (\(tag))", sizes: [rows * cols, outF * cols, outF]) { g in
+            BackwardCase(description: "linear (\(tag))", sizes: [rows * cols, outF * cols, outF]) {
+                g in
                 var dx: [Float]? = g[0]
                 var dw = g[1]
                 var db: [Float]? = g[2]
-                linearBack(dy: dyLinear, x: x, w: lw, rows: rows, inF: cols, outF: outF, dx: &dx, dw: &dw, db: &db, naive: naive)
+                linearBack(
+                    dy: dyLinear, x: x, w: lw, rows: rows, inF: cols, outF: outF, dx: &dx, dw: &dw,
+                    db: &db, naive: naive)
                 g = [dx!, dw, db!]
             },
             BackwardCase(description: "layernorm (\(tag))", sizes: [rows * cols, cols, cols]) { g in
                 var (dx, dw, db) = (g[0], g[1], g[2])
-                layerNormBack(dy: dy, x: x, w: w, rows: rows, cols: cols, dx: &dx, dw: &dw, db: &db, naive: naive)
+                layerNormBack(
+                    dy: dy, x: x, w: w, rows: rows, cols: cols, dx: &dx, dw: &dw, db: &db,
+                    naive: naive)
                 g = [dx, dw, db]
             },
             BackwardCase(description: "gelu (\(tag))", sizes: [rows * cols]) { g in
@@ -46,7 +51,9 @@ struct AccumulateTests {
                 softmaxBack(dp: dy, z: z, rows: rows, cols: cols, dz: &g[0], naive: naive)
             },
             BackwardCase(description: "cross-entropy ε 0.1 (\(tag))", sizes: [rows * cols]) { g in
-                crossEntropyBack(logits, targets: targets, rows: rows, classes: cols, smoothing: 0.1, scale: 0.25, dz: &g[0], naive: naive)
+                crossEntropyBack(
+                    logits, targets: targets, rows: rows, classes: cols, smoothing: 0.1,
+                    scale: 0.25, dz: &g[0], naive: naive)
             },
             BackwardCase(description: "l2normalize (\(tag))", sizes: [rows * cols]) { g in
                 l2NormalizeBack(dy: dy, x: x, rows: rows, cols: cols, dx: &g[0], naive: naive)
@@ -63,7 +70,8 @@ struct AccumulateTests {
         c.run(&twice)
         for (i, (t, o)) in zip(twice, once).enumerated() {
             #expect(o.contains { $0 != 0 }, "\(c) buffer \(i): one backward left it all zeros")
-            expectClose(t, scaled(o, 2), tolerance: .accumulate, "\(c) buffer \(i): twice vs 2× once")
+            expectClose(
+                t, scaled(o, 2), tolerance: .accumulate, "\(c) buffer \(i): twice vs 2× once")
         }
     }
 
@@ -76,7 +84,9 @@ struct AccumulateTests {
         var buffers = start
         c.run(&buffers)
         for i in buffers.indices {
-            expectClose(buffers[i], adding(start[i], once[i]), tolerance: .accumulate, "\(c) buffer \(i): start + once")
+            expectClose(
+                buffers[i], adding(start[i], once[i]), tolerance: .accumulate,
+                "\(c) buffer \(i): start + once")
         }
     }
 }

@@ -6,10 +6,14 @@ import Testing
 /// padded leading dimensions, overwrite (beta 0) and accumulate (beta 1) modes.
 @Suite("GEMM fast vs naive")
 struct GEMMTests {
-    static let shapes: [(m: Int, n: Int, k: Int)] = [(7, 5, 3), (1, 1, 1), (13, 17, 9), (4, 1, 6), (1, 9, 2)]
+    static let shapes: [(m: Int, n: Int, k: Int)] = [
+        (7, 5, 3), (1, 1, 1), (13, 17, 9), (4, 1, 6), (1, 9, 2),
+    ]
     static let cases: [GEMMCase] = shapes.flatMap { s in
         [(false, false), (false, true), (true, false), (true, true)].flatMap { t in
-            [0, 3].map { pad in GEMMCase(m: s.m, n: s.n, k: s.k, transposeA: t.0, transposeB: t.1, padding: pad) }
+            [0, 3].map { pad in
+                GEMMCase(m: s.m, n: s.n, k: s.k, transposeA: t.0, transposeB: t.1, padding: pad)
+            }
         }
     }
 
@@ -25,7 +29,8 @@ struct GEMMTests {
         var naive = fast
         runGemm(g, alpha: 1, a: a, b: b, beta: 0, c: &fast, naive: false)
         runGemm(g, alpha: 1, a: a, b: b, beta: 0, c: &naive, naive: true)
-        expectClose(rowsOnly(fast, g), rowsOnly(naive, g), tolerance: .fastVersusNaive, "beta 0, \(g)")
+        expectClose(
+            rowsOnly(fast, g), rowsOnly(naive, g), tolerance: .fastVersusNaive, "beta 0, \(g)")
 
         // alpha 0.5, beta 1 accumulates onto a non-zero C; padding columns stay untouched.
         var fastAcc = start
@@ -34,7 +39,10 @@ struct GEMMTests {
         runGemm(g, alpha: 0.5, a: a, b: b, beta: 1, c: &naiveAcc, naive: true)
         expectClose(fastAcc, naiveAcc, tolerance: .fastVersusNaive, "alpha 0.5 beta 1, \(g)")
         for i in 0..<g.m {
-            for j in g.n..<g.ldc { #expect(fastAcc[i * g.ldc + j] == start[i * g.ldc + j], "padding written at \(i),\(j)") }
+            for j in g.n..<g.ldc {
+                #expect(
+                    fastAcc[i * g.ldc + j] == start[i * g.ldc + j], "padding written at \(i),\(j)")
+            }
         }
     }
 
@@ -45,10 +53,16 @@ struct GEMMTests {
         let a = rng.uniformFloats(count: g.aCount)
         let b = rng.uniformFloats(count: g.bCount)
         // op(A)[i][p], op(B)[p][j] from the stored layouts.
-        func opA(_ i: Int, _ p: Int) -> Double { Double(g.transposeA ? a[p * g.m + i] : a[i * g.k + p]) }
-        func opB(_ p: Int, _ j: Int) -> Double { Double(g.transposeB ? b[j * g.k + p] : b[p * g.n + j]) }
+        func opA(_ i: Int, _ p: Int) -> Double {
+            Double(g.transposeA ? a[p * g.m + i] : a[i * g.k + p])
+        }
+        func opB(_ p: Int, _ j: Int) -> Double {
+            Double(g.transposeB ? b[j * g.k + p] : b[p * g.n + j])
+        }
         var expected = [Double](repeating: 0, count: g.m * g.n)
-        for i in 0..<g.m { for j in 0..<g.n { for p in 0..<g.k { expected[i * g.n + j] += opA(i, p) * opB(p, j) } } }
+        for i in 0..<g.m {
+            for j in 0..<g.n { for p in 0..<g.k { expected[i * g.n + j] += opA(i, p) * opB(p, j) } }
+        }
         var c = [Float](repeating: 0, count: g.cCount)
         runGemm(g, alpha: 1, a: a, b: b, beta: 0, c: &c, naive: true)
         expectClose(c, expected, shape: [g.m, g.n], tolerance: .kernel, "\(g)")
@@ -77,7 +91,8 @@ struct GEMMTests {
                 transposeA: g.transposeA, transposeB: g.transposeB, m: m, n: n, k: k, alpha: 0.75,
                 a: a, lda: g.lda, strideA: strideA, b: b, ldb: g.ldb, strideB: strideB,
                 beta: beta, c: &naive, ldc: g.ldc, strideC: strideC, count: count)
-            expectClose(fast, naive, tolerance: .fastVersusNaive, "strided batched beta \(beta), \(g)")
+            expectClose(
+                fast, naive, tolerance: .fastVersusNaive, "strided batched beta \(beta), \(g)")
             // And batch i equals a single gemm on the i-th operands.
             for i in 0..<count {
                 var single = Array(start[(i * strideC)..<(i * strideC + g.cCount)])
@@ -89,7 +104,9 @@ struct GEMMTests {
                     "batch \(i) vs single gemm")
             }
             // The gap between C blocks is untouched.
-            for i in 0..<count { #expect(fast[i * strideC + g.cCount] == start[i * strideC + g.cCount]) }
+            for i in 0..<count {
+                #expect(fast[i * strideC + g.cCount] == start[i * strideC + g.cCount])
+            }
         }
     }
 
@@ -111,10 +128,17 @@ struct GEMMTests {
         let dx0 = rng.uniformFloats(count: rows * inF)
         let dw0 = rng.uniformFloats(count: outF * inF)
         let db0 = rng.uniformFloats(count: outF)
-        var dxF: [Float]? = dx0, dwF = dw0, dbF: [Float]? = db0
-        var dxN: [Float]? = dx0, dwN = dw0, dbN: [Float]? = db0
-        linearBack(dy: dy, x: x, w: w, rows: rows, inF: inF, outF: outF, dx: &dxF, dw: &dwF, db: &dbF)
-        linearBack(dy: dy, x: x, w: w, rows: rows, inF: inF, outF: outF, dx: &dxN, dw: &dwN, db: &dbN, naive: true)
+        var dxF: [Float]? = dx0
+        var dwF = dw0
+        var dbF: [Float]? = db0
+        var dxN: [Float]? = dx0
+        var dwN = dw0
+        var dbN: [Float]? = db0
+        linearBack(
+            dy: dy, x: x, w: w, rows: rows, inF: inF, outF: outF, dx: &dxF, dw: &dwF, db: &dbF)
+        linearBack(
+            dy: dy, x: x, w: w, rows: rows, inF: inF, outF: outF, dx: &dxN, dw: &dwN, db: &dbN,
+            naive: true)
         expectClose(dxF!, dxN!, tolerance: .fastVersusNaive, "linear dX")
         expectClose(dwF, dwN, tolerance: .fastVersusNaive, "linear dW")
         expectClose(dbF!, dbN!, tolerance: .fastVersusNaive, "linear db")
@@ -123,7 +147,8 @@ struct GEMMTests {
         var noDX: [Float]? = nil
         var noDB: [Float]? = nil
         var dwOnly = dw0
-        linearBack(dy: dy, x: x, w: w, rows: rows, inF: inF, outF: outF, dx: &noDX, dw: &dwOnly, db: &noDB)
+        linearBack(
+            dy: dy, x: x, w: w, rows: rows, inF: inF, outF: outF, dx: &noDX, dw: &dwOnly, db: &noDB)
         expectClose(dwOnly, dwN, tolerance: .fastVersusNaive, "linear dW without dX/db")
     }
 }

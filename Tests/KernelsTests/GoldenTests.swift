@@ -24,14 +24,18 @@ struct GoldenTests {
         var (dx, dw, db) = (zeros(x.count), zeros(cols), zeros(cols))
         layerNormBack(dy: dy, x: x.data, w: w, rows: rows, cols: cols, dx: &dx, dw: &dw, db: &db)
         check(Tensor(shape: x.shape, data: dx), try f.doubles("layernorm.dx"), "layernorm.dx")
-        check(Tensor(shape: [cols], data: dw), try f.doubles("layernorm.dweight"), "layernorm.dweight")
+        check(
+            Tensor(shape: [cols], data: dw), try f.doubles("layernorm.dweight"), "layernorm.dweight"
+        )
         check(Tensor(shape: [cols], data: db), try f.doubles("layernorm.dbias"), "layernorm.dbias")
     }
 
     @Test func gelu() throws {
         let f = try loadFixture("kernels.safetensors", requiredMetadata: Self.fixtureVersion)
         let x = try f.tensor("gelu.x")
-        check(Tensor(shape: x.shape, data: KernelsTests.gelu(x.data)), try f.doubles("gelu.y"), "gelu.y")
+        check(
+            Tensor(shape: x.shape, data: KernelsTests.gelu(x.data)), try f.doubles("gelu.y"),
+            "gelu.y")
         var dx = zeros(x.count)
         geluBack(dy: try f.floats("gelu.upstream"), x: x.data, dx: &dx)
         check(Tensor(shape: x.shape, data: dx), try f.doubles("gelu.dx"), "gelu.dx")
@@ -48,8 +52,12 @@ struct GoldenTests {
         check(Tensor(shape: logits.shape, data: p), try f.doubles("softmax.probs"), "softmax.probs")
         var dz = zeros(z.count)
         softmaxBack(dp: try f.floats("softmax.upstream"), z: z, rows: rows, cols: cols, dz: &dz)
-        check(Tensor(shape: logits.shape, data: dz), try f.doubles("softmax.dlogits"), "softmax.dlogits")
-        for i in z.indices where mask[i] == 0 { #expect(p[i] == 0 && dz[i] == 0, "masked entry \(i)") }
+        check(
+            Tensor(shape: logits.shape, data: dz), try f.doubles("softmax.dlogits"),
+            "softmax.dlogits")
+        for i in z.indices where mask[i] == 0 {
+            #expect(p[i] == 0 && dz[i] == 0, "masked entry \(i)")
+        }
     }
 
     /// Loss = mean over rows whose target is not −1; dlogits is the gradient of that mean.
@@ -61,13 +69,16 @@ struct GoldenTests {
         let targets = try f.ints(prefix + ".targets")
         let (rows, classes) = (logits.shape[0], logits.shape[1])
         #expect(targets.contains(-1), "the fixture should exercise an ignored row")
-        let loss = KernelsTests.crossEntropy(logits.data, targets: targets, rows: rows, classes: classes, smoothing: smoothing)
+        let loss = KernelsTests.crossEntropy(
+            logits.data, targets: targets, rows: rows, classes: classes, smoothing: smoothing)
         check([loss.mean], try f.doubles(prefix + ".loss"), "\(prefix).loss")
         var dz = zeros(logits.count)
         crossEntropyBack(
             logits.data, targets: targets, rows: rows, classes: classes, smoothing: smoothing,
             scale: 1 / Float(loss.counted), dz: &dz)
-        check(Tensor(shape: logits.shape, data: dz), try f.doubles(prefix + ".dlogits"), "\(prefix).dlogits")
+        check(
+            Tensor(shape: logits.shape, data: dz), try f.doubles(prefix + ".dlogits"),
+            "\(prefix).dlogits")
     }
 
     /// `sim = normalize(u) · normalize(v)ᵀ` through l2normalize + gemm, and its backward.
@@ -90,7 +101,8 @@ struct GoldenTests {
     ) {
         expectClose(actual, expected, tolerance: .kernel, name, sourceLocation: sourceLocation)
         if ProcessInfo.processInfo.environment["KERNELS_REPORT_ERRORS"] != nil {
-            let c = closeness(actual, expected, rtol: Tolerance.kernel.rtol, atol: Tolerance.kernel.atol)
+            let c = closeness(
+                actual, expected, rtol: Tolerance.kernel.rtol, atol: Tolerance.kernel.atol)
             print("golden \(name): max abs \(c.maxAbsoluteError), max rel \(c.maxRelativeError)")
         }
     }

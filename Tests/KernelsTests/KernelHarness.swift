@@ -30,28 +30,34 @@ func runGemm(
 ) {
     if naive {
         gemmNaive(
-            transposeA: g.transposeA, transposeB: g.transposeB, m: g.m, n: g.n, k: g.k, alpha: alpha,
+            transposeA: g.transposeA, transposeB: g.transposeB, m: g.m, n: g.n, k: g.k,
+            alpha: alpha,
             a: a, lda: g.lda, b: b, ldb: g.ldb, beta: beta, c: &c, ldc: g.ldc)
     } else {
         gemm(
-            transposeA: g.transposeA, transposeB: g.transposeB, m: g.m, n: g.n, k: g.k, alpha: alpha,
+            transposeA: g.transposeA, transposeB: g.transposeB, m: g.m, n: g.n, k: g.k,
+            alpha: alpha,
             a: a, lda: g.lda, b: b, ldb: g.ldb, beta: beta, c: &c, ldc: g.ldc)
     }
 }
 
 // MARK: - Linear
 
-func linear(x: [Float], w: [Float], b: [Float]?, rows: Int, inF: Int, outF: Int, naive: Bool = false) -> [Float] {
+func linear(
+    x: [Float], w: [Float], b: [Float]?, rows: Int, inF: Int, outF: Int, naive: Bool = false
+) -> [Float] {
     var y = [Float](repeating: .nan, count: rows * outF)
     let call = { (pb: UnsafePointer<Float>?) in
         y.withUnsafeMutableBufferPointer { py in
             if naive {
                 linearForwardNaive(
-                    output: py.baseAddress!, input: x, weight: w, bias: pb, rows: rows, inFeatures: inF,
+                    output: py.baseAddress!, input: x, weight: w, bias: pb, rows: rows,
+                    inFeatures: inF,
                     outFeatures: outF)
             } else {
                 linearForward(
-                    output: py.baseAddress!, input: x, weight: w, bias: pb, rows: rows, inFeatures: inF,
+                    output: py.baseAddress!, input: x, weight: w, bias: pb, rows: rows,
+                    inFeatures: inF,
                     outFeatures: outF)
             }
         }
@@ -100,9 +106,12 @@ func layerNorm(x: [Float], w: [Float], b: [Float], rows: Int, cols: Int, naive: 
     var rstd = [Float](repeating: .nan, count: rows)
     if naive {
         layerNormForwardNaive(
-            output: &y, mean: &mean, rstd: &rstd, input: x, weight: w, bias: b, rows: rows, cols: cols)
+            output: &y, mean: &mean, rstd: &rstd, input: x, weight: w, bias: b, rows: rows,
+            cols: cols)
     } else {
-        layerNormForward(output: &y, mean: &mean, rstd: &rstd, input: x, weight: w, bias: b, rows: rows, cols: cols)
+        layerNormForward(
+            output: &y, mean: &mean, rstd: &rstd, input: x, weight: w, bias: b, rows: rows,
+            cols: cols)
     }
     return (y, mean, rstd)
 }
@@ -114,7 +123,8 @@ func layerNormBack(
 ) {
     if naive {
         layerNormBackwardNaive(
-            dInput: &dx, dWeight: &dw, dBias: &db, dOutput: dy, input: x, weight: w, rows: rows, cols: cols)
+            dInput: &dx, dWeight: &dw, dBias: &db, dOutput: dy, input: x, weight: w, rows: rows,
+            cols: cols)
     } else {
         let zeros = [Float](repeating: 0, count: cols)
         let cache = layerNorm(x: x, w: w, b: zeros, rows: rows, cols: cols)
@@ -128,7 +138,11 @@ func layerNormBack(
 
 func gelu(_ x: [Float], naive: Bool = false) -> [Float] {
     var y = [Float](repeating: .nan, count: x.count)
-    if naive { geluForwardNaive(output: &y, input: x, count: x.count) } else { geluForward(output: &y, input: x, count: x.count) }
+    if naive {
+        geluForwardNaive(output: &y, input: x, count: x.count)
+    } else {
+        geluForward(output: &y, input: x, count: x.count)
+    }
     return y
 }
 
@@ -154,7 +168,9 @@ func softmax(_ z: [Float], rows: Int, cols: Int, naive: Bool = false) -> [Float]
 
 /// Accumulates the softmax backward (the fast kernel from the forward's probabilities, the naive
 /// twin from the logits).
-func softmaxBack(dp: [Float], z: [Float], rows: Int, cols: Int, dz: inout [Float], naive: Bool = false) {
+func softmaxBack(
+    dp: [Float], z: [Float], rows: Int, cols: Int, dz: inout [Float], naive: Bool = false
+) {
     if naive {
         softmaxBackwardNaive(dLogits: &dz, dProbs: dp, logits: z, rows: rows, cols: cols)
     } else {
@@ -176,7 +192,8 @@ func crossEntropy(
     } else {
         var p = [Float](repeating: .nan, count: z.count)
         r = crossEntropyForward(
-            probs: &p, logits: z, targets: targets, rows: rows, classes: classes, labelSmoothing: smoothing)
+            probs: &p, logits: z, targets: targets, rows: rows, classes: classes,
+            labelSmoothing: smoothing)
     }
     return (r.counted == 0 ? 0 : r.lossSum / Double(r.counted), r.counted)
 }
@@ -193,7 +210,8 @@ func crossEntropyBack(
     } else {
         var p = [Float](repeating: .nan, count: z.count)
         _ = crossEntropyForward(
-            probs: &p, logits: z, targets: targets, rows: rows, classes: classes, labelSmoothing: smoothing)
+            probs: &p, logits: z, targets: targets, rows: rows, classes: classes,
+            labelSmoothing: smoothing)
         crossEntropyBackward(
             dLogits: &dz, probs: p, targets: targets, scale: scale, rows: rows, classes: classes,
             labelSmoothing: smoothing)
@@ -202,7 +220,9 @@ func crossEntropyBack(
 
 // MARK: - L2 normalisation
 
-func l2Normalize(_ x: [Float], rows: Int, cols: Int, naive: Bool = false) -> (y: [Float], norms: [Float]) {
+func l2Normalize(_ x: [Float], rows: Int, cols: Int, naive: Bool = false) -> (
+    y: [Float], norms: [Float]
+) {
     var y = [Float](repeating: .nan, count: x.count)
     var n = [Float](repeating: .nan, count: rows)
     if naive {
@@ -213,19 +233,24 @@ func l2Normalize(_ x: [Float], rows: Int, cols: Int, naive: Bool = false) -> (y:
     return (y, n)
 }
 
-func l2NormalizeBack(dy: [Float], x: [Float], rows: Int, cols: Int, dx: inout [Float], naive: Bool = false) {
+func l2NormalizeBack(
+    dy: [Float], x: [Float], rows: Int, cols: Int, dx: inout [Float], naive: Bool = false
+) {
     if naive {
         l2NormalizeBackwardNaive(dInput: &dx, dOutput: dy, input: x, rows: rows, cols: cols)
     } else {
         let f = l2Normalize(x, rows: rows, cols: cols)
-        l2NormalizeBackward(dInput: &dx, dOutput: dy, output: f.y, norms: f.norms, rows: rows, cols: cols)
+        l2NormalizeBackward(
+            dInput: &dx, dOutput: dy, output: f.y, norms: f.norms, rows: rows, cols: cols)
     }
 }
 
 // MARK: - Small helpers
 
 /// Element-wise sum, for "starting buffer + one backward" expectations.
-func adding(_ a: [Float], _ b: [Float]) -> [Float] { zip(a, b).map { Double($0) + Double($1) }.map { Float($0) } }
+func adding(_ a: [Float], _ b: [Float]) -> [Float] {
+    zip(a, b).map { Double($0) + Double($1) }.map { Float($0) }
+}
 
 /// Element-wise scale.
 func scaled(_ a: [Float], _ s: Float) -> [Float] { a.map { $0 * s } }

@@ -32,28 +32,40 @@ import Testing
 struct SeededRNGTests {
     @Test func pinnedRawValues() {
         var zero = SeededRNG(seed: 0)
-        #expect((0..<4).map { _ in zero.next() } == [
-            0xe220_a839_7b1d_cdaf, 0x6e78_9e6a_a1b9_65f4, 0x06c4_5d18_8009_454f, 0xf88b_b8a8_724c_81ec,
-        ])
+        #expect(
+            (0..<4).map { _ in zero.next() } == [
+                0xe220_a839_7b1d_cdaf, 0x6e78_9e6a_a1b9_65f4, 0x06c4_5d18_8009_454f,
+                0xf88b_b8a8_724c_81ec,
+            ])
         var fortyTwo = SeededRNG(seed: 42)
-        #expect((0..<4).map { _ in fortyTwo.next() } == [
-            0xbdd7_3226_2feb_6e95, 0x28ef_e333_b266_f103, 0x4752_6757_130f_9f52, 0x581c_e1ff_0e4a_e394,
-        ])
+        #expect(
+            (0..<4).map { _ in fortyTwo.next() } == [
+                0xbdd7_3226_2feb_6e95, 0x28ef_e333_b266_f103, 0x4752_6757_130f_9f52,
+                0x581c_e1ff_0e4a_e394,
+            ])
     }
 
     @Test func pinnedDerivedValues() {
         var d = SeededRNG(seed: 42)
         // Exact: a 53-bit integer times a power of two.
-        #expect((0..<3).map { _ in d.nextDouble() } == [0.7415648787718233, 0.1599103928769201, 0.27860113025513866])
+        #expect(
+            (0..<3).map { _ in d.nextDouble() } == [
+                0.7415648787718233, 0.1599103928769201, 0.27860113025513866,
+            ])
         var f = SeededRNG(seed: 42)
-        #expect((0..<3).map { _ in f.nextFloat() } == [0.7415648698806763, 0.1599103808403015, 0.27860110998153687])
+        #expect(
+            (0..<3).map { _ in f.nextFloat() } == [
+                0.7415648698806763, 0.1599103808403015, 0.27860110998153687,
+            ])
         var i = SeededRNG(seed: 42)
         #expect([i.nextInt(below: 10), i.nextInt(below: 10)] == [3, 1])
         // log and cos may differ from CPython's libm in the last bit, so allow a few ulps.
         var g = SeededRNG(seed: 42)
         let gaussians = (0..<3).map { _ in g.nextGaussian() }
         let expected = [0.8822489062222688, -0.4508498757188601, 0.1883526341159315]
-        for (a, e) in zip(gaussians, expected) { #expect(abs(a - e) <= 1e-14, "gaussian \(a) vs \(e)") }
+        for (a, e) in zip(gaussians, expected) {
+            #expect(abs(a - e) <= 1e-14, "gaussian \(a) vs \(e)")
+        }
     }
 
     @Test func sameSeedSameStream() {
@@ -90,7 +102,8 @@ struct SeededRNGTests {
         var g = SeededRNG(seed: 5)
         let samples = (0..<20_000).map { _ in g.nextGaussian() }
         let mean = samples.reduce(0, +) / Double(samples.count)
-        let variance = samples.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(samples.count)
+        let variance =
+            samples.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(samples.count)
         // Standard errors: 1/√n ≈ 0.007 for the mean, √(2/n) ≈ 0.01 for the variance.
         #expect(abs(mean) < 0.03)
         #expect(abs(variance - 1) < 0.05)

@@ -17,17 +17,21 @@ struct TwinTests {
         let b = rng.uniformFloats(count: s.cols)
         let dy = rng.gaussianFloats(count: s.rows * s.cols)
         let fast = KernelsTests.layerNorm(x: x, w: w, b: b, rows: s.rows, cols: s.cols)
-        let naive = KernelsTests.layerNorm(x: x, w: w, b: b, rows: s.rows, cols: s.cols, naive: true)
+        let naive = KernelsTests.layerNorm(
+            x: x, w: w, b: b, rows: s.rows, cols: s.cols, naive: true)
         expectClose(fast.y, naive.y, tolerance: .fastVersusNaive, "layernorm y")
         expectClose(fast.mean, naive.mean, tolerance: .fastVersusNaive, "layernorm mean")
         expectClose(fast.rstd, naive.rstd, tolerance: .fastVersusNaive, "layernorm rstd")
 
-        let dx0 = rng.uniformFloats(count: x.count), dw0 = rng.uniformFloats(count: s.cols)
+        let dx0 = rng.uniformFloats(count: x.count)
+        let dw0 = rng.uniformFloats(count: s.cols)
         let db0 = rng.uniformFloats(count: s.cols)
         var (dxF, dwF, dbF) = (dx0, dw0, db0)
         var (dxN, dwN, dbN) = (dx0, dw0, db0)
         layerNormBack(dy: dy, x: x, w: w, rows: s.rows, cols: s.cols, dx: &dxF, dw: &dwF, db: &dbF)
-        layerNormBack(dy: dy, x: x, w: w, rows: s.rows, cols: s.cols, dx: &dxN, dw: &dwN, db: &dbN, naive: true)
+        layerNormBack(
+            dy: dy, x: x, w: w, rows: s.rows, cols: s.cols, dx: &dxN, dw: &dwN, db: &dbN,
+            naive: true)
         expectClose(dxF, dxN, tolerance: .fastVersusNaive, "layernorm dx")
         expectClose(dwF, dwN, tolerance: .fastVersusNaive, "layernorm dweight")
         expectClose(dbF, dbN, tolerance: .fastVersusNaive, "layernorm dbias")
@@ -38,7 +42,9 @@ struct TwinTests {
         var rng = SeededRNG(seed: 12)
         let x = rng.uniformFloats(count: 61, in: -6...6) + [0, -0.0, 1e-4, -8, 8]
         let dy = rng.gaussianFloats(count: x.count)
-        expectClose(KernelsTests.gelu(x), KernelsTests.gelu(x, naive: true), tolerance: .fastVersusNaive, "gelu y")
+        expectClose(
+            KernelsTests.gelu(x), KernelsTests.gelu(x, naive: true), tolerance: .fastVersusNaive,
+            "gelu y")
         let start = rng.uniformFloats(count: x.count)
         var fast = start
         var naive = start
@@ -53,15 +59,21 @@ struct TwinTests {
         let z = maskedLogits(rows: s.rows, cols: s.cols, rng: &rng)
         let dp = rng.gaussianFloats(count: z.count)
         let fast = softmax(z, rows: s.rows, cols: s.cols)
-        expectClose(fast, softmax(z, rows: s.rows, cols: s.cols, naive: true), tolerance: .fastVersusNaive, "softmax probs")
-        for i in z.indices where z[i] == -.infinity { #expect(fast[i] == 0, "masked prob \(i) is \(fast[i])") }
+        expectClose(
+            fast, softmax(z, rows: s.rows, cols: s.cols, naive: true), tolerance: .fastVersusNaive,
+            "softmax probs")
+        for i in z.indices where z[i] == -.infinity {
+            #expect(fast[i] == 0, "masked prob \(i) is \(fast[i])")
+        }
         let start = rng.uniformFloats(count: z.count)
         var dzF = start
         var dzN = start
         softmaxBack(dp: dp, z: z, rows: s.rows, cols: s.cols, dz: &dzF)
         softmaxBack(dp: dp, z: z, rows: s.rows, cols: s.cols, dz: &dzN, naive: true)
         expectClose(dzF, dzN, tolerance: .fastVersusNaive, "softmax dlogits")
-        for i in z.indices where z[i] == -.infinity { #expect(dzF[i] == start[i], "masked dlogit \(i) changed") }
+        for i in z.indices where z[i] == -.infinity {
+            #expect(dzF[i] == start[i], "masked dlogit \(i) changed")
+        }
     }
 
     @Test(arguments: [Float(0), 0.1])
@@ -71,18 +83,28 @@ struct TwinTests {
         let z = rng.gaussianFloats(count: rows * classes, std: 2)
         var targets = rng.integers(count: rows, below: classes)
         targets[2] = -1  // an ignored row
-        let fast = KernelsTests.crossEntropy(z, targets: targets, rows: rows, classes: classes, smoothing: smoothing)
-        let naive = KernelsTests.crossEntropy(z, targets: targets, rows: rows, classes: classes, smoothing: smoothing, naive: true)
+        let fast = KernelsTests.crossEntropy(
+            z, targets: targets, rows: rows, classes: classes, smoothing: smoothing)
+        let naive = KernelsTests.crossEntropy(
+            z, targets: targets, rows: rows, classes: classes, smoothing: smoothing, naive: true)
         #expect(fast.counted == rows - 1 && naive.counted == rows - 1)
-        expectClose([fast.mean], [naive.mean], tolerance: .fastVersusNaive, "cross-entropy loss, ε \(smoothing)")
+        expectClose(
+            [fast.mean], [naive.mean], tolerance: .fastVersusNaive,
+            "cross-entropy loss, ε \(smoothing)")
         let start = rng.uniformFloats(count: z.count)
         var dzF = start
         var dzN = start
         let scale = 1 / Float(fast.counted)
-        crossEntropyBack(z, targets: targets, rows: rows, classes: classes, smoothing: smoothing, scale: scale, dz: &dzF)
-        crossEntropyBack(z, targets: targets, rows: rows, classes: classes, smoothing: smoothing, scale: scale, dz: &dzN, naive: true)
+        crossEntropyBack(
+            z, targets: targets, rows: rows, classes: classes, smoothing: smoothing, scale: scale,
+            dz: &dzF)
+        crossEntropyBack(
+            z, targets: targets, rows: rows, classes: classes, smoothing: smoothing, scale: scale,
+            dz: &dzN, naive: true)
         expectClose(dzF, dzN, tolerance: .fastVersusNaive, "cross-entropy dlogits, ε \(smoothing)")
-        #expect(Array(dzF[(2 * classes)..<(3 * classes)]) == Array(start[(2 * classes)..<(3 * classes)]), "ignored row changed")
+        #expect(
+            Array(dzF[(2 * classes)..<(3 * classes)])
+                == Array(start[(2 * classes)..<(3 * classes)]), "ignored row changed")
     }
 
     @Test(arguments: shapes)
