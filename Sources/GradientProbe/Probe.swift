@@ -71,7 +71,7 @@ public enum Probe {
     @discardableResult
     public static func run(
         checkpoint: URL, data: URL, options: ProbeOptions, out: URL,
-        progress: (@Sendable (Int, Int) -> Void)? = nil
+        progress: ((Int, Int) -> Void)? = nil
     ) throws(ProbeError) -> ProbeSummary {
         try options.validate()
         let model: Model
@@ -95,7 +95,7 @@ public enum Probe {
     @discardableResult
     public static func run(
         model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
-        progress: (@Sendable (Int, Int) -> Void)? = nil
+        progress: ((Int, Int) -> Void)? = nil
     ) throws(ProbeError) -> ProbeSummary {
         try run(
             model: model, dataset: dataset, source: source, options: options, out: out,
@@ -108,7 +108,7 @@ public enum Probe {
     /// The probe with an injectable gradient (tests use it to plant a non-finite mini-batch).
     static func run(
         model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
-        progress: (@Sendable (Int, Int) -> Void)?,
+        progress: ((Int, Int) -> Void)?,
         gradient: (Batch) throws(ProbeError) -> (loss: Double, gradient: [Float])
     ) throws(ProbeError) -> ProbeSummary {
         try options.validate()
@@ -159,7 +159,7 @@ public enum Probe {
         file: HDF5File, model: Model, dataset: DigitsDataset, plan: WorkPlan, items: Range<Int>,
         selected: [SelectedParameter], inMemory: [Bool], metadata: ProbeMetadata,
         options: ProbeOptions, storeGradients: Bool,
-        progress: (@Sendable (Int, Int) -> Void)?,
+        progress: ((Int, Int) -> Void)?,
         gradient: (Batch) throws(ProbeError) -> (loss: Double, gradient: [Float])
     ) throws(ProbeError) -> ProbeSummary {
         let rowCount = items.count

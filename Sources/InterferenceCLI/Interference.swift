@@ -12,6 +12,7 @@ struct InterferenceCommand: ParsableCommand {
         subcommands: [
             TrainCommand.self,
             EvaluateCommand.self,
+            ProbeCommand.self, MergeCommand.self,
         ])
 
     /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import GradientProbe
+
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join the shards of one sharded probe into the probe file an unsharded run would write.",
+        discussion: """
+            Shards must come from the same model, data, split, tasks, N, B, seed and parameters, and \
+            be shards 1…N each once; otherwise nothing is written and the message names the two \
+            files and the field they disagree on. Every Gram is recomputed from the shards' rows, \
+            bit for bit as an unsharded run computes it.
+            """)
+
+    @Argument(help: "Shard files written by `interference probe --shard K/N`.")
+    var shards: [String]
+
+    @Option(help: "Output probe file.")
+    var out: String
+
+    @Flag(help: "Also copy the raw gradient rows into the merged file.")
+    var storeGradients = false
+
+    @Option(help: "Bytes of gradient rows held at once while computing the Grams (e.g. 4GiB).")
+    var memoryBudget = "4GiB"
+
+    func run() throws {
+        do {
+            let summary = try Probe.merge(
+                shards: shards.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out),
+                storeGradients: storeGradients, memoryBudget: try ProbeOptions.parseBytes(memoryBudget))
+            print(
+                "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "
+                    + "(Gram \(String(format: "%.1f", summary.gramSeconds)) s)")
+        } catch {
+            throw InputError(error.description)
+        }
+    }
+}

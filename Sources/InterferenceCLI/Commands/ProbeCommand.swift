@@ -1,0 +1,101 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import GradientProbe
+import UniPerceiver
+
+struct ProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe",
+        abstract: "Record per-task mini-batch gradients at fixed weights and write their Gram matrices (probe.h5).",
+        discussion: """
+            For each task, draws --samples mini-batches of --batch-size from the split with a \
+            generator seeded --seed, takes each mini-batch's full loss gradient, and writes for every \
+            selected parameter the Gram matrix of the T·N rows (task-major). Rows beyond \
+            --memory-budget are spilled to the file. --shard K/N probes a deterministic slice and \
+            stores its rows; join the shards with `interference merge`. Slurm: \
+            `sbatch --array=1-N` with `--shard $SLURM_ARRAY_TASK_ID/N --out shard-$SLURM_ARRAY_TASK_ID.h5`.
+            """)
+
+    @Option(help: "Model checkpoint (model.safetensors written by train).")
+    var checkpoint: String
+
+    @Option(help: "Dataset file (HDF5).")
+    var data: String
+
+    @Option(help: "Tasks in row order, comma-separated (image-classification, mlm, captioning, retrieval).")
+    var tasks: String
+
+    @Option(help: "Mini-batches per task (N).")
+    var samples = 100
+
+    @Option(help: "Examples per mini-batch (B).")
+    var batchSize = 16
+
+    @Option(
+        parsing: .upToNextOption,
+        help: "Parameter globs ('*' crosses dots), e.g. 'encoder.layers.*' (default) or '*.ffn.dense2.weight'.")
+    var parameters: [String] = []
+
+    @Flag(help: "Also store every raw gradient row in the file.")
+    var storeGradients = false
+
+    @Option(help: "Probe only shard K of N (K/N, 1-based); implies --store-gradients.")
+    var shard: String?
+
+    @Option(help: "Bytes of gradient rows kept in memory before spilling to the file (e.g. 4GiB, 512MiB).")
+    var memoryBudget = "4GiB"
+
+    @Flag(help: "Record a non-finite mini-batch (mask /tasks/<task>/nonfinite) and exclude it instead of stopping.")
+    var skipNonfinite = false
+
+    @Option(help: "Split the mini-batches are drawn from: train or validation.")
+    var split: DatasetSplit = .train
+
+    @Option(help: "Seed of the batch sampler and the MLM masking.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Output probe file.")
+    var out: String
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func run() throws {
+        do {
+            let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
+                try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
+            }
+            let options = ProbeOptions(
+                tasks: kinds, samplesPerTask: samples, batchSize: batchSize, split: split, seed: seed,
+                parameters: ParameterSelection(patterns: parameters), storeGradients: storeGradients,
+                shard: try shard.map { spec throws(ProbeError) in try ShardSpec(parsing: spec) },
+                memoryBudget: try ProbeOptions.parseBytes(memoryBudget), skipNonFinite: skipNonfinite)
+            let line = ProgressLine()
+            let start = Date()
+            let summary = try Probe.run(
+                checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
+                options: options, out: URL(fileURLWithPath: out)
+            ) { done, total in
+                guard !quiet else { return }
+                line.update(
+                    "probe: mini-batch \(done)/\(total)", seconds: Date().timeIntervalSince(start),
+                    force: done == total)
+            }
+            line.finish()
+            var text =
+                "wrote \(out): \(summary.rows) rows × \(summary.parameters) parameters "
+                + "(gradients \(String(format: "%.1f", summary.gradientSeconds)) s, "
+                + "Gram \(String(format: "%.1f", summary.gramSeconds)) s)"
+            if !summary.spilled.isEmpty { text += "; \(summary.spilled.count) parameters spilled to the file" }
+            if !summary.excluded.isEmpty {
+                text += "; excluded non-finite mini-batches: \(summary.excluded.joined(separator: ", "))"
+            }
+            print(text)
+        } catch let error as ProbeError {
+            throw InputError(error.description)
+        } catch let error as DatasetError {
+            throw InputError(error.description)
+        }
+    }
+}
