@@ -52,20 +52,24 @@ struct StepProjections: Sendable {
         var delta = [[[Double]]](
             repeating: [[Double]](repeating: [Double](repeating: .nan, count: n), count: taskCount),
             count: taskCount)
+        var sums = [Double](repeating: 0, count: n)
         values.withUnsafeBufferPointer { p in
             for i in 0..<taskCount {
                 for j in 0..<taskCount {
                     let cj = counts[j]
+                    // Σ_a counts[j][a]·P[j_a, i_b] for every b at once: row j_a of P is contiguous in b.
+                    for b in 0..<n { sums[b] = 0 }
+                    for a in 0..<n where cj[a] > 0 {
+                        let weight = Double(cj[a])
+                        let row = (j * n + a) * size + i * n
+                        for b in 0..<n { sums[b] += weight * p[row + b] }
+                    }
                     for b in 0..<n where counts[i][b] > 0 {
-                        let column = i * n + b
-                        var sum = 0.0
-                        for a in 0..<n where cj[a] > 0 {
-                            sum += Double(cj[a]) * p[(j * n + a) * size + column]
-                        }
                         let leftOut = cj[b]
                         let remaining = n - leftOut
                         guard remaining > 0 else { continue }
-                        if leftOut > 0 { sum -= Double(leftOut) * p[(j * n + b) * size + column] }
+                        var sum = sums[b]
+                        if leftOut > 0 { sum -= Double(leftOut) * p[(j * n + b) * size + i * n + b] }
                         delta[i][j][b] = sum / Double(remaining)
                     }
                 }
