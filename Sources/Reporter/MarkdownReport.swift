@@ -95,6 +95,30 @@ public struct MarkdownReport: Sendable {
         return out.joined(separator: "\n") + "\n"
     }
 
+    /// The heatmaps the report links to: one per run and shown group, named
+    /// `HeatmapSVG.fileName(run:group:)`, each on the colour scale shared by all of them (the largest
+    /// |I| shown, at least 1) so that colours compare across runs and layers.
+    public func heatmaps() -> [(fileName: String, svg: String)] {
+        var largest = 1.0
+        for run in runs {
+            for name in groups {
+                for v in run.group(named: name)?.interference.values.flatMap({ $0 }) ?? [] where v.isFinite {
+                    largest = max(largest, abs(v))
+                }
+            }
+        }
+        var out: [(fileName: String, svg: String)] = []
+        for (k, run) in runs.enumerated() {
+            for name in groups {
+                guard let g = run.group(named: name) else { continue }
+                var map = HeatmapSVG(run: run, group: g, scale: largest)
+                map.title = "\(label(k)) · \(name)"
+                out.append((HeatmapSVG.fileName(run: label(k), group: name), map.render()))
+            }
+        }
+        return out
+    }
+
     // MARK: - Parts
 
     private func preamble() -> [String] {

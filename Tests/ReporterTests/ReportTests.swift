@@ -17,6 +17,14 @@ import Testing
         #expect(text.contains("MoE − dense: cls"))
         #expect(text.contains("**Flagged:**"))
         #expect(text == report.render())
+        // Every linked heatmap is produced, on one shared colour scale.
+        let maps = report.heatmaps()
+        #expect(maps.map(\.fileName) == [
+            "dense-encoder.layers.3.svg", "dense-encoder.layers.11.svg", "MoE-encoder.layers.3.svg",
+            "MoE-encoder.layers.11.svg",
+        ])
+        for map in maps { #expect(text.contains("heatmaps/\(map.fileName)")) }
+        #expect(maps.allSatisfy { $0.svg.contains(">+2.22</text>") })
     }
 
     @Test func oneRunWithBracketIntervals() throws {
