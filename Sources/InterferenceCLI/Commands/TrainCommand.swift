@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import Storage
 import Training
 import UniPerceiver
 
@@ -95,6 +96,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Image patch side (overrides the preset).")
     var patchSize: Int?
 
+    @Option(help: "Also write the loss curves of the whole log as an SVG to this file.")
+    var curves: String?
+
     func run() throws {
         guard model == .dense else {
             throw InputError(
@@ -134,6 +138,12 @@ struct TrainCommand: ParsableCommand {
             throw error
         }
         progress.finish()
+        if let curves {
+            let log = (try? String(contentsOf: session.logURL, encoding: .utf8)) ?? ""
+            let svg = TrainingCurves.svg(
+                TrainingCurves.records(fromLog: log), title: "Training loss per task — \(directory.lastPathComponent)")
+            try AtomicFile.write(data: Data(svg.utf8), to: URL(fileURLWithPath: curves))
+        }
         if summary.stopped {
             throw Interrupted(
                 message: "interrupted at step \(summary.step)/\(total); checkpoint \(summary.checkpoint.path) written, continue with --resume")

@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+
+/// The built `interference` executable, run as a user would: help, bad input → exit 2 with the
+/// reason, a tiny training run, evaluation of its checkpoint and SIGINT.
+@Suite(.serialized) struct CLITests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let data = packageRoot.appendingPathComponent("notebooks-data/digits.h5").path
+
+    /// The executable beside the test bundle (`swift test` builds every product into the same
+    /// directory, e.g. `.build/debug/`).
+    static func executable() throws -> URL {
+        var candidates: [URL] = []
+        for bundle in Bundle.allBundles + [Bundle.main] {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("interference"))
+        }
+        let argument0 = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        candidates.append(argument0.deletingLastPathComponent().appendingPathComponent("interference"))
+        candidates.append(argument0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("interference"))
+        for url in candidates where FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        throw MissingExecutable(searched: candidates.map(\.path))
+    }
+
+    struct MissingExecutable: Error, CustomStringConvertible {
+        let searched: [String]
+        var description: String { "interference executable not built; looked in \(searched)" }
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs the executable to completion (`interrupt` sends SIGINT once `trigger` appears in the
+    /// child's log file).
+    static func run(_ arguments: [String], interruptWhenExists trigger: URL? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        if let trigger {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, process.isRunning {
+                if let text = try? String(contentsOf: trigger, encoding: .utf8), text.contains("\"step\":2,") { break }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            process.interrupt()
+        }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ti-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    static let tiny = ["--config", "tiny", "--batch-size", "8", "--warmup", "1"]
+
+    @Test("--help lists train and evaluate and the exit codes; exit 0")
+    func help() throws {
+        let result = try Self.run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("train") && result.stdout.contains("evaluate"))
+        #expect(result.stdout.contains("Exit status"))
+        let train = try Self.run(["train", "--help"])
+        #expect(train.status == 0 && train.stdout.contains("--resume"))
+    }
+
+    @Test("unknown model, unknown option, an MoE model not built yet, a bad task weight → exit 2 with one line")
+    func badUsage() throws {
+        let out = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let common = ["--data", Self.data, "--steps", "2", "--out", out.path]
+        let unknown = try Self.run(["train", "--model", "sparse"] + common)
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("sparse"))
+        #expect(unknown.stderr.split(separator: "\n").count == 1)
+        let option = try Self.run(["train", "--model", "dense", "--frobnicate"] + common)
+        #expect(option.status == 2)
+        let moe = try Self.run(["train", "--model", "moe-attribute"] + common + Self.tiny)
+        #expect(moe.status == 2 || moe.status == 0)
+        if moe.status == 2 { #expect(moe.stderr.contains("moe-attribute") && moe.stderr.contains("not available")) }
+        let task = try Self.run(
+            ["train", "--model", "dense", "--sampling-weights", "ocr=1"] + common.dropLast(2)
+                + ["--out", out.appendingPathComponent("task").path] + Self.tiny)
+        #expect(task.status == 2)
+        #expect(task.stderr.contains("unknown task 'ocr'"))
+    }
+
+    @Test("a missing or malformed data file → exit 2 naming the path")
+    func badData() throws {
+        let out = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let missing = out.appendingPathComponent("nope.h5").path
+        let result = try Self.run(["train", "--model", "dense", "--data", missing, "--steps", "2", "--out", out.path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(missing))
+        let garbage = out.appendingPathComponent("garbage.h5")
+        try Data("not hdf5".utf8).write(to: garbage)
+        let malformed = try Self.run(["evaluate", "--checkpoint", garbage.path, "--data", garbage.path])
+        #expect(malformed.status == 2)
+        #expect(malformed.stderr.contains(garbage.path))
+    }
+
+    @Test("tiny train → 0 with a checkpoint and a log; evaluate it → 0, as text and JSON; resume refuses changed options")
+    func trainAndEvaluate() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let out = root.appendingPathComponent("run")
+        let train = try Self.run(
+            ["train", "--model", "dense", "--data", Self.data, "--steps", "4", "--out", out.path] + Self.tiny)
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        #expect(train.stderr.isEmpty, "no progress line when stderr is not a terminal")
+        let checkpoint = out.appendingPathComponent("model.safetensors")
+        #expect(FileManager.default.fileExists(atPath: checkpoint.path))
+        let log = try String(contentsOf: out.appendingPathComponent("log.jsonl"), encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 4)
+        #expect(log.contains("\"task\"") && log.contains("\"lr\"") && log.contains("\"loss\""))
+
+        let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data])
+        #expect(evaluate.status == 0, "stderr: \(evaluate.stderr)")
+        #expect(evaluate.stdout.contains("image-classification/accuracy") && evaluate.stdout.contains("chance"))
+        let json = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["metrics"] as? [Any])?.count == 5)
+
+        let again = try Self.run(
+            ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path] + Self.tiny)
+        #expect(again.status == 2 && again.stderr.contains("--resume"))
+        let changed = try Self.run(
+            ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume", "--lr", "0.5"])
+        #expect(changed.status == 2 && changed.stderr.contains("differ"))
+        let resumed = try Self.run(
+            ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume"])
+        #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+        #expect(resumed.stdout.contains("6/6"))
+    }
+
+    @Test("SIGINT: the run writes a checkpoint, exits 130, and --resume finishes it")
+    func interrupt() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let out = root.appendingPathComponent("run")
+        let arguments = ["train", "--model", "dense", "--data", Self.data, "--steps", "100000", "--out", out.path] + Self.tiny
+        let result = try Self.run(arguments, interruptWhenExists: out.appendingPathComponent("log.jsonl"))
+        #expect(result.status == 130, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("--resume"))
+        let checkpoint = out.appendingPathComponent("model.safetensors")
+        #expect(FileManager.default.fileExists(atPath: checkpoint.path))
+        let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
+        #expect(evaluate.status == 0)
+    }
+}

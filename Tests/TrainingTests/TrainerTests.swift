@@ -1,0 +1,211 @@
+import Datasets
+import Foundation
+import Kernels
+import Storage
+import Testing
+import Training
+import UniPerceiver
+
+/// The bundled dataset, loaded once for every test of this file.
+let bundledDataset: DigitsDataset = {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    do { return try DigitsDataset.load(root.appendingPathComponent("notebooks-data/digits.h5")) } catch {
+        preconditionFailure("TrainingTests need notebooks-data/digits.h5: \(error)")
+    }
+}()
+
+/// A model small enough that a step takes a few milliseconds in a debug build.
+func tinyModel(seed: UInt64 = 3) throws -> Model {
+    let config = try ModelPresets.config(ModelPreset.tiny.shape, for: bundledDataset)
+    return try Model(config: config, seed: seed)
+}
+
+func tinyOptions(steps: Int, seed: UInt64 = 5, checkpointEvery: Int = 4) -> TrainingOptions {
+    TrainingOptions(
+        steps: steps, seed: seed, batchSize: 8, peakLearningRate: 3e-3, minLearningRate: 1e-4,
+        warmupSteps: 2, lossWeights: ["mlm": 0.5], checkpointEvery: checkpointEvery)
+}
+
+func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
+
+@Suite struct TrainerTests {
+    @Test("same seed, same machine → identical checkpoint and optimizer-state bytes; another seed differs")
+    func deterministicBytes() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        var files: [[Data]] = []
+        for (name, seed) in [("a", UInt64(5)), ("b", 5), ("c", 6)] {
+            let directory = root.appendingPathComponent(name)
+            let session = try TrainingSession.start(
+                directory: directory, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 6, seed: seed))
+            let summary = try session.run()
+            #expect(summary.step == 6 && !summary.stopped)
+            let state = directory.appendingPathComponent("optimizer-00000006.safetensors")
+            files.append([try bytes(summary.checkpoint), try bytes(state)])
+        }
+        #expect(files[0] == files[1])
+        #expect(files[0][0] != files[2][0])
+    }
+
+    @Test("k steps, stop, resume, k steps → the same parameters, optimizer and log as 2k steps at once")
+    func resumeIsBitExact() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let k = 5
+        let straight = try TrainingSession.start(
+            directory: root.appendingPathComponent("straight"), model: tinyModel(), dataset: bundledDataset,
+            options: tinyOptions(steps: 2 * k, checkpointEvery: 3))
+        _ = try straight.run()
+
+        let directory = root.appendingPathComponent("resumed")
+        let first = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset,
+            options: tinyOptions(steps: 2 * k, checkpointEvery: 3))
+        var seen = 0
+        let stopped = try first.run(shouldStop: { seen == k }, onStep: { _ in seen += 1 })
+        #expect(stopped.stopped && stopped.step == k)
+        let second = try TrainingSession.resume(directory: directory, dataset: bundledDataset)
+        #expect(second.trainer.step == k)
+        let finished = try second.run()
+        #expect(!finished.stopped && finished.stepsThisSession == k)
+        #expect(second.trainer.model.parameters == straight.trainer.model.parameters)
+        #expect(second.trainer.optimizer == straight.trainer.optimizer)
+        #expect(try bytes(finished.checkpoint) == bytes(straight.modelURL))
+        // The log holds each step once, tasks and losses as in the uninterrupted run.
+        func records(_ url: URL) throws -> [String] {
+            try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
+                String($0.replacing(/,"seconds":[^}]*/, with: ""))
+            }
+        }
+        #expect(try records(second.logURL) == records(straight.logURL))
+        #expect(try records(second.logURL).count == 2 * k)
+        // Only the state file the model names is left.
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names == ["log.jsonl", "model.safetensors", "optimizer-00000010.safetensors"])
+    }
+
+    @Test("a stop request ends the session after the current step and writes a checkpoint")
+    func stopFlag() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let flag = StopFlag()
+        let session = try TrainingSession.start(
+            directory: directory.appendingPathComponent("run"), model: tinyModel(), dataset: bundledDataset,
+            options: tinyOptions(steps: 50, checkpointEvery: 100))
+        let summary = try session.run(shouldStop: { flag.isRaised }, onStep: { if $0.step == 2 { flag.raise() } })
+        #expect(summary.stopped && summary.step == 2)
+        let saved = try Checkpoint.load(summary.checkpoint)
+        #expect(saved.parameters == session.trainer.model.parameters)
+        #expect(try SafeTensors.read(summary.checkpoint).metadata["step"] == "2")
+    }
+
+    @Test("a NaN weight stops training with the step and task named; the last checkpoint is untouched")
+    func nonFiniteLoss() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let session = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset,
+            options: tinyOptions(steps: 10, checkpointEvery: 3))
+        var poisoned = false
+        do {
+            _ = try session.run(shouldStop: {
+                // After the checkpoint of step 3, poison the encoder before step 4.
+                if session.trainer.step == 3 && !poisoned {
+                    poisoned = true
+                    var values = session.trainer.model.parameters
+                    values[session.trainer.model.table.entry(named: "predictor.proj.weight")!.offset] = .nan
+                    session.trainer.setParameters(values)
+                }
+                return false
+            })
+            Issue.record("training with a NaN weight did not throw")
+        } catch {
+            guard case .nonFiniteLoss(let step, let task, _) = error else {
+                Issue.record("expected nonFiniteLoss, got \(error)")
+                return
+            }
+            #expect(step == 4)
+            #expect(TaskKind(rawValue: task) != nil)
+            #expect(error.description.contains("step 4") && error.description.contains(task))
+        }
+        let saved = try Checkpoint.load(session.modelURL)
+        #expect(saved.parameters.allSatisfy { $0.isFinite })
+        #expect(try SafeTensors.read(session.modelURL).metadata["step"] == "3")
+        // …and the run resumes from it.
+        let resumed = try TrainingSession.resume(directory: directory, dataset: bundledDataset)
+        #expect(resumed.trainer.step == 3)
+    }
+
+    @Test("bad input: existing checkpoint, nothing to resume, unknown task weight, image shape, bad options")
+    func badInput() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(throws: TrainingError.noCheckpoint(directory: directory.path)) {
+            try TrainingSession.resume(directory: directory, dataset: bundledDataset)
+        }
+        _ = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 1)
+        ).run()
+        #expect(throws: TrainingError.existingCheckpoint(directory: directory.path)) {
+            try TrainingSession.start(
+                directory: directory, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 1))
+        }
+        var options = tinyOptions(steps: 1)
+        options.samplingWeights["ocr"] = 1
+        #expect(throws: TrainingError.dataset(.unknownTask(name: "ocr", known: TaskKind.allCases.map(\.rawValue)))) {
+            try Trainer(model: tinyModel(), dataset: bundledDataset, options: options)
+        }
+        options = tinyOptions(steps: 0)
+        #expect(throws: TrainingError.self) { try Trainer(model: tinyModel(), dataset: bundledDataset, options: options) }
+        var config = try tinyModel().config
+        config.imageSize = 12
+        config.patchSize = 4
+        let wrongImages = try Model(config: config, seed: 1)
+        do {
+            _ = try Trainer(model: wrongImages, dataset: bundledDataset, options: tinyOptions(steps: 1))
+            Issue.record("a 12×12 model accepted 8×8 images")
+        } catch {
+            #expect(error.description.contains(bundledDataset.file) && error.description.contains("12"))
+        }
+    }
+}
+
+@Suite struct EvaluationTests {
+    @Test("metrics lie in [0, 1] with the right chance levels and counts")
+    func metrics() throws {
+        let model = try tinyModel()
+        let report = try Evaluation.evaluate(model, on: bundledDataset, retrievalChunk: 64)
+        let validationImages = bundledDataset.indices(of: .imageClassification, in: .validation).count
+        #expect(report.metrics.map(\.name) == [
+            "image-classification/accuracy", "mlm/masked-token-accuracy", "captioning/token-accuracy",
+            "retrieval/image-to-text-recall@1", "retrieval/text-to-image-recall@1",
+        ])
+        for metric in report.metrics {
+            #expect(metric.value >= 0 && metric.value <= 1, "\(metric.name) = \(metric.value)")
+            #expect(metric.count > 0)
+        }
+        #expect(report.metric("image-classification/accuracy")?.chance == 0.1)
+        #expect(report.metric("image-classification/accuracy")?.count == validationImages)
+        #expect(report.metric("mlm/masked-token-accuracy")?.chance == 1.0 / 82)
+        #expect(report.metric("captioning/token-accuracy")?.chance == 1.0 / 82)
+        let captionTokens = bundledDataset.indices(of: .captioning, in: .validation)
+            .map { bundledDataset.captions[$0].count }.reduce(0, +)
+        #expect(report.metric("captioning/token-accuracy")?.count == captionTokens)
+        // Retrieval chance: about 1/64 per chunk, a little more where captions repeat inside a chunk.
+        let chance = try #require(report.metric("retrieval/image-to-text-recall@1")?.chance)
+        #expect(chance >= 1 / 64 && chance < 0.03)
+        // Forward only and seeded: evaluating twice gives the same report.
+        #expect(try Evaluation.evaluate(model, on: bundledDataset) == report)
+        let decoded = try JSONDecoder().decode(EvaluationReport.self, from: Data(report.jsonString().utf8))
+        #expect(decoded == report)
+    }
+
+    @Test("a model for other images is refused naming the dataset file")
+    func incompatibleModel() throws {
+        var config = try tinyModel().config
+        config.vocabSize = 90
+        let model = try Model(config: config, seed: 1)
+        #expect(throws: TrainingError.self) { try Evaluation.evaluate(model, on: bundledDataset) }
+    }
+}
