@@ -64,7 +64,9 @@ public struct BootstrapInterval: Sendable, Equatable {
         gram: GramMatrix, layout: TaskLayout, replicates: Int = defaultReplicates, seed: UInt64,
         confidence: Double = 0.95, name: String = "gram"
     ) throws(InterferenceError) {
-        guard replicates >= 1 else { throw .invalidBootstrap(reason: "replicates must be ≥ 1, got \(replicates)") }
+        guard replicates >= 1 else {
+            throw .invalidBootstrap(reason: "replicates must be ≥ 1, got \(replicates)")
+        }
         guard confidence > 0, confidence < 1 else {
             throw .invalidBootstrap(reason: "confidence must be in (0, 1), got \(confidence)")
         }
@@ -84,13 +86,18 @@ public struct BootstrapInterval: Sendable, Equatable {
             let values = meanOfRatios(delta: delta, counts: counts).values
             for i in 0..<taskCount {
                 for j in 0..<taskCount {
-                    if values[i][j].isFinite { samples[i][j].append(values[i][j]) } else { undefined += 1 }
+                    if values[i][j].isFinite {
+                        samples[i][j].append(values[i][j])
+                    } else {
+                        undefined += 1
+                    }
                 }
             }
         }
         let lowQ = (1 - confidence) / 2
         let highQ = (1 + confidence) / 2
-        var low = [[Double]](repeating: [Double](repeating: .nan, count: taskCount), count: taskCount)
+        var low = [[Double]](
+            repeating: [Double](repeating: .nan, count: taskCount), count: taskCount)
         var high = low
         for i in 0..<taskCount {
             for j in 0..<taskCount {

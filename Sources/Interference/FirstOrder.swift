@@ -17,7 +17,9 @@ struct StepProjections: Sendable {
 
     init(gram: GramMatrix, layout: TaskLayout, name: String) throws(InterferenceError) {
         guard gram.size == layout.rowCount else {
-            throw .shapeMismatch(name: name, expected: [layout.rowCount, layout.rowCount], found: [gram.size, gram.size])
+            throw .shapeMismatch(
+                name: name, expected: [layout.rowCount, layout.rowCount],
+                found: [gram.size, gram.size])
         }
         try gram.validateFinite(name: name)
         let size = gram.size
@@ -69,7 +71,9 @@ struct StepProjections: Sendable {
                         let remaining = n - leftOut
                         guard remaining > 0 else { continue }
                         var sum = sums[b]
-                        if leftOut > 0 { sum -= Double(leftOut) * p[(j * n + b) * size + i * n + b] }
+                        if leftOut > 0 {
+                            sum -= Double(leftOut) * p[(j * n + b) * size + i * n + b]
+                        }
                         delta[i][j][b] = sum / Double(remaining)
                     }
                 }
@@ -85,7 +89,8 @@ func meanOfRatios(delta: [[[Double]]], counts: [[Int]]) -> (
     values: [[Double]], nonPositive: [Int], flagged: [[Int]]
 ) {
     let taskCount = delta.count
-    var values = [[Double]](repeating: [Double](repeating: .nan, count: taskCount), count: taskCount)
+    var values = [[Double]](
+        repeating: [Double](repeating: .nan, count: taskCount), count: taskCount)
     var nonPositive = [Int](repeating: 0, count: taskCount)
     var flagged = [[Int]](repeating: [], count: taskCount)
     for i in 0..<taskCount {
@@ -128,15 +133,21 @@ extension InterferenceMatrix {
     /// ### References
     /// Uni-Perceiver-MoE (Zhu et al., NeurIPS 2022) §3 and `tools/calinterference.ipynb`;
     /// `uniperceiver-model.md` §6.2; `Tests/InterferenceTests/Fixtures/notebook_reference.py`.
-    public init(gram: GramMatrix, layout: TaskLayout, name: String = "gram") throws(InterferenceError) {
+    public init(gram: GramMatrix, layout: TaskLayout, name: String = "gram")
+        throws(InterferenceError)
+    {
         let projections = try StepProjections(gram: gram, layout: layout, name: name)
         self.init(projections: projections)
     }
 
     /// The same from raw gradient rows `[T·N][P]` (task-major), through their Gram matrix in `Double`.
-    public init(rows: [[Double]], layout: TaskLayout, name: String = "rows") throws(InterferenceError) {
+    public init(rows: [[Double]], layout: TaskLayout, name: String = "rows")
+        throws(InterferenceError)
+    {
         for (r, row) in rows.enumerated() {
-            for (c, v) in row.enumerated() where !v.isFinite { throw .nonFinite(name: name, row: r, column: c) }
+            for (c, v) in row.enumerated() where !v.isFinite {
+                throw .nonFinite(name: name, row: r, column: c)
+            }
         }
         try self.init(gram: GramMatrix(rows: rows), layout: layout, name: name)
     }

@@ -39,15 +39,20 @@ public struct GradientAgreement: Sendable, Equatable {
 
     /// Cosine statistics of a Gram matrix.
     /// - Throws: `.shapeMismatch`, `.nonFinite`.
-    public init(gram: GramMatrix, layout: TaskLayout, name: String = "gram") throws(InterferenceError) {
+    public init(gram: GramMatrix, layout: TaskLayout, name: String = "gram")
+        throws(InterferenceError)
+    {
         guard gram.size == layout.rowCount else {
-            throw .shapeMismatch(name: name, expected: [layout.rowCount, layout.rowCount], found: [gram.size, gram.size])
+            throw .shapeMismatch(
+                name: name, expected: [layout.rowCount, layout.rowCount],
+                found: [gram.size, gram.size])
         }
         try gram.validateFinite(name: name)
         let taskCount = layout.taskCount
         let n = layout.samplesPerTask
         let norms = (0..<gram.size).map { gram[$0, $0] > 0 ? gram[$0, $0].squareRoot() : 0 }
-        var cosine = [[Double]](repeating: [Double](repeating: .nan, count: taskCount), count: taskCount)
+        var cosine = [[Double]](
+            repeating: [Double](repeating: .nan, count: taskCount), count: taskCount)
         var conflict = cosine
         var zero = [Int](repeating: 0, count: taskCount)
         for r in 0..<gram.size where norms[r] == 0 { zero[r / n] += 1 }

@@ -85,7 +85,8 @@ public struct GramMatrix: Sendable, Equatable {
         var total = GramMatrix(zerosOfSize: first.size)
         for gram in grams {
             guard gram.size == first.size else {
-                throw .shapeMismatch(name: name, expected: [first.size, first.size], found: [gram.size, gram.size])
+                throw .shapeMismatch(
+                    name: name, expected: [first.size, first.size], found: [gram.size, gram.size])
             }
             for k in total.values.indices { total.values[k] += gram.values[k] }
         }

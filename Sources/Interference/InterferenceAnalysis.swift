@@ -38,7 +38,8 @@ public struct GroupAnalysis: Sendable, Equatable {
                 gram: gram, layout: layout, replicates: bootstrapReplicates, seed: seed,
                 confidence: confidence, name: group.name)
             : nil
-        self.init(group: group, interference: interference, interval: interval, agreement: agreement)
+        self.init(
+            group: group, interference: interference, interval: interval, agreement: agreement)
     }
 }
 
@@ -111,7 +112,8 @@ public struct InterferenceAnalysis: Sendable, Equatable {
     /// - Throws: `.emptyGroup` if the grouping leaves nothing, and the errors of the metric;
     ///   whatever `gram` throws.
     public static func analyze(
-        parameters: [String], gram: (String) throws(InterferenceError) -> GramMatrix, layout: TaskLayout,
+        parameters: [String], gram: (String) throws(InterferenceError) -> GramMatrix,
+        layout: TaskLayout,
         grouping: Grouping, bootstrapReplicates: Int = BootstrapInterval.defaultReplicates,
         seed: UInt64, confidence: Double = 0.95
     ) throws(InterferenceError) -> [GroupAnalysis] {
@@ -124,7 +126,8 @@ public struct InterferenceAnalysis: Sendable, Equatable {
             let total = try GramMatrix.sum(grams, name: group.name)
             out.append(
                 try GroupAnalysis(
-                    group: group, gram: total, layout: layout, bootstrapReplicates: bootstrapReplicates,
+                    group: group, gram: total, layout: layout,
+                    bootstrapReplicates: bootstrapReplicates,
                     seed: seed, confidence: confidence))
         }
         return out

@@ -35,7 +35,8 @@ public enum InterferenceError: Error, Sendable, Equatable, CustomStringConvertib
         case .samplesNotDivisible(let name, let size, let tasks):
             return "\(name): Gram size \(size) is not a multiple of the \(tasks) tasks"
         case .tooFewSamples(let name, let samplesPerTask):
-            return "\(name): need at least 2 samples per task for leave-one-out, got \(samplesPerTask)"
+            return
+                "\(name): need at least 2 samples per task for leave-one-out, got \(samplesPerTask)"
         case .nonFinite(let name, let row, let column):
             return "\(name): non-finite value at [\(row), \(column)]"
         case .emptyGroup(let name):

@@ -21,14 +21,17 @@ import Storage
 public enum InterferenceFile {
     /// Writes atomically (the file appears only when complete).
     /// - Throws: `.storage` for any HDF5 failure.
-    public static func write(_ analysis: InterferenceAnalysis, to url: URL) throws(InterferenceError) {
+    public static func write(_ analysis: InterferenceAnalysis, to url: URL)
+        throws(InterferenceError)
+    {
         try storage { () throws(StorageError) in
             try HDF5File.write(to: url) { (file: HDF5File) throws(StorageError) in
                 let t = analysis.layout.taskCount
                 let n = analysis.layout.samplesPerTask
                 try file.setAttribute("format", .string(InterferenceAnalysis.format))
                 try file.setAttribute("version", .int(InterferenceAnalysis.version))
-                try file.setAttribute("probe", .strings([analysis.probePath, analysis.probeSHA256]))
+                try file.setAttribute(
+                    "probe", .strings([analysis.probePath, analysis.probeSHA256]))
                 try file.setAttribute("tasks", .strings(analysis.tasks))
                 try file.setAttribute("samples_per_task", .int(n))
                 try file.setAttribute("metric", .string(analysis.metric.rawValue))
@@ -41,20 +44,27 @@ public enum InterferenceFile {
                 for g in analysis.groups {
                     let path = "/groups/\(g.name)"
                     try file.createGroup(path)
-                    try file.write(flatten(g.interference.values), shape: [t, t], to: "\(path)/interference")
+                    try file.write(
+                        flatten(g.interference.values), shape: [t, t], to: "\(path)/interference")
                     if let ci = g.interval {
                         try file.write(flatten(ci.low), shape: [t, t], to: "\(path)/ci_low")
                         try file.write(flatten(ci.high), shape: [t, t], to: "\(path)/ci_high")
-                        try file.setAttribute("undefined_bootstrap_values", .int(ci.undefinedValues), at: path)
+                        try file.setAttribute(
+                            "undefined_bootstrap_values", .int(ci.undefinedValues), at: path)
                     }
-                    try file.write(flatten(g.agreement.cosine), shape: [t, t], to: "\(path)/cosine")
                     try file.write(
-                        flatten(g.agreement.conflictFraction), shape: [t, t], to: "\(path)/conflict_fraction")
+                        flatten(g.agreement.cosine), shape: [t, t], to: "\(path)/cosine")
+                    try file.write(
+                        flatten(g.agreement.conflictFraction), shape: [t, t],
+                        to: "\(path)/conflict_fraction")
                     try file.write(g.agreement.consistency, shape: [t], to: "\(path)/consistency")
-                    try file.write(flatten(g.interference.delta), shape: [t, t, n], to: "\(path)/delta")
                     try file.write(
-                        g.interference.nonPositiveDenominators, shape: [t], to: "\(path)/nonpositive_denominators")
-                    try file.write(g.agreement.zeroNormRows, shape: [t], to: "\(path)/zero_norm_rows")
+                        flatten(g.interference.delta), shape: [t, t, n], to: "\(path)/delta")
+                    try file.write(
+                        g.interference.nonPositiveDenominators, shape: [t],
+                        to: "\(path)/nonpositive_denominators")
+                    try file.write(
+                        g.agreement.zeroNormRows, shape: [t], to: "\(path)/zero_norm_rows")
                     try file.setAttribute("parameters", .strings(g.group.parameters), at: path)
                     try file.setAttribute("layer", .int(g.group.layer), at: path)
                     try file.setAttribute("role", .string(g.group.role), at: path)
@@ -72,11 +82,16 @@ public enum InterferenceFile {
         defer { file.discard() }
         let format = try storage { () throws(StorageError) in try file.stringAttribute("format") }
         guard format == InterferenceAnalysis.format else {
-            throw .badFile(file: name, reason: "format is '\(format)', expected '\(InterferenceAnalysis.format)'")
+            throw .badFile(
+                file: name,
+                reason: "format is '\(format)', expected '\(InterferenceAnalysis.format)'")
         }
         let version = try storage { () throws(StorageError) in try file.intAttribute("version") }
         guard version == InterferenceAnalysis.version else {
-            throw .badFile(file: name, reason: "version \(version), this tool reads version \(InterferenceAnalysis.version)")
+            throw .badFile(
+                file: name,
+                reason:
+                    "version \(version), this tool reads version \(InterferenceAnalysis.version)")
         }
         let tasks = try storage { () throws(StorageError) in try file.stringsAttribute("tasks") }
         let n = try storage { () throws(StorageError) in try file.intAttribute("samples_per_task") }
@@ -88,27 +103,38 @@ public enum InterferenceFile {
         }
         let t = layout.taskCount
         let probe = try storage { () throws(StorageError) in try file.stringsAttribute("probe") }
-        let metricName = try storage { () throws(StorageError) in try file.stringAttribute("metric") }
+        let metricName = try storage { () throws(StorageError) in try file.stringAttribute("metric")
+        }
         guard let metric = InterferenceMetric(rawValue: metricName) else {
             throw .badFile(file: name, reason: "unknown metric '\(metricName)'")
         }
-        let replicates = try storage { () throws(StorageError) in try file.intAttribute("bootstrap_replicates") }
-        let seed = UInt64(bitPattern: Int64(try storage { () throws(StorageError) in try file.intAttribute("seed") }))
-        let confidence = try storage { () throws(StorageError) in try file.doubleAttribute("confidence") }
+        let replicates = try storage { () throws(StorageError) in
+            try file.intAttribute("bootstrap_replicates")
+        }
+        let seed = UInt64(
+            bitPattern: Int64(
+                try storage { () throws(StorageError) in try file.intAttribute("seed") }))
+        let confidence = try storage { () throws(StorageError) in
+            try file.doubleAttribute("confidence")
+        }
         let kind = try storage { () throws(StorageError) in try file.stringAttribute("kind") }
         let label = try storage { () throws(StorageError) in try file.stringAttribute("label") }
 
         func matrix(_ path: String, _ shape: [Int]) throws(InterferenceError) -> [Double] {
-            let array = try storage { () throws(StorageError) in try file.read(path, as: Double.self) }
+            let array = try storage { () throws(StorageError) in
+                try file.read(path, as: Double.self)
+            }
             guard array.shape == shape else {
-                throw .badFile(file: name, reason: "'\(path)' has shape \(array.shape), expected \(shape)")
+                throw .badFile(
+                    file: name, reason: "'\(path)' has shape \(array.shape), expected \(shape)")
             }
             return array.values
         }
         func ints(_ path: String) throws(InterferenceError) -> [Int] {
             let array = try storage { () throws(StorageError) in try file.read(path, as: Int.self) }
             guard array.shape == [t] else {
-                throw .badFile(file: name, reason: "'\(path)' has shape \(array.shape), expected [\(t)]")
+                throw .badFile(
+                    file: name, reason: "'\(path)' has shape \(array.shape), expected [\(t)]")
             }
             return array.values
         }
@@ -119,7 +145,9 @@ public enum InterferenceFile {
             let path = "/groups/\(groupName)"
             let values = unflatten(try matrix("\(path)/interference", [t, t]), rows: t, columns: t)
             let deltaFlat = try matrix("\(path)/delta", [t, t, n])
-            let delta = (0..<t).map { i in unflatten(Array(deltaFlat[(i * t * n)..<((i + 1) * t * n)]), rows: t, columns: n) }
+            let delta = (0..<t).map { i in
+                unflatten(Array(deltaFlat[(i * t * n)..<((i + 1) * t * n)]), rows: t, columns: n)
+            }
             let nonPositive = try ints("\(path)/nonpositive_denominators")
             let flagged = (0..<t).map { i in (0..<n).filter { !(delta[i][i][$0] > 0) } }
             let interference = InterferenceMatrix(
@@ -133,23 +161,34 @@ public enum InterferenceFile {
                 interval = BootstrapInterval(
                     low: unflatten(try matrix("\(path)/ci_low", [t, t]), rows: t, columns: t),
                     high: unflatten(try matrix("\(path)/ci_high", [t, t]), rows: t, columns: t),
-                    confidence: confidence, replicates: replicates, seed: seed, undefinedValues: undefined)
+                    confidence: confidence, replicates: replicates, seed: seed,
+                    undefinedValues: undefined)
             }
             let agreement = GradientAgreement(
                 cosine: unflatten(try matrix("\(path)/cosine", [t, t]), rows: t, columns: t),
-                conflictFraction: unflatten(try matrix("\(path)/conflict_fraction", [t, t]), rows: t, columns: t),
+                conflictFraction: unflatten(
+                    try matrix("\(path)/conflict_fraction", [t, t]), rows: t, columns: t),
                 zeroNormRows: try ints("\(path)/zero_norm_rows"))
-            let parameters = try storage { () throws(StorageError) in try file.stringsAttribute("parameters", at: path) }
-            let layer = try storage { () throws(StorageError) in try file.intAttribute("layer", at: path) }
-            let role = try storage { () throws(StorageError) in try file.stringAttribute("role", at: path) }
+            let parameters = try storage { () throws(StorageError) in
+                try file.stringsAttribute("parameters", at: path)
+            }
+            let layer = try storage { () throws(StorageError) in
+                try file.intAttribute("layer", at: path)
+            }
+            let role = try storage { () throws(StorageError) in
+                try file.stringAttribute("role", at: path)
+            }
             groups.append(
                 GroupAnalysis(
-                    group: ParameterGroup(name: groupName, parameters: parameters, layer: layer, role: role),
+                    group: ParameterGroup(
+                        name: groupName, parameters: parameters, layer: layer, role: role),
                     interference: interference, interval: interval, agreement: agreement))
         }
         return InterferenceAnalysis(
-            layout: layout, metric: metric, probePath: probe.first ?? "", probeSHA256: probe.dropFirst().first ?? "",
-            kind: kind, label: label, bootstrapReplicates: replicates, seed: seed, confidence: confidence,
+            layout: layout, metric: metric, probePath: probe.first ?? "",
+            probeSHA256: probe.dropFirst().first ?? "",
+            kind: kind, label: label, bootstrapReplicates: replicates, seed: seed,
+            confidence: confidence,
             groups: groups)
     }
 }

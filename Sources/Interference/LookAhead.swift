@@ -15,7 +15,8 @@ public struct LookAheadMeasurement: Sendable, Equatable, Codable {
     public var lossChange: Double
 
     /// Memberwise.
-    public init(lossTask: Int, lossSample: Int, stepTask: Int, stepSample: Int, lossChange: Double) {
+    public init(lossTask: Int, lossSample: Int, stepTask: Int, stepSample: Int, lossChange: Double)
+    {
         self.lossTask = lossTask
         self.lossSample = lossSample
         self.stepTask = stepTask
@@ -42,11 +43,13 @@ public enum LookAheadPlan {
             rng.shuffle(&bs)
             for b in bs.prefix(lossCount).sorted() {
                 for j in 0..<layout.taskCount {
-                    var as_ = (0..<n).filter { $0 != b }
-                    rng.shuffle(&as_)
-                    for a in as_.prefix(stepCount).sorted() {
+                    var stepCandidates = (0..<n).filter { $0 != b }
+                    rng.shuffle(&stepCandidates)
+                    for a in stepCandidates.prefix(stepCount).sorted() {
                         out.append(
-                            LookAheadMeasurement(lossTask: i, lossSample: b, stepTask: j, stepSample: a, lossChange: 0))
+                            LookAheadMeasurement(
+                                lossTask: i, lossSample: b, stepTask: j, stepSample: a,
+                                lossChange: 0))
                     }
                 }
             }
@@ -60,7 +63,8 @@ public enum LookAheadPlan {
         _ pairs: [LookAheadMeasurement], gram: GramMatrix, layout: TaskLayout, stepSize: Double
     ) throws(InterferenceError) -> [LookAheadMeasurement] {
         let projections = try StepProjections(gram: gram, layout: layout, name: "gram")
-        return try pairs.map { (m: LookAheadMeasurement) throws(InterferenceError) -> LookAheadMeasurement in
+        return try pairs.map {
+            (m: LookAheadMeasurement) throws(InterferenceError) -> LookAheadMeasurement in
             try validate(m, layout: layout)
             var copy = m
             let r = layout.row(task: m.stepTask, sample: m.stepSample)
@@ -78,9 +82,13 @@ public enum LookAheadPlan {
         else { throw .invalidMeasurement(reason: "index out of range in \(m)") }
         guard m.lossSample != m.stepSample else {
             throw .invalidMeasurement(
-                reason: "step sample equals loss sample \(m.lossSample) (leave-one-out excludes a == b)")
+                reason:
+                    "step sample equals loss sample \(m.lossSample) (leave-one-out excludes a == b)"
+            )
         }
-        guard m.lossChange.isFinite else { throw .invalidMeasurement(reason: "non-finite loss change in \(m)") }
+        guard m.lossChange.isFinite else {
+            throw .invalidMeasurement(reason: "non-finite loss change in \(m)")
+        }
     }
 }
 
@@ -97,7 +105,9 @@ extension InterferenceMatrix {
     ///   - layout: tasks and N of the probe.
     ///   - stepSize: λ > 0.
     /// - Throws: `.invalidMeasurement` for an index out of range, `a == b`, a non-finite value or λ ≤ 0.
-    public init(lookAhead measurements: [LookAheadMeasurement], layout: TaskLayout, stepSize: Double)
+    public init(
+        lookAhead measurements: [LookAheadMeasurement], layout: TaskLayout, stepSize: Double
+    )
         throws(InterferenceError)
     {
         guard stepSize > 0, stepSize.isFinite else {
@@ -105,8 +115,10 @@ extension InterferenceMatrix {
         }
         let t = layout.taskCount
         let n = layout.samplesPerTask
-        var sums = [[[Double]]](repeating: [[Double]](repeating: [Double](repeating: 0, count: n), count: t), count: t)
-        var counts = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: n), count: t), count: t)
+        var sums = [[[Double]]](
+            repeating: [[Double]](repeating: [Double](repeating: 0, count: n), count: t), count: t)
+        var counts = [[[Int]]](
+            repeating: [[Int]](repeating: [Int](repeating: 0, count: n), count: t), count: t)
         for m in measurements {
             try LookAheadPlan.validate(m, layout: layout)
             sums[m.lossTask][m.stepTask][m.lossSample] += m.lossChange / stepSize
@@ -116,7 +128,8 @@ extension InterferenceMatrix {
         for i in 0..<t {
             for j in 0..<t {
                 for b in 0..<n {
-                    delta[i][j][b] = counts[i][j][b] > 0 ? sums[i][j][b] / Double(counts[i][j][b]) : .nan
+                    delta[i][j][b] =
+                        counts[i][j][b] > 0 ? sums[i][j][b] / Double(counts[i][j][b]) : .nan
                 }
             }
         }

@@ -19,7 +19,9 @@ public struct ParameterName: Sendable, Equatable, Hashable {
         self.name = name
         var parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         var layer: Int?
-        if parts.count > 3, parts[0] == "encoder", parts[1] == "layers", let n = Int(parts[2]), n >= 0 {
+        if parts.count > 3, parts[0] == "encoder", parts[1] == "layers", let n = Int(parts[2]),
+            n >= 0
+        {
             layer = n
             parts.removeFirst(3)
         }

@@ -35,7 +35,9 @@ public final class ProbeFile: Sendable {
         }
         let version = try storage { () throws(StorageError) in try file.intAttribute("version") }
         guard version == Self.version else {
-            throw .badFile(file: name, reason: "probe version \(version), this tool reads version \(Self.version)")
+            throw .badFile(
+                file: name,
+                reason: "probe version \(version), this tool reads version \(Self.version)")
         }
         let tasks = try storage { () throws(StorageError) in try file.stringsAttribute("tasks") }
         let n = try storage { () throws(StorageError) in try file.intAttribute("samples_per_task") }
@@ -44,7 +46,9 @@ public final class ProbeFile: Sendable {
         } catch {
             throw .badFile(file: name, reason: error.description)
         }
-        kind = file.hasAttribute("kind") ? (try storage { () throws(StorageError) in try file.stringAttribute("kind") }) : ""
+        kind =
+            file.hasAttribute("kind")
+            ? (try storage { () throws(StorageError) in try file.stringAttribute("kind") }) : ""
         parameters = try storage { () throws(StorageError) in try file.children(of: "/parameters") }
             .sorted(by: naturalLess)
         self.url = url
@@ -56,12 +60,15 @@ public final class ProbeFile: Sendable {
     /// The Gram matrix of one parameter.
     /// - Throws: `.missing` for an unknown parameter, `.badFile` for a wrong shape, `.storage`.
     public func gram(of parameter: String) throws(InterferenceError) -> GramMatrix {
-        guard parameters.contains(parameter) else { throw .missing(file: url.path, what: "parameter '\(parameter)'") }
+        guard parameters.contains(parameter) else {
+            throw .missing(file: url.path, what: "parameter '\(parameter)'")
+        }
         let path = "/parameters/\(parameter)/gram"
         let array = try storage { () throws(StorageError) in try file.read(path, as: Double.self) }
         let r = layout.rowCount
         guard array.shape == [r, r] else {
-            throw .badFile(file: url.path, reason: "'\(path)' has shape \(array.shape), expected [\(r), \(r)]")
+            throw .badFile(
+                file: url.path, reason: "'\(path)' has shape \(array.shape), expected [\(r), \(r)]")
         }
         return try GramMatrix(size: r, values: array.values)
     }
@@ -69,16 +76,21 @@ public final class ProbeFile: Sendable {
     /// Analyses every group of a grouping (see `InterferenceAnalysis.analyze`).
     /// - Parameter probeSHA256: recorded in the result; the caller computes it (Storage has no hash).
     public func analyze(
-        grouping: Grouping, bootstrapReplicates: Int = BootstrapInterval.defaultReplicates, seed: UInt64,
+        grouping: Grouping, bootstrapReplicates: Int = BootstrapInterval.defaultReplicates,
+        seed: UInt64,
         confidence: Double = 0.95, probeSHA256: String = "", label: String = ""
     ) throws(InterferenceError) -> InterferenceAnalysis {
         let groups = try InterferenceAnalysis.analyze(
-            parameters: parameters, gram: { (p: String) throws(InterferenceError) -> GramMatrix in try gram(of: p) },
-            layout: layout, grouping: grouping, bootstrapReplicates: bootstrapReplicates, seed: seed,
+            parameters: parameters,
+            gram: { (p: String) throws(InterferenceError) -> GramMatrix in try gram(of: p) },
+            layout: layout, grouping: grouping, bootstrapReplicates: bootstrapReplicates,
+            seed: seed,
             confidence: confidence)
         return InterferenceAnalysis(
-            layout: layout, metric: .firstOrder, probePath: url.path, probeSHA256: probeSHA256, kind: kind,
-            label: label, bootstrapReplicates: bootstrapReplicates, seed: seed, confidence: confidence,
+            layout: layout, metric: .firstOrder, probePath: url.path, probeSHA256: probeSHA256,
+            kind: kind,
+            label: label, bootstrapReplicates: bootstrapReplicates, seed: seed,
+            confidence: confidence,
             groups: groups)
     }
 }

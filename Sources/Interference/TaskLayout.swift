@@ -21,7 +21,9 @@ public struct TaskLayout: Sendable, Equatable, Codable {
 
     /// The layout of a Gram matrix of `size` rows over these tasks (`N = size / T`).
     /// - Throws: `.samplesNotDivisible`, `.tooFewSamples`, `.duplicateName`.
-    public init(tasks: [String], gramSize size: Int, name: String = "gram") throws(InterferenceError) {
+    public init(tasks: [String], gramSize size: Int, name: String = "gram")
+        throws(InterferenceError)
+    {
         guard !tasks.isEmpty, size % tasks.count == 0 else {
             throw .samplesNotDivisible(name: name, size: size, tasks: tasks.count)
         }

@@ -14,7 +14,8 @@ func fixed(_ value: Double, _ digits: Int = 3) -> String {
 /// A signed difference: `+0.012`, `-0.104`, `0.000`.
 func signed(_ value: Double, _ digits: Int = 3) -> String {
     let text = fixed(value, digits)
-    guard value.isFinite, !text.hasPrefix("-"), text.contains(where: { $0 != "0" && $0 != "." }) else {
+    guard value.isFinite, !text.hasPrefix("-"), text.contains(where: { $0 != "0" && $0 != "." })
+    else {
         return text
     }
     return "+" + text

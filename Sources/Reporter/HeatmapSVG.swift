@@ -16,7 +16,9 @@ public struct HeatmapSVG: Sendable {
     public var digits: Int
 
     /// A heatmap of arbitrary values.
-    public init(title: String, tasks: [String], values: [[Double]], scale: Double? = nil, digits: Int = 2) {
+    public init(
+        title: String, tasks: [String], values: [[Double]], scale: Double? = nil, digits: Int = 2
+    ) {
         self.title = title
         self.tasks = tasks
         self.values = values
@@ -28,14 +30,21 @@ public struct HeatmapSVG: Sendable {
     /// The heatmap of one group of a run; title "<label> · <group>".
     public init(run: InterferenceAnalysis, group: GroupAnalysis, scale: Double? = nil) {
         let label = run.label.isEmpty ? "run" : run.label
-        self.init(title: "\(label) · \(group.name)", tasks: run.tasks, values: group.interference.values, scale: scale)
+        self.init(
+            title: "\(label) · \(group.name)", tasks: run.tasks, values: group.interference.values,
+            scale: scale)
     }
 
     /// The file name used by the CLI and linked from `MarkdownReport`: `<run>-<group>.svg`, with every
     /// character outside `[A-Za-z0-9._-]` replaced by `_`.
     public static func fileName(run: String, group: String) -> String {
         func clean(_ s: String) -> String {
-            String(s.map { ch in ch.isASCII && (ch.isLetter || ch.isNumber || ch == "." || ch == "_" || ch == "-") ? ch : "_" })
+            String(
+                s.map { ch in
+                    ch.isASCII
+                        && (ch.isLetter || ch.isNumber || ch == "." || ch == "_" || ch == "-")
+                        ? ch : "_"
+                })
         }
         return "\(clean(run))-\(clean(group)).svg"
     }
@@ -72,7 +81,8 @@ public struct HeatmapSVG: Sendable {
         s.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
         s.append(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" "
-                + "viewBox=\"0 0 \(width) \(height)\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">")
+                + "viewBox=\"0 0 \(width) \(height)\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">"
+        )
         s.append("  <title>\(xmlEscaped(title))</title>")
         s.append("  <defs>")
         s.append("    <linearGradient id=\"scale\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">")
@@ -82,16 +92,25 @@ public struct HeatmapSVG: Sendable {
         s.append("    </linearGradient>")
         s.append("  </defs>")
         s.append("  <rect width=\"\(width)\" height=\"\(height)\" fill=\"#ffffff\"/>")
-        s.append("  <text x=\"\(left + gridSize / 2)\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">\(xmlEscaped(title))</text>")
-        s.append("  <text x=\"\(left + gridSize / 2)\" y=\"44\" text-anchor=\"middle\">task that steps (j) →</text>")
+        s.append(
+            "  <text x=\"\(left + gridSize / 2)\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">\(xmlEscaped(title))</text>"
+        )
+        s.append(
+            "  <text x=\"\(left + gridSize / 2)\" y=\"44\" text-anchor=\"middle\">task that steps (j) →</text>"
+        )
         let axisY = top + gridSize / 2
         s.append(
-            "  <text x=\"16\" y=\"\(axisY)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(axisY))\">task whose loss changes (i) →</text>")
+            "  <text x=\"16\" y=\"\(axisY)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(axisY))\">task whose loss changes (i) →</text>"
+        )
         for (j, task) in tasks.enumerated() {
-            s.append("  <text x=\"\(left + j * cellSize + cellSize / 2)\" y=\"\(top - 10)\" text-anchor=\"middle\">\(xmlEscaped(task))</text>")
+            s.append(
+                "  <text x=\"\(left + j * cellSize + cellSize / 2)\" y=\"\(top - 10)\" text-anchor=\"middle\">\(xmlEscaped(task))</text>"
+            )
         }
         for (i, task) in tasks.enumerated() {
-            s.append("  <text x=\"\(left - 8)\" y=\"\(top + i * cellSize + cellSize / 2 + 4)\" text-anchor=\"end\">\(xmlEscaped(task))</text>")
+            s.append(
+                "  <text x=\"\(left - 8)\" y=\"\(top + i * cellSize + cellSize / 2 + 4)\" text-anchor=\"end\">\(xmlEscaped(task))</text>"
+            )
         }
         for i in 0..<n {
             for j in 0..<n {
@@ -100,19 +119,30 @@ public struct HeatmapSVG: Sendable {
                 let y = top + i * cellSize
                 let dark = v.isFinite && abs(v) / scale > 0.6
                 s.append(
-                    "  <rect x=\"\(x)\" y=\"\(y)\" width=\"\(cellSize)\" height=\"\(cellSize)\" fill=\"\(hex(colour(v)))\" stroke=\"#ffffff\"/>")
+                    "  <rect x=\"\(x)\" y=\"\(y)\" width=\"\(cellSize)\" height=\"\(cellSize)\" fill=\"\(hex(colour(v)))\" stroke=\"#ffffff\"/>"
+                )
                 s.append(
-                    "  <text x=\"\(x + cellSize / 2)\" y=\"\(y + cellSize / 2 + 4)\" text-anchor=\"middle\" fill=\"\(dark ? "#ffffff" : "#000000")\">\(fixed(v, digits))</text>")
+                    "  <text x=\"\(x + cellSize / 2)\" y=\"\(y + cellSize / 2 + 4)\" text-anchor=\"middle\" fill=\"\(dark ? "#ffffff" : "#000000")\">\(fixed(v, digits))</text>"
+                )
             }
         }
-        s.append("  <rect x=\"\(legendX)\" y=\"\(top)\" width=\"\(legendWidth)\" height=\"\(gridSize)\" fill=\"url(#scale)\" stroke=\"#888888\"/>")
-        let ticks: [(Double, Int)] = [(scale, top), (0, top + gridSize / 2), (-scale, top + gridSize)]
+        s.append(
+            "  <rect x=\"\(legendX)\" y=\"\(top)\" width=\"\(legendWidth)\" height=\"\(gridSize)\" fill=\"url(#scale)\" stroke=\"#888888\"/>"
+        )
+        let ticks: [(Double, Int)] = [
+            (scale, top), (0, top + gridSize / 2), (-scale, top + gridSize),
+        ]
         for (value, y) in ticks {
-            s.append("  <line x1=\"\(legendX + legendWidth)\" y1=\"\(y)\" x2=\"\(legendX + legendWidth + 4)\" y2=\"\(y)\" stroke=\"#888888\"/>")
-            s.append("  <text x=\"\(legendX + legendWidth + 7)\" y=\"\(y + 4)\">\(signed(value, digits))</text>")
+            s.append(
+                "  <line x1=\"\(legendX + legendWidth)\" y1=\"\(y)\" x2=\"\(legendX + legendWidth + 4)\" y2=\"\(y)\" stroke=\"#888888\"/>"
+            )
+            s.append(
+                "  <text x=\"\(legendX + legendWidth + 7)\" y=\"\(y + 4)\">\(signed(value, digits))</text>"
+            )
         }
         s.append(
-            "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 24)\" text-anchor=\"middle\" fill=\"#444444\">blue: j helps i · red: j interferes with i · diagonal = 1</text>")
+            "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 24)\" text-anchor=\"middle\" fill=\"#444444\">blue: j helps i · red: j interferes with i · diagonal = 1</text>"
+        )
         s.append("</svg>")
         return s.joined(separator: "\n") + "\n"
     }

@@ -38,7 +38,8 @@ public struct MarkdownReport: Sendable {
     /// - Throws: `.invalidOptions` for zero or more than two runs, `.incompatible` for different
     ///   tasks or metrics, `.unknownGroup` for a selected group no run holds.
     public init(
-        runs: [InterferenceAnalysis], groups: [String]? = nil, intervalStyle: IntervalStyle = .plusMinus,
+        runs: [InterferenceAnalysis], groups: [String]? = nil,
+        intervalStyle: IntervalStyle = .plusMinus,
         routing: [RoutingStatistics] = [], heatmapDirectory: String? = nil,
         title: String = "Task interference", digits: Int = 3
     ) throws(ReportError) {
@@ -50,7 +51,9 @@ public struct MarkdownReport: Sendable {
                 throw .incompatible(reason: "tasks \(runs[0].tasks) and \(runs[1].tasks) differ")
             }
             guard runs[0].metric == runs[1].metric else {
-                throw .incompatible(reason: "metrics \(runs[0].metric.rawValue) and \(runs[1].metric.rawValue) differ")
+                throw .incompatible(
+                    reason:
+                        "metrics \(runs[0].metric.rawValue) and \(runs[1].metric.rawValue) differ")
             }
         }
         var all: [String] = []
@@ -102,7 +105,8 @@ public struct MarkdownReport: Sendable {
         var largest = 1.0
         for run in runs {
             for name in groups {
-                for v in run.group(named: name)?.interference.values.flatMap({ $0 }) ?? [] where v.isFinite {
+                for v in run.group(named: name)?.interference.values.flatMap({ $0 }) ?? []
+                where v.isFinite {
                     largest = max(largest, abs(v))
                 }
             }
@@ -139,7 +143,9 @@ public struct MarkdownReport: Sendable {
             if !run.probePath.isEmpty { parts.append("probe `\(run.probePath)`") }
             if run.bootstrapReplicates > 0 {
                 let pct = fixed(run.confidence * 100, 0)
-                parts.append("\(pct) % bootstrap percentile intervals, \(run.bootstrapReplicates) replicates, seed \(run.seed)")
+                parts.append(
+                    "\(pct) % bootstrap percentile intervals, \(run.bootstrapReplicates) replicates, seed \(run.seed)"
+                )
             } else {
                 parts.append("no intervals")
             }
@@ -162,7 +168,10 @@ public struct MarkdownReport: Sendable {
             for k in runs.indices {
                 guard let g = runs[k].group(named: name) else { continue }
                 let m = g.interference
-                let worst = m.mostNegative.map { "\(fixed($0.value, digits)) (\(tasks[$0.i]) ← \(tasks[$0.j]))" } ?? "n/a"
+                let worst =
+                    m.mostNegative.map {
+                        "\(fixed($0.value, digits)) (\(tasks[$0.i]) ← \(tasks[$0.j]))"
+                    } ?? "n/a"
                 let flagged = m.nonPositiveDenominators.reduce(0, +)
                 lines.append(
                     "| \(cell(name)) | \(cell(label(k))) | \(fixed(m.offDiagonalMean, digits)) | \(worst) | "
@@ -176,8 +185,11 @@ public struct MarkdownReport: Sendable {
         let v = g.interference[i, j]
         guard let ci = g.interval, i != j, v.isFinite else { return fixed(v, digits) }
         switch intervalStyle {
-        case .plusMinus: return "\(fixed(v, digits)) ± \(fixed((ci.high[i][j] - ci.low[i][j]) / 2, digits))"
-        case .bracket: return "\(fixed(v, digits)) [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]"
+        case .plusMinus:
+            return "\(fixed(v, digits)) ± \(fixed((ci.high[i][j] - ci.low[i][j]) / 2, digits))"
+        case .bracket:
+            return
+                "\(fixed(v, digits)) [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]"
         }
     }
 
@@ -187,7 +199,9 @@ public struct MarkdownReport: Sendable {
         var lines = ["## \(name)", ""]
         if let first, !first.group.parameters.isEmpty {
             let shown = first.group.parameters.prefix(4).map { "`\($0)`" }.joined(separator: ", ")
-            let more = first.group.parameters.count > 4 ? ", … (\(first.group.parameters.count) in all)" : ""
+            let more =
+                first.group.parameters.count > 4
+                ? ", … (\(first.group.parameters.count) in all)" : ""
             lines.append("Parameters: \(shown)\(more).")
             lines.append("")
         }
@@ -241,7 +255,9 @@ public struct MarkdownReport: Sendable {
             consistency.append("\(label(k)): " + values.joined(separator: ", "))
         }
         lines.append("")
-        lines.append("Gradient consistency (mean within-task cosine): " + consistency.joined(separator: "; ") + ".")
+        lines.append(
+            "Gradient consistency (mean within-task cosine): " + consistency.joined(separator: "; ")
+                + ".")
         if let dir = heatmapDirectory {
             lines.append("")
             let images = present.map { k in
@@ -256,15 +272,22 @@ public struct MarkdownReport: Sendable {
         var lines = ["## Routing"]
         for stats in routing {
             lines.append("")
-            lines.append("**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Share of each task's routed tokens per expert; entropy normalised to 1 = uniform.")
+            lines.append(
+                "**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Share of each task's routed tokens per expert; entropy normalised to 1 = uniform."
+            )
             lines.append("")
             let experts = (0..<stats.experts).map { "e\($0)" }
             lines.append("| layer | task | " + experts.joined(separator: " | ") + " | entropy |")
-            lines.append("| ---: | --- | " + experts.map { _ in "---:" }.joined(separator: " | ") + " | ---: |")
+            lines.append(
+                "| ---: | --- | " + experts.map { _ in "---:" }.joined(separator: " | ")
+                    + " | ---: |")
             for e in stats.entries {
-                let loads = (0..<stats.experts).map { k in k < e.load.count ? fixed(e.load[k] * 100, 1) + " %" : "n/a" }
+                let loads = (0..<stats.experts).map { k in
+                    k < e.load.count ? fixed(e.load[k] * 100, 1) + " %" : "n/a"
+                }
                 lines.append(
-                    "| \(e.layer) | \(cell(e.task)) | " + loads.joined(separator: " | ") + " | \(fixed(e.normalizedEntropy, 2)) |")
+                    "| \(e.layer) | \(cell(e.task)) | " + loads.joined(separator: " | ")
+                        + " | \(fixed(e.normalizedEntropy, 2)) |")
             }
         }
         return lines

@@ -35,14 +35,17 @@ public struct CheckResult: Sendable, Equatable {
             useIntervals
             ? "left the baseline interval widened by \(fixed(tolerance, 4))"
             : "moved by more than \(fixed(tolerance, 4))"
-        guard !moved.isEmpty else { return "All \(checked) entries within tolerance: none \(rule).\n" }
+        guard !moved.isEmpty else {
+            return "All \(checked) entries within tolerance: none \(rule).\n"
+        }
         var lines = [
             "\(moved.count) of \(checked) entries \(rule):", "",
             "| group | loss task (i) | step task (j) | baseline | candidate | change | baseline interval |",
             "| --- | --- | --- | ---: | ---: | ---: | --- |",
         ]
         for m in moved {
-            let interval = m.baselineLow.map { "[\(fixed($0)), \(fixed(m.baselineHigh ?? .nan))]" } ?? "—"
+            let interval =
+                m.baselineLow.map { "[\(fixed($0)), \(fixed(m.baselineHigh ?? .nan))]" } ?? "—"
             lines.append(
                 "| \(cell(m.group)) | \(cell(m.lossTask)) | \(cell(m.stepTask)) | \(fixed(m.baseline)) | "
                     + "\(fixed(m.candidate)) | \(signed(m.change)) | \(interval) |")
@@ -62,24 +65,29 @@ public struct CheckResult: Sendable, Equatable {
 ///   metrics, or intervals are requested and the baseline has none; `.invalidOptions` for a negative
 ///   or non-finite tolerance.
 public func compare(
-    baseline: InterferenceAnalysis, candidate: InterferenceAnalysis, tolerance: Double, useIntervals: Bool = false
+    baseline: InterferenceAnalysis, candidate: InterferenceAnalysis, tolerance: Double,
+    useIntervals: Bool = false
 ) throws(ReportError) -> CheckResult {
     guard tolerance >= 0, tolerance.isFinite else {
         throw .invalidOptions(reason: "tolerance must be a non-negative number, got \(tolerance)")
     }
     guard baseline.tasks == candidate.tasks else {
-        throw .incompatible(reason: "baseline tasks \(baseline.tasks), candidate tasks \(candidate.tasks)")
+        throw .incompatible(
+            reason: "baseline tasks \(baseline.tasks), candidate tasks \(candidate.tasks)")
     }
     guard baseline.metric == candidate.metric else {
         throw .incompatible(
-            reason: "baseline metric \(baseline.metric.rawValue), candidate metric \(candidate.metric.rawValue)")
+            reason:
+                "baseline metric \(baseline.metric.rawValue), candidate metric \(candidate.metric.rawValue)"
+        )
     }
     let baseGroups = baseline.groups.map(\.name)
     let candGroups = candidate.groups.map(\.name)
     guard Set(baseGroups) == Set(candGroups) else {
         let missing = baseGroups.filter { !candGroups.contains($0) }
         let extra = candGroups.filter { !baseGroups.contains($0) }
-        throw .incompatible(reason: "groups differ (only in baseline: \(missing); only in candidate: \(extra))")
+        throw .incompatible(
+            reason: "groups differ (only in baseline: \(missing); only in candidate: \(extra))")
     }
     if useIntervals, let g = baseline.groups.first(where: { $0.interval == nil }) {
         throw .incompatible(reason: "baseline group '\(g.name)' has no bootstrap interval")
@@ -109,19 +117,23 @@ public func compare(
                 if isMoved {
                     moved.append(
                         CheckResult.MovedEntry(
-                            group: b.name, lossTask: tasks[i], stepTask: tasks[j], baseline: x, candidate: y,
+                            group: b.name, lossTask: tasks[i], stepTask: tasks[j], baseline: x,
+                            candidate: y,
                             baselineLow: low, baselineHigh: high))
                 }
             }
         }
     }
-    return CheckResult(moved: moved, checked: checked, tolerance: tolerance, useIntervals: useIntervals)
+    return CheckResult(
+        moved: moved, checked: checked, tolerance: tolerance, useIntervals: useIntervals)
 }
 
 /// `compare` on two interference files.
 /// - Throws: `.input` when a file cannot be read (missing, not HDF5, another format or version),
 ///   and the errors of `compare(baseline:candidate:…)`.
-public func compare(baselineFile: URL, candidateFile: URL, tolerance: Double, useIntervals: Bool = false)
+public func compare(
+    baselineFile: URL, candidateFile: URL, tolerance: Double, useIntervals: Bool = false
+)
     throws(ReportError) -> CheckResult
 {
     let baseline: InterferenceAnalysis
@@ -132,5 +144,6 @@ public func compare(baselineFile: URL, candidateFile: URL, tolerance: Double, us
     } catch {
         throw .input(error)
     }
-    return try compare(baseline: baseline, candidate: candidate, tolerance: tolerance, useIntervals: useIntervals)
+    return try compare(
+        baseline: baseline, candidate: candidate, tolerance: tolerance, useIntervals: useIntervals)
 }

@@ -5,7 +5,8 @@ import Testing
 
 /// A small probe file as `interference probe` writes it (only what the metric reads).
 func writeProbe(
-    to url: URL, tasks: [String], samples: Int, parameters: [String: [[Double]]], format: String = ProbeFile.format,
+    to url: URL, tasks: [String], samples: Int, parameters: [String: [[Double]]],
+    format: String = ProbeFile.format,
     version: Int = ProbeFile.version
 ) throws {
     try HDF5File.write(to: url) { (file: HDF5File) throws(StorageError) in
@@ -17,13 +18,15 @@ func writeProbe(
         for (name, rows) in parameters {
             let gram = try! GramMatrix(rows: rows)
             try file.createGroup("/parameters/\(name)")
-            try file.write(gram.values, shape: [gram.size, gram.size], to: "/parameters/\(name)/gram")
+            try file.write(
+                gram.values, shape: [gram.size, gram.size], to: "/parameters/\(name)/gram")
         }
     }
 }
 
 func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("interference-tests-\(UUID().uuidString)")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "interference-tests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
@@ -35,7 +38,8 @@ func temporaryDirectory() throws -> URL {
         return [
             "encoder.layers.0.ffn.dense2.weight": rows.map { Array($0[0..<20]) },
             "encoder.layers.0.ffn.dense2.bias": rows.map { Array($0[20..<30]) },
-            "encoder.layers.1.ffn.dense2.weight": structuredRows(tasks: 3, samples: 6, width: 12, seed: 32),
+            "encoder.layers.1.ffn.dense2.weight": structuredRows(
+                tasks: 3, samples: 6, width: 12, seed: 32),
         ]
     }
 
@@ -47,7 +51,9 @@ func temporaryDirectory() throws -> URL {
         try writeProbe(to: probeURL, tasks: Self.tasks, samples: 6, parameters: params)
 
         let probe = try ProbeFile(url: probeURL)
-        #expect(probe.layout.tasks == Self.tasks && probe.layout.samplesPerTask == 6 && probe.kind == "dense")
+        #expect(
+            probe.layout.tasks == Self.tasks && probe.layout.samplesPerTask == 6
+                && probe.kind == "dense")
         let analysis = try probe.analyze(grouping: .layer, bootstrapReplicates: 50, seed: 5)
         #expect(analysis.groups.map(\.name) == ["encoder.layers.0", "encoder.layers.1"])
         #expect(analysis.label == "dense")
@@ -68,10 +74,15 @@ func temporaryDirectory() throws -> URL {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let wrongFormat = dir.appendingPathComponent("a.h5")
-        try writeProbe(to: wrongFormat, tasks: Self.tasks, samples: 6, parameters: [:], format: "something-else")
-        #expect(throws: InterferenceError.badFile(
-            file: wrongFormat.path, reason: "format is 'something-else', expected 'task-interference/probe'"
-        )) { try ProbeFile(url: wrongFormat) }
+        try writeProbe(
+            to: wrongFormat, tasks: Self.tasks, samples: 6, parameters: [:],
+            format: "something-else")
+        #expect(
+            throws: InterferenceError.badFile(
+                file: wrongFormat.path,
+                reason: "format is 'something-else', expected 'task-interference/probe'"
+            )
+        ) { try ProbeFile(url: wrongFormat) }
         let wrongVersion = dir.appendingPathComponent("b.h5")
         try writeProbe(to: wrongVersion, tasks: Self.tasks, samples: 6, parameters: [:], version: 9)
         #expect(throws: InterferenceError.self) { try ProbeFile(url: wrongVersion) }
@@ -94,7 +105,8 @@ func temporaryDirectory() throws -> URL {
         defer { try? FileManager.default.removeItem(at: dir) }
         let probeURL = dir.appendingPathComponent("probe.h5")
         try writeProbe(to: probeURL, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
-        let analysis = try ProbeFile(url: probeURL).analyze(grouping: .model, bootstrapReplicates: 0, seed: 1)
+        let analysis = try ProbeFile(url: probeURL).analyze(
+            grouping: .model, bootstrapReplicates: 0, seed: 1)
         #expect(analysis.groups.map(\.name) == ["model"] && analysis.groups[0].interval == nil)
         let url = dir.appendingPathComponent("interference.h5")
         try InterferenceFile.write(analysis, to: url)
@@ -102,7 +114,10 @@ func temporaryDirectory() throws -> URL {
         let file = try HDF5File.open(url, writable: true)
         try file.setAttribute("version", .int(2))
         try file.close()
-        #expect(throws: InterferenceError.badFile(file: url.path, reason: "version 2, this tool reads version 1")) {
+        #expect(
+            throws: InterferenceError.badFile(
+                file: url.path, reason: "version 2, this tool reads version 1")
+        ) {
             try InterferenceFile.read(url)
         }
     }
@@ -113,6 +128,8 @@ func temporaryDirectory() throws -> URL {
         let url = dir.appendingPathComponent("probe.h5")
         try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
         let probe = try ProbeFile(url: url)
-        #expect(throws: InterferenceError.missing(file: url.path, what: "parameter 'nope'")) { try probe.gram(of: "nope") }
+        #expect(throws: InterferenceError.missing(file: url.path, what: "parameter 'nope'")) {
+            try probe.gram(of: "nope")
+        }
     }
 }

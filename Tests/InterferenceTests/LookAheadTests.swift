@@ -4,7 +4,8 @@ import Testing
 
 @Suite struct LookAheadTests {
     static let layout = try! TaskLayout(tasks: ["cls", "mlm", "cap"], samplesPerTask: 5)
-    static let gram = try! GramMatrix(rows: structuredRows(tasks: 3, samples: 5, width: 25, seed: 21))
+    static let gram = try! GramMatrix(
+        rows: structuredRows(tasks: 3, samples: 5, width: 25, seed: 21))
 
     /// Exact loss changes that happen to equal the first-order ones, over every pair a ≠ b, divide
     /// exactly as the first-order metric does.
@@ -12,12 +13,17 @@ import Testing
         let all = LookAheadPlan.pairs(layout: Self.layout, lossSamples: 5, stepSamples: 4, seed: 1)
         #expect(all.count == 3 * 5 * 3 * 4)
         let lambda = 1e-3
-        let measured = try LookAheadPlan.firstOrder(all, gram: Self.gram, layout: Self.layout, stepSize: lambda)
-        let lookAhead = try InterferenceMatrix(lookAhead: measured, layout: Self.layout, stepSize: lambda)
+        let measured = try LookAheadPlan.firstOrder(
+            all, gram: Self.gram, layout: Self.layout, stepSize: lambda)
+        let lookAhead = try InterferenceMatrix(
+            lookAhead: measured, layout: Self.layout, stepSize: lambda)
         let firstOrder = try InterferenceMatrix(gram: Self.gram, layout: Self.layout)
         expectClose(lookAhead.values.flat, firstOrder.values.flat, rtol: 1e-12, atol: 1e-12, "I")
         expectClose(lookAhead.delta.flat, firstOrder.delta.flat, rtol: 1e-12, atol: 1e-12, "delta")
-        #expect(lookAhead.relativeDifference(from: firstOrder).flat.allSatisfy { $0 < 1e-12 || $0.isNaN })
+        #expect(
+            lookAhead.relativeDifference(from: firstOrder).flat.allSatisfy {
+                $0 < 1e-12 || $0.isNaN
+            })
     }
 
     @Test func subsampleIsSeededAndLeavesOneOut() {
@@ -29,7 +35,8 @@ import Testing
     }
 
     @Test func refusesTheSameSampleAndBadStep() {
-        let m = LookAheadMeasurement(lossTask: 0, lossSample: 1, stepTask: 1, stepSample: 1, lossChange: 0.1)
+        let m = LookAheadMeasurement(
+            lossTask: 0, lossSample: 1, stepTask: 1, stepSample: 1, lossChange: 0.1)
         #expect(throws: InterferenceError.self) {
             try InterferenceMatrix(lookAhead: [m], layout: Self.layout, stepSize: 0.1)
         }
@@ -40,10 +47,14 @@ import Testing
 
     @Test func negativeOwnChangeIsFlagged() throws {
         let ms = [
-            LookAheadMeasurement(lossTask: 0, lossSample: 0, stepTask: 0, stepSample: 1, lossChange: -0.2),
-            LookAheadMeasurement(lossTask: 0, lossSample: 0, stepTask: 1, stepSample: 1, lossChange: 0.1),
-            LookAheadMeasurement(lossTask: 0, lossSample: 2, stepTask: 0, stepSample: 1, lossChange: 0.4),
-            LookAheadMeasurement(lossTask: 0, lossSample: 2, stepTask: 1, stepSample: 3, lossChange: -0.1),
+            LookAheadMeasurement(
+                lossTask: 0, lossSample: 0, stepTask: 0, stepSample: 1, lossChange: -0.2),
+            LookAheadMeasurement(
+                lossTask: 0, lossSample: 0, stepTask: 1, stepSample: 1, lossChange: 0.1),
+            LookAheadMeasurement(
+                lossTask: 0, lossSample: 2, stepTask: 0, stepSample: 1, lossChange: 0.4),
+            LookAheadMeasurement(
+                lossTask: 0, lossSample: 2, stepTask: 1, stepSample: 3, lossChange: -0.1),
         ]
         let m = try InterferenceMatrix(lookAhead: ms, layout: Self.layout, stepSize: 0.5)
         #expect(m.nonPositiveDenominators == [1, 0, 0])

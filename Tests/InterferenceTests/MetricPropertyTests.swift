@@ -13,7 +13,10 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
         let sign: Double = t == tasks - 1 ? -0.6 : 0.8
         for _ in 0..<samples {
             let scale = 0.3 + 3 * rng.nextDouble()
-            rows.append((0..<width).map { k in scale * (sign * shared[k] + own[t][k] + 0.5 * rng.nextGaussian()) })
+            rows.append(
+                (0..<width).map { k in
+                    scale * (sign * shared[k] + own[t][k] + 0.5 * rng.nextGaussian())
+                })
         }
     }
     return rows
@@ -34,8 +37,11 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
         let gram = try GramMatrix(rows: structuredRows(tasks: 3, samples: 6, width: 30, seed: 2))
         let before = try InterferenceMatrix(gram: gram, layout: Self.layout)
         for factor in [1e-3, 0.37, 25.0] {
-            let after = try InterferenceMatrix(gram: gram.scalingRow(row, by: factor), layout: Self.layout)
-            expectClose(after.values.flat, before.values.flat, rtol: 1e-12, atol: 1e-12, "row \(row) × \(factor)")
+            let after = try InterferenceMatrix(
+                gram: gram.scalingRow(row, by: factor), layout: Self.layout)
+            expectClose(
+                after.values.flat, before.values.flat, rtol: 1e-12, atol: 1e-12,
+                "row \(row) × \(factor)")
         }
     }
 
@@ -63,7 +69,8 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
 
     @Test func zeroGradientRowsAreZeroStepsNotNaN() throws {
         var rows = structuredRows(tasks: 3, samples: 6, width: 20, seed: 5)
-        rows[13] = [Double](repeating: 0, count: 20)  // task 2, sample 1: a parameter the batch never touched
+        // Task 2, sample 1: a parameter the batch never touched.
+        rows[13] = [Double](repeating: 0, count: 20)
         let matrix = try InterferenceMatrix(rows: rows, layout: Self.layout)
         #expect(matrix.values.flat.allSatisfy { $0.isFinite })
         // Its own denominator is 0 (⟨ĝ, 0⟩ summed) → flagged, not divided by.
@@ -75,7 +82,8 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
     @Test func everyDenominatorFlaggedGivesNaNRow() throws {
         var rows = structuredRows(tasks: 2, samples: 3, width: 8, seed: 6)
         for r in 3..<6 { rows[r] = [Double](repeating: 0, count: 8) }
-        let matrix = try InterferenceMatrix(rows: rows, layout: TaskLayout(tasks: ["a", "b"], samplesPerTask: 3))
+        let matrix = try InterferenceMatrix(
+            rows: rows, layout: TaskLayout(tasks: ["a", "b"], samplesPerTask: 3))
         #expect(matrix.nonPositiveDenominators == [0, 3])
         #expect(matrix.values[1].allSatisfy { $0.isNaN })
         #expect(matrix.values[0][0] == 1)
@@ -83,8 +91,12 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
 
     @Test func badInputsAreRefused() throws {
         let gram = try GramMatrix(rows: structuredRows(tasks: 3, samples: 6, width: 10, seed: 7))
-        #expect(throws: InterferenceError.shapeMismatch(name: "gram", expected: [15, 15], found: [18, 18])) {
-            try InterferenceMatrix(gram: gram, layout: TaskLayout(tasks: ["a", "b", "c"], samplesPerTask: 5))
+        #expect(
+            throws: InterferenceError.shapeMismatch(
+                name: "gram", expected: [15, 15], found: [18, 18])
+        ) {
+            try InterferenceMatrix(
+                gram: gram, layout: TaskLayout(tasks: ["a", "b", "c"], samplesPerTask: 5))
         }
         #expect(throws: InterferenceError.tooFewSamples(name: "tasks [\"a\"]", samplesPerTask: 1)) {
             try TaskLayout(tasks: ["a"], samplesPerTask: 1)
@@ -92,11 +104,14 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
         #expect(throws: InterferenceError.samplesNotDivisible(name: "gram", size: 18, tasks: 4)) {
             try TaskLayout(tasks: ["a", "b", "c", "d"], gramSize: 18)
         }
-        #expect(throws: InterferenceError.duplicateName("a")) { try TaskLayout(tasks: ["a", "a"], samplesPerTask: 3) }
+        #expect(throws: InterferenceError.duplicateName("a")) {
+            try TaskLayout(tasks: ["a", "a"], samplesPerTask: 3)
+        }
         var values = gram.values
         values[20] = .nan
         #expect(throws: InterferenceError.nonFinite(name: "p", row: 1, column: 2)) {
-            try InterferenceMatrix(gram: GramMatrix(size: 18, values: values), layout: Self.layout, name: "p")
+            try InterferenceMatrix(
+                gram: GramMatrix(size: 18, values: values), layout: Self.layout, name: "p")
         }
         let message = InterferenceError.nonFinite(name: "p", row: 1, column: 2).description
         #expect(!message.contains("\n"))

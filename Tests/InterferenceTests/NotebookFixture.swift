@@ -18,30 +18,46 @@ struct NotebookFixture: Decodable {
         let rows: [String: [[Double]]]?
         let gram: [[Double]]
         let interference: [[Double]]
-        let interference_guarded: [[Double]]
-        let nonpositive_denominators: [Int]
+        let interferenceGuarded: [[Double]]
+        let nonPositiveDenominators: [Int]
         let delta: [[[Double]]]
         let cosine: [[Double]]
-        let conflict_fraction: [[Double]]
+        let conflictFraction: [[Double]]
+
+        enum CodingKeys: String, CodingKey {
+            case name, parameters, rows, gram, interference, delta, cosine
+            case interferenceGuarded = "interference_guarded"
+            case nonPositiveDenominators = "nonpositive_denominators"
+            case conflictFraction = "conflict_fraction"
+        }
     }
     let format: String
     let version: Int
     let tasks: [String]
-    let N: Int
+    let samplesPerTask: Int
+
+    enum CodingKeys: String, CodingKey {
+        case format, version, tasks, cases
+        case samplesPerTask = "N"
+    }
     let cases: [Case]
 
-    static let regenerate = "/opt/refvenv/bin/python Tests/InterferenceTests/Fixtures/notebook_reference.py"
+    static let regenerate =
+        "/opt/refvenv/bin/python Tests/InterferenceTests/Fixtures/notebook_reference.py"
 
     static func load() throws -> NotebookFixture {
         let url = fixtureURL("notebook_reference.json")
         let fixture = try JSONDecoder().decode(NotebookFixture.self, from: Data(contentsOf: url))
         guard fixture.format == "task-interference/notebook-reference", fixture.version == 1 else {
-            throw FixtureMismatch(reason: "fixture format \(fixture.format) v\(fixture.version); run \(regenerate)")
+            throw FixtureMismatch(
+                reason: "fixture format \(fixture.format) v\(fixture.version); run \(regenerate)")
         }
         return fixture
     }
 
-    func layout() throws -> TaskLayout { try TaskLayout(tasks: tasks, samplesPerTask: N) }
+    func layout() throws -> TaskLayout {
+        try TaskLayout(tasks: tasks, samplesPerTask: samplesPerTask)
+    }
 
     func `case`(_ name: String) throws -> Case {
         guard let found = cases.first(where: { $0.name == name }) else {
@@ -65,7 +81,9 @@ extension NotebookFixture.Case {
     func concatenatedRows() throws -> [[Double]] {
         guard let rows else { throw FixtureMismatch(reason: "case \(name) has no rows") }
         let parts = try parameters.map { p in
-            guard let r = rows[p] else { throw FixtureMismatch(reason: "case \(name) lacks rows of \(p)") }
+            guard let r = rows[p] else {
+                throw FixtureMismatch(reason: "case \(name) lacks rows of \(p)")
+            }
             return r
         }
         return (0..<parts[0].count).map { r in parts.flatMap { $0[r] } }

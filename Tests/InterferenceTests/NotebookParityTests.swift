@@ -5,7 +5,8 @@ import Testing
 /// The Swift metric against the NumPy transcription of the official notebook.
 @Suite struct NotebookParityTests {
     static let unflaggedCases = [
-        "encoder.layers.0.ffn.dense2.weight", "encoder.layers.0.ffn.dense2.bias", "encoder.layers.0",
+        "encoder.layers.0.ffn.dense2.weight", "encoder.layers.0.ffn.dense2.bias",
+        "encoder.layers.0",
     ]
 
     @Test(arguments: unflaggedCases)
@@ -14,9 +15,11 @@ import Testing
         let reference = try fixture.case(caseName)
         let matrix = try InterferenceMatrix(gram: reference.gramMatrix(), layout: fixture.layout())
         let t = fixture.tasks.count
-        expectClose(matrix.values.flat, reference.interference.flat, shape: [t * t], tolerance: .notebookMetric, "I")
+        expectClose(
+            matrix.values.flat, reference.interference.flat, shape: [t * t],
+            tolerance: .notebookMetric, "I")
         expectClose(matrix.delta.flat, reference.delta.flat, tolerance: .notebookMetric, "delta")
-        #expect(matrix.nonPositiveDenominators == reference.nonpositive_denominators)
+        #expect(matrix.nonPositiveDenominators == reference.nonPositiveDenominators)
         #expect(!matrix.isFlagged)
     }
 
@@ -24,21 +27,28 @@ import Testing
     func matchesNotebookFromRawRows(caseName: String) throws {
         let fixture = try NotebookFixture.load()
         let reference = try fixture.case(caseName)
-        let matrix = try InterferenceMatrix(rows: reference.concatenatedRows(), layout: fixture.layout())
-        expectClose(matrix.values.flat, reference.interference.flat, tolerance: .notebookMetric, "I")
+        let matrix = try InterferenceMatrix(
+            rows: reference.concatenatedRows(), layout: fixture.layout())
+        expectClose(
+            matrix.values.flat, reference.interference.flat, tolerance: .notebookMetric, "I")
         expectClose(matrix.delta.flat, reference.delta.flat, tolerance: .notebookMetric, "delta")
         // Our own Gram of the rows against NumPy's.
-        expectClose(try GramMatrix(rows: reference.concatenatedRows()).values, reference.gram.flat,
-                    tolerance: .notebookMetric, "gram")
+        expectClose(
+            try GramMatrix(rows: reference.concatenatedRows()).values, reference.gram.flat,
+            tolerance: .notebookMetric, "gram")
     }
 
     @Test(arguments: unflaggedCases + ["flagged"])
     func cosineStatisticsMatchNumPy(caseName: String) throws {
         let fixture = try NotebookFixture.load()
         let reference = try fixture.case(caseName)
-        let agreement = try GradientAgreement(gram: reference.gramMatrix(), layout: fixture.layout())
-        expectClose(agreement.cosine.flat, reference.cosine.flat, tolerance: .notebookMetric, "cosine")
-        expectClose(agreement.conflictFraction.flat, reference.conflict_fraction.flat, tolerance: .notebookMetric, "conflict")
+        let agreement = try GradientAgreement(
+            gram: reference.gramMatrix(), layout: fixture.layout())
+        expectClose(
+            agreement.cosine.flat, reference.cosine.flat, tolerance: .notebookMetric, "cosine")
+        expectClose(
+            agreement.conflictFraction.flat, reference.conflictFraction.flat,
+            tolerance: .notebookMetric, "conflict")
         #expect(agreement.consistency == agreement.cosine.indices.map { agreement.cosine[$0][$0] })
         #expect(agreement.zeroNormRows == [0, 0, 0])
     }
@@ -50,7 +60,8 @@ import Testing
         let grams = try group.parameters.map { try fixture.case($0).gramMatrix() }
         let summed = try GramMatrix.sum(grams)
         let matrix = try InterferenceMatrix(gram: summed, layout: fixture.layout())
-        expectClose(matrix.values.flat, group.interference.flat, tolerance: .notebookMetric, "group I")
+        expectClose(
+            matrix.values.flat, group.interference.flat, tolerance: .notebookMetric, "group I")
         expectClose(summed.values, group.gram.flat, tolerance: .notebookMetric, "summed gram")
     }
 
@@ -60,15 +71,18 @@ import Testing
         let fixture = try NotebookFixture.load()
         let reference = try fixture.case("flagged")
         let matrix = try InterferenceMatrix(gram: reference.gramMatrix(), layout: fixture.layout())
-        #expect(matrix.nonPositiveDenominators == reference.nonpositive_denominators)
+        #expect(matrix.nonPositiveDenominators == reference.nonPositiveDenominators)
         #expect(matrix.isFlagged)
         let mlm = 1
-        #expect(matrix.flaggedSamples[mlm].count == reference.nonpositive_denominators[mlm])
+        #expect(matrix.flaggedSamples[mlm].count == reference.nonPositiveDenominators[mlm])
         for b in matrix.flaggedSamples[mlm] { #expect(matrix.delta[mlm][mlm][b] <= 0) }
-        expectClose(matrix.values.flat, reference.interference_guarded.flat, tolerance: .notebookMetric, "guarded I")
+        expectClose(
+            matrix.values.flat, reference.interferenceGuarded.flat, tolerance: .notebookMetric,
+            "guarded I")
         // Rows without a flagged sample equal the notebook's unguarded value.
         for i in [0, 2] {
-            expectClose(matrix.values[i], reference.interference[i], tolerance: .notebookMetric, "row \(i)")
+            expectClose(
+                matrix.values[i], reference.interference[i], tolerance: .notebookMetric, "row \(i)")
         }
         expectClose(matrix.delta.flat, reference.delta.flat, tolerance: .notebookMetric, "delta")
     }

@@ -9,7 +9,8 @@ import Testing
         let result = try compare(baseline: dense, candidate: dense, tolerance: 0)
         #expect(result.passed)
         #expect(result.checked == 2 * 9)
-        #expect(result.markdown == "All 18 entries within tolerance: none moved by more than 0.0000.\n")
+        #expect(
+            result.markdown == "All 18 entries within tolerance: none moved by more than 0.0000.\n")
     }
 
     @Test func flagsAMovedEntryAndPassesWithinTolerance() throws {
@@ -31,17 +32,27 @@ import Testing
         var candidate = baseline
         let ci = try #require(baseline.groups[0].interval)
         candidate.groups[0].interference.values[1][2] = ci.high[1][2] + 0.001
-        let result = try compare(baseline: baseline, candidate: candidate, tolerance: 0, useIntervals: true)
+        let result = try compare(
+            baseline: baseline, candidate: candidate, tolerance: 0, useIntervals: true)
         #expect(result.moved.map { [$0.lossTask, $0.stepTask] } == [["mlm", "cap"]])
         #expect(result.moved[0].baselineHigh == ci.high[1][2])
-        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.01, useIntervals: true).passed)
+        #expect(
+            try compare(
+                baseline: baseline, candidate: candidate, tolerance: 0.01, useIntervals: true
+            ).passed)
     }
 
     @Test func refusesIncompatibleInputs() throws {
         let dense = try ReportFixtures.dense()
         var otherTasks = dense
-        otherTasks.layout = try TaskLayout(tasks: ["cls", "mlm", "vqa"], samplesPerTask: ReportFixtures.samples)
-        #expect(throws: ReportError.incompatible(reason: "baseline tasks [\"cls\", \"mlm\", \"cap\"], candidate tasks [\"cls\", \"mlm\", \"vqa\"]")) {
+        otherTasks.layout = try TaskLayout(
+            tasks: ["cls", "mlm", "vqa"], samplesPerTask: ReportFixtures.samples)
+        #expect(
+            throws: ReportError.incompatible(
+                reason:
+                    "baseline tasks [\"cls\", \"mlm\", \"cap\"], candidate tasks [\"cls\", \"mlm\", \"vqa\"]"
+            )
+        ) {
             try compare(baseline: dense, candidate: otherTasks, tolerance: 0.01)
         }
         var fewerGroups = dense
@@ -50,7 +61,10 @@ import Testing
             _ = try compare(baseline: dense, candidate: fewerGroups, tolerance: 0.01)
             Issue.record("compared different group sets")
         } catch {
-            guard case .incompatible(let reason) = error else { Issue.record("wrong error \(error)"); return }
+            guard case .incompatible(let reason) = error else {
+                Issue.record("wrong error \(error)")
+                return
+            }
             #expect(reason.contains("encoder.layers.11"))
         }
         var noIntervals = dense
@@ -58,11 +72,14 @@ import Testing
         #expect(throws: ReportError.self) {
             try compare(baseline: noIntervals, candidate: dense, tolerance: 0, useIntervals: true)
         }
-        #expect(throws: ReportError.self) { try compare(baseline: dense, candidate: dense, tolerance: -1) }
+        #expect(throws: ReportError.self) {
+            try compare(baseline: dense, candidate: dense, tolerance: -1)
+        }
     }
 
     @Test func filesRoundTripAndUnreadableFilesAreInputErrors() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reporter-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "reporter-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let a = dir.appendingPathComponent("a.h5")
@@ -74,7 +91,10 @@ import Testing
             _ = try compare(baselineFile: a, candidateFile: bogus, tolerance: 0)
             Issue.record("compared a non-HDF5 file")
         } catch {
-            guard case .input = error else { Issue.record("wrong error \(error)"); return }
+            guard case .input = error else {
+                Issue.record("wrong error \(error)")
+                return
+            }
             #expect(error.description.hasPrefix(bogus.path))
         }
     }

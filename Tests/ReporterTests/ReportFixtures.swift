@@ -34,26 +34,37 @@ enum ReportFixtures {
                 if t == noisyTask {
                     rows.append((0..<width).map { k in scale * (0.03 * own[t][k] + rng.normal()) })
                 } else {
-                    rows.append((0..<width).map { k in scale * (sign * shared[k] + own[t][k] + 0.6 * rng.normal()) })
+                    rows.append(
+                        (0..<width).map { k in
+                            scale * (sign * shared[k] + own[t][k] + 0.6 * rng.normal())
+                        })
                 }
             }
         }
         return rows
     }
 
-    static func run(label: String, kind: String, seed: UInt64, capSign: Double, flagLast: Bool) throws -> InterferenceAnalysis {
+    static func run(label: String, kind: String, seed: UInt64, capSign: Double, flagLast: Bool)
+        throws -> InterferenceAnalysis
+    {
         let layout = try TaskLayout(tasks: tasks, samplesPerTask: samples)
         var groups: [GroupAnalysis] = []
         for (k, layer) in [3, 11].enumerated() {
             let name = "encoder.layers.\(layer)"
             let group = ParameterGroup(
-                name: name, parameters: ["\(name).ffn.dense2.weight"], layer: layer, role: "ffn.dense2")
+                name: name, parameters: ["\(name).ffn.dense2.weight"], layer: layer,
+                role: "ffn.dense2")
             let gram = try GramMatrix(
-                rows: rows(seed: seed + UInt64(k), capSign: capSign - 0.3 * Double(k), noisyTask: flagLast && k == 1 ? 1 : nil))
-            groups.append(try GroupAnalysis(group: group, gram: gram, layout: layout, bootstrapReplicates: 200, seed: 17))
+                rows: rows(
+                    seed: seed + UInt64(k), capSign: capSign - 0.3 * Double(k),
+                    noisyTask: flagLast && k == 1 ? 1 : nil))
+            groups.append(
+                try GroupAnalysis(
+                    group: group, gram: gram, layout: layout, bootstrapReplicates: 200, seed: 17))
         }
         return InterferenceAnalysis(
-            layout: layout, probePath: "probes/\(kind).h5", kind: kind, label: label, bootstrapReplicates: 200,
+            layout: layout, probePath: "probes/\(kind).h5", kind: kind, label: label,
+            bootstrapReplicates: 200,
             seed: 17, groups: groups)
     }
 

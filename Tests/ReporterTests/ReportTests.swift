@@ -19,10 +19,12 @@ import Testing
         #expect(text == report.render())
         // Every linked heatmap is produced, on one shared colour scale.
         let maps = report.heatmaps()
-        #expect(maps.map(\.fileName) == [
-            "dense-encoder.layers.3.svg", "dense-encoder.layers.11.svg", "MoE-encoder.layers.3.svg",
-            "MoE-encoder.layers.11.svg",
-        ])
+        #expect(
+            maps.map(\.fileName) == [
+                "dense-encoder.layers.3.svg", "dense-encoder.layers.11.svg",
+                "MoE-encoder.layers.3.svg",
+                "MoE-encoder.layers.11.svg",
+            ])
         for map in maps { #expect(text.contains("heatmaps/\(map.fileName)")) }
         #expect(maps.allSatisfy { $0.svg.contains(">+2.22</text>") })
     }
@@ -36,7 +38,8 @@ import Testing
     @Test func refusesIncompatibleRuns() throws {
         let dense = try ReportFixtures.dense()
         var other = try ReportFixtures.moe()
-        other.layout = try TaskLayout(tasks: ["cls", "cap", "mlm"], samplesPerTask: ReportFixtures.samples)
+        other.layout = try TaskLayout(
+            tasks: ["cls", "cap", "mlm"], samplesPerTask: ReportFixtures.samples)
         #expect(throws: ReportError.self) { try MarkdownReport(runs: [dense, other]) }
         #expect(throws: ReportError.unknownGroup("encoder.layers.5")) {
             try MarkdownReport(runs: [dense], groups: ["encoder.layers.5"])
@@ -49,7 +52,8 @@ import Testing
 final class XMLCheck: NSObject, XMLParserDelegate {
     var elements: [String] = []
     func parser(
-        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?,
+        qualifiedName: String?,
         attributes: [String: String] = [:]
     ) { elements.append(name) }
 }
@@ -76,6 +80,8 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         #expect(svg.contains("fill=\"#2166ac\""))  // +1 = full blue
         #expect(svg.contains("fill=\"#b2182b\""))  // −1 = full red
         #expect(svg.contains(">n/a</text>"))
-        #expect(HeatmapSVG.fileName(run: "MoE (attr)", group: "encoder.layers.3") == "MoE__attr_-encoder.layers.3.svg")
+        #expect(
+            HeatmapSVG.fileName(run: "MoE (attr)", group: "encoder.layers.3")
+                == "MoE__attr_-encoder.layers.3.svg")
     }
 }

@@ -17,20 +17,26 @@ func expectSnapshot(
                 at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(text.utf8).write(to: url, options: .atomic)
         } catch {
-            Issue.record(Comment(rawValue: "could not record snapshot \(url.path): \(error)"), sourceLocation: sourceLocation)
+            Issue.record(
+                Comment(rawValue: "could not record snapshot \(url.path): \(error)"),
+                sourceLocation: sourceLocation)
         }
         return
     }
-    guard let data = FileManager.default.contents(atPath: url.path), let expected = String(data: data, encoding: .utf8)
+    guard let data = FileManager.default.contents(atPath: url.path),
+        let expected = String(data: data, encoding: .utf8)
     else {
-        let message = "missing snapshot \(url.path); record it with RECORD_SNAPSHOTS=1 swift test --filter ReporterTests"
+        let message =
+            "missing snapshot \(url.path); record it with RECORD_SNAPSHOTS=1 swift test --filter ReporterTests"
         Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
         return
     }
     guard text != expected else { return }
     let a = text.components(separatedBy: "\n")
     let e = expected.components(separatedBy: "\n")
-    let line = zip(a, e).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, e.count)
+    let line =
+        zip(a, e).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        ?? min(a.count, e.count)
     let got = line < a.count ? a[line] : "<end>"
     let want = line < e.count ? e[line] : "<end>"
     let message =
