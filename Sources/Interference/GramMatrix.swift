@@ -68,6 +68,24 @@ public struct GramMatrix: Sendable, Equatable {
         return copy
     }
 
+    /// The Gram of the same samples kept in every task: rows `t·N + kept[k]` for each task t (task-major,
+    /// `kept` in the given order), so the result is `[T·K, T·K]` with `K = kept.count`.
+    public func keepingSamples(_ kept: [Int], of layout: TaskLayout) -> GramMatrix {
+        precondition(
+            size == layout.rowCount,
+            "GramMatrix.keepingSamples: size \(size), layout \(layout.rowCount)")
+        let rows = (0..<layout.taskCount).flatMap { t in
+            kept.map { layout.row(task: t, sample: $0) }
+        }
+        var values = [Double](repeating: 0, count: rows.count * rows.count)
+        for (r, source) in rows.enumerated() {
+            for (c, column) in rows.enumerated() {
+                values[r * rows.count + c] = self[source, column]
+            }
+        }
+        return try! GramMatrix(size: rows.count, values: values)  // count is size² by construction
+    }
+
     /// The Gram of the rows' concatenation: the element-wise sum.
     public static func + (lhs: GramMatrix, rhs: GramMatrix) -> GramMatrix {
         precondition(lhs.size == rhs.size, "GramMatrix +: sizes \(lhs.size) and \(rhs.size)")

@@ -75,13 +75,18 @@ public struct InterferenceAnalysis: Sendable, Equatable {
     public var confidence: Double
     /// The groups in file order.
     public var groups: [GroupAnalysis]
+    /// Mini-batch indices of the probe dropped from every task (non-finite gradients); the layout's
+    /// `samplesPerTask` counts the kept ones.
+    public var excludedSamples: [Int]
 
     /// Memberwise.
     public init(
         layout: TaskLayout, metric: InterferenceMetric = .firstOrder, probePath: String = "",
         probeSHA256: String = "", kind: String = "", label: String = "", bootstrapReplicates: Int,
-        seed: UInt64, confidence: Double = 0.95, groups: [GroupAnalysis]
+        seed: UInt64, confidence: Double = 0.95, groups: [GroupAnalysis],
+        excludedSamples: [Int] = []
     ) {
+        self.excludedSamples = excludedSamples
         self.layout = layout
         self.metric = metric
         self.probePath = probePath

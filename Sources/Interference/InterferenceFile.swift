@@ -5,7 +5,8 @@ import Storage
 ///
 /// ```
 /// /   attrs: format = "task-interference/interference", version = 1, probe = [path, sha256],
-///            tasks, samples_per_task, metric, bootstrap_replicates, seed, confidence, kind, label
+///            tasks, samples_per_task, metric, bootstrap_replicates, seed, confidence, kind, label,
+///            excluded_samples (probe mini-batch indices dropped from every task; may be empty)
 /// /groups/<group>/interference            float64 [T, T]
 /// /groups/<group>/ci_low, ci_high         float64 [T, T]   (only when bootstrap_replicates > 0)
 /// /groups/<group>/cosine                  float64 [T, T]
@@ -40,6 +41,7 @@ public enum InterferenceFile {
                 try file.setAttribute("confidence", .double(analysis.confidence))
                 try file.setAttribute("kind", .string(analysis.kind))
                 try file.setAttribute("label", .string(analysis.label))
+                try file.setAttribute("excluded_samples", .ints(analysis.excludedSamples))
                 try file.createGroup("/groups")
                 for g in analysis.groups {
                     let path = "/groups/\(g.name)"
@@ -119,6 +121,9 @@ public enum InterferenceFile {
         }
         let kind = try storage { () throws(StorageError) in try file.stringAttribute("kind") }
         let label = try storage { () throws(StorageError) in try file.stringAttribute("label") }
+        let excluded = try storage { () throws(StorageError) in
+            try file.intsAttribute("excluded_samples")
+        }
 
         func matrix(_ path: String, _ shape: [Int]) throws(InterferenceError) -> [Double] {
             let array = try storage { () throws(StorageError) in
@@ -189,6 +194,6 @@ public enum InterferenceFile {
             probeSHA256: probe.dropFirst().first ?? "",
             kind: kind, label: label, bootstrapReplicates: replicates, seed: seed,
             confidence: confidence,
-            groups: groups)
+            groups: groups, excludedSamples: excluded)
     }
 }

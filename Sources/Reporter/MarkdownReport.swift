@@ -141,6 +141,12 @@ public struct MarkdownReport: Sendable {
             var parts = ["**\(label(k))**"]
             if !run.kind.isEmpty { parts.append("kind \(run.kind)") }
             if !run.probePath.isEmpty { parts.append("probe `\(run.probePath)`") }
+            if !run.excludedSamples.isEmpty {
+                parts.append(
+                    "\(run.excludedSamples.count) mini-batch indices excluded from every task for "
+                        + "non-finite gradients (\(run.excludedSamples.map(String.init).joined(separator: ", ")))"
+                )
+            }
             if run.bootstrapReplicates > 0 {
                 let pct = fixed(run.confidence * 100, 0)
                 parts.append(

@@ -6,8 +6,8 @@ import Testing
 /// A small probe file as `interference probe` writes it (only what the metric reads).
 func writeProbe(
     to url: URL, tasks: [String], samples: Int, parameters: [String: [[Double]]],
-    format: String = ProbeFile.format,
-    version: Int = ProbeFile.version
+    format: String = ProbeGrams.format,
+    version: Int = ProbeGrams.version
 ) throws {
     try HDF5File.write(to: url) { (file: HDF5File) throws(StorageError) in
         try file.setAttribute("format", .string(format))
@@ -50,7 +50,7 @@ func temporaryDirectory() throws -> URL {
         let params = Self.parameters()
         try writeProbe(to: probeURL, tasks: Self.tasks, samples: 6, parameters: params)
 
-        let probe = try ProbeFile(url: probeURL)
+        let probe = try ProbeGrams(url: probeURL)
         #expect(
             probe.layout.tasks == Self.tasks && probe.layout.samplesPerTask == 6
                 && probe.kind == "dense")
@@ -82,10 +82,10 @@ func temporaryDirectory() throws -> URL {
                 file: wrongFormat.path,
                 reason: "format is 'something-else', expected 'task-interference/probe'"
             )
-        ) { try ProbeFile(url: wrongFormat) }
+        ) { try ProbeGrams(url: wrongFormat) }
         let wrongVersion = dir.appendingPathComponent("b.h5")
         try writeProbe(to: wrongVersion, tasks: Self.tasks, samples: 6, parameters: [:], version: 9)
-        #expect(throws: InterferenceError.self) { try ProbeFile(url: wrongVersion) }
+        #expect(throws: InterferenceError.self) { try ProbeGrams(url: wrongVersion) }
         // A probe file is not an interference file.
         #expect(throws: InterferenceError.self) { try InterferenceFile.read(wrongVersion) }
         // Not HDF5 at all.
@@ -105,7 +105,7 @@ func temporaryDirectory() throws -> URL {
         defer { try? FileManager.default.removeItem(at: dir) }
         let probeURL = dir.appendingPathComponent("probe.h5")
         try writeProbe(to: probeURL, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
-        let analysis = try ProbeFile(url: probeURL).analyze(
+        let analysis = try ProbeGrams(url: probeURL).analyze(
             grouping: .model, bootstrapReplicates: 0, seed: 1)
         #expect(analysis.groups.map(\.name) == ["model"] && analysis.groups[0].interval == nil)
         let url = dir.appendingPathComponent("interference.h5")
@@ -127,9 +127,47 @@ func temporaryDirectory() throws -> URL {
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("probe.h5")
         try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
-        let probe = try ProbeFile(url: url)
+        let probe = try ProbeGrams(url: url)
         #expect(throws: InterferenceError.missing(file: url.path, what: "parameter 'nope'")) {
             try probe.gram(of: "nope")
         }
+    }
+}
+
+@Suite struct ProbeExclusionTests {
+    /// A mini-batch marked non-finite in one task is dropped from every task, and a shard is refused.
+    @Test func nonFiniteMiniBatchIsDroppedFromEveryTask() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("probe.h5")
+        var rows = structuredRows(tasks: 3, samples: 6, width: 16, seed: 41)
+        rows[6 + 2] = [Double](repeating: 0, count: 16)  // mlm mini-batch 2: skipped, zero rows
+        try writeProbe(
+            to: url, tasks: FileTests.tasks, samples: 6,
+            parameters: ["encoder.layers.0.x.weight": rows])
+        let file = try HDF5File.open(url, writable: true)
+        try file.write([UInt8](repeating: 0, count: 6), shape: [6], to: "/tasks/cls/nonfinite")
+        try file.write([0, 0, 1, 0, 0, 0] as [UInt8], shape: [6], to: "/tasks/mlm/nonfinite")
+        try file.close()
+
+        let probe = try ProbeGrams(url: url)
+        #expect(probe.excludedSamples == [2])
+        #expect(probe.layout.samplesPerTask == 5)
+        let kept = (0..<18).filter { $0 % 6 != 2 }.map { rows[$0] }
+        let expected = try InterferenceMatrix(
+            rows: kept, layout: TaskLayout(tasks: FileTests.tasks, samplesPerTask: 5))
+        let analysis = try probe.analyze(grouping: .model, bootstrapReplicates: 0, seed: 1)
+        #expect(analysis.groups[0].interference == expected)
+        #expect(analysis.excludedSamples == [2])
+        let out = dir.appendingPathComponent("interference.h5")
+        try InterferenceFile.write(analysis, to: out)
+        #expect(try InterferenceFile.read(out).excludedSamples == [2])
+
+        let shard = dir.appendingPathComponent("shard.h5")
+        try writeProbe(to: shard, tasks: FileTests.tasks, samples: 6, parameters: [:])
+        let shardFile = try HDF5File.open(shard, writable: true)
+        try shardFile.setAttribute("shard", .ints([1, 4]))
+        try shardFile.close()
+        #expect(throws: InterferenceError.self) { try ProbeGrams(url: shard) }
     }
 }

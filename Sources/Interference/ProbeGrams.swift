@@ -6,8 +6,15 @@ import Storage
 ///
 /// Only what the metric needs is read: root attributes `format` (= "task-interference/probe"),
 /// `version` (= 1), `tasks`, `samples_per_task`, optional `kind`; `/parameters/<name>/gram` float64
-/// `[T·N, T·N]`. The probe module writes the file; this reader never changes it.
-public final class ProbeFile: Sendable {
+/// `[T·N, T·N]`; optional `/tasks/<task>/nonfinite` uint8 `[N]` (1 = mini-batch excluded by
+/// `--skip-nonfinite`, its rows zero). The probe module (`GradientProbe.ProbeFile`) writes the file;
+/// this reader never changes it, and refuses a shard (root attribute `shard`: no Gram yet).
+///
+/// **Excluded mini-batches.** The notebook pairs sample `b` of every task, so a mini-batch index
+/// excluded in any task is dropped from all tasks: `layout` then has `N − |excluded|` samples per task,
+/// `gram(of:)` returns the Gram of the kept rows (in their original order), and `delta`'s sample axis
+/// counts kept samples. `excludedSamples` lists the dropped original indices.
+public final class ProbeGrams: Sendable {
     /// `format` attribute of a probe file.
     public static let format = "task-interference/probe"
     /// The version this reader understands.
@@ -21,6 +28,10 @@ public final class ProbeFile: Sendable {
     public let kind: String
     /// Parameter names under `/parameters`, natural order.
     public let parameters: [String]
+    /// Mini-batch indices dropped from every task (non-finite in some task), ascending.
+    public let excludedSamples: [Int]
+    /// The layout of the file's Gram rows, before exclusion.
+    public let storedLayout: TaskLayout
     private let file: HDF5File
 
     /// Opens and checks a probe file.
@@ -41,8 +52,27 @@ public final class ProbeFile: Sendable {
         }
         let tasks = try storage { () throws(StorageError) in try file.stringsAttribute("tasks") }
         let n = try storage { () throws(StorageError) in try file.intAttribute("samples_per_task") }
+        guard !file.hasAttribute("shard") else {
+            throw .badFile(
+                file: name,
+                reason: "is a probe shard (no Gram matrices); run 'interference merge' first")
+        }
+        var excluded = Set<Int>()
+        for task in tasks where file.exists("/tasks/\(task)/nonfinite") {
+            let mask = try storage { () throws(StorageError) in
+                try file.read("/tasks/\(task)/nonfinite", as: UInt8.self)
+            }
+            guard mask.shape == [n] else {
+                throw .badFile(
+                    file: name,
+                    reason: "'/tasks/\(task)/nonfinite' has shape \(mask.shape), expected [\(n)]")
+            }
+            for (b, flag) in mask.values.enumerated() where flag != 0 { excluded.insert(b) }
+        }
+        excludedSamples = excluded.sorted()
         do throws(InterferenceError) {
-            layout = try TaskLayout(tasks: tasks, samplesPerTask: n)
+            storedLayout = try TaskLayout(tasks: tasks, samplesPerTask: n)
+            layout = try TaskLayout(tasks: tasks, samplesPerTask: n - excluded.count)
         } catch {
             throw .badFile(file: name, reason: error.description)
         }
@@ -57,7 +87,7 @@ public final class ProbeFile: Sendable {
 
     deinit { file.discard() }
 
-    /// The Gram matrix of one parameter.
+    /// The Gram matrix of one parameter (of the kept samples, see `excludedSamples`).
     /// - Throws: `.missing` for an unknown parameter, `.badFile` for a wrong shape, `.storage`.
     public func gram(of parameter: String) throws(InterferenceError) -> GramMatrix {
         guard parameters.contains(parameter) else {
@@ -65,12 +95,15 @@ public final class ProbeFile: Sendable {
         }
         let path = "/parameters/\(parameter)/gram"
         let array = try storage { () throws(StorageError) in try file.read(path, as: Double.self) }
-        let r = layout.rowCount
+        let r = storedLayout.rowCount
         guard array.shape == [r, r] else {
             throw .badFile(
                 file: url.path, reason: "'\(path)' has shape \(array.shape), expected [\(r), \(r)]")
         }
-        return try GramMatrix(size: r, values: array.values)
+        let gram = try GramMatrix(size: r, values: array.values)
+        guard !excludedSamples.isEmpty else { return gram }
+        let kept = (0..<storedLayout.samplesPerTask).filter { !excludedSamples.contains($0) }
+        return gram.keepingSamples(kept, of: storedLayout)
     }
 
     /// Analyses every group of a grouping (see `InterferenceAnalysis.analyze`).
@@ -91,6 +124,6 @@ public final class ProbeFile: Sendable {
             kind: kind,
             label: label, bootstrapReplicates: bootstrapReplicates, seed: seed,
             confidence: confidence,
-            groups: groups)
+            groups: groups, excludedSamples: excludedSamples)
     }
 }
