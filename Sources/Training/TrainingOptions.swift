@@ -26,8 +26,8 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public var checkpointEvery: Int
 
     public init(
-        steps: Int, seed: UInt64 = 0, batchSize: Int = 32, peakLearningRate: Double = 1e-3,
-        minLearningRate: Double = 1e-5, warmupSteps: Int = 50, adam: AdamWSettings = AdamWSettings(),
+        steps: Int, seed: UInt64 = 0, batchSize: Int = 32, peakLearningRate: Double = 2e-3,
+        minLearningRate: Double = 1e-5, warmupSteps: Int = 100, adam: AdamWSettings = AdamWSettings(),
         gradientClip: Double = 1.0, samplingWeights: [String: Double] = TrainingOptions.defaultSamplingWeights,
         lossWeights: [String: Double] = [:], checkpointEvery: Int = 250
     ) {

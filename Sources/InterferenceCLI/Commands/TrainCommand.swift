@@ -30,7 +30,7 @@ struct TrainCommand: ParsableCommand {
             checkpoint; options given again must agree with it, except --steps, which may extend \
             the run. The same seed on the same machine gives the same checkpoint bytes.
 
-            Demo: interference train --model dense --data notebooks-data/digits.h5 --steps 3000 --out runs/dense
+            Demo: interference train --model dense --data notebooks-data/digits.h5 --steps 2000 --out runs/dense
             """)
 
     @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -54,13 +54,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Examples per mini-batch (default 32).")
     var batchSize: Int?
 
-    @Option(help: "Peak learning rate (default 1e-3).")
+    @Option(help: "Peak learning rate (default 2e-3).")
     var lr: Double?
 
     @Option(help: "Learning rate at the last step (default 1e-5).")
     var minLr: Double?
 
-    @Option(help: "Linear warm-up steps (default 50).")
+    @Option(help: "Linear warm-up steps (default 100).")
     var warmup: Int?
 
     @Option(help: "Global gradient-norm clip (default 1).")
