@@ -5,12 +5,16 @@ import Kernels
 public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case parameterCount(expected: Int, found: Int)
     case badBatch(task: String, reason: String)
+    /// Pre-merging needs a data-independent routing (attribute, modality, task).
+    case notPremergeable(routing: String)
 
     public var description: String {
         switch self {
         case .parameterCount(let expected, let found):
             "model: parameter buffer holds \(found) values, the configuration needs \(expected)"
         case .badBatch(let task, let reason): "model: \(task) batch: \(reason)"
+        case .notPremergeable(let routing):
+            "model: routing \"\(routing)\" cannot be pre-merged (only attribute, modality and task routing decide without the data)"
         }
     }
 }
@@ -46,14 +50,20 @@ public struct Model: Sendable {
                 fill { _ in config.layerScaleInit }
             } else if name.hasPrefix("predictor.logit_scale") {
                 fill { _ in Float(log(1 / 0.07)) }
-            } else if name.contains("LayerNormModules") || name.contains("_norm.") || name.contains("ln_post") {
+            } else if name.contains("LayerNormModules") || name.contains("_norm.") || name.contains("ln_post")
+                || name.contains("tag_transform.1.")
+            {
                 fill { _ in name.hasSuffix("weight") ? 1 : 0 }
             } else if name.hasSuffix("bias") {
                 fill { _ in 0 }
+            } else if name.hasSuffix("gate.embedding.weight") {
+                fill { Float($0.nextGaussian() * 0.02) }
             } else if entry.shape.count == 2 && (name.hasPrefix("encoder.") || name.hasPrefix("predictor.")
                 || name == "video_embed.embeddings.weight")
             {
-                let fanOut = name.hasSuffix("qkv_proj.weight") ? D : entry.shape[0]
+                // Each expert is initialised as the linear it replaces (independently drawn).
+                let qkv = name.hasSuffix("qkv_proj.weight") || (name.contains("qkv_proj.experts.") && name.hasSuffix(".weight"))
+                let fanOut = qkv ? D : entry.shape[0]
                 let bound = Float((6.0 / Double(fanOut + entry.shape[1])).squareRoot())
                 fill { (2 * $0.nextFloat() - 1) * bound }
             } else {
@@ -89,7 +99,7 @@ public struct Model: Sendable {
     var encoder: Encoder {
         Encoder(
             embedding: Embedding(config: config, layout: layout, spatial: spatial),
-            blocks: layout.layers.map { EncoderBlock(config: config, offsets: $0) })
+            blocks: layout.layers.enumerated().map { EncoderBlock(config: config, offsets: $1, layer: $0) })
     }
 
     var head: FeatureHead { FeatureHead(config: config, layout: layout) }
@@ -109,8 +119,17 @@ public struct Model: Sendable {
 /// Everything one task's forward produced that its backward needs.
 public final class ForwardPass {
     public let task: TaskKind
-    /// The task loss (mean as README.md "Task losses" defines it).
+    /// The loss backward differentiates: `taskLoss + balanceLoss`.
     public let loss: Double
+    /// The task loss (mean as README.md "Task losses" defines it).
+    public var taskLoss: Double { loss - balanceLoss }
+    /// The weighted GShard balance loss of token and context routing (0 otherwise), summed over the
+    /// MoE layers' decisions of both encoder passes.
+    public var balanceLoss: Double { inputPass.balanceLoss + candidatePass.balanceLoss }
+    /// Routing statistics per MoE layer, decision, side and segment (README.md, "Conditional MoE").
+    public var routingStatistics: [RoutingStatistics] { inputPass.statistics + candidatePass.statistics }
+    /// A pass over pre-merged experts: forward only.
+    public internal(set) var isPremerged = false
     let inputPass: Encoder.Pass
     let candidatePass: Encoder.Pass
     let inputHead: FeatureHead.Cache
@@ -147,6 +166,23 @@ extension Model {
     /// Runs one task's forward: encodes the inputs and the candidates with the same encoder, takes the
     /// feature rows, and scores them with the scaled cosine and the task's cross-entropy.
     public func forward(_ batch: Batch) throws(ModelError) -> ForwardPass {
+        try forward(batch, noise: nil, premerged: nil)
+    }
+
+    /// The training forward of an MoE model: Gaussian noise σ = 1/E on the gate logits, drawn from
+    /// `noise` (uniperceiver-model.md §5.2). A dense model draws nothing.
+    public func forward(_ batch: Batch, noise: RoutingNoise) throws(ModelError) -> ForwardPass {
+        try forward(batch, noise: noise, premerged: nil)
+    }
+
+    /// Inference over experts merged once per attribute vector, modality or task
+    /// (`premergedExperts()`); the pass has no backward.
+    public func forward(_ batch: Batch, premerged: PremergedExperts) throws(ModelError) -> ForwardPass {
+        precondition(premerged.parameterCount == parameters.count, "Model.forward: pre-merged experts of another model")
+        return try forward(batch, noise: nil, premerged: premerged)
+    }
+
+    func forward(_ batch: Batch, noise: RoutingNoise?, premerged: PremergedExperts?) throws(ModelError) -> ForwardPass {
         try check(batch)
         let c = config
         let inputs: SequenceBatch
@@ -195,12 +231,15 @@ extension Model {
         }
         let task = batch.task
         let D = c.hiddenSize
+        // The task and side select each segment's attribute vector, modality and task embedding.
+        let routedInputs = inputs.routed(task: task, side: .input)
+        let routedCandidates = candidates.routed(task: task, side: .target)
         return parameters.withUnsafeBufferPointer { values in
             let P = ParameterPointers(values: values.baseAddress!)
             let encoder = self.encoder
             let head = self.head
-            let inputPass = encoder.forward(inputs, P)
-            let candidatePass = encoder.forward(candidates, P)
+            let inputPass = encoder.forward(routedInputs, P, noise: noise, premerged: premerged)
+            let candidatePass = encoder.forward(routedCandidates, P, noise: noise, premerged: premerged)
             let inputHead = head.forward(inputPass.output, rows: inputRows, P)
             let candidateHead = head.forward(candidatePass.output, rows: candidateRows, P)
             let R = inputRows.count
@@ -231,10 +270,13 @@ extension Model {
                 counted = columnCount
                 columnProbs = columns
             }
-            return ForwardPass(
+            loss += inputPass.balanceLoss + candidatePass.balanceLoss
+            let pass = ForwardPass(
                 task: task, loss: loss, inputPass: inputPass, candidatePass: candidatePass,
                 inputHead: inputHead, candidateHead: candidateHead, logits: logits, targets: targets,
                 probs: probs, columnProbs: columnProbs, labelSmoothing: smoothing, counted: counted)
+            pass.isPremerged = premerged != nil
+            return pass
         }
     }
 
@@ -254,6 +296,7 @@ extension Model {
 
     func backward(_ pass: ForwardPass, into gradients: inout [Float], ablation: BackwardAblation) {
         precondition(gradients.count == parameters.count, "Model.backward: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
+        precondition(!pass.isPremerged, "Model.backward: a pass over pre-merged experts has no backward")
         let D = config.hiddenSize
         let R = pass.logits.inputs
         let K = pass.logits.candidates

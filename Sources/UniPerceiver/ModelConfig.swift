@@ -5,6 +5,12 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     case notPositive(field: String, value: Int)
     case indivisible(field: String, value: Int, by: Int)
     case malformed(reason: String)
+    /// `routing` is not one of `none`, `attribute`, `token`, `context`, `modality`, `task`.
+    case unknownRouting(String)
+    /// `moe_layers` is not `all`, `odd`, `none` or `every-K` with K ≥ 1.
+    case unknownMoELayers(String)
+    /// `top_k` is outside 1…2 or larger than `num_experts`.
+    case badTopK(topK: Int, experts: Int)
 
     public var description: String {
         switch self {
@@ -12,6 +18,12 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case .indivisible(let field, let value, let by):
             "model config: \(field) = \(value) is not divisible by \(by)"
         case .malformed(let reason): "model config: \(reason)"
+        case .unknownRouting(let value):
+            "model config: unknown routing \"\(value)\" (expected one of \(Routing.allCases.map(\.rawValue).joined(separator: ", ")))"
+        case .unknownMoELayers(let value):
+            "model config: unknown moe_layers \"\(value)\" (expected all, odd, none or every-K with K ≥ 1)"
+        case .badTopK(let topK, let experts):
+            "model config: top_k = \(topK) must be 1 or 2 and at most num_experts = \(experts)"
         }
     }
 }
@@ -29,11 +41,20 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var vocabSize: Int
     public var maxTextLength: Int
     public var layerScaleInit: Float
+    /// Conditional-MoE routing (README.md, "Conditional MoE"); `.none` is the dense model.
+    public var routing: Routing
+    /// Experts per MoE-ised linear (E, default 8).
+    public var numExperts: Int
+    /// Experts chosen per routing decision (1 or 2, default 2).
+    public var topK: Int
+    /// Which layers are MoE layers when `routing != .none`.
+    public var moeLayers: MoELayers
 
     public init(
         hiddenSize: Int, numLayers: Int, numHeads: Int, ffnSize: Int, imageSize: Int,
         patchSize: Int, channels: Int, vocabSize: Int, maxTextLength: Int,
-        layerScaleInit: Float = 1e-3
+        layerScaleInit: Float = 1e-3, routing: Routing = .none, numExperts: Int = 8, topK: Int = 2,
+        moeLayers: MoELayers = .all
     ) {
         self.hiddenSize = hiddenSize
         self.numLayers = numLayers
@@ -45,6 +66,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.vocabSize = vocabSize
         self.maxTextLength = maxTextLength
         self.layerScaleInit = layerScaleInit
+        self.routing = routing
+        self.numExperts = numExperts
+        self.topK = topK
+        self.moeLayers = moeLayers
     }
 
     enum CodingKeys: String, CodingKey {
@@ -58,7 +83,60 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case vocabSize = "vocab_size"
         case maxTextLength = "max_text_length"
         case layerScaleInit = "layer_scale_init"
+        case routing
+        case numExperts = "num_experts"
+        case topK = "top_k"
+        case moeLayers = "moe_layers"
     }
+
+    /// Dense checkpoints and fixtures carry no MoE keys: they decode with `routing = none`. An
+    /// unknown `routing` or `moe_layers` string is a `ConfigError` naming the value.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        numLayers = try c.decode(Int.self, forKey: .numLayers)
+        numHeads = try c.decode(Int.self, forKey: .numHeads)
+        ffnSize = try c.decode(Int.self, forKey: .ffnSize)
+        imageSize = try c.decode(Int.self, forKey: .imageSize)
+        patchSize = try c.decode(Int.self, forKey: .patchSize)
+        channels = try c.decode(Int.self, forKey: .channels)
+        vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+        maxTextLength = try c.decode(Int.self, forKey: .maxTextLength)
+        layerScaleInit = try c.decode(Float.self, forKey: .layerScaleInit)
+        let routingName = try c.decodeIfPresent(String.self, forKey: .routing) ?? Routing.none.rawValue
+        guard let routing = Routing(rawValue: routingName) else { throw ConfigError.unknownRouting(routingName) }
+        self.routing = routing
+        numExperts = try c.decodeIfPresent(Int.self, forKey: .numExperts) ?? 8
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK) ?? 2
+        let layersName = try c.decodeIfPresent(String.self, forKey: .moeLayers) ?? MoELayers.all.name
+        guard let layers = MoELayers(name: layersName) else { throw ConfigError.unknownMoELayers(layersName) }
+        moeLayers = layers
+    }
+
+    /// A dense configuration encodes exactly the keys it had before MoE existed (checkpoint headers
+    /// of dense models are unchanged); an MoE configuration adds its four keys.
+    public func encode(to encoder: any Swift.Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numLayers, forKey: .numLayers)
+        try c.encode(numHeads, forKey: .numHeads)
+        try c.encode(ffnSize, forKey: .ffnSize)
+        try c.encode(imageSize, forKey: .imageSize)
+        try c.encode(patchSize, forKey: .patchSize)
+        try c.encode(channels, forKey: .channels)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(maxTextLength, forKey: .maxTextLength)
+        try c.encode(layerScaleInit, forKey: .layerScaleInit)
+        if routing != .none {
+            try c.encode(routing.rawValue, forKey: .routing)
+            try c.encode(numExperts, forKey: .numExperts)
+            try c.encode(topK, forKey: .topK)
+            try c.encode(moeLayers.name, forKey: .moeLayers)
+        }
+    }
+
+    /// Whether 0-based layer `n` is an MoE layer.
+    public func isMoELayer(_ n: Int) -> Bool { routing != .none && moeLayers.contains(n) }
 
     public var headDim: Int { hiddenSize / numHeads }
     public var patchesPerSide: Int { imageSize / patchSize }
@@ -82,6 +160,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         if hiddenSize % numHeads != 0 { throw .indivisible(field: "hidden_size", value: hiddenSize, by: numHeads) }
         if hiddenSize % 4 != 0 { throw .indivisible(field: "hidden_size", value: hiddenSize, by: 4) }
         if imageSize % patchSize != 0 { throw .indivisible(field: "image_size", value: imageSize, by: patchSize) }
+        if routing != .none {
+            if numExperts <= 0 { throw .notPositive(field: "num_experts", value: numExperts) }
+            if !(1...2).contains(topK) || topK > numExperts { throw .badTopK(topK: topK, experts: numExperts) }
+            if case .every(let k) = moeLayers, k <= 0 { throw .unknownMoELayers(moeLayers.name) }
+        }
     }
 
     /// The configuration as compact JSON with sorted keys (what checkpoints store).
@@ -98,10 +181,72 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         let config: ModelConfig
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: Data(text.utf8))
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw .malformed(reason: "cannot decode JSON (\(error))")
         }
         try config.validate()
         return config
+    }
+}
+
+/// What the Conditional-MoE gate sees (uniperceiver-model.md §5.5); `none` is the dense model.
+public enum Routing: String, CaseIterable, Codable, Sendable {
+    case none
+    /// The released routing: the 8-bit attribute vector of (task, side, segment) (§5.2, §5.6).
+    case attribute
+    /// Each token's own hidden state (the LN'd input of the linear); GShard balance loss.
+    case token
+    /// The mean of the sample's hidden states (valid positions); one decision per sample.
+    case context
+    /// A learned embedding of the token's modality (image or text).
+    case modality
+    /// A learned embedding of the task.
+    case task
+
+    /// Whether the decision depends on the data (so experts cannot be pre-merged).
+    public var isDataDependent: Bool { self == .token || self == .context }
+}
+
+/// Which 0-based encoder layers are MoE layers (official `MOE_EXPERT_LOCATION`).
+public enum MoELayers: Equatable, Sendable {
+    /// Every layer (the tiny 7-task MoE config).
+    case all
+    /// 0-based even layers (1-based odd: layers 1, 3, 5, …), the base and large runs.
+    case odd
+    /// No layer (an MoE configuration that is dense in practice).
+    case none
+    /// Layers n with n % k == 0 (`every-2` equals `odd`).
+    case every(Int)
+
+    public func contains(_ n: Int) -> Bool {
+        switch self {
+        case .all: true
+        case .odd: n % 2 == 0
+        case .none: false
+        case .every(let k): k > 0 && n % k == 0
+        }
+    }
+
+    /// The JSON spelling: `all`, `odd`, `none` or `every-K`.
+    public var name: String {
+        switch self {
+        case .all: "all"
+        case .odd: "odd"
+        case .none: "none"
+        case .every(let k): "every-\(k)"
+        }
+    }
+
+    public init?(name: String) {
+        switch name {
+        case "all": self = .all
+        case "odd": self = .odd
+        case "none": self = .none
+        default:
+            guard name.hasPrefix("every-"), let k = Int(name.dropFirst(6)), k >= 1 else { return nil }
+            self = .every(k)
+        }
     }
 }

@@ -8,6 +8,8 @@ struct LayerOffsets: Sendable {
     let fc1Weight, fc1Bias: Int
     let fc2Weight, fc2Bias: Int
     let gamma2: Int
+    /// Experts and gates when this is an MoE layer; the dense linear offsets above are then −1.
+    let moe: MoELayerOffsets?
 }
 
 /// Offsets of every parameter the forward and backward touch, resolved once from the table.
@@ -43,18 +45,29 @@ struct ParameterLayout: Sendable {
             t.add(l.push("LayerNormModules").push("0").name("weight"), [D])
             t.add(l.push("LayerNormModules").push("0").name("bias"), [D])
             let qkv = l.push("attention").push("self").push("qkv_proj")
-            t.add(qkv.name("weight"), [3 * D, D])
-            t.add(qkv.name("bias"), [3 * D])
             let out = l.push("attention").push("output").push("dense")
-            t.add(out.name("weight"), [D, D])
-            t.add(out.name("bias"), [D])
+            let fc1 = l.push("ffn").push("dense")
+            let fc2 = l.push("ffn").push("dense2")
+            let moe = c.isMoELayer(n)
+            func linear(_ p: NamePrefix, _ outF: Int, _ inF: Int, gate: Bool) {
+                if moe {
+                    if gate { MoELayerOffsets.addGate(&t, p.push("gate"), c) }
+                    for k in 0..<c.numExperts {
+                        t.add(p.push("experts").push(String(k)).name("weight"), [outF, inF])
+                        t.add(p.push("experts").push(String(k)).name("bias"), [outF])
+                    }
+                } else {
+                    t.add(p.name("weight"), [outF, inF])
+                    t.add(p.name("bias"), [outF])
+                }
+            }
+            linear(qkv, 3 * D, D, gate: true)
+            linear(out, D, D, gate: false)
             t.add(l.push("attention_output").name("residual_scale"), [D])
             t.add(l.push("LayerNormModules").push("1").name("weight"), [D])
             t.add(l.push("LayerNormModules").push("1").name("bias"), [D])
-            t.add(l.push("ffn").push("dense").name("weight"), [F, D])
-            t.add(l.push("ffn").push("dense").name("bias"), [F])
-            t.add(l.push("ffn").push("dense2").name("weight"), [D, F])
-            t.add(l.push("ffn").push("dense2").name("bias"), [D])
+            linear(fc1, F, D, gate: true)
+            linear(fc2, D, F, gate: false)
             t.add(l.push("ffn_output").name("residual_scale"), [D])
         }
         let predictor = NamePrefix(["predictor"])
@@ -64,22 +77,34 @@ struct ParameterLayout: Sendable {
         t.add(predictor.push("proj").name("bias"), [D])
         for task in TaskKind.allCases { t.add(predictor.name(logitScaleName(task)), [1]) }
 
-        let layers = layerPrefixes.map { l in
-            LayerOffsets(
+        let layers = layerPrefixes.enumerated().map { n, l in
+            let qkv = l.push("attention").push("self").push("qkv_proj")
+            let out = l.push("attention").push("output").push("dense")
+            let fc1 = l.push("ffn").push("dense")
+            let fc2 = l.push("ffn").push("dense2")
+            let moe = c.isMoELayer(n)
+            func dense(_ p: NamePrefix, _ leaf: String) -> Int { moe ? -1 : t.offset(p.name(leaf)) }
+            return LayerOffsets(
                 ln1Weight: t.offset(l.push("LayerNormModules").push("0").name("weight")),
                 ln1Bias: t.offset(l.push("LayerNormModules").push("0").name("bias")),
-                qkvWeight: t.offset(l.push("attention").push("self").push("qkv_proj").name("weight")),
-                qkvBias: t.offset(l.push("attention").push("self").push("qkv_proj").name("bias")),
-                outWeight: t.offset(l.push("attention").push("output").push("dense").name("weight")),
-                outBias: t.offset(l.push("attention").push("output").push("dense").name("bias")),
+                qkvWeight: dense(qkv, "weight"),
+                qkvBias: dense(qkv, "bias"),
+                outWeight: dense(out, "weight"),
+                outBias: dense(out, "bias"),
                 gamma1: t.offset(l.push("attention_output").name("residual_scale")),
                 ln2Weight: t.offset(l.push("LayerNormModules").push("1").name("weight")),
                 ln2Bias: t.offset(l.push("LayerNormModules").push("1").name("bias")),
-                fc1Weight: t.offset(l.push("ffn").push("dense").name("weight")),
-                fc1Bias: t.offset(l.push("ffn").push("dense").name("bias")),
-                fc2Weight: t.offset(l.push("ffn").push("dense2").name("weight")),
-                fc2Bias: t.offset(l.push("ffn").push("dense2").name("bias")),
-                gamma2: t.offset(l.push("ffn_output").name("residual_scale")))
+                fc1Weight: dense(fc1, "weight"),
+                fc1Bias: dense(fc1, "bias"),
+                fc2Weight: dense(fc2, "weight"),
+                fc2Bias: dense(fc2, "bias"),
+                gamma2: t.offset(l.push("ffn_output").name("residual_scale")),
+                moe: moe
+                    ? MoELayerOffsets(
+                        qkv: .resolve(t, qkv, c), out: .resolve(t, out, c), fc1: .resolve(t, fc1, c),
+                        fc2: .resolve(t, fc2, c), attentionGate: .resolve(t, qkv.push("gate"), c),
+                        ffnGate: .resolve(t, fc1.push("gate"), c))
+                    : nil)
         }
         var scales: [TaskKind: Int] = [:]
         for task in TaskKind.allCases { scales[task] = t.offset(predictor.name(logitScaleName(task))) }

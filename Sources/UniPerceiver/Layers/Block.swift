@@ -8,9 +8,23 @@ import Kernels
 /// f = LN2(h);  y = h + γ2 ⊙ (GELU(f·W1ᵀ + b1)·W2ᵀ + b2)
 /// ```
 /// DropPath and dropout are 0 in every configuration this project runs.
+///
+/// In an MoE layer (`offsets.moe`) the four linears are `ExpertLinear`s: the attention router decides
+/// on `LN1(x)` for the QKV and output projections, the FFN router on `LN2(h)` for `dense` and
+/// `dense2` (official `transformer_encoder_moe_layer.py`, `FFN_SHARE_GATE_DECISION`).
 struct EncoderBlock {
     let config: ModelConfig
     let offsets: LayerOffsets
+    /// 0-based layer index (routing statistics, pre-merged lookups).
+    var layer: Int = 0
+
+    /// What an MoE layer needs besides the hidden states: the batch's segments and task (gate
+    /// inputs), the training noise, and optionally pre-merged experts.
+    struct Routing {
+        let sequences: SequenceBatch
+        let noise: RoutingNoise?
+        let premerged: PremergedExperts?
+    }
 
     /// What backward needs, named after what it holds.
     final class Cache {
@@ -26,6 +40,18 @@ struct EncoderBlock {
         let ffnActivation: Buffer  // after GELU [N, F]
         let ffnOutput: Buffer  // before γ2 [N, D]
         let output: Buffer  // y [N, D]
+        // MoE layers only: the two decisions, each linear's expert cache, routing statistics.
+        var attentionRoute: RouteDecision? = nil
+        var ffnRoute: RouteDecision? = nil
+        var qkvExperts: ExpertLinear.Cache? = nil
+        var outExperts: ExpertLinear.Cache? = nil
+        var fc1Experts: ExpertLinear.Cache? = nil
+        var fc2Experts: ExpertLinear.Cache? = nil
+        var statistics: [RoutingStatistics] = []
+        /// Sum of the two decisions' weighted balance losses (token and context routing).
+        var balanceLoss: Double {
+            (attentionRoute?.balanceLoss ?? 0) + (ffnRoute?.balanceLoss ?? 0)
+        }
 
         init(batch B: Int, length T: Int, config c: ModelConfig) {
             let N = B * T
@@ -51,7 +77,7 @@ struct EncoderBlock {
 
     func forward(
         _ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, batch B: Int, length T: Int,
-        _ P: ParameterPointers
+        _ P: ParameterPointers, routing: Routing? = nil
     ) -> Cache {
         let c = config
         let o = offsets
@@ -63,28 +89,62 @@ struct EncoderBlock {
         layerNormForward(
             output: cache.ln1.base, mean: cache.mean1.base, rstd: cache.rstd1.base, input: x,
             weight: P(o.ln1Weight), bias: P(o.ln1Bias), rows: N, cols: D)
-        linearForward(
-            output: cache.qkv.base, input: cache.ln1.base, weight: P(o.qkvWeight), bias: P(o.qkvBias),
-            rows: N, inFeatures: D, outFeatures: 3 * D)
+        let moe = o.moe.map { MoE(config: c, offsets: $0, layer: layer) }
+        if let moe, let routing {
+            let route = moe.decide(.attention, cache.ln1.base, routing, P)
+            cache.attentionRoute = route
+            cache.qkvExperts = moe.qkv.forward(
+                output: cache.qkv.base, input: cache.ln1.base, rows: N, decision: route, P,
+                premerged: moe.premerged(.attention, linear: 0, routing))
+        } else {
+            linearForward(
+                output: cache.qkv.base, input: cache.ln1.base, weight: P(o.qkvWeight), bias: P(o.qkvBias),
+                rows: N, inFeatures: D, outFeatures: 3 * D)
+        }
         attentionForward(
             output: cache.attentionOutput.base, probs: cache.attentionProbs.base, qkv: cache.qkv.base,
             mask: mask, batch: B, length: T, heads: c.numHeads, width: D)
-        linearForward(
-            output: cache.attentionProjection.base, input: cache.attentionOutput.base,
-            weight: P(o.outWeight), bias: P(o.outBias), rows: N, inFeatures: D, outFeatures: D)
+        if let moe, let routing, let route = cache.attentionRoute {
+            cache.outExperts = moe.out.forward(
+                output: cache.attentionProjection.base, input: cache.attentionOutput.base, rows: N,
+                decision: route, P, premerged: moe.premerged(.attention, linear: 1, routing))
+        } else {
+            linearForward(
+                output: cache.attentionProjection.base, input: cache.attentionOutput.base,
+                weight: P(o.outWeight), bias: P(o.outBias), rows: N, inFeatures: D, outFeatures: D)
+        }
         layerScaleResidualForward(
             output: cache.residual.base, residual: x, branch: cache.attentionProjection.base,
             gamma: P(o.gamma1), rows: N, cols: D)
         layerNormForward(
             output: cache.ln2.base, mean: cache.mean2.base, rstd: cache.rstd2.base,
             input: cache.residual.base, weight: P(o.ln2Weight), bias: P(o.ln2Bias), rows: N, cols: D)
-        linearForward(
-            output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
-            bias: P(o.fc1Bias), rows: N, inFeatures: D, outFeatures: F)
+        if let moe, let routing {
+            let route = moe.decide(.ffn, cache.ln2.base, routing, P)
+            cache.ffnRoute = route
+            cache.fc1Experts = moe.fc1.forward(
+                output: cache.ffnHidden.base, input: cache.ln2.base, rows: N, decision: route, P,
+                premerged: moe.premerged(.ffn, linear: 0, routing))
+        } else {
+            linearForward(
+                output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
+                bias: P(o.fc1Bias), rows: N, inFeatures: D, outFeatures: F)
+        }
         geluForward(output: cache.ffnActivation.base, input: cache.ffnHidden.base, count: N * F)
-        linearForward(
-            output: cache.ffnOutput.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
-            bias: P(o.fc2Bias), rows: N, inFeatures: F, outFeatures: D)
+        if let moe, let routing, let route = cache.ffnRoute {
+            cache.fc2Experts = moe.fc2.forward(
+                output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: N, decision: route, P,
+                premerged: moe.premerged(.ffn, linear: 1, routing))
+            if routing.premerged == nil {
+                cache.statistics = RoutingStatistics.collect(
+                    cache.attentionRoute!, layer: layer, decision: .attention, routing.sequences)
+                    + RoutingStatistics.collect(route, layer: layer, decision: .ffn, routing.sequences)
+            }
+        } else {
+            linearForward(
+                output: cache.ffnOutput.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
+                bias: P(o.fc2Bias), rows: N, inFeatures: F, outFeatures: D)
+        }
         layerScaleResidualForward(
             output: cache.output.base, residual: cache.residual.base, branch: cache.ffnOutput.base,
             gamma: P(o.gamma2), rows: N, cols: D)
@@ -95,7 +155,8 @@ struct EncoderBlock {
     /// (overwritten), accumulates parameter gradients.
     func backward(
         _ cache: Cache, dOutput dy: UnsafePointer<Float>, dInput dx: UnsafeMutablePointer<Float>,
-        batch B: Int, length T: Int, _ P: ParameterPointers, _ G: GradientPointers
+        batch B: Int, length T: Int, _ P: ParameterPointers, _ G: GradientPointers,
+        sequences: SequenceBatch? = nil
     ) {
         let c = config
         let o = offsets
@@ -114,15 +175,32 @@ struct EncoderBlock {
         layerScaleResidualBackward(
             dResidual: dResidual.base, dBranch: dBranch.base, dGamma: G(o.gamma2), dOutput: dy,
             branch: cache.ffnOutput.base, gamma: P(o.gamma2), rows: N, cols: D)
-        linearBackward(
-            dInput: dActivation.base, dWeight: G(o.fc2Weight), dBias: G(o.fc2Bias),
-            dOutput: dBranch.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
-            rows: N, inFeatures: F, outFeatures: D)
+        let moe = o.moe.map { MoE(config: c, offsets: $0, layer: layer) }
+        // Gradients of each decision's renormalised gate weights, summed over its two linears.
+        var dAttentionGate = [Double](repeating: 0, count: cache.attentionRoute.map { $0.units * $0.topK } ?? 0)
+        var dFFNGate = [Double](repeating: 0, count: cache.ffnRoute.map { $0.units * $0.topK } ?? 0)
+        if let moe, let route = cache.ffnRoute {
+            moe.fc2.backward(
+                cache.fc2Experts!, dOutput: dBranch.base, dInput: dActivation.base,
+                input: cache.ffnActivation.base, rows: N, decision: route, dWeights: &dFFNGate, P, G)
+        } else {
+            linearBackward(
+                dInput: dActivation.base, dWeight: G(o.fc2Weight), dBias: G(o.fc2Bias),
+                dOutput: dBranch.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
+                rows: N, inFeatures: F, outFeatures: D)
+        }
         geluBackward(dInput: dHidden.base, dOutput: dActivation.base, input: cache.ffnHidden.base, count: N * F)
-        linearBackward(
-            dInput: dNorm.base, dWeight: G(o.fc1Weight), dBias: G(o.fc1Bias),
-            dOutput: dHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
-            rows: N, inFeatures: D, outFeatures: F)
+        if let moe, let route = cache.ffnRoute, let sequences {
+            moe.fc1.backward(
+                cache.fc1Experts!, dOutput: dHidden.base, dInput: dNorm.base, input: cache.ln2.base,
+                rows: N, decision: route, dWeights: &dFFNGate, P, G)
+            moe.ffnRouter.backward(route, dWeights: dFFNGate, dInput: dNorm.base, sequences, P, G)
+        } else {
+            linearBackward(
+                dInput: dNorm.base, dWeight: G(o.fc1Weight), dBias: G(o.fc1Bias),
+                dOutput: dHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
+                rows: N, inFeatures: D, outFeatures: F)
+        }
         layerNormBackward(
             dInput: dResidual.base, dWeight: G(o.ln2Weight), dBias: G(o.ln2Bias),
             dOutput: dNorm.base, input: cache.residual.base, weight: P(o.ln2Weight),
@@ -135,20 +213,33 @@ struct EncoderBlock {
             branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: N, cols: D)
         dNorm.zero()
         let dAttention = dNorm  // reuse: [N, D]
-        linearBackward(
-            dInput: dAttention.base, dWeight: G(o.outWeight), dBias: G(o.outBias),
-            dOutput: dBranch.base, input: cache.attentionOutput.base, weight: P(o.outWeight),
-            rows: N, inFeatures: D, outFeatures: D)
+        if let moe, let route = cache.attentionRoute {
+            moe.out.backward(
+                cache.outExperts!, dOutput: dBranch.base, dInput: dAttention.base,
+                input: cache.attentionOutput.base, rows: N, decision: route, dWeights: &dAttentionGate, P, G)
+        } else {
+            linearBackward(
+                dInput: dAttention.base, dWeight: G(o.outWeight), dBias: G(o.outBias),
+                dOutput: dBranch.base, input: cache.attentionOutput.base, weight: P(o.outWeight),
+                rows: N, inFeatures: D, outFeatures: D)
+        }
         attentionBackward(
             dQKV: dQKV.base, dOutput: dAttention.base, qkv: cache.qkv.base,
             probs: cache.attentionProbs.base, scratch: scratch.base,
             batch: B, length: T, heads: c.numHeads, width: D)
         let dLN1 = dBranch
         dLN1.zero()
-        linearBackward(
-            dInput: dLN1.base, dWeight: G(o.qkvWeight), dBias: G(o.qkvBias),
-            dOutput: dQKV.base, input: cache.ln1.base, weight: P(o.qkvWeight),
-            rows: N, inFeatures: D, outFeatures: 3 * D)
+        if let moe, let route = cache.attentionRoute, let sequences {
+            moe.qkv.backward(
+                cache.qkvExperts!, dOutput: dQKV.base, dInput: dLN1.base, input: cache.ln1.base,
+                rows: N, decision: route, dWeights: &dAttentionGate, P, G)
+            moe.attentionRouter.backward(route, dWeights: dAttentionGate, dInput: dLN1.base, sequences, P, G)
+        } else {
+            linearBackward(
+                dInput: dLN1.base, dWeight: G(o.qkvWeight), dBias: G(o.qkvBias),
+                dOutput: dQKV.base, input: cache.ln1.base, weight: P(o.qkvWeight),
+                rows: N, inFeatures: D, outFeatures: 3 * D)
+        }
         layerNormBackward(
             dInput: dx, dWeight: G(o.ln1Weight), dBias: G(o.ln1Bias),
             dOutput: dLN1.base, input: cache.input.base, weight: P(o.ln1Weight),

@@ -22,8 +22,18 @@ struct SequenceBatch {
     var patchCount: Int
     /// Additive mask `[B, T, T]`: 0 where the query (row) may attend the key (column), −∞ elsewhere.
     var mask: [Float]
+    /// Routing segment per position (uniperceiver-model.md §5.2): 0, or 1 for the text + query
+    /// part of a caption input. The `<SPE>` prefix belongs to segment 0.
+    var segment: [Int]
+    /// False at padded positions (ignored by context pooling, the balance loss and statistics).
+    var valid: [Bool]
+    /// The task and side this batch is encoded for; they select the attribute vectors, the
+    /// modality of each segment and the task embedding of the MoE gates.
+    var task: TaskKind = .imageClassification
+    var side: SequenceSide = .input
 
     var tokenCount: Int { batchSize * length }
+    var segmentCount: Int { AttributeVector.segmentCount(task: task, side: side) }
 
     init(batchSize: Int, length: Int) {
         self.batchSize = batchSize
@@ -36,6 +46,19 @@ struct SequenceBatch {
         patches = []
         patchCount = 0
         mask = [Float](repeating: 0, count: batchSize * length * length)
+        segment = [Int](repeating: 0, count: n)
+        valid = [Bool](repeating: true, count: n)
+    }
+
+    /// The batch marked as encoded for `task` on `side`.
+    func routed(task: TaskKind, side: SequenceSide) -> SequenceBatch {
+        var copy = self
+        copy.task = task
+        copy.side = side
+        precondition(
+            segment.allSatisfy { $0 < copy.segmentCount },
+            "SequenceBatch: a segment id exceeds the \(copy.segmentCount) segments of \(task) \(side)")
+        return copy
     }
 
     mutating func setSPE(_ b: Int, _ t: Int, config: ModelConfig) {

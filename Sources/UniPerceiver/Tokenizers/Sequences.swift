@@ -26,6 +26,7 @@ extension SequenceBatch {
                 } else {
                     seq.setText(b, 1 + t, id: 0, position: 0)
                     seq.maskKey(b, 1 + t)
+                    seq.valid[b * seq.length + 1 + t] = false
                 }
             }
         }
@@ -52,6 +53,10 @@ extension SequenceBatch {
             for t in 0..<T {
                 seq.setText(b, prefix + t, id: t < n ? captions[b][t] : 0, position: t < n ? t : 0)
                 seq.setText(b, prefix + T + t, id: config.speId, position: t < n ? t : 0)
+                seq.segment[b * seq.length + prefix + t] = 1
+                seq.segment[b * seq.length + prefix + T + t] = 1
+                seq.valid[b * seq.length + prefix + t] = t < n
+                seq.valid[b * seq.length + prefix + T + t] = t < n
             }
             for q in 0..<seq.length {
                 for k in 0..<seq.length {
