@@ -110,3 +110,43 @@ for setup in setups {
 }
 print("")
 print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); forward per layer = 2·N·(3D² + D² + 2·D·F) + 4·B·T²·D over N = B·T tokens, for the image batch and the 10 class-name sequences, plus patch projection and head.")
+
+// MoE rows (issue 4): the same batch through MoE siblings of the first setup (every layer MoE,
+// E = 8, top-2), measured in this run next to the dense model. Attribute routing merges the chosen
+// experts once per segment, so it should cost about a dense model (target ≤ 1.15×). Token routing
+// dispatches every row to two experts in all four linears, so its linears cost ≈ 2× (target for the
+// FFN ≤ 2.3× the dense FFN); the whole-model ratio below bounds that from above.
+func medianMilliseconds(_ model: Model, _ batch: Batch) throws -> Double {
+    var gradient = [Float](repeating: 0, count: model.parameters.count)
+    for _ in 0..<3 { model.backward(try model.forward(batch), into: &gradient) }
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        model.backward(try model.forward(batch), into: &gradient)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    return median(times)
+}
+do {
+    let setup = setups[0]
+    var rng = SeededRNG(seed: 2)
+    let c = setup.config
+    let pixels = (0..<(setup.batchSize * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
+    let images = Tensor(shape: [setup.batchSize, 1, c.imageSize, c.imageSize], data: pixels)
+    let batch = Batch.imageClassification(
+        images: images, labels: (0..<setup.batchSize).map { $0 % setup.classes },
+        classNames: (0..<setup.classes).map { [$0 + 1, c.eotId] })
+    let dense = try medianMilliseconds(try Model(config: c, seed: 1), batch)
+    print("")
+    print("| MoE sibling of \(setup.name) (all layers, E=8, top-2) | ms per fwd+bwd | ratio to dense |")
+    print("| --- | ---: | ---: |")
+    print("| dense | \(String(format: "%.2f", dense)) | 1.00 |")
+    for routing in [Routing.attribute, .token] {
+        var mc = c
+        mc.routing = routing
+        let ms = try medianMilliseconds(try Model(config: mc, seed: 1), batch)
+        print("| \(routing.rawValue) | \(String(format: "%.2f", ms)) | \(String(format: "%.2f", ms / dense)) |")
+    }
+    print("attribute ratio target ≤ 1.15; token ratio is whole-model (all four linears top-2), an upper bound on its FFN-only ratio (target ≤ 2.3).")
+}
