@@ -64,6 +64,10 @@ let package = Package(
             name: "GradientProbeTests",
             dependencies: ["GradientProbe", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        // Swift side of the PyTorch/JAX comparison (issue 6); driven by Benchmarks/run_bench.py.
+        .executableTarget(
+            name: "GradientBenchmark", dependencies: ["CBLAS", "Kernels", "Storage", "UniPerceiver", "Training"],
+            path: "Benchmarks/GradientBenchmark"),
     ],
     swiftLanguageModes: [.v6]
 )
