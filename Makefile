@@ -35,3 +35,18 @@ clean:
 
 bench-model: release
 	.build/release/ModelBenchmark | tee reports/benchmarks-model.txt
+
+# Swift vs PyTorch vs JAX on the same checkpoint and mini-batch (issue 6); writes reports/benchmarks.md.
+# The peers run from a local virtual environment made on first use (CPU wheels). PyTorch is taken from
+# $(TORCH_PYTHON) when that interpreter has it, else installed into the venv too.
+BENCH_VENV ?= .venv-bench
+TORCH_PYTHON ?= /opt/refvenv/bin/python
+BENCH_ARGS ?=
+
+bench: release
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -c "import jax, numpy, safetensors, h5py" 2>/dev/null || \
+		$(BENCH_VENV)/bin/python -m pip install -q "jax[cpu]" numpy safetensors h5py
+	@if [ -x "$(TORCH_PYTHON)" ] && "$(TORCH_PYTHON)" -c "import torch, safetensors, numpy" 2>/dev/null; then :; \
+	else $(BENCH_VENV)/bin/python -c "import torch" 2>/dev/null || $(BENCH_VENV)/bin/python -m pip install -q torch; fi
+	TORCH_PYTHON="$(TORCH_PYTHON)" $(BENCH_VENV)/bin/python Benchmarks/run_bench.py $(BENCH_ARGS)
