@@ -113,3 +113,12 @@ struct SHA256 {
         return hasher.finish()
     }
 }
+
+/// The SHA-256 fingerprint of a file, as the probe records for its checkpoint and data: for
+/// `interference analyze`, which records the probe file's digest in the interference file.
+public enum FileFingerprint {
+    /// Lower-case hex SHA-256 of the file's bytes.
+    public static func sha256(ofFile url: URL) throws(ProbeError) -> String {
+        try SHA256.hex(ofFile: url)
+    }
+}

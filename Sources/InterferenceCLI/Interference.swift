@@ -13,6 +13,7 @@ struct InterferenceCommand: ParsableCommand {
             TrainCommand.self,
             EvaluateCommand.self,
             ProbeCommand.self, MergeCommand.self,
+            AnalyzeCommand.self, ReportCommand.self, CheckCommand.self,
         ])
 
     /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// `analyze`, `report` and `check` on a tiny model, run as a user would (issue 5 items 3, 5, 6).
+extension CLITests {
+    /// Tiny train → probe (N = 3, B = 4) → analyze; returns the run folder.
+    static func probeAndAnalyze(
+        checkpoint: URL, in root: URL, name: String, seed: Int
+    ) throws -> URL {
+        let probe = root.appendingPathComponent("\(name).probe.h5")
+        let probed = try run(
+            ["probe", "--checkpoint", checkpoint.path, "--data", data,
+             "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
+             "--seed", "\(seed)", "--out", probe.path, "--quiet"])
+        #expect(probed.status == 0, "stderr: \(probed.stderr)")
+        let analysis = root.appendingPathComponent("\(name).h5")
+        let analyzed = try run(
+            ["analyze", probe.path, "--group-by", "layer", "--bootstrap", "20", "--seed", "1",
+             "--label", name, "--out", analysis.path])
+        #expect(analyzed.status == 0, "stderr: \(analyzed.stderr)")
+        return analysis
+    }
+
+    @Test("train → probe → analyze → report → check against itself → 0; a perturbed candidate → 1; not HDF5 → 2")
+    func analyzeReportCheck() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let run = root.appendingPathComponent("run")
+        let train = try Self.run(
+            ["train", "--model", "dense", "--data", Self.data, "--steps", "3", "--out", run.path] + Self.tiny)
+        #expect(train.status == 0, "stderr: \(train.stderr)")
+        let checkpoint = run.appendingPathComponent("model.safetensors")
+        let baseline = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
+
+        let reportURL = root.appendingPathComponent("report/report.md")
+        let report = try Self.run(["report", baseline.path, "--out", reportURL.path])
+        #expect(report.status == 0, "stderr: \(report.stderr)")
+        let markdown = try String(contentsOf: reportURL, encoding: .utf8)
+        #expect(markdown.contains("encoder.layers.0") && markdown.contains("image-classification"))
+        let files = try FileManager.default.contentsOfDirectory(atPath: reportURL.deletingLastPathComponent().path)
+        #expect(files.contains { $0.hasSuffix(".svg") })
+
+        let same = try Self.run(["check", "--baseline", baseline.path, "--candidate", baseline.path, "--tolerance", "0"])
+        #expect(same.status == 0, "stderr: \(same.stderr)")
+        #expect(same.stdout.contains("within tolerance"))
+
+        let perturbed = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "perturbed", seed: 7)
+        let moved = try Self.run(
+            ["check", "--baseline", baseline.path, "--candidate", perturbed.path, "--tolerance", "0"])
+        #expect(moved.status == 1, "stdout: \(moved.stdout) stderr: \(moved.stderr)")
+        #expect(moved.stdout.contains("| group |"))
+
+        let garbage = root.appendingPathComponent("garbage.h5")
+        try Data("not hdf5".utf8).write(to: garbage)
+        let bad = try Self.run(["check", "--baseline", baseline.path, "--candidate", garbage.path])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains(garbage.path))
+        #expect(bad.stderr.split(separator: "\n").count == 1)
+        let badAnalyze = try Self.run(["analyze", garbage.path, "--out", root.appendingPathComponent("x.h5").path])
+        #expect(badAnalyze.status == 2 && badAnalyze.stderr.contains(garbage.path))
+    }
+}
