@@ -100,8 +100,13 @@ public enum Probe {
         try run(
             model: model, dataset: dataset, source: source, options: options, out: out,
             progress: progress
-        ) { (batch) throws(ProbeError) in
-            do throws(ModelError) { return try model.lossAndGradient(batch) } catch { throw .model(error) }
+        ) { (batch, noise) throws(ProbeError) in
+            do throws(ModelError) {
+                let pass = try model.forward(batch, noise: noise)
+                var gradient = [Float](repeating: 0, count: model.parameters.count)
+                model.backward(pass, into: &gradient)
+                return (pass.loss, gradient)
+            } catch { throw .model(error) }
         }
     }
 
@@ -109,7 +114,7 @@ public enum Probe {
     static func run(
         model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
         progress: ((Int, Int) -> Void)?,
-        gradient: (Batch) throws(ProbeError) -> (loss: Double, gradient: [Float])
+        gradient: (Batch, RoutingNoise) throws(ProbeError) -> (loss: Double, gradient: [Float])
     ) throws(ProbeError) -> ProbeSummary {
         try options.validate()
         do {
@@ -160,7 +165,7 @@ public enum Probe {
         selected: [SelectedParameter], inMemory: [Bool], metadata: ProbeMetadata,
         options: ProbeOptions, storeGradients: Bool,
         progress: ((Int, Int) -> Void)?,
-        gradient: (Batch) throws(ProbeError) -> (loss: Double, gradient: [Float])
+        gradient: (Batch, RoutingNoise) throws(ProbeError) -> (loss: Double, gradient: [Float])
     ) throws(ProbeError) -> ProbeSummary {
         let rowCount = items.count
         let isShard = options.shard != nil
@@ -187,7 +192,7 @@ public enum Probe {
             let task = plan.tasks[t].rawValue
             let batch = plan.batch(w, dataset: dataset)
             let start = clock.now
-            var (loss, values) = try gradient(batch)
+            var (loss, values) = try gradient(batch, plan.noise(w))
             gradientTime += clock.now - start
             var bad = false
             if !loss.isFinite || values.contains(where: { !$0.isFinite }) {

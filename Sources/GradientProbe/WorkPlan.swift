@@ -56,6 +56,19 @@ public struct WorkPlan: Sendable, Equatable {
         return mixer.next()
     }
 
+    /// The seed of the gate-noise generator of mini-batch `miniBatch` of `task` (MoE models probe
+    /// "as in training", gate noise on; a dense model draws nothing). Own stream per mini-batch, so
+    /// shards draw exactly what an unsharded run draws.
+    public static func noiseSeed(_ seed: UInt64, task: TaskKind, miniBatch: Int) -> UInt64 {
+        maskingSeed(seed ^ 0x6E6F_6973_6521, task: task, miniBatch: miniBatch)
+    }
+
+    /// The gate noise of item `w`.
+    public func noise(_ w: Int) -> RoutingNoise {
+        let (t, a) = item(w)
+        return RoutingNoise(seed: Self.noiseSeed(seed, task: tasks[t], miniBatch: a))
+    }
+
     /// The batch of item `w`, built from the dataset exactly as an unsharded run builds it.
     public func batch(_ w: Int, dataset: DigitsDataset) -> Batch {
         let (t, a) = item(w)

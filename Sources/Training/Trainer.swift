@@ -108,6 +108,12 @@ public final class Trainer {
         return mixer.next()
     }
 
+    /// The seed of step `step`'s gate-noise generator (MoE models; 0-based step), so a resumed run
+    /// draws the noise an uninterrupted run draws.
+    static func noiseSeed(_ seed: UInt64, step: Int) -> UInt64 {
+        maskingSeed(seed ^ 0x6E6F_6973_6521, step: step)
+    }
+
     /// The mini-batch of `task` that step `step` (0-based) trains on, given its batch counter.
     func batch(task: TaskKind, number: Int, step: Int) -> Batch {
         let indices = samplers[task]!.indices(ofBatch: number)
@@ -124,7 +130,13 @@ public final class Trainer {
         let taskIndex = TaskKind.allCases.firstIndex(of: task)!
         let batch = batch(task: task, number: batchesDrawn[taskIndex], step: step)
         let pass: ForwardPass
-        do { pass = try model.forward(batch) } catch { throw .model(error) }
+        do {
+            if model.config.routing == .none {
+                pass = try model.forward(batch)
+            } else {
+                pass = try model.forward(batch, noise: RoutingNoise(seed: Self.noiseSeed(options.seed, step: step)))
+            }
+        } catch { throw .model(error) }
         guard pass.loss.isFinite else { throw .nonFiniteLoss(step: step + 1, task: task.rawValue, value: pass.loss) }
         var gradient = [Float](repeating: 0, count: model.parameters.count)
         model.backward(pass, into: &gradient)

@@ -179,7 +179,11 @@ public final class TrainingSession {
         do {
             try Checkpoint.save(
                 trainer.model, to: modelURL,
-                metadata: ["kind": "dense", "step": "\(step)", "training": training, "optimizer_state": stateName])
+                metadata: [
+                    "kind": trainer.model.config.routing == .none ? "dense" : "moe",
+                    "routing": trainer.model.config.routing.rawValue, "step": "\(step)",
+                    "training": training, "optimizer_state": stateName,
+                ])
         } catch { throw .checkpoint(error) }
         // Older state files are no longer named by the model file.
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []

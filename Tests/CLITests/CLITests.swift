@@ -81,7 +81,7 @@ import Testing
         #expect(train.status == 0 && train.stdout.contains("--resume"))
     }
 
-    @Test("unknown model, unknown option, an MoE model not built yet, a bad task weight → exit 2 with one line")
+    @Test("unknown model, unknown option, a bad task weight or top-k → exit 2 with one line; a tiny MoE trains (kind moe)")
     func badUsage() throws {
         let out = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
@@ -92,9 +92,17 @@ import Testing
         #expect(unknown.stderr.split(separator: "\n").count == 1)
         let option = try Self.run(["train", "--model", "dense", "--frobnicate"] + common)
         #expect(option.status == 2)
-        let moe = try Self.run(["train", "--model", "moe-attribute"] + common + Self.tiny)
-        #expect(moe.status == 2 || moe.status == 0)
-        if moe.status == 2 { #expect(moe.stderr.contains("moe-attribute") && moe.stderr.contains("not available")) }
+        let moe = try Self.run(
+            ["train", "--model", "moe-attribute", "--experts", "2"] + common.dropLast(2)
+                + ["--out", out.appendingPathComponent("moe").path] + Self.tiny)
+        #expect(moe.status == 0, "stderr: \(moe.stderr)")
+        let header = try String(
+            contentsOf: out.appendingPathComponent("moe/model.safetensors"), encoding: .isoLatin1)
+        #expect(header.contains("\"kind\":\"moe\"") && header.contains("\"routing\":\"attribute\""))
+        let badTopK = try Self.run(
+            ["train", "--model", "moe-token", "--experts", "1"] + common.dropLast(2)
+                + ["--out", out.appendingPathComponent("topk").path] + Self.tiny)
+        #expect(badTopK.status == 2)
         let task = try Self.run(
             ["train", "--model", "dense", "--sampling-weights", "ocr=1"] + common.dropLast(2)
                 + ["--out", out.appendingPathComponent("task").path] + Self.tiny)

@@ -22,7 +22,7 @@ import UniPerceiver
         return try Probe.run(
             model: model, dataset: ProbeFixture.dataset, source: source(fixture), options: options, out: out,
             progress: nil
-        ) { (batch) throws(ProbeError) in
+        ) { (batch, _) throws(ProbeError) in
             defer { calls += 1 }
             var result: (loss: Double, gradient: [Float])
             do throws(ModelError) { result = try model.lossAndGradient(batch) } catch { throw .model(error) }

@@ -5,8 +5,7 @@ import Storage
 import Training
 import UniPerceiver
 
-/// The models `--model` names. Only `dense` exists in this build; the MoE routings are refused
-/// with exit 2 until `UniPerceiver` offers them.
+/// The models `--model` names: the dense model and the Conditional MoE with one of five routings.
 enum ModelKind: String, CaseIterable, ExpressibleByArgument {
     case dense
     case moeAttribute = "moe-attribute"
@@ -14,6 +13,18 @@ enum ModelKind: String, CaseIterable, ExpressibleByArgument {
     case moeContext = "moe-context"
     case moeModality = "moe-modality"
     case moeTask = "moe-task"
+
+    /// The gate's routing (`.none` for the dense model).
+    var routing: Routing {
+        switch self {
+        case .dense: .none
+        case .moeAttribute: .attribute
+        case .moeToken: .token
+        case .moeContext: .context
+        case .moeModality: .modality
+        case .moeTask: .task
+        }
+    }
 }
 
 extension ModelPreset: ExpressibleByArgument {}
@@ -93,6 +104,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "FFN inner width (overrides the preset; default 4·width when --width is given).")
     var ffn: Int?
 
+    @Option(help: "MoE: experts per MoE-ised linear (E).")
+    var experts = 8
+
+    @Option(help: "MoE: experts chosen per routing decision (1 or 2).")
+    var topK = 2
+
     @Option(help: "Image patch side (overrides the preset).")
     var patchSize: Int?
 
@@ -100,10 +117,6 @@ struct TrainCommand: ParsableCommand {
     var curves: String?
 
     func run() throws {
-        guard model == .dense else {
-            throw InputError(
-                "model '\(model.rawValue)' is not available yet: this build trains the dense model only (the Conditional MoE is not implemented)")
-        }
         let dataset = try DigitsDataset.load(URL(fileURLWithPath: data))
         let directory = URL(fileURLWithPath: out)
         let session: TrainingSession
@@ -111,7 +124,12 @@ struct TrainCommand: ParsableCommand {
             session = try TrainingSession.resume(directory: directory, dataset: dataset, steps: steps)
             try checkAgreement(session)
         } else {
-            let config = try ModelPresets.config(shape, for: dataset)
+            var config = try ModelPresets.config(shape, for: dataset)
+            config.routing = model.routing
+            if model != .dense {
+                config.numExperts = experts
+                config.topK = topK
+            }
             let initial = try Model(config: config, seed: seed ?? 0)
             session = try TrainingSession.start(
                 directory: directory, model: initial, dataset: dataset, options: try options(base: nil))
@@ -195,6 +213,10 @@ struct TrainCommand: ParsableCommand {
                     + "\(saved.jsonString()); with --resume give only --steps (or the same values)")
         }
         let config = session.trainer.model.config
+        if config.routing != model.routing {
+            throw InputError(
+                "\(session.modelURL.path): the checkpoint's routing is '\(config.routing.rawValue)', not that of --model \(model.rawValue)")
+        }
         if self.config != nil || width != nil || layers != nil || heads != nil || ffn != nil || patchSize != nil {
             let wantedShape = shape
             let savedShape = ModelShape(
