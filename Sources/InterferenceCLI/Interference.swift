@@ -14,6 +14,7 @@ struct InterferenceCommand: ParsableCommand {
             EvaluateCommand.self,
             ProbeCommand.self, MergeCommand.self,
             AnalyzeCommand.self, ReportCommand.self, CheckCommand.self,
+            DiagnoseCommand.self, DemoCommand.self,
         ])
 
     /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import GradientProbe
+import Interference
+import Reporter
+
+/// probe → analyze → report into one folder (issue 5 item 7).
+struct DiagnoseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diagnose",
+        abstract: "Probe a checkpoint, analyze the interference and write the report, all into one folder.",
+        discussion: """
+            Writes DIR/probe.h5, DIR/interference.h5, DIR/report.md and its heatmaps; the same as \
+            `interference probe`, `analyze` (grouped by layer) and `report` run in a row.
+            """)
+
+    @Option(help: "Model checkpoint (model.safetensors written by train).")
+    var checkpoint: String
+
+    @Option(help: "Dataset file (HDF5).")
+    var data: String
+
+    @Option(help: "Output folder.")
+    var out: String
+
+    @Option(help: "Tasks in row order, comma-separated.")
+    var tasks = "image-classification,mlm,captioning"
+
+    @Option(help: "Mini-batches per task (N).")
+    var samples = 100
+
+    @Option(help: "Examples per mini-batch (B).")
+    var batchSize = 16
+
+    @Option(help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Bootstrap replicates (0: no intervals).")
+    var bootstrap = BootstrapInterval.defaultReplicates
+
+    @Option(help: "How parameters are pooled: layer, parameter, role or model.")
+    var groupBy: Grouping = .layer
+
+    @Option(help: "A label naming this run in the report (default: the checkpoint's kind).")
+    var label = ""
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: out)
+        _ = try Diagnosis.run(
+            checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
+            directory: directory, tasks: tasks, samples: samples, batchSize: batchSize, seed: seed,
+            bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil)
+        print("wrote \(directory.appendingPathComponent("report.md").path)")
+    }
+}
+
+/// The steps `diagnose` and `demo` share.
+enum Diagnosis {
+    /// Probes, analyses and reports; returns the analysis. `probeFile` (default DIR/probe.h5) is
+    /// where the probe file goes.
+    static func run(
+        checkpoint: URL, data: URL, directory: URL, tasks: String, samples: Int, batchSize: Int,
+        seed: UInt64, bootstrap: Int, grouping: Grouping, label: String, probeFile: URL?,
+        writeReport: Bool = true
+    ) throws -> InterferenceAnalysis {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw InputError("\(directory.path): cannot create the folder: \(error.localizedDescription)")
+        }
+        let probe = probeFile ?? directory.appendingPathComponent("probe.h5")
+        do {
+            let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
+                try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
+            }
+            let options = ProbeOptions(
+                tasks: kinds, samplesPerTask: samples, batchSize: batchSize, seed: seed)
+            try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
+            let digest = try FileFingerprint.sha256(ofFile: probe)
+            let analysis = try ProbeGrams(url: probe).analyze(
+                grouping: grouping, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
+                label: label)
+            try InterferenceFile.write(analysis, to: directory.appendingPathComponent("interference.h5"))
+            if writeReport {
+                try Report.write(runs: [analysis], to: directory.appendingPathComponent("report.md"))
+            }
+            return analysis
+        } catch let error as ProbeError {
+            throw InputError(error.description)
+        } catch let error as DatasetError {
+            throw InputError(error.description)
+        } catch let error as InterferenceError {
+            throw InputError(error.description)
+        }
+    }
+}
+
+/// Writes a markdown report and its heatmaps (each file atomically).
+enum Report {
+    static func write(
+        runs: [InterferenceAnalysis], to url: URL, title: String = "Task interference",
+        appendix: String = ""
+    ) throws {
+        do {
+            let report = try MarkdownReport(runs: runs, heatmapDirectory: ".", title: title)
+            let directory = url.deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for map in report.heatmaps() {
+                try Data(map.svg.utf8).write(
+                    to: directory.appendingPathComponent(map.fileName), options: .atomic)
+            }
+            try Data((report.render() + appendix).utf8).write(to: url, options: .atomic)
+        } catch let error as ReportError {
+            throw InputError(error.description)
+        } catch let error as CocoaError {
+            throw InputError("cannot write \(url.path): \(error.localizedDescription)")
+        }
+    }
+}
