@@ -13,37 +13,57 @@ import Testing
 
     @Test("loss and every gradient match the PyTorch reference", arguments: TaskKind.allCases)
     func matchesReference(task: TaskKind) throws {
-        let model = try loadFixtureModel()
-        let file = try SafeTensors.read(fixtureURL("dense_\(task.rawValue).safetensors"))
-        let batch = try fixtureBatch(task, file)
-        let (loss, gradient) = try model.lossAndGradient(batch)
-        let expectedLoss = try file.doubles("loss").values[0]
-        let lossError = abs(loss - expectedLoss) / abs(expectedLoss)
-        #expect(lossError <= Self.lossRelative, "\(task.rawValue): loss \(loss) vs reference \(expectedLoss)")
-        var worst = (name: "", error: 0.0)
-        for entry in model.table.entries {
-            let reference = try file.doubles("grad." + entry.name)
-            #expect(reference.shape == entry.shape, "\(entry.name): fixture shape \(reference.shape)")
-            let ours = Array(gradient[entry.range])
-            let referenceNorm = reference.values.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            if referenceNorm == 0 {
-                // An exactly-zero reference gradient (an unused row, a clamped logit scale) must be
-                // exactly zero here too.
-                #expect(ours.allSatisfy { $0 == 0 }, "\(task.rawValue) \(entry.name): reference is 0")
-                continue
-            }
-            let error = expectRelativeError(
-                ours, DoubleTensor(shape: reference.shape, data: reference.values),
-                atMost: Tolerance.modelGradientRelative, name: "\(task.rawValue) \(entry.name)")
-            if error > worst.error { worst = (entry.name, error) }
-        }
-        print("\(task.rawValue): loss rel error \(lossError), worst gradient rel error \(worst.error) (\(worst.name))")
+        let model = try loadFixtureModel("dense_tiny.safetensors")
+        let comparison = try compareWithReference(model, fixture: "dense_\(task.rawValue).safetensors", task: task)
+        print("\(task.rawValue): \(comparison)")
     }
 }
 
+/// What one fixture comparison found (for the log; failures are recorded as they are found).
+struct ReferenceComparison: CustomStringConvertible {
+    var lossError = 0.0
+    var worst = (name: "", error: 0.0)
+    var gatesCompared = 0
+    var description: String {
+        "loss rel error \(lossError), worst gradient rel error \(worst.error) (\(worst.name))"
+    }
+}
+
+/// Runs `task`'s batch from `fixture` through `model` and checks the loss (1e-5 relative) and every
+/// parameter gradient (‖g − g_ref‖ / ‖g_ref‖ ≤ 1e-4; an exactly-zero reference — an unused row, a
+/// clamped logit scale, an expert nobody chose — must be exactly zero here too).
+func compareWithReference(
+    _ model: Model, fixture: String, task: TaskKind, sourceLocation: SourceLocation = #_sourceLocation
+) throws -> ReferenceComparison {
+    let file = try SafeTensors.read(fixtureURL(fixture))
+    let (loss, gradient) = try model.lossAndGradient(try fixtureBatch(task, file))
+    let expectedLoss = try file.doubles("loss").values[0]
+    var result = ReferenceComparison()
+    result.lossError = abs(loss - expectedLoss) / abs(expectedLoss)
+    #expect(
+        result.lossError <= ReferenceFixtureTests.lossRelative,
+        "\(fixture): loss \(loss) vs reference \(expectedLoss)", sourceLocation: sourceLocation)
+    for entry in model.table.entries {
+        let reference = try file.doubles("grad." + entry.name)
+        #expect(reference.shape == entry.shape, "\(entry.name): fixture shape \(reference.shape)", sourceLocation: sourceLocation)
+        let ours = Array(gradient[entry.range])
+        if reference.values.allSatisfy({ $0 == 0 }) {
+            #expect(ours.allSatisfy { $0 == 0 }, "\(fixture) \(entry.name): reference is 0", sourceLocation: sourceLocation)
+            continue
+        }
+        let error = expectRelativeError(
+            ours, DoubleTensor(shape: reference.shape, data: reference.values),
+            atMost: Tolerance.modelGradientRelative, name: "\(fixture) \(entry.name)",
+            sourceLocation: sourceLocation)
+        if entry.name.contains(".gate.") { result.gatesCompared += 1 }
+        if error > result.worst.error { result.worst = (entry.name, error) }
+    }
+    return result
+}
+
 /// The fixture checkpoint as a model (the test maps names itself: `UniPerceiver` knows no files).
-func loadFixtureModel() throws -> Model {
-    let weights = try SafeTensors.read(fixtureURL("dense_tiny.safetensors"))
+func loadFixtureModel(_ name: String) throws -> Model {
+    let weights = try SafeTensors.read(fixtureURL(name))
     let config = try ModelConfig.fromJSON(try #require(weights.metadata["config"]))
     let table = Model.parameterTable(for: config)
     try weights.validate(expected: table.entries.map { ($0.name, $0.shape) })
