@@ -1,0 +1,71 @@
+# Writes interference.ipynb (run from the repository root with a Python that has nbformat); execute it with
+# nbclient or `jupyter nbconvert --execute --inplace notebooks-data/interference.ipynb` to refresh its outputs.
+import nbformat as nbf
+nb = nbf.v4.new_notebook()
+nb.cells = [
+nbf.v4.new_markdown_cell("""# Reading TaskInterference's interference files
+
+This notebook loads the interference files that `interference analyze` writes (format
+`task-interference/interference`, version 1; schema in `../shared/design/architecture.md` and
+`Sources/Interference/README.md`) with **h5py** and draws one heatmap per run and layer with
+**matplotlib**. It reads the committed demo output in `reports/demo/` (`make demo` regenerates it).
+
+`I[i, j]`: the first-order change of task *i*'s loss when task *j* takes a unit gradient step, divided
+per sample by task *i*'s own step (the official Uni-Perceiver-MoE notebook's procedure); rows are the
+task whose loss changes, columns the task that steps; the diagonal is 1."""),
+nbf.v4.new_code_cell("""import h5py
+import numpy as np
+import matplotlib.pyplot as plt
+from matplotlib.colors import TwoSlopeNorm
+
+RUNS = {"dense": "../reports/demo/dense.h5", "moe": "../reports/demo/moe.h5"}
+
+def load(path):
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "task-interference/interference", path
+        assert int(f.attrs["version"]) == 1, path
+        tasks = [t.decode() if isinstance(t, bytes) else str(t) for t in f.attrs["tasks"]]
+        groups = {}
+        for name, g in f["groups"].items():
+            groups[name] = {key: g[key][()] for key in g.keys()}
+        return tasks, groups
+
+data = {run: load(path) for run, path in RUNS.items()}
+for run, (tasks, groups) in data.items():
+    print(run, tasks, list(groups))"""),
+nbf.v4.new_code_cell("""for run, (tasks, groups) in data.items():
+    for name, g in groups.items():
+        print(f"{run} {name}")
+        print(np.array2string(g["interference"], precision=3, suppress_small=True))"""),
+nbf.v4.new_code_cell("""names = list(data["dense"][1])
+fig, axes = plt.subplots(len(data), len(names), figsize=(5.2 * len(names), 4.4 * len(data)), constrained_layout=True, squeeze=False)
+limit = max(np.nanmax(np.abs(g["interference"])) for _, groups in data.values() for g in groups.values())
+norm = TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)   # diverging, centred on 0
+for r, (run, (tasks, groups)) in enumerate(data.items()):
+    for c, name in enumerate(names):
+        ax = axes[r][c]
+        I = groups[name]["interference"]
+        im = ax.imshow(I, cmap="RdBu", norm=norm)
+        ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
+        ax.set_yticks(range(len(tasks)), tasks if c == 0 else [])
+        ax.set_xlabel("task that steps (j)")
+        if c == 0:
+            ax.set_ylabel("loss of task (i)")
+        ax.set_title(f"{run}: {name}")
+        for i in range(len(tasks)):
+            for j in range(len(tasks)):
+                ax.text(j, i, f"{I[i, j]:.2f}", ha="center", va="center", fontsize=9)
+fig.colorbar(im, ax=axes, shrink=0.8, label="I[i, j]")
+plt.show()"""),
+nbf.v4.new_markdown_cell("""Per-sample first-order changes `delta[i, j, b]` (= s[j,i][b] of the notebook) show how much a
+single entry of `I` rests on a few mini-batches; the files also hold bootstrap intervals
+(`ci_low`, `ci_high`), the mean cosine between the tasks' gradients and the fraction of conflicting
+pairs."""),
+nbf.v4.new_code_cell("""tasks, groups = data["dense"]
+g = groups[names[-1]]
+for i, ti in enumerate(tasks):
+    for j, tj in enumerate(tasks):
+        print(f"{ti:>22} <- {tj:<22} I={g['interference'][i, j]:+.3f}  95% [{g['ci_low'][i, j]:+.3f}, {g['ci_high'][i, j]:+.3f}]  cos={g['cosine'][i, j]:+.4f}")"""),
+]
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+nbf.write(nb, "notebooks-data/interference.ipynb")
