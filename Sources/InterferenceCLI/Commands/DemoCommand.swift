@@ -26,13 +26,13 @@ struct DemoCommand: ParsableCommand {
     var data = "notebooks-data/digits.h5"
 
     @Option(help: "Training steps of each model.")
-    var steps = 1000
+    var steps = 2000
 
     @Option(help: "MoE experts per MoE-ised linear (top-2 routing).")
-    var experts = 4
+    var experts = 8
 
     @Option(help: "Probe mini-batches per task (N).")
-    var samples = 30
+    var samples = 50
 
     @Option(help: "Probe examples per mini-batch (B).")
     var batchSize = 16
