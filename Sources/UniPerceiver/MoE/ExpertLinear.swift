@@ -88,8 +88,8 @@ struct ExpertLinear {
             let g = d.weights[u * k + j]
             let we = P(experts.weights[e])
             let be = P(experts.biases[e])
-            for i in 0..<(O * I) { weight[i] += g * we[i] }
-            for i in 0..<O { bias[i] += g * be[i] }
+            axpy(count: O * I, alpha: g, x: we, y: weight)
+            axpy(count: O, alpha: g, x: be, y: bias)
         }
     }
 
@@ -196,16 +196,10 @@ struct ExpertLinear {
                 let be = P(experts.biases[e])
                 let gw = G(experts.weights[e])
                 let gb = G(experts.biases[e])
-                var dot = 0.0
-                for i in 0..<(O * I) {
-                    gw[i] += g * dW.base[i]
-                    dot += Double(dW.base[i]) * Double(we[i])
-                }
-                for i in 0..<O {
-                    gb[i] += g * db.base[i]
-                    dot += Double(db.base[i]) * Double(be[i])
-                }
-                dWeights[u * k + j] += dot
+                axpy(count: O * I, alpha: g, x: dW.base, y: gw)
+                axpy(count: O, alpha: g, x: db.base, y: gb)
+                dWeights[u * k + j] +=
+                    dotInDouble(count: O * I, dW.base, we) + dotInDouble(count: O, db.base, be)
             }
         }
     }
