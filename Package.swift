@@ -19,7 +19,7 @@ let package = Package(
         // A small C shim: HDF5's constants are macros that call H5open(), which Swift cannot import.
         .target(name: "CHDF5", dependencies: ["CHDF5System"]),
 
-        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md"]),
+        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md", "fit_erf.py"]),
         .target(name: "Storage", dependencies: ["CHDF5", "Kernels"], exclude: ["README.md"]),
         .target(name: "UniPerceiver", dependencies: ["Kernels"], exclude: ["README.md"]),
         .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),
