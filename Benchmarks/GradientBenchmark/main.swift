@@ -3,7 +3,7 @@
 // parameter, then times forward+backward (loss and all gradients) and prints JSON on stdout.
 // The PyTorch and JAX peers (Benchmarks/peers/) read the same two files and print the same JSON.
 //
-//   GradientBenchmark run --checkpoint CKPT --batch BATCH [--warmup 5] [--iterations 20]
+//   GradientBenchmark run --checkpoint CKPT --batch BATCH [--warmup 5] [--iterations 20] [--lanes 2]
 //   GradientBenchmark sgemm [--size 1024] [--repeats 5]
 //
 // Threads: OpenBLAS reads OPENBLAS_NUM_THREADS; the harness sets it to 2.
@@ -93,7 +93,9 @@ func run(_ arguments: [String]) throws {
     let iterations = try intOption("--iterations", in: arguments, default: 20)
 
     let loadStart = now()
-    let model = try Checkpoint.load(URL(fileURLWithPath: checkpoint))
+    var model = try Checkpoint.load(URL(fileURLWithPath: checkpoint))
+    // Sequence lanes of the encoder (Model.lanes); 1 leaves the threading to OpenBLAS.
+    model.lanes = try intOption("--lanes", in: arguments, default: model.lanes)
     let batch = try loadBatch(batchPath)
     let loadMs = now() - loadStart
 
@@ -126,6 +128,7 @@ func run(_ arguments: [String]) throws {
     out["times_ms"] = times
     out["load_ms"] = loadMs
     out["parameters"] = model.parameters.count
+    out["lanes"] = model.lanes
     try emit(out)
 }
 
@@ -143,7 +146,7 @@ do {
         try emit(out)
     default:
         throw Failure(
-            description: "usage: GradientBenchmark run --checkpoint CKPT --batch BATCH [--warmup N] [--iterations N]\n"
+            description: "usage: GradientBenchmark run --checkpoint CKPT --batch BATCH [--warmup N] [--iterations N] [--lanes N]\n"
                 + "       GradientBenchmark sgemm [--size N] [--repeats N]")
     }
 } catch {

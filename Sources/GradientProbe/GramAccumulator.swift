@@ -1,4 +1,5 @@
 import CBLAS
+import Kernels
 
 /// `G = R·Rᵀ` of `R` gradient rows of width `P`, in Float64, with a fixed tiling so that the result
 /// is bit for bit the same whether the rows come from memory or from disk, and however many rows
@@ -18,8 +19,9 @@ import CBLAS
 /// mirror of the upper, so `G` is exactly symmetric. This is what makes merged shards equal an
 /// unsharded run bit for bit (same rows, same arithmetic).
 ///
-/// OpenBLAS parallelises each call over its rows and columns, not over `k`, so the thread count
-/// does not change the sums either.
+/// **Threads.** OpenBLAS's result for one call can depend on its thread count (observed on partial
+/// tiles), so every call runs single-threaded (`BLASThreads.singleThreaded`) and the tile pairs of a
+/// column block run concurrently instead (`forEachLane`), each writing its own block.
 public enum GramAccumulator {
     /// Rows per tile (the `m`, `n` of every dgemm call).
     public static let rowTile = 64
@@ -102,13 +104,21 @@ public enum GramAccumulator {
         _ a: [Double], _ rowsA: Range<Int>, _ b: [Double], _ rowsB: Range<Int>, k: Int,
         gram: inout [Double], n: Int
     ) {
+        var pairs: [(i0: Int, j0: Int)] = []
+        for i0 in stride(from: rowsA.lowerBound, to: rowsA.upperBound, by: rowTile) {
+            for j0 in stride(from: rowsB.lowerBound, to: rowsB.upperBound, by: rowTile) where j0 >= i0 {
+                pairs.append((i0, j0))
+            }
+        }
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 gram.withUnsafeMutableBufferPointer { pg in
-                    for i0 in stride(from: rowsA.lowerBound, to: rowsA.upperBound, by: rowTile) {
-                        let m = min(rowTile, rowsA.upperBound - i0)
-                        for j0 in stride(from: rowsB.lowerBound, to: rowsB.upperBound, by: rowTile)
-                        where j0 >= i0 {
+                    // Tile pairs write disjoint blocks of the Gram: they run concurrently, each call
+                    // single-threaded, so no call's arithmetic depends on the thread count.
+                    BLASThreads.singleThreaded {
+                        forEachLane(pairs.count) { p in
+                            let (i0, j0) = pairs[p]
+                            let m = min(rowTile, rowsA.upperBound - i0)
                             let cols = min(rowTile, rowsB.upperBound - j0)
                             cblas_dgemm(
                                 CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols),

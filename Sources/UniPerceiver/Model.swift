@@ -31,6 +31,11 @@ public struct Model: Sendable {
     public var parameters: [Float]
     let layout: ParameterLayout
     let spatial: [Float]
+    /// Lanes of a dense encoder pass: its sequences split into this many ranges, each on its own
+    /// core with single-threaded BLAS (`Encoder`). Fixed, not the core count, so that gradients are
+    /// bit-identical on every machine; 1 runs one lane with OpenBLAS's own threads. MoE models always
+    /// run one lane.
+    public var lanes = 2
 
     /// A model with the paper's initialisation (uniperceiver-model.md §3 "Initialisation"): Linear
     /// weights xavier-uniform (the fused QKV with the bound of one D×D matrix), biases 0, embedding
@@ -99,7 +104,15 @@ public struct Model: Sendable {
     var encoder: Encoder {
         Encoder(
             embedding: Embedding(config: config, layout: layout, spatial: spatial),
-            blocks: layout.layers.enumerated().map { EncoderBlock(config: config, offsets: $1, layer: $0) })
+            blocks: layout.layers.enumerated().map { EncoderBlock(config: config, offsets: $1, layer: $0) },
+            lanes: lanes)
+    }
+
+    /// Runs `body` with single-threaded BLAS when the encoder runs in lanes (see `lanes`), so that
+    /// OpenBLAS's worker does not compete with the lanes for the cores.
+    func withLaneBLAS<T>(_ body: () -> T) -> T {
+        let laned = lanes > 1 && layout.layers.allSatisfy { $0.moe == nil }
+        return laned ? BLASThreads.singleThreaded(body) : body()
     }
 
     var head: FeatureHead { FeatureHead(config: config, layout: layout) }
@@ -234,7 +247,7 @@ extension Model {
         // The task and side select each segment's attribute vector, modality and task embedding.
         let routedInputs = inputs.routed(task: task, side: .input)
         let routedCandidates = candidates.routed(task: task, side: .target)
-        return parameters.withUnsafeBufferPointer { values in
+        return withLaneBLAS { parameters.withUnsafeBufferPointer { values in
             let P = ParameterPointers(values: values.baseAddress!)
             let encoder = self.encoder
             let head = self.head
@@ -277,7 +290,7 @@ extension Model {
                 probs: probs, columnProbs: columnProbs, labelSmoothing: smoothing, counted: counted)
             pass.isPremerged = premerged != nil
             return pass
-        }
+        } }
     }
 
     /// The forward in reverse: cross-entropy → scaled cosine → feature heads → both encoder passes
@@ -301,7 +314,7 @@ extension Model {
         let R = pass.logits.inputs
         let K = pass.logits.candidates
         guard pass.counted > 0 else { return }
-        parameters.withUnsafeBufferPointer { values in
+        withLaneBLAS { parameters.withUnsafeBufferPointer { values in
             gradients.withUnsafeMutableBufferPointer { grads in
                 let P = ParameterPointers(values: values.baseAddress!)
                 let G = GradientPointers(values: grads.baseAddress!)
@@ -331,14 +344,21 @@ extension Model {
                 let encoder = self.encoder
                 let dInputHidden = Buffer(pass.inputPass.sequences.tokenCount * D)
                 let dCandidateHidden = Buffer(pass.candidatePass.sequences.tokenCount * D)
+                // Lanes after the first accumulate into their own buffers, added once at the end.
+                let extraLanes = max(pass.inputPass.lanes.count, pass.candidatePass.lanes.count) - 1
+                let laneBuffers = (0..<max(extraLanes, 0)).map { _ in Buffer(grads.count) }
+                let laneGradients = laneBuffers.map { GradientPointers(values: $0.base) }
                 head.backward(pass.inputHead, dUnit: dInputUnit.base, dHidden: dInputHidden.base, P, G)
-                encoder.backward(pass.inputPass, dOutput: dInputHidden, P, G)
+                encoder.backward(pass.inputPass, dOutput: dInputHidden, P, G, laneGradients: laneGradients)
                 if ablation != .detachTargets {
                     head.backward(pass.candidateHead, dUnit: dCandidateUnit.base, dHidden: dCandidateHidden.base, P, G)
-                    encoder.backward(pass.candidatePass, dOutput: dCandidateHidden, P, G)
+                    encoder.backward(pass.candidatePass, dOutput: dCandidateHidden, P, G, laneGradients: laneGradients)
+                }
+                for lane in laneBuffers {
+                    addInLanes(grads.baseAddress!, lane.base, count: grads.count, lanes: max(lanes, 1))
                 }
             }
-        }
+        } }
     }
 
     /// Batch checks that would otherwise index out of range (ids, lengths, image shape).

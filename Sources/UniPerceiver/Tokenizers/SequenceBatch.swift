@@ -61,6 +61,29 @@ struct SequenceBatch {
         return copy
     }
 
+    /// Sequences `range` as a batch of their own (same length, task and side; patches renumbered in
+    /// order), for the encoder's lanes.
+    func slice(_ range: Range<Int>) -> SequenceBatch {
+        var out = SequenceBatch(batchSize: range.count, length: length)
+        let tokens = (range.lowerBound * length)..<(range.upperBound * length)
+        out.tokenIds = Array(tokenIds[tokens])
+        out.positions = Array(positions[tokens])
+        out.gridIndex = Array(gridIndex[tokens])
+        out.segment = Array(segment[tokens])
+        out.valid = Array(valid[tokens])
+        out.mask = Array(mask[(range.lowerBound * length * length)..<(range.upperBound * length * length)])
+        out.task = task
+        out.side = side
+        let width = patchCount > 0 ? patches.count / patchCount : 0
+        out.patchRows = patchRows[tokens].map { row in
+            guard row >= 0 else { return -1 }
+            out.patches.append(contentsOf: patches[(row * width)..<((row + 1) * width)])
+            out.patchCount += 1
+            return out.patchCount - 1
+        }
+        return out
+    }
+
     mutating func setSPE(_ b: Int, _ t: Int, config: ModelConfig) {
         tokenIds[b * length + t] = config.speId
         positions[b * length + t] = -1

@@ -1,0 +1,75 @@
+import Kernels
+import TestSupport
+import Testing
+
+@testable import UniPerceiver
+
+/// The encoder's sequence lanes (Encoder.swift, "Lanes") must compute the same loss and gradient as
+/// one lane: only the order of the weight-gradient sums changes.
+@Suite struct LaneTests {
+    static let laneCounts = [2, 3]
+
+    @Test("lanes give the loss and gradient of one lane", arguments: TaskKind.allCases, laneCounts)
+    func sameAsOneLane(task: TaskKind, lanes: Int) throws {
+        var single = randomizedModel(seed: 31)
+        single.lanes = 1
+        var laned = single
+        laned.lanes = lanes
+        let batch = randomBatch(task, seed: 9)
+        let one = try single.forward(batch)
+        let many = try laned.forward(batch)
+        #expect(!one.inputPass.isLaned)
+        #expect(many.inputPass.isLaned, "the test must exercise the laned path")
+        #expect(many.inputPass.lanes.count == min(lanes, many.inputPass.sequences.batchSize))
+        #expect(abs(many.loss - one.loss) <= 1e-6 * abs(one.loss))
+        // Start from a non-zero buffer: both paths accumulate.
+        var rng = SeededRNG(seed: 5)
+        let start = rng.gaussianFloats(count: single.parameters.count)
+        var gOne = start
+        var gMany = start
+        single.backward(one, into: &gOne)
+        laned.backward(many, into: &gMany)
+        // Per tensor, relative to its norm (the fixtures' measure): summation order moves single
+        // small elements by more than any elementwise tolerance that would still catch a bug.
+        for entry in single.table.entries {
+            var difference = 0.0
+            var norm = 0.0
+            for i in entry.range {
+                difference += Double(gMany[i] - gOne[i]) * Double(gMany[i] - gOne[i])
+                norm += Double(gOne[i]) * Double(gOne[i])
+            }
+            #expect(
+                difference.squareRoot() <= 1e-5 * norm.squareRoot(),
+                "\(task), \(lanes) lanes: \(entry.name) differs by \(difference.squareRoot()) (norm \(norm.squareRoot()))")
+        }
+    }
+
+    @Test("MoE encoders run in one lane")
+    func moeStaysInOneLane() throws {
+        var config = tinyConfig
+        config.routing = .attribute
+        config.numExperts = 2
+        config.topK = 1
+        let model = try Model(config: config, seed: 3)
+        #expect(model.lanes > 1)
+        let pass = try model.forward(randomBatch(.imageClassification, seed: 2))
+        #expect(!pass.inputPass.isLaned && !pass.candidatePass.isLaned)
+    }
+
+    @Test("a slice of a sequence batch keeps its sequences, masks and patches")
+    func slice() {
+        let config = tinyConfig
+        var rng = SeededRNG(seed: 4)
+        let images = Tensor.gaussian([3, config.channels, config.imageSize, config.imageSize], rng: &rng)
+        let batch = SequenceBatch.images(images, config: config)
+        let part = batch.slice(1..<3)
+        let T = batch.length
+        #expect(part.batchSize == 2 && part.length == T)
+        #expect(part.tokenIds == Array(batch.tokenIds[T..<(3 * T)]))
+        #expect(part.mask == Array(batch.mask[(T * T)..<(3 * T * T)]))
+        #expect(part.patchCount == 2 * config.patchCount)
+        let width = batch.patches.count / batch.patchCount
+        #expect(part.patches == Array(batch.patches[(config.patchCount * width)...]))
+        #expect(part.patchRows.filter { $0 >= 0 } == Array(0..<part.patchCount))
+    }
+}
