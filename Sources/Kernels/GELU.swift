@@ -11,7 +11,7 @@ import Foundation
 /// ### References
 /// `torch.nn.functional.gelu(approximate="none")`; Hendrycks & Gimpel 2016.
 public func geluForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
-    forEachLanes(count: count, input: input, into: output) { x, _ in
+    simd8Map(count: count, input: input, into: output) { x, _ in
         0.5 * x * (1 + fastErf(x * 0.707_106_77))
     }
 }
@@ -21,7 +21,7 @@ public func geluBackward(
     dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
     count: Int
 ) {
-    forEachLanes(count: count, input: input, into: dInput, with: dOutput) { x, dy, dx in
+    simd8Map(count: count, input: input, into: dInput, with: dOutput) { x, dy, dx in
         let cdf = 0.5 * (1 + fastErf(x * 0.707_106_77))
         let pdf = 0.398_942_28 * fastExp(-0.5 * x * x)
         return dx + dy * (cdf + x * pdf)
@@ -82,7 +82,7 @@ func clamp(_ x: SIMD8<Float>, _ lower: Float, _ upper: Float) -> SIMD8<Float> {
 
 /// Applies `f` to `input` 8 values at a time (the tail zero-padded), writing `output`.
 @inline(__always)
-func forEachLanes(
+func simd8Map(
     count: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
     _ f: (SIMD8<Float>, Int) -> SIMD8<Float>
 ) {
@@ -102,7 +102,7 @@ func forEachLanes(
 
 /// Applies `f(x, a, out)` lane-wise over `input`, a second input `a` and the current `output`.
 @inline(__always)
-func forEachLanes(
+func simd8Map(
     count: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
     with a: UnsafePointer<Float>, _ f: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
 ) {
