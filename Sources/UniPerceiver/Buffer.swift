@@ -15,6 +15,13 @@ final class Buffer {
         base.update(repeating: 0, count: max(count, 1))
     }
 
+    /// A buffer whose every value the caller writes before reading (a forward output); skips the
+    /// zeroing, which was ~4 % of a small model's gradient sample. Contents are arbitrary until then.
+    init(uninitialized count: Int) {
+        self.count = count
+        base = BufferPool.shared.take(max(count, 1))
+    }
+
     deinit { BufferPool.shared.give(base, count: max(count, 1)) }
 
     var pointer: UnsafeMutablePointer<Float> { base }

@@ -53,25 +53,28 @@ struct EncoderBlock {
             (attentionRoute?.balanceLoss ?? 0) + (ffnRoute?.balanceLoss ?? 0)
         }
 
-        init(batch B: Int, length T: Int, config c: ModelConfig) {
+        /// `zeroed: false` when the dense forward writes every value (all of them, checked line by
+        /// line); MoE layers' expert linears may accumulate, so they get zeroed buffers.
+        init(batch B: Int, length T: Int, config c: ModelConfig, zeroed: Bool = true) {
             let N = B * T
             let D = c.hiddenSize
-            input = Buffer(N * D)
-            ln1 = Buffer(N * D)
-            mean1 = Buffer(N)
-            rstd1 = Buffer(N)
-            qkv = Buffer(N * 3 * D)
-            attentionProbs = Buffer(B * c.numHeads * T * T)
-            attentionOutput = Buffer(N * D)
-            attentionProjection = Buffer(N * D)
-            residual = Buffer(N * D)
-            ln2 = Buffer(N * D)
-            mean2 = Buffer(N)
-            rstd2 = Buffer(N)
-            ffnHidden = Buffer(N * c.ffnSize)
-            ffnActivation = Buffer(N * c.ffnSize)
-            ffnOutput = Buffer(N * D)
-            output = Buffer(N * D)
+            func buffer(_ count: Int) -> Buffer { zeroed ? Buffer(count) : Buffer(uninitialized: count) }
+            input = buffer(N * D)
+            ln1 = buffer(N * D)
+            mean1 = buffer(N)
+            rstd1 = buffer(N)
+            qkv = buffer(N * 3 * D)
+            attentionProbs = buffer(B * c.numHeads * T * T)
+            attentionOutput = buffer(N * D)
+            attentionProjection = buffer(N * D)
+            residual = buffer(N * D)
+            ln2 = buffer(N * D)
+            mean2 = buffer(N)
+            rstd2 = buffer(N)
+            ffnHidden = buffer(N * c.ffnSize)
+            ffnActivation = buffer(N * c.ffnSize)
+            ffnOutput = buffer(N * D)
+            output = buffer(N * D)
         }
     }
 
@@ -84,7 +87,7 @@ struct EncoderBlock {
         let N = B * T
         let D = c.hiddenSize
         let F = c.ffnSize
-        let cache = Cache(batch: B, length: T, config: c)
+        let cache = Cache(batch: B, length: T, config: c, zeroed: o.moe != nil)
         cache.input.base.update(from: x, count: N * D)
         layerNormForward(
             output: cache.ln1.base, mean: cache.mean1.base, rstd: cache.rstd1.base, input: x,
