@@ -251,8 +251,8 @@ extension Model {
             let P = ParameterPointers(values: values.baseAddress!)
             let encoder = self.encoder
             let head = self.head
-            let inputPass = encoder.forward(routedInputs, P, noise: noise, premerged: premerged)
-            let candidatePass = encoder.forward(routedCandidates, P, noise: noise, premerged: premerged)
+            let passes = encoder.forward([routedInputs, routedCandidates], P, noise: noise, premerged: premerged)
+            let (inputPass, candidatePass) = (passes[0], passes[1])
             let inputHead = head.forward(inputPass.output, rows: inputRows, P)
             let candidateHead = head.forward(candidatePass.output, rows: candidateRows, P)
             let R = inputRows.count
@@ -344,16 +344,17 @@ extension Model {
                 let encoder = self.encoder
                 let dInputHidden = Buffer(pass.inputPass.sequences.tokenCount * D)
                 let dCandidateHidden = Buffer(pass.candidatePass.sequences.tokenCount * D)
-                // Lanes after the first accumulate into their own buffers, added once at the end.
-                let extraLanes = max(pass.inputPass.lanes.count, pass.candidatePass.lanes.count) - 1
-                let laneBuffers = (0..<max(extraLanes, 0)).map { _ in Buffer(grads.count) }
-                let laneGradients = laneBuffers.map { GradientPointers(values: $0.base) }
                 head.backward(pass.inputHead, dUnit: dInputUnit.base, dHidden: dInputHidden.base, P, G)
-                encoder.backward(pass.inputPass, dOutput: dInputHidden, P, G, laneGradients: laneGradients)
+                var passes = [(pass.inputPass, dInputHidden)]
                 if ablation != .detachTargets {
                     head.backward(pass.candidateHead, dUnit: dCandidateUnit.base, dHidden: dCandidateHidden.base, P, G)
-                    encoder.backward(pass.candidatePass, dOutput: dCandidateHidden, P, G, laneGradients: laneGradients)
+                    passes.append((pass.candidatePass, dCandidateHidden))
                 }
+                // Lanes after the first accumulate into their own buffers (zeroed by their lane),
+                // added once at the end.
+                let laned = pass.inputPass.isLaned || pass.candidatePass.isLaned
+                let laneBuffers = laned ? (1..<max(lanes, 1)).map { _ in Buffer(uninitialized: grads.count) } : []
+                encoder.backward(passes, P, G, laneGradients: laneBuffers.map { ($0.base, $0.count) })
                 for lane in laneBuffers {
                     addInLanes(grads.baseAddress!, lane.base, count: grads.count, lanes: max(lanes, 1))
                 }

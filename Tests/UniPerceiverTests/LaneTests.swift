@@ -19,8 +19,9 @@ import Testing
         let one = try single.forward(batch)
         let many = try laned.forward(batch)
         #expect(!one.inputPass.isLaned)
-        #expect(many.inputPass.isLaned, "the test must exercise the laned path")
-        #expect(many.inputPass.lanes.count == min(lanes, many.inputPass.sequences.batchSize))
+        #expect(many.inputPass.isLaned && many.candidatePass.isLaned, "the test must exercise the laned path")
+        let used = Set((many.inputPass.parts + many.candidatePass.parts).map(\.lane))
+        #expect(used.count == lanes, "every lane gets work: \(used)")
         #expect(abs(many.loss - one.loss) <= 1e-6 * abs(one.loss))
         // Start from a non-zero buffer: both paths accumulate.
         var rng = SeededRNG(seed: 5)
@@ -42,6 +43,23 @@ import Testing
                 difference.squareRoot() <= 1e-5 * norm.squareRoot(),
                 "\(task), \(lanes) lanes: \(entry.name) differs by \(difference.squareRoot()) (norm \(norm.squareRoot()))")
         }
+    }
+
+    @Test("the lane plan cuts the passes' sequences into contiguous ranges of about equal tokens")
+    func lanePlan() {
+        // 8 image sequences of 17 tokens and 10 class names of 3 (benchmark (b)): 166 tokens.
+        let inputs = SequenceBatch(batchSize: 8, length: 17)
+        let candidates = SequenceBatch(batchSize: 10, length: 3)
+        let plan = Encoder.lanePlan([inputs, candidates], lanes: 2)
+        #expect(plan[0].map(\.batch) == [0] && plan[0][0].range == 0..<5)
+        #expect(plan[1].map(\.batch) == [0, 1] && plan[1][0].range == 5..<8 && plan[1][1].range == 0..<10)
+        // Every sequence exactly once, in order.
+        for b in 0..<2 {
+            let ranges = plan.flatMap { $0.filter { $0.batch == b }.map(\.range) }
+            #expect(ranges.flatMap { Array($0) } == Array(0..<[8, 10][b]))
+        }
+        let tokens = plan.map { $0.reduce(0) { $0 + $1.range.count * [17, 3][$1.batch] } }
+        #expect(abs(tokens[0] - tokens[1]) <= 17, "\(tokens)")
     }
 
     @Test("MoE encoders run in one lane")
