@@ -76,8 +76,11 @@ let setups = [
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 20
 
 // `BENCH_PROFILE=dense|attribute|token` runs only that sibling of the first setup's model, forward +
-// backward in a loop (`BENCH_REPEATS` times), so `perf record -g` sees nothing else.
-if let name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
+// backward in a loop (`BENCH_REPEATS` times), so `perf record -g` sees nothing else; with `-ffn`
+// appended (`token-ffn`) only its layer-0 FFN sub-layer, 10× as many times.
+if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
+    let ffnOnly = name.hasSuffix("-ffn")
+    if ffnOnly { name.removeLast(4) }
     guard let routing = name == "dense" ? Routing.none : Routing(rawValue: name) else {
         print("BENCH_PROFILE: unknown routing \"\(name)\" (dense, attribute, token, context, modality, task)")
         exit(2)
@@ -91,6 +94,11 @@ if let name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
         images: Tensor(shape: [setups[0].batchSize, 1, c.imageSize, c.imageSize], data: pixels),
         labels: (0..<setups[0].batchSize).map { $0 % setups[0].classes },
         classNames: (0..<setups[0].classes).map { [$0 + 1, c.eotId] })
+    if ffnOnly {
+        let ffn = try FeedForwardSubLayer(model: model, batch: batch)
+        for _ in 0..<(10 * repeats) { ffn.run() }
+        exit(0)
+    }
     var gradient = [Float](repeating: 0, count: model.parameters.count)
     for _ in 0..<repeats {
         gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }

@@ -10,6 +10,14 @@ final class Buffer {
         base.initialize(repeating: 0, count: max(count, 1))
     }
 
+    /// An allocation left uninitialised, for buffers the next call overwrites whole (merged expert
+    /// weights, gathered rows, GEMM outputs with beta = 0): zero-filling them first is a wasted pass
+    /// over memory, which for the 8×-sized MoE experts showed up as memset in the profile.
+    init(uninitialized count: Int) {
+        self.count = count
+        base = .allocate(capacity: max(count, 1))
+    }
+
     deinit { base.deallocate() }
 
     var pointer: UnsafeMutablePointer<Float> { base }

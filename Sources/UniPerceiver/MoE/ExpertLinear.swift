@@ -40,8 +40,9 @@ struct ExpertLinear {
         let I = inFeatures
         let O = outFeatures
         if premerged == nil {
-            cache.merged = Buffer(d.units * O * I)
-            cache.mergedBias = Buffer(d.units * O)
+            // Every used unit's slice is overwritten by `merge` (unused units are never read).
+            cache.merged = Buffer(uninitialized: d.units * O * I)
+            cache.mergedBias = Buffer(uninitialized: d.units * O)
         }
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
             let weight: UnsafePointer<Float>
@@ -62,7 +63,7 @@ struct ExpertLinear {
                     outFeatures: O)
             } else {
                 let x = gather(input, rows: rows, width: I)
-                let y = Buffer(rows.count * O)
+                let y = Buffer(uninitialized: rows.count * O)
                 linearForward(
                     output: y.base, input: x.base, weight: weight, bias: bias, rows: rows.count,
                     inFeatures: I, outFeatures: O)
@@ -73,24 +74,18 @@ struct ExpertLinear {
     }
 
     /// `W_u = Σ_j g_j W_{e_j}`, `b_u = Σ_j g_j b_{e_j}` (experts.py: the weighted sum of the chosen
-    /// experts' parameters, once per segment).
+    /// experts' parameters, once per segment), overwriting `weight` and `bias`.
     func merge(
         weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>, unit u: Int,
         decision d: RouteDecision, _ P: ParameterPointers
     ) {
-        let I = inFeatures
-        let O = outFeatures
         let k = d.topK
-        weight.update(repeating: 0, count: O * I)
-        bias.update(repeating: 0, count: O)
-        for j in 0..<k {
-            let e = d.chosen[u * k + j]
-            let g = d.weights[u * k + j]
-            let we = P(experts.weights[e])
-            let be = P(experts.biases[e])
-            axpy(count: O * I, alpha: g, x: we, y: weight)
-            axpy(count: O, alpha: g, x: be, y: bias)
-        }
+        let chosen = (0..<k).map { d.chosen[u * k + $0] }
+        let gates = (0..<k).map { d.weights[u * k + $0] }
+        expertMerge(
+            merged: weight, experts: chosen.map { P(experts.weights[$0]) }, gates: gates,
+            count: outFeatures * inFeatures)
+        expertMerge(merged: bias, experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: outFeatures)
     }
 
     private func forwardDispatched(
@@ -165,43 +160,61 @@ struct ExpertLinear {
             }
             return
         }
-        let dW = Buffer(O * I)
-        let db = Buffer(O)
+        // dW_u and db_u are written whole by each unit (GEMM with beta = 0, column sums from 0), so
+        // the scratch is neither zero-filled at allocation nor between units.
+        let dW = Buffer(uninitialized: O * I)
+        let db = Buffer(uninitialized: O)
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
             let rows = d.rowsOfUnit[u]
             let weight = cache.merged!.base + u * O * I
-            dW.zero()
-            db.zero()
             if rows.count == N {
-                linearBackward(
-                    dInput: dInput, dWeight: dW.base, dBias: db.base, dOutput: dOutput, input: input,
-                    weight: weight, rows: N, inFeatures: I, outFeatures: O)
+                // The unit covers the whole batch: no gather, dX accumulates in place.
+                unitBackward(
+                    dWeight: dW.base, dBias: db.base, dInput: dInput, dInputBeta: 1, dOutput: dOutput,
+                    input: input, merged: weight, rows: N)
             } else {
                 let x = gather(input, rows: rows, width: I)
                 let dy = gather(dOutput, rows: rows, width: O)
-                let dx = Buffer(rows.count * I)
-                linearBackward(
-                    dInput: dx.base, dWeight: dW.base, dBias: db.base, dOutput: dy.base, input: x.base,
-                    weight: weight, rows: rows.count, inFeatures: I, outFeatures: O)
-                for (i, r) in rows.enumerated() {
-                    let dst = dInput + r * I
-                    let src = dx.base + i * I
-                    for c in 0..<I { dst[c] += src[c] }
-                }
+                let dx = Buffer(uninitialized: rows.count * I)
+                unitBackward(
+                    dWeight: dW.base, dBias: db.base, dInput: dx.base, dInputBeta: 0, dOutput: dy.base,
+                    input: x.base, merged: weight, rows: rows.count)
+                for (i, r) in rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + i * I, y: dInput + r * I) }
             }
-            for j in 0..<k {
-                let e = d.chosen[u * k + j]
-                let g = d.weights[u * k + j]
-                let we = P(experts.weights[e])
-                let be = P(experts.biases[e])
-                let gw = G(experts.weights[e])
-                let gb = G(experts.biases[e])
-                axpy(count: O * I, alpha: g, x: dW.base, y: gw)
-                axpy(count: O, alpha: g, x: db.base, y: gb)
-                dWeights[u * k + j] +=
-                    dotInDouble(count: O * I, dW.base, we) + dotInDouble(count: O, db.base, be)
-            }
+            // dW_e += g_j·dW_u, db_e += g_j·db_u; ∂L/∂g_j += ⟨dW_u, W_e⟩ + ⟨db_u, b_e⟩.
+            let chosen = (0..<k).map { d.chosen[u * k + $0] }
+            let gates = (0..<k).map { d.weights[u * k + $0] }
+            let dotW = expertMergeBackward(
+                dExperts: chosen.map { G(experts.weights[$0]) }, dMerged: dW.base,
+                experts: chosen.map { P(experts.weights[$0]) }, gates: gates, count: O * I)
+            let dotB = expertMergeBackward(
+                dExperts: chosen.map { G(experts.biases[$0]) }, dMerged: db.base,
+                experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: O)
+            for j in 0..<k { dWeights[u * k + j] += dotW[j] + dotB[j] }
         }
+    }
+
+    /// One merged unit's linear backward on `rows` rows: `dW_u = dYᵀ·X` and `db_u = Σ_rows dY`
+    /// **overwritten** (they are scratch, split among the chosen experts afterwards), and
+    /// `dX = dY·W_u + dInputBeta·dX` (1: accumulate into the layer's dX; 0: a gathered scratch).
+    private func unitBackward(
+        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+        dInput: UnsafeMutablePointer<Float>, dInputBeta: Float, dOutput: UnsafePointer<Float>,
+        input: UnsafePointer<Float>, merged: UnsafePointer<Float>, rows R: Int
+    ) {
+        let I = inFeatures
+        let O = outFeatures
+        gemm(
+            transposeA: true, transposeB: false, m: O, n: I, k: R, a: dOutput, lda: O, b: input, ldb: I,
+            beta: 0, c: dWeight, ldc: I)
+        dBias.update(from: dOutput, count: O)
+        for r in 1..<R {
+            let row = dOutput + r * O
+            for o in 0..<O { dBias[o] += row[o] }
+        }
+        gemm(
+            transposeA: false, transposeB: false, m: R, n: I, k: O, a: dOutput, lda: O, b: merged, ldb: I,
+            beta: dInputBeta, c: dInput, ldc: I)
     }
 
     /// For each expert, the (row, slot j) pairs routed to it, rows ascending.
