@@ -4,8 +4,8 @@
 // The Conditional-MoE merge and its backward are O(n) per routing unit and bound by memory
 // traffic, not arithmetic (a D=128 layer's four expert weights are ≈ 0.8 MB, past L2). Written as
 // one pass over memory each: the BLAS composition they replace (fill, k × saxpy; k × saxpy,
-// k × dsdot) read and wrote the same arrays k to 2k times. Naive twins: `expertMergeNaive`,
-// `expertMergeBackwardNaive` in Reference.swift's style, kept beside them here.
+// k × dsdot) read and wrote the same arrays k to 2k times. Naive twins (`…Naive`) in
+// Reference.swift's style, kept beside them here so each pair is read together.
 
 /// `merged = Σ_j g_j · expert_j` over `n` Floats, **overwriting** `merged` (official
 /// `task_moe/experts.py`: the chosen experts' parameters weighted by their renormalised gate
@@ -63,9 +63,11 @@ public func expertMergeBackward(
         k >= 1 && gates.count == k && dExperts.count == k && n >= 0,
         "expertMergeBackward: \(k) experts, \(gates.count) gates, \(dExperts.count) gradients, count \(n)")
     if k != 2 {
+        // Not BLAS saxpy + dsdot: OpenBLAS's Zen `dsdot` kernel rounds the products to Float
+        // (relative error ≈ 5e-8 against exact Double accumulation, found by the twin test).
         return (0..<k).map { j in
-            axpy(count: n, alpha: gates[j], x: dMerged, y: dExperts[j])
-            return dotInDouble(count: n, dMerged, experts[j])
+            expertMergeBackwardOne(
+                dExpert: dExperts[j], dMerged: dMerged, expert: experts[j], gate: gates[j], count: n)
         }
     }
     let (x0, x1) = (experts[0], experts[1])
@@ -103,6 +105,79 @@ public func expertMergeBackward(
         i += 1
     }
     return [dot0, dot1]
+}
+
+/// One chosen expert of `expertMergeBackward`: `dExpert += g · dMerged`, returns `⟨dMerged, expert⟩`
+/// accumulated in Double.
+func expertMergeBackwardOne(
+    dExpert: UnsafeMutablePointer<Float>, dMerged: UnsafePointer<Float>, expert: UnsafePointer<Float>,
+    gate g: Float, count n: Int
+) -> Double {
+    let G = SIMD8<Float>(repeating: g)
+    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let d = UnsafeRawPointer(dMerged + i).loadUnaligned(as: SIMD8<Float>.self)
+        let a = UnsafeRawPointer(expert + i).loadUnaligned(as: SIMD8<Float>.self)
+        let y = UnsafeRawPointer(dExpert + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dExpert + i).storeBytes(of: y + G * d, as: SIMD8<Float>.self)
+        s0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
+            * SIMD4<Double>(Double(a[0]), Double(a[1]), Double(a[2]), Double(a[3]))
+        s1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
+            * SIMD4<Double>(Double(a[4]), Double(a[5]), Double(a[6]), Double(a[7]))
+        i += 8
+    }
+    var dot = (s0 + s1).sum()
+    while i < n {
+        dExpert[i] += g * dMerged[i]
+        dot += Double(dMerged[i]) * Double(expert[i])
+        i += 1
+    }
+    return dot
+}
+
+/// `output = g · dOutput` over one routed row, returning `⟨dOutput, expertOutput⟩` accumulated in
+/// Double: a dispatched expert's `dY` for its backward and its gate weight's gradient
+/// `∂L/∂g = ⟨dy, W_e·x + b_e⟩` (Double for the reason `expertMergeBackward` gives), in one pass.
+///
+/// Shapes: `output`, `dOutput`, `expertOutput` `[n]` (`n = O`).
+public func expertRowBackward(
+    output: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, gate g: Float,
+    expertOutput: UnsafePointer<Float>, count n: Int
+) -> Double {
+    let G = SIMD8<Float>(repeating: g)
+    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let d = UnsafeRawPointer(dOutput + i).loadUnaligned(as: SIMD8<Float>.self)
+        let y = UnsafeRawPointer(expertOutput + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(output + i).storeBytes(of: G * d, as: SIMD8<Float>.self)
+        s0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
+            * SIMD4<Double>(Double(y[0]), Double(y[1]), Double(y[2]), Double(y[3]))
+        s1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
+            * SIMD4<Double>(Double(y[4]), Double(y[5]), Double(y[6]), Double(y[7]))
+        i += 8
+    }
+    var dot = (s0 + s1).sum()
+    while i < n {
+        output[i] = g * dOutput[i]
+        dot += Double(dOutput[i]) * Double(expertOutput[i])
+        i += 1
+    }
+    return dot
+}
+
+/// Naive twin of `expertRowBackward`.
+public func expertRowBackwardNaive(
+    output: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, gate g: Float,
+    expertOutput: UnsafePointer<Float>, count n: Int
+) -> Double {
+    var dot = 0.0
+    for i in 0..<n {
+        output[i] = g * dOutput[i]
+        dot += Double(dOutput[i]) * Double(expertOutput[i])
+    }
+    return dot
 }
 
 /// Naive twin of `expertMerge`: one scalar loop per element, summing in chosen-expert order.

@@ -81,3 +81,33 @@ struct ExpertMergeTests {
         return result
     }
 }
+
+@Suite("Dispatched expert row backward vs naive twin")
+struct ExpertRowBackwardTests {
+    @Test(arguments: [1, 7, 8, 13, 128, 515])
+    func rowBackward(_ n: Int) {
+        var rng = SeededRNG(seed: 32)
+        let dy = rng.gaussianFloats(count: n)
+        let y = rng.gaussianFloats(count: n)
+        var fast = [Float](repeating: .nan, count: n)
+        var naive = [Float](repeating: .nan, count: n)
+        var fastDot = 0.0
+        var naiveDot = 0.0
+        dy.withUnsafeBufferPointer { d in
+            y.withUnsafeBufferPointer { e in
+                fastDot = fast.withUnsafeMutableBufferPointer {
+                    expertRowBackward(
+                        output: $0.baseAddress!, dOutput: d.baseAddress!, gate: 0.37, expertOutput: e.baseAddress!,
+                        count: n)
+                }
+                naiveDot = naive.withUnsafeMutableBufferPointer {
+                    expertRowBackwardNaive(
+                        output: $0.baseAddress!, dOutput: d.baseAddress!, gate: 0.37, expertOutput: e.baseAddress!,
+                        count: n)
+                }
+            }
+        }
+        expectClose(fast, naive, tolerance: .fastVersusNaive, "scaled row n=\(n)")
+        expectClose([fastDot], [naiveDot], rtol: 1e-12, atol: 1e-12, "gate dot n=\(n)")
+    }
+}
