@@ -203,11 +203,12 @@ do {
     let tokenFFN = try FeedForwardSubLayer(model: models[2], batch: batch)
     let ffnRounds = 10 * repeats
     let ffn = try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: ffnRounds)
+    let ffnZeroing = try interleavedMedians([{ denseFFN.zeroGradient() }, { tokenFFN.zeroGradient() }], rounds: ffnRounds)
     print("")
-    print("| FFN sub-layer of layer 0 alone (\(denseFFN.rows) tokens, D=\(c.hiddenSize), F=\(c.ffnSize), fwd+bwd) | ms (median of \(ffnRounds), interleaved) | ratio to dense FFN |")
-    print("| --- | ---: | ---: |")
-    print("| dense FFN | \(String(format: "%.3f", ffn[0])) | 1.00 |")
-    print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) |")
+    print("| FFN sub-layer of layer 0 alone (\(denseFFN.rows) tokens, D=\(c.hiddenSize), F=\(c.ffnSize), fwd+bwd) | ms (median of \(ffnRounds), interleaved) | ratio to dense FFN | of which gradient zeroing (ms) |")
+    print("| --- | ---: | ---: | ---: |")
+    print("| dense FFN | \(String(format: "%.3f", ffn[0])) | 1.00 | \(String(format: "%.3f", ffnZeroing[0])) |")
+    print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) | \(String(format: "%.3f", ffnZeroing[1])) |")
     print("")
     let attributeRatio = wholeModel[1] / wholeModel[0]
     let tokenRatio = ffn[1] / ffn[0]

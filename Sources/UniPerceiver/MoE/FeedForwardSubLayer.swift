@@ -54,6 +54,14 @@ public final class FeedForwardSubLayer {
         ownedRanges = model.table.entries.filter { $0.name.hasPrefix(prefix) }.map(\.range)
     }
 
+    /// Zeroes the sub-layer's gradient ranges (E× larger when routed): the part of `run()` that is
+    /// not the FFN's own work, timed alone by the benchmark so its share can be read off.
+    public func zeroGradient() {
+        gradient.withUnsafeMutableBufferPointer { g in
+            for range in ownedRanges { (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count) }
+        }
+    }
+
     /// One forward + backward of the sub-layer; zeroes its own gradient ranges first (as a training
     /// step zeroes the whole buffer), then accumulates into them. Returns `Σ dOutput ⊙ output` plus
     /// the balance loss, so the work cannot be optimised away and two runs can be compared.
@@ -65,11 +73,7 @@ public final class FeedForwardSubLayer {
         let D = c.hiddenSize
         let F = c.ffnSize
         let x = UnsafePointer(input.base)
-        for range in ownedRanges {
-            gradient.withUnsafeMutableBufferPointer { g in
-                (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count)
-            }
-        }
+        zeroGradient()
         return model.parameters.withUnsafeBufferPointer { values in
             gradient.withUnsafeMutableBufferPointer { grads in
                 let P = ParameterPointers(values: values.baseAddress!)
