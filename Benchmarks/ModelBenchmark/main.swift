@@ -1,4 +1,4 @@
-// Model benchmark (issue 2): milliseconds per forward+backward of one image-classification
+// Model benchmark (issues 2 and 4): milliseconds per forward+backward of one image-classification
 // mini-batch and the achieved GFLOP/s, next to the machine's sgemm rate measured in the same run.
 // Run on purpose, in release: `swift run -c release ModelBenchmark` (or `make bench-model`).
 import CBLAS
@@ -74,6 +74,38 @@ let setups = [
         batchSize: 8, classes: 10),
 ]
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 20
+
+// `BENCH_PROFILE=dense|attribute|token` runs only that sibling of the first setup's model, forward +
+// backward in a loop (`BENCH_REPEATS` times), so `perf record -g` sees nothing else; with `-ffn`
+// appended (`token-ffn`) only its layer-0 FFN sub-layer, 10× as many times.
+if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
+    let ffnOnly = name.hasSuffix("-ffn")
+    if ffnOnly { name.removeLast(4) }
+    guard let routing = name == "dense" ? Routing.none : Routing(rawValue: name) else {
+        print("BENCH_PROFILE: unknown routing \"\(name)\" (dense, attribute, token, context, modality, task)")
+        exit(2)
+    }
+    var c = setups[0].config
+    c.routing = routing
+    let model = try Model(config: c, seed: 1)
+    var rng = SeededRNG(seed: 2)
+    let pixels = (0..<(setups[0].batchSize * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
+    let batch = Batch.imageClassification(
+        images: Tensor(shape: [setups[0].batchSize, 1, c.imageSize, c.imageSize], data: pixels),
+        labels: (0..<setups[0].batchSize).map { $0 % setups[0].classes },
+        classNames: (0..<setups[0].classes).map { [$0 + 1, c.eotId] })
+    if ffnOnly {
+        let ffn = try FeedForwardSubLayer(model: model, batch: batch)
+        for _ in 0..<(10 * repeats) { ffn.run() }
+        exit(0)
+    }
+    var gradient = [Float](repeating: 0, count: model.parameters.count)
+    for _ in 0..<repeats {
+        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        model.backward(try model.forward(batch), into: &gradient)
+    }
+    exit(0)
+}
 let sgemm = measureSGEMM(size: 1024, repeats: 5)
 print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s")
 print("")
@@ -114,19 +146,23 @@ print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); fo
 // MoE rows (issue 4): the same batch through MoE siblings of the first setup (every layer MoE,
 // E = 8, top-2), measured in this run next to the dense model. Attribute routing merges the chosen
 // experts once per segment, so it should cost about a dense model (target ≤ 1.15×). Token routing
-// dispatches every row to two experts in all four linears, so its linears cost ≈ 2× (target for the
-// FFN ≤ 2.3× the dense FFN); the whole-model ratio below bounds that from above.
-func medianMilliseconds(_ model: Model, _ batch: Batch) throws -> Double {
-    var gradient = [Float](repeating: 0, count: model.parameters.count)
-    for _ in 0..<3 { model.backward(try model.forward(batch), into: &gradient) }
-    var times: [Double] = []
-    for _ in 0..<repeats {
-        let start = DispatchTime.now().uptimeNanoseconds
-        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        model.backward(try model.forward(batch), into: &gradient)
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+// dispatches every row to two experts; the issue's target (≤ 2.3×) is against the dense model's FFN,
+// so the FFN sub-layer is also timed on its own (`FeedForwardSubLayer`: dense FFN vs token-routed
+// FFN with gate, dispatch, combine and balance loss, on the same layer-0 hidden states).
+// Every sibling runs once per round, round after round (interleaved), so load from other work on
+// the machine falls on all of them alike; the ratios are of medians over the rounds. Each timed
+// step includes zeroing the gradient buffer, as a training step does (8× larger for the experts).
+func interleavedMedians(_ steps: [() throws -> Void], rounds: Int) throws -> [Double] {
+    for step in steps { for _ in 0..<3 { try step() } }  // warm-up
+    var times = [[Double]](repeating: [], count: steps.count)
+    for _ in 0..<rounds {
+        for (i, step) in steps.enumerated() {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try step()
+            times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
     }
-    return median(times)
+    return times.map(median)
 }
 do {
     let setup = setups[0]
@@ -137,16 +173,45 @@ do {
     let batch = Batch.imageClassification(
         images: images, labels: (0..<setup.batchSize).map { $0 % setup.classes },
         classNames: (0..<setup.classes).map { [$0 + 1, c.eotId] })
-    let dense = try medianMilliseconds(try Model(config: c, seed: 1), batch)
-    print("")
-    print("| MoE sibling of \(setup.name) (all layers, E=8, top-2) | ms per fwd+bwd | ratio to dense |")
-    print("| --- | ---: | ---: |")
-    print("| dense | \(String(format: "%.2f", dense)) | 1.00 |")
-    for routing in [Routing.attribute, .token] {
+    let routings: [Routing] = [.none, .attribute, .token]
+    let models = try routings.map { routing in
         var mc = c
         mc.routing = routing
-        let ms = try medianMilliseconds(try Model(config: mc, seed: 1), batch)
-        print("| \(routing.rawValue) | \(String(format: "%.2f", ms)) | \(String(format: "%.2f", ms / dense)) |")
+        return try Model(config: mc, seed: 1)
     }
-    print("attribute ratio target ≤ 1.15; token ratio is whole-model (all four linears top-2), an upper bound on its FFN-only ratio (target ≤ 2.3).")
+    var gradients = models.map { [Float](repeating: 0, count: $0.parameters.count) }
+    let moeRounds = 2 * repeats  // more rounds than the dense rows: the ratios are the point here
+    let wholeModel = try interleavedMedians(
+        models.indices.map { i in
+            {
+                gradients[i].withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                models[i].backward(try models[i].forward(batch), into: &gradients[i])
+            }
+        }, rounds: moeRounds)
+    // Gradient zeroing alone, to show how much of each step it is.
+    let zeroing = try interleavedMedians(
+        models.indices.map { i in { gradients[i].withUnsafeMutableBufferPointer { $0.update(repeating: 0) } } },
+        rounds: moeRounds)
+    print("")
+    print("| MoE sibling of \(setup.name) (all layers, E=8, top-2) | ms per fwd+bwd (median of \(moeRounds), interleaved) | ratio to dense | of which gradient zeroing (ms) |")
+    print("| --- | ---: | ---: | ---: |")
+    for (i, routing) in routings.enumerated() {
+        let name = routing == .none ? "dense" : routing.rawValue
+        print("| \(name) | \(String(format: "%.2f", wholeModel[i])) | \(String(format: "%.2f", wholeModel[i] / wholeModel[0])) | \(String(format: "%.2f", zeroing[i])) |")
+    }
+    // FFN sub-layer alone: dense vs token routing, on layer 0 of the same image batch.
+    let denseFFN = try FeedForwardSubLayer(model: models[0], batch: batch)
+    let tokenFFN = try FeedForwardSubLayer(model: models[2], batch: batch)
+    let ffnRounds = 10 * repeats
+    let ffn = try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: ffnRounds)
+    let ffnZeroing = try interleavedMedians([{ denseFFN.zeroGradient() }, { tokenFFN.zeroGradient() }], rounds: ffnRounds)
+    print("")
+    print("| FFN sub-layer of layer 0 alone (\(denseFFN.rows) tokens, D=\(c.hiddenSize), F=\(c.ffnSize), fwd+bwd) | ms (median of \(ffnRounds), interleaved) | ratio to dense FFN | of which gradient zeroing (ms) |")
+    print("| --- | ---: | ---: | ---: |")
+    print("| dense FFN | \(String(format: "%.3f", ffn[0])) | 1.00 | \(String(format: "%.3f", ffnZeroing[0])) |")
+    print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) | \(String(format: "%.3f", ffnZeroing[1])) |")
+    print("")
+    let attributeRatio = wholeModel[1] / wholeModel[0]
+    let tokenRatio = ffn[1] / ffn[0]
+    print("issue 4 targets: attribute / dense (whole model) \(String(format: "%.3f", attributeRatio)) (target ≤ 1.15: \(attributeRatio <= 1.15 ? "met" : "missed")); token FFN / dense FFN \(String(format: "%.3f", tokenRatio)) (target ≤ 2.3: \(tokenRatio <= 2.3 ? "met" : "missed")); token / dense whole model \(String(format: "%.2f", wholeModel[2] / wholeModel[0])) (all four linears routed, for reference).")
 }

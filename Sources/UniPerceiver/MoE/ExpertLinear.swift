@@ -18,11 +18,23 @@ struct ExpertLinear {
     let outFeatures: Int
 
     final class Cache {
-        /// Merged: `W_u [U, O, I]` and `b_u [U, O]`. Dispatched: each chosen expert's output
-        /// `[N, k, O]` (needed for the gradient of its gate weight).
+        /// Merged: `W_u [U, O, I]` and `b_u [U, O]`.
         var merged: Buffer? = nil
         var mergedBias: Buffer? = nil
+        /// Dispatched: the N·k (row, slot) pairs grouped by expert, the gathered input rows
+        /// `[N·k, I]` in that order (backward's `dW_e = dYᵀ·X` reads them again) and each expert's
+        /// output `[N·k, O]` (needed for the gradient of its gate weight).
+        var dispatch: Dispatch? = nil
+        var gatheredInput: Buffer? = nil
         var expertOutputs: Buffer? = nil
+    }
+
+    /// The rows routed to each expert as one flat list: slot s holds row `rows[s]` in its top-k
+    /// place `places[s]`; expert e owns slots `start[e]..<start[e + 1]`, rows ascending.
+    struct Dispatch {
+        let rows: [Int]
+        let places: [Int]
+        let start: [Int]
     }
 
     /// `output [N, O]` (overwritten) from `input [N, I]`. `premerged(u)`, when given, supplies the
@@ -40,8 +52,9 @@ struct ExpertLinear {
         let I = inFeatures
         let O = outFeatures
         if premerged == nil {
-            cache.merged = Buffer(d.units * O * I)
-            cache.mergedBias = Buffer(d.units * O)
+            // Every used unit's slice is overwritten by `merge` (unused units are never read).
+            cache.merged = Buffer(uninitialized: d.units * O * I)
+            cache.mergedBias = Buffer(uninitialized: d.units * O)
         }
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
             let weight: UnsafePointer<Float>
@@ -62,7 +75,7 @@ struct ExpertLinear {
                     outFeatures: O)
             } else {
                 let x = gather(input, rows: rows, width: I)
-                let y = Buffer(rows.count * O)
+                let y = Buffer(uninitialized: rows.count * O)
                 linearForward(
                     output: y.base, input: x.base, weight: weight, bias: bias, rows: rows.count,
                     inFeatures: I, outFeatures: O)
@@ -73,26 +86,23 @@ struct ExpertLinear {
     }
 
     /// `W_u = Σ_j g_j W_{e_j}`, `b_u = Σ_j g_j b_{e_j}` (experts.py: the weighted sum of the chosen
-    /// experts' parameters, once per segment).
+    /// experts' parameters, once per segment), overwriting `weight` and `bias`.
     func merge(
         weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>, unit u: Int,
         decision d: RouteDecision, _ P: ParameterPointers
     ) {
-        let I = inFeatures
-        let O = outFeatures
         let k = d.topK
-        weight.update(repeating: 0, count: O * I)
-        bias.update(repeating: 0, count: O)
-        for j in 0..<k {
-            let e = d.chosen[u * k + j]
-            let g = d.weights[u * k + j]
-            let we = P(experts.weights[e])
-            let be = P(experts.biases[e])
-            axpy(count: O * I, alpha: g, x: we, y: weight)
-            axpy(count: O, alpha: g, x: be, y: bias)
-        }
+        let chosen = (0..<k).map { d.chosen[u * k + $0] }
+        let gates = (0..<k).map { d.weights[u * k + $0] }
+        expertMerge(
+            merged: weight, experts: chosen.map { P(experts.weights[$0]) }, gates: gates,
+            count: outFeatures * inFeatures)
+        expertMerge(merged: bias, experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: outFeatures)
     }
 
+    /// Dispatched forward: the routed rows are gathered once, grouped by expert, so each expert is
+    /// one GEMM over contiguous rows whose output lands where backward reads it (no copies); then
+    /// each row adds its experts' outputs weighted by their gate weights, in expert order.
     private func forwardDispatched(
         output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows N: Int,
         decision d: RouteDecision, _ P: ParameterPointers, cache: Cache
@@ -100,23 +110,26 @@ struct ExpertLinear {
         let I = inFeatures
         let O = outFeatures
         let k = d.topK
-        let outputs = Buffer(N * k * O)
-        output.update(repeating: 0, count: N * O)
-        for (e, slots) in dispatch(d, rows: N).enumerated() where !slots.isEmpty {
-            let x = gather(input, rows: slots.map(\.row), width: I)
-            let y = Buffer(slots.count * O)
+        let plan = dispatch(d, rows: N)
+        let S = plan.rows.count
+        let x = Buffer(uninitialized: S * I)
+        let y = Buffer(uninitialized: S * O)
+        for (s, r) in plan.rows.enumerated() { (x.base + s * I).update(from: input + r * I, count: I) }
+        for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
+            let first = plan.start[e]
             linearForward(
-                output: y.base, input: x.base, weight: P(experts.weights[e]), bias: P(experts.biases[e]),
-                rows: slots.count, inFeatures: I, outFeatures: O)
-            for (i, slot) in slots.enumerated() {
-                let src = y.base + i * O
-                (outputs.base + (slot.row * k + slot.j) * O).update(from: src, count: O)
-                let g = d.weights[d.unitOfRow[slot.row] * k + slot.j]
-                let dst = output + slot.row * O
-                for o in 0..<O { dst[o] += g * src[o] }
-            }
+                output: y.base + first * O, input: x.base + first * I, weight: P(experts.weights[e]),
+                bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O)
         }
-        cache.expertOutputs = outputs
+        output.update(repeating: 0, count: N * O)
+        for s in 0..<S {
+            let r = plan.rows[s]
+            let g = d.weights[d.unitOfRow[r] * k + plan.places[s]]
+            axpy(count: O, alpha: g, x: y.base + s * O, y: output + r * O)
+        }
+        cache.dispatch = plan
+        cache.gatheredInput = x
+        cache.expertOutputs = y
     }
 
     /// Backward: **accumulates** into the chosen experts' gradients, `dInput [N, I]` and
@@ -136,83 +149,122 @@ struct ExpertLinear {
         let O = outFeatures
         let k = d.topK
         if d.rowsOfUnit.isEmpty {
-            let outputs = cache.expertOutputs!.base
-            for (e, slots) in dispatch(d, rows: N).enumerated() where !slots.isEmpty {
-                let x = gather(input, rows: slots.map(\.row), width: I)
-                let dy = Buffer(slots.count * O)
-                for (i, slot) in slots.enumerated() {
-                    let u = d.unitOfRow[slot.row]
-                    let g = d.weights[u * k + slot.j]
-                    let src = dOutput + slot.row * O
-                    let ye = outputs + (slot.row * k + slot.j) * O
-                    var dot = 0.0
-                    for o in 0..<O {
-                        dy.base[i * O + o] = g * src[o]
-                        dot += Double(src[o]) * Double(ye[o])
-                    }
-                    dWeights[u * k + slot.j] += dot
-                }
-                let dx = Buffer(slots.count * I)
-                linearBackward(
-                    dInput: dx.base, dWeight: G(experts.weights[e]), dBias: G(experts.biases[e]),
-                    dOutput: dy.base, input: x.base, weight: P(experts.weights[e]), rows: slots.count,
-                    inFeatures: I, outFeatures: O)
-                for (i, slot) in slots.enumerated() {
-                    let dst = dInput + slot.row * I
-                    let src = dx.base + i * I
-                    for c in 0..<I { dst[c] += src[c] }
-                }
+            // Dispatched: per slot, dY_s = g·dY_row and ∂L/∂g += ⟨dY_row, y_s⟩ (Double, as in the
+            // merged path); per expert, dX_s = dY_s·W_e into a slot-ordered scratch, dW_e += dY_sᵀ·X_s
+            // and db_e += Σ dY_s over its contiguous slots; then dX rows are scattered back.
+            let plan = cache.dispatch!
+            let x = cache.gatheredInput!.base
+            let y = cache.expertOutputs!.base
+            let S = plan.rows.count
+            let dy = Buffer(uninitialized: S * O)
+            for s in 0..<S {
+                let r = plan.rows[s]
+                let u = d.unitOfRow[r]
+                let g = d.weights[u * k + plan.places[s]]
+                dWeights[u * k + plan.places[s]] += expertRowBackward(
+                    output: dy.base + s * O, dOutput: dOutput + r * O, gate: g, expertOutput: y + s * O,
+                    count: O)
             }
+            let dx = Buffer(S * I)  // zeroed: beta = 1 below (beta = 0 costs a slower zeroing pass)
+            for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
+                let first = plan.start[e]
+                let R = plan.start[e + 1] - first
+                let dye = dy.base + first * O
+                gemm(
+                    transposeA: false, transposeB: false, m: R, n: I, k: O, a: dye, lda: O,
+                    b: P(experts.weights[e]), ldb: I, beta: 1, c: dx.base + first * I, ldc: I)
+                gemm(
+                    transposeA: true, transposeB: false, m: O, n: I, k: R, a: dye, lda: O,
+                    b: x + first * I, ldb: I, beta: 1, c: G(experts.weights[e]), ldc: I)
+                for s in 0..<R { axpy(count: O, alpha: 1, x: dye + s * O, y: G(experts.biases[e])) }
+            }
+            for (s, r) in plan.rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + s * I, y: dInput + r * I) }
             return
         }
+        // dW_u accumulates into zeroed scratch (GEMM beta = 1): with beta = 0 OpenBLAS first runs
+        // its scalar `sgemm_beta` zeroing pass, which the profile showed at 3× the cost of memset.
+        // db_u is written whole (column sums from the first row).
         let dW = Buffer(O * I)
-        let db = Buffer(O)
+        let db = Buffer(uninitialized: O)
+        var dWIsZero = true
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
             let rows = d.rowsOfUnit[u]
+            if !dWIsZero { dW.zero() }
+            dWIsZero = false
             let weight = cache.merged!.base + u * O * I
-            dW.zero()
-            db.zero()
             if rows.count == N {
-                linearBackward(
-                    dInput: dInput, dWeight: dW.base, dBias: db.base, dOutput: dOutput, input: input,
-                    weight: weight, rows: N, inFeatures: I, outFeatures: O)
+                // The unit covers the whole batch: no gather, dX accumulates in place.
+                unitBackward(
+                    dWeight: dW.base, dBias: db.base, dInput: dInput, dOutput: dOutput,
+                    input: input, merged: weight, rows: N)
             } else {
                 let x = gather(input, rows: rows, width: I)
                 let dy = gather(dOutput, rows: rows, width: O)
                 let dx = Buffer(rows.count * I)
-                linearBackward(
-                    dInput: dx.base, dWeight: dW.base, dBias: db.base, dOutput: dy.base, input: x.base,
-                    weight: weight, rows: rows.count, inFeatures: I, outFeatures: O)
-                for (i, r) in rows.enumerated() {
-                    let dst = dInput + r * I
-                    let src = dx.base + i * I
-                    for c in 0..<I { dst[c] += src[c] }
-                }
+                unitBackward(
+                    dWeight: dW.base, dBias: db.base, dInput: dx.base, dOutput: dy.base,
+                    input: x.base, merged: weight, rows: rows.count)
+                for (i, r) in rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + i * I, y: dInput + r * I) }
             }
-            for j in 0..<k {
-                let e = d.chosen[u * k + j]
-                let g = d.weights[u * k + j]
-                let we = P(experts.weights[e])
-                let be = P(experts.biases[e])
-                let gw = G(experts.weights[e])
-                let gb = G(experts.biases[e])
-                axpy(count: O * I, alpha: g, x: dW.base, y: gw)
-                axpy(count: O, alpha: g, x: db.base, y: gb)
-                dWeights[u * k + j] +=
-                    dotInDouble(count: O * I, dW.base, we) + dotInDouble(count: O, db.base, be)
-            }
+            // dW_e += g_j·dW_u, db_e += g_j·db_u; ∂L/∂g_j += ⟨dW_u, W_e⟩ + ⟨db_u, b_e⟩.
+            let chosen = (0..<k).map { d.chosen[u * k + $0] }
+            let gates = (0..<k).map { d.weights[u * k + $0] }
+            let dotW = expertMergeBackward(
+                dExperts: chosen.map { G(experts.weights[$0]) }, dMerged: dW.base,
+                experts: chosen.map { P(experts.weights[$0]) }, gates: gates, count: O * I)
+            let dotB = expertMergeBackward(
+                dExperts: chosen.map { G(experts.biases[$0]) }, dMerged: db.base,
+                experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: O)
+            for j in 0..<k { dWeights[u * k + j] += dotW[j] + dotB[j] }
         }
     }
 
-    /// For each expert, the (row, slot j) pairs routed to it, rows ascending.
-    private func dispatch(_ d: RouteDecision, rows N: Int) -> [[(row: Int, j: Int)]] {
-        var lists = [[(row: Int, j: Int)]](repeating: [], count: experts.weights.count)
+    /// One merged unit's linear backward on `rows` rows: `dW_u += dYᵀ·X` into zeroed scratch and
+    /// `db_u = Σ_rows dY` **overwritten** (both are split among the chosen experts afterwards), and
+    /// `dX += dY·W_u` (the layer's dX, or zeroed scratch for gathered rows).
+    private func unitBackward(
+        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+        dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>,
+        input: UnsafePointer<Float>, merged: UnsafePointer<Float>, rows R: Int
+    ) {
+        let I = inFeatures
+        let O = outFeatures
+        gemm(
+            transposeA: true, transposeB: false, m: O, n: I, k: R, a: dOutput, lda: O, b: input, ldb: I,
+            beta: 1, c: dWeight, ldc: I)
+        dBias.update(from: dOutput, count: O)
+        for r in 1..<R {
+            let row = dOutput + r * O
+            for o in 0..<O { dBias[o] += row[o] }
+        }
+        gemm(
+            transposeA: false, transposeB: false, m: R, n: I, k: O, a: dOutput, lda: O, b: merged, ldb: I,
+            beta: 1, c: dInput, ldc: I)
+    }
+
+    /// The (row, place) pairs grouped by expert, rows ascending within each (a counting sort).
+    private func dispatch(_ d: RouteDecision, rows N: Int) -> Dispatch {
+        let E = experts.weights.count
         let k = d.topK
+        var start = [Int](repeating: 0, count: E + 1)
         for r in 0..<N {
             let u = d.unitOfRow[r]
-            for j in 0..<k { lists[d.chosen[u * k + j]].append((r, j)) }
+            for j in 0..<k { start[d.chosen[u * k + j] + 1] += 1 }
         }
-        return lists
+        for e in 0..<E { start[e + 1] += start[e] }
+        var next = Array(start[0..<E])
+        var rows = [Int](repeating: 0, count: start[E])
+        var places = [Int](repeating: 0, count: start[E])
+        for r in 0..<N {
+            let u = d.unitOfRow[r]
+            for j in 0..<k {
+                let e = d.chosen[u * k + j]
+                rows[next[e]] = r
+                places[next[e]] = j
+                next[e] += 1
+            }
+        }
+        return Dispatch(rows: rows, places: places, start: start)
     }
 
     private func gather(_ source: UnsafePointer<Float>, rows: [Int], width: Int) -> Buffer {

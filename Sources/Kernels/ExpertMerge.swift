@@ -1,0 +1,207 @@
+// Dimension letters: n elements of one expert tensor (O·I for a weight, O for a bias), k chosen
+// experts (top-k, 1 or 2 in every configuration).
+//
+// The Conditional-MoE merge and its backward are O(n) per routing unit and bound by memory
+// traffic, not arithmetic (a D=128 layer's four expert weights are ≈ 0.8 MB, past L2). Written as
+// one pass over memory each: the BLAS composition they replace (fill, k × saxpy; k × saxpy,
+// k × dsdot) read and wrote the same arrays k to 2k times. Naive twins (`…Naive`) in
+// Reference.swift's style, kept beside them here so each pair is read together.
+
+/// `merged = Σ_j g_j · expert_j` over `n` Floats, **overwriting** `merged` (official
+/// `task_moe/experts.py`: the chosen experts' parameters weighted by their renormalised gate
+/// weights, once per segment).
+///
+/// Shapes: `merged [n]`, every `experts[j] [n]`, `gates [k]` with `k = experts.count ≥ 1`.
+/// ### References
+/// Uni-Perceiver-MoE `task_moe/experts.py` (merge per segment); uniperceiver-model.md §5.3.
+public func expertMerge(
+    merged: UnsafeMutablePointer<Float>, experts: [UnsafePointer<Float>], gates: [Float], count n: Int
+) {
+    precondition(
+        !experts.isEmpty && experts.count == gates.count && n >= 0,
+        "expertMerge: \(experts.count) experts, \(gates.count) gates, count \(n)")
+    let x0 = experts[0]
+    let g0 = gates[0]
+    var i = 0
+    if experts.count == 2 {
+        // Top-2, every released configuration: one read of each expert, one write.
+        let x1 = experts[1]
+        let g1 = gates[1]
+        let G0 = SIMD8<Float>(repeating: g0)
+        let G1 = SIMD8<Float>(repeating: g1)
+        while i + 8 <= n {
+            let a = UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b = UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(merged + i).storeBytes(of: G0 * a + G1 * b, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            merged[i] = g0 * x0[i] + g1 * x1[i]
+            i += 1
+        }
+        return
+    }
+    for e in 0..<n { merged[e] = g0 * x0[e] }
+    for j in 1..<experts.count { axpy(count: n, alpha: gates[j], x: experts[j], y: merged) }
+}
+
+/// Backward of `expertMerge` given `dMerged = ∂L/∂merged`: **accumulates**
+/// `dExperts[j] += g_j · dMerged` and returns `∂L/∂g_j = ⟨dMerged, expert_j⟩` per chosen expert.
+///
+/// The dot products are accumulated in Double (each Float product is exact in Double): the gate's
+/// logit gradient is `g1·g2·(∂L/∂g1 − ∂L/∂g2)`, a small difference of two large sums, and Float
+/// accumulation costs about three digits of it (see `Router.backward`).
+///
+/// Shapes: `dMerged [n]`, `experts[j] [n]`, `dExperts[j] [n]`, `gates [k]`; result `[k]`.
+/// `dExperts[j]` must not alias each other (two chosen experts are always distinct).
+public func expertMergeBackward(
+    dExperts: [UnsafeMutablePointer<Float>], dMerged: UnsafePointer<Float>,
+    experts: [UnsafePointer<Float>], gates: [Float], count n: Int
+) -> [Double] {
+    let k = experts.count
+    precondition(
+        k >= 1 && gates.count == k && dExperts.count == k && n >= 0,
+        "expertMergeBackward: \(k) experts, \(gates.count) gates, \(dExperts.count) gradients, count \(n)")
+    if k != 2 {
+        // Not BLAS saxpy + dsdot: OpenBLAS's Zen `dsdot` kernel rounds the products to Float
+        // (relative error ≈ 5e-8 against exact Double accumulation, found by the twin test).
+        return (0..<k).map { j in
+            expertMergeBackwardOne(
+                dExpert: dExperts[j], dMerged: dMerged, expert: experts[j], gate: gates[j], count: n)
+        }
+    }
+    let (x0, x1) = (experts[0], experts[1])
+    let (y0, y1) = (dExperts[0], dExperts[1])
+    let (g0, g1) = (gates[0], gates[1])
+    let G0 = SIMD8<Float>(repeating: g0)
+    let G1 = SIMD8<Float>(repeating: g1)
+    // Four Double accumulators (low and high halves of 8 lanes, per expert).
+    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>(), s2 = SIMD4<Double>(), s3 = SIMD4<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let d = UnsafeRawPointer(dMerged + i).loadUnaligned(as: SIMD8<Float>.self)
+        let a = UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD8<Float>.self)
+        let b = UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD8<Float>.self)
+        let ya = UnsafeRawPointer(y0 + i).loadUnaligned(as: SIMD8<Float>.self)
+        let yb = UnsafeRawPointer(y1 + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y0 + i).storeBytes(of: ya + G0 * d, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y1 + i).storeBytes(of: yb + G1 * d, as: SIMD8<Float>.self)
+        let dLow = SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
+        let dHigh = SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
+        s0 += dLow * SIMD4<Double>(Double(a[0]), Double(a[1]), Double(a[2]), Double(a[3]))
+        s1 += dHigh * SIMD4<Double>(Double(a[4]), Double(a[5]), Double(a[6]), Double(a[7]))
+        s2 += dLow * SIMD4<Double>(Double(b[0]), Double(b[1]), Double(b[2]), Double(b[3]))
+        s3 += dHigh * SIMD4<Double>(Double(b[4]), Double(b[5]), Double(b[6]), Double(b[7]))
+        i += 8
+    }
+    var dot0 = (s0 + s1).sum()
+    var dot1 = (s2 + s3).sum()
+    while i < n {
+        let d = dMerged[i]
+        y0[i] += g0 * d
+        y1[i] += g1 * d
+        dot0 += Double(d) * Double(x0[i])
+        dot1 += Double(d) * Double(x1[i])
+        i += 1
+    }
+    return [dot0, dot1]
+}
+
+/// One chosen expert of `expertMergeBackward`: `dExpert += g · dMerged`, returns `⟨dMerged, expert⟩`
+/// accumulated in Double.
+func expertMergeBackwardOne(
+    dExpert: UnsafeMutablePointer<Float>, dMerged: UnsafePointer<Float>, expert: UnsafePointer<Float>,
+    gate g: Float, count n: Int
+) -> Double {
+    let G = SIMD8<Float>(repeating: g)
+    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let d = UnsafeRawPointer(dMerged + i).loadUnaligned(as: SIMD8<Float>.self)
+        let a = UnsafeRawPointer(expert + i).loadUnaligned(as: SIMD8<Float>.self)
+        let y = UnsafeRawPointer(dExpert + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dExpert + i).storeBytes(of: y + G * d, as: SIMD8<Float>.self)
+        s0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
+            * SIMD4<Double>(Double(a[0]), Double(a[1]), Double(a[2]), Double(a[3]))
+        s1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
+            * SIMD4<Double>(Double(a[4]), Double(a[5]), Double(a[6]), Double(a[7]))
+        i += 8
+    }
+    var dot = (s0 + s1).sum()
+    while i < n {
+        dExpert[i] += g * dMerged[i]
+        dot += Double(dMerged[i]) * Double(expert[i])
+        i += 1
+    }
+    return dot
+}
+
+/// `output = g · dOutput` over one routed row, returning `⟨dOutput, expertOutput⟩` accumulated in
+/// Double: a dispatched expert's `dY` for its backward and its gate weight's gradient
+/// `∂L/∂g = ⟨dy, W_e·x + b_e⟩` (Double for the reason `expertMergeBackward` gives), in one pass.
+///
+/// Shapes: `output`, `dOutput`, `expertOutput` `[n]` (`n = O`).
+public func expertRowBackward(
+    output: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, gate g: Float,
+    expertOutput: UnsafePointer<Float>, count n: Int
+) -> Double {
+    let G = SIMD8<Float>(repeating: g)
+    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let d = UnsafeRawPointer(dOutput + i).loadUnaligned(as: SIMD8<Float>.self)
+        let y = UnsafeRawPointer(expertOutput + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(output + i).storeBytes(of: G * d, as: SIMD8<Float>.self)
+        s0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
+            * SIMD4<Double>(Double(y[0]), Double(y[1]), Double(y[2]), Double(y[3]))
+        s1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
+            * SIMD4<Double>(Double(y[4]), Double(y[5]), Double(y[6]), Double(y[7]))
+        i += 8
+    }
+    var dot = (s0 + s1).sum()
+    while i < n {
+        output[i] = g * dOutput[i]
+        dot += Double(dOutput[i]) * Double(expertOutput[i])
+        i += 1
+    }
+    return dot
+}
+
+/// Naive twin of `expertRowBackward`.
+public func expertRowBackwardNaive(
+    output: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, gate g: Float,
+    expertOutput: UnsafePointer<Float>, count n: Int
+) -> Double {
+    var dot = 0.0
+    for i in 0..<n {
+        output[i] = g * dOutput[i]
+        dot += Double(dOutput[i]) * Double(expertOutput[i])
+    }
+    return dot
+}
+
+/// Naive twin of `expertMerge`: one scalar loop per element, summing in chosen-expert order.
+public func expertMergeNaive(
+    merged: UnsafeMutablePointer<Float>, experts: [UnsafePointer<Float>], gates: [Float], count n: Int
+) {
+    for i in 0..<n {
+        var sum: Float = 0
+        for j in experts.indices { sum += gates[j] * experts[j][i] }
+        merged[i] = sum
+    }
+}
+
+/// Naive twin of `expertMergeBackward`: scalar loops, one expert at a time.
+public func expertMergeBackwardNaive(
+    dExperts: [UnsafeMutablePointer<Float>], dMerged: UnsafePointer<Float>,
+    experts: [UnsafePointer<Float>], gates: [Float], count n: Int
+) -> [Double] {
+    experts.indices.map { j in
+        var dot = 0.0
+        for i in 0..<n {
+            dExperts[j][i] += gates[j] * dMerged[i]
+            dot += Double(dMerged[i]) * Double(experts[j][i])
+        }
+        return dot
+    }
+}
