@@ -1,7 +1,9 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import GradientProbe
 import Interference
+import Reporter
 import Storage
 import Training
 import UniPerceiver
@@ -16,7 +18,9 @@ struct DemoCommand: ParsableCommand {
             Writes OUT/report.md (dense and MoE side by side with the MoE − dense difference, the \
             evaluation numbers and timings), the heatmaps, OUT/dense.h5 and OUT/moe.h5 (interference \
             files) and OUT/evaluation-<kind>.json. Checkpoints and probe files go to OUT/.work/ \
-            (kept out of version control); a checkpoint trained with the same options is reused.
+            (kept out of version control); a checkpoint trained with the same options is reused. \
+            The report also holds the exact look-ahead check at --lookahead λ (the probes then \
+            store their rows) and the MoE run's routing statistics on the probed mini-batches.
             """)
 
     @Option(help: "Output folder.")
@@ -46,6 +50,21 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Seed of training, probe and bootstrap.")
     var seed: UInt64 = 0
 
+    @Option(name: .customLong("lookahead"), help: "Step size λ of the exact look-ahead check (0: skip it).")
+    var lookAhead = 1e-3
+
+    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    var lookAheadSamples = 4
+
+    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b per loss sample and task.")
+    var lookAheadSteps = 4
+
+    func validate() throws {
+        guard lookAhead.isFinite, lookAhead >= 0 else {
+            throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")
+        }
+    }
+
     func run() throws {
         let started = Date()
         let directory = URL(fileURLWithPath: out)
@@ -53,25 +72,39 @@ struct DemoCommand: ParsableCommand {
         let dataURL = URL(fileURLWithPath: data)
         let dataset = try DigitsDataset.load(dataURL)
         var analyses: [InterferenceAnalysis] = []
+        var routing: [Reporter.RoutingStatistics] = []
+        let lookAheadOptions =
+            lookAhead > 0
+            ? LookAheadOptions(
+                stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed)
+            : nil
         var appendix = ["", "## Models and evaluation", ""]
         appendix.append(
             "Data `\(data)`; \(steps) training steps per model (preset `small`, seed \(seed)); probe: "
                 + "N = \(samples) mini-batches of B = \(batchSize) per task, parameters `encoder.layers.*`, "
-                + "gate noise on as in training; \(bootstrap) bootstrap replicates.")
+                + "gate noise on as in training; \(bootstrap) bootstrap replicates."
+                + (lookAheadOptions.map {
+                    " Look-ahead check: λ = \(String(format: "%g", $0.stepSize)), \($0.lossSamples) loss "
+                        + "mini-batches per task × \($0.stepSamples) step mini-batches per task, seed \(seed)."
+                } ?? ""))
         for (kind, name) in [(ModelKind.dense, "dense"), (.moeAttribute, "moe")] {
             let runDirectory = work.appendingPathComponent("runs/\(name)")
             let (checkpoint, trainSeconds) = try train(
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
-            let analysis = try Diagnosis.run(
+            let (analysis, probeOptions) = try Diagnosis.run(
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
                 tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, bootstrap: bootstrap,
                 grouping: .layer, label: name,
-                probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false)
+                probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
+                lookAhead: lookAheadOptions)
             try InterferenceFile.write(analysis, to: directory.appendingPathComponent("\(name).h5"))
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
+            if kind != .dense {
+                routing.append(try routingStatistics(model, dataset: dataset, options: probeOptions, label: name))
+            }
             let evaluation = try Evaluation.evaluate(model, on: dataset)
             try AtomicFile.write(
                 data: Data(evaluation.jsonString().utf8),
@@ -96,7 +129,7 @@ struct DemoCommand: ParsableCommand {
         try Report.write(
             runs: analyses, to: directory.appendingPathComponent("report.md"),
             title: "Task interference: dense vs attribute-routed MoE (demo)",
-            appendix: appendix.joined(separator: "\n") + "\n")
+            appendix: appendix.joined(separator: "\n") + "\n", routing: routing)
         print("wrote \(directory.appendingPathComponent("report.md").path)")
     }
 
@@ -130,5 +163,25 @@ struct DemoCommand: ParsableCommand {
         try AtomicFile.write(data: Data(wanted.utf8), to: stamp)
         print("\(kind.rawValue): trained \(steps) steps in \(String(format: "%.0f", summary.seconds)) s")
         return (checkpoint, summary.seconds)
+    }
+
+    /// The MoE model's expert loads and gate entropy on the probe's own mini-batches (the same
+    /// batches and gate noise), one row per layer, decision, task and segment.
+    func routingStatistics(_ model: Model, dataset: DigitsDataset, options: ProbeOptions, label: String)
+        throws -> Reporter.RoutingStatistics
+    {
+        let records: [ProbeRouting]
+        do { records = try ProbeRouting.collect(model: model, dataset: dataset, options: options) } catch {
+            throw InputError(error.description)
+        }
+        let experts = model.config.numExperts
+        let entries = records.map { r in
+            Reporter.RoutingStatistics.Entry(
+                layer: r.layer, task: r.task.rawValue, load: r.weightShare, decision: r.decision.rawValue,
+                segment: "\(r.side.rawValue) \(r.segment)",
+                gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
+        }
+        return Reporter.RoutingStatistics(
+            run: label, routing: model.config.routing.rawValue, experts: experts, entries: entries)
     }
 }
