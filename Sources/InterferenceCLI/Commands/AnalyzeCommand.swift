@@ -106,6 +106,15 @@ enum LookAheadSummary {
         }
     }
 
+    /// Markdown table rows `| run | group | λ | pairs | I difference | loss-change difference |`.
+    static func rows(_ analysis: InterferenceAnalysis, group: String? = nil) -> [String] {
+        analysis.groups.compactMap { g in
+            guard let c = g.lookAhead, group == nil || g.name == group else { return nil }
+            return "| \(analysis.label) | \(g.name) | \(String(format: "%g", c.stepSize)) | \(c.pairCount) | "
+                + "\(percent(c.offDiagonalRelativeDifference)) | \(percent(c.lossChangeRelativeDifference)) |"
+        }
+    }
+
     static func percent(_ x: Double) -> String {
         x.isFinite ? String(format: "%.2f %%", x * 100) : "n/a"
     }
