@@ -25,7 +25,8 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),
         .target(name: "Training", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
         .target(
-            name: "GradientProbe", dependencies: ["CBLAS", "Kernels", "UniPerceiver", "Datasets", "Storage", "Training"],
+            name: "GradientProbe",
+            dependencies: ["CBLAS", "Kernels", "UniPerceiver", "Datasets", "Storage", "Training", "Interference"],
             exclude: ["README.md"]),
         .target(name: "Interference", dependencies: ["Kernels", "Storage"], exclude: ["README.md"]),
         .target(name: "Reporter", dependencies: ["Interference", "Storage"], exclude: ["README.md"]),

@@ -27,7 +27,10 @@ def load(path):
         tasks = [t.decode() if isinstance(t, bytes) else str(t) for t in f.attrs["tasks"]]
         groups = {}
         for name, g in f["groups"].items():
-            groups[name] = {key: g[key][()] for key in g.keys()}
+            groups[name] = {key: g[key][()] for key in g.keys() if isinstance(g[key], h5py.Dataset)}
+            if "lookahead" in g:   # written by `analyze --lookahead λ`
+                la = g["lookahead"]
+                groups[name]["lookahead"] = {key: la[key][()] for key in la.keys()} | dict(la.attrs)
         return tasks, groups
 
 data = {run: load(path) for run, path in RUNS.items()}
@@ -66,6 +69,26 @@ g = groups[names[-1]]
 for i, ti in enumerate(tasks):
     for j, tj in enumerate(tasks):
         print(f"{ti:>22} <- {tj:<22} I={g['interference'][i, j]:+.3f}  95% [{g['ci_low'][i, j]:+.3f}, {g['ci_high'][i, j]:+.3f}]  cos={g['cosine'][i, j]:+.4f}")"""),
+nbf.v4.new_markdown_cell("""The exact look-ahead check (`analyze --lookahead λ`, present in the demo files): on a seeded
+subsample of pairs, the group's parameters were actually stepped by `−λ·g_j/‖g_j‖` and task *i*'s loss
+evaluated again. `exact_loss_change` against `first_order_loss_change` (= `λ·⟨ĝ_j, g_i⟩`) shows whether
+the paper's Taylor approximation holds; `exact` and `first_order` are the two `I` on the same pairs."""),
+nbf.v4.new_code_cell("""fig, axes = plt.subplots(1, len(data), figsize=(5.2 * len(data), 4.4), constrained_layout=True, squeeze=False)
+for ax, (run, (tasks, groups)) in zip(axes[0], data.items()):
+    for name, g in groups.items():
+        la = g.get("lookahead")
+        if la is None:
+            continue
+        print(f"{run} {name}: λ = {la['step_size']:g}, {int(la['pairs'])} pairs, off-diagonal I differ by "
+              f"{100 * la['offdiagonal_relative_difference']:.2f} %, loss changes by {100 * la['loss_change_relative_difference']:.2f} %")
+        ax.scatter(la["first_order_loss_change"], la["exact_loss_change"], s=8, label=name)
+    lim = ax.get_xlim()
+    ax.plot(lim, lim, color="grey", lw=0.8)
+    ax.set_xlabel("first-order loss change λ·⟨ĝ_j, g_i⟩")
+    ax.set_ylabel("exact loss change")
+    ax.set_title(run)
+    ax.legend()
+plt.show()"""),
 ]
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, "notebooks-data/interference.ipynb")

@@ -41,6 +41,12 @@ public enum ProbeError: Error, Sendable, Equatable, CustomStringConvertible {
     case incompleteShards(reason: String)
     /// Any other storage failure (writing the output, reading rows back).
     case storage(StorageError)
+    /// The exact look-ahead needs raw rows, and the probe file has none for `parameter`.
+    case noStoredGradients(file: String, parameter: String)
+    /// A checkpoint or data file (`file`) whose SHA-256 differs from the one the probe `probe` records.
+    case sourceMismatch(file: String, probe: String, what: String)
+    /// Rebuilding task `task`'s mini-batch `miniBatch` did not give what the probe `file` recorded.
+    case notReproduced(file: String, task: String, miniBatch: Int, reason: String)
 
     /// One line for the user: the file first when there is one.
     public var description: String {
@@ -74,6 +80,14 @@ public enum ProbeError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(second): cannot merge with \(first): they differ in \(field)"
         case .incompleteShards(let reason): return "merge: \(reason)"
         case .storage(let error): return error.description
+        case .noStoredGradients(let file, let parameter):
+            return
+                "\(file): no stored gradient rows for \(parameter); the look-ahead needs a probe "
+                + "made with --store-gradients"
+        case .sourceMismatch(let file, let probe, let what):
+            return "\(file): SHA-256 differs from the \(what) \(probe) was made from"
+        case .notReproduced(let file, let task, let miniBatch, let reason):
+            return "\(file): task \(task), mini-batch \(miniBatch) not reproduced: \(reason)"
         }
     }
 

@@ -8,16 +8,19 @@ public struct GroupAnalysis: Sendable, Equatable {
     public var interval: BootstrapInterval?
     /// Mean cosines, conflict fractions and consistency.
     public var agreement: GradientAgreement
+    /// The exact look-ahead check (`analyze --lookahead λ`), when one was run.
+    public var lookAhead: LookAheadCheck?
 
     /// Memberwise.
     public init(
         group: ParameterGroup, interference: InterferenceMatrix, interval: BootstrapInterval?,
-        agreement: GradientAgreement
+        agreement: GradientAgreement, lookAhead: LookAheadCheck? = nil
     ) {
         self.group = group
         self.interference = interference
         self.interval = interval
         self.agreement = agreement
+        self.lookAhead = lookAhead
     }
 
     /// The group's name.

@@ -16,7 +16,16 @@ import Storage
 /// /groups/<group>/nonpositive_denominators int64  [T]
 /// /groups/<group>/zero_norm_rows          int64  [T]
 /// /groups/<group>   attrs: parameters, layer, role, undefined_bootstrap_values
+/// /groups/<group>/lookahead               only after `analyze --lookahead λ`; attrs: step_size (λ),
+///                                         pairs (P), seed, offdiagonal_relative_difference,
+///                                         loss_change_relative_difference
+/// /groups/<group>/lookahead/exact          float64 [T, T]  I from measured loss changes
+/// /groups/<group>/lookahead/first_order    float64 [T, T]  I from λ·⟨ĝ_j(a), g_i(b)⟩ on the same pairs
+/// /groups/<group>/lookahead/relative_difference float64 [T, T]  |exact − first_order| / |first_order|
+/// /groups/<group>/lookahead/pairs          int64  [P, 4]  (loss task i, loss sample b, step task j, step sample a)
+/// /groups/<group>/lookahead/exact_loss_change, first_order_loss_change  float64 [P]
 /// ```
+/// The look-ahead matrices are recomputed from the pairs on reading (they are stored for h5py users).
 /// Flagged samples are not stored: they are the b with `!(delta[i, i, b] > 0)`.
 /// The seed (UInt64) is stored as the int64 with the same bits.
 public enum InterferenceFile {
@@ -70,6 +79,7 @@ public enum InterferenceFile {
                     try file.setAttribute("parameters", .strings(g.group.parameters), at: path)
                     try file.setAttribute("layer", .int(g.group.layer), at: path)
                     try file.setAttribute("role", .string(g.group.role), at: path)
+                    if let check = g.lookAhead { try writeLookAhead(check, to: file, at: "\(path)/lookahead", tasks: t) }
                 }
             }
         }
@@ -183,11 +193,15 @@ public enum InterferenceFile {
             let role = try storage { () throws(StorageError) in
                 try file.stringAttribute("role", at: path)
             }
+            let lookAhead =
+                file.exists("\(path)/lookahead")
+                ? try readLookAhead(file, at: "\(path)/lookahead", layout: layout) : nil
             groups.append(
                 GroupAnalysis(
                     group: ParameterGroup(
                         name: groupName, parameters: parameters, layer: layer, role: role),
-                    interference: interference, interval: interval, agreement: agreement))
+                    interference: interference, interval: interval, agreement: agreement,
+                    lookAhead: lookAhead))
         }
         return InterferenceAnalysis(
             layout: layout, metric: metric, probePath: probe.first ?? "",
@@ -195,5 +209,66 @@ public enum InterferenceFile {
             kind: kind, label: label, bootstrapReplicates: replicates, seed: seed,
             confidence: confidence,
             groups: groups, excludedSamples: excluded)
+    }
+
+    private static func writeLookAhead(
+        _ check: LookAheadCheck, to file: HDF5File, at path: String, tasks t: Int
+    ) throws(StorageError) {
+        let p = check.pairCount
+        try file.createGroup(path)
+        try file.setAttribute("step_size", .double(check.stepSize), at: path)
+        try file.setAttribute("pairs", .int(p), at: path)
+        try file.setAttribute("seed", .int(Int(Int64(bitPattern: check.seed))), at: path)
+        try file.setAttribute(
+            "offdiagonal_relative_difference", .double(check.offDiagonalRelativeDifference), at: path)
+        try file.setAttribute(
+            "loss_change_relative_difference", .double(check.lossChangeRelativeDifference), at: path)
+        try file.write(flatten(check.exact.values), shape: [t, t], to: "\(path)/exact")
+        try file.write(flatten(check.firstOrder.values), shape: [t, t], to: "\(path)/first_order")
+        try file.write(
+            flatten(check.relativeDifference), shape: [t, t], to: "\(path)/relative_difference")
+        try file.write(
+            check.exactChanges.flatMap { [$0.lossTask, $0.lossSample, $0.stepTask, $0.stepSample] },
+            shape: [p, 4], to: "\(path)/pairs")
+        try file.write(check.exactChanges.map(\.lossChange), shape: [p], to: "\(path)/exact_loss_change")
+        try file.write(
+            check.firstOrderChanges.map(\.lossChange), shape: [p], to: "\(path)/first_order_loss_change")
+    }
+
+    private static func readLookAhead(_ file: HDF5File, at path: String, layout: TaskLayout)
+        throws(InterferenceError) -> LookAheadCheck
+    {
+        let name = file.url.path
+        let (stepSize, seed, pairs, exact, firstOrder) = try storage {
+            () throws(StorageError) -> (Double, UInt64, HDF5Array<Int>, HDF5Array<Double>, HDF5Array<Double>) in
+            (
+                try file.doubleAttribute("step_size", at: path),
+                UInt64(bitPattern: Int64(try file.intAttribute("seed", at: path))),
+                try file.read("\(path)/pairs", as: Int.self),
+                try file.read("\(path)/exact_loss_change", as: Double.self),
+                try file.read("\(path)/first_order_loss_change", as: Double.self)
+            )
+        }
+        let p = exact.values.count
+        guard pairs.shape == [p, 4], exact.shape == [p], firstOrder.shape == [p] else {
+            throw .badFile(
+                file: name,
+                reason: "'\(path)': pairs \(pairs.shape), loss changes \(exact.shape) and \(firstOrder.shape) disagree")
+        }
+        func measurements(_ changes: [Double]) -> [LookAheadMeasurement] {
+            (0..<p).map { k in
+                LookAheadMeasurement(
+                    lossTask: pairs.values[4 * k], lossSample: pairs.values[4 * k + 1],
+                    stepTask: pairs.values[4 * k + 2], stepSample: pairs.values[4 * k + 3],
+                    lossChange: changes[k])
+            }
+        }
+        do throws(InterferenceError) {
+            return try LookAheadCheck(
+                stepSize: stepSize, seed: seed, exactChanges: measurements(exact.values),
+                firstOrderChanges: measurements(firstOrder.values), layout: layout)
+        } catch {
+            throw .badFile(file: name, reason: "'\(path)': \(error.description)")
+        }
     }
 }

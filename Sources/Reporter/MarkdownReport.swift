@@ -6,7 +6,9 @@ import Interference
 /// off-diagonal I, most negative entry, mean cross-task conflict fraction, flagged denominators);
 /// then per group a Table-1-style matrix — rows = the task whose loss changes, columns = the task
 /// that steps, one column block per run and, with two runs, a block with the second minus the first
-/// (e.g. MoE − dense) — followed by the heatmap images; finally the routing statistics given.
+/// (e.g. MoE − dense) — followed by the heatmap images; then, when a run holds one, the exact
+/// look-ahead check (λ, pairs, exact vs first-order I and their relative difference); finally the
+/// routing statistics given.
 /// Output is deterministic (fixed-point numbers, POSIX formatting, the runs' group order).
 public struct MarkdownReport: Sendable {
     /// How an interval is written next to a value.
@@ -90,6 +92,10 @@ public struct MarkdownReport: Sendable {
         for group in groups {
             out.append("")
             out.append(contentsOf: section(for: group))
+        }
+        if runs.contains(where: { run in run.groups.contains { $0.lookAhead != nil } }) {
+            out.append("")
+            out.append(contentsOf: lookAheadSection())
         }
         if !routing.isEmpty {
             out.append("")
@@ -274,26 +280,100 @@ public struct MarkdownReport: Sendable {
         return lines
     }
 
+    /// Percent with `digits − 1` decimals (`1.8 %`), `n/a` when undefined.
+    private func percent(_ x: Double) -> String {
+        x.isFinite ? fixed(x * 100, max(digits - 2, 1)) + " %" : "n/a"
+    }
+
+    private func lookAheadSection() -> [String] {
+        var lines = [
+            "## Look-ahead check", "",
+            "The paper's value is first-order: task *j*'s step changes task *i*'s loss by "
+                + "`λ·⟨g_j/‖g_j‖, g_i⟩`. Here, on a seeded subsample of pairs (task *i*'s mini-batch *b*, task "
+                + "*j*'s mini-batch *a* ≠ *b*), only the group's parameters were actually stepped by "
+                + "`−λ·g_j(a)/‖g_j(a)‖` and task *i*'s loss on its rebuilt mini-batch *b* (same gate noise) "
+                + "evaluated again; the measured changes are divided exactly as the metric divides (*exact*), "
+                + "beside the first-order values of the same pairs. Relative difference: "
+                + "`‖I_exact − I_first-order‖ / ‖I_first-order‖` over the off-diagonal entries, and the same "
+                + "over the pairs' loss changes before any division.",
+            "",
+            "| group | run | λ | pairs | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name in groups {
+            for k in runs.indices {
+                guard let c = runs[k].group(named: name)?.lookAhead else { continue }
+                lines.append(
+                    "| \(cell(name)) | \(cell(label(k))) | \(String(format: "%g", c.stepSize)) | \(c.pairCount) | "
+                        + "\(percent(c.offDiagonalRelativeDifference)) | \(percent(c.lossChangeRelativeDifference)) |")
+            }
+        }
+        for name in groups {
+            let present = runs.indices.filter { runs[$0].group(named: name)?.lookAhead != nil }
+            guard !present.isEmpty else { continue }
+            lines += ["", "**\(name)**", ""]
+            var header = ["loss ← step"]
+            for k in present {
+                header += ["\(label(k)): exact", "\(label(k)): first-order", "\(label(k)): relative difference"]
+            }
+            lines.append("| " + header.map(cell).joined(separator: " | ") + " |")
+            lines.append("| --- | " + header.dropFirst().map { _ in "---:" }.joined(separator: " | ") + " |")
+            for i in tasks.indices {
+                for j in tasks.indices where i != j {
+                    var row = ["\(tasks[i]) ← \(tasks[j])"]
+                    for k in present {
+                        let c = runs[k].group(named: name)!.lookAhead!
+                        row += [
+                            fixed(c.exact[i, j], digits), fixed(c.firstOrder[i, j], digits),
+                            percent(c.relativeDifference[i][j]),
+                        ]
+                    }
+                    lines.append("| " + row.map(cell).joined(separator: " | ") + " |")
+                }
+            }
+        }
+        return lines
+    }
+
     private func routingSection() -> [String] {
         var lines = ["## Routing"]
         for stats in routing {
+            let decisions = stats.entries.contains { !$0.decision.isEmpty }
+            let segments = stats.entries.contains { !$0.segment.isEmpty }
+            let gate = stats.entries.contains { $0.gateEntropy != nil }
             lines.append("")
             lines.append(
                 "**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Share of each task's routed tokens per expert; entropy normalised to 1 = uniform."
+                    + (gate ? " *Load entropy*: of the shares; *gate entropy*: the router's softmax per token, averaged." : "")
             )
             lines.append("")
             let experts = (0..<stats.experts).map { "e\($0)" }
-            lines.append("| layer | task | " + experts.joined(separator: " | ") + " | entropy |")
-            lines.append(
-                "| ---: | --- | " + experts.map { _ in "---:" }.joined(separator: " | ")
-                    + " | ---: |")
+            var header = ["layer"]
+            if decisions { header.append("decision") }
+            header.append("task")
+            if segments { header.append("segment") }
+            header += experts
+            header += gate ? ["load entropy", "gate entropy"] : ["entropy"]
+            lines.append("| " + header.joined(separator: " | ") + " |")
+            var align = ["---:"]
+            if decisions { align.append("---") }
+            align.append("---")
+            if segments { align.append("---") }
+            align += experts.map { _ in "---:" }
+            align += gate ? ["---:", "---:"] : ["---:"]
+            lines.append("| " + align.joined(separator: " | ") + " |")
             for e in stats.entries {
                 let loads = (0..<stats.experts).map { k in
                     k < e.load.count ? fixed(e.load[k] * 100, 1) + " %" : "n/a"
                 }
-                lines.append(
-                    "| \(e.layer) | \(cell(e.task)) | " + loads.joined(separator: " | ")
-                        + " | \(fixed(e.normalizedEntropy, 2)) |")
+                var row = ["\(e.layer)"]
+                if decisions { row.append(cell(e.decision)) }
+                row.append(cell(e.task))
+                if segments { row.append(cell(e.segment)) }
+                row += loads
+                row.append(fixed(e.normalizedEntropy, 2))
+                if gate { row.append(e.gateEntropy.map { fixed($0, 2) } ?? "n/a") }
+                lines.append("| " + row.joined(separator: " | ") + " |")
             }
         }
         return lines

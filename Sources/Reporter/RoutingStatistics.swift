@@ -2,20 +2,35 @@ import Foundation
 
 /// How a MoE run's router spread each task's tokens over the experts, as given to the report.
 ///
-/// `load[e]` is the fraction of the task's routed token slots (top-k counted k times) that went to
-/// expert e in that layer; a row sums to 1. The producer (probe or trainer) measures it; the report
-/// only prints it, with the normalised entropy `−Σ p log p / log E` (1 = uniform, 0 = one expert).
+/// `load[e]` is the share of the task's routed tokens that went to expert e in that layer (for
+/// top-k routing, each token's renormalised gate weights; a row sums to 1). The producer (probe or
+/// trainer) measures it; the report only prints it, with the normalised entropy of the load
+/// `−Σ p log p / log E` (1 = uniform, 0 = one expert) and, when given, the router's own mean gate
+/// entropy per token (also divided by `log E`). `decision` and `segment` are free text (e.g. `ffn`,
+/// `input 1`); the report shows their columns only when some entry has them.
 public struct RoutingStatistics: Sendable, Equatable, Codable {
     /// One layer × task row.
     public struct Entry: Sendable, Equatable, Codable {
         public var layer: Int
         public var task: String
         public var load: [Double]
+        /// Which routing decision of the layer (e.g. `attention`, `ffn`); "" when there is one.
+        public var decision: String
+        /// Which part of the input (e.g. `input 0`, `candidates 0`); "" for the whole task.
+        public var segment: String
+        /// Mean over tokens of the gate's softmax entropy `−Σ_e p_e ln p_e / ln E`, when measured.
+        public var gateEntropy: Double?
 
-        public init(layer: Int, task: String, load: [Double]) {
+        public init(
+            layer: Int, task: String, load: [Double], decision: String = "", segment: String = "",
+            gateEntropy: Double? = nil
+        ) {
             self.layer = layer
             self.task = task
             self.load = load
+            self.decision = decision
+            self.segment = segment
+            self.gateEntropy = gateEntropy
         }
 
         /// `−Σ p log p / log E` over the load (0 when E ≤ 1).

@@ -68,6 +68,28 @@ func temporaryDirectory() throws -> URL {
         try InterferenceFile.write(analysis, to: out)
         let back = try InterferenceFile.read(out)
         #expect(back == analysis)
+        #expect(back.groups.allSatisfy { $0.lookAhead == nil })
+
+        // A look-ahead check on layer 1 (measured changes = first-order ones perturbed) round-trips,
+        // and its matrices are what its pairs give.
+        var checked = analysis
+        let gram = try probe.gram(of: "encoder.layers.1.ffn.dense2.weight")
+        let pairs = LookAheadPlan.pairs(layout: probe.layout, lossSamples: 3, stepSamples: 2, seed: 4)
+        let firstOrder = try LookAheadPlan.firstOrder(
+            pairs, gram: gram, layout: probe.layout, stepSize: 0.01)
+        var exact = firstOrder
+        for k in exact.indices { exact[k].lossChange *= 1 + 0.01 * Double(k % 5) }
+        checked.groups[1].lookAhead = try LookAheadCheck(
+            stepSize: 0.01, seed: 4, exactChanges: exact, firstOrderChanges: firstOrder,
+            layout: probe.layout)
+        try InterferenceFile.write(checked, to: out)
+        let backChecked = try InterferenceFile.read(out)
+        #expect(backChecked == checked)
+        let c = try #require(backChecked.groups[1].lookAhead)
+        #expect(c.pairCount == 3 * 3 * 3 * 2 && c.stepSize == 0.01 && c.seed == 4)
+        #expect(c.lossChangeRelativeDifference > 0 && c.lossChangeRelativeDifference < 0.04)
+        #expect(c.exact.values == checked.groups[1].lookAhead!.exact.values.map { $0 })
+        #expect(backChecked.groups[0].lookAhead == nil)
     }
 
     @Test func refusesAnotherFormatOrVersion() throws {

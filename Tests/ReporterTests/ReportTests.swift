@@ -85,3 +85,42 @@ final class XMLCheck: NSObject, XMLParserDelegate {
                 == "MoE__attr_-encoder.layers.3.svg")
     }
 }
+
+@Suite struct LookAheadAndRoutingReportTests {
+    /// A run whose first group carries a look-ahead check whose measured changes are the first-order
+    /// ones scaled by 1.05: the report shows λ, the pair count and a 5 % difference.
+    @Test func lookAheadSectionShowsLambdaPairsAndDifference() throws {
+        var dense = try ReportFixtures.dense()
+        let layout = dense.layout
+        let gram = try GramMatrix(rows: ReportFixtures.rows(seed: 100, capSign: -0.7))
+        let pairs = LookAheadPlan.pairs(layout: layout, lossSamples: 2, stepSamples: 2, seed: 1)
+        let firstOrder = try LookAheadPlan.firstOrder(pairs, gram: gram, layout: layout, stepSize: 0.002)
+        let exact = firstOrder.map { m -> LookAheadMeasurement in
+            var copy = m
+            copy.lossChange *= 1.05
+            return copy
+        }
+        dense.groups[0].lookAhead = try LookAheadCheck(
+            stepSize: 0.002, seed: 1, exactChanges: exact, firstOrderChanges: firstOrder, layout: layout)
+        let text = try MarkdownReport(runs: [dense]).render()
+        #expect(text.contains("## Look-ahead check"))
+        #expect(text.contains("| \(dense.groups[0].name) | dense | 0.002 | \(pairs.count) | "))
+        // Scaling every change by 1.05 scales numerators and denominators alike: I is unchanged,
+        // the loss changes differ by exactly 5 %.
+        #expect(text.contains("| 0.0 % | 5.0 % |"), "\(text)")
+        #expect(!text.contains("**\(dense.groups[1].name)**"))
+        let plain = try MarkdownReport(runs: [try ReportFixtures.dense()]).render()
+        #expect(!plain.contains("Look-ahead"))
+    }
+
+    @Test func routingWithSegmentsAndGateEntropy() throws {
+        let stats = RoutingStatistics(
+            run: "moe", routing: "attribute", experts: 2,
+            entries: [
+                .init(layer: 0, task: "mlm", load: [0.75, 0.25], decision: "ffn", segment: "input 0", gateEntropy: 0.5)
+            ])
+        let text = try MarkdownReport(runs: [try ReportFixtures.moe()], routing: [stats]).render()
+        #expect(text.contains("| layer | decision | task | segment | e0 | e1 | load entropy | gate entropy |"))
+        #expect(text.contains("| 0 | ffn | mlm | input 0 | 75.0 % | 25.0 % | 0.81 | 0.50 |"), "\(text)")
+    }
+}

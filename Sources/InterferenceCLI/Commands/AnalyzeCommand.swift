@@ -13,6 +13,12 @@ struct AnalyzeCommand: ParsableCommand {
             Groups: layer (encoder.layers.N), parameter (every tensor), role (e.g. ffn.dense2 across \
             layers) or model (everything). Bootstrap intervals resample both tasks' samples with a \
             generator seeded --seed; --bootstrap 0 skips them. The probe file's SHA-256 is recorded.
+
+            --lookahead λ also runs the exact look-ahead check on a seeded subsample of pairs: the \
+            actual loss change of task i's mini-batch b after stepping only the group's parameters \
+            by −λ·g_j(a)/‖g_j(a)‖, divided as the metric divides, beside the first-order value of the \
+            same pairs. It needs a probe made with --store-gradients and the --checkpoint and --data \
+            it was made from (their SHA-256 must match the probe's).
             """)
 
     @Argument(help: "Probe file written by `interference probe` or `interference merge`.")
@@ -33,18 +39,52 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Output interference file.")
     var out: String
 
+    @Option(name: .customLong("lookahead"), help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
+    var lookAhead: Double?
+
+    @Option(help: "Checkpoint the probe was made from (for --lookahead).")
+    var checkpoint: String?
+
+    @Option(help: "Dataset the probe was made from (for --lookahead).")
+    var data: String?
+
+    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    var lookAheadSamples = LookAheadOptions.defaultLossSamples
+
+    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
+    var lookAheadSteps = LookAheadOptions.defaultStepSamples
+
     func validate() throws {
         guard bootstrap >= 0 else { throw ValidationError("--bootstrap must be ≥ 0, got \(bootstrap)") }
     }
 
+    /// The look-ahead request, checked before any work: exit 2 naming the probe file.
+    func lookAheadRequest() throws -> (LookAheadOptions, checkpoint: URL, data: URL)? {
+        guard let lambda = lookAhead else { return nil }
+        let options = LookAheadOptions(
+            stepSize: lambda, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed)
+        do { try options.validate() } catch { throw InputError("\(probe): \(error.description)") }
+        guard let checkpoint, let data else {
+            throw InputError(
+                "\(probe): --lookahead needs --checkpoint and --data (the model and data the probe was made from)")
+        }
+        return (options, URL(fileURLWithPath: checkpoint), URL(fileURLWithPath: data))
+    }
+
     func run() throws {
         let url = URL(fileURLWithPath: probe)
+        let request = try lookAheadRequest()
         do {
             let digest = try FileFingerprint.sha256(ofFile: url)
             let grams = try ProbeGrams(url: url)
-            let analysis = try grams.analyze(
+            var analysis = try grams.analyze(
                 grouping: groupBy, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
                 label: label)
+            if let (options, checkpoint, data) = request {
+                analysis = try ExactLookAhead.check(
+                    analysis, probe: url, checkpoint: checkpoint, data: data, options: options)
+                for line in LookAheadSummary.lines(analysis) { print(line) }
+            }
             try InterferenceFile.write(analysis, to: URL(fileURLWithPath: out))
             print("wrote \(out): \(analysis.groups.count) groups × \(analysis.tasks.count) tasks")
         } catch let error as ProbeError {
@@ -52,5 +92,30 @@ struct AnalyzeCommand: ParsableCommand {
         } catch let error as InterferenceError {
             throw InputError(error.description)
         }
+    }
+}
+
+/// One line per group with a look-ahead check, for the terminal.
+enum LookAheadSummary {
+    static func lines(_ analysis: InterferenceAnalysis) -> [String] {
+        analysis.groups.compactMap { g in
+            guard let c = g.lookAhead else { return nil }
+            return "look-ahead \(g.name): λ = \(c.stepSize), \(c.pairCount) pairs; off-diagonal I "
+                + "exact vs first-order differ by \(percent(c.offDiagonalRelativeDifference)), "
+                + "loss changes by \(percent(c.lossChangeRelativeDifference))"
+        }
+    }
+
+    /// Markdown table rows `| run | group | λ | pairs | I difference | loss-change difference |`.
+    static func rows(_ analysis: InterferenceAnalysis, group: String? = nil) -> [String] {
+        analysis.groups.compactMap { g in
+            guard let c = g.lookAhead, group == nil || g.name == group else { return nil }
+            return "| \(analysis.label) | \(g.name) | \(String(format: "%g", c.stepSize)) | \(c.pairCount) | "
+                + "\(percent(c.offDiagonalRelativeDifference)) | \(percent(c.lossChangeRelativeDifference)) |"
+        }
+    }
+
+    static func percent(_ x: Double) -> String {
+        x.isFinite ? String(format: "%.2f %%", x * 100) : "n/a"
     }
 }

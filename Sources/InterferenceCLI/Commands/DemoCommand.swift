@@ -1,7 +1,9 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import GradientProbe
 import Interference
+import Reporter
 import Storage
 import Training
 import UniPerceiver
@@ -16,7 +18,9 @@ struct DemoCommand: ParsableCommand {
             Writes OUT/report.md (dense and MoE side by side with the MoE − dense difference, the \
             evaluation numbers and timings), the heatmaps, OUT/dense.h5 and OUT/moe.h5 (interference \
             files) and OUT/evaluation-<kind>.json. Checkpoints and probe files go to OUT/.work/ \
-            (kept out of version control); a checkpoint trained with the same options is reused.
+            (kept out of version control); a checkpoint trained with the same options is reused. \
+            The report also holds the exact look-ahead check at --lookahead λ (the probes then \
+            store their rows) and the MoE run's routing statistics on the probed mini-batches.
             """)
 
     @Option(help: "Output folder.")
@@ -46,6 +50,37 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Seed of training, probe and bootstrap.")
     var seed: UInt64 = 0
 
+    @Option(name: .customLong("lookahead"), help: "Step size λ of the exact look-ahead check (0: skip it).")
+    var lookAhead = 3e-4
+
+    @Option(
+        name: .customLong("lookahead-sweep"),
+        help: "Further λ values, comma-separated, whose look-ahead summary goes to the report's appendix.")
+    var lookAheadSweep = "1e-2,1e-3,1e-4"
+
+    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    var lookAheadSamples = 4
+
+    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b per loss sample and task.")
+    var lookAheadSteps = 4
+
+    func validate() throws {
+        guard lookAhead.isFinite, lookAhead >= 0 else {
+            throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")
+        }
+        _ = try sweep()
+    }
+
+    /// The `--lookahead-sweep` values (empty string: none).
+    func sweep() throws -> [Double] {
+        try lookAheadSweep.split(separator: ",").map { text in
+            guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite, value > 0 else {
+                throw ValidationError("--lookahead-sweep: '\(text)' is not a finite λ > 0")
+            }
+            return value
+        }
+    }
+
     func run() throws {
         let started = Date()
         let directory = URL(fileURLWithPath: out)
@@ -53,26 +88,60 @@ struct DemoCommand: ParsableCommand {
         let dataURL = URL(fileURLWithPath: data)
         let dataset = try DigitsDataset.load(dataURL)
         var analyses: [InterferenceAnalysis] = []
+        var routing: [Reporter.RoutingStatistics] = []
+        var sweepRows: [String] = []
+        let lookAheadOptions =
+            lookAhead > 0
+            ? LookAheadOptions(
+                stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed)
+            : nil
         var appendix = ["", "## Models and evaluation", ""]
         appendix.append(
             "Data `\(data)`; \(steps) training steps per model (preset `small`, seed \(seed)); probe: "
                 + "N = \(samples) mini-batches of B = \(batchSize) per task, parameters `encoder.layers.*`, "
-                + "gate noise on as in training; \(bootstrap) bootstrap replicates.")
+                + "gate noise on as in training; \(bootstrap) bootstrap replicates."
+                + (lookAheadOptions.map {
+                    " Look-ahead check: λ = \(String(format: "%g", $0.stepSize)), \($0.lossSamples) loss "
+                        + "mini-batches per task × \($0.stepSamples) step mini-batches per task, seed \(seed)."
+                } ?? ""))
         for (kind, name) in [(ModelKind.dense, "dense"), (.moeAttribute, "moe")] {
             let runDirectory = work.appendingPathComponent("runs/\(name)")
             let (checkpoint, trainSeconds) = try train(
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
-            let analysis = try Diagnosis.run(
+            let (analysis, probeOptions) = try Diagnosis.run(
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
                 tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, bootstrap: bootstrap,
                 grouping: .layer, label: name,
-                probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false)
+                probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
+                lookAhead: lookAheadOptions)
             try InterferenceFile.write(analysis, to: directory.appendingPathComponent("\(name).h5"))
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
-            let evaluation = try Evaluation.evaluate(model, on: dataset)
+            if kind != .dense {
+                routing.append(try routingStatistics(model, dataset: dataset, options: probeOptions, label: name))
+            }
+            if let chosen = lookAheadOptions {
+                var checked = [analysis]
+                for lambda in try sweep() where lambda != chosen.stepSize {
+                    var options = chosen
+                    options.stepSize = lambda
+                    do {
+                        checked.append(
+                            try ExactLookAhead.check(
+                                analysis, probe: work.appendingPathComponent("\(name)-probe.h5"),
+                                checkpoint: checkpoint, data: dataURL, options: options))
+                    } catch { throw InputError(error.description) }
+                }
+                // Per group, largest λ first.
+                checked.sort { ($0.groups.first?.lookAhead?.stepSize ?? 0) > ($1.groups.first?.lookAhead?.stepSize ?? 0) }
+                for group in analysis.groups {
+                    for run in checked { sweepRows += LookAheadSummary.rows(run, group: group.name) }
+                }
+            }
+            var evaluation = try Evaluation.evaluate(model, on: dataset)
+            evaluation.dataset = displayPath(dataURL)
             try AtomicFile.write(
                 data: Data(evaluation.jsonString().utf8),
                 to: directory.appendingPathComponent("evaluation-\(name).json"))
@@ -89,6 +158,21 @@ struct DemoCommand: ParsableCommand {
             appendix.append("```")
             print("\(name): trained, diagnosed and evaluated")
         }
+        if !sweepRows.isEmpty {
+            appendix += [
+                "", "## Look-ahead check: sensitivity to λ", "",
+                "The same pairs at other step sizes (the report's check above uses λ = "
+                    + "\(String(format: "%g", lookAhead))). Curvature grows the loss-change difference "
+                    + "in proportion to λ; Float32 round-off of the stepped weights and of the two losses "
+                    + "grows it as λ shrinks. The I values divide by each mini-batch's own-task change "
+                    + "`s[i,i][b]`, which is close to 0 for many mini-batches here (within-task gradient "
+                    + "cosines ≈ 0), so a small difference in the loss changes can become a much larger "
+                    + "one in I; the per-pair loss changes are the direct test of the Taylor step.",
+                "",
+                "| run | group | λ | pairs | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
+                "| --- | --- | ---: | ---: | ---: | ---: |",
+            ] + sweepRows
+        }
         appendix.append("")
         appendix.append(
             "Whole demo: \(String(format: "%.0f", Date().timeIntervalSince(started))) s wall "
@@ -96,7 +180,7 @@ struct DemoCommand: ParsableCommand {
         try Report.write(
             runs: analyses, to: directory.appendingPathComponent("report.md"),
             title: "Task interference: dense vs attribute-routed MoE (demo)",
-            appendix: appendix.joined(separator: "\n") + "\n")
+            appendix: appendix.joined(separator: "\n") + "\n", routing: routing)
         print("wrote \(directory.appendingPathComponent("report.md").path)")
     }
 
@@ -130,5 +214,25 @@ struct DemoCommand: ParsableCommand {
         try AtomicFile.write(data: Data(wanted.utf8), to: stamp)
         print("\(kind.rawValue): trained \(steps) steps in \(String(format: "%.0f", summary.seconds)) s")
         return (checkpoint, summary.seconds)
+    }
+
+    /// The MoE model's expert loads and gate entropy on the probe's own mini-batches (the same
+    /// batches and gate noise), one row per layer, decision, task and segment.
+    func routingStatistics(_ model: Model, dataset: DigitsDataset, options: ProbeOptions, label: String)
+        throws -> Reporter.RoutingStatistics
+    {
+        let records: [ProbeRouting]
+        do { records = try ProbeRouting.collect(model: model, dataset: dataset, options: options) } catch {
+            throw InputError(error.description)
+        }
+        let experts = model.config.numExperts
+        let entries = records.map { r in
+            Reporter.RoutingStatistics.Entry(
+                layer: r.layer, task: r.task.rawValue, load: r.weightShare, decision: r.decision.rawValue,
+                segment: "\(r.side.rawValue) \(r.segment)",
+                gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
+        }
+        return Reporter.RoutingStatistics(
+            run: label, routing: model.config.routing.rawValue, experts: experts, entries: entries)
     }
 }

@@ -57,13 +57,14 @@ struct DiagnoseCommand: ParsableCommand {
 
 /// The steps `diagnose` and `demo` share.
 enum Diagnosis {
-    /// Probes, analyses and reports; returns the analysis. `probeFile` (default DIR/probe.h5) is
-    /// where the probe file goes.
+    /// Probes, analyses and reports; returns the analysis and the probe's options. `probeFile`
+    /// (default DIR/probe.h5) is where the probe file goes. With `lookAhead`, the probe stores its
+    /// rows and every group gets the exact look-ahead check.
     static func run(
         checkpoint: URL, data: URL, directory: URL, tasks: String, samples: Int, batchSize: Int,
         seed: UInt64, bootstrap: Int, grouping: Grouping, label: String, probeFile: URL?,
-        writeReport: Bool = true
-    ) throws -> InterferenceAnalysis {
+        writeReport: Bool = true, lookAhead: LookAheadOptions? = nil
+    ) throws -> (analysis: InterferenceAnalysis, options: ProbeOptions) {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
@@ -75,17 +76,24 @@ enum Diagnosis {
                 try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
             }
             let options = ProbeOptions(
-                tasks: kinds, samplesPerTask: samples, batchSize: batchSize, seed: seed)
+                tasks: kinds, samplesPerTask: samples, batchSize: batchSize, seed: seed,
+                storeGradients: lookAhead != nil)
             try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
             let digest = try FileFingerprint.sha256(ofFile: probe)
-            let analysis = try ProbeGrams(url: probe).analyze(
+            var analysis = try ProbeGrams(url: probe).analyze(
                 grouping: grouping, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
                 label: label)
+            analysis.probePath = displayPath(probe)
+            if let lookAhead {
+                analysis = try ExactLookAhead.check(
+                    analysis, probe: probe, checkpoint: checkpoint, data: data, options: lookAhead)
+                for line in LookAheadSummary.lines(analysis) { print(line) }
+            }
             try InterferenceFile.write(analysis, to: directory.appendingPathComponent("interference.h5"))
             if writeReport {
                 try Report.write(runs: [analysis], to: directory.appendingPathComponent("report.md"))
             }
-            return analysis
+            return (analysis, options)
         } catch let error as ProbeError {
             throw InputError(error.description)
         } catch let error as DatasetError {
@@ -96,14 +104,24 @@ enum Diagnosis {
     }
 }
 
+/// `url`'s path relative to the current directory when it lies below it (reports committed from the
+/// repository root then name `reports/demo/.work/…`, not one machine's absolute path).
+func displayPath(_ url: URL) -> String {
+    let path = url.standardizedFileURL.path
+    let base = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.path
+    let prefix = base.hasSuffix("/") ? base : base + "/"
+    return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
+}
+
 /// Writes a markdown report and its heatmaps (each file atomically).
 enum Report {
     static func write(
         runs: [InterferenceAnalysis], to url: URL, title: String = "Task interference",
-        appendix: String = ""
+        appendix: String = "", routing: [RoutingStatistics] = []
     ) throws {
         do {
-            let report = try MarkdownReport(runs: runs, heatmapDirectory: ".", title: title)
+            let report = try MarkdownReport(
+                runs: runs, routing: routing, heatmapDirectory: ".", title: title)
             let directory = url.deletingLastPathComponent()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for map in report.heatmaps() {

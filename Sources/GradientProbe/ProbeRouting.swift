@@ -1,0 +1,78 @@
+import Datasets
+import UniPerceiver
+
+/// How an MoE model routed the probe's own mini-batches (issue 5 item 5, "MoE routing statistics").
+///
+/// One record per (MoE layer, decision, task, side, segment), pooled over the task's N probed
+/// mini-batches, each rebuilt by the probe's `WorkPlan` and run with its gate noise (as the probe ran
+/// it). Pooling weights each mini-batch's `ForwardPass.routingStatistics` by its valid tokens:
+///
+///     weightShare[e] = Σ_batches tokens·weightShare[e] / Σ tokens     (sums to 1 over e)
+///     meanEntropy    = Σ_batches tokens·meanEntropy / Σ tokens        (nats, gate softmax per token)
+public struct ProbeRouting: Sendable, Equatable {
+    public let layer: Int
+    public let decision: RoutingStatistics.Decision
+    public let task: TaskKind
+    public let side: SequenceSide
+    public let segment: Int
+    /// Valid tokens over all of the task's mini-batches.
+    public let tokens: Int
+    /// Mean renormalised gate weight each expert receives per token `[E]`.
+    public let weightShare: [Double]
+    /// Mean gate entropy `−Σ_e p_e ln p_e` per token, in nats.
+    public let meanEntropy: Double
+
+    /// Forward passes over every mini-batch `options` describes (the probe's options), pooled.
+    /// A dense model gives no records.
+    /// - Throws: `.dataset` (split too small, image shape), `.model` (a batch the model refuses).
+    public static func collect(model: Model, dataset: DigitsDataset, options: ProbeOptions)
+        throws(ProbeError) -> [ProbeRouting]
+    {
+        do {
+            try dataset.checkImageShape(imageSize: model.config.imageSize, channels: model.config.channels)
+        } catch { throw .dataset(error) }
+        let plan = try WorkPlan(options: options, dataset: dataset)
+        struct Key: Hashable {
+            var layer: Int
+            var decision: String
+            var task: TaskKind
+            var side: SequenceSide
+            var segment: Int
+        }
+        var order: [Key] = []
+        var tokens: [Key: Int] = [:]
+        var weight: [Key: [Double]] = [:]
+        var entropy: [Key: Double] = [:]
+        for w in 0..<plan.itemCount {
+            let pass: ForwardPass
+            do { pass = try model.forward(plan.batch(w, dataset: dataset), noise: plan.noise(w)) } catch {
+                throw .model(error)
+            }
+            for s in pass.routingStatistics {
+                let key = Key(
+                    layer: s.layer, decision: s.decision.rawValue, task: s.task, side: s.side,
+                    segment: s.segment)
+                if tokens[key] == nil {
+                    order.append(key)
+                    tokens[key] = 0
+                    weight[key] = [Double](repeating: 0, count: s.weightShare.count)
+                    entropy[key] = 0
+                }
+                let n = Double(s.tokens)
+                tokens[key]! += s.tokens
+                for e in s.weightShare.indices { weight[key]![e] += n * s.weightShare[e] }
+                entropy[key]! += n * s.meanEntropy
+            }
+        }
+        return order.sorted {
+            ($0.layer, $0.decision, plan.tasks.firstIndex(of: $0.task)!, $0.side.rawValue, $0.segment)
+                < ($1.layer, $1.decision, plan.tasks.firstIndex(of: $1.task)!, $1.side.rawValue, $1.segment)
+        }.map { key in
+            let n = Double(max(tokens[key]!, 1))
+            return ProbeRouting(
+                layer: key.layer, decision: RoutingStatistics.Decision(rawValue: key.decision)!,
+                task: key.task, side: key.side, segment: key.segment, tokens: tokens[key]!,
+                weightShare: weight[key]!.map { $0 / n }, meanEntropy: entropy[key]! / n)
+        }
+    }
+}
