@@ -38,8 +38,12 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Probe mini-batches per task (N).")
     var samples = 50
 
+    // 64, not the probe's default 16: on the converged demo models mini-batch gradients of 16 are
+    // nearly orthogonal within a task (mean cosine ≈ 0.00), so most own-task loss changes s[i,i][b]
+    // sit near 0 and the metric's ratios (and the look-ahead check) are dominated by noise; at 64 the
+    // within-task cosines are 0.01–0.07 and exact and first-order look-ahead agree within 10 %.
     @Option(help: "Probe examples per mini-batch (B).")
-    var batchSize = 16
+    var batchSize = 64
 
     @Option(help: "Tasks diagnosed, comma-separated.")
     var tasks = "image-classification,mlm,captioning"
