@@ -44,8 +44,9 @@ def load_inputs(args):
     if "config" not in meta:
         sys.exit(f"{args.checkpoint}: no __metadata__['config']")
     cfg = json.loads(meta["config"])
-    if cfg.get("routing", "none") != "none":
-        sys.exit(f"{args.checkpoint}: routing {cfg['routing']!r}; the peers implement the dense model only")
+    if cfg.get("routing", "none") not in ("none", "attribute") or cfg.get("moe_layers", "all") != "all":
+        sys.exit(f"{args.checkpoint}: routing {cfg['routing']!r} on {cfg.get('moe_layers')!r} layers; the peers "
+                 "implement the dense model and attribute routing on every layer only")
     weights = load_file(args.checkpoint)
     for name, w in weights.items():
         if w.dtype != np.float32:
@@ -108,3 +109,22 @@ def emit(record):
         print(json.dumps(record, sort_keys=True))
         sys.exit("non-finite loss")
     print(json.dumps(record, sort_keys=True))
+
+
+# Attribute routing (uniperceiver-model.md §5, image classification only): the gate of `qkv_proj`
+# decides for the attention pair, the gate of `ffn.dense` for the FFN pair; the gate input is the
+# segment's 8-bit attribute vector, so each side (images, class names) has one decision per layer and
+# the chosen experts are merged once (no noise: the Swift side's forward without RoutingNoise).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tests", "UniPerceiverTests",
+                                "Fixtures"))
+from contract import ATTRIBUTES  # noqa: E402
+
+ROUTED = (("attention.self.qkv_proj", ("attention.self.qkv_proj", "attention.output.dense")),
+          ("ffn.dense", ("ffn.dense", "ffn.dense2")))
+
+
+def attribute_vector(side):
+    """The attribute vector of image classification's only segment on `side` ("input" or "target")."""
+    (vector,) = ATTRIBUTES[("image-classification", side)]
+    return np.asarray(vector, dtype=np.float32)
+

@@ -15,8 +15,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (LABEL_SMOOTHING, LN_EPS, SCALE_CAP, class_layout, emit, load_inputs, norms,  # noqa: E402
-                    parse_args, spatial_table, timed)
+from common import (LABEL_SMOOTHING, LN_EPS, ROUTED, SCALE_CAP, attribute_vector, class_layout, emit,  # noqa: E402
+                    load_inputs, norms, parse_args, spatial_table, timed)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -53,6 +53,25 @@ def encoder_layer(p, n, x, allowed, num_heads):
     return h + p[pre + "ffn_output.residual_scale"] * ffn
 
 
+def merged(p, n, attributes, k, experts):
+    """`p` with layer n's four routed linears replaced by the merge of their top-k experts (attribute
+    routing: Linear(8→D) → LayerNorm → Linear(D→E) → softmax; top-k on the logits; renormalised)."""
+    pre = f"encoder.layers.{n}."
+    q = dict(p)
+    for gate_role, roles in ROUTED:
+        g = pre + gate_role + ".gate."
+        c = layer_norm(linear(attributes, p, g + "tag_transform.0"), p, g + "tag_transform.1")
+        logits = c @ p[g + "wg.weight"].T
+        _, top = jax.lax.top_k(logits, k)
+        w = jax.nn.softmax(logits)[top]
+        w = w / jnp.sum(w)
+        for role in roles:
+            for leaf in ("weight", "bias"):
+                stacked = jnp.stack([p[f"{pre}{role}.experts.{e}.{leaf}"] for e in range(experts)])
+                q[pre + role + "." + leaf] = jnp.tensordot(w, stacked[top], axes=1)
+    return q
+
+
 def make_loss(cfg):
     d, heads, pz = cfg["hidden_size"], cfg["num_heads"], cfg["patch_size"]
     spatial = jnp.asarray(spatial_table(cfg))
@@ -65,9 +84,12 @@ def make_loss(cfg):
             e = shared_ln(p["token_embed.embeddings.weight"][cfg["vocab_size"] - 1])
             return jnp.broadcast_to(e, (count, 1, d))
 
-        def encode(x, allowed):
+        def encode(x, allowed, side):
+            routed = cfg.get("routing", "none") == "attribute"
+            attributes = jnp.asarray(attribute_vector(side)) if routed else None
             for n in range(cfg["num_layers"]):
-                x = encoder_layer(p, n, x, allowed, heads)
+                q = merged(p, n, attributes, cfg["top_k"], cfg["num_experts"]) if routed else p
+                x = encoder_layer(q, n, x, allowed, heads)
             return x
 
         def feature(h0):
@@ -77,11 +99,11 @@ def make_loss(cfg):
         g = s // pz
         patches = images.reshape(b, c, g, pz, g, pz).transpose(0, 2, 4, 1, 3, 5).reshape(b, g * g, c * pz * pz)
         e = linear(patches, p, "video_embed.embeddings") + spatial + p["video_embed.embeddings_st_pos.temporal_pos_embed"][0]
-        u = feature(encode(jnp.concatenate([spe(b), shared_ln(e)], axis=1), None)[:, 0])
+        u = feature(encode(jnp.concatenate([spe(b), shared_ln(e)], axis=1), None, "input")[:, 0])
         t = (p["token_embed.embeddings.weight"][ids]
              + p["token_embed.embeddings_pos.position_embeddings.weight"][pos]
              + p["token_embed.embeddings_token_type.weight"][0])
-        w = feature(encode(jnp.concatenate([spe(ids.shape[0]), shared_ln(t)], axis=1), valid)[:, 0])
+        w = feature(encode(jnp.concatenate([spe(ids.shape[0]), shared_ln(t)], axis=1), valid, "target")[:, 0])
 
         def normalize(x):
             return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

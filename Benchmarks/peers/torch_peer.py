@@ -15,8 +15,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (LABEL_SMOOTHING, LN_EPS, SCALE_CAP, class_layout, emit, load_inputs, norms,  # noqa: E402
-                    parse_args, spatial_table, timed)
+from common import (LABEL_SMOOTHING, LN_EPS, ROUTED, SCALE_CAP, attribute_vector, class_layout, emit,  # noqa: E402
+                    load_inputs, norms, parse_args, spatial_table, timed)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -47,6 +47,25 @@ def encoder_layer(p, n, x, allowed, num_heads):
     return h + p[pre + "ffn_output.residual_scale"] * ffn
 
 
+def merged(p, n, attributes, k):
+    """`p` with layer n's four routed linears replaced by the merge of their top-k experts (attribute
+    routing: Linear(8→D) → LayerNorm → Linear(D→E) → softmax; top-k on the logits; renormalised)."""
+    pre = f"encoder.layers.{n}."
+    q = dict(p)
+    for gate_role, roles in ROUTED:
+        g = pre + gate_role + ".gate."
+        c = layer_norm(F.linear(attributes, p[g + "tag_transform.0.weight"], p[g + "tag_transform.0.bias"]), p,
+                       g + "tag_transform.1")
+        logits = F.linear(c, p[g + "wg.weight"])
+        top = torch.topk(logits, k).indices.tolist()
+        w = torch.softmax(logits, dim=-1)[top]
+        w = w / w.sum()
+        for role in roles:
+            for leaf in ("weight", "bias"):
+                q[pre + role + "." + leaf] = sum(w[i] * p[f"{pre}{role}.experts.{e}.{leaf}"] for i, e in enumerate(top))
+    return q
+
+
 class Loss:
     """Everything that does not depend on the parameters is prepared once, outside the timed loop."""
 
@@ -71,9 +90,11 @@ class Loss:
         def spe(count):
             return shared_ln(p["token_embed.embeddings.weight"][cfg["vocab_size"] - 1]).expand(count, 1, d)
 
-        def encode(x, allowed):
+        def encode(x, allowed, side):
+            routed = cfg.get("routing", "none") == "attribute"
+            attributes = torch.from_numpy(attribute_vector(side)) if routed else None
             for n in range(cfg["num_layers"]):
-                x = encoder_layer(p, n, x, allowed, heads)
+                x = encoder_layer(merged(p, n, attributes, cfg["top_k"]) if routed else p, n, x, allowed, heads)
             return x
 
         def feature(h0):
@@ -86,13 +107,13 @@ class Loss:
         e = (F.linear(patches, p["video_embed.embeddings.weight"], p["video_embed.embeddings.bias"]) + self.spatial
              + p["video_embed.embeddings_st_pos.temporal_pos_embed"][0])
         x = torch.cat([spe(b), shared_ln(e)], dim=1)
-        u = feature(encode(x, None)[:, 0])
+        u = feature(encode(x, None, "input")[:, 0])
         # class-name sequences [SPE, name..., EOT], padded keys masked
         t = (p["token_embed.embeddings.weight"][self.ids]
              + p["token_embed.embeddings_pos.position_embeddings.weight"][self.pos]
              + p["token_embed.embeddings_token_type.weight"][0])
         y = torch.cat([spe(self.ids.shape[0]), shared_ln(t)], dim=1)
-        w = feature(encode(y, self.allowed)[:, 0])
+        w = feature(encode(y, self.allowed, "target")[:, 0])
         scale = torch.clamp(torch.exp(p["predictor.logit_scale_img_cls"][0]), max=SCALE_CAP)
         logits = scale * (F.normalize(u, dim=-1, eps=1e-12) @ F.normalize(w, dim=-1, eps=1e-12).T)
         logp = torch.log_softmax(logits, dim=-1)

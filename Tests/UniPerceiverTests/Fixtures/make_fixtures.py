@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contract import contract_table  # noqa: E402  (shared with Benchmarks/run_bench.py)
+from contract import ATTRIBUTES, TASKS, contract_table, moe_layer, moe_table  # noqa: E402  (shared with Benchmarks/run_bench.py)
 
 SEED = 20240611
 FIXTURE_VERSION = "1"
@@ -46,7 +46,6 @@ KERNEL_DIR = os.path.join(ROOT, "Tests", "KernelsTests", "Fixtures")
 SCRIPT_SHA256 = hashlib.sha256(open(os.path.abspath(__file__), "rb").read()).hexdigest()
 LN_EPS = 1e-5
 SCALE_CAP = 100.0
-TASKS = ["image-classification", "mlm", "captioning", "retrieval"]
 
 TINY_CONFIG = {
     "hidden_size": 16,
@@ -360,17 +359,6 @@ MOE_EXPERTS = 4
 MOE_TOP_K = 2
 BALANCE_WEIGHT = 0.01
 
-# §5.6, indices 0..7: (task, side) -> one vector per segment
-ATTRIBUTES = {
-    ("image-classification", "input"): [[1, 0, 0, 1, 1, 0, 0, 0]],
-    ("retrieval", "input"): [[1, 0, 0, 1, 1, 0, 0, 0]],
-    ("mlm", "input"): [[0, 1, 0, 1, 0, 1, 0, 0]],
-    ("captioning", "input"): [[1, 1, 0, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 1, 0, 1]],
-    ("image-classification", "target"): [[1, 0, 0, 1, 0, 1, 1, 0]],
-    ("retrieval", "target"): [[1, 0, 0, 1, 0, 1, 1, 0]],
-    ("mlm", "target"): [[1, 1, 0, 1, 0, 1, 1, 0]],
-    ("captioning", "target"): [[1, 1, 0, 1, 0, 1, 1, 0]],
-}
 # modality of each segment: 0 image (SPE of an image sequence included), 1 text
 MODALITIES = {("image-classification", "input"): [0], ("retrieval", "input"): [0], ("captioning", "input"): [0, 1]}
 
@@ -515,9 +503,7 @@ class MoEUniPerceiver(UniPerceiver):
         return min(min(m.margins) for m in self.moe_layers())
 
 
-def moe_layer(cfg, n):
-    where = cfg.get("moe_layers", "all")
-    return where == "all" or (where == "odd" and n % 2 == 0) or (where.startswith("every-") and n % int(where[6:]) == 0)
+
 
 
 def moe_config(routing):
@@ -526,35 +512,7 @@ def moe_config(routing):
     return cfg
 
 
-def moe_table(cfg):
-    """The Swift table order (README, "Conditional MoE"): per MoE layer the gate of qkv_proj and of
-    ffn.dense, then the experts, each linear in the dense order."""
-    d, f, e, r = cfg["hidden_size"], cfg["ffn_size"], cfg["num_experts"], cfg["routing"]
-    dense = contract_table(cfg)
-    out = []
-    shapes = {"attention.self.qkv_proj": (3 * d, d), "attention.output.dense": (d, d),
-              "ffn.dense": (f, d), "ffn.dense2": (d, f)}
-    for name, shape in dense:
-        parts = name.split(".")
-        if name.startswith("encoder.layers.") and moe_layer(cfg, int(parts[2])):
-            role = ".".join(parts[3:-1])
-            if role in shapes:
-                if parts[-1] == "bias":
-                    continue  # emitted with the weight
-                p = ".".join(parts[:-1])
-                o, i = shapes[role]
-                if role in ("attention.self.qkv_proj", "ffn.dense"):
-                    if r == "attribute":
-                        out += [(p + ".gate.tag_transform.0.weight", [d, 8]), (p + ".gate.tag_transform.0.bias", [d]),
-                                (p + ".gate.tag_transform.1.weight", [d]), (p + ".gate.tag_transform.1.bias", [d])]
-                    elif r in ("modality", "task"):
-                        out += [(p + ".gate.embedding.weight", [2 if r == "modality" else len(TASKS), d])]
-                    out += [(p + ".gate.wg.weight", [e, d])]
-                for k in range(e):
-                    out += [(p + f".experts.{k}.weight", [o, i]), (p + f".experts.{k}.bias", [o])]
-                continue
-        out.append((name, shape))
-    return out
+
 
 
 def moe_weights(cfg, gen, attempt):
