@@ -10,7 +10,7 @@
 3. Timing, interleaved: in each round, the machine's sgemm rate (OpenBLAS, 1024^3, best of 5), then
    per configuration one process per side (order rotated every round), each doing `--warmup`
    untimed and `--iterations` timed forward+backward passes. ms per gradient sample is the median
-   over all rounds' timed passes; peak RSS is the largest ru_maxrss of that side's processes.
+   over all rounds' timed passes; peak RSS is the largest VmHWM that side's processes report.
 4. Writes reports/benchmarks.md between the run_bench markers (text outside them is kept).
 
 Every child is pinned to 2 threads: OMP/OPENBLAS/MKL_NUM_THREADS=2, torch.set_num_threads(2), and
@@ -181,7 +181,10 @@ def run_child(cmd):
     lines = [line for line in text.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{' '.join(cmd)} printed no JSON:\n{text[-2000:]}\n{errors[-2000:]}")
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024.0
+    record = json.loads(lines[-1])
+    # The side's own VmHWM (peak since exec); ru_maxrss would include this harness's peak, which
+    # vfork/exec carries over into every child.
+    return record, record.get("peak_rss_mib") or usage.ru_maxrss / 1024.0
 
 
 def side_command(side, args, ckpt, bfile, warmup, iterations):
@@ -359,7 +362,9 @@ def render(args, setups, checks, timing, sgemm_runs, loads, busy_before, started
               f"warm-up passes, the first holding JAX's compilation, then {args.iterations} timed), order rotated "
               f"per round. ms = median of the {args.rounds * args.iterations} timed passes (range of the per-round "
               "medians in brackets). Speed ratio = peer ms ÷ Swift ms (> 1: Swift faster). Peak RSS = largest "
-              "`ru_maxrss` of the side's processes (whole process: interpreter and libraries included).", "",
+              "VmHWM of the side's processes, read by each process from /proc/self/status before it exits (whole "
+              "process: interpreter and libraries included; not `ru_maxrss`, which would inherit this harness's "
+              "own peak through vfork/exec).", "",
               "| config | side | ms per gradient sample | samples/s | GFLOP/s | % sgemm | Swift speed ÷ this | peak RSS MiB |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []

@@ -43,6 +43,17 @@ func blasInfo() -> [String: Any] {
     ]
 }
 
+/// VmHWM of /proc/self/status in MiB: this process's own peak since exec (`ru_maxrss` as seen by the
+/// harness would carry over the harness's own peak through vfork/exec).
+func peakResidentMiB() -> Double? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let fields = line.split(separator: " ")
+        if fields.count >= 2, let kb = Double(fields[1]) { return kb / 1024 }
+    }
+    return nil
+}
+
 func emit(_ object: [String: Any]) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     FileHandle.standardOutput.write(data)
@@ -129,6 +140,7 @@ func run(_ arguments: [String]) throws {
     out["load_ms"] = loadMs
     out["parameters"] = model.parameters.count
     out["lanes"] = model.lanes
+    if let peak = peakResidentMiB() { out["peak_rss_mib"] = peak }
     try emit(out)
 }
 

@@ -98,7 +98,18 @@ def norms(named_grads):
     return {name: float(np.sqrt(np.sum(np.asarray(g, dtype=np.float64) ** 2))) for name, g in named_grads.items()}
 
 
+def peak_resident_mib():
+    """VmHWM of /proc/self/status in MiB: this process's own peak since exec. (`ru_maxrss` seen by the
+    parent would carry over the parent's peak through vfork/exec.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return None
+
+
 def emit(record):
+    record.setdefault("peak_rss_mib", peak_resident_mib())
     record.setdefault("python", platform.python_version())
     record.setdefault("numpy", np.__version__)
     record.setdefault("env", {k: os.environ.get(k) for k in
