@@ -86,12 +86,11 @@ public func expertMergeBackward(
         let yb = UnsafeRawPointer(y1 + i).loadUnaligned(as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(y0 + i).storeBytes(of: ya + G0 * d, as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(y1 + i).storeBytes(of: yb + G1 * d, as: SIMD8<Float>.self)
-        let dLow = SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
-        let dHigh = SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
-        s0 += dLow * SIMD4<Double>(Double(a[0]), Double(a[1]), Double(a[2]), Double(a[3]))
-        s1 += dHigh * SIMD4<Double>(Double(a[4]), Double(a[5]), Double(a[6]), Double(a[7]))
-        s2 += dLow * SIMD4<Double>(Double(b[0]), Double(b[1]), Double(b[2]), Double(b[3]))
-        s3 += dHigh * SIMD4<Double>(Double(b[4]), Double(b[5]), Double(b[6]), Double(b[7]))
+        let (dLow, dHigh) = (lowHalf(d), highHalf(d))
+        s0 += dLow * lowHalf(a)
+        s1 += dHigh * highHalf(a)
+        s2 += dLow * lowHalf(b)
+        s3 += dHigh * highHalf(b)
         i += 8
     }
     var dot0 = (s0 + s1).sum()
@@ -121,10 +120,8 @@ func expertMergeBackwardOne(
         let a = UnsafeRawPointer(expert + i).loadUnaligned(as: SIMD8<Float>.self)
         let y = UnsafeRawPointer(dExpert + i).loadUnaligned(as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(dExpert + i).storeBytes(of: y + G * d, as: SIMD8<Float>.self)
-        s0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
-            * SIMD4<Double>(Double(a[0]), Double(a[1]), Double(a[2]), Double(a[3]))
-        s1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
-            * SIMD4<Double>(Double(a[4]), Double(a[5]), Double(a[6]), Double(a[7]))
+        s0 += lowHalf(d) * lowHalf(a)
+        s1 += highHalf(d) * highHalf(a)
         i += 8
     }
     var dot = (s0 + s1).sum()
@@ -152,10 +149,8 @@ public func expertRowBackward(
         let d = UnsafeRawPointer(dOutput + i).loadUnaligned(as: SIMD8<Float>.self)
         let y = UnsafeRawPointer(expertOutput + i).loadUnaligned(as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(output + i).storeBytes(of: G * d, as: SIMD8<Float>.self)
-        s0 += SIMD4<Double>(Double(d[0]), Double(d[1]), Double(d[2]), Double(d[3]))
-            * SIMD4<Double>(Double(y[0]), Double(y[1]), Double(y[2]), Double(y[3]))
-        s1 += SIMD4<Double>(Double(d[4]), Double(d[5]), Double(d[6]), Double(d[7]))
-            * SIMD4<Double>(Double(y[4]), Double(y[5]), Double(y[6]), Double(y[7]))
+        s0 += lowHalf(d) * lowHalf(y)
+        s1 += highHalf(d) * highHalf(y)
         i += 8
     }
     var dot = (s0 + s1).sum()
@@ -205,3 +200,11 @@ public func expertMergeBackwardNaive(
         return dot
     }
 }
+
+/// Lanes 0–3 and 4–7 of `v` widened to Double (exactly), for products accumulated in Double.
+@inline(__always)
+func lowHalf(_ v: SIMD8<Float>) -> SIMD4<Double> { SIMD4(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3])) }
+
+@inline(__always)
+func highHalf(_ v: SIMD8<Float>) -> SIMD4<Double> { SIMD4(Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7])) }
+
