@@ -25,11 +25,7 @@ extension CLITests {
     func analyzeReportCheck() throws {
         let root = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
-        let run = root.appendingPathComponent("run")
-        let train = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "3", "--out", run.path] + Self.tiny)
-        #expect(train.status == 0, "stderr: \(train.stderr)")
-        let checkpoint = run.appendingPathComponent("model.safetensors")
+        let checkpoint = try Self.trainTiny(into: root.appendingPathComponent("run"))
         let baseline = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
 
         let reportURL = root.appendingPathComponent("report/report.md")

@@ -71,6 +71,17 @@ import Testing
 
     static let tiny = ["--config", "tiny", "--batch-size", "8", "--warmup", "1"]
 
+    /// Trains the tiny dense model for `steps` into `directory` and returns its checkpoint; the
+    /// training itself must exit 0.
+    static func trainTiny(
+        into directory: URL, steps: Int = 3, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> URL {
+        let train = try run(
+            ["train", "--model", "dense", "--data", data, "--steps", "\(steps)", "--out", directory.path] + tiny)
+        #expect(train.status == 0, "stderr: \(train.stderr)", sourceLocation: sourceLocation)
+        return directory.appendingPathComponent("model.safetensors")
+    }
+
     @Test("--help lists train and evaluate and the exit codes; exit 0")
     func help() throws {
         let result = try Self.run(["--help"])

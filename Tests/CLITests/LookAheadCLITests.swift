@@ -8,11 +8,7 @@ extension CLITests {
     func lookAhead() throws {
         let root = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
-        let run = root.appendingPathComponent("run")
-        let train = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "3", "--out", run.path] + Self.tiny)
-        #expect(train.status == 0, "stderr: \(train.stderr)")
-        let checkpoint = run.appendingPathComponent("model.safetensors").path
+        let checkpoint = try Self.trainTiny(into: root.appendingPathComponent("run")).path
         func probe(_ name: String, store: Bool) throws -> String {
             let url = root.appendingPathComponent(name).path
             let probed = try Self.run(
@@ -53,11 +49,7 @@ extension CLITests {
         try expectRefused([rows, "--lookahead=-1"] + source, naming: rows, "finite number > 0")
         try expectRefused([rows, "--lookahead", "inf"] + source, naming: rows, "finite number > 0")
         // A checkpoint other than the one probed: named, with the probe it does not match.
-        let other = root.appendingPathComponent("other")
-        let retrain = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "4", "--out", other.path] + Self.tiny)
-        #expect(retrain.status == 0, "stderr: \(retrain.stderr)")
-        let otherCheckpoint = other.appendingPathComponent("model.safetensors").path
+        let otherCheckpoint = try Self.trainTiny(into: root.appendingPathComponent("other"), steps: 4).path
         try expectRefused(
             [rows, "--lookahead", "1e-3", "--checkpoint", otherCheckpoint, "--data", Self.data],
             naming: otherCheckpoint, "SHA-256 differs")
