@@ -31,27 +31,32 @@ final class Buffer {
     func zero() { base.update(repeating: 0, count: count) }
 }
 
-/// Freed large buffers kept by exact size for reuse, up to `capacityBytes` in all; smaller ones go
-/// straight to `malloc`, whose own free lists serve them well.
+/// Freed large buffers kept for reuse by exact size, newest last, up to `capacityBytes` in all; when a
+/// freed buffer does not fit, the oldest are released first (a probe's mini-batches vary in length,
+/// and sizes that do not come back must not pin memory). Smaller buffers go straight to `malloc`,
+/// whose own free lists serve them well.
 final class BufferPool: Sendable {
-    static let shared = BufferPool(capacityBytes: 256 << 20, minimumCount: 16_384)
+    static let shared = BufferPool(capacityBytes: 64 << 20, minimumCount: 16_384)
 
     let capacityBytes: Int
     let minimumCount: Int
-    /// Free addresses (as integers, to be Sendable) by element count, and the bytes they hold.
-    private let free = Mutex<(byCount: [Int: [Int]], bytes: Int)>(([:], 0))
+    /// Free blocks (addresses as integers, to be Sendable), oldest first, and the bytes they hold.
+    private let free = Mutex<(blocks: [(count: Int, address: Int)], bytes: Int)>(([], 0))
 
     init(capacityBytes: Int, minimumCount: Int) {
         self.capacityBytes = capacityBytes
         self.minimumCount = minimumCount
     }
 
+    /// Bytes of freed buffers held for reuse.
+    var cachedBytes: Int { free.withLock { $0.bytes } }
+
     func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count >= minimumCount,
             let address = free.withLock({ state -> Int? in
-                guard let address = state.byCount[count]?.popLast() else { return nil }
+                guard let i = state.blocks.lastIndex(where: { $0.count == count }) else { return nil }
                 state.bytes -= count * MemoryLayout<Float>.stride
-                return address
+                return state.blocks.remove(at: i).address
             }),
             let pointer = UnsafeMutablePointer<Float>(bitPattern: address)
         {
@@ -62,15 +67,19 @@ final class BufferPool: Sendable {
 
     func give(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
         let bytes = count * MemoryLayout<Float>.stride
-        let kept =
-            count >= minimumCount
-            && free.withLock { state in
-                guard state.bytes + bytes <= capacityBytes else { return false }
-                state.byCount[count, default: []].append(Int(bitPattern: pointer))
-                state.bytes += bytes
-                return true
+        guard count >= minimumCount, bytes <= capacityBytes else { return pointer.deallocate() }
+        let released = free.withLock { state -> [Int] in
+            state.blocks.append((count, Int(bitPattern: pointer)))
+            state.bytes += bytes
+            var released: [Int] = []
+            while state.bytes > capacityBytes {
+                let oldest = state.blocks.removeFirst()
+                state.bytes -= oldest.count * MemoryLayout<Float>.stride
+                released.append(oldest.address)
             }
-        if !kept { pointer.deallocate() }
+            return released
+        }
+        for address in released { UnsafeMutablePointer<Float>(bitPattern: address)?.deallocate() }
     }
 }
 
