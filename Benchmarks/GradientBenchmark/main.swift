@@ -119,17 +119,13 @@ func run(_ arguments: [String]) throws {
         norms[entry.name] = gradient[entry.range].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
     }
 
-    for _ in 0..<warmup {
-        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        let pass = try model.forward(batch)
-        model.backward(pass, into: &gradient)
-    }
+    // A gradient sample overwrites the reused buffer (`Model.gradient(_:into:)`, no separate zeroing).
+    for _ in 0..<warmup { model.gradient(try model.forward(batch), into: &gradient) }
     var times: [Double] = []
     for _ in 0..<iterations {
         let start = now()
-        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         let pass = try model.forward(batch)
-        model.backward(pass, into: &gradient)
+        model.gradient(pass, into: &gradient)
         times.append(now() - start)
     }
     var out = blasInfo()

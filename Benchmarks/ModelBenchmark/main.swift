@@ -76,7 +76,7 @@ let setups = [
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 20
 
 // `BENCH_PROFILE=dense|attribute|token` runs only that sibling of the first setup's model, forward +
-// backward in a loop (`BENCH_REPEATS` times), so `perf record -g` sees nothing else; with `-ffn`
+// backward in a loop (`BENCH_REPEATS` times, `BENCH_LANES` lanes), so `perf record -g` sees nothing else; with `-ffn`
 // appended (`token-ffn`) only its layer-0 FFN sub-layer, 10× as many times.
 if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     let ffnOnly = name.hasSuffix("-ffn")
@@ -87,7 +87,8 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     }
     var c = setups[0].config
     c.routing = routing
-    let model = try Model(config: c, seed: 1)
+    var model = try Model(config: c, seed: 1)
+    if let lanes = Int(ProcessInfo.processInfo.environment["BENCH_LANES"] ?? "") { model.lanes = lanes }
     var rng = SeededRNG(seed: 2)
     let pixels = (0..<(setups[0].batchSize * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
     let batch = Batch.imageClassification(
@@ -100,9 +101,15 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
         exit(0)
     }
     var gradient = [Float](repeating: 0, count: model.parameters.count)
+    // `BENCH_ZERO=1`: the old step (zero the whole buffer, then accumulate) instead of `gradient(into:)`.
+    let zeroThenAccumulate = ProcessInfo.processInfo.environment["BENCH_ZERO"] == "1"
     for _ in 0..<repeats {
-        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        model.backward(try model.forward(batch), into: &gradient)
+        if zeroThenAccumulate {
+            gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            model.backward(try model.forward(batch), into: &gradient)
+        } else {
+            model.gradient(try model.forward(batch), into: &gradient)
+        }
     }
     exit(0)
 }
@@ -145,13 +152,15 @@ print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); fo
 
 // MoE rows (issue 4): the same batch through MoE siblings of the first setup (every layer MoE,
 // E = 8, top-2), measured in this run next to the dense model. Attribute routing merges the chosen
-// experts once per segment, so it should cost about a dense model (target ≤ 1.15×). Token routing
-// dispatches every row to two experts; the issue's target (≤ 2.3×) is against the dense model's FFN,
-// so the FFN sub-layer is also timed on its own (`FeedForwardSubLayer`: dense FFN vs token-routed
-// FFN with gate, dispatch, combine and balance loss, on the same layer-0 hidden states).
+// experts once per segment, so its GEMMs are a dense model's (target ≤ 1.15×); what it adds is
+// per-step memory traffic over E× the parameters (merges, merge-backward, zero-filling unchosen
+// experts), fixed per step, so the ratio falls as the batch grows. Hence two batch sizes: 8 (issue
+// 6's configurations) and 32 (the trainer's default). Token routing dispatches every row to two
+// experts; the issue's target (≤ 2.3×) is against the dense model's FFN, so the FFN sub-layer is also
+// timed on its own (`FeedForwardSubLayer`: dense FFN vs token-routed FFN with gate, dispatch,
+// combine and balance loss, on the same layer-0 hidden states).
 // Every sibling runs once per round, round after round (interleaved), so load from other work on
-// the machine falls on all of them alike; the ratios are of medians over the rounds. Each timed
-// step includes zeroing the gradient buffer, as a training step does (8× larger for the experts).
+// the machine falls on all of them alike; the ratios are of medians over the rounds.
 func interleavedMedians(_ steps: [() throws -> Void], rounds: Int) throws -> [Double] {
     for step in steps { for _ in 0..<3 { try step() } }  // warm-up
     var times = [[Double]](repeating: [], count: steps.count)
@@ -164,50 +173,54 @@ func interleavedMedians(_ steps: [() throws -> Void], rounds: Int) throws -> [Do
     }
     return times.map(median)
 }
-do {
+for moeBatch in [8, 32] {
     let setup = setups[0]
     var rng = SeededRNG(seed: 2)
     let c = setup.config
-    let pixels = (0..<(setup.batchSize * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
-    let images = Tensor(shape: [setup.batchSize, 1, c.imageSize, c.imageSize], data: pixels)
+    let pixels = (0..<(moeBatch * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
+    let images = Tensor(shape: [moeBatch, 1, c.imageSize, c.imageSize], data: pixels)
     let batch = Batch.imageClassification(
-        images: images, labels: (0..<setup.batchSize).map { $0 % setup.classes },
+        images: images, labels: (0..<moeBatch).map { $0 % setup.classes },
         classNames: (0..<setup.classes).map { [$0 + 1, c.eotId] })
-    // The dense baseline runs one lane like the MoE models (which cannot use lanes yet, Encoder.swift),
-    // so the ratio is the MoE's own overhead. A two-lane dense row is not interleaved here: right after
-    // a run with threaded OpenBLAS its worker thread still spin-waits and takes a core from the lanes.
+    // The dense baseline runs one lane (OpenBLAS's own two threads) like the MoE encoders, which
+    // cannot split their sequences (Encoder.swift); the MoE models keep `lanes = 2` for the work inside
+    // their layers (merges, per-expert GEMMs). A two-lane dense row is not interleaved here: right
+    // after a run with threaded OpenBLAS its worker thread still spin-waits and takes a core from the
+    // lanes. On this batch one and two dense lanes take the same time (first table vs. this one).
     let routings: [Routing] = [.none, .attribute, .token]
     let models = try routings.map { routing in
         var mc = c
         mc.routing = routing
         var model = try Model(config: mc, seed: 1)
-        model.lanes = 1
+        if routing == .none { model.lanes = 1 }
         return model
     }
     var gradients = models.map { [Float](repeating: 0, count: $0.parameters.count) }
-    let moeRounds = 2 * repeats  // more rounds than the dense rows: the ratios are the point here
+    let moeRounds = max(repeats, 2 * repeats * 8 / moeBatch)  // the ratios are the point here
+    // A step is `Model.gradient(_:into:)`, which overwrites a reused buffer (no caller zeroing; merged
+    // experts are written whole by their first merge-backward). The old step, zeroing the whole
+    // buffer and then accumulating with `backward(_:into:)`, is timed beside it for comparison.
     let wholeModel = try interleavedMedians(
+        models.indices.map { i in { models[i].gradient(try models[i].forward(batch), into: &gradients[i]) } },
+        rounds: moeRounds)
+    let zeroThenAccumulate = try interleavedMedians(
         models.indices.map { i in
             {
                 gradients[i].withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                 models[i].backward(try models[i].forward(batch), into: &gradients[i])
             }
         }, rounds: moeRounds)
-    // Gradient zeroing alone, to show how much of each step it is.
-    let zeroing = try interleavedMedians(
-        models.indices.map { i in { gradients[i].withUnsafeMutableBufferPointer { $0.update(repeating: 0) } } },
-        rounds: moeRounds)
     print("")
-    print("| MoE sibling of \(setup.name) (all layers, E=8, top-2) | ms per fwd+bwd (median of \(moeRounds), interleaved) | ratio to dense | of which gradient zeroing (ms) |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| MoE sibling of D=128, 6 layers, 4 heads, FFN 512, **batch \(moeBatch)** (all layers, E=8, top-2) | ms per fwd+bwd, `gradient(into:)` (median of \(moeRounds), interleaved) | ratio to dense | ms, zeroing + `backward(into:)` | ratio to dense |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for (i, routing) in routings.enumerated() {
         let name = routing == .none ? "dense (1 lane, as the MoE runs)" : routing.rawValue
-        print("| \(name) | \(String(format: "%.2f", wholeModel[i])) | \(String(format: "%.2f", wholeModel[i] / wholeModel[0])) | \(String(format: "%.2f", zeroing[i])) |")
+        print("| \(name) | \(String(format: "%.2f", wholeModel[i])) | \(String(format: "%.2f", wholeModel[i] / wholeModel[0])) | \(String(format: "%.2f", zeroThenAccumulate[i])) | \(String(format: "%.2f", zeroThenAccumulate[i] / zeroThenAccumulate[0])) |")
     }
     // FFN sub-layer alone: dense vs token routing, on layer 0 of the same image batch.
     let denseFFN = try FeedForwardSubLayer(model: models[0], batch: batch)
     let tokenFFN = try FeedForwardSubLayer(model: models[2], batch: batch)
-    let ffnRounds = 10 * repeats
+    let ffnRounds = max(5 * repeats, 10 * repeats * 8 / moeBatch)
     let ffn = try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: ffnRounds)
     let ffnZeroing = try interleavedMedians([{ denseFFN.zeroGradient() }, { tokenFFN.zeroGradient() }], rounds: ffnRounds)
     print("")
@@ -218,5 +231,5 @@ do {
     print("")
     let attributeRatio = wholeModel[1] / wholeModel[0]
     let tokenRatio = ffn[1] / ffn[0]
-    print("issue 4 targets: attribute / dense (whole model) \(String(format: "%.3f", attributeRatio)) (target ≤ 1.15: \(attributeRatio <= 1.15 ? "met" : "missed")); token FFN / dense FFN \(String(format: "%.3f", tokenRatio)) (target ≤ 2.3: \(tokenRatio <= 2.3 ? "met" : "missed")); token / dense whole model \(String(format: "%.2f", wholeModel[2] / wholeModel[0])) (all four linears routed, for reference).")
+    print("issue 4 targets at batch \(moeBatch): attribute / dense (whole model) \(String(format: "%.3f", attributeRatio)) (target ≤ 1.15: \(attributeRatio <= 1.15 ? "met" : "missed")); token FFN / dense FFN \(String(format: "%.3f", tokenRatio)) (target ≤ 2.3: \(tokenRatio <= 2.3 ? "met" : "missed")); token / dense whole model \(String(format: "%.2f", wholeModel[2] / wholeModel[0])) (all four linears routed, for reference).")
 }

@@ -97,14 +97,16 @@ public enum Probe {
         model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
         progress: ((Int, Int) -> Void)? = nil
     ) throws(ProbeError) -> ProbeSummary {
-        try run(
+        // One buffer for every mini-batch, overwritten whole by `gradient(into:)` (the rows are
+        // copied out of it before the next one).
+        var gradient = [Float](repeating: 0, count: model.parameters.count)
+        return try run(
             model: model, dataset: dataset, source: source, options: options, out: out,
             progress: progress
         ) { (batch, noise) throws(ProbeError) in
             do throws(ModelError) {
                 let pass = try model.forward(batch, noise: noise)
-                var gradient = [Float](repeating: 0, count: model.parameters.count)
-                model.backward(pass, into: &gradient)
+                model.gradient(pass, into: &gradient)
                 return (pass.loss, gradient)
             } catch { throw .model(error) }
         }

@@ -47,6 +47,8 @@ public func expertMerge(
 
 /// Backward of `expertMerge` given `dMerged = ∂L/∂merged`: **accumulates**
 /// `dExperts[j] += g_j · dMerged` and returns `∂L/∂g_j = ⟨dMerged, expert_j⟩` per chosen expert.
+/// `overwrite[j]` (default all false) writes `dExperts[j] = g_j · dMerged` instead, without reading
+/// it: an expert's first write in `Model.gradient(_:into:)`, which then needs no zeroing pass.
 ///
 /// The dot products are accumulated in Double (each Float product is exact in Double): the gate's
 /// logit gradient is `g1·g2·(∂L/∂g1 − ∂L/∂g2)`, a small difference of two large sums, and Float
@@ -56,18 +58,20 @@ public func expertMerge(
 /// `dExperts[j]` must not alias each other (two chosen experts are always distinct).
 public func expertMergeBackward(
     dExperts: [UnsafeMutablePointer<Float>], dMerged: UnsafePointer<Float>,
-    experts: [UnsafePointer<Float>], gates: [Float], count n: Int
+    experts: [UnsafePointer<Float>], gates: [Float], count n: Int, overwrite: [Bool]? = nil
 ) -> [Double] {
     let k = experts.count
+    let overwrite = overwrite ?? [Bool](repeating: false, count: k)
     precondition(
-        k >= 1 && gates.count == k && dExperts.count == k && n >= 0,
-        "expertMergeBackward: \(k) experts, \(gates.count) gates, \(dExperts.count) gradients, count \(n)")
+        k >= 1 && gates.count == k && dExperts.count == k && overwrite.count == k && n >= 0,
+        "expertMergeBackward: \(k) experts, \(gates.count) gates, \(dExperts.count) gradients, \(overwrite.count) overwrite flags, count \(n)")
     if k != 2 {
         // Not BLAS saxpy + dsdot: OpenBLAS's Zen `dsdot` kernel rounds the products to Float
         // (relative error ≈ 5e-8 against exact Double accumulation, found by the twin test).
         return (0..<k).map { j in
             expertMergeBackwardOne(
-                dExpert: dExperts[j], dMerged: dMerged, expert: experts[j], gate: gates[j], count: n)
+                dExpert: dExperts[j], dMerged: dMerged, expert: experts[j], gate: gates[j], count: n,
+                overwrite: overwrite[j])
         }
     }
     let (x0, x1) = (experts[0], experts[1])
@@ -77,13 +81,14 @@ public func expertMergeBackward(
     let G1 = SIMD8<Float>(repeating: g1)
     // Four Double accumulators (low and high halves of 8 lanes, per expert).
     var s0 = SIMD4<Double>(), s1 = SIMD4<Double>(), s2 = SIMD4<Double>(), s3 = SIMD4<Double>()
+    let (keep0, keep1) = (!overwrite[0], !overwrite[1])
     var i = 0
     while i + 8 <= n {
         let d = UnsafeRawPointer(dMerged + i).loadUnaligned(as: SIMD8<Float>.self)
         let a = UnsafeRawPointer(x0 + i).loadUnaligned(as: SIMD8<Float>.self)
         let b = UnsafeRawPointer(x1 + i).loadUnaligned(as: SIMD8<Float>.self)
-        let ya = UnsafeRawPointer(y0 + i).loadUnaligned(as: SIMD8<Float>.self)
-        let yb = UnsafeRawPointer(y1 + i).loadUnaligned(as: SIMD8<Float>.self)
+        let ya = keep0 ? UnsafeRawPointer(y0 + i).loadUnaligned(as: SIMD8<Float>.self) : SIMD8<Float>()
+        let yb = keep1 ? UnsafeRawPointer(y1 + i).loadUnaligned(as: SIMD8<Float>.self) : SIMD8<Float>()
         UnsafeMutableRawPointer(y0 + i).storeBytes(of: ya + G0 * d, as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(y1 + i).storeBytes(of: yb + G1 * d, as: SIMD8<Float>.self)
         let (dLow, dHigh) = (lowHalf(d), highHalf(d))
@@ -97,8 +102,8 @@ public func expertMergeBackward(
     var dot1 = (s2 + s3).sum()
     while i < n {
         let d = dMerged[i]
-        y0[i] += g0 * d
-        y1[i] += g1 * d
+        y0[i] = (keep0 ? y0[i] : 0) + g0 * d
+        y1[i] = (keep1 ? y1[i] : 0) + g1 * d
         dot0 += Double(d) * Double(x0[i])
         dot1 += Double(d) * Double(x1[i])
         i += 1
@@ -110,15 +115,16 @@ public func expertMergeBackward(
 /// accumulated in Double.
 func expertMergeBackwardOne(
     dExpert: UnsafeMutablePointer<Float>, dMerged: UnsafePointer<Float>, expert: UnsafePointer<Float>,
-    gate g: Float, count n: Int
+    gate g: Float, count n: Int, overwrite: Bool = false
 ) -> Double {
     let G = SIMD8<Float>(repeating: g)
+    let keep = !overwrite
     var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
     var i = 0
     while i + 8 <= n {
         let d = UnsafeRawPointer(dMerged + i).loadUnaligned(as: SIMD8<Float>.self)
         let a = UnsafeRawPointer(expert + i).loadUnaligned(as: SIMD8<Float>.self)
-        let y = UnsafeRawPointer(dExpert + i).loadUnaligned(as: SIMD8<Float>.self)
+        let y = keep ? UnsafeRawPointer(dExpert + i).loadUnaligned(as: SIMD8<Float>.self) : SIMD8<Float>()
         UnsafeMutableRawPointer(dExpert + i).storeBytes(of: y + G * d, as: SIMD8<Float>.self)
         s0 += lowHalf(d) * lowHalf(a)
         s1 += highHalf(d) * highHalf(a)
@@ -126,7 +132,7 @@ func expertMergeBackwardOne(
     }
     var dot = (s0 + s1).sum()
     while i < n {
-        dExpert[i] += g * dMerged[i]
+        dExpert[i] = (keep ? dExpert[i] : 0) + g * dMerged[i]
         dot += Double(dMerged[i]) * Double(expert[i])
         i += 1
     }
@@ -189,11 +195,12 @@ public func expertMergeNaive(
 /// Naive twin of `expertMergeBackward`: scalar loops, one expert at a time.
 public func expertMergeBackwardNaive(
     dExperts: [UnsafeMutablePointer<Float>], dMerged: UnsafePointer<Float>,
-    experts: [UnsafePointer<Float>], gates: [Float], count n: Int
+    experts: [UnsafePointer<Float>], gates: [Float], count n: Int, overwrite: [Bool]? = nil
 ) -> [Double] {
     experts.indices.map { j in
         var dot = 0.0
         for i in 0..<n {
+            if overwrite?[j] == true { dExperts[j][i] = 0 }
             dExperts[j][i] += gates[j] * dMerged[i]
             dot += Double(dMerged[i]) * Double(experts[j][i])
         }

@@ -63,3 +63,35 @@ public func addInLanes(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
         simd8Map(count: n, input: x + start, into: y + start, with: x + start) { x, _, y in y + x }
     }
 }
+
+/// Zeroes `ranges` of `values`, the total cut into `lanes` contiguous shares (memset is bound by
+/// memory bandwidth, which two cores draw about 1.4× as fast as one).
+public func zeroInLanes(_ values: UnsafeMutablePointer<Float>, ranges: [Range<Int>], lanes: Int) {
+    let total = ranges.reduce(0) { $0 + $1.count }
+    let L = total >= 1 << 16 ? max(lanes, 1) : 1
+    forEachLane(L) { lane in
+        // This lane's share [from, to) of the ranges laid end to end.
+        let from = total * lane / L
+        let to = total * (lane + 1) / L
+        var seen = 0
+        for r in ranges {
+            let lo = max(from, seen)
+            let hi = min(to, seen + r.count)
+            if lo < hi { (values + r.lowerBound + (lo - seen)).update(repeating: 0, count: hi - lo) }
+            seen += r.count
+            if seen >= to { break }
+        }
+    }
+}
+
+/// The parts of `whole` not covered by `ranges` (which must not overlap), in order.
+public func complement(of ranges: [Range<Int>], in whole: Range<Int>) -> [Range<Int>] {
+    var gaps: [Range<Int>] = []
+    var next = whole.lowerBound
+    for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+        if r.lowerBound > next { gaps.append(next..<r.lowerBound) }
+        next = max(next, r.upperBound)
+    }
+    if next < whole.upperBound { gaps.append(next..<whole.upperBound) }
+    return gaps
+}

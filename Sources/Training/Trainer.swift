@@ -45,6 +45,8 @@ public final class Trainer {
     /// Mini-batches drawn so far per task, in `TaskKind.allCases` order.
     public private(set) var batchesDrawn: [Int]
     let taskSampler: TaskSampler
+    /// The step's gradient, reused (see `trainStep`).
+    private var gradient: [Float] = []
     let samplers: [TaskKind: BatchSampler]
 
     /// A fresh run from `model`'s current parameters.
@@ -138,8 +140,10 @@ public final class Trainer {
             }
         } catch { throw .model(error) }
         guard pass.loss.isFinite else { throw .nonFiniteLoss(step: step + 1, task: task.rawValue, value: pass.loss) }
-        var gradient = [Float](repeating: 0, count: model.parameters.count)
-        model.backward(pass, into: &gradient)
+        // One buffer for every step: `gradient(into:)` overwrites it whole (no fresh E×-expert-sized
+        // allocation and zeroing per step).
+        if gradient.count != model.parameters.count { gradient = [Float](repeating: 0, count: model.parameters.count) }
+        model.gradient(pass, into: &gradient)
         let weight = options.lossWeight(task)
         if weight != 1 {
             let w = Float(weight)

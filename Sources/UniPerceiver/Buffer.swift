@@ -91,5 +91,20 @@ struct ParameterPointers {
 
 struct GradientPointers {
     let values: UnsafeMutablePointer<Float>
+    /// Set by `Model.gradient(_:into:)`: merged experts not yet written (their ranges hold stale values).
+    var firstWrites: ExpertFirstWrites? = nil
     func callAsFunction(_ offset: Int) -> UnsafeMutablePointer<Float> { values + offset }
+
+    /// Whether the expert whose weight starts at `weightOffset` is written here for the first time
+    /// (then overwrite, not accumulate, its weight and bias gradients); claims it.
+    func claimFirstWrite(_ weightOffset: Int) -> Bool { firstWrites?.claim(weightOffset) ?? false }
+}
+
+/// The merged experts (attribute, modality, task routing) whose gradients `Model.gradient(_:into:)`
+/// leaves to their first merge-backward to write whole, and zero-fills only if no unit chose them.
+/// Used from the one thread that runs an MoE backward (MoE encoders run one lane).
+final class ExpertFirstWrites {
+    private(set) var pending: Set<Int>
+    init(pending: Set<Int>) { self.pending = pending }
+    func claim(_ weightOffset: Int) -> Bool { pending.remove(weightOffset) != nil }
 }

@@ -30,6 +30,8 @@ public struct Model: Sendable {
     /// All parameters, contiguous, in `table` order.
     public var parameters: [Float]
     let layout: ParameterLayout
+    /// `mergedExpertRanges` of this model, for `gradient(_:into:)`.
+    let mergedExperts: [Int: (weight: Range<Int>, bias: Range<Int>)]
     let spatial: [Float]
     /// Lanes of a dense encoder pass: its sequences split into this many ranges, each on its own
     /// core with single-threaded BLAS (`Encoder`). Fixed, not the core count, so that gradients are
@@ -94,6 +96,7 @@ public struct Model: Sendable {
         self.layout = layout
         self.parameters = parameters
         self.spatial = spatialPositionTable(config)
+        self.mergedExperts = Self.mergedExpertRanges(config, table)
     }
 
     /// The parameter table of a configuration, without building a model.
@@ -299,6 +302,44 @@ extension Model {
         backward(pass, into: &gradients, ablation: .none)
     }
 
+    /// The gradient of `pass`'s loss, **overwriting** `gradients` (`table` layout): every entry is
+    /// written, so a buffer reused across steps needs no zeroing by the caller. Equal to zeroing and
+    /// then `backward(_:into:)`, bit for bit.
+    ///
+    /// Why it exists: an MoE model's expert gradients are E× a dense model's. With merged routing
+    /// (attribute, modality, task) a backward touches only the chosen experts, so their first
+    /// merge-backward writes them whole (no zeroing pass, no read), and only experts no unit chose
+    /// are zero-filled afterwards. Everything else is zeroed first.
+    public func gradient(_ pass: ForwardPass, into gradients: inout [Float]) {
+        precondition(gradients.count == parameters.count, "Model.gradient: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
+        let deferred = mergedExperts
+        let firstWrites = ExpertFirstWrites(pending: Set(deferred.keys))
+        let skipped = deferred.values.flatMap { [$0.weight, $0.bias] }
+        // Two zeroing lanes only where BLAS is single-threaded anyway: beside OpenBLAS's spinning
+        // worker (MoE encoders) a second lane waits for a core and costs more than it saves.
+        let zeroLanes = encoder.isLaned ? lanes : 1
+        gradients.withUnsafeMutableBufferPointer { g in
+            zeroInLanes(g.baseAddress!, ranges: complement(of: skipped, in: 0..<g.count), lanes: zeroLanes)
+        }
+        backward(pass, into: &gradients, ablation: .none, firstWrites: firstWrites)
+        let unchosen = firstWrites.pending.flatMap { [deferred[$0]!.weight, deferred[$0]!.bias] }
+        gradients.withUnsafeMutableBufferPointer { g in zeroInLanes(g.baseAddress!, ranges: unchosen, lanes: zeroLanes) }
+    }
+
+    /// Merged-routing experts (attribute, modality, task): weight and bias ranges, keyed by the
+    /// weight's offset. Empty for dense models and the dispatched routings (their GEMMs accumulate).
+    static func mergedExpertRanges(_ config: ModelConfig, _ table: ParameterTable) -> [Int: (weight: Range<Int>, bias: Range<Int>)] {
+        guard config.routing != .none, !config.routing.isDataDependent else { return [:] }
+        var byName: [String: Range<Int>] = [:]
+        for entry in table.entries where entry.name.contains(".experts.") { byName[entry.name] = entry.range }
+        var ranges: [Int: (weight: Range<Int>, bias: Range<Int>)] = [:]
+        for (name, weight) in byName where name.hasSuffix(".weight") {
+            let bias = byName[String(name.dropLast("weight".count)) + "bias"]!
+            ranges[weight.lowerBound] = (weight, bias)
+        }
+        return ranges
+    }
+
     /// A deliberately broken backward, so tests can show that the gradient checks catch a dropped
     /// term (house style: a check must be able to fail).
     enum BackwardAblation {
@@ -307,7 +348,10 @@ extension Model {
         case detachTargets
     }
 
-    func backward(_ pass: ForwardPass, into gradients: inout [Float], ablation: BackwardAblation) {
+    func backward(
+        _ pass: ForwardPass, into gradients: inout [Float], ablation: BackwardAblation,
+        firstWrites: ExpertFirstWrites? = nil
+    ) {
         precondition(gradients.count == parameters.count, "Model.backward: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
         precondition(!pass.isPremerged, "Model.backward: a pass over pre-merged experts has no backward")
         let D = config.hiddenSize
@@ -317,7 +361,7 @@ extension Model {
         withLaneBLAS { parameters.withUnsafeBufferPointer { values in
             gradients.withUnsafeMutableBufferPointer { grads in
                 let P = ParameterPointers(values: values.baseAddress!)
-                let G = GradientPointers(values: grads.baseAddress!)
+                let G = GradientPointers(values: grads.baseAddress!, firstWrites: firstWrites)
                 // The loss is a mean over counted rows: seed dLoss/dℓ_r = 1/counted.
                 let dLogits = Buffer(R * K)
                 pass.targets.withUnsafeBufferPointer { t in

@@ -54,6 +54,39 @@ struct ExpertMergeTests {
         expectClose(fastDots, naiveDots, rtol: 1e-12, atol: 1e-12, "gate dots n=\(n) k=\(c.k)")
     }
 
+    /// First writes (`overwrite`) never read the gradient (it starts as NaN here) and equal the
+    /// naive twin's zero-then-accumulate, flag by flag.
+    @Test(arguments: [(13, [true, false]), (1003, [false, true]), (40_003, [true, true]), (40_003, [false, false]), (40_003, [true])])
+    func overwrite(_ c: (count: Int, overwrite: [Bool])) {
+        var rng = SeededRNG(seed: 32)
+        let n = c.count
+        let k = c.overwrite.count
+        let experts = (0..<k).map { _ in rng.gaussianFloats(count: n) }
+        let gates = k == 1 ? [Float(1)] : [0.7, 0.3]
+        let dMerged = rng.gaussianFloats(count: n)
+        let start = (0..<k).map { j in c.overwrite[j] ? [Float](repeating: .nan, count: n) : rng.uniformFloats(count: n) }
+        var naiveGrads = start
+        var fastGrads = start
+        var dots: [[Double]] = []
+        withPointers(experts) { x in
+            dMerged.withUnsafeBufferPointer { d in
+                dots.append(withMutablePointers(&naiveGrads) { g in
+                    expertMergeBackwardNaive(
+                        dExperts: g, dMerged: d.baseAddress!, experts: x, gates: gates, count: n, overwrite: c.overwrite)
+                })
+                dots.append(withMutablePointers(&fastGrads) { g in
+                    expertMergeBackward(
+                        dExperts: g, dMerged: d.baseAddress!, experts: x, gates: gates, count: n, overwrite: c.overwrite)
+                })
+            }
+        }
+        for j in 0..<k {
+            #expect(fastGrads[j].allSatisfy { $0.isFinite }, "NaN read back from an overwritten gradient, n=\(n)")
+            expectClose(fastGrads[j], naiveGrads[j], tolerance: .fastVersusNaive, "overwrite dExpert \(j) n=\(n)")
+        }
+        expectClose(dots[1], dots[0], rtol: 1e-12, atol: 1e-12, "gate dots n=\(n)")
+    }
+
     private func withPointers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) -> R) -> R {
         var pointers: [UnsafePointer<Float>] = []
         func nest(_ i: Int) -> R {

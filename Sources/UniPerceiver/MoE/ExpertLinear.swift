@@ -207,14 +207,17 @@ struct ExpertLinear {
                 for (i, r) in rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + i * I, y: dInput + r * I) }
             }
             // dW_e += g_j·dW_u, db_e += g_j·db_u; ∂L/∂g_j += ⟨dW_u, W_e⟩ + ⟨db_u, b_e⟩.
+            // An expert's first write (Model.gradient) overwrites its stale gradient instead.
             let chosen = (0..<k).map { d.chosen[u * k + $0] }
             let gates = (0..<k).map { d.weights[u * k + $0] }
+            let overwrite = chosen.map { G.claimFirstWrite(experts.weights[$0]) }
             let dotW = expertMergeBackward(
                 dExperts: chosen.map { G(experts.weights[$0]) }, dMerged: dW.base,
-                experts: chosen.map { P(experts.weights[$0]) }, gates: gates, count: O * I)
+                experts: chosen.map { P(experts.weights[$0]) }, gates: gates, count: O * I,
+                overwrite: overwrite)
             let dotB = expertMergeBackward(
                 dExperts: chosen.map { G(experts.biases[$0]) }, dMerged: db.base,
-                experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: O)
+                experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: O, overwrite: overwrite)
             for j in 0..<k { dWeights[u * k + j] += dotW[j] + dotB[j] }
         }
     }

@@ -37,7 +37,10 @@ public final class FeedForwardSubLayer {
     /// - Throws: `ModelError.badBatch` for a batch the model refuses.
     public init(model: Model, batch: Batch, layer: Int = 0, seed: UInt64 = 3) throws(ModelError) {
         precondition(layer >= 0 && layer < model.config.numLayers, "FeedForwardSubLayer: no layer \(layer)")
-        let pass = try model.forward(batch)
+        // One lane, so that the pass keeps every layer's cache (a laned pass keeps them per part).
+        var oneLane = model
+        oneLane.lanes = 1
+        let pass = try oneLane.forward(batch)
         self.model = model
         offsets = model.layout.layers[layer]
         layerIndex = layer
