@@ -76,7 +76,7 @@ let setups = [
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 20
 
 // `BENCH_PROFILE=dense|attribute|token` runs only that sibling of the first setup's model, forward +
-// backward in a loop (`BENCH_REPEATS` times, `BENCH_LANES` lanes), so `perf record -g` sees nothing else; with `-ffn`
+// backward in a loop (`BENCH_REPEATS` times, `BENCH_LANES` lanes, batch `BENCH_BATCH`), so `perf record -g` sees nothing else; with `-ffn`
 // appended (`token-ffn`) only its layer-0 FFN sub-layer, 10× as many times.
 if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     let ffnOnly = name.hasSuffix("-ffn")
@@ -90,10 +90,11 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     var model = try Model(config: c, seed: 1)
     if let lanes = Int(ProcessInfo.processInfo.environment["BENCH_LANES"] ?? "") { model.lanes = lanes }
     var rng = SeededRNG(seed: 2)
-    let pixels = (0..<(setups[0].batchSize * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
+    let B = Int(ProcessInfo.processInfo.environment["BENCH_BATCH"] ?? "") ?? setups[0].batchSize
+    let pixels = (0..<(B * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
     let batch = Batch.imageClassification(
-        images: Tensor(shape: [setups[0].batchSize, 1, c.imageSize, c.imageSize], data: pixels),
-        labels: (0..<setups[0].batchSize).map { $0 % setups[0].classes },
+        images: Tensor(shape: [B, 1, c.imageSize, c.imageSize], data: pixels),
+        labels: (0..<B).map { $0 % setups[0].classes },
         classNames: (0..<setups[0].classes).map { [$0 + 1, c.eotId] })
     if ffnOnly {
         let ffn = try FeedForwardSubLayer(model: model, batch: batch)

@@ -271,7 +271,7 @@ struct ExpertLinear {
     }
 
     private func gather(_ source: UnsafePointer<Float>, rows: [Int], width: Int) -> Buffer {
-        let out = Buffer(rows.count * width)
+        let out = Buffer(uninitialized: rows.count * width)  // every row is copied over
         for (i, r) in rows.enumerated() { (out.base + i * width).update(from: source + r * width, count: width) }
         return out
     }
