@@ -55,7 +55,8 @@ public enum BLASThreads {
 
 /// `y += x` over `count` values, split across `lanes` lanes (the lanes' gradient reduction).
 public func addInLanes(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, lanes: Int) {
-    let chunk = (count + lanes - 1) / max(lanes, 1)
+    let lanes = count >= 1 << 14 ? max(lanes, 1) : 1  // a short add is not worth waking a core
+    let chunk = (count + lanes - 1) / lanes
     forEachLane(lanes) { lane in
         let start = lane * chunk
         let n = min(chunk, count - start)

@@ -8,9 +8,12 @@ import Kernels
 /// equal token count, so a short candidate pass rides in one lane beside part of the inputs instead
 /// of being cut into slivers. Outputs are gathered per pass into one `[N, D]` buffer. In backward,
 /// lane 0 accumulates into the model's gradient and lane l ≥ 1 into `laneGradients[l − 1]`, which the
-/// caller adds afterwards (`Model.backward`). MoE encoders run one lane with OpenBLAS's threads:
-/// their routing noise is drawn per layer for the whole batch, and token and context routing's
-/// balance loss couples the sequences.
+/// caller adds afterwards (`Model.backward`). MoE encoders with merged routing (attribute, modality,
+/// task) run in lanes too: their gates see no hidden state, so every decision of a pass is made, and
+/// every unit's experts merged, before the split (`SharedRoutes`); the lanes accumulate their shares
+/// of each unit's merged-weight gradient, and the experts' and gates' backward runs once per pass
+/// after the lanes join. Token and context routing run one lane with OpenBLAS's threads: their gates
+/// read the hidden states layer by layer, and the balance loss couples the sequences.
 struct Encoder {
     let embedding: Embedding
     let blocks: [EncoderBlock]
@@ -29,8 +32,17 @@ struct Encoder {
             self.sequences = sequences
             self.embedding = embedding
         }
+        /// Laned merged-routing passes: the decisions and merged experts every lane shared.
+        var shared: SharedRoutes? = nil
+        /// Every MoE layer's decisions over the whole pass, layer by layer (attention, then FFN).
+        var decisions: [RouteDecision] {
+            if let shared {
+                return shared.layers.keys.sorted().flatMap { [shared.layers[$0]!.attention, shared.layers[$0]!.ffn] }
+            }
+            return blocks.flatMap { [$0.attentionRoute, $0.ffnRoute].compactMap { $0 } }
+        }
         /// Routing statistics of every MoE layer (empty for dense models and pre-merged passes).
-        var statistics: [RoutingStatistics] { blocks.flatMap(\.statistics) }
+        var statistics: [RoutingStatistics] { blocks.flatMap(\.statistics) + (shared?.statistics ?? []) }
         /// Weighted balance loss of every MoE layer (token and context routing; 0 otherwise).
         var balanceLoss: Double { blocks.reduce(0) { $0 + $1.balanceLoss } }
         /// Final hidden states `[N, D]`.
@@ -43,22 +55,30 @@ struct Encoder {
         var laneCount: Int { Set(parts.map(\.lane)).count }
     }
 
-    /// Whether this encoder runs in lanes (dense, `lanes > 1`).
-    var isLaned: Bool { lanes > 1 && blocks.allSatisfy { $0.offsets.moe == nil } }
+    /// Whether this encoder runs in lanes (`lanes > 1`, dense or merged routing).
+    var isLaned: Bool {
+        lanes > 1 && blocks.allSatisfy { $0.offsets.moe == nil || !$0.config.routing.isDataDependent }
+    }
 
     /// Encodes each batch of `batches` (the passes of one loss) and returns their passes in order.
     func forward(
         _ batches: [SequenceBatch], _ P: ParameterPointers, noise: RoutingNoise? = nil,
         premerged: PremergedExperts? = nil
     ) -> [Pass] {
-        guard isLaned else {
+        guard isLaned, premerged == nil else {
             return batches.map { forwardInOneLane($0, P, noise: noise, premerged: premerged) }
         }
+        // Decisions in the one-lane order (pass by pass, layer by layer), so the noise draws match.
+        let hasMoE = blocks.contains { $0.offsets.moe != nil }
+        let shared = batches.map { hasMoE ? SharedRoutes($0, blocks: blocks, P, noise: noise, lanes: lanes) : nil }
         let plan = Self.lanePlan(batches, lanes: lanes)
         var parts = [[(batch: Int, first: Int, pass: Pass)]](repeating: [], count: lanes)
         parts.withUnsafeMutableBufferPointer { out in
             forEachLane(lanes) { lane in
-                out[lane] = plan[lane].map { ($0.batch, $0.range.lowerBound, forwardInOneLane(batches[$0.batch].slice($0.range), P)) }
+                out[lane] = plan[lane].map {
+                    ($0.batch, $0.range.lowerBound,
+                     forwardInOneLane(batches[$0.batch].slice($0.range), P, shared: shared[$0.batch]))
+                }
             }
         }
         let D = embedding.config.hiddenSize
@@ -74,6 +94,7 @@ struct Encoder {
                 }
             }
             pass.gathered = gathered
+            pass.shared = shared[b]
             return pass
         }
     }
@@ -104,10 +125,10 @@ struct Encoder {
 
     private func forwardInOneLane(
         _ sequences: SequenceBatch, _ P: ParameterPointers, noise: RoutingNoise? = nil,
-        premerged: PremergedExperts? = nil
+        premerged: PremergedExperts? = nil, shared: SharedRoutes? = nil
     ) -> Pass {
         let pass = Pass(sequences: sequences, embedding: embedding.forward(sequences, P))
-        let routing = EncoderBlock.Routing(sequences: sequences, noise: noise, premerged: premerged)
+        let routing = EncoderBlock.Routing(sequences: sequences, noise: noise, premerged: premerged, shared: shared)
         sequences.mask.withUnsafeBufferPointer { mask in
             var x = UnsafePointer(pass.embedding!.output.base)
             for block in blocks {
@@ -123,10 +144,11 @@ struct Encoder {
 
     /// Backward of `forward` for the given passes, from each one's `dOutput [N, D]` (the gradient of
     /// its final hidden states; used as scratch) to the embeddings. Laned passes need
-    /// `laneGradients` (one buffer laid out like `G` per lane after the first; zeroed here).
+    /// `laneGradients` (one buffer laid out like `G` per lane after the first; its `laneRanges`,
+    /// default all, zeroed here: the lanes never write the merged experts' ranges).
     func backward(
         _ passes: [(pass: Pass, dOutput: Buffer)], _ P: ParameterPointers, _ G: GradientPointers,
-        laneGradients: [(values: UnsafeMutablePointer<Float>, count: Int)] = []
+        laneGradients: [(values: UnsafeMutablePointer<Float>, count: Int)] = [], laneRanges: [Range<Int>]? = nil
     ) {
         guard passes.contains(where: { $0.pass.isLaned }) else {
             for (pass, dOutput) in passes { backwardInOneLane(pass, dOutput: dOutput, P, G) }
@@ -138,7 +160,7 @@ struct Encoder {
             var gradient = G
             if lane > 0 {
                 let buffer = laneGradients[lane - 1]
-                buffer.values.update(repeating: 0, count: buffer.count)
+                zeroInLanes(buffer.values, ranges: laneRanges ?? [0..<buffer.count], lanes: 1)
                 gradient = GradientPointers(values: buffer.values)
             }
             for (pass, dOutput) in passes {
@@ -148,6 +170,52 @@ struct Encoder {
                     let dy = Buffer(uninitialized: count)
                     dy.base.update(from: dOutput.base + part.first * rowWidth, count: count)
                     backwardInOneLane(part.pass, dOutput: dy, P, gradient)
+                }
+            }
+        }
+        let shared = passes.compactMap { p in p.pass.shared.map { (pass: p.pass, routes: $0) } }
+        if !shared.isEmpty { backwardSharedRoutes(shared, P, G) }
+    }
+
+    /// The experts' and gates' backward of laned merged-routing passes, once per pass (see
+    /// `SharedRoutes`). One job per (MoE layer, linear) covers every pass, so no two jobs touch the
+    /// same expert and the jobs run in lanes; first writes are claimed beforehand, in job order, and
+    /// the gate-weight gradients each job returns are summed, and the gates' backward run, in a fixed
+    /// order afterwards: the result does not depend on timing.
+    private func backwardSharedRoutes(
+        _ passes: [(pass: Pass, routes: SharedRoutes)], _ P: ParameterPointers, _ G: GradientPointers
+    ) {
+        let layers = blocks.compactMap { b in b.offsets.moe.map { (layer: b.layer, moe: MoE(config: b.config, offsets: $0, layer: b.layer)) } }
+        let jobs = layers.flatMap { l in (0..<4).map { (l.layer, l.moe, $0) } }
+        // Per job and pass: the unit-by-top-k gradient of the gate weights.
+        var dWeights = [[[Double]]](repeating: [], count: jobs.count)
+        let claims = jobs.map { job in
+            passes.map { p in job.1.linears[job.2].claimFirstWrites(p.routes.layers[job.0]!.decision(job.2 < 2 ? .attention : .ffn), G) }
+        }
+        dWeights.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedSendable(out)
+            forEachLane(min(lanes, jobs.count)) { lane in
+                for j in stride(from: lane, to: jobs.count, by: lanes) {
+                    let (layer, moe, i) = jobs[j]
+                    out.value[j] = passes.enumerated().map { n, p in
+                        let d = p.routes.layers[layer]!.decision(i < 2 ? .attention : .ffn)
+                        var dW = [Double](repeating: 0, count: d.units * d.topK)
+                        moe.linears[i].mergeBackward(
+                            partials: p.pass.parts.map { $0.pass.blocks[layer].experts[i]! }, decision: d,
+                            overwrite: claims[j][n], dWeights: &dW, P, G)
+                        return dW
+                    }
+                }
+            }
+        }
+        let unused = Buffer(1)  // these gates see no hidden state: their backward writes no dInput
+        for (n, p) in passes.enumerated() {
+            for (l, entry) in layers.enumerated() {
+                for decision in RoutingStatistics.Decision.allCases {
+                    let d = p.routes.layers[entry.layer]!.decision(decision)
+                    let first = 4 * l + MoE.linearIndex(decision, 0)
+                    let sum = zip(dWeights[first][n], dWeights[first + 1][n]).map { $0 + $1 }
+                    entry.moe.router(decision).backward(d, dWeights: sum, dInput: unused.base, p.pass.sequences, P, G)
                 }
             }
         }

@@ -113,9 +113,8 @@ public struct Model: Sendable {
 
     /// Runs `body` with single-threaded BLAS when the encoder runs in lanes (see `lanes`), so that
     /// OpenBLAS's worker does not compete with the lanes for the cores.
-    func withLaneBLAS<T>(_ body: () -> T) -> T {
-        let laned = lanes > 1 && layout.layers.allSatisfy { $0.moe == nil }
-        return laned ? BLASThreads.singleThreaded(body) : body()
+    func withLaneBLAS<T>(premerged: Bool = false, _ body: () -> T) -> T {
+        encoder.isLaned && !premerged ? BLASThreads.singleThreaded(body) : body()
     }
 
     var head: FeatureHead { FeatureHead(config: config, layout: layout) }
@@ -250,7 +249,7 @@ extension Model {
         // The task and side select each segment's attribute vector, modality and task embedding.
         let routedInputs = inputs.routed(task: task, side: .input)
         let routedCandidates = candidates.routed(task: task, side: .target)
-        return withLaneBLAS { parameters.withUnsafeBufferPointer { values in
+        return withLaneBLAS(premerged: premerged != nil) { parameters.withUnsafeBufferPointer { values in
             let P = ParameterPointers(values: values.baseAddress!)
             let encoder = self.encoder
             let head = self.head
@@ -397,10 +396,14 @@ extension Model {
                 // Lanes after the first accumulate into their own buffers (zeroed by their lane),
                 // added once at the end.
                 let laned = pass.inputPass.isLaned || pass.candidatePass.isLaned
+                // The lanes never write the merged experts (E× the rest): those ranges are skipped.
                 let laneBuffers = laned ? (1..<max(lanes, 1)).map { _ in Buffer(uninitialized: grads.count) } : []
-                encoder.backward(passes, P, G, laneGradients: laneBuffers.map { ($0.base, $0.count) })
+                let laneRanges = complement(of: mergedExperts.values.flatMap { [$0.weight, $0.bias] }, in: 0..<grads.count)
+                encoder.backward(passes, P, G, laneGradients: laneBuffers.map { ($0.base, $0.count) }, laneRanges: laneRanges)
                 for lane in laneBuffers {
-                    addInLanes(grads.baseAddress!, lane.base, count: grads.count, lanes: max(lanes, 1))
+                    for r in laneRanges {
+                        addInLanes(grads.baseAddress! + r.lowerBound, lane.base + r.lowerBound, count: r.count, lanes: max(lanes, 1))
+                    }
                 }
             }
         } }

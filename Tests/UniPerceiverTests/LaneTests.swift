@@ -62,16 +62,61 @@ import Testing
         #expect(abs(tokens[0] - tokens[1]) <= 17, "\(tokens)")
     }
 
-    @Test("MoE encoders run in one lane")
-    func moeStaysInOneLane() throws {
+    @Test("token- and context-routed encoders run in one lane", arguments: [Routing.token, .context])
+    func dataDependentRoutingStaysInOneLane(routing: Routing) throws {
         var config = tinyConfig
-        config.routing = .attribute
+        config.routing = routing
         config.numExperts = 2
         config.topK = 1
         let model = try Model(config: config, seed: 3)
         #expect(model.lanes > 1)
         let pass = try model.forward(randomBatch(.imageClassification, seed: 2))
         #expect(!pass.inputPass.isLaned && !pass.candidatePass.isLaned)
+    }
+
+    /// Merged routings decide and merge before the split (`SharedRoutes`); the lanes must give one
+    /// lane's loss, decisions, routing statistics and gradient (experts and gates included), with gate
+    /// noise on (the draws must come in the same order), on every task (captioning has two segments).
+    /// On the PyTorch fixture models: the default initialisation's small LayerScale makes the inner
+    /// layers' gradients differences of nearly equal terms, where any change of summation order
+    /// (the lanes', or OpenBLAS's thread split) moves them by ~1e-4 of their norm, dense model alike.
+    @Test(
+        "merged-routing MoE in lanes gives the loss, statistics and gradient of one lane",
+        arguments: [Routing.attribute, .modality, .task], TaskKind.allCases)
+    func mergedRoutingLanes(routing: Routing, task: TaskKind) throws {
+        var single = try loadMoEFixtureModel(routing)
+        single.lanes = 1
+        var laned = single
+        laned.lanes = 2
+        let batch = randomBatch(task, seed: 9)
+        let one = try single.forward(batch, noise: RoutingNoise(seed: 4))
+        let many = try laned.forward(batch, noise: RoutingNoise(seed: 4))
+        #expect(!one.inputPass.isLaned)
+        #expect(many.inputPass.isLaned && many.candidatePass.isLaned, "the test must exercise the laned path")
+        #expect(abs(many.loss - one.loss) <= 1e-6 * abs(one.loss), "loss \(many.loss) vs \(one.loss)")
+        #expect(many.inputPass.decisions.map(\.chosen) == one.inputPass.decisions.map(\.chosen))
+        #expect(many.routingStatistics == one.routingStatistics)
+        var gOne = [Float](repeating: 0, count: single.parameters.count)
+        var gMany = [Float](repeating: .nan, count: single.parameters.count)
+        single.backward(one, into: &gOne)
+        laned.gradient(many, into: &gMany)
+        var checkedExperts = 0
+        for entry in single.table.entries {
+            var difference = 0.0
+            var norm = 0.0
+            for i in entry.range {
+                difference += Double(gMany[i] - gOne[i]) * Double(gMany[i] - gOne[i])
+                norm += Double(gOne[i]) * Double(gOne[i])
+            }
+            if entry.name.contains(".experts.") && norm > 0 { checkedExperts += 1 }
+            // A gate's gradient is g1·g2·(∂L/∂g1 − ∂L/∂g2), a small difference of dots with dW_u, whose
+            // Float row sums the lanes split: 1e-4 there, the MoE fixtures' tolerance for every tensor.
+            let tolerance = entry.name.contains(".gate.") ? 1e-4 : 1e-5
+            #expect(
+                difference.squareRoot() <= tolerance * norm.squareRoot(),
+                "\(routing), \(task): \(entry.name) differs by \(difference.squareRoot()) (norm \(norm.squareRoot()))")
+        }
+        #expect(checkedExperts > 0)
     }
 
     @Test("a slice of a sequence batch keeps its sequences, masks and patches")

@@ -198,7 +198,5 @@ func routeSignature(_ model: Model, _ batch: Batch, _ parameters: [Float]) throw
     var copy = model
     copy.parameters = parameters
     let pass = try copy.forward(batch)
-    return (pass.inputPass.blocks + pass.candidatePass.blocks).flatMap {
-        ($0.attentionRoute?.chosen ?? []) + ($0.ffnRoute?.chosen ?? [])
-    }
+    return (pass.inputPass.decisions + pass.candidatePass.decisions).flatMap(\.chosen)
 }

@@ -24,6 +24,8 @@ struct EncoderBlock {
         let sequences: SequenceBatch
         let noise: RoutingNoise?
         let premerged: PremergedExperts?
+        /// A lane of a laned merged-routing pass: the pass's decisions and merged experts.
+        var shared: SharedRoutes? = nil
     }
 
     /// What backward needs, named after what it holds.
@@ -48,6 +50,8 @@ struct EncoderBlock {
         var fc1Experts: ExpertLinear.Cache? = nil
         var fc2Experts: ExpertLinear.Cache? = nil
         var statistics: [RoutingStatistics] = []
+        /// The four expert caches in `MoE.linears` order.
+        var experts: [ExpertLinear.Cache?] { [qkvExperts, outExperts, fc1Experts, fc2Experts] }
         /// Sum of the two decisions' weighted balance losses (token and context routing).
         var balanceLoss: Double {
             (attentionRoute?.balanceLoss ?? 0) + (ffnRoute?.balanceLoss ?? 0)
@@ -98,7 +102,8 @@ struct EncoderBlock {
             cache.attentionRoute = route
             cache.qkvExperts = moe.qkv.forward(
                 output: cache.qkv.base, input: cache.ln1.base, rows: N, decision: route, P,
-                premerged: moe.premerged(.attention, linear: 0, routing))
+                premerged: moe.premerged(.attention, linear: 0, routing),
+                cache: moe.laneCache(.attention, linear: 0, routing))
         } else {
             linearForward(
                 output: cache.qkv.base, input: cache.ln1.base, weight: P(o.qkvWeight), bias: P(o.qkvBias),
@@ -110,7 +115,8 @@ struct EncoderBlock {
         if let moe, let routing, let route = cache.attentionRoute {
             cache.outExperts = moe.out.forward(
                 output: cache.attentionProjection.base, input: cache.attentionOutput.base, rows: N,
-                decision: route, P, premerged: moe.premerged(.attention, linear: 1, routing))
+                decision: route, P, premerged: moe.premerged(.attention, linear: 1, routing),
+                cache: moe.laneCache(.attention, linear: 1, routing))
         } else {
             linearForward(
                 output: cache.attentionProjection.base, input: cache.attentionOutput.base,
@@ -127,7 +133,8 @@ struct EncoderBlock {
             cache.ffnRoute = route
             cache.fc1Experts = moe.fc1.forward(
                 output: cache.ffnHidden.base, input: cache.ln2.base, rows: N, decision: route, P,
-                premerged: moe.premerged(.ffn, linear: 0, routing))
+                premerged: moe.premerged(.ffn, linear: 0, routing),
+                cache: moe.laneCache(.ffn, linear: 0, routing))
         } else {
             linearForward(
                 output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
@@ -137,8 +144,9 @@ struct EncoderBlock {
         if let moe, let routing, let route = cache.ffnRoute {
             cache.fc2Experts = moe.fc2.forward(
                 output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: N, decision: route, P,
-                premerged: moe.premerged(.ffn, linear: 1, routing))
-            if routing.premerged == nil {
+                premerged: moe.premerged(.ffn, linear: 1, routing),
+                cache: moe.laneCache(.ffn, linear: 1, routing))
+            if routing.premerged == nil && routing.shared == nil {  // a laned pass has them whole
                 cache.statistics = RoutingStatistics.collect(
                     cache.attentionRoute!, layer: layer, decision: .attention, routing.sequences)
                     + RoutingStatistics.collect(route, layer: layer, decision: .ffn, routing.sequences)
@@ -197,7 +205,9 @@ struct EncoderBlock {
             moe.fc1.backward(
                 cache.fc1Experts!, dOutput: dHidden.base, dInput: dNorm.base, input: cache.ln2.base,
                 rows: N, decision: route, dWeights: &dFFNGate, P, G)
-            moe.ffnRouter.backward(route, dWeights: dFFNGate, dInput: dNorm.base, sequences, P, G)
+            if cache.fc1Experts!.partialWeight == nil {  // a lane of a laned pass: Encoder.backward's
+                moe.ffnRouter.backward(route, dWeights: dFFNGate, dInput: dNorm.base, sequences, P, G)
+            }
         } else {
             linearBackward(
                 dInput: dNorm.base, dWeight: G(o.fc1Weight), dBias: G(o.fc1Bias),
@@ -236,7 +246,9 @@ struct EncoderBlock {
             moe.qkv.backward(
                 cache.qkvExperts!, dOutput: dQKV.base, dInput: dLN1.base, input: cache.ln1.base,
                 rows: N, decision: route, dWeights: &dAttentionGate, P, G)
-            moe.attentionRouter.backward(route, dWeights: dAttentionGate, dInput: dLN1.base, sequences, P, G)
+            if cache.qkvExperts!.partialWeight == nil {
+                moe.attentionRouter.backward(route, dWeights: dAttentionGate, dInput: dLN1.base, sequences, P, G)
+            }
         } else {
             linearBackward(
                 dInput: dLN1.base, dWeight: G(o.qkvWeight), dBias: G(o.qkvBias),

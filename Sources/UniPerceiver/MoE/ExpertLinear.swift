@@ -27,6 +27,11 @@ struct ExpertLinear {
         var dispatch: Dispatch? = nil
         var gatheredInput: Buffer? = nil
         var expertOutputs: Buffer? = nil
+        /// Merged, in one lane of a laned pass (`SharedRoutes`): this lane's share of each unit's
+        /// `dW_u [U, O, I]` and `db_u [U, O]`, accumulated by `backward` instead of updating the
+        /// experts, which `mergeBackward` does once for the whole pass.
+        var partialWeight: Buffer? = nil
+        var partialBias: Buffer? = nil
     }
 
     /// The rows routed to each expert as one flat list: slot s holds row `rows[s]` in its top-k
@@ -38,13 +43,15 @@ struct ExpertLinear {
     }
 
     /// `output [N, O]` (overwritten) from `input [N, I]`. `premerged(u)`, when given, supplies the
-    /// merged weight and bias of unit u instead of merging (pre-merged inference).
+    /// merged weight and bias of unit u instead of merging (pre-merged inference, or a lane of a
+    /// laned pass, which also passes its `laneCache`).
     func forward(
         output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows N: Int,
         decision d: RouteDecision, _ P: ParameterPointers,
-        premerged: ((Int) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>))? = nil
+        premerged: ((Int) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>))? = nil,
+        cache given: Cache? = nil
     ) -> Cache {
-        let cache = Cache()
+        let cache = given ?? Cache()
         if d.rowsOfUnit.isEmpty {
             forwardDispatched(output: output, input: input, rows: N, decision: d, P, cache: cache)
             return cache
@@ -83,6 +90,83 @@ struct ExpertLinear {
             }
         }
         return cache
+    }
+
+    /// A cache holding every unit's merged weights and bias for `d` (units without rows skipped),
+    /// shared by the lanes of a pass (`SharedRoutes`).
+    func mergeUnits(_ d: RouteDecision, _ P: ParameterPointers) -> Cache {
+        let cache = Cache()
+        let O = outFeatures
+        let I = inFeatures
+        cache.merged = Buffer(uninitialized: d.units * O * I)
+        cache.mergedBias = Buffer(uninitialized: d.units * O)
+        for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
+            merge(weight: cache.merged!.base + u * O * I, bias: cache.mergedBias!.base + u * O, unit: u, decision: d, P)
+        }
+        return cache
+    }
+
+    /// A lane's cache over `shared`'s merged weights, with zeroed shares of `dW_u`, `db_u` for
+    /// `backward` to accumulate into.
+    func laneCache(sharing shared: Cache, units: Int) -> Cache {
+        let cache = Cache()
+        cache.merged = shared.merged
+        cache.mergedBias = shared.mergedBias
+        cache.partialWeight = Buffer(units * outFeatures * inFeatures)
+        cache.partialBias = Buffer(units * outFeatures)
+        return cache
+    }
+
+    /// The merge-backward of a laned pass: sums the lanes' shares of `dW_u`, `db_u` (`partials`, one
+    /// cache per lane part) and, per unit of the whole pass's decision `d`, updates the chosen experts'
+    /// gradients and adds `∂L/∂g_j` to `dWeights` — what `backward` does in one lane.
+    func mergeBackward(
+        partials: [Cache], decision d: RouteDecision, overwrite: [[Bool]], dWeights: inout [Double],
+        _ P: ParameterPointers, _ G: GradientPointers
+    ) {
+        let O = outFeatures
+        let I = inFeatures
+        guard let first = partials.first else { return }
+        for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
+            let dW = first.partialWeight!.base + u * O * I
+            let db = first.partialBias!.base + u * O
+            for other in partials.dropFirst() {
+                addInLanes(dW, other.partialWeight!.base + u * O * I, count: O * I, lanes: 1)
+                addInLanes(db, other.partialBias!.base + u * O, count: O, lanes: 1)
+            }
+            distribute(
+                dMerged: dW, dMergedBias: db, unit: u, decision: d, overwrite: overwrite[u], dWeights: &dWeights, P, G)
+        }
+    }
+
+    /// The first-write claims `mergeBackward` will use, per unit with rows (see `Model.gradient`),
+    /// made in unit order before any lane runs: the claim set is not shared across threads.
+    func claimFirstWrites(_ d: RouteDecision, _ G: GradientPointers) -> [[Bool]] {
+        let k = d.topK
+        return (0..<d.units).map { u in
+            d.rowsOfUnit[u].isEmpty ? [] : (0..<k).map { G.claimFirstWrite(experts.weights[d.chosen[u * k + $0]]) }
+        }
+    }
+
+    /// `dW_e += g_j·dW_u`, `db_e += g_j·db_u` (an expert's first write overwrites, see
+    /// `Model.gradient`); `∂L/∂g_j += ⟨dW_u, W_e⟩ + ⟨db_u, b_e⟩`.
+    private func distribute(
+        dMerged dW: UnsafePointer<Float>, dMergedBias db: UnsafePointer<Float>, unit u: Int,
+        decision d: RouteDecision, overwrite: [Bool]? = nil, dWeights: inout [Double], _ P: ParameterPointers,
+        _ G: GradientPointers
+    ) {
+        let k = d.topK
+        let chosen = (0..<k).map { d.chosen[u * k + $0] }
+        let gates = (0..<k).map { d.weights[u * k + $0] }
+        let overwrite = overwrite ?? chosen.map { G.claimFirstWrite(experts.weights[$0]) }
+        let dotW = expertMergeBackward(
+            dExperts: chosen.map { G(experts.weights[$0]) }, dMerged: dW,
+            experts: chosen.map { P(experts.weights[$0]) }, gates: gates, count: outFeatures * inFeatures,
+            overwrite: overwrite)
+        let dotB = expertMergeBackward(
+            dExperts: chosen.map { G(experts.biases[$0]) }, dMerged: db,
+            experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: outFeatures, overwrite: overwrite)
+        for j in 0..<k { dWeights[u * k + j] += dotW[j] + dotB[j] }
     }
 
     /// `W_u = Σ_j g_j W_{e_j}`, `b_u = Σ_j g_j b_{e_j}` (experts.py: the weighted sum of the chosen
@@ -183,42 +267,37 @@ struct ExpertLinear {
         }
         // dW_u accumulates into zeroed scratch (GEMM beta = 1): with beta = 0 OpenBLAS first runs
         // its scalar `sgemm_beta` zeroing pass, which the profile showed at 3× the cost of memset.
-        // db_u is written whole (column sums from the first row).
+        // db_u is written whole (column sums from the first row). In a lane of a laned pass, dW_u
+        // accumulates into the lane's share instead and db_u is added to it (see `partialWeight`).
         let dW = Buffer(O * I)
         let db = Buffer(uninitialized: O)
         var dWIsZero = true
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
             let rows = d.rowsOfUnit[u]
-            if !dWIsZero { dW.zero() }
+            let laneShare = cache.partialWeight.map { $0.base + u * O * I }
+            if laneShare == nil && !dWIsZero { dW.zero() }
             dWIsZero = false
+            let dWeight = laneShare ?? dW.base
             let weight = cache.merged!.base + u * O * I
             if rows.count == N {
                 // The unit covers the whole batch: no gather, dX accumulates in place.
                 unitBackward(
-                    dWeight: dW.base, dBias: db.base, dInput: dInput, dOutput: dOutput,
+                    dWeight: dWeight, dBias: db.base, dInput: dInput, dOutput: dOutput,
                     input: input, merged: weight, rows: N)
             } else {
                 let x = gather(input, rows: rows, width: I)
                 let dy = gather(dOutput, rows: rows, width: O)
                 let dx = Buffer(rows.count * I)
                 unitBackward(
-                    dWeight: dW.base, dBias: db.base, dInput: dx.base, dOutput: dy.base,
+                    dWeight: dWeight, dBias: db.base, dInput: dx.base, dOutput: dy.base,
                     input: x.base, merged: weight, rows: rows.count)
                 for (i, r) in rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + i * I, y: dInput + r * I) }
             }
-            // dW_e += g_j·dW_u, db_e += g_j·db_u; ∂L/∂g_j += ⟨dW_u, W_e⟩ + ⟨db_u, b_e⟩.
-            // An expert's first write (Model.gradient) overwrites its stale gradient instead.
-            let chosen = (0..<k).map { d.chosen[u * k + $0] }
-            let gates = (0..<k).map { d.weights[u * k + $0] }
-            let overwrite = chosen.map { G.claimFirstWrite(experts.weights[$0]) }
-            let dotW = expertMergeBackward(
-                dExperts: chosen.map { G(experts.weights[$0]) }, dMerged: dW.base,
-                experts: chosen.map { P(experts.weights[$0]) }, gates: gates, count: O * I,
-                overwrite: overwrite)
-            let dotB = expertMergeBackward(
-                dExperts: chosen.map { G(experts.biases[$0]) }, dMerged: db.base,
-                experts: chosen.map { P(experts.biases[$0]) }, gates: gates, count: O, overwrite: overwrite)
-            for j in 0..<k { dWeights[u * k + j] += dotW[j] + dotB[j] }
+            if let share = cache.partialBias {
+                axpy(count: O, alpha: 1, x: db.base, y: share.base + u * O)
+            } else {
+                distribute(dMerged: dW.base, dMergedBias: db.base, unit: u, decision: d, dWeights: &dWeights, P, G)
+            }
         }
     }
 

@@ -23,14 +23,33 @@ struct MoE {
         decision == .attention ? attentionRouter : ffnRouter
     }
 
-    /// The decision for `x` (LN1 or LN2 output); with pre-merged experts only the units are laid out.
+    /// The decision for `x` (LN1 or LN2 output); with pre-merged experts only the units are laid out,
+    /// in a lane of a laned pass the pass's shared decision is cut to the lane's rows.
     func decide(
         _ decision: RoutingStatistics.Decision, _ x: UnsafePointer<Float>, _ routing: EncoderBlock.Routing,
         _ P: ParameterPointers
     ) -> RouteDecision {
         let r = router(decision)
         if routing.premerged != nil { return r.layout(routing.sequences) }
+        if let shared = routing.shared?.layers[layer] { return r.slice(shared.decision(decision), routing.sequences) }
         return r.decide(x, routing.sequences, P, noise: routing.noise)
+    }
+
+    /// The four linears in `SharedRoutes.Layer.merged` order.
+    var linears: [ExpertLinear] { [qkv, out, fc1, fc2] }
+
+    /// Index into `linears` of linear `linear` (0 or 1) of a decision.
+    static func linearIndex(_ decision: RoutingStatistics.Decision, _ linear: Int) -> Int {
+        (decision == .attention ? 0 : 2) + linear
+    }
+
+    /// A lane's expert cache over the shared merged weights of a laned pass (nil otherwise).
+    func laneCache(
+        _ decision: RoutingStatistics.Decision, linear: Int, _ routing: EncoderBlock.Routing
+    ) -> ExpertLinear.Cache? {
+        guard let shared = routing.shared?.layers[layer] else { return nil }
+        let i = Self.linearIndex(decision, linear)
+        return linears[i].laneCache(sharing: shared.merged[i], units: shared.decision(decision).units)
     }
 
     /// The lookup of pre-merged weights for linear `linear` (0: QKV or `dense`, 1: output
@@ -38,6 +57,12 @@ struct MoE {
     func premerged(
         _ decision: RoutingStatistics.Decision, linear: Int, _ routing: EncoderBlock.Routing
     ) -> ((Int) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>))? {
+        if let shared = routing.shared?.layers[layer] {
+            let i = Self.linearIndex(decision, linear)
+            let cache = shared.merged[i]
+            let (O, I) = (linears[i].outFeatures, linears[i].inFeatures)
+            return { u in (UnsafePointer(cache.merged!.base + u * O * I), UnsafePointer(cache.mergedBias!.base + u * O)) }
+        }
         guard let store = routing.premerged else { return nil }
         let r = router(decision)
         let seq = routing.sequences

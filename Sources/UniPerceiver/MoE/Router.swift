@@ -127,10 +127,39 @@ struct Router {
         }
     }
 
+    /// The decision of a data-independent routing (attribute, modality, task) for `seq`: the gate
+    /// sees no hidden state, so it can be made before the encoder runs (`SharedRoutes`).
+    func decideWithoutHiddenStates(_ seq: SequenceBatch, _ P: ParameterPointers, noise: RoutingNoise?) -> RouteDecision {
+        precondition(!routing.isDataDependent, "Router: \(routing.rawValue) routing needs the hidden states")
+        let d = layout(seq)
+        switch routing {
+        case .attribute:
+            let vectors = (0..<d.units).map { AttributeVector.vector(task: seq.task, side: seq.side, segment: $0) }
+            attributeGateInputs(d, vectors: vectors, P)
+        case .modality:
+            embeddingGateInputs(d, rows: Modality.allCases.map(\.rawValue), P)
+        default:
+            embeddingGateInputs(d, rows: [TaskKind.allCases.firstIndex(of: seq.task)!], P)
+        }
+        score(d, P, noise: noise)
+        return d
+    }
+
+    /// The decision of `whole` (made by `decideWithoutHiddenStates` for a whole pass) for `slice`,
+    /// a range of its sequences: the same units, experts and weights, the slice's rows.
+    func slice(_ whole: RouteDecision, _ slice: SequenceBatch) -> RouteDecision {
+        let d = layout(slice)
+        precondition(d.units == whole.units, "Router.slice: \(d.units) units against \(whole.units)")
+        d.chosen = whole.chosen
+        d.weights = whole.weights
+        return d
+    }
+
     /// The decision for the rows `x [N, D]` (the LN'd input of the deciding linear) of `seq`.
     func decide(
         _ x: UnsafePointer<Float>, _ seq: SequenceBatch, _ P: ParameterPointers, noise: RoutingNoise?
     ) -> RouteDecision {
+        if !routing.isDataDependent { return decideWithoutHiddenStates(seq, P, noise: noise) }
         let T = seq.length
         let D = width
         let d = layout(seq)
@@ -138,13 +167,8 @@ struct Router {
         let N = seq.tokenCount
         let c = d.gateInput.base
         switch routing {
-        case .attribute:
-            let vectors = (0..<U).map { AttributeVector.vector(task: seq.task, side: seq.side, segment: $0) }
-            attributeGateInputs(d, vectors: vectors, P)
-        case .modality:
-            embeddingGateInputs(d, rows: Modality.allCases.map(\.rawValue), P)
-        case .task:
-            embeddingGateInputs(d, rows: [TaskKind.allCases.firstIndex(of: seq.task)!], P)
+        case .attribute, .modality, .task:
+            preconditionFailure("unreachable: handled by decideWithoutHiddenStates")
         case .context:
             // Mean over the sample's valid positions (padding would make the decision depend on
             // the batch's longest text).
