@@ -57,8 +57,8 @@ struct EncoderBlock {
             (attentionRoute?.balanceLoss ?? 0) + (ffnRoute?.balanceLoss ?? 0)
         }
 
-        /// `zeroed: false` when the dense forward writes every value (all of them, checked line by
-        /// line); MoE layers' expert linears may accumulate, so they get zeroed buffers.
+        /// `zeroed: false` when the forward writes every value (the dense layer's, checked line by
+        /// line, and merged experts'); the dispatched expert linears' layers get zeroed buffers.
         init(batch B: Int, length T: Int, config c: ModelConfig, zeroed: Bool = true) {
             let N = B * T
             let D = c.hiddenSize
@@ -91,7 +91,9 @@ struct EncoderBlock {
         let N = B * T
         let D = c.hiddenSize
         let F = c.ffnSize
-        let cache = Cache(batch: B, length: T, config: c, zeroed: o.moe != nil)
+        // Merged experts write every row of their outputs (every row belongs to a unit), so only the
+        // dispatched routings' layers keep zeroed caches.
+        let cache = Cache(batch: B, length: T, config: c, zeroed: o.moe != nil && c.routing.isDataDependent)
         cache.input.base.update(from: x, count: N * D)
         layerNormForward(
             output: cache.ln1.base, mean: cache.mean1.base, rstd: cache.rstd1.base, input: x,

@@ -269,7 +269,7 @@ struct ExpertLinear {
         // its scalar `sgemm_beta` zeroing pass, which the profile showed at 3× the cost of memset.
         // db_u is written whole (column sums from the first row). In a lane of a laned pass, dW_u
         // accumulates into the lane's share instead and db_u is added to it (see `partialWeight`).
-        let dW = Buffer(O * I)
+        let dW = Buffer(cache.partialWeight == nil ? O * I : 0)  // a lane accumulates into its share
         let db = Buffer(uninitialized: O)
         var dWIsZero = true
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
