@@ -33,16 +33,22 @@ import Testing
         // Per tensor, relative to its norm (the fixtures' measure): summation order moves single
         // small elements by more than any elementwise tolerance that would still catch a bug.
         for entry in single.table.entries {
-            var difference = 0.0
-            var norm = 0.0
-            for i in entry.range {
-                difference += Double(gMany[i] - gOne[i]) * Double(gMany[i] - gOne[i])
-                norm += Double(gOne[i]) * Double(gOne[i])
-            }
+            let (difference, norm) = Self.distance(gMany, gOne, entry.range)
             #expect(
-                difference.squareRoot() <= 1e-5 * norm.squareRoot(),
-                "\(task), \(lanes) lanes: \(entry.name) differs by \(difference.squareRoot()) (norm \(norm.squareRoot()))")
+                difference <= 1e-5 * norm,
+                "\(task), \(lanes) lanes: \(entry.name) differs by \(difference) (norm \(norm))")
         }
+    }
+
+    /// ‖a − b‖ and ‖b‖ over `range`, in Double.
+    static func distance(_ a: [Float], _ b: [Float], _ range: Range<Int>) -> (difference: Double, norm: Double) {
+        var difference = 0.0
+        var norm = 0.0
+        for i in range {
+            difference += Double(a[i] - b[i]) * Double(a[i] - b[i])
+            norm += Double(b[i]) * Double(b[i])
+        }
+        return (difference.squareRoot(), norm.squareRoot())
     }
 
     @Test("the lane plan cuts the passes' sequences into contiguous ranges of about equal tokens")
@@ -102,19 +108,14 @@ import Testing
         laned.gradient(many, into: &gMany)
         var checkedExperts = 0
         for entry in single.table.entries {
-            var difference = 0.0
-            var norm = 0.0
-            for i in entry.range {
-                difference += Double(gMany[i] - gOne[i]) * Double(gMany[i] - gOne[i])
-                norm += Double(gOne[i]) * Double(gOne[i])
-            }
+            let (difference, norm) = Self.distance(gMany, gOne, entry.range)
             if entry.name.contains(".experts.") && norm > 0 { checkedExperts += 1 }
             // A gate's gradient is g1·g2·(∂L/∂g1 − ∂L/∂g2), a small difference of dots with dW_u, whose
             // Float row sums the lanes split: 1e-4 there, the MoE fixtures' tolerance for every tensor.
             let tolerance = entry.name.contains(".gate.") ? 1e-4 : 1e-5
             #expect(
-                difference.squareRoot() <= tolerance * norm.squareRoot(),
-                "\(routing), \(task): \(entry.name) differs by \(difference.squareRoot()) (norm \(norm.squareRoot()))")
+                difference <= tolerance * norm,
+                "\(routing), \(task): \(entry.name) differs by \(difference) (norm \(norm))")
         }
         #expect(checkedExperts > 0)
     }
