@@ -4,28 +4,40 @@ import Foundation
 // libm `erff`/`expf` made it 10–15 % of a gradient sample. Both kernels therefore run on SIMD8
 // lanes with a rational erf and a polynomial exp; `Reference.swift` keeps the libm Double twin.
 
-/// Exact GELU: `y = x · Φ(x) = ½ x (1 + erf(x/√2))`.
+/// Exact GELU: `y = x · Φ(x) = ½ x (1 + erf(x/√2))`, and, when `slope` is given, its derivative
+/// `Φ(x) + x·φ(x)` (φ the standard normal pdf) for `geluBackward`: the forward already has Φ(x), and
+/// a backward that recomputed erf and exp cost twice the forward in the profiles.
 ///
-/// Shapes: `output [count]`, `input [count]` (may alias for an in-place forward only when backward
-/// does not need the input; the model keeps the pre-activation). `erf` is `fastErf` (|error| ≤ 4e-7).
+/// Shapes: `output [count]`, `slope [count]` (optional), `input [count]`. `erf` is `fastErf`
+/// (|error| ≤ 4e-7), `exp` is `fastExp`.
 /// ### References
 /// `torch.nn.functional.gelu(approximate="none")`; Hendrycks & Gimpel 2016.
-public func geluForward(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, count: Int) {
-    simd8Map(count: count, input: input, into: output) { x, _ in
-        0.5 * x * (1 + fastErf(x * 0.707_106_77))
+public func geluForward(
+    output: UnsafeMutablePointer<Float>, slope: UnsafeMutablePointer<Float>? = nil, input: UnsafePointer<Float>,
+    count: Int
+) {
+    guard let slope else {
+        simd8Map(count: count, input: input, into: output) { x, _ in x * (0.5 * (1 + fastErf(x * 0.707_106_77))) }
+        return
+    }
+    simd8Map(count: count, input: input, into: output) { x, i in
+        let cdf = 0.5 * (1 + fastErf(x * 0.707_106_77))
+        let pdf = 0.398_942_28 * fastExp(-0.5 * x * x)
+        let d = cdf + x * pdf
+        if i + 8 <= count {
+            UnsafeMutableRawPointer(slope + i).storeBytes(of: d, as: SIMD8<Float>.self)
+        } else {
+            for k in 0..<(count - i) { slope[i + k] = d[k] }
+        }
+        return x * cdf
     }
 }
 
-/// Backward of `geluForward`; **accumulates** `dx += dy · (Φ(x) + x·φ(x))`, φ the standard normal pdf.
+/// Backward of `geluForward` from the slope it stored; **accumulates** `dx += dy · slope`.
 public func geluBackward(
-    dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
-    count: Int
+    dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, slope: UnsafePointer<Float>, count: Int
 ) {
-    simd8Map(count: count, input: input, into: dInput, with: dOutput) { x, dy, dx in
-        let cdf = 0.5 * (1 + fastErf(x * 0.707_106_77))
-        let pdf = 0.398_942_28 * fastExp(-0.5 * x * x)
-        return dx + dy * (cdf + x * pdf)
-    }
+    simd8Map(count: count, input: slope, into: dInput, with: dOutput) { d, dy, dx in dx + dy * d }
 }
 
 /// erf on 8 lanes: `erf(x) ≈ x·P(x²)/Q(x²)` on |x| ≤ 3.92 (beyond, erf is ±1 in Float), P of degree

@@ -3,6 +3,7 @@
 // accumulate into them.
 
 import Kernels
+import Testing
 
 // MARK: - GEMM
 
@@ -142,6 +143,11 @@ func gelu(_ x: [Float], naive: Bool = false) -> [Float] {
         geluForwardNaive(output: &y, input: x, count: x.count)
     } else {
         geluForward(output: &y, input: x, count: x.count)
+        // With the slope the forward's values must not change.
+        var withSlope = [Float](repeating: .nan, count: x.count)
+        var slope = [Float](repeating: .nan, count: x.count)
+        geluForward(output: &withSlope, slope: &slope, input: x, count: x.count)
+        #expect(withSlope == y, "geluForward: the slope variant changed the output")
     }
     return y
 }
@@ -150,7 +156,11 @@ func geluBack(dy: [Float], x: [Float], dx: inout [Float], naive: Bool = false) {
     if naive {
         geluBackwardNaive(dInput: &dx, dOutput: dy, input: x, count: x.count)
     } else {
-        geluBackward(dInput: &dx, dOutput: dy, input: x, count: x.count)
+        // The fast backward reads the slope its forward stored.
+        var y = [Float](repeating: .nan, count: x.count)
+        var slope = [Float](repeating: .nan, count: x.count)
+        geluForward(output: &y, slope: &slope, input: x, count: x.count)
+        geluBackward(dInput: &dx, dOutput: dy, slope: slope, count: x.count)
     }
 }
 

@@ -40,6 +40,7 @@ struct EncoderBlock {
         let ln2: Buffer, mean2: Buffer, rstd2: Buffer
         let ffnHidden: Buffer  // before GELU [N, F]
         let ffnActivation: Buffer  // after GELU [N, F]
+        let ffnSlope: Buffer  // GELU′ at ffnHidden [N, F], for the backward
         let ffnOutput: Buffer  // before γ2 [N, D]
         let output: Buffer  // y [N, D]
         // MoE layers only: the two decisions, each linear's expert cache, routing statistics.
@@ -77,6 +78,7 @@ struct EncoderBlock {
             rstd2 = buffer(N)
             ffnHidden = buffer(N * c.ffnSize)
             ffnActivation = buffer(N * c.ffnSize)
+            ffnSlope = buffer(N * c.ffnSize)
             ffnOutput = buffer(N * D)
             output = buffer(N * D)
         }
@@ -142,7 +144,7 @@ struct EncoderBlock {
                 output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
                 bias: P(o.fc1Bias), rows: N, inFeatures: D, outFeatures: F)
         }
-        geluForward(output: cache.ffnActivation.base, input: cache.ffnHidden.base, count: N * F)
+        geluForward(output: cache.ffnActivation.base, slope: cache.ffnSlope.base, input: cache.ffnHidden.base, count: N * F)
         if let moe, let routing, let route = cache.ffnRoute {
             cache.fc2Experts = moe.fc2.forward(
                 output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: N, decision: route, P,
@@ -202,7 +204,7 @@ struct EncoderBlock {
                 dOutput: dBranch.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
                 rows: N, inFeatures: F, outFeatures: D)
         }
-        geluBackward(dInput: dHidden.base, dOutput: dActivation.base, input: cache.ffnHidden.base, count: N * F)
+        geluBackward(dInput: dHidden.base, dOutput: dActivation.base, slope: cache.ffnSlope.base, count: N * F)
         if let moe, let route = cache.ffnRoute, let sequences {
             moe.fc1.backward(
                 cache.fc1Experts!, dOutput: dHidden.base, dInput: dNorm.base, input: cache.ln2.base,

@@ -84,6 +84,7 @@ public final class FeedForwardSubLayer {
                 // Forward (EncoderBlock.forward, from `LN2(h)` to `ffnOutput`).
                 let hidden = Buffer(N * F)
                 let activation = Buffer(N * F)
+                let slope = Buffer(uninitialized: N * F)
                 let output = Buffer(N * D)
                 let moe = o.moe.map { MoE(config: c, offsets: $0, layer: layerIndex) }
                 let routing = EncoderBlock.Routing(sequences: sequences, noise: nil, premerged: nil)
@@ -99,7 +100,7 @@ public final class FeedForwardSubLayer {
                         output: hidden.base, input: x, weight: P(o.fc1Weight), bias: P(o.fc1Bias),
                         rows: N, inFeatures: D, outFeatures: F)
                 }
-                geluForward(output: activation.base, input: hidden.base, count: N * F)
+                geluForward(output: activation.base, slope: slope.base, input: hidden.base, count: N * F)
                 var statistics: [RoutingStatistics] = []
                 if let moe, let r = route {
                     fc2Cache = moe.fc2.forward(
@@ -125,7 +126,7 @@ public final class FeedForwardSubLayer {
                         dOutput: dOutput.base, input: activation.base, weight: P(o.fc2Weight),
                         rows: N, inFeatures: F, outFeatures: D)
                 }
-                geluBackward(dInput: dHidden.base, dOutput: dActivation.base, input: hidden.base, count: N * F)
+                geluBackward(dInput: dHidden.base, dOutput: dActivation.base, slope: slope.base, count: N * F)
                 if let moe, let r = route {
                     moe.fc1.backward(
                         fc1Cache!, dOutput: dHidden.base, dInput: dNorm.base, input: x, rows: N,
