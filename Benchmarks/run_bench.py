@@ -333,7 +333,7 @@ def render(args, setups, checks, timing, sgemm_runs, loads, busy_before, started
               f"`OPENBLAS_L2_SIZE` = `{os.environ.get('OPENBLAS_L2_SIZE', 'unset')}` (left as they were)",
               f"* Swift: {swift_version()}, release build; BLAS {swift_rec.get('blas_config', '?')}, "
               f"core type chosen at run time `{swift_rec.get('blas_core', '?')}`, {swift_rec.get('blas_threads', '?')} threads; "
-              f"the dense encoder runs its sequences in {swift_rec.get('lanes', '?')} lanes, one per core, each "
+              f"the encoder (dense, and the attribute MoE of (d)) runs its sequences in {swift_rec.get('lanes', '?')} lanes, one per core, each "
               "with single-threaded OpenBLAS (`Model.lanes`, `Sources/UniPerceiver/Encoder.swift`)",
               f"* PyTorch {torch_rec.get('torch')} (eager, Python {torch_rec.get('python')}, numpy {torch_rec.get('numpy')}); "
               f"BLAS: {torch_rec.get('blas')}; {torch_rec.get('blas_core')}; "
