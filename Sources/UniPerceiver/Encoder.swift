@@ -185,12 +185,17 @@ struct Encoder {
     private func backwardSharedRoutes(
         _ passes: [(pass: Pass, routes: SharedRoutes)], _ P: ParameterPointers, _ G: GradientPointers
     ) {
-        let layers = blocks.compactMap { b in b.offsets.moe.map { (layer: b.layer, moe: MoE(config: b.config, offsets: $0, layer: b.layer)) } }
-        let jobs = layers.flatMap { l in (0..<4).map { (l.layer, l.moe, $0) } }
+        let layers = blocks.compactMap { b in
+            b.offsets.moe.map { (layer: b.layer, moe: MoE(config: b.config, offsets: $0, layer: b.layer)) }
+        }
+        let jobs = layers.flatMap { l in (0..<4).map { (layer: l.layer, moe: l.moe, linear: $0) } }
         // Per job and pass: the unit-by-top-k gradient of the gate weights.
         var dWeights = [[[Double]]](repeating: [], count: jobs.count)
         let claims = jobs.map { job in
-            passes.map { p in job.1.linears[job.2].claimFirstWrites(p.routes.layers[job.0]!.decision(job.2 < 2 ? .attention : .ffn), G) }
+            passes.map { p in
+                job.moe.linears[job.linear].claimFirstWrites(
+                    p.routes.layers[job.layer]!.decision(MoE.decision(ofLinear: job.linear)), G)
+            }
         }
         dWeights.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out)
@@ -198,7 +203,7 @@ struct Encoder {
                 for j in stride(from: lane, to: jobs.count, by: lanes) {
                     let (layer, moe, i) = jobs[j]
                     out.value[j] = passes.enumerated().map { n, p in
-                        let d = p.routes.layers[layer]!.decision(i < 2 ? .attention : .ffn)
+                        let d = p.routes.layers[layer]!.decision(MoE.decision(ofLinear: i))
                         var dW = [Double](repeating: 0, count: d.units * d.topK)
                         moe.linears[i].mergeBackward(
                             partials: p.pass.parts.map { $0.pass.blocks[layer].experts[i]! }, decision: d,

@@ -43,6 +43,9 @@ struct MoE {
         (decision == .attention ? 0 : 2) + linear
     }
 
+    /// The decision that routes `linears[index]`.
+    static func decision(ofLinear index: Int) -> RoutingStatistics.Decision { index < 2 ? .attention : .ffn }
+
     /// A lane's expert cache over the shared merged weights of a laned pass (nil otherwise).
     func laneCache(
         _ decision: RoutingStatistics.Decision, linear: Int, _ routing: EncoderBlock.Routing

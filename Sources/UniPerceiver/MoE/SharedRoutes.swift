@@ -55,7 +55,7 @@ final class SharedRoutes {
                 for job in stride(from: lane, to: out.value.count, by: max(lanes, 1)) {
                     let d = decided[job / 4]
                     let i = job % 4
-                    out.value[job] = d.moe.linears[i].mergeUnits(i < 2 ? d.attention : d.ffn, P)
+                    out.value[job] = d.moe.linears[i].mergeUnits(MoE.decision(ofLinear: i) == .attention ? d.attention : d.ffn, P)
                 }
             }
         }
