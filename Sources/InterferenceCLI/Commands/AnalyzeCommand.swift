@@ -39,8 +39,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Output interference file.")
     var out: String
 
-    @Option(name: .customLong("lookahead"), help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
-    var lookAhead: Double?
+    @OptionGroup var lookAhead: LookAheadArguments
 
     @Option(help: "Checkpoint the probe was made from (for --lookahead).")
     var checkpoint: String?
@@ -48,22 +47,13 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "Dataset the probe was made from (for --lookahead).")
     var data: String?
 
-    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
-    var lookAheadSamples = LookAheadOptions.defaultLossSamples
-
-    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
-    var lookAheadSteps = LookAheadOptions.defaultStepSamples
-
     func validate() throws {
         guard bootstrap >= 0 else { throw ValidationError("--bootstrap must be ≥ 0, got \(bootstrap)") }
     }
 
     /// The look-ahead request, checked before any work: exit 2 naming the probe file.
     func lookAheadRequest() throws -> (LookAheadOptions, checkpoint: URL, data: URL)? {
-        guard let lambda = lookAhead else { return nil }
-        let options = LookAheadOptions(
-            stepSize: lambda, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed)
-        do { try options.validate() } catch { throw InputError("\(probe): \(error.description)") }
+        guard let options = try lookAhead.options(seed: seed, naming: probe) else { return nil }
         guard let checkpoint, let data else {
             throw InputError(
                 "\(probe): --lookahead needs --checkpoint and --data (the model and data the probe was made from)")
@@ -96,6 +86,28 @@ struct AnalyzeCommand: ParsableCommand {
 }
 
 /// One line per group with a look-ahead check, for the terminal.
+/// `--lookahead λ`, `--lookahead-samples`, `--lookahead-steps`: the exact look-ahead check's
+/// request, shared by `analyze` and `diagnose`.
+struct LookAheadArguments: ParsableArguments {
+    @Option(name: .customLong("lookahead"), help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
+    var stepSize: Double?
+
+    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    var lossSamples = LookAheadOptions.defaultLossSamples
+
+    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
+    var stepSamples = LookAheadOptions.defaultStepSamples
+
+    /// The checked options, nil without `--lookahead`; a bad request is an `InputError` naming `file`.
+    func options(seed: UInt64, naming file: String) throws -> LookAheadOptions? {
+        guard let stepSize else { return nil }
+        let options = LookAheadOptions(
+            stepSize: stepSize, lossSamples: lossSamples, stepSamples: stepSamples, seed: seed)
+        do { try options.validate() } catch { throw InputError("\(file): \(error.description)") }
+        return options
+    }
+}
+
 enum LookAheadSummary {
     static func lines(_ analysis: InterferenceAnalysis) -> [String] {
         analysis.groups.compactMap { g in

@@ -12,7 +12,9 @@ struct DiagnoseCommand: ParsableCommand {
         abstract: "Probe a checkpoint, analyze the interference and write the report, all into one folder.",
         discussion: """
             Writes DIR/probe.h5, DIR/interference.h5, DIR/report.md and its heatmaps; the same as \
-            `interference probe`, `analyze` (grouped by layer) and `report` run in a row.
+            `interference probe`, `analyze` (grouped by layer) and `report` run in a row. With \
+            --lookahead λ the probe stores its gradient rows and the analysis adds the exact look-ahead \
+            check, as `analyze --lookahead` does.
             """)
 
     @Option(help: "Model checkpoint (model.safetensors written by train).")
@@ -45,12 +47,16 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(help: "A label naming this run in the report (default: the checkpoint's kind).")
     var label = ""
 
+    @OptionGroup var lookAhead: LookAheadArguments
+
     func run() throws {
         let directory = URL(fileURLWithPath: out)
+        // Checked before the probe runs: a bad request costs nothing and writes nothing.
+        let lookAheadOptions = try lookAhead.options(seed: seed, naming: checkpoint)
         _ = try Diagnosis.run(
             checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
             directory: directory, tasks: tasks, samples: samples, batchSize: batchSize, seed: seed,
-            bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil)
+            bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil, lookAhead: lookAheadOptions)
         print("wrote \(directory.appendingPathComponent("report.md").path)")
     }
 }
