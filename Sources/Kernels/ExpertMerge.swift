@@ -148,24 +148,10 @@ public func expertRowBackward(
     output: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, gate g: Float,
     expertOutput: UnsafePointer<Float>, count n: Int
 ) -> Double {
-    let G = SIMD8<Float>(repeating: g)
-    var s0 = SIMD4<Double>(), s1 = SIMD4<Double>()
-    var i = 0
-    while i + 8 <= n {
-        let d = UnsafeRawPointer(dOutput + i).loadUnaligned(as: SIMD8<Float>.self)
-        let y = UnsafeRawPointer(expertOutput + i).loadUnaligned(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(output + i).storeBytes(of: G * d, as: SIMD8<Float>.self)
-        s0 += lowHalf(d) * lowHalf(y)
-        s1 += highHalf(d) * highHalf(y)
-        i += 8
-    }
-    var dot = (s0 + s1).sum()
-    while i < n {
-        output[i] = g * dOutput[i]
-        dot += Double(dOutput[i]) * Double(expertOutput[i])
-        i += 1
-    }
-    return dot
+    // The merge-backward of one expert with its first write: output = g·dOutput, dot with the
+    // expert's output in place of its weights.
+    expertMergeBackwardOne(
+        dExpert: output, dMerged: dOutput, expert: expertOutput, gate: g, count: n, overwrite: true)
 }
 
 /// Naive twin of `expertRowBackward`.
