@@ -100,6 +100,8 @@ import Testing
         #expect(!one.inputPass.isLaned)
         #expect(many.inputPass.isLaned && many.candidatePass.isLaned, "the test must exercise the laned path")
         #expect(abs(many.loss - one.loss) <= 1e-6 * abs(one.loss), "loss \(many.loss) vs \(one.loss)")
+        // Both sides must report every MoE layer's two decisions (route signatures read these).
+        #expect(one.inputPass.decisions.count == 2 * single.config.numLayers)
         #expect(many.inputPass.decisions.map(\.chosen) == one.inputPass.decisions.map(\.chosen))
         #expect(many.routingStatistics == one.routingStatistics)
         var gOne = [Float](repeating: 0, count: single.parameters.count)
