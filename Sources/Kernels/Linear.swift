@@ -22,9 +22,10 @@ public func linearForward(
 
 /// Backward of `linearForward`; **accumulates**: `dX += dY · W`, `dW += dYᵀ · X`, `db += Σ_rows dY`.
 ///
-/// Shapes as in the forward; `dInput` may be nil when the input needs no gradient.
+/// Shapes as in the forward; `dInput` may be nil when the input needs no gradient, `dWeight` when
+/// the caller computes it later with `linearWeightGradient` (the encoder's lanes do).
 public func linearBackward(
-    dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
+    dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?,
     dBias: UnsafeMutablePointer<Float>?,
     dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     rows: Int, inFeatures: Int, outFeatures: Int
@@ -35,14 +36,32 @@ public func linearBackward(
             a: dOutput, lda: outFeatures, b: weight, ldb: inFeatures,
             beta: 1, c: dInput, ldc: inFeatures)
     }
-    gemm(
-        transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows,
-        a: dOutput, lda: outFeatures, b: input, ldb: inFeatures,
-        beta: 1, c: dWeight, ldc: inFeatures)
+    if let dWeight {
+        linearWeightGradient(
+            dWeight: dWeight, dOutput: dOutput, input: input, rows: rows, inFeatures: inFeatures,
+            outFeatures: outFeatures, outputs: 0..<outFeatures, accumulate: true)
+    }
     if let dBias {
         for r in 0..<rows {
             let row = dOutput + r * outFeatures
             for o in 0..<outFeatures { dBias[o] += row[o] }
         }
     }
+}
+
+/// The weight gradient of `linearForward` for the output features `outputs` only:
+/// `dW[outputs, :] (+)= dY[:, outputs]ᵀ · X`, accumulated (`accumulate`) or overwritten.
+///
+/// Shapes: `dWeight [O, I]` (rows outside `outputs` untouched), `dOutput [N, O]`, `input [N, I]`.
+/// Why a range: two lanes can write disjoint halves of one weight gradient over every row of a batch,
+/// with no per-lane copy to zero and add afterwards (`Encoder.backward`).
+public func linearWeightGradient(
+    dWeight: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    rows: Int, inFeatures: Int, outFeatures: Int, outputs: Range<Int>, accumulate: Bool
+) {
+    precondition(outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures, "linearWeightGradient: outputs \(outputs) outside 0..<\(outFeatures)")
+    gemm(
+        transposeA: true, transposeB: false, m: outputs.count, n: inFeatures, k: rows,
+        a: dOutput + outputs.lowerBound, lda: outFeatures, b: input, ldb: inFeatures,
+        beta: accumulate ? 1 : 0, c: dWeight + outputs.lowerBound * inFeatures, ldc: inFeatures)
 }

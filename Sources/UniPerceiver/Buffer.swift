@@ -91,19 +91,22 @@ struct ParameterPointers {
 
 struct GradientPointers {
     let values: UnsafeMutablePointer<Float>
-    /// Set by `Model.gradient(_:into:)`: merged experts not yet written (their ranges hold stale values).
-    var firstWrites: ExpertFirstWrites? = nil
+    /// Set by `Model.gradient(_:into:)`: weights not yet written (their ranges hold stale values).
+    var firstWrites: FirstWrites? = nil
     func callAsFunction(_ offset: Int) -> UnsafeMutablePointer<Float> { values + offset }
 
-    /// Whether the expert whose weight starts at `weightOffset` is written here for the first time
-    /// (then overwrite, not accumulate, its weight and bias gradients); claims it.
+    /// Whether the weight starting at `weightOffset` (a merged expert's, or a dense linear's in a laned
+    /// pass) is written here for the first time (then overwrite, not accumulate, its gradient and,
+    /// for an expert, its bias's); claims it.
     func claimFirstWrite(_ weightOffset: Int) -> Bool { firstWrites?.claim(weightOffset) ?? false }
 }
 
-/// The merged experts (attribute, modality, task routing) whose gradients `Model.gradient(_:into:)`
-/// leaves to their first merge-backward to write whole, and zero-fills only if no unit chose them.
-/// Used from the one thread that runs an MoE backward (MoE encoders run one lane).
-final class ExpertFirstWrites {
+/// The weights whose gradients `Model.gradient(_:into:)` leaves unzeroed for their first write to
+/// overwrite whole, zero-filling afterwards only those nothing wrote: merged experts (attribute,
+/// modality, task routing; an expert no unit chose is never written) and, in a laned pass, the dense
+/// layers' linear weights (`Encoder.backwardWeights`). Claims are made from one thread: the backward
+/// of a one-lane pass, or serially before a laned pass's post-join jobs start.
+final class FirstWrites {
     private(set) var pending: Set<Int>
     init(pending: Set<Int>) { self.pending = pending }
     func claim(_ weightOffset: Int) -> Bool { pending.remove(weightOffset) != nil }

@@ -169,12 +169,50 @@ struct Encoder {
                     let count = part.pass.sequences.batchSize * rowWidth
                     let dy = Buffer(uninitialized: count)
                     dy.base.update(from: dOutput.base + part.first * rowWidth, count: count)
-                    backwardInOneLane(part.pass, dOutput: dy, P, gradient)
+                    backwardInOneLane(part.pass, dOutput: dy, P, gradient, deferWeights: true)
                 }
             }
         }
+        backwardWeights(passes.map(\.pass), G)
         let shared = passes.compactMap { p in p.pass.shared.map { (pass: p.pass, routes: $0) } }
         if !shared.isEmpty { backwardSharedRoutes(shared, P, G) }
+    }
+
+    /// The dense layers' weight gradients of laned passes, after the lanes join: each weight's
+    /// `dW = Σ_parts dYᵀ·X` over every part of every pass, written straight into `G`. The lanes split
+    /// each weight by output rows (lane l takes rows `O·l/lanes ..< O·(l+1)/lanes`), so they write
+    /// disjoint memory, share the FLOPs evenly, and need no copy of the weights' gradients to zero
+    /// and add; parts are summed in pass and part order, so the result does not depend on timing. The
+    /// first part overwrites when `Model.gradient(_:into:)` left the weight unzeroed (its first write,
+    /// claimed here in layer order).
+    private func backwardWeights(_ passes: [Pass], _ G: GradientPointers) {
+        let D = embedding.config.hiddenSize
+        let F = embedding.config.ffnSize
+        let shapes = [(out: 3 * D, in: D), (out: D, in: D), (out: F, in: D), (out: D, in: F)]
+        let jobs = blocks.filter { $0.offsets.moe == nil }.flatMap { block in
+            let o = block.offsets
+            return zip([o.qkvWeight, o.outWeight, o.fc1Weight, o.fc2Weight], shapes).enumerated().map { i, w in
+                let shares = passes.flatMap { pass in
+                    pass.parts.map { part in
+                        let cache = part.pass.blocks[block.layer]
+                        return (dY: cache.weightGradientOutputs[i], x: cache.linearInputs[i], rows: part.pass.sequences.tokenCount)
+                    }
+                }
+                return (offset: w.0, shape: w.1, shares: shares, overwrite: G.claimFirstWrite(w.0))
+            }
+        }
+        guard !jobs.isEmpty else { return }
+        forEachLane(lanes) { lane in
+            for job in jobs {
+                let outputs = (job.shape.out * lane / lanes)..<(job.shape.out * (lane + 1) / lanes)
+                for (n, share) in job.shares.enumerated() {
+                    linearWeightGradient(
+                        dWeight: G(job.offset), dOutput: share.dY.base, input: share.x.base, rows: share.rows,
+                        inFeatures: job.shape.in, outFeatures: job.shape.out, outputs: outputs,
+                        accumulate: n > 0 || !job.overwrite)
+                }
+            }
+        }
     }
 
     /// The experts' and gates' backward of laned merged-routing passes, once per pass (see
@@ -226,14 +264,16 @@ struct Encoder {
         }
     }
 
-    private func backwardInOneLane(_ pass: Pass, dOutput: Buffer, _ P: ParameterPointers, _ G: GradientPointers) {
+    private func backwardInOneLane(
+        _ pass: Pass, dOutput: Buffer, _ P: ParameterPointers, _ G: GradientPointers, deferWeights: Bool = false
+    ) {
         let seq = pass.sequences
         var dy = dOutput
         var dx = Buffer(dOutput.count)
         for (block, cache) in zip(blocks, pass.blocks).reversed() {
             block.backward(
                 cache, dOutput: dy.base, dInput: dx.base, batch: seq.batchSize, length: seq.length, P, G,
-                sequences: block.offsets.moe == nil ? nil : seq)
+                sequences: block.offsets.moe == nil ? nil : seq, deferWeights: deferWeights)
             swap(&dy, &dx)
         }
         embedding.backward(seq, pass.embedding!, dOutput: dy.base, P, G)

@@ -32,6 +32,8 @@ public struct Model: Sendable {
     let layout: ParameterLayout
     /// `mergedExpertRanges` of this model, for `gradient(_:into:)`.
     let mergedExperts: [Int: (weight: Range<Int>, bias: Range<Int>)]
+    /// `denseWeightRanges` of this model: what a laned backward writes after the lanes join.
+    let denseWeights: [Int: Range<Int>]
     let spatial: [Float]
     /// Lanes of a dense encoder pass: its sequences split into this many ranges, each on its own
     /// core with single-threaded BLAS (`Encoder`). Fixed, not the core count, so that gradients are
@@ -97,6 +99,7 @@ public struct Model: Sendable {
         self.parameters = parameters
         self.spatial = spatialPositionTable(config)
         self.mergedExperts = Self.mergedExpertRanges(config, table)
+        self.denseWeights = Self.denseWeightRanges(config, layout)
     }
 
     /// The parameter table of a configuration, without building a model.
@@ -145,6 +148,8 @@ public final class ForwardPass {
     public var routingStatistics: [RoutingStatistics] { inputPass.statistics + candidatePass.statistics }
     /// A pass over pre-merged experts: forward only.
     public internal(set) var isPremerged = false
+    /// Whether the encoder passes ran in lanes (`Encoder`).
+    var isLaned: Bool { inputPass.isLaned || candidatePass.isLaned }
     let inputPass: Encoder.Pass
     let candidatePass: Encoder.Pass
     let inputHead: FeatureHead.Cache
@@ -311,18 +316,33 @@ extension Model {
     /// are zero-filled afterwards. Everything else is zeroed first.
     public func gradient(_ pass: ForwardPass, into gradients: inout [Float]) {
         precondition(gradients.count == parameters.count, "Model.gradient: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
-        let deferred = mergedExperts
-        let firstWrites = ExpertFirstWrites(pending: Set(deferred.keys))
-        let skipped = deferred.values.flatMap { [$0.weight, $0.bias] }
+        // Weight offset → the ranges its first write covers (an expert's weight and bias).
+        var deferred = mergedExperts.mapValues { [$0.weight, $0.bias] }
+        if pass.isLaned { for (offset, range) in denseWeights { deferred[offset] = [range] } }
+        let firstWrites = FirstWrites(pending: Set(deferred.keys))
         // Two zeroing lanes only where BLAS is single-threaded anyway: beside OpenBLAS's spinning
         // worker (MoE encoders) a second lane waits for a core and costs more than it saves.
         let zeroLanes = encoder.isLaned ? lanes : 1
         gradients.withUnsafeMutableBufferPointer { g in
-            zeroInLanes(g.baseAddress!, ranges: complement(of: skipped, in: 0..<g.count), lanes: zeroLanes)
+            zeroInLanes(g.baseAddress!, ranges: complement(of: deferred.values.flatMap { $0 }, in: 0..<g.count), lanes: zeroLanes)
         }
         backward(pass, into: &gradients, ablation: .none, firstWrites: firstWrites)
-        let unchosen = firstWrites.pending.flatMap { [deferred[$0]!.weight, deferred[$0]!.bias] }
-        gradients.withUnsafeMutableBufferPointer { g in zeroInLanes(g.baseAddress!, ranges: unchosen, lanes: zeroLanes) }
+        let unwritten = firstWrites.pending.flatMap { deferred[$0]! }
+        gradients.withUnsafeMutableBufferPointer { g in zeroInLanes(g.baseAddress!, ranges: unwritten, lanes: zeroLanes) }
+    }
+
+    /// The dense layers' four linear weights, keyed by offset: a laned backward writes them after
+    /// the lanes join (`Encoder.backwardWeights`), never inside a lane.
+    static func denseWeightRanges(_ config: ModelConfig, _ layout: ParameterLayout) -> [Int: Range<Int>] {
+        let D = config.hiddenSize
+        let F = config.ffnSize
+        var ranges: [Int: Range<Int>] = [:]
+        for o in layout.layers where o.moe == nil {
+            for (offset, count) in [(o.qkvWeight, 3 * D * D), (o.outWeight, D * D), (o.fc1Weight, F * D), (o.fc2Weight, D * F)] {
+                ranges[offset] = offset..<(offset + count)
+            }
+        }
+        return ranges
     }
 
     /// Merged-routing experts (attribute, modality, task): weight and bias ranges, keyed by the
@@ -349,7 +369,7 @@ extension Model {
 
     func backward(
         _ pass: ForwardPass, into gradients: inout [Float], ablation: BackwardAblation,
-        firstWrites: ExpertFirstWrites? = nil
+        firstWrites: FirstWrites? = nil
     ) {
         precondition(gradients.count == parameters.count, "Model.backward: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
         precondition(!pass.isPremerged, "Model.backward: a pass over pre-merged experts has no backward")
@@ -395,10 +415,13 @@ extension Model {
                 }
                 // Lanes after the first accumulate into their own buffers (zeroed by their lane),
                 // added once at the end.
-                let laned = pass.inputPass.isLaned || pass.candidatePass.isLaned
-                // The lanes never write the merged experts (E× the rest): those ranges are skipped.
+                let laned = pass.isLaned
+                // The lanes never write the merged experts (E× the rest) or the dense layers' linear
+                // weights (written after the join): those ranges are skipped.
                 let laneBuffers = laned ? (1..<max(lanes, 1)).map { _ in Buffer(uninitialized: grads.count) } : []
-                let laneRanges = complement(of: mergedExperts.values.flatMap { [$0.weight, $0.bias] }, in: 0..<grads.count)
+                let laneRanges = complement(
+                    of: mergedExperts.values.flatMap { [$0.weight, $0.bias] } + (laned ? Array(denseWeights.values) : []),
+                    in: 0..<grads.count)
                 encoder.backward(passes, P, G, laneGradients: laneBuffers.map { ($0.base, $0.count) }, laneRanges: laneRanges)
                 for lane in laneBuffers {
                     for r in laneRanges {

@@ -51,6 +51,11 @@ struct EncoderBlock {
         var fc1Experts: ExpertLinear.Cache? = nil
         var fc2Experts: ExpertLinear.Cache? = nil
         var statistics: [RoutingStatistics] = []
+        /// Dense layers of a laned pass: each linear's `dY` (`MoE.linears` order), kept by a backward
+        /// that left the weight gradients to `Encoder.backwardWeights` (see `backward`'s `deferWeights`).
+        var weightGradientOutputs: [Buffer] = []
+        /// Each linear's input, in the same order: the `X` of `dW = dYᵀ·X`.
+        var linearInputs: [Buffer] { [ln1, attentionOutput, ln2, ffnActivation] }
         /// The four expert caches in `MoE.linears` order.
         var experts: [ExpertLinear.Cache?] { [qkvExperts, outExperts, fc1Experts, fc2Experts] }
         /// Sum of the two decisions' weighted balance losses (token and context routing).
@@ -168,10 +173,15 @@ struct EncoderBlock {
 
     /// The forward's calls in reverse. Takes `dy [N, D]`, returns `dx [N, D]` in `dInput`
     /// (overwritten), accumulates parameter gradients.
+    ///
+    /// `deferWeights` (dense layers of a laned pass): the four linears' weight gradients are not
+    /// computed here; their `dY` are kept in `cache.weightGradientOutputs` for `Encoder`, which
+    /// computes each weight gradient once over every lane's rows (no per-lane copy of the weights'
+    /// gradients to zero and add).
     func backward(
         _ cache: Cache, dOutput dy: UnsafePointer<Float>, dInput dx: UnsafeMutablePointer<Float>,
         batch B: Int, length T: Int, _ P: ParameterPointers, _ G: GradientPointers,
-        sequences: SequenceBatch? = nil
+        sequences: SequenceBatch? = nil, deferWeights: Bool = false
     ) {
         let c = config
         let o = offsets
@@ -179,12 +189,16 @@ struct EncoderBlock {
         let D = c.hiddenSize
         let F = c.ffnSize
         let dResidual = Buffer(N * D)
-        let dBranch = Buffer(N * D)
+        let dBranch = Buffer(N * D)  // dY of ffn.dense2
+        let dAttentionBranch = Buffer(N * D)  // dY of attention.output.dense
         let dHidden = Buffer(N * F)
         let dActivation = Buffer(N * F)
         let dNorm = Buffer(N * D)
         let dQKV = Buffer(N * 3 * D)
         let scratch = Buffer(2 * T * T)
+        let deferring = deferWeights && o.moe == nil
+        if deferring { cache.weightGradientOutputs = [dQKV, dAttentionBranch, dHidden, dBranch] }
+        func dW(_ offset: Int) -> UnsafeMutablePointer<Float>? { deferring ? nil : G(offset) }
 
         // y = h + γ2 ⊙ ffnOutput
         layerScaleResidualBackward(
@@ -200,7 +214,7 @@ struct EncoderBlock {
                 input: cache.ffnActivation.base, rows: N, decision: route, dWeights: &dFFNGate, P, G)
         } else {
             linearBackward(
-                dInput: dActivation.base, dWeight: G(o.fc2Weight), dBias: G(o.fc2Bias),
+                dInput: dActivation.base, dWeight: dW(o.fc2Weight), dBias: G(o.fc2Bias),
                 dOutput: dBranch.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
                 rows: N, inFeatures: F, outFeatures: D)
         }
@@ -214,7 +228,7 @@ struct EncoderBlock {
             }
         } else {
             linearBackward(
-                dInput: dNorm.base, dWeight: G(o.fc1Weight), dBias: G(o.fc1Bias),
+                dInput: dNorm.base, dWeight: dW(o.fc1Weight), dBias: G(o.fc1Bias),
                 dOutput: dHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
                 rows: N, inFeatures: D, outFeatures: F)
         }
@@ -224,27 +238,26 @@ struct EncoderBlock {
             mean: cache.mean2.base, rstd: cache.rstd2.base, rows: N, cols: D)
         // h = x + γ1 ⊙ attentionProjection
         dx.update(repeating: 0, count: N * D)
-        dBranch.zero()
         layerScaleResidualBackward(
-            dResidual: dx, dBranch: dBranch.base, dGamma: G(o.gamma1), dOutput: dResidual.base,
+            dResidual: dx, dBranch: dAttentionBranch.base, dGamma: G(o.gamma1), dOutput: dResidual.base,
             branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: N, cols: D)
         dNorm.zero()
         let dAttention = dNorm  // reuse: [N, D]
         if let moe, let route = cache.attentionRoute {
             moe.out.backward(
-                cache.outExperts!, dOutput: dBranch.base, dInput: dAttention.base,
+                cache.outExperts!, dOutput: dAttentionBranch.base, dInput: dAttention.base,
                 input: cache.attentionOutput.base, rows: N, decision: route, dWeights: &dAttentionGate, P, G)
         } else {
             linearBackward(
-                dInput: dAttention.base, dWeight: G(o.outWeight), dBias: G(o.outBias),
-                dOutput: dBranch.base, input: cache.attentionOutput.base, weight: P(o.outWeight),
+                dInput: dAttention.base, dWeight: dW(o.outWeight), dBias: G(o.outBias),
+                dOutput: dAttentionBranch.base, input: cache.attentionOutput.base, weight: P(o.outWeight),
                 rows: N, inFeatures: D, outFeatures: D)
         }
         attentionBackward(
             dQKV: dQKV.base, dOutput: dAttention.base, qkv: cache.qkv.base,
             probs: cache.attentionProbs.base, scratch: scratch.base,
             batch: B, length: T, heads: c.numHeads, width: D)
-        let dLN1 = dBranch
+        let dLN1 = dResidual  // reuse: [N, D], read for the last time by layerScaleResidualBackward
         dLN1.zero()
         if let moe, let route = cache.attentionRoute, let sequences {
             moe.qkv.backward(
@@ -255,7 +268,7 @@ struct EncoderBlock {
             }
         } else {
             linearBackward(
-                dInput: dLN1.base, dWeight: G(o.qkvWeight), dBias: G(o.qkvBias),
+                dInput: dLN1.base, dWeight: dW(o.qkvWeight), dBias: G(o.qkvBias),
                 dOutput: dQKV.base, input: cache.ln1.base, weight: P(o.qkvWeight),
                 rows: N, inFeatures: D, outFeatures: 3 * D)
         }
