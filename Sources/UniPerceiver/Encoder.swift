@@ -13,7 +13,14 @@ import Kernels
 /// every unit's experts merged, before the split (`SharedRoutes`); the lanes accumulate their shares
 /// of each unit's merged-weight gradient, and the experts' and gates' backward runs once per pass
 /// after the lanes join. Token and context routing run one lane with OpenBLAS's threads: their gates
-/// read the hidden states layer by layer, and the balance loss couples the sequences.
+/// read the hidden states layer by layer, and the balance loss couples the sequences. The dense
+/// layers' weight gradients are not accumulated per lane either: each is computed once after the
+/// join over every lane's rows, the lanes taking halves of its output rows (`backwardWeights`).
+///
+/// **Read rows.** A caller that reads only some rows of a pass's output (the feature head: first
+/// tokens, masked positions, caption positions) passes them as `readRows`; a dense last layer then
+/// computes its attention queries, output projection and FFN for those rows only, and `output`
+/// holds just them. Keys and values still come from every row.
 struct Encoder {
     let embedding: Embedding
     let blocks: [EncoderBlock]
@@ -28,9 +35,19 @@ struct Encoder {
         /// outputs gathered `[N, D]`.
         var parts: [(first: Int, pass: Pass, lane: Int)] = []
         var gathered: Buffer? = nil
+        /// The rows `output` holds, ascending (nil: every row): the last layer computed only these.
+        var readRows: [Int]? = nil
         init(sequences: SequenceBatch, embedding: Embedding.Cache?) {
             self.sequences = sequences
             self.embedding = embedding
+        }
+        /// Rows of `output`.
+        var outputRowCount: Int { readRows?.count ?? sequences.tokenCount }
+        /// Where the output rows of the part starting at sequence `first` begin in `output`.
+        func outputOffset(ofPartStartingAt first: Int) -> Int {
+            let row = first * sequences.length
+            guard let readRows else { return row }
+            return readRows.firstIndex { $0 >= row } ?? readRows.count
         }
         /// Laned merged-routing passes: the decisions and merged experts every lane shared.
         var shared: SharedRoutes? = nil
@@ -45,7 +62,7 @@ struct Encoder {
         var statistics: [RoutingStatistics] { blocks.flatMap(\.statistics) + (shared?.statistics ?? []) }
         /// Weighted balance loss of every MoE layer (token and context routing; 0 otherwise).
         var balanceLoss: Double { blocks.reduce(0) { $0 + $1.balanceLoss } }
-        /// Final hidden states `[N, D]`.
+        /// Final hidden states `[N, D]`, or `[R, D]` at `readRows`.
         var output: UnsafeMutablePointer<Float> {
             gathered?.base ?? blocks.last?.output.base ?? embedding!.output.base
         }
@@ -60,13 +77,23 @@ struct Encoder {
         lanes > 1 && blocks.allSatisfy { $0.offsets.moe == nil || !$0.config.routing.isDataDependent }
     }
 
+    /// Whether `forward` honours `readRows`: the last layer must be dense (an MoE layer's gate and
+    /// merged experts are laid out over every row).
+    var computesOnlyReadRows: Bool { blocks.last.map { $0.offsets.moe == nil } ?? false }
+
     /// Encodes each batch of `batches` (the passes of one loss) and returns their passes in order.
+    /// `readRows[b]` (ascending rows of batch b, when given and `computesOnlyReadRows`): the only rows
+    /// the caller reads from pass b's output, so the last layer computes only those (its attention
+    /// queries, output projection and FFN) and `output` holds just them, in order.
     func forward(
         _ batches: [SequenceBatch], _ P: ParameterPointers, noise: RoutingNoise? = nil,
-        premerged: PremergedExperts? = nil
+        premerged: PremergedExperts? = nil, readRows: [[Int]]? = nil
     ) -> [Pass] {
+        let readRows = computesOnlyReadRows ? readRows : nil
         guard isLaned, premerged == nil else {
-            return batches.map { forwardInOneLane($0, P, noise: noise, premerged: premerged) }
+            return batches.enumerated().map { b, batch in
+                forwardInOneLane(batch, P, noise: noise, premerged: premerged, readRows: readRows?[b])
+            }
         }
         // Decisions in the one-lane order (pass by pass, layer by layer), so the noise draws match.
         let hasMoE = blocks.contains { $0.offsets.moe != nil }
@@ -75,22 +102,27 @@ struct Encoder {
         var parts = [[(batch: Int, first: Int, pass: Pass)]](repeating: [], count: lanes)
         parts.withUnsafeMutableBufferPointer { out in
             forEachLane(lanes) { lane in
-                out[lane] = plan[lane].map {
-                    ($0.batch, $0.range.lowerBound,
-                     forwardInOneLane(batches[$0.batch].slice($0.range), P, shared: shared[$0.batch]))
+                out[lane] = plan[lane].map { piece in
+                    // The part's read rows, relative to its first sequence.
+                    let T = batches[piece.batch].length
+                    let rows = readRows.map { all in
+                        all[piece.batch].filter { piece.range.contains($0 / T) }.map { $0 - piece.range.lowerBound * T }
+                    }
+                    return (piece.batch, piece.range.lowerBound,
+                            forwardInOneLane(batches[piece.batch].slice(piece.range), P, shared: shared[piece.batch], readRows: rows))
                 }
             }
         }
         let D = embedding.config.hiddenSize
         return batches.enumerated().map { b, sequences in
             let pass = Pass(sequences: sequences, embedding: nil)
-            let rowWidth = sequences.length * D
-            let gathered = Buffer(uninitialized: max(sequences.batchSize * rowWidth, 1))
+            pass.readRows = readRows?[b]
+            let gathered = Buffer(uninitialized: max(pass.outputRowCount * D, 1))
             for (lane, laneParts) in parts.enumerated() {
                 for part in laneParts where part.batch == b {
                     pass.parts.append((part.first, part.pass, lane))
-                    (gathered.base + part.first * rowWidth).update(
-                        from: part.pass.output, count: part.pass.sequences.batchSize * rowWidth)
+                    (gathered.base + pass.outputOffset(ofPartStartingAt: part.first) * D).update(
+                        from: part.pass.output, count: part.pass.outputRowCount * D)
                 }
             }
             pass.gathered = gathered
@@ -125,16 +157,18 @@ struct Encoder {
 
     private func forwardInOneLane(
         _ sequences: SequenceBatch, _ P: ParameterPointers, noise: RoutingNoise? = nil,
-        premerged: PremergedExperts? = nil, shared: SharedRoutes? = nil
+        premerged: PremergedExperts? = nil, shared: SharedRoutes? = nil, readRows: [Int]? = nil
     ) -> Pass {
         let pass = Pass(sequences: sequences, embedding: embedding.forward(sequences, P))
+        pass.readRows = readRows
         let routing = EncoderBlock.Routing(sequences: sequences, noise: noise, premerged: premerged, shared: shared)
+        let queries = readRows.map { QueryRows(rows: $0, batch: sequences.batchSize, length: sequences.length) }
         sequences.mask.withUnsafeBufferPointer { mask in
             var x = UnsafePointer(pass.embedding!.output.base)
-            for block in blocks {
+            for (l, block) in blocks.enumerated() {
                 let cache = block.forward(
                     x, mask: mask.baseAddress!, batch: sequences.batchSize, length: sequences.length, P,
-                    routing: block.offsets.moe == nil ? nil : routing)
+                    routing: block.offsets.moe == nil ? nil : routing, readRows: l == blocks.count - 1 ? queries : nil)
                 pass.blocks.append(cache)
                 x = UnsafePointer(cache.output.base)
             }
@@ -142,8 +176,8 @@ struct Encoder {
         return pass
     }
 
-    /// Backward of `forward` for the given passes, from each one's `dOutput [N, D]` (the gradient of
-    /// its final hidden states; used as scratch) to the embeddings. Laned passes need
+    /// Backward of `forward` for the given passes, from each one's `dOutput` (the gradient of its
+    /// final hidden states, `[outputRowCount, D]`; used as scratch) to the embeddings. Laned passes need
     /// `laneGradients` (one buffer laid out like `G` per lane after the first; its `laneRanges`,
     /// default all, zeroed here: the lanes never write the merged experts' ranges).
     func backward(
@@ -164,11 +198,10 @@ struct Encoder {
                 gradient = GradientPointers(values: buffer.values)
             }
             for (pass, dOutput) in passes {
-                let rowWidth = pass.sequences.length * D
                 for part in pass.parts where part.lane == lane {
-                    let count = part.pass.sequences.batchSize * rowWidth
-                    let dy = Buffer(uninitialized: count)
-                    dy.base.update(from: dOutput.base + part.first * rowWidth, count: count)
+                    let count = part.pass.outputRowCount * D
+                    let dy = Buffer(uninitialized: max(count, 1))
+                    dy.base.update(from: dOutput.base + pass.outputOffset(ofPartStartingAt: part.first) * D, count: count)
                     backwardInOneLane(part.pass, dOutput: dy, P, gradient, deferWeights: true)
                 }
             }
@@ -195,7 +228,7 @@ struct Encoder {
                 let shares = passes.flatMap { pass in
                     pass.parts.map { part in
                         let cache = part.pass.blocks[block.layer]
-                        return (dY: cache.weightGradientOutputs[i], x: cache.linearInputs[i], rows: part.pass.sequences.tokenCount)
+                        return (dY: cache.weightGradientOutputs[i], x: cache.linearInputs[i], rows: cache.linearRows[i])
                     }
                 }
                 return (offset: w.0, shape: w.1, shares: shares, overwrite: G.claimFirstWrite(w.0))
@@ -268,13 +301,15 @@ struct Encoder {
         _ pass: Pass, dOutput: Buffer, _ P: ParameterPointers, _ G: GradientPointers, deferWeights: Bool = false
     ) {
         let seq = pass.sequences
+        let full = seq.tokenCount * embedding.config.hiddenSize
         var dy = dOutput
-        var dx = Buffer(dOutput.count)
+        var dx = Buffer(full)
         for (block, cache) in zip(blocks, pass.blocks).reversed() {
             block.backward(
                 cache, dOutput: dy.base, dInput: dx.base, batch: seq.batchSize, length: seq.length, P, G,
                 sequences: block.offsets.moe == nil ? nil : seq, deferWeights: deferWeights)
             swap(&dy, &dx)
+            if dx.count < full { dx = Buffer(full) }  // dOutput held only the read rows
         }
         embedding.backward(seq, pass.embedding!, dOutput: dy.base, P, G)
     }

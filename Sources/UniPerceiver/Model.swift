@@ -37,9 +37,14 @@ public struct Model: Sendable {
     let spatial: [Float]
     /// Lanes of a dense encoder pass: its sequences split into this many ranges, each on its own
     /// core with single-threaded BLAS (`Encoder`). Fixed, not the core count, so that gradients are
-    /// bit-identical on every machine; 1 runs one lane with OpenBLAS's own threads. MoE models always
-    /// run one lane.
+    /// bit-identical on every machine; 1 runs one lane with OpenBLAS's own threads. Token- and
+    /// context-routed MoE models always run one lane.
     public var lanes = 2
+    /// Whether the encoder's last layer computes only the rows the feature head reads (attention
+    /// queries, output projection and FFN of those rows; keys and values of all). Its other rows
+    /// cannot change the loss, and they are most of that layer's work. Applies when the last layer
+    /// is dense; off gives every row's final hidden state (tests compare the two).
+    public var computesOnlyReadRows = true
 
     /// A model with the paper's initialisation (uniperceiver-model.md §3 "Initialisation"): Linear
     /// weights xavier-uniform (the fused QKV with the bound of one D×D matrix), biases 0, embedding
@@ -258,10 +263,16 @@ extension Model {
             let P = ParameterPointers(values: values.baseAddress!)
             let encoder = self.encoder
             let head = self.head
-            let passes = encoder.forward([routedInputs, routedCandidates], P, noise: noise, premerged: premerged)
+            // The head reads only `inputRows` and `candidateRows`: the last layer computes just those
+            // (`computesOnlyReadRows`), and its output holds them in order.
+            let passes = encoder.forward(
+                [routedInputs, routedCandidates], P, noise: noise, premerged: premerged,
+                readRows: computesOnlyReadRows ? [inputRows, candidateRows] : nil)
             let (inputPass, candidatePass) = (passes[0], passes[1])
-            let inputHead = head.forward(inputPass.output, rows: inputRows, P)
-            let candidateHead = head.forward(candidatePass.output, rows: candidateRows, P)
+            let inputHead = head.forward(
+                inputPass.output, rows: inputPass.readRows == nil ? inputRows : Array(inputRows.indices), P)
+            let candidateHead = head.forward(
+                candidatePass.output, rows: candidatePass.readRows == nil ? candidateRows : Array(candidateRows.indices), P)
             let R = inputRows.count
             let K = candidateRows.count
             let logits = CosineLogits(
@@ -405,8 +416,8 @@ extension Model {
                     dLogScale: G(layout.logitScale[pass.task]!))
                 let head = self.head
                 let encoder = self.encoder
-                let dInputHidden = Buffer(pass.inputPass.sequences.tokenCount * D)
-                let dCandidateHidden = Buffer(pass.candidatePass.sequences.tokenCount * D)
+                let dInputHidden = Buffer(max(pass.inputPass.outputRowCount * D, 1))
+                let dCandidateHidden = Buffer(max(pass.candidatePass.outputRowCount * D, 1))
                 head.backward(pass.inputHead, dUnit: dInputUnit.base, dHidden: dInputHidden.base, P, G)
                 var passes = [(pass.inputPass, dInputHidden)]
                 if ablation != .detachTargets {

@@ -9,8 +9,10 @@ let tinyConfig = ModelConfig(
 
 /// A tiny model whose weights are scaled so every gradient is clearly non-zero (the paper's γ of
 /// 1e-3 would make the encoder's gradients vanish next to the head's), like the fixture weights.
-func randomizedModel(seed: UInt64, logScales: [Float] = [2.659, 2.0, 3.0, 4.8]) -> Model {
-    var model = try! Model(config: tinyConfig, seed: seed)
+func randomizedModel(
+    seed: UInt64, logScales: [Float] = [2.659, 2.0, 3.0, 4.8], config: ModelConfig = tinyConfig
+) -> Model {
+    var model = try! Model(config: config, seed: seed)
     var rng = SeededRNG(seed: seed &+ 1)
     for entry in model.table.entries {
         let name = entry.name

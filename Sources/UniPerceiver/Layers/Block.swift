@@ -28,21 +28,24 @@ struct EncoderBlock {
         var shared: SharedRoutes? = nil
     }
 
-    /// What backward needs, named after what it holds.
+    /// What backward needs, named after what it holds. R = N, or the number of `readRows`: from the
+    /// attention output on, a layer whose reader takes only some rows computes only those.
     final class Cache {
         let input: Buffer  // x [N, D]
         let ln1: Buffer, mean1: Buffer, rstd1: Buffer
         let qkv: Buffer  // [N, 3D]
-        let attentionProbs: Buffer  // [B, H, T, T]
-        let attentionOutput: Buffer  // heads concatenated [N, D]
-        let attentionProjection: Buffer  // before γ1 [N, D]
-        let residual: Buffer  // h [N, D]
+        let attentionProbs: Buffer  // [R·H·T] (see attentionForward)
+        let attentionOutput: Buffer  // heads concatenated [R, D]
+        let attentionProjection: Buffer  // before γ1 [R, D]
+        let residual: Buffer  // h [R, D]
         let ln2: Buffer, mean2: Buffer, rstd2: Buffer
-        let ffnHidden: Buffer  // before GELU [N, F]
-        let ffnActivation: Buffer  // after GELU [N, F]
-        let ffnSlope: Buffer  // GELU′ at ffnHidden [N, F], for the backward
-        let ffnOutput: Buffer  // before γ2 [N, D]
-        let output: Buffer  // y [N, D]
+        let ffnHidden: Buffer  // before GELU [R, F]
+        let ffnActivation: Buffer  // after GELU [R, F]
+        let ffnSlope: Buffer  // GELU′ at ffnHidden [R, F], for the backward
+        let ffnOutput: Buffer  // before γ2 [R, D]
+        let output: Buffer  // y [R, D]
+        /// The rows computed after attention (nil: all N), in `output`'s order.
+        var readRows: QueryRows? = nil
         // MoE layers only: the two decisions, each linear's expert cache, routing statistics.
         var attentionRoute: RouteDecision? = nil
         var ffnRoute: RouteDecision? = nil
@@ -54,8 +57,14 @@ struct EncoderBlock {
         /// Dense layers of a laned pass: each linear's `dY` (`MoE.linears` order), kept by a backward
         /// that left the weight gradients to `Encoder.backwardWeights` (see `backward`'s `deferWeights`).
         var weightGradientOutputs: [Buffer] = []
-        /// Each linear's input, in the same order: the `X` of `dW = dYᵀ·X`.
+        /// Each linear's input, in the same order: the `X` of `dW = dYᵀ·X`, and its row count (the
+        /// QKV projection sees every row, the others the computed rows).
         var linearInputs: [Buffer] { [ln1, attentionOutput, ln2, ffnActivation] }
+        var linearRows: [Int] {
+            let N = mean1.count
+            let R = readRows?.rows.count ?? N
+            return [N, R, R, R]
+        }
         /// The four expert caches in `MoE.linears` order.
         var experts: [ExpertLinear.Cache?] { [qkvExperts, outExperts, fc1Experts, fc2Experts] }
         /// Sum of the two decisions' weighted balance losses (token and context routing).
@@ -65,8 +74,9 @@ struct EncoderBlock {
 
         /// `zeroed: false` when the forward writes every value (the dense layer's, checked line by
         /// line, and merged experts'); the dispatched expert linears' layers get zeroed buffers.
-        init(batch B: Int, length T: Int, config c: ModelConfig, zeroed: Bool = true) {
+        init(batch B: Int, length T: Int, config c: ModelConfig, zeroed: Bool = true, readRows: QueryRows? = nil) {
             let N = B * T
+            let R = readRows?.rows.count ?? N
             let D = c.hiddenSize
             func buffer(_ count: Int) -> Buffer { zeroed ? Buffer(count) : Buffer(uninitialized: count) }
             input = buffer(N * D)
@@ -74,33 +84,39 @@ struct EncoderBlock {
             mean1 = buffer(N)
             rstd1 = buffer(N)
             qkv = buffer(N * 3 * D)
-            attentionProbs = buffer(B * c.numHeads * T * T)
-            attentionOutput = buffer(N * D)
-            attentionProjection = buffer(N * D)
-            residual = buffer(N * D)
-            ln2 = buffer(N * D)
-            mean2 = buffer(N)
-            rstd2 = buffer(N)
-            ffnHidden = buffer(N * c.ffnSize)
-            ffnActivation = buffer(N * c.ffnSize)
-            ffnSlope = buffer(N * c.ffnSize)
-            ffnOutput = buffer(N * D)
-            output = buffer(N * D)
+            attentionProbs = buffer(R * c.numHeads * T)
+            attentionOutput = buffer(R * D)
+            attentionProjection = buffer(R * D)
+            residual = buffer(R * D)
+            ln2 = buffer(R * D)
+            mean2 = buffer(R)
+            rstd2 = buffer(R)
+            ffnHidden = buffer(R * c.ffnSize)
+            ffnActivation = buffer(R * c.ffnSize)
+            ffnSlope = buffer(R * c.ffnSize)
+            ffnOutput = buffer(R * D)
+            output = buffer(R * D)
+            self.readRows = readRows
         }
     }
 
+    /// `readRows` (dense layers only): compute the attention output and everything after it only for
+    /// these rows; `output` is then `[R, D]` in their order.
     func forward(
         _ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, batch B: Int, length T: Int,
-        _ P: ParameterPointers, routing: Routing? = nil
+        _ P: ParameterPointers, routing: Routing? = nil, readRows: QueryRows? = nil
     ) -> Cache {
         let c = config
         let o = offsets
+        precondition(readRows == nil || o.moe == nil, "EncoderBlock.forward: readRows in an MoE layer")
         let N = B * T
+        let R = readRows?.rows.count ?? N
         let D = c.hiddenSize
         let F = c.ffnSize
         // Merged experts write every row of their outputs (every row belongs to a unit), so only the
         // dispatched routings' layers keep zeroed caches.
-        let cache = Cache(batch: B, length: T, config: c, zeroed: o.moe != nil && c.routing.isDataDependent)
+        let cache = Cache(
+            batch: B, length: T, config: c, zeroed: o.moe != nil && c.routing.isDataDependent, readRows: readRows)
         cache.input.base.update(from: x, count: N * D)
         layerNormForward(
             output: cache.ln1.base, mean: cache.mean1.base, rstd: cache.rstd1.base, input: x,
@@ -120,7 +136,7 @@ struct EncoderBlock {
         }
         attentionForward(
             output: cache.attentionOutput.base, probs: cache.attentionProbs.base, qkv: cache.qkv.base,
-            mask: mask, batch: B, length: T, heads: c.numHeads, width: D)
+            mask: mask, batch: B, length: T, heads: c.numHeads, width: D, queries: readRows)
         if let moe, let routing, let route = cache.attentionRoute {
             cache.outExperts = moe.out.forward(
                 output: cache.attentionProjection.base, input: cache.attentionOutput.base, rows: N,
@@ -129,14 +145,15 @@ struct EncoderBlock {
         } else {
             linearForward(
                 output: cache.attentionProjection.base, input: cache.attentionOutput.base,
-                weight: P(o.outWeight), bias: P(o.outBias), rows: N, inFeatures: D, outFeatures: D)
+                weight: P(o.outWeight), bias: P(o.outBias), rows: R, inFeatures: D, outFeatures: D)
         }
+        let readInput = readRows?.gather(x, stride: D, columns: D)
         layerScaleResidualForward(
-            output: cache.residual.base, residual: x, branch: cache.attentionProjection.base,
-            gamma: P(o.gamma1), rows: N, cols: D)
+            output: cache.residual.base, residual: readInput.map { UnsafePointer($0.base) } ?? x,
+            branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: R, cols: D)
         layerNormForward(
             output: cache.ln2.base, mean: cache.mean2.base, rstd: cache.rstd2.base,
-            input: cache.residual.base, weight: P(o.ln2Weight), bias: P(o.ln2Bias), rows: N, cols: D)
+            input: cache.residual.base, weight: P(o.ln2Weight), bias: P(o.ln2Bias), rows: R, cols: D)
         if let moe, let routing {
             let route = moe.decide(.ffn, cache.ln2.base, routing, P)
             cache.ffnRoute = route
@@ -147,9 +164,9 @@ struct EncoderBlock {
         } else {
             linearForward(
                 output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
-                bias: P(o.fc1Bias), rows: N, inFeatures: D, outFeatures: F)
+                bias: P(o.fc1Bias), rows: R, inFeatures: D, outFeatures: F)
         }
-        geluForward(output: cache.ffnActivation.base, slope: cache.ffnSlope.base, input: cache.ffnHidden.base, count: N * F)
+        geluForward(output: cache.ffnActivation.base, slope: cache.ffnSlope.base, input: cache.ffnHidden.base, count: R * F)
         if let moe, let routing, let route = cache.ffnRoute {
             cache.fc2Experts = moe.fc2.forward(
                 output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: N, decision: route, P,
@@ -163,16 +180,16 @@ struct EncoderBlock {
         } else {
             linearForward(
                 output: cache.ffnOutput.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
-                bias: P(o.fc2Bias), rows: N, inFeatures: F, outFeatures: D)
+                bias: P(o.fc2Bias), rows: R, inFeatures: F, outFeatures: D)
         }
         layerScaleResidualForward(
             output: cache.output.base, residual: cache.residual.base, branch: cache.ffnOutput.base,
-            gamma: P(o.gamma2), rows: N, cols: D)
+            gamma: P(o.gamma2), rows: R, cols: D)
         return cache
     }
 
-    /// The forward's calls in reverse. Takes `dy [N, D]`, returns `dx [N, D]` in `dInput`
-    /// (overwritten), accumulates parameter gradients.
+    /// The forward's calls in reverse. Takes `dy [R, D]` (R as in the forward), returns `dx [N, D]`
+    /// in `dInput` (overwritten), accumulates parameter gradients.
     ///
     /// `deferWeights` (dense layers of a laned pass): the four linears' weight gradients are not
     /// computed here; their `dY` are kept in `cache.weightGradientOutputs` for `Encoder`, which
@@ -186,14 +203,16 @@ struct EncoderBlock {
         let c = config
         let o = offsets
         let N = B * T
+        let readRows = cache.readRows
+        let R = readRows?.rows.count ?? N
         let D = c.hiddenSize
         let F = c.ffnSize
-        let dResidual = Buffer(N * D)
-        let dBranch = Buffer(N * D)  // dY of ffn.dense2
-        let dAttentionBranch = Buffer(N * D)  // dY of attention.output.dense
-        let dHidden = Buffer(N * F)
-        let dActivation = Buffer(N * F)
-        let dNorm = Buffer(N * D)
+        let dResidual = Buffer(R * D)
+        let dBranch = Buffer(R * D)  // dY of ffn.dense2
+        let dAttentionBranch = Buffer(R * D)  // dY of attention.output.dense
+        let dHidden = Buffer(R * F)
+        let dActivation = Buffer(R * F)
+        let dNorm = Buffer(R * D)
         let dQKV = Buffer(N * 3 * D)
         let scratch = Buffer(2 * T * T)
         let deferring = deferWeights && o.moe == nil
@@ -203,7 +222,7 @@ struct EncoderBlock {
         // y = h + γ2 ⊙ ffnOutput
         layerScaleResidualBackward(
             dResidual: dResidual.base, dBranch: dBranch.base, dGamma: G(o.gamma2), dOutput: dy,
-            branch: cache.ffnOutput.base, gamma: P(o.gamma2), rows: N, cols: D)
+            branch: cache.ffnOutput.base, gamma: P(o.gamma2), rows: R, cols: D)
         let moe = o.moe.map { MoE(config: c, offsets: $0, layer: layer) }
         // Gradients of each decision's renormalised gate weights, summed over its two linears.
         var dAttentionGate = [Double](repeating: 0, count: cache.attentionRoute.map { $0.units * $0.topK } ?? 0)
@@ -216,9 +235,9 @@ struct EncoderBlock {
             linearBackward(
                 dInput: dActivation.base, dWeight: dW(o.fc2Weight), dBias: G(o.fc2Bias),
                 dOutput: dBranch.base, input: cache.ffnActivation.base, weight: P(o.fc2Weight),
-                rows: N, inFeatures: F, outFeatures: D)
+                rows: R, inFeatures: F, outFeatures: D)
         }
-        geluBackward(dInput: dHidden.base, dOutput: dActivation.base, slope: cache.ffnSlope.base, count: N * F)
+        geluBackward(dInput: dHidden.base, dOutput: dActivation.base, slope: cache.ffnSlope.base, count: R * F)
         if let moe, let route = cache.ffnRoute, let sequences {
             moe.fc1.backward(
                 cache.fc1Experts!, dOutput: dHidden.base, dInput: dNorm.base, input: cache.ln2.base,
@@ -230,19 +249,20 @@ struct EncoderBlock {
             linearBackward(
                 dInput: dNorm.base, dWeight: dW(o.fc1Weight), dBias: G(o.fc1Bias),
                 dOutput: dHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
-                rows: N, inFeatures: D, outFeatures: F)
+                rows: R, inFeatures: D, outFeatures: F)
         }
         layerNormBackward(
             dInput: dResidual.base, dWeight: G(o.ln2Weight), dBias: G(o.ln2Bias),
             dOutput: dNorm.base, input: cache.residual.base, weight: P(o.ln2Weight),
-            mean: cache.mean2.base, rstd: cache.rstd2.base, rows: N, cols: D)
-        // h = x + γ1 ⊙ attentionProjection
+            mean: cache.mean2.base, rstd: cache.rstd2.base, rows: R, cols: D)
+        // h = x + γ1 ⊙ attentionProjection (x read at the computed rows only)
         dx.update(repeating: 0, count: N * D)
+        let dReadInput = readRows.map { Buffer($0.rows.count * D) }
         layerScaleResidualBackward(
-            dResidual: dx, dBranch: dAttentionBranch.base, dGamma: G(o.gamma1), dOutput: dResidual.base,
-            branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: N, cols: D)
-        dNorm.zero()
-        let dAttention = dNorm  // reuse: [N, D]
+            dResidual: dReadInput?.base ?? dx, dBranch: dAttentionBranch.base, dGamma: G(o.gamma1),
+            dOutput: dResidual.base, branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: R, cols: D)
+        if let readRows, let dReadInput { readRows.scatterAdd(dReadInput.base, into: dx, stride: D, columns: D) }
+        let dAttention = Buffer(R * D)
         if let moe, let route = cache.attentionRoute {
             moe.out.backward(
                 cache.outExperts!, dOutput: dAttentionBranch.base, dInput: dAttention.base,
@@ -251,14 +271,13 @@ struct EncoderBlock {
             linearBackward(
                 dInput: dAttention.base, dWeight: dW(o.outWeight), dBias: G(o.outBias),
                 dOutput: dAttentionBranch.base, input: cache.attentionOutput.base, weight: P(o.outWeight),
-                rows: N, inFeatures: D, outFeatures: D)
+                rows: R, inFeatures: D, outFeatures: D)
         }
         attentionBackward(
             dQKV: dQKV.base, dOutput: dAttention.base, qkv: cache.qkv.base,
             probs: cache.attentionProbs.base, scratch: scratch.base,
-            batch: B, length: T, heads: c.numHeads, width: D)
-        let dLN1 = dResidual  // reuse: [N, D], read for the last time by layerScaleResidualBackward
-        dLN1.zero()
+            batch: B, length: T, heads: c.numHeads, width: D, queries: readRows)
+        let dLN1 = Buffer(N * D)
         if let moe, let route = cache.attentionRoute, let sequences {
             moe.qkv.backward(
                 cache.qkvExperts!, dOutput: dQKV.base, dInput: dLN1.base, input: cache.ln1.base,

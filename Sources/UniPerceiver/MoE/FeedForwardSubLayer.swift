@@ -40,6 +40,7 @@ public final class FeedForwardSubLayer {
         // One lane, so that the pass keeps every layer's cache (a laned pass keeps them per part).
         var oneLane = model
         oneLane.lanes = 1
+        oneLane.computesOnlyReadRows = false  // every row of every layer, the last included
         let pass = try oneLane.forward(batch)
         self.model = model
         offsets = model.layout.layers[layer]

@@ -1,0 +1,64 @@
+import Kernels
+import TestSupport
+import Testing
+
+@testable import UniPerceiver
+
+/// `Model.computesOnlyReadRows`: the last layer computes only the rows the feature head reads. The
+/// other rows cannot change the loss, so the loss and every gradient must equal those of the full
+/// last layer, up to the order of the weight-gradient sums, for every task (each reads different
+/// rows: first tokens, masked positions, caption positions), in one lane and in lanes, with a dense
+/// model and with an MoE layer (token routing too) below the dense last layer.
+@Suite struct ReadRowsTests {
+    static let models: [(name: String, routing: Routing)] = [("dense", .none), ("attribute below", .attribute), ("token below", .token)]
+
+    @Test("only the read rows give the loss and gradient of every row", arguments: TaskKind.allCases, [1, 2])
+    func sameAsEveryRow(task: TaskKind, lanes: Int) throws {
+        for (name, routing) in Self.models {
+            var config = tinyConfig
+            config.routing = routing
+            if routing != .none {
+                config.numExperts = 4
+                config.topK = 2
+                config.moeLayers = .odd  // layer 0 MoE, layer 1 (the last) dense
+            }
+            var full = randomizedModel(seed: 41, config: config)
+            full.lanes = lanes
+            full.computesOnlyReadRows = false
+            var read = full
+            read.computesOnlyReadRows = true
+            let batch = randomBatch(task, seed: 13)
+            let noise: UInt64? = routing == .none ? nil : 17
+            let everyRow = try full.forward(batch, noise: noise.map { RoutingNoise(seed: $0) }, premerged: nil)
+            let readOnly = try read.forward(batch, noise: noise.map { RoutingNoise(seed: $0) }, premerged: nil)
+            // The path under test must be taken: fewer output rows than tokens.
+            #expect(everyRow.inputPass.readRows == nil)
+            #expect(
+                readOnly.inputPass.readRows != nil
+                    && readOnly.inputPass.outputRowCount < readOnly.inputPass.sequences.tokenCount,
+                "\(name), \(task): the last layer computed every row")
+            #expect(abs(readOnly.loss - everyRow.loss) <= 1e-6 * abs(everyRow.loss), "\(name), \(task): \(readOnly.loss) vs \(everyRow.loss)")
+            var gFull = [Float](repeating: 0, count: full.parameters.count)
+            var gRead = gFull
+            full.backward(everyRow, into: &gFull)
+            read.backward(readOnly, into: &gRead)
+            for entry in full.table.entries {
+                let (difference, norm) = LaneTests.distance(gRead, gFull, entry.range)
+                #expect(
+                    difference <= 1e-5 * norm,
+                    "\(name), \(task), \(lanes) lanes: \(entry.name) differs by \(difference) (norm \(norm))")
+            }
+        }
+    }
+
+    @Test("an MoE last layer computes every row")
+    func moeLastLayerComputesEveryRow() throws {
+        var config = tinyConfig
+        config.routing = .attribute
+        config.numExperts = 4
+        config.topK = 2
+        let model = try Model(config: config, seed: 3)
+        let pass = try model.forward(randomBatch(.imageClassification, seed: 1))
+        #expect(pass.inputPass.readRows == nil && pass.inputPass.outputRowCount == pass.inputPass.sequences.tokenCount)
+    }
+}
