@@ -77,9 +77,11 @@ struct Encoder {
         lanes > 1 && blocks.allSatisfy { $0.offsets.moe == nil || !$0.config.routing.isDataDependent }
     }
 
-    /// Whether `forward` honours `readRows`: the last layer must be dense (an MoE layer's gate and
-    /// merged experts are laid out over every row).
-    var computesOnlyReadRows: Bool { blocks.last.map { $0.offsets.moe == nil } ?? false }
+    /// Whether `forward` honours `readRows`: the last layer must be dense or route without reading
+    /// the hidden states (token and context gates read every row, and their balance loss counts them).
+    var computesOnlyReadRows: Bool {
+        blocks.last.map { $0.offsets.moe == nil || !$0.config.routing.isDataDependent } ?? false
+    }
 
     /// Encodes each batch of `batches` (the passes of one loss) and returns their passes in order.
     /// `readRows[b]` (ascending rows of batch b, when given and `computesOnlyReadRows`): the only rows

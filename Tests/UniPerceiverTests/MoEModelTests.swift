@@ -57,7 +57,6 @@ import Testing
         // elementwise tolerance below stays meaningful (lanes are checked in LaneTests).
         var dense = randomizedModel(seed: 21)
         dense.lanes = 1
-        dense.computesOnlyReadRows = false  // like the MoE model, whose last layer is MoE
         var moe = try Model(config: Self.config(.attribute, experts: 1, topK: 1), seed: 3)
         for entry in moe.table.entries {
             let denseName = entry.name.replacingOccurrences(of: ".experts.0.", with: ".")

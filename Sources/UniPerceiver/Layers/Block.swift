@@ -49,6 +49,10 @@ struct EncoderBlock {
         // MoE layers only: the two decisions, each linear's expert cache, routing statistics.
         var attentionRoute: RouteDecision? = nil
         var ffnRoute: RouteDecision? = nil
+        /// With `readRows`: the decisions over the computed rows, for the output projection, `dense`
+        /// and `dense2` (the QKV projection, the statistics and the gates use the whole decisions).
+        var attentionRowsRoute: RouteDecision? = nil
+        var ffnRowsRoute: RouteDecision? = nil
         var qkvExperts: ExpertLinear.Cache? = nil
         var outExperts: ExpertLinear.Cache? = nil
         var fc1Experts: ExpertLinear.Cache? = nil
@@ -100,15 +104,17 @@ struct EncoderBlock {
         }
     }
 
-    /// `readRows` (dense layers only): compute the attention output and everything after it only for
-    /// these rows; `output` is then `[R, D]` in their order.
+    /// `readRows` (dense layers and merged routings): compute the attention output and everything
+    /// after it only for these rows; `output` is then `[R, D]` in their order.
     func forward(
         _ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, batch B: Int, length T: Int,
         _ P: ParameterPointers, routing: Routing? = nil, readRows: QueryRows? = nil
     ) -> Cache {
         let c = config
         let o = offsets
-        precondition(readRows == nil || o.moe == nil, "EncoderBlock.forward: readRows in an MoE layer")
+        precondition(
+            readRows == nil || o.moe == nil || !c.routing.isDataDependent,
+            "EncoderBlock.forward: readRows in a token- or context-routed layer (its gate reads every row)")
         let N = B * T
         let R = readRows?.rows.count ?? N
         let D = c.hiddenSize
@@ -137,9 +143,11 @@ struct EncoderBlock {
         attentionForward(
             output: cache.attentionOutput.base, probs: cache.attentionProbs.base, qkv: cache.qkv.base,
             mask: mask, batch: B, length: T, heads: c.numHeads, width: D, queries: readRows)
-        if let moe, let routing, let route = cache.attentionRoute {
+        if let moe, let routing, let whole = cache.attentionRoute {
+            let route = readRows.map { whole.restricted(to: $0) } ?? whole
+            cache.attentionRowsRoute = route
             cache.outExperts = moe.out.forward(
-                output: cache.attentionProjection.base, input: cache.attentionOutput.base, rows: N,
+                output: cache.attentionProjection.base, input: cache.attentionOutput.base, rows: R,
                 decision: route, P, premerged: moe.premerged(.attention, linear: 1, routing),
                 cache: moe.laneCache(.attention, linear: 1, routing))
         } else {
@@ -155,10 +163,12 @@ struct EncoderBlock {
             output: cache.ln2.base, mean: cache.mean2.base, rstd: cache.rstd2.base,
             input: cache.residual.base, weight: P(o.ln2Weight), bias: P(o.ln2Bias), rows: R, cols: D)
         if let moe, let routing {
-            let route = moe.decide(.ffn, cache.ln2.base, routing, P)
-            cache.ffnRoute = route
+            let whole = moe.decide(.ffn, cache.ln2.base, routing, P)
+            cache.ffnRoute = whole
+            let route = readRows.map { whole.restricted(to: $0) } ?? whole
+            cache.ffnRowsRoute = route
             cache.fc1Experts = moe.fc1.forward(
-                output: cache.ffnHidden.base, input: cache.ln2.base, rows: N, decision: route, P,
+                output: cache.ffnHidden.base, input: cache.ln2.base, rows: R, decision: route, P,
                 premerged: moe.premerged(.ffn, linear: 0, routing),
                 cache: moe.laneCache(.ffn, linear: 0, routing))
         } else {
@@ -167,15 +177,15 @@ struct EncoderBlock {
                 bias: P(o.fc1Bias), rows: R, inFeatures: D, outFeatures: F)
         }
         geluForward(output: cache.ffnActivation.base, slope: cache.ffnSlope.base, input: cache.ffnHidden.base, count: R * F)
-        if let moe, let routing, let route = cache.ffnRoute {
+        if let moe, let routing, let route = cache.ffnRowsRoute {
             cache.fc2Experts = moe.fc2.forward(
-                output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: N, decision: route, P,
+                output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: R, decision: route, P,
                 premerged: moe.premerged(.ffn, linear: 1, routing),
                 cache: moe.laneCache(.ffn, linear: 1, routing))
             if routing.premerged == nil && routing.shared == nil {  // a laned pass has them whole
                 cache.statistics = RoutingStatistics.collect(
                     cache.attentionRoute!, layer: layer, decision: .attention, routing.sequences)
-                    + RoutingStatistics.collect(route, layer: layer, decision: .ffn, routing.sequences)
+                    + RoutingStatistics.collect(cache.ffnRoute!, layer: layer, decision: .ffn, routing.sequences)
             }
         } else {
             linearForward(
@@ -227,10 +237,10 @@ struct EncoderBlock {
         // Gradients of each decision's renormalised gate weights, summed over its two linears.
         var dAttentionGate = [Double](repeating: 0, count: cache.attentionRoute.map { $0.units * $0.topK } ?? 0)
         var dFFNGate = [Double](repeating: 0, count: cache.ffnRoute.map { $0.units * $0.topK } ?? 0)
-        if let moe, let route = cache.ffnRoute {
+        if let moe, let route = cache.ffnRowsRoute {
             moe.fc2.backward(
                 cache.fc2Experts!, dOutput: dBranch.base, dInput: dActivation.base,
-                input: cache.ffnActivation.base, rows: N, decision: route, dWeights: &dFFNGate, P, G)
+                input: cache.ffnActivation.base, rows: R, decision: route, dWeights: &dFFNGate, P, G)
         } else {
             linearBackward(
                 dInput: dActivation.base, dWeight: dW(o.fc2Weight), dBias: G(o.fc2Bias),
@@ -238,12 +248,13 @@ struct EncoderBlock {
                 rows: R, inFeatures: F, outFeatures: D)
         }
         geluBackward(dInput: dHidden.base, dOutput: dActivation.base, slope: cache.ffnSlope.base, count: R * F)
-        if let moe, let route = cache.ffnRoute, let sequences {
+        if let moe, let route = cache.ffnRowsRoute, let sequences {
             moe.fc1.backward(
                 cache.fc1Experts!, dOutput: dHidden.base, dInput: dNorm.base, input: cache.ln2.base,
-                rows: N, decision: route, dWeights: &dFFNGate, P, G)
+                rows: R, decision: route, dWeights: &dFFNGate, P, G)
             if cache.fc1Experts!.partialWeight == nil {  // a lane of a laned pass: Encoder.backward's
-                moe.ffnRouter.backward(route, dWeights: dFFNGate, dInput: dNorm.base, sequences, P, G)
+                // Merged gates see no hidden state: with `readRows` nothing flows into dNorm here.
+                moe.ffnRouter.backward(cache.ffnRoute!, dWeights: dFFNGate, dInput: dNorm.base, sequences, P, G)
             }
         } else {
             linearBackward(
@@ -263,10 +274,10 @@ struct EncoderBlock {
             dOutput: dResidual.base, branch: cache.attentionProjection.base, gamma: P(o.gamma1), rows: R, cols: D)
         if let readRows, let dReadInput { readRows.scatterAdd(dReadInput.base, into: dx, stride: D, columns: D) }
         let dAttention = Buffer(R * D)
-        if let moe, let route = cache.attentionRoute {
+        if let moe, let route = cache.attentionRowsRoute {
             moe.out.backward(
                 cache.outExperts!, dOutput: dAttentionBranch.base, dInput: dAttention.base,
-                input: cache.attentionOutput.base, rows: N, decision: route, dWeights: &dAttentionGate, P, G)
+                input: cache.attentionOutput.base, rows: R, decision: route, dWeights: &dAttentionGate, P, G)
         } else {
             linearBackward(
                 dInput: dAttention.base, dWeight: dW(o.outWeight), dBias: G(o.outBias),

@@ -42,6 +42,22 @@ final class RouteDecision {
     var top1Fraction: [Float] = []
     var balanceLoss: Double = 0
 
+    /// The same choices over the compact rows of `rows` (row i is `rows.rows[i]`), for the linears of
+    /// a layer that computes only some rows after attention. Merged routings only (their linears read
+    /// `rowsOfUnit`, `chosen` and `weights`); the gate's backward keeps the whole decision.
+    func restricted(to rows: QueryRows) -> RouteDecision {
+        precondition(!rowsOfUnit.isEmpty, "RouteDecision.restricted: only merged routings keep rows per unit")
+        let unitOfRow = rows.rows.map { self.unitOfRow[$0] }
+        var rowsOfUnit = [[Int]](repeating: [], count: units)
+        for (i, u) in unitOfRow.enumerated() { rowsOfUnit[u].append(i) }
+        let d = RouteDecision(
+            units: units, topK: topK, experts: experts, width: gateInput.count / max(units, 1),
+            unitOfRow: unitOfRow, rowsOfUnit: rowsOfUnit)
+        d.chosen = chosen
+        d.weights = weights
+        return d
+    }
+
     init(units: Int, topK: Int, experts: Int, width: Int, unitOfRow: [Int], rowsOfUnit: [[Int]]) {
         self.units = units
         self.topK = topK
