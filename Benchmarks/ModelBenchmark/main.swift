@@ -13,15 +13,19 @@ struct Setup {
     let classes: Int
 }
 
-/// GEMM FLOPs of one forward (2·m·n·k per product). Backward costs two GEMMs per forward GEMM
-/// (dX and dW), so forward+backward ≈ 3× this; elementwise work is not counted.
+/// GEMM FLOPs of one forward (2·m·n·k per product) as the model executes it: the last layer computes
+/// only the one row per sequence the image-classification loss reads (`Model.computesOnlyReadRows`):
+/// QKV of every row, one attention query, output projection and FFN of that row. Backward costs two
+/// GEMMs per forward GEMM (dX and dW), so forward+backward ≈ 3× this; elementwise work is not counted.
 func forwardFLOPs(_ c: ModelConfig, batch B: Int, classes K: Int, classTokens: Int) -> Double {
     let D = Double(c.hiddenSize)
     let F = Double(c.ffnSize)
     func encoder(sequences: Int, length T: Int) -> Double {
+        let S = Double(sequences)
         let N = Double(sequences * T)
-        let perLayer = 2 * N * (3 * D * D + D * D + 2 * D * F) + 2 * 2 * Double(sequences) * Double(T * T) * D
-        return Double(c.numLayers) * perLayer
+        let perLayer = 2 * N * (3 * D * D + D * D + 2 * D * F) + 2 * 2 * S * Double(T * T) * D
+        let last = 2 * N * 3 * D * D + 2 * 2 * S * Double(T) * D + 2 * S * (D * D + 2 * D * F)
+        return Double(c.numLayers - 1) * perLayer + last
     }
     let image = encoder(sequences: B, length: 1 + c.patchCount)
         + 2 * Double(B * c.patchCount) * Double(c.patchFeatures) * D
@@ -149,7 +153,7 @@ for setup in setups {
     )
 }
 print("")
-print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); forward per layer = 2·N·(3D² + D² + 2·D·F) + 4·B·T²·D over N = B·T tokens, for the image batch and the 10 class-name sequences, plus patch projection and head.")
+print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); forward per layer = 2·N·(3D² + D² + 2·D·F) + 4·B·T²·D over N = B·T tokens, for the image batch and the 10 class-name sequences, except the last layer, which computes only the row each sequence's loss reads: 2·N·3D² + 4·B·T·D + 2·B·(D² + 2·D·F); plus patch projection and head.")
 
 // MoE rows (issue 4): the same batch through MoE siblings of the first setup (every layer MoE,
 // E = 8, top-2), measured in this run next to the dense model. Attribute routing merges the chosen
