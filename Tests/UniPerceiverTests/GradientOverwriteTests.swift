@@ -24,14 +24,7 @@ import Testing
     }
 
     func check(routing: Routing, layers: MoELayers, task: TaskKind) throws {
-        var config = tinyConfig
-        config.routing = routing
-        config.moeLayers = layers
-        if routing != .none {
-            config.numExperts = 4
-            config.topK = 2
-        }
-        let model = try Model(config: config, seed: 7)
+        let model = try Model(config: tinyConfig(routing: routing, layers: layers), seed: 7)
         let batch = randomBatch(task, seed: 11)
         let noise = routing == .none ? nil : 21 as UInt64
         func pass() throws -> ForwardPass {

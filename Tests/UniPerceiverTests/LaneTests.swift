@@ -70,11 +70,7 @@ import Testing
 
     @Test("token- and context-routed encoders run in one lane", arguments: [Routing.token, .context])
     func dataDependentRoutingStaysInOneLane(routing: Routing) throws {
-        var config = tinyConfig
-        config.routing = routing
-        config.numExperts = 2
-        config.topK = 1
-        let model = try Model(config: config, seed: 3)
+        let model = try Model(config: tinyConfig(routing: routing, experts: 2, topK: 1), seed: 3)
         #expect(model.lanes > 1)
         let pass = try model.forward(randomBatch(.imageClassification, seed: 2))
         #expect(!pass.inputPass.isLaned && !pass.candidatePass.isLaned)

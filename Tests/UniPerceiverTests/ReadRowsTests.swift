@@ -19,14 +19,8 @@ import Testing
     @Test("only the read rows give the loss and gradient of every row", arguments: TaskKind.allCases, [1, 2])
     func sameAsEveryRow(task: TaskKind, lanes: Int) throws {
         for (name, routing, layers) in Self.models {
-            var config = tinyConfig
-            config.routing = routing
-            if routing != .none {
-                config.numExperts = 4
-                config.topK = 2
-                config.moeLayers = layers  // odd: layer 0 MoE, layer 1 (the last) dense
-            }
-            var full = randomizedModel(seed: 41, config: config)
+            // odd: layer 0 MoE, layer 1 (the last) dense
+            var full = randomizedModel(seed: 41, config: tinyConfig(routing: routing, layers: layers))
             full.lanes = lanes
             full.computesOnlyReadRows = false
             var read = full
@@ -63,11 +57,7 @@ import Testing
 
     @Test("a token- or context-routed last layer computes every row", arguments: [Routing.token, .context])
     func dataDependentLastLayerComputesEveryRow(routing: Routing) throws {
-        var config = tinyConfig
-        config.routing = routing
-        config.numExperts = 4
-        config.topK = 2
-        let model = try Model(config: config, seed: 3)
+        let model = try Model(config: tinyConfig(routing: routing), seed: 3)
         let pass = try model.forward(randomBatch(.imageClassification, seed: 1))
         #expect(pass.inputPass.readRows == nil && pass.inputPass.outputRowCount == pass.inputPass.sequences.tokenCount)
     }

@@ -7,6 +7,18 @@ let tinyConfig = ModelConfig(
     hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 64, imageSize: 4, patchSize: 2,
     channels: 2, vocabSize: 20, maxTextLength: 8, layerScaleInit: 1e-3)
 
+/// `tinyConfig` routed by `routing` (dense for `.none`) over `experts` experts, top-`topK`, in `layers`.
+func tinyConfig(routing: Routing, experts: Int = 4, topK: Int = 2, layers: MoELayers = .all) -> ModelConfig {
+    var config = tinyConfig
+    config.routing = routing
+    if routing != .none {
+        config.numExperts = experts
+        config.topK = topK
+        config.moeLayers = layers
+    }
+    return config
+}
+
 /// A tiny model whose weights are scaled so every gradient is clearly non-zero (the paper's γ of
 /// 1e-3 would make the encoder's gradients vanish next to the head's), like the fixture weights.
 func randomizedModel(
