@@ -23,36 +23,35 @@ extension CLITests {
 
     @Test("train → probe → analyze → report → check against itself → 0; a perturbed candidate → 1; not HDF5 → 2")
     func analyzeReportCheck() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let checkpoint = try Self.trainTiny(into: root.appendingPathComponent("run"))
-        let baseline = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
+        try Self.withTinyRun { root, checkpoint in
+            let baseline = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
 
-        let reportURL = root.appendingPathComponent("report/report.md")
-        let report = try Self.run(["report", baseline.path, "--out", reportURL.path])
-        #expect(report.status == 0, "stderr: \(report.stderr)")
-        let markdown = try String(contentsOf: reportURL, encoding: .utf8)
-        #expect(markdown.contains("encoder.layers.0") && markdown.contains("image-classification"))
-        let files = try FileManager.default.contentsOfDirectory(atPath: reportURL.deletingLastPathComponent().path)
-        #expect(files.contains { $0.hasSuffix(".svg") })
+            let reportURL = root.appendingPathComponent("report/report.md")
+            let report = try Self.run(["report", baseline.path, "--out", reportURL.path])
+            #expect(report.status == 0, "stderr: \(report.stderr)")
+            let markdown = try String(contentsOf: reportURL, encoding: .utf8)
+            #expect(markdown.contains("encoder.layers.0") && markdown.contains("image-classification"))
+            let files = try FileManager.default.contentsOfDirectory(atPath: reportURL.deletingLastPathComponent().path)
+            #expect(files.contains { $0.hasSuffix(".svg") })
 
-        let same = try Self.run(["check", "--baseline", baseline.path, "--candidate", baseline.path, "--tolerance", "0"])
-        #expect(same.status == 0, "stderr: \(same.stderr)")
-        #expect(same.stdout.contains("within tolerance"))
+            let same = try Self.run(["check", "--baseline", baseline.path, "--candidate", baseline.path, "--tolerance", "0"])
+            #expect(same.status == 0, "stderr: \(same.stderr)")
+            #expect(same.stdout.contains("within tolerance"))
 
-        let perturbed = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "perturbed", seed: 7)
-        let moved = try Self.run(
-            ["check", "--baseline", baseline.path, "--candidate", perturbed.path, "--tolerance", "0"])
-        #expect(moved.status == 1, "stdout: \(moved.stdout) stderr: \(moved.stderr)")
-        #expect(moved.stdout.contains("| group |"))
+            let perturbed = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "perturbed", seed: 7)
+            let moved = try Self.run(
+                ["check", "--baseline", baseline.path, "--candidate", perturbed.path, "--tolerance", "0"])
+            #expect(moved.status == 1, "stdout: \(moved.stdout) stderr: \(moved.stderr)")
+            #expect(moved.stdout.contains("| group |"))
 
-        let garbage = root.appendingPathComponent("garbage.h5")
-        try Data("not hdf5".utf8).write(to: garbage)
-        let bad = try Self.run(["check", "--baseline", baseline.path, "--candidate", garbage.path])
-        #expect(bad.status == 2)
-        #expect(bad.stderr.contains(garbage.path))
-        #expect(bad.stderr.split(separator: "\n").count == 1)
-        let badAnalyze = try Self.run(["analyze", garbage.path, "--out", root.appendingPathComponent("x.h5").path])
-        #expect(badAnalyze.status == 2 && badAnalyze.stderr.contains(garbage.path))
+            let garbage = root.appendingPathComponent("garbage.h5")
+            try Data("not hdf5".utf8).write(to: garbage)
+            let bad = try Self.run(["check", "--baseline", baseline.path, "--candidate", garbage.path])
+            #expect(bad.status == 2)
+            #expect(bad.stderr.contains(garbage.path))
+            #expect(bad.stderr.split(separator: "\n").count == 1)
+            let badAnalyze = try Self.run(["analyze", garbage.path, "--out", root.appendingPathComponent("x.h5").path])
+            #expect(badAnalyze.status == 2 && badAnalyze.stderr.contains(garbage.path))
+        }
     }
 }

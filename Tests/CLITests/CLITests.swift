@@ -71,6 +71,16 @@ import Testing
 
     static let tiny = ["--config", "tiny", "--batch-size", "8", "--warmup", "1"]
 
+    /// Runs `body` with a fresh temporary folder `root` (removed afterwards) and the checkpoint of a
+    /// tiny model trained into `root/run`.
+    static func withTinyRun(
+        sourceLocation: SourceLocation = #_sourceLocation, _ body: (_ root: URL, _ checkpoint: URL) throws -> Void
+    ) throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        try body(root, try trainTiny(into: root.appendingPathComponent("run"), sourceLocation: sourceLocation))
+    }
+
     /// Trains the tiny dense model for `steps` into `directory` and returns its checkpoint; the
     /// training itself must exit 0.
     static func trainTiny(

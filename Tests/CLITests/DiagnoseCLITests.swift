@@ -7,38 +7,38 @@ import Testing
 extension CLITests {
     @Test("diagnose: probe.h5, interference.h5 and report.md in one folder, --lookahead included; bad requests → 2")
     func diagnose() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let checkpoint = try Self.trainTiny(into: root.appendingPathComponent("run")).path
-        let settings = [
-            "--data", Self.data, "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
-            "--bootstrap", "0",
-        ]
-        let out = root.appendingPathComponent("diagnosis")
-        let good = try Self.run(
-            ["diagnose", "--checkpoint", checkpoint, "--out", out.path, "--lookahead", "1e-3",
-             "--lookahead-samples", "2", "--lookahead-steps", "1"] + settings)
-        #expect(good.status == 0, "stderr: \(good.stderr)")
-        #expect(good.stdout.contains("look-ahead encoder.layers.0: λ = 0.001, 8 pairs"), "\(good.stdout)")
-        for name in ["probe.h5", "interference.h5", "report.md"] {
-            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(name).path), "no \(name)")
-        }
-        let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
-        #expect(markdown.contains("## encoder.layers.0"))
-        #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
+        try Self.withTinyRun { root, checkpointFile in
+            let checkpoint = checkpointFile.path
+            let settings = [
+                "--data", Self.data, "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
+                "--bootstrap", "0",
+            ]
+            let out = root.appendingPathComponent("diagnosis")
+            let good = try Self.run(
+                ["diagnose", "--checkpoint", checkpoint, "--out", out.path, "--lookahead", "1e-3",
+                 "--lookahead-samples", "2", "--lookahead-steps", "1"] + settings)
+            #expect(good.status == 0, "stderr: \(good.stderr)")
+            #expect(good.stdout.contains("look-ahead encoder.layers.0: λ = 0.001, 8 pairs"), "\(good.stdout)")
+            for name in ["probe.h5", "interference.h5", "report.md"] {
+                #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(name).path), "no \(name)")
+            }
+            let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+            #expect(markdown.contains("## encoder.layers.0"))
+            #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
 
-        func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
-            let bad = root.appendingPathComponent("bad")
-            let result = try Self.run(["diagnose", "--out", bad.path] + arguments + settings)
-            #expect(result.status == 2, "\(arguments): stdout \(result.stdout)")
-            #expect(result.stderr.contains(file) && result.stderr.contains(reason), "\(result.stderr)")
-            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("report.md").path))
-            #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("probe.h5").path))
+            func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
+                let bad = root.appendingPathComponent("bad")
+                let result = try Self.run(["diagnose", "--out", bad.path] + arguments + settings)
+                #expect(result.status == 2, "\(arguments): stdout \(result.stdout)")
+                #expect(result.stderr.contains(file) && result.stderr.contains(reason), "\(result.stderr)")
+                #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("report.md").path))
+                #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("probe.h5").path))
+            }
+            try expectRefused(["--checkpoint", checkpoint, "--lookahead", "0"], naming: checkpoint, "finite number > 0")
+            try expectRefused(["--checkpoint", checkpoint, "--lookahead-samples", "0", "--lookahead", "1e-3"], naming: checkpoint, "look-ahead samples must be ≥ 1")
+            let missing = root.appendingPathComponent("missing.safetensors").path
+            try expectRefused(["--checkpoint", missing], naming: missing, "cannot open")
         }
-        try expectRefused(["--checkpoint", checkpoint, "--lookahead", "0"], naming: checkpoint, "finite number > 0")
-        try expectRefused(["--checkpoint", checkpoint, "--lookahead-samples", "0", "--lookahead", "1e-3"], naming: checkpoint, "look-ahead samples must be ≥ 1")
-        let missing = root.appendingPathComponent("missing.safetensors").path
-        try expectRefused(["--checkpoint", missing], naming: missing, "cannot open")
     }
 }

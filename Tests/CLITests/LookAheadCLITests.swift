@@ -6,52 +6,52 @@ import Testing
 extension CLITests {
     @Test("analyze --lookahead: exact beside first-order; no --checkpoint, no stored rows, λ ≤ 0, another checkpoint → 2")
     func lookAhead() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let checkpoint = try Self.trainTiny(into: root.appendingPathComponent("run")).path
-        func probe(_ name: String, store: Bool) throws -> String {
-            let url = root.appendingPathComponent(name).path
-            let probed = try Self.run(
-                ["probe", "--checkpoint", checkpoint, "--data", Self.data,
-                 "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
-                 "--out", url, "--quiet"] + (store ? ["--store-gradients"] : []))
-            #expect(probed.status == 0, "stderr: \(probed.stderr)")
-            return url
-        }
-        let rows = try probe("rows.probe.h5", store: true)
-        let grams = try probe("grams.probe.h5", store: false)
-        let out = root.appendingPathComponent("out.h5").path
-        let source = ["--checkpoint", checkpoint, "--data", Self.data]
+        try Self.withTinyRun { root, checkpointFile in
+            let checkpoint = checkpointFile.path
+            func probe(_ name: String, store: Bool) throws -> String {
+                let url = root.appendingPathComponent(name).path
+                let probed = try Self.run(
+                    ["probe", "--checkpoint", checkpoint, "--data", Self.data,
+                     "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
+                     "--out", url, "--quiet"] + (store ? ["--store-gradients"] : []))
+                #expect(probed.status == 0, "stderr: \(probed.stderr)")
+                return url
+            }
+            let rows = try probe("rows.probe.h5", store: true)
+            let grams = try probe("grams.probe.h5", store: false)
+            let out = root.appendingPathComponent("out.h5").path
+            let source = ["--checkpoint", checkpoint, "--data", Self.data]
 
-        let good = try Self.run(
-            ["analyze", rows, "--bootstrap", "0", "--lookahead", "1e-3", "--lookahead-samples", "2",
-             "--lookahead-steps", "1", "--out", out] + source)
-        #expect(good.status == 0, "stderr: \(good.stderr)")
-        #expect(good.stdout.contains("look-ahead encoder.layers.0: λ = 0.001, 8 pairs"))
-        let report = root.appendingPathComponent("report.md")
-        let reported = try Self.run(["report", out, "--out", report.path])
-        #expect(reported.status == 0, "stderr: \(reported.stderr)")
-        let markdown = try String(contentsOf: report, encoding: .utf8)
-        #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
+            let good = try Self.run(
+                ["analyze", rows, "--bootstrap", "0", "--lookahead", "1e-3", "--lookahead-samples", "2",
+                 "--lookahead-steps", "1", "--out", out] + source)
+            #expect(good.status == 0, "stderr: \(good.stderr)")
+            #expect(good.stdout.contains("look-ahead encoder.layers.0: λ = 0.001, 8 pairs"))
+            let report = root.appendingPathComponent("report.md")
+            let reported = try Self.run(["report", out, "--out", report.path])
+            #expect(reported.status == 0, "stderr: \(reported.stderr)")
+            let markdown = try String(contentsOf: report, encoding: .utf8)
+            #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
 
-        func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
-            let result = try Self.run(["analyze"] + arguments + ["--out", root.appendingPathComponent("bad.h5").path])
-            #expect(result.status == 2, "\(arguments): stdout \(result.stdout)")
-            #expect(result.stderr.contains(file) && result.stderr.contains(reason), "\(result.stderr)")
-            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad.h5").path))
+            func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
+                let result = try Self.run(["analyze"] + arguments + ["--out", root.appendingPathComponent("bad.h5").path])
+                #expect(result.status == 2, "\(arguments): stdout \(result.stdout)")
+                #expect(result.stderr.contains(file) && result.stderr.contains(reason), "\(result.stderr)")
+                #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad.h5").path))
+            }
+            try expectRefused([rows, "--lookahead", "1e-3"], naming: rows, "needs --checkpoint and --data")
+            try expectRefused(
+                [rows, "--lookahead", "1e-3", "--checkpoint", checkpoint], naming: rows, "needs --checkpoint and --data")
+            try expectRefused([grams, "--lookahead", "1e-3"] + source, naming: grams, "--store-gradients")
+            try expectRefused([rows, "--lookahead", "0"] + source, naming: rows, "finite number > 0")
+            try expectRefused([rows, "--lookahead=-1"] + source, naming: rows, "finite number > 0")
+            try expectRefused([rows, "--lookahead", "inf"] + source, naming: rows, "finite number > 0")
+            // A checkpoint other than the one probed: named, with the probe it does not match.
+            let otherCheckpoint = try Self.trainTiny(into: root.appendingPathComponent("other"), steps: 4).path
+            try expectRefused(
+                [rows, "--lookahead", "1e-3", "--checkpoint", otherCheckpoint, "--data", Self.data],
+                naming: otherCheckpoint, "SHA-256 differs")
         }
-        try expectRefused([rows, "--lookahead", "1e-3"], naming: rows, "needs --checkpoint and --data")
-        try expectRefused(
-            [rows, "--lookahead", "1e-3", "--checkpoint", checkpoint], naming: rows, "needs --checkpoint and --data")
-        try expectRefused([grams, "--lookahead", "1e-3"] + source, naming: grams, "--store-gradients")
-        try expectRefused([rows, "--lookahead", "0"] + source, naming: rows, "finite number > 0")
-        try expectRefused([rows, "--lookahead=-1"] + source, naming: rows, "finite number > 0")
-        try expectRefused([rows, "--lookahead", "inf"] + source, naming: rows, "finite number > 0")
-        // A checkpoint other than the one probed: named, with the probe it does not match.
-        let otherCheckpoint = try Self.trainTiny(into: root.appendingPathComponent("other"), steps: 4).path
-        try expectRefused(
-            [rows, "--lookahead", "1e-3", "--checkpoint", otherCheckpoint, "--data", Self.data],
-            naming: otherCheckpoint, "SHA-256 differs")
     }
 }
