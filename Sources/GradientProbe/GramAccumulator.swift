@@ -12,18 +12,26 @@ import Kernels
 /// P = 147k and more on cancelling cross-task entries. The price is Double's half-speed GEMM plus
 /// one conversion per element and tile row, small next to forward and backward.
 ///
+/// **Zero rows are skipped.** An MoE expert's gradient is exactly zero for every mini-batch that
+/// routed nothing to it, and on the demo's attribute-routed model three quarters of the experts'
+/// Gram work was such rows. Each tile's rows are packed per column block without the rows that are
+/// zero there; a tile pair multiplies only what is left (nothing when either side is empty) and
+/// adds the product into its Gram entries. A skipped row's entries are exactly 0 — what multiplying
+/// it would add, since rows are finite (the probe refuses or zeroes non-finite ones).
+///
 /// **Determinism.** Entry `(a, b)` with `a ≤ b` is produced by the dgemm calls of the tile pair
-/// `(⌊a/rowTile⌋, ⌊b/rowTile⌋)`, one per column block, in column order, each call with the same
-/// shape and operands on every path. Loading more or fewer rows at once (``superRows``) only changes
-/// which tile pairs are visited together, never an entry's arithmetic. The lower triangle is the
-/// mirror of the upper, so `G` is exactly symmetric. This is what makes merged shards equal an
-/// unsharded run bit for bit (same rows, same arithmetic).
+/// `(⌊a/rowTile⌋, ⌊b/rowTile⌋)`, one per column block, in column order; each call's shape and
+/// operands depend only on the rows of those two tiles in that block, never on how rows were loaded.
+/// Loading more or fewer rows at once (``superRows``) only changes which tile pairs are visited
+/// together, never an entry's arithmetic. The lower triangle is the mirror of the upper, so `G` is
+/// exactly symmetric. This is what makes merged shards equal an unsharded run bit for bit (same
+/// rows, same arithmetic).
 ///
 /// **Threads.** OpenBLAS's result for one call can depend on its thread count (observed on partial
 /// tiles), so every call runs single-threaded (`BLASThreads.singleThreaded`) and the tile pairs of a
-/// column block run concurrently instead (`forEachLane`), each writing its own block.
+/// column block run concurrently instead (`forEachLane`), each writing its own entries.
 public enum GramAccumulator {
-    /// Rows per tile (the `m`, `n` of every dgemm call).
+    /// Rows per tile (the largest `m`, `n` of a dgemm call).
     public static let rowTile = 64
     /// Columns per block (the `k` of every dgemm call).
     public static let columnBlock = 4096
@@ -50,8 +58,8 @@ public enum GramAccumulator {
         guard n > 0, width > 0 else { return gram }
         let step = max(rowTile, (superRows + rowTile - 1) / rowTile * rowTile)
         let supers = stride(from: 0, to: n, by: step).map { $0..<min($0 + step, n) }
-        var first = [Double]()
-        var second = [Double]()
+        var first = PackedBlock()
+        var second = PackedBlock()
         for (i, rowsA) in supers.enumerated() {
             let a = try load(rowsA)
             precondition(a.count == rowsA.count * width, "GramAccumulator: load returned \(a.count) values")
@@ -64,14 +72,11 @@ public enum GramAccumulator {
                     precondition(b.count == rowsB.count * width, "GramAccumulator: load returned \(b.count) values")
                 }
                 for c0 in stride(from: 0, to: width, by: columnBlock) {
-                    let k = min(columnBlock, width - c0)
-                    convert(a, rows: rowsA.count, width: width, columns: c0..<(c0 + k), into: &first)
+                    let columns = c0..<min(c0 + columnBlock, width)
+                    first.pack(a, rows: rowsA, width: width, columns: columns)
                     let same = rowsB == rowsA
-                    if !same {
-                        convert(b, rows: rowsB.count, width: width, columns: c0..<(c0 + k), into: &second)
-                    }
-                    multiplyTiles(
-                        first, rowsA, same ? first : second, rowsB, k: k, gram: &gram, n: n)
+                    if !same { second.pack(b, rows: rowsB, width: width, columns: columns) }
+                    multiplyTiles(first, same ? first : second, k: columns.count, gram: &gram, n: n)
                 }
             }
         }
@@ -81,50 +86,73 @@ public enum GramAccumulator {
         return gram
     }
 
-    /// Rows `rows` of `values`, columns `columns`, as Double `[rows · columns.count]`.
-    static func convert(
-        _ values: [Float], rows: Int, width: Int, columns: Range<Int>, into out: inout [Double]
-    ) {
-        let k = columns.count
-        if out.count != rows * k { out = [Double](repeating: 0, count: rows * k) }
-        values.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for r in 0..<rows {
-                    let s = src.baseAddress! + r * width + columns.lowerBound
-                    let d = dst.baseAddress! + r * k
-                    for j in 0..<k { d[j] = Double(s[j]) }
+    /// One column block of a range of rows in Double, tile by tile, each tile holding only its rows
+    /// that are not all zero in this block (`rows`, global indices, ascending; their values
+    /// `[rows.count, k]` from `values[offset...]`). `index` is the tile's global number, `⌊row/rowTile⌋`.
+    struct PackedBlock {
+        struct Tile {
+            var index: Int
+            var rows: [Int]
+            var offset: Int
+        }
+        var values: [Double] = []
+        var tiles: [Tile] = []
+
+        /// Packs rows `rows` of `source` (`rows.count × width` Floats), columns `columns`.
+        mutating func pack(_ source: [Float], rows: Range<Int>, width: Int, columns: Range<Int>) {
+            let k = columns.count
+            if values.count < rows.count * k { values = [Double](repeating: 0, count: rows.count * k) }
+            tiles.removeAll(keepingCapacity: true)
+            var used = 0
+            source.withUnsafeBufferPointer { src in
+                values.withUnsafeMutableBufferPointer { dst in
+                    for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: GramAccumulator.rowTile) {
+                        var tile = Tile(index: t0 / GramAccumulator.rowTile, rows: [], offset: used)
+                        for r in t0..<min(t0 + GramAccumulator.rowTile, rows.upperBound) {
+                            let s = src.baseAddress! + (r - rows.lowerBound) * width + columns.lowerBound
+                            guard (0..<k).contains(where: { s[$0] != 0 }) else { continue }
+                            let d = dst.baseAddress! + used * k
+                            for j in 0..<k { d[j] = Double(s[j]) }
+                            tile.rows.append(r)
+                            used += 1
+                        }
+                        tiles.append(tile)
+                    }
                 }
             }
         }
     }
 
-    /// Adds `A_I·B_Jᵀ` into `gram` for every tile pair `I ⊂ rowsA`, `J ⊂ rowsB` with
-    /// `J.lowerBound ≥ I.lowerBound` (the upper triangle, tile by tile).
-    static func multiplyTiles(
-        _ a: [Double], _ rowsA: Range<Int>, _ b: [Double], _ rowsB: Range<Int>, k: Int,
-        gram: inout [Double], n: Int
-    ) {
-        var pairs: [(i0: Int, j0: Int)] = []
-        for i0 in stride(from: rowsA.lowerBound, to: rowsA.upperBound, by: rowTile) {
-            for j0 in stride(from: rowsB.lowerBound, to: rowsB.upperBound, by: rowTile) where j0 >= i0 {
-                pairs.append((i0, j0))
+    /// Adds `A_I·B_Jᵀ` into `gram` for every tile pair `I` of `a`, `J` of `b` with `J ≥ I` (the upper
+    /// triangle, tile by tile), skipping pairs with an empty side.
+    static func multiplyTiles(_ a: PackedBlock, _ b: PackedBlock, k: Int, gram: inout [Double], n: Int) {
+        var pairs: [(PackedBlock.Tile, PackedBlock.Tile)] = []
+        for tileA in a.tiles where !tileA.rows.isEmpty {
+            for tileB in b.tiles where !tileB.rows.isEmpty && tileB.index >= tileA.index {
+                pairs.append((tileA, tileB))
             }
         }
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
+        guard !pairs.isEmpty else { return }  // every row of one side is zero in this block
+        a.values.withUnsafeBufferPointer { pa in
+            b.values.withUnsafeBufferPointer { pb in
                 gram.withUnsafeMutableBufferPointer { pg in
-                    // Tile pairs write disjoint blocks of the Gram: they run concurrently, each call
+                    // Tile pairs write disjoint entries of the Gram: they run concurrently, each call
                     // single-threaded, so no call's arithmetic depends on the thread count.
                     BLASThreads.singleThreaded {
                         forEachLane(pairs.count) { p in
-                            let (i0, j0) = pairs[p]
-                            let m = min(rowTile, rowsA.upperBound - i0)
-                            let cols = min(rowTile, rowsB.upperBound - j0)
+                            let (tileA, tileB) = pairs[p]
+                            let m = tileA.rows.count
+                            let cols = tileB.rows.count
+                            let product = UnsafeMutablePointer<Double>.allocate(capacity: m * cols)
+                            defer { product.deallocate() }
                             cblas_dgemm(
-                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols),
-                                Int32(k), 1, pa.baseAddress! + (i0 - rowsA.lowerBound) * k, Int32(k),
-                                pb.baseAddress! + (j0 - rowsB.lowerBound) * k, Int32(k), 1,
-                                pg.baseAddress! + i0 * n + j0, Int32(n))
+                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1,
+                                pa.baseAddress! + tileA.offset * k, Int32(k), pb.baseAddress! + tileB.offset * k,
+                                Int32(k), 0, product, Int32(cols))
+                            for (i, ra) in tileA.rows.enumerated() {
+                                let row = pg.baseAddress! + ra * n
+                                for (j, rb) in tileB.rows.enumerated() { row[rb] += product[i * cols + j] }
+                            }
                         }
                     }
                 }

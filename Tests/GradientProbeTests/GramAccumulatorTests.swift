@@ -56,3 +56,59 @@ import Testing
         #expect(rows * 2 * (4 * 1000 + 8 * 1000) <= 100 << 20)
     }
 }
+
+/// Rows that are zero in a column block (an MoE expert no mini-batch routed to) are skipped: the
+/// Gram must still equal the explicit dot products, zero rows give exact zeros, and the result must
+/// not depend on how rows are loaded.
+@Suite struct GramAccumulatorZeroRowTests {
+    /// 150 rows × 5000 (two column blocks). Zero: every third row entirely; rows 64..<128 (one
+    /// whole tile) in the first block; row 5 in the second block only.
+    static let count = 150
+    static let width = 5000
+    static let rows: [Float] = {
+        var rng = SeededRNG(seed: 4)
+        var values = (0..<(count * width)).map { _ in Float(rng.nextGaussian()) }
+        for r in 0..<count {
+            let zeroColumns: Range<Int>? =
+                r % 3 == 0 ? 0..<width
+                : (64..<128).contains(r) ? 0..<GramAccumulator.columnBlock
+                : r == 5 ? GramAccumulator.columnBlock..<width : nil
+            if let zeroColumns { for c in zeroColumns { values[r * width + c] = 0 } }
+        }
+        return values
+    }()
+
+    func gram(superRows: Int) -> [Double] {
+        let rows = Self.rows
+        let width = Self.width
+        return GramAccumulator.gram(rowCount: Self.count, width: width, superRows: superRows) { range in
+            Array(rows[(range.lowerBound * width)..<(range.upperBound * width)])
+        }
+    }
+
+    @Test func equalsExplicitDotProductsAndZeroRowsGiveZeros() {
+        let n = Self.count
+        let fast = gram(superRows: n)
+        let naive = naiveGram(Self.rows, count: n, width: Self.width)
+        var worst = 0.0
+        for a in 0..<n where a % 3 != 0 {
+            for b in 0..<n where b % 3 != 0 {
+                let scale = (naive[a * n + a] * naive[b * n + b]).squareRoot()
+                worst = max(worst, abs(fast[a * n + b] - naive[a * n + b]) / scale)
+            }
+        }
+        #expect(worst < 1e-13)
+        var nonZero = 0
+        for a in stride(from: 0, to: n, by: 3) {
+            for b in 0..<n where fast[a * n + b] != 0 || fast[b * n + a] != 0 { nonZero += 1 }
+        }
+        #expect(nonZero == 0, "entries of all-zero rows are exactly 0")
+        #expect(fast[5 * n + 5] > 0 && fast[70 * n + 70] > 0, "rows zero in one block only still count their other block")
+    }
+
+    @Test func rowsLoadedPerCallDoNotChangeABit() {
+        let whole = gram(superRows: Self.count)
+        #expect(gram(superRows: 64) == whole)
+        #expect(gram(superRows: 128) == whole)
+    }
+}
