@@ -223,7 +223,9 @@ public enum Probe {
                                 from: src.baseAddress! + p.offset, count: p.count)
                         }
                     }
-                } else {
+                } else if values[p.range].contains(where: { $0 != 0 }) {
+                    // An all-zero row (an MoE expert this mini-batch did not route to) is not
+                    // written: the dataset's unwritten rows read as 0 and take no space.
                     let row = Array(values[p.range])
                     try storage { () throws(StorageError) in
                         try file.writeRows(row, at: local, to: ProbeFile.gradientsPath(p.name))

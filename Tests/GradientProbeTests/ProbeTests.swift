@@ -114,6 +114,38 @@ import UniPerceiver
         #expect(a.parameters.filter(\.hasGradients).isEmpty)
     }
 
+    /// An attribute-routed MoE leaves every expert a mini-batch did not route to with an all-zero
+    /// row. Spilling skips writing those rows (they read back as 0) and the Gram skips multiplying
+    /// them: the Grams and the stored rows must still equal the in-memory run's bit for bit.
+    @Test func moeZeroRowsSpilledAndInMemoryAgreeBitForBit() throws {
+        var config = ProbeFixture.config
+        config.routing = .attribute
+        config.numExperts = 8
+        config.topK = 1
+        let model: Model
+        do { model = try Model(config: config, seed: 12) } catch { Issue.record("\(error)"); return }
+        let fixture = try ProbeFixture(model: model)
+        defer { fixture.remove() }
+        try fixture.probe("memory.h5", ProbeFixture.options(storeGradients: true))
+        let spilled = try fixture.probe("spilled.h5", ProbeFixture.options(memoryBudget: 0))
+        #expect(spilled.spilled.count == spilled.parameters)
+        let a = try ProbeFile.read(fixture.file("memory.h5"))
+        let b = try ProbeFile.read(fixture.file("spilled.h5"))
+        #expect(a.parameters.map(\.gram) == b.parameters.map(\.gram))
+        let memoryFile = try HDF5File.open(fixture.file("memory.h5"))
+        let spilledFile = try HDF5File.open(fixture.file("spilled.h5"))
+        var zeroRows = 0
+        for p in a.parameters {
+            let path = ProbeFile.gradientsPath(p.name)
+            let x = try memoryFile.readRows(0..<12, from: path, as: Float.self).values
+            let y = try spilledFile.readRows(0..<12, from: path, as: Float.self).values
+            #expect(x == y, "stored rows of \(p.name)")
+            let width = x.count / 12
+            zeroRows += (0..<12).filter { r in x[(r * width)..<((r + 1) * width)].allSatisfy { $0 == 0 } }.count
+        }
+        #expect(zeroRows > 0, "some expert rows are all zero, so the skipping is exercised")
+    }
+
     @Test func fileHoldsEveryAttributeOfTheSchemaAndNoStrayFile() throws {
         let fixture = try ProbeFixture()
         defer { fixture.remove() }
