@@ -3,6 +3,13 @@ import Testing
 
 @testable import GradientProbe
 
+/// `GramAccumulator.gram` of in-memory rows, `superRows` of them handed over per load.
+func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) -> [Double] {
+    GramAccumulator.gram(rowCount: count, width: width, superRows: superRows) { range in
+        Array(rows[(range.lowerBound * width)..<(range.upperBound * width)])
+    }
+}
+
 @Suite struct GramAccumulatorTests {
     /// 150 rows (three row tiles, the last partial) of 5000 values (two column blocks).
     static let count = 150
@@ -13,11 +20,7 @@ import Testing
     }()
 
     func gram(superRows: Int) -> [Double] {
-        let rows = Self.rows
-        let width = Self.width
-        return GramAccumulator.gram(rowCount: Self.count, width: width, superRows: superRows) { range in
-            Array(rows[(range.lowerBound * width)..<(range.upperBound * width)])
-        }
+        accumulatedGram(Self.rows, count: Self.count, width: Self.width, superRows: superRows)
     }
 
     @Test func equalsExplicitDotProductsInDouble() {
@@ -79,11 +82,7 @@ import Testing
     }()
 
     func gram(superRows: Int) -> [Double] {
-        let rows = Self.rows
-        let width = Self.width
-        return GramAccumulator.gram(rowCount: Self.count, width: width, superRows: superRows) { range in
-            Array(rows[(range.lowerBound * width)..<(range.upperBound * width)])
-        }
+        accumulatedGram(Self.rows, count: Self.count, width: Self.width, superRows: superRows)
     }
 
     @Test func equalsExplicitDotProductsAndZeroRowsGiveZeros() {
