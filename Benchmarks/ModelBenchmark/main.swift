@@ -221,11 +221,18 @@ for moeBatch in [8, 32] {
     let ffnRounds = max(5 * repeats, 10 * repeats * 8 / moeBatch)
     let ffn = try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: ffnRounds)
     let ffnZeroing = try interleavedMedians([{ denseFFN.zeroGradient() }, { tokenFFN.zeroGradient() }], rounds: ffnRounds)
+    // The same two on one core (OpenBLAS single-threaded): the work itself, without the two-thread
+    // split, which the experts' GEMMs (about N/4 rows each) gain less from than the dense FFN's.
+    let ffnOneCore = try BLASThreads.singleThreaded {
+        try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: max(repeats, ffnRounds / 2))
+    }
     print("")
     print("| FFN sub-layer of layer 0 alone (\(denseFFN.rows) tokens, D=\(c.hiddenSize), F=\(c.ffnSize), fwd+bwd) | ms (median of \(ffnRounds), interleaved) | ratio to dense FFN | of which gradient zeroing (ms) |")
     print("| --- | ---: | ---: | ---: |")
     print("| dense FFN | \(String(format: "%.3f", ffn[0])) | 1.00 | \(String(format: "%.3f", ffnZeroing[0])) |")
     print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) | \(String(format: "%.3f", ffnZeroing[1])) |")
+    print("| dense FFN, one core (for reference) | \(String(format: "%.3f", ffnOneCore[0])) | 1.00 | |")
+    print("| token-routed FFN, one core (for reference) | \(String(format: "%.3f", ffnOneCore[1])) | \(String(format: "%.2f", ffnOneCore[1] / ffnOneCore[0])) | |")
     print("")
     let attributeRatio = laned[1] / laned[0]
     let tokenRatio = ffn[1] / ffn[0]
