@@ -110,4 +110,23 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
         #expect(gram(superRows: 64) == whole)
         #expect(gram(superRows: 128) == whole)
     }
+
+    /// The skipping itself: a packed column block holds only the rows that are not zero in it.
+    @Test func packedTilesLeaveOutTheRowsThatAreZeroInTheirBlock() {
+        let n = Self.count
+        let width = Self.width
+        let block = GramAccumulator.columnBlock
+        var packed = GramAccumulator.PackedBlock()
+        packed.pack(Self.rows, rows: 0..<n, width: width, columns: 0..<block)
+        let kept = packed.tiles.map(\.rows)
+        #expect(packed.tiles.map(\.index) == [0, 1, 2])
+        #expect(kept[0] == (0..<64).filter { $0 % 3 != 0 })
+        #expect(kept[1].isEmpty, "rows 64..<128 are zero in the first block")
+        #expect(kept[2] == (128..<n).filter { $0 % 3 != 0 })
+        let second = packed.tiles[2]
+        #expect(packed.values[second.offset * block] == Double(Self.rows[second.rows[0] * width]))
+        packed.pack(Self.rows, rows: 0..<n, width: width, columns: block..<width)
+        #expect(packed.tiles[0].rows == (0..<64).filter { $0 % 3 != 0 && $0 != 5 }, "row 5 is zero in the second block")
+        #expect(packed.tiles[1].rows == (64..<128).filter { $0 % 3 != 0 })
+    }
 }
