@@ -4,7 +4,7 @@ SWIFT ?= swift
 APT_PACKAGES = libopenblas-dev libhdf5-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps pydeps build release test demo bench bench-model clean
+.PHONY: deps pydeps build release test demo bench bench-model bench-gram clean
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openblas hdf5; then \
@@ -35,6 +35,10 @@ clean:
 
 bench-model: release
 	.build/release/ModelBenchmark | tee reports/benchmarks-model.txt
+
+# The probe's Float64 Gram against sgemm and dgemm (issue 5).
+bench-gram: release
+	.build/release/GramBenchmark | tee reports/benchmarks-gram.txt
 
 # Swift vs PyTorch vs JAX on the same checkpoint and mini-batch (issue 6); writes reports/benchmarks.md.
 # The peers run from a local virtual environment made on first use (CPU wheels). PyTorch is taken from

@@ -39,7 +39,7 @@ let package = Package(
             ]),
         // Benchmarks are executables run on purpose (README "Benchmarks"), never from the tests.
         .executableTarget(
-            name: "ModelBenchmark", dependencies: ["Kernels", "UniPerceiver", "CBLAS"],
+            name: "ModelBenchmark", dependencies: ["BenchmarkSupport", "Kernels", "UniPerceiver", "CBLAS"],
             path: "Benchmarks/ModelBenchmark"),
         .target(name: "TestSupport", dependencies: ["Kernels", "Storage"]),
 
@@ -67,8 +67,15 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], exclude: ["Baselines"]),
         // Swift side of the PyTorch/JAX comparison (issue 6); driven by Benchmarks/run_bench.py.
         .executableTarget(
-            name: "GradientBenchmark", dependencies: ["CBLAS", "Kernels", "Storage", "UniPerceiver", "Training"],
+            name: "GradientBenchmark",
+            dependencies: ["BenchmarkSupport", "CBLAS", "Kernels", "Storage", "UniPerceiver", "Training"],
             path: "Benchmarks/GradientBenchmark"),
+        // The probe's Float64 Gram against the machine's sgemm and dgemm rates (issue 5).
+        .executableTarget(
+            name: "GramBenchmark",
+            dependencies: ["BenchmarkSupport", "CBLAS", "Kernels", "UniPerceiver", "GradientProbe"],
+            path: "Benchmarks/GramBenchmark"),
+        .target(name: "BenchmarkSupport", dependencies: ["CBLAS", "Kernels"], path: "Benchmarks/Support"),
     ],
     swiftLanguageModes: [.v6]
 )

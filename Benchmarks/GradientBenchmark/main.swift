@@ -7,6 +7,7 @@
 //   GradientBenchmark sgemm [--size 1024] [--repeats 5]
 //
 // Threads: OpenBLAS reads OPENBLAS_NUM_THREADS; the harness sets it to 2.
+import BenchmarkSupport
 import CBLAS
 import Foundation
 import Kernels
@@ -60,29 +61,6 @@ func emit(_ object: [String: Any]) throws {
     FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
-/// Best-of-`repeats` single-precision GEMM rate, n×n×n, in GFLOP/s (2·n³ FLOPs per product).
-func sgemmRate(size n: Int, repeats: Int) -> Double {
-    var rng = SeededRNG(seed: 1)
-    let a = (0..<(n * n)).map { _ in rng.nextFloat() - 0.5 }
-    let b = a
-    var c = [Float](repeating: 0, count: n * n)
-    var best = Double.infinity
-    for _ in 0..<repeats {
-        let start = now()
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    gemm(
-                        transposeA: false, transposeB: false, m: n, n: n, k: n,
-                        a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
-                        beta: 0, c: pc.baseAddress!, ldc: n)
-                }
-            }
-        }
-        best = min(best, (now() - start) / 1e3)
-    }
-    return 2 * Double(n * n * n) / best / 1e9
-}
 
 /// The mini-batch file: `images` F32 [B, C, S, S], `labels` I64 [B], `class_tokens` I64 [K, Lmax]
 /// (padded), `class_lengths` I64 [K] (tokens including EOT, no SPE).

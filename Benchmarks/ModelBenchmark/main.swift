@@ -1,6 +1,7 @@
 // Model benchmark (issues 2 and 4): milliseconds per forward+backward of one image-classification
 // mini-batch and the achieved GFLOP/s, next to the machine's sgemm rate measured in the same run.
 // Run on purpose, in release: `swift run -c release ModelBenchmark` (or `make bench-model`).
+import BenchmarkSupport
 import CBLAS
 import Foundation
 import Kernels
@@ -34,34 +35,6 @@ func forwardFLOPs(_ c: ModelConfig, batch B: Int, classes K: Int, classTokens: I
     return image + targets + head
 }
 
-func measureSGEMM(size n: Int, repeats: Int) -> Double {
-    var a = [Float](repeating: 0, count: n * n)
-    var rng = SeededRNG(seed: 1)
-    for i in a.indices { a[i] = rng.nextFloat() - 0.5 }
-    let b = a
-    var c = [Float](repeating: 0, count: n * n)
-    var best = Double.infinity
-    for _ in 0..<repeats {
-        let start = DispatchTime.now().uptimeNanoseconds
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    gemm(
-                        transposeA: false, transposeB: false, m: n, n: n, k: n,
-                        a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
-                        beta: 0, c: pc.baseAddress!, ldc: n)
-                }
-            }
-        }
-        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-    }
-    return 2 * Double(n * n * n) / best / 1e9
-}
-
-func median(_ values: [Double]) -> Double {
-    let s = values.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
 
 let setups = [
     Setup(
@@ -118,7 +91,7 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     }
     exit(0)
 }
-let sgemm = measureSGEMM(size: 1024, repeats: 5)
+let sgemm = sgemmRate(size: 1024, repeats: 5)
 print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s")
 print("")
 print("| configuration | tokens (image / class-name seqs) | ms per fwd+bwd (median of \(repeats)) | GFLOP/s | % of sgemm |")

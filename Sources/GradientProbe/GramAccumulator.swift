@@ -6,11 +6,11 @@ import Kernels
 /// are loaded at a time.
 ///
 /// **Precision (why Float64).** Rows are Float32 (what backward produces). Each block of
-/// ``columnBlock`` columns is converted to Double (exactly) and multiplied with `cblas_dgemm`, and
-/// the blocks are accumulated in Double: every product is exact and the sums carry ~1e-16 relative
-/// error, far inside the 1e-6 the metric needs. A Float32 `sgemm` would lose ~√P·6e-8 ≈ 2e-5 on
-/// P = 147k and more on cancelling cross-task entries. The price is Double's half-speed GEMM plus
-/// one conversion per element and tile row, small next to forward and backward.
+/// ``columnBlock`` columns is converted to Double (exactly) and multiplied with `cblas_dsyrk` /
+/// `cblas_dgemm`, and the blocks are accumulated in Double: every product is exact and the sums
+/// carry ~1e-16 relative error, far inside the 1e-6 the metric needs. A Float32 `sgemm` would lose
+/// ~√P·6e-8 ≈ 2e-5 on P = 147k and more on cancelling cross-task entries. The price is Double's
+/// half-speed multiply, which computing only the upper triangle gives back (`make bench-gram`).
 ///
 /// **Zero rows are skipped.** An MoE expert's gradient is exactly zero for every mini-batch that
 /// routed nothing to it, and on the demo's attribute-routed model three quarters of the experts'
@@ -19,25 +19,32 @@ import Kernels
 /// adds the product into its Gram entries. A skipped row's entries are exactly 0 — what multiplying
 /// it would add, since rows are finite (the probe refuses or zeroes non-finite ones).
 ///
-/// **Determinism.** Entry `(a, b)` with `a ≤ b` is produced by the dgemm calls of the tile pair
-/// `(⌊a/rowTile⌋, ⌊b/rowTile⌋)`, one per column block, in column order; each call's shape and
-/// operands depend only on the rows of those two tiles in that block, never on how rows were loaded.
-/// Loading more or fewer rows at once (``superRows``) only changes which tile pairs are visited
-/// together, never an entry's arithmetic. The lower triangle is the mirror of the upper, so `G` is
-/// exactly symmetric. This is what makes merged shards equal an unsharded run bit for bit (same
-/// rows, same arithmetic).
+/// **Lanes.** Every column block is split into ``lanes`` equal column ranges; lane `l` takes range
+/// `l` of every block and accumulates its own partial Gram, and `G` is their sum in lane order.
+/// Each lane makes few, large single-threaded calls (a whole tile pair per block), which run at
+/// 15.6–16.3 GFLOP/s here against 10–14.5 for 64-row tiles, and the lanes' work is equal whatever
+/// the width. The lane count is a constant, not the machine's core count: it is part of the
+/// arithmetic.
 ///
-/// **Threads.** OpenBLAS's result for one call can depend on its thread count (observed on partial
-/// tiles), so every call runs single-threaded (`BLASThreads.singleThreaded`) and the tile pairs of a
-/// column block run concurrently instead (`forEachLane`), each writing its own entries.
+/// **Determinism.** Entry `(a, b)` with `a ≤ b` is produced, in each lane, by the calls of the tile
+/// pair `(⌊a/tileRows⌋, ⌊b/tileRows⌋)` over that lane's column range of every block, in column
+/// order; each call's shape and operands depend only on the rows of those two tiles in that range,
+/// never on how rows were loaded. Loading more or fewer rows at once (`superRows`) only changes which
+/// tile pairs are visited together. The lower triangle is the mirror of the upper, so `G` is exactly
+/// symmetric. This is what makes merged shards equal an unsharded run bit for bit (same rows, same
+/// arithmetic). OpenBLAS's result for one call can depend on its thread count (observed on partial
+/// tiles), so every call is single-threaded (`BLASThreads.singleThreaded`).
 public enum GramAccumulator {
-    /// Rows per tile (the largest `m`, `n` of a dgemm call).
-    public static let rowTile = 64
-    /// Columns per block (the `k` of every dgemm call).
+    /// Rows per tile (the largest `m`, `n` of a BLAS call): the probe's default T·N = 300 rows are
+    /// two tiles. Also the fewest rows a spilled Gram loads at once.
+    public static let rowTile = 128
+    /// Columns per block; each lane's calls have `k = columnBlock / lanes`.
     public static let columnBlock = 4096
+    /// Column ranges per block, computed concurrently.
+    public static let lanes = 2
 
     /// Rows that can be loaded at once within `budget` bytes: two blocks of `rows × width` Float32
-    /// plus their Double conversions, a multiple of ``rowTile``, at least one tile.
+    /// plus every lane's Double conversions, a multiple of ``rowTile``, at least one tile.
     public static func superRows(width: Int, budget: Int) -> Int {
         let perRow = 2 * (4 * width + 8 * min(width, columnBlock))
         let rows = budget / max(perRow, 1)
@@ -53,32 +60,66 @@ public enum GramAccumulator {
         rowCount: Int, width: Int, superRows: Int,
         load: (Range<Int>) throws(E) -> [Float]
     ) throws(E) -> [Double] {
+        var multiplyAdds = 0
+        return try gram(rowCount: rowCount, width: width, superRows: superRows, multiplyAdds: &multiplyAdds, load: load)
+    }
+
+    /// ``gram(rowCount:width:superRows:load:)``, also adding to `multiplyAdds` the multiply-adds its
+    /// BLAS calls executed (what a GFLOP/s figure for the Gram should count: `2 ×` this).
+    /// `tileRows` replaces ``rowTile`` (tests use small tiles to cover many tile pairs cheaply).
+    public static func gram<E: Error>(
+        rowCount: Int, width: Int, superRows: Int, tileRows: Int = rowTile, multiplyAdds: inout Int,
+        load: (Range<Int>) throws(E) -> [Float]
+    ) throws(E) -> [Double] {
         let n = rowCount
         var gram = [Double](repeating: 0, count: n * n)
         guard n > 0, width > 0 else { return gram }
-        let step = max(rowTile, (superRows + rowTile - 1) / rowTile * rowTile)
+        let step = max(tileRows, (superRows + tileRows - 1) / tileRows * tileRows)
         let supers = stride(from: 0, to: n, by: step).map { $0..<min($0 + step, n) }
-        var first = PackedBlock()
-        var second = PackedBlock()
+        // Lane 0 accumulates into `gram`, every other lane into its own partial.
+        var partials = [Double](repeating: 0, count: (lanes - 1) * n * n)
+        var packs = [(PackedBlock, PackedBlock)](repeating: (PackedBlock(), PackedBlock()), count: lanes)
+        var laneWork = [Int](repeating: 0, count: lanes)
         for (i, rowsA) in supers.enumerated() {
             let a = try load(rowsA)
             precondition(a.count == rowsA.count * width, "GramAccumulator: load returned \(a.count) values")
             for rowsB in supers[i...] {
+                let same = rowsB == rowsA
                 let b: [Float]
-                if rowsB == rowsA {
+                if same {
                     b = a
                 } else {
                     b = try load(rowsB)
                     precondition(b.count == rowsB.count * width, "GramAccumulator: load returned \(b.count) values")
                 }
-                for c0 in stride(from: 0, to: width, by: columnBlock) {
-                    let columns = c0..<min(c0 + columnBlock, width)
-                    first.pack(a, rows: rowsA, width: width, columns: columns)
-                    let same = rowsB == rowsA
-                    if !same { second.pack(b, rows: rowsB, width: width, columns: columns) }
-                    multiplyTiles(first, same ? first : second, k: columns.count, gram: &gram, n: n)
+                withLaneTargets(&gram, &partials, n: n) { targets in
+                    packs.withUnsafeMutableBufferPointer { packs in
+                        laneWork.withUnsafeMutableBufferPointer { work in
+                            let (packs, work) = (UncheckedSendable(packs), UncheckedSendable(work))
+                            BLASThreads.singleThreaded {
+                                forEachLane(lanes) { lane in
+                                    for c0 in stride(from: 0, to: width, by: columnBlock) {
+                                        let block = c0..<min(c0 + columnBlock, width)
+                                        let columns = laneColumns(of: block, lane: lane)
+                                        guard !columns.isEmpty else { continue }
+                                        packs.value[lane].0.pack(a, rows: rowsA, width: width, columns: columns, tileRows: tileRows)
+                                        if !same {
+                                            packs.value[lane].1.pack(b, rows: rowsB, width: width, columns: columns, tileRows: tileRows)
+                                        }
+                                        let (first, second) = packs.value[lane]
+                                        work.value[lane] += multiplyTiles(
+                                            first, same ? first : second, k: columns.count, gram: targets[lane], n: n)
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
+        }
+        multiplyAdds += laneWork.reduce(0, +)
+        for l in 1..<lanes {
+            for e in gram.indices { gram[e] += partials[(l - 1) * n * n + e] }
         }
         for r in 0..<n {
             for c in 0..<r { gram[r * n + c] = gram[c * n + r] }
@@ -86,9 +127,29 @@ public enum GramAccumulator {
         return gram
     }
 
-    /// One column block of a range of rows in Double, tile by tile, each tile holding only its rows
-    /// that are not all zero in this block (`rows`, global indices, ascending; their values
-    /// `[rows.count, k]` from `values[offset...]`). `index` is the tile's global number, `⌊row/rowTile⌋`.
+    /// Lane `lane`'s share of a column block: the `lane`-th of ``lanes`` equal ranges.
+    static func laneColumns(of block: Range<Int>, lane: Int) -> Range<Int> {
+        let k = block.count
+        return (block.lowerBound + k * lane / lanes)..<(block.lowerBound + k * (lane + 1) / lanes)
+    }
+
+    /// Pointers to `gram` (lane 0) and each lane's partial (lanes 1…, `n²` each in `partials`),
+    /// valid inside `body`.
+    private static func withLaneTargets(
+        _ gram: inout [Double], _ partials: inout [Double], n: Int,
+        _ body: ([UnsafeMutablePointer<Double>]) -> Void
+    ) {
+        gram.withUnsafeMutableBufferPointer { g in
+            partials.withUnsafeMutableBufferPointer { p in
+                body([g.baseAddress!] + (1..<lanes).map { p.baseAddress! + ($0 - 1) * n * n })
+            }
+        }
+    }
+
+    /// One column range of a range of rows in Double, tile by tile, each tile holding only its rows
+    /// that are not all zero in this range (`rows`, global indices, ascending; their values
+    /// `[rows.count, k]` from `values[offset · k...]`). `index` is the tile's global number,
+    /// `⌊row/tileRows⌋`.
     struct PackedBlock {
         struct Tile {
             var index: Int
@@ -99,20 +160,29 @@ public enum GramAccumulator {
         var tiles: [Tile] = []
 
         /// Packs rows `rows` of `source` (`rows.count × width` Floats), columns `columns`.
-        mutating func pack(_ source: [Float], rows: Range<Int>, width: Int, columns: Range<Int>) {
+        mutating func pack(
+            _ source: [Float], rows: Range<Int>, width: Int, columns: Range<Int>,
+            tileRows: Int = GramAccumulator.rowTile
+        ) {
             let k = columns.count
             if values.count < rows.count * k { values = [Double](repeating: 0, count: rows.count * k) }
             tiles.removeAll(keepingCapacity: true)
             var used = 0
             source.withUnsafeBufferPointer { src in
                 values.withUnsafeMutableBufferPointer { dst in
-                    for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: GramAccumulator.rowTile) {
-                        var tile = Tile(index: t0 / GramAccumulator.rowTile, rows: [], offset: used)
-                        for r in t0..<min(t0 + GramAccumulator.rowTile, rows.upperBound) {
+                    for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: tileRows) {
+                        var tile = Tile(index: t0 / tileRows, rows: [], offset: used)
+                        for r in t0..<min(t0 + tileRows, rows.upperBound) {
                             let s = src.baseAddress! + (r - rows.lowerBound) * width + columns.lowerBound
-                            guard (0..<k).contains(where: { s[$0] != 0 }) else { continue }
                             let d = dst.baseAddress! + used * k
-                            for j in 0..<k { d[j] = Double(s[j]) }
+                            // Convert, and keep the row only when a value is not zero (±0 add
+                            // nothing to any dot product).
+                            var largest: Float = 0
+                            for j in 0..<k {
+                                d[j] = Double(s[j])
+                                largest = max(largest, abs(s[j]))
+                            }
+                            guard largest != 0 else { continue }
                             tile.rows.append(r)
                             used += 1
                         }
@@ -124,39 +194,50 @@ public enum GramAccumulator {
     }
 
     /// Adds `A_I·B_Jᵀ` into `gram` for every tile pair `I` of `a`, `J` of `b` with `J ≥ I` (the upper
-    /// triangle, tile by tile), skipping pairs with an empty side.
-    static func multiplyTiles(_ a: PackedBlock, _ b: PackedBlock, k: Int, gram: inout [Double], n: Int) {
-        var pairs: [(PackedBlock.Tile, PackedBlock.Tile)] = []
-        for tileA in a.tiles where !tileA.rows.isEmpty {
-            for tileB in b.tiles where !tileB.rows.isEmpty && tileB.index >= tileA.index {
-                pairs.append((tileA, tileB))
-            }
-        }
-        guard !pairs.isEmpty else { return }  // every row of one side is zero in this block
+    /// triangle, tile by tile), skipping pairs with an empty side; returns the multiply-adds executed.
+    /// The calling lane's own work: the calls run one after another, at BLAS's current thread count.
+    ///
+    /// A diagonal pair (`I = J`, the same packed tile) is a symmetric rank-k update (`dsyrk`, upper
+    /// triangle only): half the multiply-adds of a GEMM. Its entries below the diagonal are never
+    /// added; `gram` mirrors the upper triangle at the end anyway.
+    @discardableResult
+    static func multiplyTiles(
+        _ a: PackedBlock, _ b: PackedBlock, k: Int, gram: UnsafeMutablePointer<Double>, n: Int
+    ) -> Int {
+        var multiplyAdds = 0
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
-                gram.withUnsafeMutableBufferPointer { pg in
-                    // Tile pairs write disjoint entries of the Gram: they run concurrently, each call
-                    // single-threaded, so no call's arithmetic depends on the thread count.
-                    BLASThreads.singleThreaded {
-                        forEachLane(pairs.count) { p in
-                            let (tileA, tileB) = pairs[p]
-                            let m = tileA.rows.count
-                            let cols = tileB.rows.count
-                            let product = UnsafeMutablePointer<Double>.allocate(capacity: m * cols)
-                            defer { product.deallocate() }
-                            cblas_dgemm(
-                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1,
-                                pa.baseAddress! + tileA.offset * k, Int32(k), pb.baseAddress! + tileB.offset * k,
-                                Int32(k), 0, product, Int32(cols))
+                for tileA in a.tiles where !tileA.rows.isEmpty {
+                    for tileB in b.tiles where !tileB.rows.isEmpty && tileB.index >= tileA.index {
+                        let m = tileA.rows.count
+                        let cols = tileB.rows.count
+                        let product = UnsafeMutablePointer<Double>.allocate(capacity: m * cols)
+                        defer { product.deallocate() }
+                        let rowsA = pa.baseAddress! + tileA.offset * k
+                        if tileA.index == tileB.index {
+                            // The same tile of the same rows (tile indices are unique per range).
+                            cblas_dsyrk(
+                                CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(k), 1, rowsA, Int32(k), 0,
+                                product, Int32(m))
                             for (i, ra) in tileA.rows.enumerated() {
-                                let row = pg.baseAddress! + ra * n
-                                for (j, rb) in tileB.rows.enumerated() { row[rb] += product[i * cols + j] }
+                                let row = gram + ra * n
+                                for j in i..<m { row[tileA.rows[j]] += product[i * m + j] }
                             }
+                            multiplyAdds += m * (m + 1) / 2 * k
+                            continue
                         }
+                        cblas_dgemm(
+                            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, rowsA,
+                            Int32(k), pb.baseAddress! + tileB.offset * k, Int32(k), 0, product, Int32(cols))
+                        for (i, ra) in tileA.rows.enumerated() {
+                            let row = gram + ra * n
+                            for (j, rb) in tileB.rows.enumerated() { row[rb] += product[i * cols + j] }
+                        }
+                        multiplyAdds += m * cols * k
                     }
                 }
             }
         }
+        return multiplyAdds
     }
 }

@@ -19,6 +19,17 @@ public struct ProbeSummary: Sendable, Equatable {
     /// Seconds spent in forward and backward, and in Gram accumulation.
     public let gradientSeconds: Double
     public let gramSeconds: Double
+    /// Multiply-adds the Gram's BLAS calls executed (``GramAccumulator``): `2 ×` this over
+    /// `gramSeconds` is the Gram's achieved FLOP rate (with the disk reads, for spilled rows).
+    public var gramMultiplyAdds = 0
+
+    /// `"Gram 0.42 s, 12.1 GFLOP at 28.8 GFLOP/s"`.
+    public var gramDescription: String {
+        let flops = 2 * Double(gramMultiplyAdds)
+        let rate = gramSeconds > 0 ? flops / gramSeconds / 1e9 : 0
+        return "Gram \(String(format: "%.2f", gramSeconds)) s, \(String(format: "%.1f", flops / 1e9)) GFLOP at "
+            + "\(String(format: "%.1f", rate)) GFLOP/s"
+    }
 }
 
 /// Where the model and data of a probe came from (written to the file's root attributes).
@@ -251,6 +262,7 @@ public enum Probe {
         }
 
         var gramTime = Duration.zero
+        var multiplyAdds = 0
         for (k, p) in selected.enumerated() {
             let attributes = ProbeParameter(
                 name: p.name, shape: p.shape, layer: p.layer, role: p.role, expert: p.expert, gram: [],
@@ -271,8 +283,9 @@ public enum Probe {
             let gram: [Double]
             if inMemory[k] {
                 let rows = buffers[k]
-                gram = GramAccumulator.gram(rowCount: rowCount, width: p.count, superRows: rowCount) {
-                    range in
+                gram = GramAccumulator.gram(
+                    rowCount: rowCount, width: p.count, superRows: rowCount, multiplyAdds: &multiplyAdds
+                ) { range in
                     range == 0..<rowCount ? rows : Array(rows[(range.lowerBound * p.count)..<(range.upperBound * p.count)])
                 }
                 buffers[k] = []
@@ -280,7 +293,8 @@ public enum Probe {
                 let path = ProbeFile.gradientsPath(p.name)
                 gram = try GramAccumulator.gram(
                     rowCount: rowCount, width: p.count,
-                    superRows: GramAccumulator.superRows(width: p.count, budget: options.memoryBudget)
+                    superRows: GramAccumulator.superRows(width: p.count, budget: options.memoryBudget),
+                    multiplyAdds: &multiplyAdds
                 ) { (range) throws(ProbeError) -> [Float] in
                     do throws(StorageError) { return try file.readRows(range, from: path, as: Float.self).values } catch {
                         throw .storage(error)
@@ -295,7 +309,7 @@ public enum Probe {
         return ProbeSummary(
             file: file.url, rows: rowCount, parameters: selected.count,
             spilled: zip(selected, inMemory).filter { !$1 }.map { $0.0.name }, excluded: excludedNames,
-            gradientSeconds: gradientTime.seconds, gramSeconds: gramTime.seconds)
+            gradientSeconds: gradientTime.seconds, gramSeconds: gramTime.seconds, gramMultiplyAdds: multiplyAdds)
     }
 }
 

@@ -118,6 +118,7 @@ extension Probe {
         do { output = try HDF5File.create(out) } catch { throw .storage(error) }
         let clock = ContinuousClock()
         var gramTime = Duration.zero
+        var multiplyAdds = 0
         do throws(ProbeError) {
             func storage(_ body: () throws(StorageError) -> Void) throws(ProbeError) {
                 do { try body() } catch { throw .storage(error) }
@@ -159,7 +160,9 @@ extension Probe {
                     }
                 }
                 let start = clock.now
-                let gram = try GramAccumulator.gram(rowCount: itemCount, width: width, superRows: superRows) {
+                let gram = try GramAccumulator.gram(
+                    rowCount: itemCount, width: width, superRows: superRows, multiplyAdds: &multiplyAdds
+                ) {
                     (range) throws(ProbeError) in try load(range, name: name)
                 }
                 gramTime += clock.now - start
@@ -177,6 +180,6 @@ extension Probe {
             excluded: zip(tasks, pieces).flatMap { task, piece in
                 piece.excluded.enumerated().filter(\.element).map { "\(task)#\($0.offset)" }
             },
-            gradientSeconds: 0, gramSeconds: gramTime.seconds)
+            gradientSeconds: 0, gramSeconds: gramTime.seconds, gramMultiplyAdds: multiplyAdds)
     }
 }

@@ -3,15 +3,22 @@ import Testing
 
 @testable import GradientProbe
 
-/// `GramAccumulator.gram` of in-memory rows, `superRows` of them handed over per load.
-func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) -> [Double] {
-    GramAccumulator.gram(rowCount: count, width: width, superRows: superRows) { range in
+/// `GramAccumulator.gram` of in-memory rows, `superRows` of them handed over per load, in tiles of
+/// `tileRows` rows (64 gives the tests' 150 rows three tiles, the last partial).
+func accumulatedGram(
+    _ rows: [Float], count: Int, width: Int, superRows: Int, tileRows: Int = GramAccumulator.rowTile
+) -> [Double] {
+    var multiplyAdds = 0
+    return GramAccumulator.gram(
+        rowCount: count, width: width, superRows: superRows, tileRows: tileRows, multiplyAdds: &multiplyAdds
+    ) { range in
         Array(rows[(range.lowerBound * width)..<(range.upperBound * width)])
     }
 }
 
 @Suite struct GramAccumulatorTests {
-    /// 150 rows (three row tiles, the last partial) of 5000 values (two column blocks).
+    /// 150 rows (three 64-row tiles, the last partial; two default tiles) of 5000 values (two column
+    /// blocks, each split between the lanes).
     static let count = 150
     static let width = 5000
     static let rows: [Float] = {
@@ -19,12 +26,13 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
         return (0..<(count * width)).map { _ in Float(rng.nextGaussian()) * (1 + Float(rng.nextInt(below: 3))) }
     }()
 
-    func gram(superRows: Int) -> [Double] {
-        accumulatedGram(Self.rows, count: Self.count, width: Self.width, superRows: superRows)
+    func gram(superRows: Int, tileRows: Int = 64) -> [Double] {
+        accumulatedGram(Self.rows, count: Self.count, width: Self.width, superRows: superRows, tileRows: tileRows)
     }
 
-    @Test func equalsExplicitDotProductsInDouble() {
-        let fast = gram(superRows: Self.count)
+    @Test(arguments: [64, GramAccumulator.rowTile])
+    func equalsExplicitDotProductsInDouble(tileRows: Int) {
+        let fast = gram(superRows: Self.count, tileRows: tileRows)
         let naive = naiveGram(Self.rows, count: Self.count, width: Self.width)
         // Relative to the entry's scale √(G_aa G_bb): cross entries of random rows nearly cancel.
         var worst = 0.0
@@ -50,12 +58,72 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
         #expect(gram(superRows: 128) == whole)
         #expect(gram(superRows: 1) == whole)  // rounded up to one tile
         #expect(gram(superRows: 10_000) == whole)
+        let wholeDefault = gram(superRows: Self.count, tileRows: GramAccumulator.rowTile)
+        #expect(gram(superRows: 1, tileRows: GramAccumulator.rowTile) == wholeDefault)  // one tile per load
+    }
+
+    /// Every column block is split into the lanes' equal, disjoint ranges, so the lanes share the work.
+    @Test func lanesShareEveryBlockEqually() {
+        #expect(GramAccumulator.lanes == 2)
+        for block in [0..<4096, 8192..<9000, 3..<4, 7..<7] {
+            let ranges = (0..<GramAccumulator.lanes).map { GramAccumulator.laneColumns(of: block, lane: $0) }
+            #expect(ranges.first?.lowerBound == block.lowerBound && ranges.last?.upperBound == block.upperBound)
+            #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+            let sizes = ranges.map(\.count)
+            #expect(sizes.max()! - sizes.min()! <= 1, "\(block): \(sizes)")
+        }
+    }
+
+    /// A diagonal tile pair is a symmetric rank-k update: only its upper triangle is computed and
+    /// added (the Gram mirrors it at the end), at half a GEMM's multiply-adds.
+    @Test func diagonalTilesAddOnlyTheirUpperTriangle() {
+        let n = Self.count
+        let k = GramAccumulator.columnBlock
+        var packed = GramAccumulator.PackedBlock()
+        packed.pack(Self.rows, rows: 0..<n, width: Self.width, columns: 0..<k, tileRows: 64)
+        var gram = [Double](repeating: 0, count: n * n)
+        let multiplyAdds = gram.withUnsafeMutableBufferPointer {
+            GramAccumulator.multiplyTiles(packed, packed, k: k, gram: $0.baseAddress!, n: n)
+        }
+        var below = 0
+        var wrong = 0
+        for a in 0..<n {
+            for b in 0..<a where gram[a * n + b] != 0 { below += 1 }
+            // Every entry of the upper triangle is written; a sample of them is checked.
+            for b in stride(from: a, to: n, by: 5) {
+                var dot = 0.0
+                for c in 0..<k { dot += Double(Self.rows[a * Self.width + c]) * Double(Self.rows[b * Self.width + c]) }
+                if abs(gram[a * n + b] - dot) > 1e-9 * abs(dot) + 1e-9 { wrong += 1 }
+            }
+        }
+        #expect(below == 0, "entries below the diagonal are left for the mirror")
+        #expect(wrong == 0)
+        // Tiles of 64, 64 and 22 rows: three triangles and three rectangles.
+        let expected = (64 * 65 / 2 + 64 * 65 / 2 + 22 * 23 / 2 + 64 * 64 + 64 * 22 + 64 * 22) * k
+        #expect(multiplyAdds == expected)
+    }
+
+    /// What the probe reports as the Gram's work: the upper triangle over every column block.
+    @Test func multiplyAddsCountTheUpperTriangleOfEveryBlock() {
+        var multiplyAdds = 0
+        _ = GramAccumulator.gram(
+            rowCount: Self.count, width: Self.width, superRows: 64, tileRows: 64, multiplyAdds: &multiplyAdds
+        ) {
+            range in Array(Self.rows[(range.lowerBound * Self.width)..<(range.upperBound * Self.width)])
+        }
+        let tiles = [64, 64, 22]
+        var perColumn = 0
+        for i in tiles.indices {
+            for j in i..<tiles.count { perColumn += i == j ? tiles[i] * (tiles[i] + 1) / 2 : tiles[i] * tiles[j] }
+        }
+        #expect(multiplyAdds == perColumn * Self.width)
     }
 
     @Test func budgetGivesWholeTilesAndAtLeastOne() {
-        #expect(GramAccumulator.superRows(width: 1000, budget: 0) == 64)
+        let tile = GramAccumulator.rowTile
+        #expect(GramAccumulator.superRows(width: 1000, budget: 0) == tile)
         let rows = GramAccumulator.superRows(width: 1000, budget: 100 << 20)
-        #expect(rows % 64 == 0)
+        #expect(rows % tile == 0 && rows > tile)
         #expect(rows * 2 * (4 * 1000 + 8 * 1000) <= 100 << 20)
     }
 }
@@ -64,7 +132,7 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
 /// Gram must still equal the explicit dot products, zero rows give exact zeros, and the result must
 /// not depend on how rows are loaded.
 @Suite struct GramAccumulatorZeroRowTests {
-    /// 150 rows × 5000 (two column blocks). Zero: every third row entirely; rows 64..<128 (one
+    /// 150 rows × 5000 (two column blocks), in 64-row tiles. Zero: every third row entirely; rows 64..<128 (one
     /// whole tile) in the first block; row 5 in the second block only.
     static let count = 150
     static let width = 5000
@@ -81,13 +149,14 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
         return values
     }()
 
-    func gram(superRows: Int) -> [Double] {
-        accumulatedGram(Self.rows, count: Self.count, width: Self.width, superRows: superRows)
+    func gram(superRows: Int, tileRows: Int = 64) -> [Double] {
+        accumulatedGram(Self.rows, count: Self.count, width: Self.width, superRows: superRows, tileRows: tileRows)
     }
 
-    @Test func equalsExplicitDotProductsAndZeroRowsGiveZeros() {
+    @Test(arguments: [64, GramAccumulator.rowTile])
+    func equalsExplicitDotProductsAndZeroRowsGiveZeros(tileRows: Int) {
         let n = Self.count
-        let fast = gram(superRows: n)
+        let fast = gram(superRows: n, tileRows: tileRows)
         let naive = naiveGram(Self.rows, count: n, width: Self.width)
         var worst = 0.0
         for a in 0..<n where a % 3 != 0 {
@@ -117,7 +186,7 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
         let width = Self.width
         let block = GramAccumulator.columnBlock
         var packed = GramAccumulator.PackedBlock()
-        packed.pack(Self.rows, rows: 0..<n, width: width, columns: 0..<block)
+        packed.pack(Self.rows, rows: 0..<n, width: width, columns: 0..<block, tileRows: 64)
         let kept = packed.tiles.map(\.rows)
         #expect(packed.tiles.map(\.index) == [0, 1, 2])
         #expect(kept[0] == (0..<64).filter { $0 % 3 != 0 })
@@ -125,7 +194,7 @@ func accumulatedGram(_ rows: [Float], count: Int, width: Int, superRows: Int) ->
         #expect(kept[2] == (128..<n).filter { $0 % 3 != 0 })
         let second = packed.tiles[2]
         #expect(packed.values[second.offset * block] == Double(Self.rows[second.rows[0] * width]))
-        packed.pack(Self.rows, rows: 0..<n, width: width, columns: block..<width)
+        packed.pack(Self.rows, rows: 0..<n, width: width, columns: block..<width, tileRows: 64)
         #expect(packed.tiles[0].rows == (0..<64).filter { $0 % 3 != 0 && $0 != 5 }, "row 5 is zero in the second block")
         #expect(packed.tiles[1].rows == (64..<128).filter { $0 % 3 != 0 })
     }

@@ -32,7 +32,7 @@ struct MergeCommand: ParsableCommand {
                 storeGradients: storeGradients, memoryBudget: try ProbeOptions.parseBytes(memoryBudget))
             print(
                 "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "
-                    + "(Gram \(String(format: "%.1f", summary.gramSeconds)) s)")
+                    + "(\(summary.gramDescription))")
         } catch {
             throw InputError(error.description)
         }

@@ -1,0 +1,94 @@
+// Gram benchmark (issue 5): the probe's Float64 Gram (`GramAccumulator`) against the machine's
+// sgemm and dgemm rates, measured in the same run. Run on purpose, in release:
+// `make bench-gram` (or `swift run -c release GramBenchmark`).
+//
+// Issue 5 asks for the Gram at ≥ 80 % of the machine's sgemm rate. The Gram computes in Float64
+// (the 1e-6 agreement with the notebook needs it) and only the upper triangle of R·Rᵀ, so two
+// rates are printed: the Float64 multiply-adds it executes, against dgemm's ceiling; and the work
+// the user asked for — the full R·Rᵀ, which one sgemm call would compute — over the Gram's time,
+// against sgemm: the reading under which the target is judged.
+import BenchmarkSupport
+import CBLAS
+import Foundation
+import GradientProbe
+import Kernels
+import UniPerceiver
+
+let rows = Int(ProcessInfo.processInfo.environment["BENCH_ROWS"] ?? "") ?? 300  // T·N = 3 tasks × 100
+let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 3
+
+/// The demo's `small` dense model (D = 64, 2 layers, FFN 256): the widths of its `encoder.layers.*`
+/// tensors, which the probe's default selection records.
+func smallModelWidths() throws -> [Int] {
+    let config = ModelConfig(
+        hiddenSize: 64, numLayers: 2, numHeads: 4, ffnSize: 256, imageSize: 8, patchSize: 2, channels: 1,
+        vocabSize: 64, maxTextLength: 16)
+    let model = try Model(config: config, seed: 1)
+    return model.table.entries.filter { $0.name.hasPrefix("encoder.layers.") }.map(\.range.count)
+}
+
+struct Case {
+    let name: String
+    let widths: [Int]
+}
+
+/// Best of `repeats` seconds for `body` over every tensor.
+func best(_ body: () -> Void) -> Double {
+    var best = Double.infinity
+    for _ in 0..<repeats {
+        let start = monotonicSeconds()
+        body()
+        best = min(best, monotonicSeconds() - start)
+    }
+    return best
+}
+
+let sgemm = sgemmRate(size: 1024, repeats: 5)
+let dgemm = dgemmRate(size: 1024, repeats: 5)
+print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s; dgemm 1024³: \(String(format: "%.1f", dgemm)) GFLOP/s")
+print("")
+print("| tensors | rows × width | Gram s (best of \(repeats)) | Float64 GFLOP executed | GFLOP/s executed | % of dgemm | full R·Rᵀ by sgemm, s | full R·Rᵀ GFLOP / Gram s | % of sgemm |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+let cases = [
+    Case(name: "the `small` model's 28 `encoder.layers.*` tensors (the probe's defaults)", widths: try smallModelWidths()),
+    Case(name: "one D = 192 `ffn.dense2.weight`", widths: [192 * 768]),
+]
+var verdicts: [String] = []
+for c in cases {
+    var rng = SeededRNG(seed: 7)
+    let data = c.widths.map { w in (0..<(rows * w)).map { _ in Float(rng.nextGaussian()) } }
+    var multiplyAdds = 0
+    let gramSeconds = best {
+        multiplyAdds = 0
+        for (w, values) in zip(c.widths, data) {
+            _ = GramAccumulator.gram(rowCount: rows, width: w, superRows: rows, multiplyAdds: &multiplyAdds) {
+                range in range == 0..<rows ? values : Array(values[(range.lowerBound * w)..<(range.upperBound * w)])
+            }
+        }
+    }
+    // The full product one sgemm call computes (OpenBLAS's own threads), same rows.
+    var product = [Float](repeating: 0, count: rows * rows)
+    let sgemmSeconds = best {
+        for (w, values) in zip(c.widths, data) {
+            values.withUnsafeBufferPointer { v in
+                product.withUnsafeMutableBufferPointer { p in
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(rows), Int32(w), 1, v.baseAddress!,
+                        Int32(w), v.baseAddress!, Int32(w), 0, p.baseAddress!, Int32(rows))
+                }
+            }
+        }
+    }
+    let width = c.widths.reduce(0, +)
+    let executed = 2 * Double(multiplyAdds) / 1e9
+    let full = 2 * Double(rows * rows) * Double(width) / 1e9
+    let equivalent = full / gramSeconds
+    func f(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
+    print(
+        "| \(c.name) | \(rows) × \(width) | \(f(gramSeconds, 3)) | \(f(executed)) | \(f(executed / gramSeconds)) | "
+            + "\(f(100 * executed / gramSeconds / dgemm)) | \(f(sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
+    verdicts.append(
+        "\(c.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
+}
+print("")
+print("issue 5 target, Gram ≥ 80 % of sgemm (full R·Rᵀ over the Gram's time, against sgemm 1024³): " + verdicts.joined(separator: "; "))
