@@ -119,6 +119,34 @@ func accumulatedGram(
         #expect(multiplyAdds == perColumn * Self.width)
     }
 
+    /// The packing's conversion: exact, eight at a time plus a tail, and ±0 count as zero.
+    @Test func conversionIsExactAndFindsAnyNonZeroValue() {
+        for count in [0, 5, 8, 21] {
+            for position in [-1] + Array(0..<count) {
+                // Zeros (some negative), one tiny non-zero value at `position` (none for -1).
+                var values = (0..<count).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
+                if position >= 0 { values[position] = .leastNonzeroMagnitude }
+                var converted = [Double](repeating: .nan, count: count)
+                let nonZero = values.withUnsafeBufferPointer { v in
+                    converted.withUnsafeMutableBufferPointer { c in
+                        GramAccumulator.convertReportingNonZero(v.baseAddress!, into: c.baseAddress!, count: count)
+                    }
+                }
+                #expect(nonZero == (position >= 0), "count \(count), non-zero at \(position)")
+                #expect(converted.map(\.bitPattern) == values.map { Double($0).bitPattern })
+            }
+        }
+        var rng = SeededRNG(seed: 9)
+        let values = (0..<37).map { _ in Float(rng.nextGaussian()) * 1e-30 }
+        var converted = [Double](repeating: 0, count: values.count)
+        _ = values.withUnsafeBufferPointer { v in
+            converted.withUnsafeMutableBufferPointer { c in
+                GramAccumulator.convertReportingNonZero(v.baseAddress!, into: c.baseAddress!, count: values.count)
+            }
+        }
+        #expect(converted == values.map(Double.init))
+    }
+
     @Test func budgetGivesWholeTilesAndAtLeastOne() {
         let tile = GramAccumulator.rowTile
         #expect(GramAccumulator.superRows(width: 1000, budget: 0) == tile)
