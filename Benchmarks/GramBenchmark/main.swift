@@ -60,8 +60,11 @@ for c in cases {
     var multiplyAdds = 0
     let gramSeconds = best {
         multiplyAdds = 0
+        let workspace = GramAccumulator.Workspace()  // as the probe does: one for all its tensors
         for (w, values) in zip(c.widths, data) {
-            _ = GramAccumulator.gram(rowCount: rows, width: w, superRows: rows, multiplyAdds: &multiplyAdds) {
+            _ = GramAccumulator.gram(
+                rowCount: rows, width: w, superRows: rows, multiplyAdds: &multiplyAdds, workspace: workspace
+            ) {
                 range in range == 0..<rows ? values : Array(values[(range.lowerBound * w)..<(range.upperBound * w)])
             }
         }

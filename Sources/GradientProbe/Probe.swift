@@ -263,6 +263,7 @@ public enum Probe {
 
         var gramTime = Duration.zero
         var multiplyAdds = 0
+        let workspace = GramAccumulator.Workspace()
         for (k, p) in selected.enumerated() {
             let attributes = ProbeParameter(
                 name: p.name, shape: p.shape, layer: p.layer, role: p.role, expert: p.expert, gram: [],
@@ -284,7 +285,8 @@ public enum Probe {
             if inMemory[k] {
                 let rows = buffers[k]
                 gram = GramAccumulator.gram(
-                    rowCount: rowCount, width: p.count, superRows: rowCount, multiplyAdds: &multiplyAdds
+                    rowCount: rowCount, width: p.count, superRows: rowCount, multiplyAdds: &multiplyAdds,
+                    workspace: workspace
                 ) { range in
                     range == 0..<rowCount ? rows : Array(rows[(range.lowerBound * p.count)..<(range.upperBound * p.count)])
                 }
@@ -294,7 +296,7 @@ public enum Probe {
                 gram = try GramAccumulator.gram(
                     rowCount: rowCount, width: p.count,
                     superRows: GramAccumulator.superRows(width: p.count, budget: options.memoryBudget),
-                    multiplyAdds: &multiplyAdds
+                    multiplyAdds: &multiplyAdds, workspace: workspace
                 ) { (range) throws(ProbeError) -> [Float] in
                     do throws(StorageError) { return try file.readRows(range, from: path, as: Float.self).values } catch {
                         throw .storage(error)

@@ -119,6 +119,7 @@ extension Probe {
         let clock = ContinuousClock()
         var gramTime = Duration.zero
         var multiplyAdds = 0
+        let workspace = GramAccumulator.Workspace()
         do throws(ProbeError) {
             func storage(_ body: () throws(StorageError) -> Void) throws(ProbeError) {
                 do { try body() } catch { throw .storage(error) }
@@ -161,7 +162,8 @@ extension Probe {
                 }
                 let start = clock.now
                 let gram = try GramAccumulator.gram(
-                    rowCount: itemCount, width: width, superRows: superRows, multiplyAdds: &multiplyAdds
+                    rowCount: itemCount, width: width, superRows: superRows, multiplyAdds: &multiplyAdds,
+                    workspace: workspace
                 ) {
                     (range) throws(ProbeError) in try load(range, name: name)
                 }

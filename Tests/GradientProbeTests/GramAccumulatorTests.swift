@@ -62,6 +62,26 @@ func accumulatedGram(
         #expect(gram(superRows: 1, tileRows: GramAccumulator.rowTile) == wholeDefault)  // one tile per load
     }
 
+    /// A workspace left by earlier Grams (larger and smaller, other widths) changes no bit.
+    @Test func reusedWorkspaceChangesNothing() {
+        let workspace = GramAccumulator.Workspace()
+        func gram(count: Int, width: Int, workspace: GramAccumulator.Workspace) -> [Double] {
+            var multiplyAdds = 0
+            return GramAccumulator.gram(
+                rowCount: count, width: width, superRows: count, tileRows: 64, multiplyAdds: &multiplyAdds,
+                workspace: workspace
+            ) { range in
+                (range.lowerBound..<range.upperBound).flatMap { r in Self.rows[(r * Self.width)..<(r * Self.width + width)] }
+            }
+        }
+        for (count, width) in [(150, 5000), (90, 300), (150, 4100), (150, 5000)] {
+            #expect(
+                gram(count: count, width: width, workspace: workspace)
+                    == gram(count: count, width: width, workspace: GramAccumulator.Workspace()),
+                "\(count) rows × \(width)")
+        }
+    }
+
     /// Every column block is split into the lanes' equal, disjoint ranges, so the lanes share the work.
     @Test func lanesShareEveryBlockEqually() {
         #expect(GramAccumulator.lanes == 2)
