@@ -43,17 +43,26 @@ func best(_ body: () -> Void) -> Double {
     return best
 }
 
-let sgemm = sgemmRate(size: 1024, repeats: 5)
-let dgemm = dgemmRate(size: 1024, repeats: 5)
-print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s; dgemm 1024³: \(String(format: "%.1f", dgemm)) GFLOP/s")
-print("")
-print("| tensors | rows × width | Gram s (best of \(repeats)) | Float64 GFLOP executed | GFLOP/s executed | % of dgemm | full R·Rᵀ by sgemm, s | full R·Rᵀ GFLOP / Gram s | % of sgemm |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+// The rates are read before and after the Gram timings and the higher reading is the reference: a
+// busy moment during one reading must not flatter the Gram.
+let sgemmBefore = sgemmRate(size: 1024, repeats: 5)
+let dgemmBefore = dgemmRate(size: 1024, repeats: 5)
+var table: [String] = [
+    "| tensors | rows × width | Gram s (best of \(repeats)) | Float64 GFLOP executed | GFLOP/s executed | % of dgemm | full R·Rᵀ by sgemm, s | full R·Rᵀ GFLOP / Gram s | % of sgemm |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+]
 let cases = [
     Case(name: "the `small` model's 28 `encoder.layers.*` tensors (the probe's defaults)", widths: try smallModelWidths()),
     Case(name: "one D = 192 `ffn.dense2.weight`", widths: [192 * 768]),
 ]
-var verdicts: [String] = []
+struct Timing {
+    let name: String
+    let width: Int
+    let gramSeconds: Double
+    let multiplyAdds: Int
+    let sgemmSeconds: Double
+}
+var timings: [Timing] = []
 for c in cases {
     var rng = SeededRNG(seed: 7)
     let data = c.widths.map { w in (0..<(rows * w)).map { _ in Float(rng.nextGaussian()) } }
@@ -82,16 +91,30 @@ for c in cases {
             }
         }
     }
-    let width = c.widths.reduce(0, +)
-    let executed = 2 * Double(multiplyAdds) / 1e9
-    let full = 2 * Double(rows * rows) * Double(width) / 1e9
-    let equivalent = full / gramSeconds
-    func f(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
-    print(
-        "| \(c.name) | \(rows) × \(width) | \(f(gramSeconds, 3)) | \(f(executed)) | \(f(executed / gramSeconds)) | "
-            + "\(f(100 * executed / gramSeconds / dgemm)) | \(f(sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
-    verdicts.append(
-        "\(c.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
+    timings.append(
+        Timing(
+            name: c.name, width: c.widths.reduce(0, +), gramSeconds: gramSeconds, multiplyAdds: multiplyAdds,
+            sgemmSeconds: sgemmSeconds))
 }
+let sgemmAfter = sgemmRate(size: 1024, repeats: 5)
+let dgemmAfter = dgemmRate(size: 1024, repeats: 5)
+let sgemm = max(sgemmBefore, sgemmAfter)
+let dgemm = max(dgemmBefore, dgemmAfter)
+func f(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
+print(
+    "sgemm 1024³ (best of 5, before / after the Gram timings): \(f(sgemmBefore)) / \(f(sgemmAfter)) GFLOP/s; "
+        + "dgemm 1024³: \(f(dgemmBefore)) / \(f(dgemmAfter)) GFLOP/s; the higher readings are the reference")
+print("")
+var verdicts: [String] = []
+for t in timings {
+    let executed = 2 * Double(t.multiplyAdds) / 1e9
+    let full = 2 * Double(rows * rows) * Double(t.width) / 1e9
+    let equivalent = full / t.gramSeconds
+    table.append(
+        "| \(t.name) | \(rows) × \(t.width) | \(f(t.gramSeconds, 3)) | \(f(executed)) | \(f(executed / t.gramSeconds)) | "
+            + "\(f(100 * executed / t.gramSeconds / dgemm)) | \(f(t.sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
+    verdicts.append("\(t.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
+}
+print(table.joined(separator: "\n"))
 print("")
 print("issue 5 target, Gram ≥ 80 % of sgemm (full R·Rᵀ over the Gram's time, against sgemm 1024³): " + verdicts.joined(separator: "; "))

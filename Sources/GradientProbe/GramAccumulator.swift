@@ -120,7 +120,7 @@ public enum GramAccumulator {
                                 forEachLane(lanes) { lane in
                                     for c0 in stride(from: 0, to: width, by: columnBlock) {
                                         let block = c0..<min(c0 + columnBlock, width)
-                                        let columns = laneColumns(of: block, lane: lane)
+                                        let columns = laneColumns(of: block, lane: lane, of: lanes)
                                         guard !columns.isEmpty else { continue }
                                         packs.value[lane].0.pack(a, rows: rowsA, width: width, columns: columns, tileRows: tileRows)
                                         if !same {
@@ -139,7 +139,8 @@ public enum GramAccumulator {
             }
         }
         multiplyAdds += laneWork.reduce(0, +)
-        // G = Σ partials in lane order, upper triangle, then mirrored.
+        // G = Σ partials in lane order, upper triangle, then mirrored tile by tile (a row-by-row
+        // mirror reads a column per row, one cache line per value).
         return [Double](unsafeUninitializedCapacity: n * n) { gram, count in
             partials.withUnsafeBufferPointer { p in
                 for r in 0..<n {
@@ -148,17 +149,24 @@ public enum GramAccumulator {
                         for l in 1..<lanes { sum += p[l * n * n + r * n + c] }
                         gram[r * n + c] = sum
                     }
-                    for c in 0..<r { gram[r * n + c] = gram[c * n + r] }
+                }
+            }
+            let tile = 32
+            for r0 in stride(from: 0, to: n, by: tile) {
+                for c0 in stride(from: 0, to: r0 + 1, by: tile) {
+                    for r in r0..<min(r0 + tile, n) {
+                        for c in c0..<min(c0 + tile, r) { gram[r * n + c] = gram[c * n + r] }
+                    }
                 }
             }
             count = n * n
         }
     }
 
-    /// Lane `lane`'s share of a column block: the `lane`-th of ``lanes`` equal ranges.
-    static func laneColumns(of block: Range<Int>, lane: Int) -> Range<Int> {
+    /// Lane `lane`'s share of a column block: the `lane`-th of `count` equal ranges.
+    static func laneColumns(of block: Range<Int>, lane: Int, of count: Int = lanes) -> Range<Int> {
         let k = block.count
-        return (block.lowerBound + k * lane / lanes)..<(block.lowerBound + k * (lane + 1) / lanes)
+        return (block.lowerBound + k * lane / count)..<(block.lowerBound + k * (lane + 1) / count)
     }
 
     /// One column range of a range of rows in Double, tile by tile, each tile holding only its rows
