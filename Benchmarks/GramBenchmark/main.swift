@@ -33,15 +33,7 @@ struct Case {
 }
 
 /// Best of `repeats` seconds for `body` over every tensor.
-func best(_ body: () -> Void) -> Double {
-    var best = Double.infinity
-    for _ in 0..<repeats {
-        let start = monotonicSeconds()
-        body()
-        best = min(best, monotonicSeconds() - start)
-    }
-    return best
-}
+func best(_ body: () -> Void) -> Double { bestSeconds(repeats: repeats, body) }
 
 // The rates are read before and after the Gram timings and the higher reading is the reference: a
 // busy moment during one reading must not flatter the Gram.

@@ -6,15 +6,24 @@ import Kernels
 /// Seconds on the monotonic clock.
 public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
+/// The fastest of `repeats` runs of `body`, in seconds.
+public func bestSeconds(repeats: Int, _ body: () -> Void) -> Double {
+    var best = Double.infinity
+    for _ in 0..<repeats {
+        let start = monotonicSeconds()
+        body()
+        best = min(best, monotonicSeconds() - start)
+    }
+    return best
+}
+
 /// Best-of-`repeats` single-precision GEMM rate, n×n×n, in GFLOP/s (2·n³ FLOPs per product), with
 /// OpenBLAS's current thread count: the machine's `sgemm` rate every benchmark compares against.
 public func sgemmRate(size n: Int, repeats: Int) -> Double {
     var rng = SeededRNG(seed: 1)
     let a = (0..<(n * n)).map { _ in rng.nextFloat() - 0.5 }
     var c = [Float](repeating: 0, count: n * n)
-    var best = Double.infinity
-    for _ in 0..<repeats {
-        let start = monotonicSeconds()
+    let seconds = bestSeconds(repeats: repeats) {
         a.withUnsafeBufferPointer { pa in
             c.withUnsafeMutableBufferPointer { pc in
                 gemm(
@@ -22,9 +31,8 @@ public func sgemmRate(size n: Int, repeats: Int) -> Double {
                     b: pa.baseAddress!, ldb: n, beta: 0, c: pc.baseAddress!, ldc: n)
             }
         }
-        best = min(best, monotonicSeconds() - start)
     }
-    return 2 * Double(n * n * n) / best / 1e9
+    return 2 * Double(n * n * n) / seconds / 1e9
 }
 
 /// The same for Double (`cblas_dgemm`): the ceiling of anything computed in Float64.
@@ -32,9 +40,7 @@ public func dgemmRate(size n: Int, repeats: Int) -> Double {
     var rng = SeededRNG(seed: 1)
     let a = (0..<(n * n)).map { _ in Double(rng.nextFloat()) - 0.5 }
     var c = [Double](repeating: 0, count: n * n)
-    var best = Double.infinity
-    for _ in 0..<repeats {
-        let start = monotonicSeconds()
+    let seconds = bestSeconds(repeats: repeats) {
         a.withUnsafeBufferPointer { pa in
             c.withUnsafeMutableBufferPointer { pc in
                 cblas_dgemm(
@@ -42,9 +48,8 @@ public func dgemmRate(size n: Int, repeats: Int) -> Double {
                     Int32(n), pa.baseAddress!, Int32(n), 0, pc.baseAddress!, Int32(n))
             }
         }
-        best = min(best, monotonicSeconds() - start)
     }
-    return 2 * Double(n * n * n) / best / 1e9
+    return 2 * Double(n * n * n) / seconds / 1e9
 }
 
 public func median(_ values: [Double]) -> Double {
