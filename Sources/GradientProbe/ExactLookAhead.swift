@@ -15,6 +15,8 @@ public struct LookAheadOptions: Sendable, Equatable {
     public var stepSamples: Int
     /// Seed of `LookAheadPlan.pairs`.
     public var seed: UInt64
+    /// How the actual loss change is computed (see ``LookAheadMethod``).
+    public var method: LookAheadMethod
 
     /// 4 loss samples per task.
     public static let defaultLossSamples = 4
@@ -23,12 +25,14 @@ public struct LookAheadOptions: Sendable, Equatable {
 
     public init(
         stepSize: Double, lossSamples: Int = LookAheadOptions.defaultLossSamples,
-        stepSamples: Int = LookAheadOptions.defaultStepSamples, seed: UInt64 = 0
+        stepSamples: Int = LookAheadOptions.defaultStepSamples, seed: UInt64 = 0,
+        method: LookAheadMethod = .difference
     ) {
         self.stepSize = stepSize
         self.lossSamples = lossSamples
         self.stepSamples = stepSamples
         self.seed = seed
+        self.method = method
     }
 
     /// - Throws: `.badOption` for λ ≤ 0 or non-finite, or fewer than one sample.
@@ -134,7 +138,8 @@ public enum ExactLookAhead {
                 let i = pairs[p].lossTask
                 let b = kept[pairs[p].lossSample]
                 let step = directions[pairs[p].stepTask * n + kept[pairs[p].stepSample]]!
-                exact[p].lossChange = try evaluator.lossChange(task: i, miniBatch: b, step: step)
+                exact[p].lossChange = try evaluator.lossChange(
+                    task: i, miniBatch: b, step: step, method: options.method)
             }
             var gramTotal: GramMatrix
             do {
@@ -144,7 +149,7 @@ public enum ExactLookAhead {
                 let firstOrder = try LookAheadPlan.firstOrder(
                     pairs, gram: gramTotal, layout: layout, stepSize: options.stepSize)
                 out.groups[k].lookAhead = try LookAheadCheck(
-                    stepSize: options.stepSize, seed: options.seed, exactChanges: exact,
+                    stepSize: options.stepSize, seed: options.seed, method: options.method, exactChanges: exact,
                     firstOrderChanges: firstOrder, layout: layout)
             } catch { throw wrap(error, probe) }
             progress?(k + 1, analysis.groups.count)
@@ -204,6 +209,8 @@ final class LossEvaluator {
     let original: [Float]
     /// L_i(x_i^b; θ) by work item `t·N + b`.
     var before: [Int: Double] = [:]
+    /// Scratch for the integral method's gradients.
+    var gradient: [Float] = []
     let recordedLosses: [[Float]]
 
     init(probe: URL, contents: ProbeContents, model: Model, dataset: DigitsDataset) throws(ProbeError) {
@@ -245,11 +252,11 @@ final class LossEvaluator {
         }
     }
 
-    /// `L(θ) − L(θ + step)` on mini-batch `miniBatch` of task `task`; `L(θ)` is computed once and
-    /// checked against the loss the probe recorded (Float32 of the same computation).
-    func lossChange(task: Int, miniBatch: Int, step: [(range: Range<Int>, step: [Double])])
-        throws(ProbeError) -> Double
-    {
+    /// `L(θ) − L(θ + step)` on mini-batch `miniBatch` of task `task`, by `method`; `L(θ)` is computed
+    /// once and checked against the loss the probe recorded (Float32 of the same computation).
+    func lossChange(
+        task: Int, miniBatch: Int, step: [(range: Range<Int>, step: [Double])], method: LookAheadMethod
+    ) throws(ProbeError) -> Double {
         let w = task * plan.samplesPerTask + miniBatch
         let base: Double
         if let known = before[w] {
@@ -264,16 +271,55 @@ final class LossEvaluator {
             }
             before[w] = base
         }
-        for piece in step {
-            for (k, index) in piece.range.enumerated() {
-                model.parameters[index] = Float(Double(original[index]) + piece.step[k])
-            }
-        }
         defer {
             for piece in step {
                 for index in piece.range { model.parameters[index] = original[index] }
             }
         }
-        return base - (try loss(task: task, miniBatch: miniBatch))
+        switch method {
+        case .difference:
+            move(along: step, fraction: 1)
+            return base - (try loss(task: task, miniBatch: miniBatch))
+        case .integral:
+            // The step actually taken: the Float32-rounded endpoint minus θ, exact in Double.
+            let taken = step.map { piece in
+                (range: piece.range, step: piece.range.enumerated().map { k, index in
+                    Double(Float(Double(original[index]) + piece.step[k])) - Double(original[index])
+                })
+            }
+            var change = 0.0
+            for (t, weight) in LookAheadMethod.nodes {
+                move(along: taken, fraction: t)
+                change -= weight * (try directionalDerivative(task: task, miniBatch: miniBatch, along: taken))
+            }
+            return change
+        }
+    }
+
+    /// Sets the group's parameters to `θ + fraction·step` (in Double, rounded once).
+    private func move(along step: [(range: Range<Int>, step: [Double])], fraction: Double) {
+        for piece in step {
+            for (k, index) in piece.range.enumerated() {
+                model.parameters[index] = Float(Double(original[index]) + fraction * piece.step[k])
+            }
+        }
+    }
+
+    /// `⟨∇L, step⟩` at the model's current weights (same mini-batch and gate noise), in Double.
+    private func directionalDerivative(
+        task: Int, miniBatch: Int, along step: [(range: Range<Int>, step: [Double])]
+    ) throws(ProbeError) -> Double {
+        let w = task * plan.samplesPerTask + miniBatch
+        let pass: ForwardPass
+        do { pass = try model.forward(plan.batch(w, dataset: dataset), noise: plan.noise(w)) } catch {
+            throw .model(error)
+        }
+        if gradient.count != model.parameters.count { gradient = [Float](repeating: 0, count: model.parameters.count) }
+        model.gradient(pass, into: &gradient)
+        var dot = 0.0
+        for piece in step {
+            for (k, index) in piece.range.enumerated() { dot += Double(gradient[index]) * piece.step[k] }
+        }
+        return dot
     }
 }

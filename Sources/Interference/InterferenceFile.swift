@@ -219,6 +219,7 @@ public enum InterferenceFile {
         try file.setAttribute("step_size", .double(check.stepSize), at: path)
         try file.setAttribute("pairs", .int(p), at: path)
         try file.setAttribute("seed", .int(Int(Int64(bitPattern: check.seed))), at: path)
+        try file.setAttribute("method", .string(check.method.rawValue), at: path)
         try file.setAttribute(
             "offdiagonal_relative_difference", .double(check.offDiagonalRelativeDifference), at: path)
         try file.setAttribute(
@@ -249,6 +250,13 @@ public enum InterferenceFile {
                 try file.read("\(path)/first_order_loss_change", as: Double.self)
             )
         }
+        // Files written before the method was recorded used the direct difference.
+        let methodName = try storage { () throws(StorageError) -> String in
+            file.hasAttribute("method", at: path) ? try file.stringAttribute("method", at: path) : "difference"
+        }
+        guard let method = LookAheadMethod(rawValue: methodName) else {
+            throw .badFile(file: name, reason: "'\(path)': unknown look-ahead method '\(methodName)'")
+        }
         let p = exact.values.count
         guard pairs.shape == [p, 4], exact.shape == [p], firstOrder.shape == [p] else {
             throw .badFile(
@@ -265,7 +273,7 @@ public enum InterferenceFile {
         }
         do throws(InterferenceError) {
             return try LookAheadCheck(
-                stepSize: stepSize, seed: seed, exactChanges: measurements(exact.values),
+                stepSize: stepSize, seed: seed, method: method, exactChanges: measurements(exact.values),
                 firstOrderChanges: measurements(firstOrder.values), layout: layout)
         } catch {
             throw .badFile(file: name, reason: "'\(path)': \(error.description)")

@@ -171,3 +171,23 @@ extension InterferenceMatrix {
         }
     }
 }
+
+/// How the exact look-ahead computes the actual loss change `L(θ) − L(θ + s)` of a pair.
+///
+/// * `difference`: two Float32 forward passes, subtracted in Double. Exact up to the forward's
+///   round-off, ~1e-7 of the loss itself, which swamps the change once λ is small.
+/// * `integral`: `L(θ + s) − L(θ) = ∫₀¹ ⟨∇L(θ + t·s), s⟩ dt` (the fundamental theorem of calculus) by
+///   2-node Gauss–Legendre quadrature, `s` the step actually taken (the rounded endpoint minus θ).
+///   Its round-off is relative to the gradient, not to the loss, so a λ small enough for curvature
+///   to vanish stays measurable. The rule is exact for a loss that is a cubic along the step, so the
+///   step must be short; a routing decision that flips along the step (a jump) is not seen. Costs two
+///   forward + backward passes per pair, against one forward.
+public enum LookAheadMethod: String, Sendable, CaseIterable {
+    case difference
+    case integral
+
+    /// Gauss–Legendre nodes on [0, 1] and their weights.
+    public static let nodes: [(t: Double, weight: Double)] = [
+        (0.5 - 0.5 / (3.0).squareRoot(), 0.5), (0.5 + 0.5 / (3.0).squareRoot(), 0.5),
+    ]
+}

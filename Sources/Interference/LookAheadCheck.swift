@@ -12,12 +12,14 @@
 /// approximation holds, the two agree; curvature (the `λ²/2·ĝᵀHĝ` term) and Float32 round-off in the
 /// two loss evaluations are what make them differ.
 ///
-/// Equality compares λ, the seed and the measurements; the matrices are functions of them.
+/// Equality compares λ, the seed, the method and the measurements; the matrices are functions of them.
 public struct LookAheadCheck: Sendable {
     /// λ > 0, the length of the step in parameter space.
     public let stepSize: Double
     /// Seed of `LookAheadPlan.pairs`.
     public let seed: UInt64
+    /// How the exact changes were computed.
+    public let method: LookAheadMethod
     /// Measured loss changes, one per pair, in plan order.
     public let exactChanges: [LookAheadMeasurement]
     /// The first-order predictions of the same pairs, same order.
@@ -31,7 +33,7 @@ public struct LookAheadCheck: Sendable {
     /// - Throws: `.invalidMeasurement` when the lists are not the same pairs, λ ≤ 0 or non-finite,
     ///   or a measurement is invalid (see `InterferenceMatrix(lookAhead:layout:stepSize:)`).
     public init(
-        stepSize: Double, seed: UInt64, exactChanges: [LookAheadMeasurement],
+        stepSize: Double, seed: UInt64, method: LookAheadMethod = .difference, exactChanges: [LookAheadMeasurement],
         firstOrderChanges: [LookAheadMeasurement], layout: TaskLayout
     ) throws(InterferenceError) {
         guard exactChanges.count == firstOrderChanges.count,
@@ -41,6 +43,7 @@ public struct LookAheadCheck: Sendable {
         }
         self.stepSize = stepSize
         self.seed = seed
+        self.method = method
         self.exactChanges = exactChanges
         self.firstOrderChanges = firstOrderChanges
         exact = try InterferenceMatrix(lookAhead: exactChanges, layout: layout, stepSize: stepSize)
@@ -88,7 +91,8 @@ public struct LookAheadCheck: Sendable {
 
 extension LookAheadCheck: Equatable {
     public static func == (lhs: LookAheadCheck, rhs: LookAheadCheck) -> Bool {
-        lhs.stepSize == rhs.stepSize && lhs.seed == rhs.seed && lhs.exactChanges == rhs.exactChanges
+        lhs.stepSize == rhs.stepSize && lhs.seed == rhs.seed && lhs.method == rhs.method
+            && lhs.exactChanges == rhs.exactChanges
             && lhs.firstOrderChanges == rhs.firstOrderChanges
     }
 }

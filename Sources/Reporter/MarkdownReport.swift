@@ -293,19 +293,23 @@ public struct MarkdownReport: Sendable {
                 + "*j*'s mini-batch *a* ≠ *b*), only the group's parameters were actually stepped by "
                 + "`−λ·g_j(a)/‖g_j(a)‖` and task *i*'s loss on its rebuilt mini-batch *b* (same gate noise) "
                 + "evaluated again; the measured changes are divided exactly as the metric divides (*exact*), "
-                + "beside the first-order values of the same pairs. Relative difference: "
+                + "beside the first-order values of the same pairs. Method *difference*: the two Float32 "
+                + "losses subtracted; *integral*: the same change as the integral of the directional "
+                + "derivative along the step (2-node Gauss–Legendre), which does not subtract two losses, "
+                + "so small λ stays above round-off. Relative difference: "
                 + "`‖I_exact − I_first-order‖ / ‖I_first-order‖` over the off-diagonal entries, and the same "
                 + "over the pairs' loss changes before any division.",
             "",
-            "| group | run | λ | pairs | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
-            "| --- | --- | ---: | ---: | ---: | ---: |",
+            "| group | run | λ | pairs | method | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
+            "| --- | --- | ---: | ---: | --- | ---: | ---: |",
         ]
         for name in groups {
             for k in runs.indices {
                 guard let c = runs[k].group(named: name)?.lookAhead else { continue }
                 lines.append(
                     "| \(cell(name)) | \(cell(label(k))) | \(String(format: "%g", c.stepSize)) | \(c.pairCount) | "
-                        + "\(percent(c.offDiagonalRelativeDifference)) | \(percent(c.lossChangeRelativeDifference)) |")
+                        + "\(c.method.rawValue) | \(percent(c.offDiagonalRelativeDifference)) | "
+                        + "\(percent(c.lossChangeRelativeDifference)) |")
             }
         }
         for name in groups {

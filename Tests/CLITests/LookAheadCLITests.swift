@@ -31,7 +31,14 @@ extension CLITests {
             let reported = try Self.run(["report", out, "--out", report.path])
             #expect(reported.status == 0, "stderr: \(reported.stderr)")
             let markdown = try String(contentsOf: report, encoding: .utf8)
-            #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
+            #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 | difference |"))
+
+            // The integral method, asked for by name, is recorded and reported as such.
+            let integral = try Self.run(
+                ["analyze", rows, "--bootstrap", "0", "--lookahead", "1e-3", "--lookahead-samples", "2",
+                 "--lookahead-steps", "1", "--lookahead-method", "integral", "--out", out] + source)
+            #expect(integral.status == 0, "stderr: \(integral.stderr)")
+            #expect(integral.stdout.contains("λ = 0.001, 8 pairs (integral)"), "\(integral.stdout)")
 
             func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
                 let result = try Self.run(["analyze"] + arguments + ["--out", root.appendingPathComponent("bad.h5").path])
@@ -47,6 +54,11 @@ extension CLITests {
             try expectRefused([rows, "--lookahead", "0"] + source, naming: rows, "finite number > 0")
             try expectRefused([rows, "--lookahead=-1"] + source, naming: rows, "finite number > 0")
             try expectRefused([rows, "--lookahead", "inf"] + source, naming: rows, "finite number > 0")
+            let unknownMethod = try Self.run(
+                ["analyze", rows, "--lookahead", "1e-3", "--lookahead-method", "secant"] + source
+                    + ["--out", root.appendingPathComponent("bad.h5").path])
+            #expect(unknownMethod.status == 2 && unknownMethod.stderr.contains("'secant'"), "\(unknownMethod.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad.h5").path))
             // A checkpoint other than the one probed: named, with the probe it does not match.
             let otherCheckpoint = try Self.trainTiny(into: root.appendingPathComponent("other"), steps: 4).path
             try expectRefused(

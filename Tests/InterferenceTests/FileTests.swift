@@ -80,13 +80,13 @@ func temporaryDirectory() throws -> URL {
         var exact = firstOrder
         for k in exact.indices { exact[k].lossChange *= 1 + 0.01 * Double(k % 5) }
         checked.groups[1].lookAhead = try LookAheadCheck(
-            stepSize: 0.01, seed: 4, exactChanges: exact, firstOrderChanges: firstOrder,
+            stepSize: 0.01, seed: 4, method: .integral, exactChanges: exact, firstOrderChanges: firstOrder,
             layout: probe.layout)
         try InterferenceFile.write(checked, to: out)
         let backChecked = try InterferenceFile.read(out)
         #expect(backChecked == checked)
         let c = try #require(backChecked.groups[1].lookAhead)
-        #expect(c.pairCount == 3 * 3 * 3 * 2 && c.stepSize == 0.01 && c.seed == 4)
+        #expect(c.pairCount == 3 * 3 * 3 * 2 && c.stepSize == 0.01 && c.seed == 4 && c.method == .integral)
         #expect(c.lossChangeRelativeDifference > 0 && c.lossChangeRelativeDifference < 0.04)
         #expect(c.exact.values == checked.groups[1].lookAhead!.exact.values.map { $0 })
         #expect(backChecked.groups[0].lookAhead == nil)

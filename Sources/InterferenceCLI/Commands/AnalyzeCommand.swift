@@ -88,6 +88,8 @@ struct AnalyzeCommand: ParsableCommand {
 /// One line per group with a look-ahead check, for the terminal.
 /// `--lookahead λ`, `--lookahead-samples`, `--lookahead-steps`: the exact look-ahead check's
 /// request, shared by `analyze` and `diagnose`.
+extension LookAheadMethod: ExpressibleByArgument {}
+
 struct LookAheadArguments: ParsableArguments {
     @Option(name: .customLong("lookahead"), help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
     var stepSize: Double?
@@ -98,11 +100,16 @@ struct LookAheadArguments: ParsableArguments {
     @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
     var stepSamples = LookAheadOptions.defaultStepSamples
 
+    @Option(
+        name: .customLong("lookahead-method"),
+        help: "Look-ahead: how the actual loss change is computed: difference (two forward passes) or integral (the directional derivative integrated along the step; for small λ).")
+    var method: LookAheadMethod = .difference
+
     /// The checked options, nil without `--lookahead`; a bad request is an `InputError` naming `file`.
     func options(seed: UInt64, naming file: String) throws -> LookAheadOptions? {
         guard let stepSize else { return nil }
         let options = LookAheadOptions(
-            stepSize: stepSize, lossSamples: lossSamples, stepSamples: stepSamples, seed: seed)
+            stepSize: stepSize, lossSamples: lossSamples, stepSamples: stepSamples, seed: seed, method: method)
         do { try options.validate() } catch { throw InputError("\(file): \(error.description)") }
         return options
     }
@@ -112,18 +119,19 @@ enum LookAheadSummary {
     static func lines(_ analysis: InterferenceAnalysis) -> [String] {
         analysis.groups.compactMap { g in
             guard let c = g.lookAhead else { return nil }
-            return "look-ahead \(g.name): λ = \(c.stepSize), \(c.pairCount) pairs; off-diagonal I "
+            return "look-ahead \(g.name): λ = \(c.stepSize), \(c.pairCount) pairs (\(c.method.rawValue)); off-diagonal I "
                 + "exact vs first-order differ by \(percent(c.offDiagonalRelativeDifference)), "
                 + "loss changes by \(percent(c.lossChangeRelativeDifference))"
         }
     }
 
-    /// Markdown table rows `| run | group | λ | pairs | I difference | loss-change difference |`.
+    /// Markdown table rows `| run | group | λ | pairs | method | I difference | loss-change difference |`.
     static func rows(_ analysis: InterferenceAnalysis, group: String? = nil) -> [String] {
         analysis.groups.compactMap { g in
             guard let c = g.lookAhead, group == nil || g.name == group else { return nil }
             return "| \(analysis.label) | \(g.name) | \(String(format: "%g", c.stepSize)) | \(c.pairCount) | "
-                + "\(percent(c.offDiagonalRelativeDifference)) | \(percent(c.lossChangeRelativeDifference)) |"
+                + "\(c.method.rawValue) | \(percent(c.offDiagonalRelativeDifference)) | "
+                + "\(percent(c.lossChangeRelativeDifference)) |"
         }
     }
 

@@ -55,12 +55,17 @@ struct DemoCommand: ParsableCommand {
     var seed: UInt64 = 0
 
     @Option(name: .customLong("lookahead"), help: "Step size λ of the exact look-ahead check (0: skip it).")
-    var lookAhead = 3e-4
+    var lookAhead = 3e-5
+
+    // The integral: at λ this small the two losses' difference would be mostly Float32 round-off.
+    @Option(name: .customLong("lookahead-method"), help: "How the check's actual loss changes are computed.")
+    var lookAheadMethod: LookAheadMethod = .integral
 
     @Option(
         name: .customLong("lookahead-sweep"),
-        help: "Further λ values, comma-separated, whose look-ahead summary goes to the report's appendix.")
-    var lookAheadSweep = "1e-2,1e-3,1e-4"
+        help: "Further λ[:method] values, comma-separated (method difference when absent), whose look-ahead summary goes to the report's appendix.")
+    var lookAheadSweep =
+        "1e-2,1e-2:integral,1e-3,3e-4,3e-4:integral,1e-4,3e-5"
 
     @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
     var lookAheadSamples = 4
@@ -76,12 +81,18 @@ struct DemoCommand: ParsableCommand {
     }
 
     /// The `--lookahead-sweep` values (empty string: none).
-    func sweep() throws -> [Double] {
-        try lookAheadSweep.split(separator: ",").map { text in
-            guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite, value > 0 else {
-                throw ValidationError("--lookahead-sweep: '\(text)' is not a finite λ > 0")
+    func sweep() throws -> [(stepSize: Double, method: LookAheadMethod)] {
+        try lookAheadSweep.split(separator: ",").map { item in
+            let parts = item.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let value = Double(parts[0]), value.isFinite, value > 0 else {
+                throw ValidationError("--lookahead-sweep: '\(item)' is not a finite λ > 0")
             }
-            return value
+            guard let method = parts.count > 1 ? LookAheadMethod(rawValue: parts[1]) : .difference else {
+                throw ValidationError(
+                    "--lookahead-sweep: '\(item)': method must be one of "
+                        + LookAheadMethod.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return (value, method)
         }
     }
 
@@ -97,7 +108,8 @@ struct DemoCommand: ParsableCommand {
         let lookAheadOptions =
             lookAhead > 0
             ? LookAheadOptions(
-                stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed)
+                stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed,
+                method: lookAheadMethod)
             : nil
         var appendix = ["", "## Models and evaluation", ""]
         appendix.append(
@@ -105,8 +117,9 @@ struct DemoCommand: ParsableCommand {
                 + "N = \(samples) mini-batches of B = \(batchSize) per task, parameters `encoder.layers.*`, "
                 + "gate noise on as in training; \(bootstrap) bootstrap replicates."
                 + (lookAheadOptions.map {
-                    " Look-ahead check: λ = \(String(format: "%g", $0.stepSize)), \($0.lossSamples) loss "
-                        + "mini-batches per task × \($0.stepSamples) step mini-batches per task, seed \(seed)."
+                    " Look-ahead check: λ = \(String(format: "%g", $0.stepSize)), method \($0.method.rawValue), "
+                        + "\($0.lossSamples) loss mini-batches per task × \($0.stepSamples) step mini-batches per "
+                        + "task, seed \(seed)."
                 } ?? ""))
         for (kind, name) in [(ModelKind.dense, "dense"), (.moeAttribute, "moe")] {
             let runDirectory = work.appendingPathComponent("runs/\(name)")
@@ -128,9 +141,10 @@ struct DemoCommand: ParsableCommand {
             }
             if let chosen = lookAheadOptions {
                 var checked = [analysis]
-                for lambda in try sweep() where lambda != chosen.stepSize {
+                for (lambda, method) in try sweep() where lambda != chosen.stepSize || method != chosen.method {
                     var options = chosen
                     options.stepSize = lambda
+                    options.method = method
                     do {
                         checked.append(
                             try ExactLookAhead.check(
@@ -138,8 +152,12 @@ struct DemoCommand: ParsableCommand {
                                 checkpoint: checkpoint, data: dataURL, options: options))
                     } catch { throw InputError(error.description) }
                 }
-                // Per group, largest λ first.
-                checked.sort { ($0.groups.first?.lookAhead?.stepSize ?? 0) > ($1.groups.first?.lookAhead?.stepSize ?? 0) }
+                // Per group, largest λ first, the difference before the integral.
+                checked.sort { a, b in
+                    let (x, y) = (a.groups.first?.lookAhead, b.groups.first?.lookAhead)
+                    if x?.stepSize != y?.stepSize { return (x?.stepSize ?? 0) > (y?.stepSize ?? 0) }
+                    return (x?.method.rawValue ?? "") < (y?.method.rawValue ?? "")
+                }
                 for group in analysis.groups {
                     for run in checked { sweepRows += LookAheadSummary.rows(run, group: group.name) }
                 }
@@ -165,16 +183,19 @@ struct DemoCommand: ParsableCommand {
         if !sweepRows.isEmpty {
             appendix += [
                 "", "## Look-ahead check: sensitivity to λ", "",
-                "The same pairs at other step sizes (the report's check above uses λ = "
-                    + "\(String(format: "%g", lookAhead))). Curvature grows the loss-change difference "
-                    + "in proportion to λ; Float32 round-off of the stepped weights and of the two losses "
-                    + "grows it as λ shrinks. The I values divide by each mini-batch's own-task change "
-                    + "`s[i,i][b]`, which is close to 0 for many mini-batches here (within-task gradient "
-                    + "cosines ≈ 0), so a small difference in the loss changes can become a much larger "
-                    + "one in I; the per-pair loss changes are the direct test of the Taylor step.",
+                "The same pairs at other step sizes and by both methods (the report's check above uses "
+                    + "λ = \(String(format: "%g", lookAhead)), \(lookAheadMethod.rawValue)). Curvature grows the "
+                    + "loss-change difference in proportion to λ, whatever the method. With the *difference* "
+                    + "method, Float32 round-off of the two losses grows it as λ shrinks; the *integral* "
+                    + "does not subtract two losses, so its difference keeps falling with λ down to the "
+                    + "gradients' own round-off. Where round-off is negligible for both (the largest λ) the "
+                    + "two methods must agree: that checks the quadrature. The I values divide by each "
+                    + "mini-batch's own-task change `s[i,i][b]`, which is close to 0 for many mini-batches "
+                    + "here (within-task gradient cosines ≈ 0), so a small difference in the loss changes "
+                    + "can become a much larger one in I.",
                 "",
-                "| run | group | λ | pairs | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
-                "| --- | --- | ---: | ---: | ---: | ---: |",
+                "| run | group | λ | pairs | method | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
+                "| --- | --- | ---: | ---: | --- | ---: | ---: |",
             ] + sweepRows
         }
         appendix.append("")
