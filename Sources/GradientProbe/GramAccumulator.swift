@@ -120,7 +120,7 @@ public enum GramAccumulator {
                                 forEachLane(lanes) { lane in
                                     for c0 in stride(from: 0, to: width, by: columnBlock) {
                                         let block = c0..<min(c0 + columnBlock, width)
-                                        let columns = laneColumns(of: block, lane: lane, of: lanes)
+                                        let columns = laneColumns(of: block, lane: lane)
                                         guard !columns.isEmpty else { continue }
                                         packs.value[lane].0.pack(a, rows: rowsA, width: width, columns: columns, tileRows: tileRows)
                                         if !same {
@@ -163,10 +163,10 @@ public enum GramAccumulator {
         }
     }
 
-    /// Lane `lane`'s share of a column block: the `lane`-th of `count` equal ranges.
-    static func laneColumns(of block: Range<Int>, lane: Int, of count: Int = lanes) -> Range<Int> {
+    /// Lane `lane`'s share of a column block: the `lane`-th of ``lanes`` equal ranges.
+    static func laneColumns(of block: Range<Int>, lane: Int) -> Range<Int> {
         let k = block.count
-        return (block.lowerBound + k * lane / count)..<(block.lowerBound + k * (lane + 1) / count)
+        return (block.lowerBound + k * lane / lanes)..<(block.lowerBound + k * (lane + 1) / lanes)
     }
 
     /// One column range of a range of rows in Double, tile by tile, each tile holding only its rows
