@@ -1,6 +1,7 @@
 import Foundation
 import Interference
 import Storage
+import TestSupport
 import Testing
 
 /// A small probe file as `interference probe` writes it (only what the metric reads).
@@ -90,6 +91,19 @@ func temporaryDirectory() throws -> URL {
         #expect(c.lossChangeRelativeDifference > 0 && c.lossChangeRelativeDifference < 0.04)
         #expect(c.exact.values == checked.groups[1].lookAhead!.exact.values.map { $0 })
         #expect(backChecked.groups[0].lookAhead == nil)
+    }
+
+    /// A file written before the look-ahead recorded its method (the demo's MoE file of the
+    /// previous stop, `Fixtures/interference_before_method.h5`) reads as the direct difference,
+    /// the only method there was.
+    @Test func lookAheadWithoutAMethodReadsAsTheDifference() throws {
+        let old = try InterferenceFile.read(fixtureURL("interference_before_method.h5"))
+        let checks = old.groups.compactMap(\.lookAhead)
+        #expect(checks.count == 2)
+        for c in checks {
+            #expect(c.method == .difference)
+            #expect(c.stepSize == 3e-4 && c.pairCount == 144)
+        }
     }
 
     @Test func refusesAnotherFormatOrVersion() throws {
