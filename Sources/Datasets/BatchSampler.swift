@@ -48,4 +48,20 @@ public struct BatchSampler: Sendable, Equatable {
         let start = (number % batchesPerEpoch) * batchSize
         return Array(order(epoch: number / batchesPerEpoch)[start..<start + batchSize])
     }
+
+    /// The dataset indices of each batch in `numbers`, the same as `indices(ofBatch:)` of each, with
+    /// every epoch's order drawn once instead of once per batch.
+    public func indices(ofBatches numbers: Range<Int>) -> [[Int]] {
+        precondition(numbers.lowerBound >= 0, "BatchSampler: negative batch number \(numbers.lowerBound)")
+        var epoch = -1
+        var order: [Int] = []
+        return numbers.map { number in
+            if number / batchesPerEpoch != epoch {
+                epoch = number / batchesPerEpoch
+                order = self.order(epoch: epoch)
+            }
+            let start = (number % batchesPerEpoch) * batchSize
+            return Array(order[start..<start + batchSize])
+        }
+    }
 }

@@ -34,7 +34,7 @@ public struct WorkPlan: Sendable, Equatable {
                 sampler = try dataset.sampler(
                     task: task, split: options.split, batchSize: options.batchSize, seed: options.seed)
             } catch { throw .dataset(error) }
-            examples.append((0..<options.samplesPerTask).map { sampler.indices(ofBatch: $0) })
+            examples.append(sampler.indices(ofBatches: 0..<options.samplesPerTask))
         }
         self.examples = examples
     }

@@ -42,6 +42,9 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
     }
 
     /// A Fisher–Yates shuffle driven by this generator (i from n−1 down to 1, j = nextInt(below: i+1)).
+    /// Inlinable so callers get it specialised: unspecialised, each `swapAt` went through generic
+    /// metadata, and the probe's 300 epoch shuffles took 0.12 s.
+    @inlinable
     public mutating func shuffle<T>(_ values: inout [T]) {
         guard values.count > 1 else { return }
         for i in stride(from: values.count - 1, through: 1, by: -1) {

@@ -86,6 +86,17 @@ struct SamplerTests {
         #expect(sampler.order(epoch: 0) != sampler.order(epoch: 1), "each epoch reshuffles")
     }
 
+    /// The probe draws its work list with `indices(ofBatches:)`, one shuffle per epoch; it must give
+    /// the batches `indices(ofBatch:)` gives one by one, across epoch boundaries and from any start.
+    @Test("a range of batches equals the batches drawn one by one")
+    func range() throws {
+        let data = try Synthetic.dataset()
+        let sampler = try data.sampler(task: .retrieval, split: .train, batchSize: 8, seed: 11)
+        for numbers in [0..<10, 2..<7, 4..<4, 5..<6] {
+            #expect(sampler.indices(ofBatches: numbers) == numbers.map { sampler.indices(ofBatch: $0) })
+        }
+    }
+
     @Test("tasks and seeds draw different orders")
     func streams() throws {
         let data = try Synthetic.dataset()

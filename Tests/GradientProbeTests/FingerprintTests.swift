@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+@testable import GradientProbe
+
+/// The probe's SHA-256 (what `merge` compares shards by) against the FIPS 180-2 example digests
+/// (the expected strings are those printed by Python's `hashlib.sha256`, an independent
+/// implementation).
+@Suite("SHA-256 fingerprints")
+struct FingerprintTests {
+    @Test("FIPS 180-2 examples, the empty message and a 1-block padding edge")
+    func knownAnswers() {
+        let cases: [([UInt8], String)] = [
+            ([], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            (Array("abc".utf8), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8),
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+            (
+                [UInt8](repeating: 0x61, count: 1_000_000),
+                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+            ),
+            (
+                // 9 × 256 + 55 bytes: the length field fits the last block exactly.
+                (0..<9).flatMap { _ in (0...255).map { UInt8($0) } } + [UInt8](repeating: 0x78, count: 55),
+                "7da2347242e4eab076e3bfdf76004d41258281981050739e00ff819a0589a251"
+            ),
+        ]
+        for (message, digest) in cases {
+            #expect(SHA256.hex(of: message) == digest, "\(message.count) bytes")
+        }
+    }
+
+    @Test("pieces of any size, and a file read in 1 MiB pieces, give the one-piece digest")
+    func pieces() throws {
+        let bytes = (0..<1_300_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        let whole = SHA256.hex(of: bytes)
+        var hasher = SHA256()
+        var start = 0
+        for size in [1, 63, 64, 65, 1000, 127] {
+            hasher.update(bytes[start..<(start + size)])
+            start += size
+        }
+        hasher.update(bytes[start...])
+        #expect(hasher.finish() == whole)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("fingerprint-\(UUID()).bin")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data(bytes).write(to: url)
+        #expect(try SHA256.hex(ofFile: url) == whole)
+    }
+}
