@@ -22,6 +22,17 @@ public struct ProbeSummary: Sendable, Equatable {
     /// Multiply-adds the Gram's BLAS calls executed (``GramAccumulator``): `2 ×` this over
     /// `gramSeconds` is the Gram's achieved FLOP rate (with the disk reads, for spilled rows).
     public var gramMultiplyAdds = 0
+    /// Seconds of the whole `Probe.run(checkpoint:…)`, from loading the checkpoint to the file under
+    /// its final name (0 when the probe was given a model): what issue 5's "time outside forward and
+    /// backward" is a share of.
+    public var wallSeconds = 0.0
+
+    /// `"3.40 s, 16 % outside forward and backward"`, or "" without a wall time.
+    public var wallDescription: String {
+        guard wallSeconds > 0 else { return "" }
+        let outside = 100 * max(0, wallSeconds - gradientSeconds) / wallSeconds
+        return "\(String(format: "%.2f", wallSeconds)) s, \(String(format: "%.0f", outside)) % outside forward and backward"
+    }
 
     /// `"Gram 0.42 s, 12.1 GFLOP at 28.8 GFLOP/s"`.
     public var gramDescription: String {
@@ -85,6 +96,8 @@ public enum Probe {
         progress: ((Int, Int) -> Void)? = nil
     ) throws(ProbeError) -> ProbeSummary {
         try options.validate()
+        let clock = ContinuousClock()
+        let start = clock.now
         let model: Model
         do { model = try Checkpoint.load(checkpoint) } catch { throw .checkpoint(error) }
         let bytes: [UInt8]
@@ -98,8 +111,10 @@ public enum Probe {
             checkpointPath: checkpoint.path, checkpointSHA256: SHA256.hex(of: bytes),
             dataPath: data.path, dataSHA256: try SHA256.hex(ofFile: data),
             kind: header["kind"] ?? "dense", routing: header["routing"] ?? "none")
-        return try run(
+        var summary = try run(
             model: model, dataset: dataset, source: source, options: options, out: out, progress: progress)
+        summary.wallSeconds = (clock.now - start).seconds
+        return summary
     }
 
     /// Probes `model` on `dataset` (see ``run(checkpoint:data:options:out:progress:)``).

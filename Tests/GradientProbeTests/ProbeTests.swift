@@ -14,6 +14,10 @@ import UniPerceiver
         let summary = try fixture.probe("probe.h5", ProbeFixture.options(storeGradients: true))
         #expect(summary.rows == 12)
         #expect(summary.spilled.isEmpty)
+        // The wall time the CLI reports the share outside forward and backward of covers both timed parts.
+        #expect(summary.gradientSeconds > 0 && summary.gramSeconds > 0)
+        #expect(summary.wallSeconds >= summary.gradientSeconds + summary.gramSeconds)
+        #expect(summary.wallDescription.hasSuffix("% outside forward and backward"))
         let contents = try ProbeFile.read(fixture.file("probe.h5"))
         let n = contents.rowCount
         #expect(n == 12)
