@@ -26,18 +26,24 @@ import Kernels
 /// the width. The lane count is a constant, not the machine's core count: it is part of the
 /// arithmetic.
 ///
+/// **In place when it can.** When neither tile of a pair left a row out in a block (a dense model's
+/// tiles always), the pair's entries are one block of the partial Gram and BLAS adds into it
+/// directly (beta = 1); otherwise the product goes to scratch and is added entry by entry.
+///
 /// **Determinism.** Entry `(a, b)` with `a ≤ b` is produced, in each lane, by the calls of the tile
 /// pair `(⌊a/tileRows⌋, ⌊b/tileRows⌋)` over that lane's column range of every block, in column
-/// order; each call's shape and operands depend only on the rows of those two tiles in that range,
-/// never on how rows were loaded. Loading more or fewer rows at once (`superRows`) only changes which
+/// order; each call's shape and operands, and whether it adds in place, depend only on the rows of
+/// those two tiles in that range, never on how rows were loaded. Loading more or fewer rows at once (`superRows`) only changes which
 /// tile pairs are visited together. The lower triangle is the mirror of the upper, so `G` is exactly
 /// symmetric. This is what makes merged shards equal an unsharded run bit for bit (same rows, same
 /// arithmetic). OpenBLAS's result for one call can depend on its thread count (observed on partial
 /// tiles), so every call is single-threaded (`BLASThreads.singleThreaded`).
 public enum GramAccumulator {
     /// Rows per tile (the largest `m`, `n` of a BLAS call): the probe's default T·N = 300 rows are
-    /// two tiles. Also the fewest rows a spilled Gram loads at once.
-    public static let rowTile = 128
+    /// two tiles. Also the fewest rows a spilled Gram loads at once. Measured on the probe's default
+    /// shapes (`make bench-gram`, interleaved): 192 rows 0.317–0.324 s, 128 rows 0.326–0.335 s, 320
+    /// and 512 rows (one tile for 300 rows) 0.321–0.329 s.
+    public static let rowTile = 192
     /// Columns per block; each lane's calls have `k = columnBlock / lanes`.
     public static let columnBlock = 4096
     /// Column ranges per block, computed concurrently.
@@ -178,6 +184,8 @@ public enum GramAccumulator {
             var index: Int
             var rows: [Int]
             var offset: Int
+            /// No row of the tile was left out as zero: `rows` is the tile's whole contiguous range.
+            var complete = false
         }
         var values: [Double] = []
         var tiles: [Tile] = []
@@ -195,7 +203,8 @@ public enum GramAccumulator {
                 values.withUnsafeMutableBufferPointer { dst in
                     for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: tileRows) {
                         var tile = Tile(index: t0 / tileRows, rows: [], offset: used)
-                        for r in t0..<min(t0 + tileRows, rows.upperBound) {
+                        let end = min(t0 + tileRows, rows.upperBound)
+                        for r in t0..<end {
                             let s = src.baseAddress! + (r - rows.lowerBound) * width + columns.lowerBound
                             let d = dst.baseAddress! + used * k
                             // Convert, and keep the row only when a value is not zero (±0 add
@@ -204,6 +213,7 @@ public enum GramAccumulator {
                             tile.rows.append(r)
                             used += 1
                         }
+                        tile.complete = tile.rows.count == end - t0
                         tiles.append(tile)
                     }
                 }
@@ -254,9 +264,26 @@ public enum GramAccumulator {
                     for tileB in b.tiles where !tileB.rows.isEmpty && tileB.index >= tileA.index {
                         let m = tileA.rows.count
                         let cols = tileB.rows.count
+                        let rowsA = pa.baseAddress! + tileA.offset * k
+                        if tileA.complete && tileB.complete {
+                            // Every row of both tiles is present, so their Gram entries form one
+                            // block of `gram`: BLAS adds into it (beta = 1), no product to scatter.
+                            let block = gram + tileA.rows[0] * n + tileB.rows[0]
+                            if tileA.index == tileB.index {
+                                cblas_dsyrk(
+                                    CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(k), 1, rowsA, Int32(k),
+                                    1, block, Int32(n))
+                                multiplyAdds += m * (m + 1) / 2 * k
+                            } else {
+                                cblas_dgemm(
+                                    CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1,
+                                    rowsA, Int32(k), pb.baseAddress! + tileB.offset * k, Int32(k), 1, block, Int32(n))
+                                multiplyAdds += m * cols * k
+                            }
+                            continue
+                        }
                         let product = UnsafeMutablePointer<Double>.allocate(capacity: m * cols)
                         defer { product.deallocate() }
-                        let rowsA = pa.baseAddress! + tileA.offset * k
                         if tileA.index == tileB.index {
                             // The same tile of the same rows (tile indices are unique per range).
                             cblas_dsyrk(

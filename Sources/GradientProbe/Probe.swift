@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Kernels
 import Storage
 import Training
 import UniPerceiver
@@ -223,13 +224,14 @@ public enum Probe {
             var (loss, values) = try gradient(batch, plan.noise(w))
             gradientTime += clock.now - start
             var bad = false
-            if !loss.isFinite || values.contains(where: { !$0.isFinite }) {
+            let nonFinite = values.withUnsafeBufferPointer { firstNonFinite($0) }
+            if !loss.isFinite || nonFinite != nil {
                 guard options.skipNonFinite else {
                     let what: String
                     if !loss.isFinite {
                         what = "loss \(loss)"
                     } else {
-                        let index = values.firstIndex { !$0.isFinite }!
+                        let index = nonFinite!
                         let name = model.table.entries.first { $0.range.contains(index) }?.name ?? "?"
                         what = "gradient (first at \(name))"
                     }

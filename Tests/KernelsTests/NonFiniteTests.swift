@@ -1,0 +1,35 @@
+import Kernels
+import Testing
+
+/// `firstNonFinite` against the scalar definition: every position (SIMD body and tail), every kind
+/// of non-finite value, and the finite extremes that share bits with them.
+@Suite("First non-finite value")
+struct NonFiniteTests {
+    static func scan(_ values: [Float]) -> Int? { values.withUnsafeBufferPointer { firstNonFinite($0) } }
+
+    @Test("finds NaN, +∞ and −∞ at every position of 1...20 values, and around 256-value blocks, the first of two")
+    func finds() {
+        for count in Array(1...20) + [530] {
+            for position in 0..<count where count < 100 || position % 256 < 9 || position % 256 > 247 || position > 520 {
+                for bad in [Float.nan, -Float.nan, Float.infinity, -Float.infinity, Float(bitPattern: 0x7fc0_0001)] {
+                    var values = (0..<count).map { Float($0) - 3.5 }
+                    values[position] = bad
+                    if position + 2 < count { values[position + 2] = .nan }
+                    #expect(Self.scan(values) == position, "\(count) values, \(bad) at \(position)")
+                }
+            }
+        }
+    }
+
+    @Test("finite extremes, signed zeros and subnormals are finite")
+    func finite() {
+        let extremes: [Float] = [
+            .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
+            .leastNormalMagnitude, 0, -0, 1, -1,
+        ]
+        for count in [0, 1, 7, 8, 9, 17, 256, 600] {
+            let values = (0..<count).map { extremes[$0 % extremes.count] }
+            #expect(Self.scan(values) == nil, "\(count) values")
+        }
+    }
+}
