@@ -79,12 +79,50 @@ public enum GramAccumulator {
         public init() {}
     }
 
+    /// Rows of a range as `load` hands them over: every row in order, or only the rows not known to
+    /// be zero. A row known to be zero is never read and counts as the zero row it is — exactly what
+    /// the packing would have found by reading it, so the Gram is the same bit for bit.
+    public struct RowBlock: Sendable {
+        /// The rows present, `width` values each, in row order.
+        public var values: [Float]
+        /// Per row of the range, its place among the rows present, or −1 for a row known to be zero;
+        /// nil when every row is present (place = offset in the range).
+        public var places: [Int]?
+
+        public init(values: [Float], places: [Int]? = nil) {
+            self.values = values
+            self.places = places
+        }
+    }
+
     /// ``gram(rowCount:width:superRows:load:)``, also adding to `multiplyAdds` the multiply-adds its
     /// BLAS calls executed (what a GFLOP/s figure for the Gram should count: `2 ×` this).
     /// `tileRows` replaces ``rowTile`` (tests use small tiles to cover many tile pairs cheaply).
     public static func gram<E: Error>(
         rowCount: Int, width: Int, superRows: Int, tileRows: Int = rowTile, multiplyAdds: inout Int,
         workspace: Workspace = Workspace(), load: (Range<Int>) throws(E) -> [Float]
+    ) throws(E) -> [Double] {
+        try gram(
+            rowCount: rowCount, width: width, superRows: superRows, tileRows: tileRows, multiplyAdds: &multiplyAdds,
+            workspace: workspace
+        ) { (range) throws(E) -> RowBlock in RowBlock(values: try load(range)) }
+    }
+
+    /// The Gram of rows held in memory as the rows that are not zero (`places` as in ``RowBlock``,
+    /// one per row): what the probe keeps of an MoE expert's rows, three quarters of which are zero.
+    public static func gram(
+        rowCount: Int, width: Int, rows: RowBlock, multiplyAdds: inout Int, workspace: Workspace = Workspace()
+    ) -> [Double] {
+        gram(rowCount: rowCount, width: width, superRows: rowCount, multiplyAdds: &multiplyAdds, workspace: workspace) {
+            (range: Range<Int>) -> RowBlock in
+            range == 0..<rowCount ? rows : RowBlock(values: rows.values, places: rows.places.map { Array($0[range]) } ?? Array(range))
+        }
+    }
+
+    /// The Gram of rows handed over as ``RowBlock``s.
+    public static func gram<E: Error>(
+        rowCount: Int, width: Int, superRows: Int, tileRows: Int = rowTile, multiplyAdds: inout Int,
+        workspace: Workspace = Workspace(), load: (Range<Int>) throws(E) -> RowBlock
     ) throws(E) -> [Double] {
         let n = rowCount
         guard n > 0, width > 0 else { return [Double](repeating: 0, count: n * n) }
@@ -108,15 +146,15 @@ public enum GramAccumulator {
         var laneWork = [Int](repeating: 0, count: lanes)
         for (i, rowsA) in supers.enumerated() {
             let a = try load(rowsA)
-            precondition(a.count == rowsA.count * width, "GramAccumulator: load returned \(a.count) values")
+            check(a, rows: rowsA, width: width)
             for rowsB in supers[i...] {
                 let same = rowsB == rowsA
-                let b: [Float]
+                let b: RowBlock
                 if same {
                     b = a
                 } else {
                     b = try load(rowsB)
-                    precondition(b.count == rowsB.count * width, "GramAccumulator: load returned \(b.count) values")
+                    check(b, rows: rowsB, width: width)
                 }
                 partials.withUnsafeMutableBufferPointer { targets in
                     packs.withUnsafeMutableBufferPointer { packs in
@@ -169,6 +207,13 @@ public enum GramAccumulator {
         }
     }
 
+    private static func check(_ block: RowBlock, rows: Range<Int>, width: Int) {
+        let present = block.places.map { places in places.count { $0 >= 0 } } ?? rows.count
+        precondition(
+            block.places.map { $0.count == rows.count } ?? true && block.values.count >= present * width,
+            "GramAccumulator: load returned \(block.values.count) values and \(block.places?.count ?? rows.count) places for rows \(rows)")
+    }
+
     /// Lane `lane`'s share of a column block: the `lane`-th of ``lanes`` equal ranges.
     static func laneColumns(of block: Range<Int>, lane: Int) -> Range<Int> {
         let k = block.count
@@ -190,11 +235,21 @@ public enum GramAccumulator {
         var values: [Double] = []
         var tiles: [Tile] = []
 
-        /// Packs rows `rows` of `source` (`rows.count × width` Floats), columns `columns`.
+        /// Packs rows `rows` of `source`, columns `columns`.
         mutating func pack(
             _ source: [Float], rows: Range<Int>, width: Int, columns: Range<Int>,
             tileRows: Int = GramAccumulator.rowTile
         ) {
+            pack(RowBlock(values: source), rows: rows, width: width, columns: columns, tileRows: tileRows)
+        }
+
+        /// Packs rows `rows` of `source` (rows known to be zero are skipped unread), columns `columns`.
+        mutating func pack(
+            _ block: RowBlock, rows: Range<Int>, width: Int, columns: Range<Int>,
+            tileRows: Int = GramAccumulator.rowTile
+        ) {
+            let source = block.values
+            let places = block.places
             let k = columns.count
             if values.count < rows.count * k { values = [Double](repeating: 0, count: rows.count * k) }
             tiles.removeAll(keepingCapacity: true)
@@ -205,7 +260,9 @@ public enum GramAccumulator {
                         var tile = Tile(index: t0 / tileRows, rows: [], offset: used)
                         let end = min(t0 + tileRows, rows.upperBound)
                         for r in t0..<end {
-                            let s = src.baseAddress! + (r - rows.lowerBound) * width + columns.lowerBound
+                            let place = places?[r - rows.lowerBound] ?? (r - rows.lowerBound)
+                            guard place >= 0 else { continue }
+                            let s = src.baseAddress! + place * width + columns.lowerBound
                             let d = dst.baseAddress! + used * k
                             // Convert, and keep the row only when a value is not zero (±0 add
                             // nothing to any dot product).

@@ -45,3 +45,24 @@ public func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
     for i in start..<n where !base[i].isFinite { return i }
     return nil
 }
+
+/// Whether every value is +0 or −0 (a row of gradient the probe need not keep). Eight at a time on
+/// the magnitude bits, stopping at the first 256-value block with a non-zero value.
+public func isAllZero(_ values: UnsafeBufferPointer<Float>) -> Bool {
+    let magnitude: UInt32 = 0x7fff_ffff
+    let block = 256
+    let n = values.count
+    guard let base = values.baseAddress else { return true }
+    let raw = UnsafeRawPointer(base)
+    var start = 0
+    while start + block <= n {
+        var any = SIMD8<UInt32>()
+        for i in stride(from: start, to: start + block, by: 8) {
+            any |= unsafeBitCast(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), to: SIMD8<UInt32>.self)
+        }
+        if any & magnitude != .zero { return false }
+        start += block
+    }
+    for i in start..<n where base[i] != 0 { return false }
+    return true
+}

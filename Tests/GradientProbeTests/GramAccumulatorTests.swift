@@ -228,6 +228,34 @@ func accumulatedGram(
         #expect(gram(superRows: 128) == whole)
     }
 
+    /// The probe keeps in memory only the rows that are not all zero (`RowBlock.places`, −1 for the
+    /// others); the Gram of those must be the Gram of all the rows, bit for bit, in any tiling.
+    @Test(arguments: [64, GramAccumulator.rowTile])
+    func rowsKnownZeroGiveTheSameGramUnread(tileRows: Int) {
+        let n = Self.count
+        let width = Self.width
+        var places = [Int](repeating: -1, count: n)
+        var kept: [Float] = []
+        for r in 0..<n where r % 3 != 0 {  // the rows that are zero everywhere are left out
+            places[r] = kept.count / width
+            kept += Self.rows[(r * width)..<((r + 1) * width)]
+        }
+        var multiplyAdds = 0
+        let sparse = GramAccumulator.gram(
+            rowCount: n, width: width, superRows: n, tileRows: tileRows, multiplyAdds: &multiplyAdds
+        ) { (range: Range<Int>) -> GramAccumulator.RowBlock in
+            GramAccumulator.RowBlock(values: kept, places: Array(places[range]))
+        }
+        #expect(sparse == gram(superRows: n, tileRows: tileRows))
+        #expect(sparse == gram(superRows: 64, tileRows: tileRows))
+        if tileRows == GramAccumulator.rowTile {
+            let inMemory = GramAccumulator.gram(
+                rowCount: n, width: width, rows: GramAccumulator.RowBlock(values: kept, places: places),
+                multiplyAdds: &multiplyAdds)
+            #expect(inMemory == sparse)
+        }
+    }
+
     /// The skipping itself: a packed column block holds only the rows that are not zero in it.
     @Test func packedTilesLeaveOutTheRowsThatAreZeroInTheirBlock() {
         let n = Self.count

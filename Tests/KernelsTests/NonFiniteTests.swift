@@ -33,3 +33,25 @@ struct NonFiniteTests {
         }
     }
 }
+
+/// `isAllZero` against the scalar definition: ±0 count as zero; any other value, anywhere (SIMD body,
+/// block boundary, tail), does not.
+@Suite("All-zero scan")
+struct AllZeroTests {
+    static func scan(_ values: [Float]) -> Bool { values.withUnsafeBufferPointer { isAllZero($0) } }
+
+    @Test("zeros of either sign are all zero; one other value anywhere is not")
+    func scans() {
+        for count in Array(0...20) + [255, 256, 257, 530] {
+            let zeros = (0..<count).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
+            #expect(Self.scan(zeros), "\(count) zeros")
+            for position in 0..<count where count < 100 || position % 256 < 9 || position % 256 > 247 || position > 520 {
+                for value in [Float.leastNonzeroMagnitude, -1, .nan, .infinity] {
+                    var values = zeros
+                    values[position] = value
+                    #expect(!Self.scan(values), "\(count) values, \(value) at \(position)")
+                }
+            }
+        }
+    }
+}
