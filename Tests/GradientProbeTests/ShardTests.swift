@@ -1,6 +1,7 @@
 import Foundation
 import Storage
 import Testing
+import UniPerceiver
 
 @testable import GradientProbe
 
@@ -9,6 +10,26 @@ import Testing
     @Test func mergedShardsEqualOneUnshardedRunBitForBit() throws {
         let fixture = try ProbeFixture()
         defer { fixture.remove() }
+        try checkMergedShards(fixture, gradientsOf: ["encoder.layers.0.ffn.dense2.weight", "encoder.layers.1.attention.self.qkv_proj.bias"])
+    }
+
+    /// The same with an attribute-routed MoE, whose expert rows are mostly zero: shards keep and
+    /// write only the others, and the merge must still give the unsharded run's Grams and rows.
+    @Test func moeMergedShardsEqualOneUnshardedRunBitForBit() throws {
+        var config = ProbeFixture.config
+        config.routing = .attribute
+        config.numExperts = 8
+        config.topK = 1
+        let fixture = try ProbeFixture(model: try Model(config: config, seed: 12))
+        defer { fixture.remove() }
+        let names = try checkMergedShards(fixture, gradientsOf: nil)
+        #expect(names.contains { $0.contains(".experts.") })
+    }
+
+    /// Probes `fixture` whole and in five shards, merges the shards, and expects the merged file to
+    /// equal the whole one; compares the stored rows of `gradientsOf` (nil: every parameter).
+    @discardableResult
+    func checkMergedShards(_ fixture: ProbeFixture, gradientsOf names: [String]?) throws -> [String] {
         try fixture.probe("whole.h5", ProbeFixture.options(storeGradients: true))
         var shards: [URL] = []
         for k in 1...5 {
@@ -31,11 +52,13 @@ import Testing
         var expected = whole.metadata
         expected.created = merged.metadata.created
         #expect(merged.metadata == expected)
-        for name in ["encoder.layers.0.ffn.dense2.weight", "encoder.layers.1.attention.self.qkv_proj.bias"] {
+        let compared = names ?? whole.parameters.map(\.name)
+        for name in compared {
             #expect(
                 try ProbeFile.gradients(fixture.file("merged.h5"), parameter: name).values
-                    == (try ProbeFile.gradients(fixture.file("whole.h5"), parameter: name).values))
+                    == (try ProbeFile.gradients(fixture.file("whole.h5"), parameter: name).values), "\(name)")
         }
+        return compared
     }
 
     @Test func mergeRefusesShardsOfAnotherRunNamingBothFilesAndTheField() throws {
