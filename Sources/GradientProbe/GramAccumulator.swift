@@ -108,14 +108,14 @@ public enum GramAccumulator {
         ) { (range) throws(E) -> RowBlock in RowBlock(values: try load(range)) }
     }
 
-    /// The Gram of rows held in memory as the rows that are not zero (`places` as in ``RowBlock``,
-    /// one per row): what the probe keeps of an MoE expert's rows, three quarters of which are zero.
+    /// The Gram of all `rowCount` rows held in memory (every row, or, with `places`, the rows that
+    /// are not zero: what the probe keeps of an MoE expert's rows). Loaded as one block, so `load`
+    /// is only ever asked for the whole range.
     public static func gram(
         rowCount: Int, width: Int, rows: RowBlock, multiplyAdds: inout Int, workspace: Workspace = Workspace()
     ) -> [Double] {
         gram(rowCount: rowCount, width: width, superRows: rowCount, multiplyAdds: &multiplyAdds, workspace: workspace) {
-            (range: Range<Int>) -> RowBlock in
-            range == 0..<rowCount ? rows : RowBlock(values: rows.values, places: rows.places.map { Array($0[range]) } ?? Array(range))
+            (_: Range<Int>) -> RowBlock in rows
         }
     }
 
