@@ -254,7 +254,9 @@ struct Encoder {
     /// `SharedRoutes`). One job per (MoE layer, linear) covers every pass, so no two jobs touch the
     /// same expert and the jobs run in lanes; first writes are claimed beforehand, in job order, and
     /// the gate-weight gradients each job returns are summed, and the gates' backward run, in a fixed
-    /// order afterwards: the result does not depend on timing.
+    /// order afterwards: the result does not depend on timing. A job's work (its `dW_u` GEMMs and its
+    /// passes over the experts) grows with its weight's size, so the jobs are dealt to the lanes
+    /// largest first, each to the least loaded lane (a fixed deal, computed from the shapes).
     private func backwardSharedRoutes(
         _ passes: [(pass: Pass, routes: SharedRoutes)], _ P: ParameterPointers, _ G: GradientPointers
     ) {
@@ -270,10 +272,14 @@ struct Encoder {
                     p.routes.layers[job.layer]!.decision(MoE.decision(ofLinear: job.linear)), G)
             }
         }
+        let D = embedding.config.hiddenSize
+        let F = embedding.config.ffnSize
+        let sizes = [3 * D * D, D * D, F * D, D * F]  // qkv, out, fc1, fc2
+        let deal = dealLargestFirst(jobs.map { sizes[$0.linear] }, lanes: min(lanes, jobs.count))
         dWeights.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out)
-            forEachLane(min(lanes, jobs.count)) { lane in
-                for j in stride(from: lane, to: jobs.count, by: lanes) {
+            forEachLane(deal.count) { lane in
+                for j in deal[lane] {
                     let (layer, moe, i) = jobs[j]
                     out.value[j] = passes.enumerated().map { n, p in
                         let d = p.routes.layers[layer]!.decision(MoE.decision(ofLinear: i))
@@ -297,6 +303,19 @@ struct Encoder {
                 }
             }
         }
+    }
+
+    /// Job indices per lane: largest cost first, each to the lane with the least cost so far (the
+    /// lower lane on ties); each lane's jobs in ascending order.
+    private func dealLargestFirst(_ costs: [Int], lanes: Int) -> [[Int]] {
+        var load = [Int](repeating: 0, count: max(lanes, 1))
+        var deal = [[Int]](repeating: [], count: max(lanes, 1))
+        for j in costs.indices.sorted(by: { costs[$0] != costs[$1] ? costs[$0] > costs[$1] : $0 < $1 }) {
+            let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
+            load[lane] += costs[j]
+            deal[lane].append(j)
+        }
+        return deal.map { $0.sorted() }
     }
 
     private func backwardInOneLane(

@@ -58,8 +58,9 @@ struct EncoderBlock {
         var fc1Experts: ExpertLinear.Cache? = nil
         var fc2Experts: ExpertLinear.Cache? = nil
         var statistics: [RoutingStatistics] = []
-        /// Dense layers of a laned pass: each linear's `dY` (`MoE.linears` order), kept by a backward
-        /// that left the weight gradients to `Encoder.backwardWeights` (see `backward`'s `deferWeights`).
+        /// Layers of a laned pass: each linear's `dY` (`MoE.linears` order), kept by a backward
+        /// that left the weight gradients to `Encoder` (dense linears: `backwardWeights`; merged
+        /// experts: `ExpertLinear.mergeBackward`; see `backward`'s `deferWeights`).
         var weightGradientOutputs: [Buffer] = []
         /// Each linear's input, in the same order: the `X` of `dW = dYᵀ·X`, and its row count (the
         /// QKV projection sees every row, the others the computed rows).
@@ -226,7 +227,9 @@ struct EncoderBlock {
         let dQKV = Buffer(N * 3 * D)
         let scratch = Buffer(2 * T * T)
         let deferring = deferWeights && o.moe == nil
-        if deferring { cache.weightGradientOutputs = [dQKV, dAttentionBranch, dHidden, dBranch] }
+        // Kept for `Encoder`: the dense linears' deferred weight gradients, and a laned MoE layer's
+        // merged units, whose `ExpertLinear.DeferredRows` point into these buffers.
+        if deferWeights { cache.weightGradientOutputs = [dQKV, dAttentionBranch, dHidden, dBranch] }
         func dW(_ offset: Int) -> UnsafeMutablePointer<Float>? { deferring ? nil : G(offset) }
 
         // y = h + γ2 ⊙ ffnOutput
@@ -252,7 +255,7 @@ struct EncoderBlock {
             moe.fc1.backward(
                 cache.fc1Experts!, dOutput: dHidden.base, dInput: dNorm.base, input: cache.ln2.base,
                 rows: R, decision: route, dWeights: &dFFNGate, P, G)
-            if cache.fc1Experts!.partialWeight == nil {  // a lane of a laned pass: Encoder.backward's
+            if !cache.fc1Experts!.isLaneShare {  // a lane of a laned pass: Encoder.backward's
                 // Merged gates see no hidden state: with `readRows` nothing flows into dNorm here.
                 moe.ffnRouter.backward(cache.ffnRoute!, dWeights: dFFNGate, dInput: dNorm.base, sequences, P, G)
             }
@@ -293,7 +296,7 @@ struct EncoderBlock {
             moe.qkv.backward(
                 cache.qkvExperts!, dOutput: dQKV.base, dInput: dLN1.base, input: cache.ln1.base,
                 rows: N, decision: route, dWeights: &dAttentionGate, P, G)
-            if cache.qkvExperts!.partialWeight == nil {
+            if !cache.qkvExperts!.isLaneShare {
                 moe.attentionRouter.backward(route, dWeights: dAttentionGate, dInput: dLN1.base, sequences, P, G)
             }
         } else {

@@ -28,10 +28,26 @@ struct ExpertLinear {
         var gatheredInput: Buffer? = nil
         var expertOutputs: Buffer? = nil
         /// Merged, in one lane of a laned pass (`SharedRoutes`): this lane's share of each unit's
-        /// `dW_u [U, O, I]` and `db_u [U, O]`, accumulated by `backward` instead of updating the
-        /// experts, which `mergeBackward` does once for the whole pass.
-        var partialWeight: Buffer? = nil
+        /// `db_u [U, O]`, accumulated by `backward` instead of updating the experts, which
+        /// `mergeBackward` does once for the whole pass.
         var partialBias: Buffer? = nil
+        /// Merged, in one lane of a laned pass: per unit, the lane's `dY` and `X` rows of
+        /// `dW_u = dYᵀ·X` (nil: no rows in this lane). `backward` leaves `dW_u` to `mergeBackward`,
+        /// which computes it once over every lane's rows after the join, as `Encoder.backwardWeights`
+        /// does for dense linears: no per-lane `[U, O, I]` share to zero, fill and add.
+        var deferredRows: [DeferredRows?] = []
+        /// True in a lane of a laned pass (see `partialBias`).
+        var isLaneShare: Bool { partialBias != nil }
+    }
+
+    /// One lane's rows of a merged unit for `dW_u = dYᵀ·X`. The pointers are the layer's own
+    /// buffers when the unit covers every row (kept alive by the block cache: its linear inputs and
+    /// `weightGradientOutputs`), or the gathered copies `keep` holds.
+    struct DeferredRows {
+        let dY: UnsafePointer<Float>
+        let x: UnsafePointer<Float>
+        let rows: Int
+        let keep: [Buffer]
     }
 
     /// The rows routed to each expert as one flat list: slot s holds row `rows[s]` in its top-k
@@ -106,20 +122,22 @@ struct ExpertLinear {
         return cache
     }
 
-    /// A lane's cache over `shared`'s merged weights, with zeroed shares of `dW_u`, `db_u` for
-    /// `backward` to accumulate into.
+    /// A lane's cache over `shared`'s merged weights, with a zeroed share of `db_u` for `backward` to
+    /// accumulate into and room for its rows of `dW_u`.
     func laneCache(sharing shared: Cache, units: Int) -> Cache {
         let cache = Cache()
         cache.merged = shared.merged
         cache.mergedBias = shared.mergedBias
-        cache.partialWeight = Buffer(units * outFeatures * inFeatures)
         cache.partialBias = Buffer(units * outFeatures)
+        cache.deferredRows = [DeferredRows?](repeating: nil, count: units)
         return cache
     }
 
-    /// The merge-backward of a laned pass: sums the lanes' shares of `dW_u`, `db_u` (`partials`, one
-    /// cache per lane part) and, per unit of the whole pass's decision `d`, updates the chosen experts'
-    /// gradients and adds `∂L/∂g_j` to `dWeights` — what `backward` does in one lane.
+    /// The merge-backward of a laned pass (`partials`: one cache per lane part, in part order). Per
+    /// unit of the whole pass's decision `d`: `dW_u = Σ_parts dYᵀ·X` over every part's rows, `db_u`
+    /// the sum of the parts' shares; then the chosen experts' gradients and `∂L/∂g_j` into
+    /// `dWeights` — what `backward` does in one lane. Parts are summed in order, so the result does
+    /// not depend on which lane ran them.
     func mergeBackward(
         partials: [Cache], decision d: RouteDecision, overwrite: [[Bool]], dWeights: inout [Double],
         _ P: ParameterPointers, _ G: GradientPointers
@@ -127,15 +145,20 @@ struct ExpertLinear {
         let O = outFeatures
         let I = inFeatures
         guard let first = partials.first else { return }
+        let dW = Buffer(uninitialized: O * I)
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
-            let dW = first.partialWeight!.base + u * O * I
-            let db = first.partialBias!.base + u * O
-            for other in partials.dropFirst() {
-                addInLanes(dW, other.partialWeight!.base + u * O * I, count: O * I, lanes: 1)
-                addInLanes(db, other.partialBias!.base + u * O, count: O, lanes: 1)
+            // Zeroed, then GEMM with beta = 1: beta = 0 makes OpenBLAS run its slower scalar zeroing.
+            dW.zero()
+            for part in partials {
+                guard let share = part.deferredRows[u] else { continue }
+                gemm(
+                    transposeA: true, transposeB: false, m: O, n: I, k: share.rows, a: share.dY, lda: O,
+                    b: share.x, ldb: I, beta: 1, c: dW.base, ldc: I)
             }
+            let db = first.partialBias!.base + u * O
+            for other in partials.dropFirst() { addInLanes(db, other.partialBias!.base + u * O, count: O, lanes: 1) }
             distribute(
-                dMerged: dW, dMergedBias: db, unit: u, decision: d, overwrite: overwrite[u], dWeights: &dWeights, P, G)
+                dMerged: dW.base, dMergedBias: db, unit: u, decision: d, overwrite: overwrite[u], dWeights: &dWeights, P, G)
         }
     }
 
@@ -267,23 +290,24 @@ struct ExpertLinear {
         }
         // dW_u accumulates into zeroed scratch (GEMM beta = 1): with beta = 0 OpenBLAS first runs
         // its scalar `sgemm_beta` zeroing pass, which the profile showed at 3× the cost of memset.
-        // db_u is written whole (column sums from the first row). In a lane of a laned pass, dW_u
-        // accumulates into the lane's share instead and db_u is added to it (see `partialWeight`).
-        let dW = Buffer(cache.partialWeight == nil ? O * I : 0)  // a lane accumulates into its share
+        // db_u is written whole (column sums from the first row). In a lane of a laned pass, the
+        // unit's rows are kept for `mergeBackward` instead and db_u is added to the lane's share.
+        let lane = cache.isLaneShare
+        let dW = Buffer(lane ? 0 : O * I)
         let db = Buffer(uninitialized: O)
         var dWIsZero = true
         for u in 0..<d.units where !d.rowsOfUnit[u].isEmpty {
             let rows = d.rowsOfUnit[u]
-            let laneShare = cache.partialWeight.map { $0.base + u * O * I }
-            if laneShare == nil && !dWIsZero { dW.zero() }
+            if !lane && !dWIsZero { dW.zero() }
             dWIsZero = false
-            let dWeight = laneShare ?? dW.base
+            let dWeight = lane ? nil : dW.base
             let weight = cache.merged!.base + u * O * I
             if rows.count == N {
                 // The unit covers the whole batch: no gather, dX accumulates in place.
                 unitBackward(
                     dWeight: dWeight, dBias: db.base, dInput: dInput, dOutput: dOutput,
                     input: input, merged: weight, rows: N)
+                if lane { cache.deferredRows[u] = DeferredRows(dY: dOutput, x: input, rows: N, keep: []) }
             } else {
                 let x = gather(input, rows: rows, width: I)
                 let dy = gather(dOutput, rows: rows, width: O)
@@ -292,6 +316,9 @@ struct ExpertLinear {
                     dWeight: dWeight, dBias: db.base, dInput: dx.base, dOutput: dy.base,
                     input: x.base, merged: weight, rows: rows.count)
                 for (i, r) in rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + i * I, y: dInput + r * I) }
+                if lane {
+                    cache.deferredRows[u] = DeferredRows(dY: dy.base, x: x.base, rows: rows.count, keep: [dy, x])
+                }
             }
             if let share = cache.partialBias {
                 axpy(count: O, alpha: 1, x: db.base, y: share.base + u * O)
@@ -301,19 +328,22 @@ struct ExpertLinear {
         }
     }
 
-    /// One merged unit's linear backward on `rows` rows: `dW_u += dYᵀ·X` into zeroed scratch and
-    /// `db_u = Σ_rows dY` **overwritten** (both are split among the chosen experts afterwards), and
-    /// `dX += dY·W_u` (the layer's dX, or zeroed scratch for gathered rows).
+    /// One merged unit's linear backward on `rows` rows: `dW_u += dYᵀ·X` into zeroed scratch (nil:
+    /// left to `mergeBackward`) and `db_u = Σ_rows dY` **overwritten** (both are split among the
+    /// chosen experts afterwards), and `dX += dY·W_u` (the layer's dX, or zeroed scratch for
+    /// gathered rows).
     private func unitBackward(
-        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+        dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>,
         dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>,
         input: UnsafePointer<Float>, merged: UnsafePointer<Float>, rows R: Int
     ) {
         let I = inFeatures
         let O = outFeatures
-        gemm(
-            transposeA: true, transposeB: false, m: O, n: I, k: R, a: dOutput, lda: O, b: input, ldb: I,
-            beta: 1, c: dWeight, ldc: I)
+        if let dWeight {
+            gemm(
+                transposeA: true, transposeB: false, m: O, n: I, k: R, a: dOutput, lda: O, b: input, ldb: I,
+                beta: 1, c: dWeight, ldc: I)
+        }
         dBias.update(from: dOutput, count: O)
         for r in 1..<R {
             let row = dOutput + r * O

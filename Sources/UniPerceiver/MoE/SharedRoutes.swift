@@ -6,11 +6,13 @@ import Kernels
 /// These gates see no hidden state, so every decision of the pass can be made up front, in the order
 /// a one-lane forward makes them (layers in order, attention before FFN; the gate noise is drawn in
 /// that order, so a seeded step is the same in any number of lanes), and every unit's experts merged
-/// once for all lanes (the merges themselves spread over the lanes, one (layer, linear) per job). Each lane then runs its sequences through the merged weights and, in backward,
-/// only accumulates its share of each unit's `dW_u`, `db_u` (`ExpertLinear.Cache.partialWeight`);
-/// `Encoder.backward` sums the lanes' shares and runs the merge-backward and the gates' backward
-/// once per unit, as one lane would. The expert gradients (E× a dense layer's) are therefore never
-/// written per lane.
+/// once for all lanes (the merges themselves spread over the lanes, one (layer, linear) per job).
+/// Each lane then runs its sequences through the merged weights and, in backward, only keeps its
+/// rows of each unit's `dW_u = dYᵀ·X` and accumulates its share of `db_u`
+/// (`ExpertLinear.Cache.deferredRows`, `partialBias`); `Encoder.backward` computes each `dW_u` once
+/// over every lane's rows and runs the merge-backward and the gates' backward once per unit, as one
+/// lane would. Neither the expert gradients (E× a dense layer's) nor per-lane copies of `dW_u` are
+/// written.
 final class SharedRoutes {
     /// One MoE layer: both decisions over the whole pass and the merged experts of its four linears.
     final class Layer {
