@@ -79,6 +79,7 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
         exit(0)
     }
     var gradient = [Float](repeating: 0, count: model.parameters.count)
+    var zeroed = Model.ZeroedExperts()
     // `BENCH_ZERO=1`: the old step (zero the whole buffer, then accumulate) instead of `gradient(into:)`.
     let zeroThenAccumulate = ProcessInfo.processInfo.environment["BENCH_ZERO"] == "1"
     for _ in 0..<repeats {
@@ -86,7 +87,7 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
             gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             model.backward(try model.forward(batch), into: &gradient)
         } else {
-            model.gradient(try model.forward(batch), into: &gradient)
+            model.gradient(try model.forward(batch), into: &gradient, zeroed: &zeroed)
         }
     }
     exit(0)
@@ -164,7 +165,8 @@ for moeBatch in [8, 32] {
     // compared at the default two lanes, interleaved. Token routing runs one lane with OpenBLAS's own
     // threads, so it is compared with the dense model in one lane, in a separate interleaved group:
     // right after a step with threaded OpenBLAS its worker spin-waits and takes a core from lanes.
-    // A step is `Model.gradient(_:into:)`, which overwrites a reused buffer.
+    // A step is `Model.gradient(_:into:zeroed:)`, which overwrites a reused buffer (experts left
+    // unchosen by the previous step are not zero-filled again), as in the trainer and the probe.
     func model(_ routing: Routing, lanes: Int, layers: MoELayers = .all) throws -> Model {
         var mc = c
         mc.routing = routing
@@ -175,9 +177,11 @@ for moeBatch in [8, 32] {
     }
     let moeRounds = max(repeats, 2 * repeats * 8 / moeBatch)  // the ratios are the point here
     func medians(_ group: [Model]) throws -> [Double] {
+        // Each sibling reuses its buffer step after step, as the trainer and the probe do.
         var gradients = group.map { [Float](repeating: 0, count: $0.parameters.count) }
+        var zeroed = group.map { _ in Model.ZeroedExperts() }
         return try interleavedMedians(
-            group.indices.map { i in { group[i].gradient(try group[i].forward(batch), into: &gradients[i]) } },
+            group.indices.map { i in { group[i].gradient(try group[i].forward(batch), into: &gradients[i], zeroed: &zeroed[i]) } },
             rounds: moeRounds)
     }
     // The target is checked on the strictest sibling (every layer MoE); the released base and large

@@ -125,15 +125,16 @@ public enum Probe {
         progress: ((Int, Int) -> Void)? = nil
     ) throws(ProbeError) -> ProbeSummary {
         // One buffer for every mini-batch, overwritten whole by `gradient(into:)` (the rows are
-        // copied out of it before the next one).
+        // copied out of it before the next one); experts left unchosen stay zero between calls.
         var gradient = [Float](repeating: 0, count: model.parameters.count)
+        var zeroed = Model.ZeroedExperts()
         return try run(
             model: model, dataset: dataset, source: source, options: options, out: out,
             progress: progress
         ) { (batch, noise) throws(ProbeError) in
             do throws(ModelError) {
                 let pass = try model.forward(batch, noise: noise)
-                model.gradient(pass, into: &gradient)
+                model.gradient(pass, into: &gradient, zeroed: &zeroed)
                 return (pass.loss, gradient)
             } catch { throw .model(error) }
         }

@@ -47,6 +47,8 @@ public final class Trainer {
     let taskSampler: TaskSampler
     /// The step's gradient, reused (see `trainStep`).
     private var gradient: [Float] = []
+    /// The experts `gradient` holds zero-filled from the last step (`Model.gradient(_:into:zeroed:)`).
+    private var zeroedExperts = Model.ZeroedExperts()
     let samplers: [TaskKind: BatchSampler]
 
     /// A fresh run from `model`'s current parameters.
@@ -142,15 +144,21 @@ public final class Trainer {
         guard pass.loss.isFinite else { throw .nonFiniteLoss(step: step + 1, task: task.rawValue, value: pass.loss) }
         // One buffer for every step: `gradient(into:)` overwrites it whole (no fresh E×-expert-sized
         // allocation and zeroing per step).
-        if gradient.count != model.parameters.count { gradient = [Float](repeating: 0, count: model.parameters.count) }
-        model.gradient(pass, into: &gradient)
+        if gradient.count != model.parameters.count {
+            gradient = [Float](repeating: 0, count: model.parameters.count)
+            zeroedExperts = Model.ZeroedExperts()
+        }
+        model.gradient(pass, into: &gradient, zeroed: &zeroedExperts)
         let weight = options.lossWeight(task)
         if weight != 1 {
             let w = Float(weight)
             for i in gradient.indices { gradient[i] *= w }
         }
         let norm = clipGradientNorm(&gradient, maxNorm: options.gradientClip)
-        guard norm.isFinite else { throw .nonFiniteGradient(step: step + 1, task: task.rawValue) }
+        guard norm.isFinite else {
+            zeroedExperts = Model.ZeroedExperts()  // clipping may have scaled the zeros by NaN
+            throw .nonFiniteGradient(step: step + 1, task: task.rawValue)
+        }
         let rate = options.schedule.rate(atStep: step)
         optimizer.update(parameters: &model.parameters, gradient: gradient, learningRate: rate)
         taskRNG = rng
