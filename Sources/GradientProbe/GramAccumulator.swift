@@ -40,10 +40,13 @@ import Kernels
 /// tiles), so every call is single-threaded (`BLASThreads.singleThreaded`).
 public enum GramAccumulator {
     /// Rows per tile (the largest `m`, `n` of a BLAS call): the probe's default T·N = 300 rows are
-    /// two tiles. Also the fewest rows a spilled Gram loads at once. Measured on the probe's default
-    /// shapes (`make bench-gram`, interleaved): 192 rows 0.317–0.324 s, 128 rows 0.326–0.335 s, 320
-    /// and 512 rows (one tile for 300 rows) 0.321–0.329 s.
-    public static let rowTile = 192
+    /// one tile, one `dsyrk` per column block. Also the fewest rows a spilled Gram loads at once.
+    /// Measured on the probe's default shapes (`make bench-gram`, interleaved), 28 tensors: on an
+    /// AVX2 host (OpenBLAS `Zen` kernels) 192 rows 0.317–0.324 s, 128 rows 0.326–0.335 s, 320 and
+    /// 512 rows 0.321–0.329 s; on an AVX-512 host (`Cooperlake` kernels) 320 rows 0.116–0.126 s,
+    /// 192 rows 0.131–0.162 s, 96 rows 0.137–0.141 s. 320 costs the first 1 % and saves the second
+    /// 15–25 %.
+    public static let rowTile = 320
     /// Columns per block; each lane's calls have `k = columnBlock / lanes`.
     public static let columnBlock = 4096
     /// Column ranges per block, computed concurrently.
