@@ -205,12 +205,17 @@ public enum Probe {
         // In memory, an MoE expert keeps only its rows that are not all zero, and where each went:
         // its row is zero for every mini-batch that routed nothing to it (three quarters of the demo
         // MoE's 0.94 GB); the Gram skips the others unread. Any other parameter keeps every row in
-        // place in one zeroed buffer: appending rows cost the dense probe 0.1 s.
+        // place in one zeroed buffer: appending rows cost the dense probe 0.1 s. An expert's buffer
+        // reserves room for every row up front: untouched pages cost address space, not memory, and
+        // growing by reallocation had copied and page-faulted its rows over and over.
         var buffers = zip(selected, inMemory).map { p, memory -> GramAccumulator.RowBlock in
             guard memory else { return GramAccumulator.RowBlock(values: []) }
-            return p.expert < 0
-                ? GramAccumulator.RowBlock(values: [Float](repeating: 0, count: rowCount * p.count))
-                : GramAccumulator.RowBlock(values: [], places: [Int](repeating: -1, count: rowCount))
+            guard p.expert >= 0 else {
+                return GramAccumulator.RowBlock(values: [Float](repeating: 0, count: rowCount * p.count))
+            }
+            var values: [Float] = []
+            values.reserveCapacity(rowCount * p.count)
+            return GramAccumulator.RowBlock(values: values, places: [Int](repeating: -1, count: rowCount))
         }
         try storage { () throws(StorageError) in
             for (p, memory) in zip(selected, inMemory) where !memory {
