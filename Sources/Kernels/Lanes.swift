@@ -20,6 +20,21 @@ public func forEachLane(_ count: Int, _ body: (Int) -> Void) {
     }
 }
 
+/// Jobs dealt to `lanes` lanes for `forEachLane`: largest cost first, each to the lane with the
+/// least cost so far (the lower lane on ties); each lane's job indices ascending. A fixed deal,
+/// computed from the costs alone, so which lane runs a job never depends on timing.
+public func dealLargestFirst(costs: [Int], lanes: Int) -> [[Int]] {
+    let count = max(lanes, 1)
+    var load = [Int](repeating: 0, count: count)
+    var deal = [[Int]](repeating: [], count: count)
+    for j in costs.indices.sorted(by: { costs[$0] != costs[$1] ? costs[$0] > costs[$1] : $0 < $1 }) {
+        let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
+        load[lane] += costs[j]
+        deal[lane].append(j)
+    }
+    return deal.map { $0.sorted() }
+}
+
 /// Carries a value into `concurrentPerform`'s closure. Lanes write disjoint memory by construction
 /// (their own rows, their own gradient buffer), which the type system cannot see through pointers.
 public struct UncheckedSendable<Value>: @unchecked Sendable {

@@ -275,7 +275,7 @@ struct Encoder {
         let D = embedding.config.hiddenSize
         let F = embedding.config.ffnSize
         let sizes = [3 * D * D, D * D, F * D, D * F]  // qkv, out, fc1, fc2
-        let deal = dealLargestFirst(jobs.map { sizes[$0.linear] }, lanes: min(lanes, jobs.count))
+        let deal = dealLargestFirst(costs: jobs.map { sizes[$0.linear] }, lanes: min(lanes, jobs.count))
         dWeights.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out)
             forEachLane(deal.count) { lane in
@@ -303,19 +303,6 @@ struct Encoder {
                 }
             }
         }
-    }
-
-    /// Job indices per lane: largest cost first, each to the lane with the least cost so far (the
-    /// lower lane on ties); each lane's jobs in ascending order.
-    private func dealLargestFirst(_ costs: [Int], lanes: Int) -> [[Int]] {
-        var load = [Int](repeating: 0, count: max(lanes, 1))
-        var deal = [[Int]](repeating: [], count: max(lanes, 1))
-        for j in costs.indices.sorted(by: { costs[$0] != costs[$1] ? costs[$0] > costs[$1] : $0 < $1 }) {
-            let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
-            load[lane] += costs[j]
-            deal[lane].append(j)
-        }
-        return deal.map { $0.sorted() }
     }
 
     private func backwardInOneLane(

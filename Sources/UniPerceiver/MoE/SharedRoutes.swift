@@ -49,12 +49,15 @@ final class SharedRoutes {
             statistics += RoutingStatistics.collect(attention, layer: block.layer, decision: .attention, sequences)
                 + RoutingStatistics.collect(ffn, layer: block.layer, decision: .ffn, sequences)
         }
-        // One job per (MoE layer, linear), dealt to the lanes in turn; each writes its own slot.
+        // One job per (MoE layer, linear), each writing its own slot, dealt to the lanes by size
+        // (the linears' weights are 3D², D², DF and FD: dealt in turn, one lane got 7 parts in 12).
         var merged = [ExpertLinear.Cache?](repeating: nil, count: 4 * decided.count)
+        let sizes = decided.flatMap { d in d.moe.linears.map { $0.inFeatures * $0.outFeatures } }
+        let deal = dealLargestFirst(costs: sizes, lanes: min(lanes, sizes.count))
         merged.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out)
-            forEachLane(min(lanes, out.value.count)) { lane in
-                for job in stride(from: lane, to: out.value.count, by: max(lanes, 1)) {
+            forEachLane(deal.count) { lane in
+                for job in deal[lane] {
                     let d = decided[job / 4]
                     let i = job % 4
                     out.value[job] = d.moe.linears[i].mergeUnits(MoE.decision(ofLinear: i) == .attention ? d.attention : d.ffn, P)
