@@ -176,19 +176,36 @@ for moeBatch in [8, 32] {
         return m
     }
     let moeRounds = max(repeats, 2 * repeats * 8 / moeBatch)  // the ratios are the point here
-    func medians(_ group: [Model]) throws -> [Double] {
+    // `noisy[i]`: sibling i draws gate noise as in training, a new seed every step, so its choices
+    // change from step to step (without noise one batch repeats its choices, the best case of
+    // `Model.ZeroedExperts`).
+    func medians(_ group: [Model], noisy: [Bool] = []) throws -> [Double] {
         // Each sibling reuses its buffer step after step, as the trainer and the probe do.
         var gradients = group.map { [Float](repeating: 0, count: $0.parameters.count) }
         var zeroed = group.map { _ in Model.ZeroedExperts() }
+        var step: UInt64 = 0
         return try interleavedMedians(
-            group.indices.map { i in { group[i].gradient(try group[i].forward(batch), into: &gradients[i], zeroed: &zeroed[i]) } },
+            group.indices.map { i in {
+                let pass: ForwardPass
+                if i < noisy.count && noisy[i] {
+                    step += 1
+                    pass = try group[i].forward(batch, noise: RoutingNoise(seed: step))
+                } else {
+                    pass = try group[i].forward(batch)
+                }
+                group[i].gradient(pass, into: &gradients[i], zeroed: &zeroed[i])
+            } },
             rounds: moeRounds)
     }
     // The target is checked on the strictest sibling (every layer MoE); the released base and large
-    // configurations put experts in every other layer (`odd`), shown for reference.
-    let laned = try medians([
-        model(.none, lanes: 2), model(.attribute, lanes: 2), model(.attribute, lanes: 2, layers: .odd),
-    ])
+    // configurations put experts in every other layer (`odd`), shown for reference, and so is the
+    // same sibling with training's gate noise.
+    let laned = try medians(
+        [
+            model(.none, lanes: 2), model(.attribute, lanes: 2), model(.attribute, lanes: 2, layers: .odd),
+            model(.attribute, lanes: 2),
+        ],
+        noisy: [false, false, false, true])
     let oneLane = try medians([model(.none, lanes: 1), model(.token, lanes: 1)])
     print("")
     print("| MoE sibling of D=128, 6 layers, 4 heads, FFN 512, **batch \(moeBatch)** (E=8, top-2; every layer MoE unless noted) | ms per fwd+bwd (median of \(moeRounds), interleaved in pairs) | ratio to dense |")
@@ -196,6 +213,7 @@ for moeBatch in [8, 32] {
     print("| dense, 2 lanes | \(String(format: "%.2f", laned[0])) | 1.00 |")
     print("| attribute, 2 lanes | \(String(format: "%.2f", laned[1])) | \(String(format: "%.2f", laned[1] / laned[0])) |")
     print("| attribute, MoE in layers 0, 2, 4 only (the released base/large layout, for reference), 2 lanes | \(String(format: "%.2f", laned[2])) | \(String(format: "%.2f", laned[2] / laned[0])) |")
+    print("| attribute, 2 lanes, gate noise on as in training (choices change every step; for reference) | \(String(format: "%.2f", laned[3])) | \(String(format: "%.2f", laned[3] / laned[0])) |")
     print("| dense, 1 lane (OpenBLAS threads) | \(String(format: "%.2f", oneLane[0])) | 1.00 |")
     print("| token, 1 lane (OpenBLAS threads) | \(String(format: "%.2f", oneLane[1])) | \(String(format: "%.2f", oneLane[1] / oneLane[0])) |")
     // FFN sub-layer alone: dense vs token routing, on layer 0 of the same image batch.
