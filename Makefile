@@ -7,8 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: deps pydeps build release test demo bench bench-model bench-gram clean
 
 # The CPU the Swift kernels are compiled for (Package.swift): Haswell-class on an x86-64 CPU with
-# AVX2 and FMA, the baseline otherwise. Same numbers bit for bit, ≈ 10 % faster; the binaries then
-# run only on such CPUs. `make TI_TARGET_CPU= …` builds for any x86-64.
+# AVX2 and FMA, the baseline otherwise; `make TI_TARGET_CPU= …` opts out (README, "Build flags").
 ifeq ($(origin TI_TARGET_CPU), undefined)
 TI_TARGET_CPU := $(shell [ "$$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo haswell)
 endif

@@ -4,10 +4,8 @@
 import Foundation
 import PackageDescription
 
-// Swift compiles for the baseline x86-64 (SSE2) unless told otherwise. `TI_TARGET_CPU` (the Makefile
-// sets `haswell` on an x86-64 CPU with AVX2 and FMA) builds the modules with the hot Swift kernels
-// for that CPU: the same numbers bit for bit (Swift never contracts a multiply and an add into an
-// FMA, nor reorders a sum), about 10 % faster; the binaries then need such a CPU.
+// `TI_TARGET_CPU` (set by the Makefile): the CPU the modules with the hot Swift kernels are compiled
+// for; unset or empty, the baseline x86-64. Why and what it costs: README.md, "Build flags".
 let targetCPU = ProcessInfo.processInfo.environment["TI_TARGET_CPU"] ?? ""
 let cpu: [SwiftSetting] = targetCPU.isEmpty ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 

@@ -363,8 +363,6 @@ extension Model {
     public struct ZeroedExperts: Sendable {
         var offsets: Set<Int> = []
         public init() {}
-        /// How many experts the last call left zero-filled.
-        public var count: Int { offsets.count }
     }
 
     /// The dense layers' four linear weights, keyed by offset: a laned backward writes them after
