@@ -276,6 +276,19 @@ final class LossEvaluator {
                 for index in piece.range { model.parameters[index] = original[index] }
             }
         }
+        let change = try stepped(task: task, miniBatch: miniBatch, base: base, step: step, method: method)
+        // A step so long that the loss leaves Float's range says nothing about the Taylor term.
+        guard change.isFinite else {
+            throw .badOption(
+                reason: "--lookahead: the step makes the loss of task \(plan.tasks[task].rawValue), mini-batch \(miniBatch) non-finite (\(change)); choose a smaller λ")
+        }
+        return change
+    }
+
+    /// The loss change of `lossChange` at the stepped weights (restored by the caller).
+    private func stepped(
+        task: Int, miniBatch: Int, base: Double, step: [(range: Range<Int>, step: [Double])], method: LookAheadMethod
+    ) throws(ProbeError) -> Double {
         switch method {
         case .difference:
             move(along: step, fraction: 1)

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Storage
 
 extension Probe {
@@ -50,13 +51,17 @@ extension Probe {
         // Shards 1…N, each once, tiling the work list.
         let count = reference.metadata.shard!.count
         shards.sort { $0.metadata.shard!.index < $1.metadata.shard!.index }
+        // Repeats first: a shard given twice is the likelier cause of another one missing.
         for k in 1...count {
             let matching = shards.filter { $0.metadata.shard!.index == k }
-            if matching.isEmpty { throw .incompleteShards(reason: "shard \(k)/\(count) is missing") }
             if matching.count > 1 {
                 throw .incompleteShards(
                     reason: "shard \(k)/\(count) is given twice (\(matching[0].url.path), \(matching[1].url.path))")
             }
+        }
+        for k in 1...count where !shards.contains(where: { $0.metadata.shard!.index == k }) {
+            let given = shards.map { "\($0.url.path) is \($0.metadata.shard!.index)/\(count)" }.joined(separator: ", ")
+            throw .incompleteShards(reason: "shard \(k)/\(count) is missing (\(given))")
         }
         let tasks = reference.metadata.tasks
         let n = reference.metadata.samplesPerTask
@@ -107,9 +112,18 @@ extension Probe {
                 let hi = min(range.upperBound, owner.items.upperBound)
                 guard lo < hi else { continue }
                 let local = (lo - owner.items.lowerBound)..<(hi - owner.items.lowerBound)
-                rows += try ProbeFile.reading(owner.file) { () throws(StorageError) in
+                let piece = try ProbeFile.reading(owner.file) { () throws(StorageError) in
                     try owner.file.readRows(local, from: ProbeFile.gradientsPath(name), as: Float.self).values
                 }
+                // A probe never stores a non-finite row (it stops, or zeroes the row with
+                // --skip-nonfinite), so one here is damage, and it would poison every Gram entry.
+                if let index = piece.withUnsafeBufferPointer({ firstNonFinite($0) }) {
+                    let width = piece.count / max(local.count, 1)
+                    throw .badContent(
+                        file: owner.file.url.path, path: ProbeFile.gradientsPath(name),
+                        reason: "non-finite value \(piece[index]) in row \(local.lowerBound + index / max(width, 1))")
+                }
+                rows += piece
             }
             return rows
         }

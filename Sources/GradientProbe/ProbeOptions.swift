@@ -97,6 +97,17 @@ public struct ProbeOptions: Sendable, Equatable {
         guard memoryBudget >= 0 else {
             throw .badOption(reason: "--memory-budget must not be negative")
         }
+        // The T·N × T·N Gram (and each lane's partial sum) is held in memory whatever the budget:
+        // refuse a sample count whose Gram cannot fit, instead of running until the kernel kills it.
+        let (rows, overflow) = tasks.count.multipliedReportingOverflow(by: samplesPerTask)
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        let gramBytes = Double(rows) * Double(rows) * 8 * Double(1 + GramAccumulator.lanes)
+        guard !overflow, gramBytes <= memory else {
+            throw .badOption(
+                reason: "--samples \(samplesPerTask): \(tasks.count) tasks × \(samplesPerTask) rows need "
+                    + String(format: "%.3g", gramBytes / 1e9) + " GB of Gram matrices, more than this machine's memory ("
+                    + String(format: "%.3g", memory / 1e9) + " GB)")
+        }
     }
 
     /// Parses a byte count such as `4GiB`, `512MiB`, `100MB`, `1e6` or `65536`.

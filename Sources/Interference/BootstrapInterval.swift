@@ -60,12 +60,16 @@ public struct BootstrapInterval: Sendable, Equatable {
     ///   - seed: seed of the generator.
     ///   - confidence: coverage in (0, 1), default 0.95.
     /// - Throws: `.invalidBootstrap`, `.shapeMismatch`, `.nonFinite`.
+    /// More replicates than this cannot narrow a 95 % interval's Monte-Carlo error further in any
+    /// way a report shows, and a mistyped count (1e12) would run for days.
+    public static let maxReplicates = 100_000
+
     public init(
         gram: GramMatrix, layout: TaskLayout, replicates: Int = defaultReplicates, seed: UInt64,
         confidence: Double = 0.95, name: String = "gram"
     ) throws(InterferenceError) {
-        guard replicates >= 1 else {
-            throw .invalidBootstrap(reason: "replicates must be ≥ 1, got \(replicates)")
+        guard replicates >= 1, replicates <= Self.maxReplicates else {
+            throw .invalidBootstrap(reason: "replicates must be in 1…\(Self.maxReplicates), got \(replicates)")
         }
         guard confidence > 0, confidence < 1 else {
             throw .invalidBootstrap(reason: "confidence must be in (0, 1), got \(confidence)")

@@ -100,10 +100,39 @@ public final class ProbeGrams: Sendable {
             throw .badFile(
                 file: url.path, reason: "'\(path)' has shape \(array.shape), expected [\(r), \(r)]")
         }
-        let gram = try GramMatrix(size: r, values: array.values)
+        let gram: GramMatrix
+        do {
+            gram = try GramMatrix(size: r, values: array.values)
+            try gram.validateFinite(name: "gram")
+        } catch {
+            throw .badFile(file: url.path, reason: "'\(path)': \(error.description)")
+        }
+        try checkGramShape(gram, path: path)
         guard !excludedSamples.isEmpty else { return gram }
         let kept = (0..<storedLayout.samplesPerTask).filter { !excludedSamples.contains($0) }
         return gram.keepingSamples(kept, of: storedLayout)
+    }
+
+    /// A Gram is a matrix of dot products: its diagonal holds squared norms (never negative) and it
+    /// is symmetric (the probe writes the lower triangle as the mirror of the upper, exactly). A
+    /// file breaking either is damaged, and would turn into NaN or silently wrong ratios.
+    private func checkGramShape(_ gram: GramMatrix, path: String) throws(InterferenceError) {
+        let n = gram.size
+        let g = gram.values
+        for i in 0..<n where g[i * n + i] < 0 {
+            throw .badFile(file: url.path, reason: "'\(path)': diagonal entry [\(i), \(i)] = \(g[i * n + i]) is a negative squared norm")
+        }
+        for i in 0..<n {
+            for j in (i + 1)..<max(n, i + 1) {
+                // Within round-off of the larger entry, for Grams summed or written by other tools.
+                let tolerance = 1e-12 * (g[i * n + i] * g[j * n + j]).squareRoot()
+                guard abs(g[i * n + j] - g[j * n + i]) <= tolerance else {
+                    throw .badFile(
+                        file: url.path,
+                        reason: "'\(path)': not symmetric: [\(i), \(j)] = \(g[i * n + j]) but [\(j), \(i)] = \(g[j * n + i])")
+                }
+            }
+        }
     }
 
     /// Analyses every group of a grouping (see `InterferenceAnalysis.analyze`).
@@ -113,12 +142,21 @@ public final class ProbeGrams: Sendable {
         seed: UInt64,
         confidence: Double = 0.95, probeSHA256: String = "", label: String = ""
     ) throws(InterferenceError) -> InterferenceAnalysis {
-        let groups = try InterferenceAnalysis.analyze(
-            parameters: parameters,
-            gram: { (p: String) throws(InterferenceError) -> GramMatrix in try gram(of: p) },
-            layout: layout, grouping: grouping, bootstrapReplicates: bootstrapReplicates,
-            seed: seed,
-            confidence: confidence)
+        let groups: [GroupAnalysis]
+        do {
+            groups = try InterferenceAnalysis.analyze(
+                parameters: parameters,
+                gram: { (p: String) throws(InterferenceError) -> GramMatrix in try gram(of: p) },
+                layout: layout, grouping: grouping, bootstrapReplicates: bootstrapReplicates,
+                seed: seed,
+                confidence: confidence)
+        } catch {
+            // Errors about this file's content that do not say which file they are about yet.
+            switch error {
+            case .badFile, .missing, .storage, .invalidBootstrap: throw error
+            default: throw .badFile(file: url.path, reason: error.description)
+            }
+        }
         return InterferenceAnalysis(
             layout: layout, metric: .firstOrder, probePath: url.path, probeSHA256: probeSHA256,
             kind: kind,

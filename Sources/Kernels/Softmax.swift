@@ -4,8 +4,10 @@ import Foundation
 
 /// Row-wise softmax where `-Float.infinity` logits mark masked entries: `p_k = exp(z_k − max) / Σ`.
 ///
-/// Masked entries get probability exactly 0. Every row must have at least one finite logit (the
-/// model's masks always let a query see the `<SPE>` prefix). In place is allowed (`probs == logits`).
+/// Masked entries get probability exactly 0. Every row must have at least one logit that is not
+/// `-inf` (the model's masks always let a query see the `<SPE>` prefix). A NaN logit makes its row
+/// NaN rather than stopping the process: non-finite weights must reach the loss, where the trainer
+/// and the probe report them. In place is allowed (`probs == logits`).
 /// Shapes: `probs [N, K]`, `logits [N, K]`. The probabilities are what backward needs.
 /// ### References
 /// `torch.softmax` with `masked_fill(-inf)`.
@@ -16,7 +18,15 @@ public func softmaxForward(
         let z = logits + r * cols
         let p = probs + r * cols
         var maxValue = -Float.infinity
-        for c in 0..<cols where z[c] > maxValue { maxValue = z[c] }
+        var hasNaN = false
+        for c in 0..<cols {
+            if z[c] > maxValue { maxValue = z[c] }
+            hasNaN = hasNaN || z[c].isNaN
+        }
+        if hasNaN {
+            p.update(repeating: .nan, count: cols)
+            continue
+        }
         precondition(maxValue > -Float.infinity, "softmaxForward: row \(r) is fully masked")
         var sum: Float = 0
         for c in 0..<cols {

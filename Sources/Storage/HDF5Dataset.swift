@@ -1,3 +1,4 @@
+import Foundation
 import CHDF5
 import Kernels
 
@@ -54,7 +55,7 @@ extension HDF5File {
             guard space >= 0 else { throw failure("read the shape of", p) }
             defer { H5Sclose(space) }
             let shape = try dimensions(ofSpace: space, path: p)
-            var values = [T](repeating: T.hdf5Zero, count: shape.reduce(1, *))
+            var values = [T](repeating: T.hdf5Zero, count: try affordableCount(shape, of: T.self, path: p))
             if values.isEmpty { return HDF5Array(shape: shape, values: values) }
             let status = values.withUnsafeMutableBytes {
                 H5Dread(
@@ -205,8 +206,9 @@ extension HDF5File {
                 throw StorageError.outOfRange(
                     file: name, path: p, reason: "a scalar dataset has no rows")
             }
-            let rowLength = shape.dropFirst().reduce(1, *)
-            var values = [T](repeating: T.hdf5Zero, count: rows.count * rowLength)
+            let rowLength = try affordableCount(Array(shape.dropFirst()), of: T.self, path: p)
+            var values = [T](
+                repeating: T.hdf5Zero, count: try affordableCount([rows.count, rowLength], of: T.self, path: p))
             try transferRows(
                 dataset, path: p, firstRow: rows.lowerBound, count: values.count, write: false
             ) {
@@ -222,6 +224,29 @@ extension HDF5File {
     }
 
     // MARK: Internals (callers hold the lock)
+
+    /// The element count of `shape` when reading it fits this machine's memory. A small file can
+    /// declare any shape (a chunked dataset stores only what was written), so the product is
+    /// overflow-checked and compared with physical memory before anything is allocated.
+    /// - Throws: `.outOfRange` naming the shape and the bytes it would take.
+    private func affordableCount<T>(_ shape: [Int], of _: T.Type, path: String) throws(StorageError) -> Int {
+        var count = 1
+        for d in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: max(d, 0))
+            guard !overflow else {
+                throw StorageError.outOfRange(file: name, path: path, reason: "shape \(shape) is too large to read")
+            }
+            count = product
+        }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        guard !overflow, UInt64(bytes) <= memory else {
+            throw StorageError.outOfRange(
+                file: name, path: path,
+                reason: "shape \(shape) would take \(overflow ? "over 2^63" : "\(bytes)") bytes, more than this machine's memory (\(memory) bytes)")
+        }
+        return count
+    }
 
     func createDataset(
         _ p: String, type: HDF5ElementType, shape: [Int], maxShape: [hsize_t]?, chunk: [Int]?

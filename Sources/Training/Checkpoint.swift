@@ -9,12 +9,20 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
     case storage(StorageError)
     case missingConfig(file: String)
     case badConfig(file: String, reason: String)
+    /// `format`, `version`, `kind` or `routing` of the header is not this tool's or contradicts the
+    /// configuration.
+    case badMetadata(file: String, reason: String)
+    /// A weight is NaN or infinite (flat index within the tensor).
+    case nonFinite(file: String, tensor: String, index: Int, value: Float)
 
     public var description: String {
         switch self {
         case .storage(let error): error.description
         case .missingConfig(let file): "\(file): no model configuration in the header's __metadata__[\"config\"]"
         case .badConfig(let file, let reason): "\(file): \(reason)"
+        case .badMetadata(let file, let reason): "\(file): \(reason)"
+        case .nonFinite(let file, let tensor, let index, let value):
+            "\(file): tensor \(tensor) holds a non-finite value (\(value)) at flat index \(index)"
         }
     }
 }
@@ -25,16 +33,33 @@ public enum Checkpoint {
     public static let format = "task-interference/checkpoint"
 
     /// Reads a checkpoint whole or not at all: the header is checked against the configuration's
-    /// parameter table (every name present, none extra, every shape right) before any value is used.
+    /// parameter table (every name present, none extra, every shape right) before any value is used,
+    /// and every value must be finite (a NaN weight would otherwise surface as a NaN loss, or as a
+    /// chance-level accuracy, far from its cause). `format`, `version`, `kind` and `routing`, when
+    /// the header has them, must be this tool's and agree with the configuration; a file without
+    /// them (written by another tool with our names and config) is read.
     /// - Throws: `CheckpointError.storage` naming the file and the first offending tensor,
-    ///   `.missingConfig`, `.badConfig`.
+    ///   `.missingConfig`, `.badConfig`, `.badMetadata`, `.nonFinite`.
     public static func load(_ url: URL) throws(CheckpointError) -> Model {
         let file: SafeTensorsFile
         do { file = try SafeTensors.read(url) } catch { throw .storage(error) }
+        if let found = file.metadata["format"], found != format {
+            throw .badMetadata(file: url.path, reason: "format \"\(found)\" is not \"\(format)\"")
+        }
+        if let found = file.metadata["version"], found != "1" {
+            throw .badMetadata(file: url.path, reason: "version \"\(found)\" is not supported (this tool reads version 1)")
+        }
         guard let json = file.metadata["config"] else { throw .missingConfig(file: url.path) }
         let config: ModelConfig
         do { config = try ModelConfig.fromJSON(json) } catch {
             throw .badConfig(file: url.path, reason: error.description)
+        }
+        let kind = config.routing == .none ? "dense" : "moe"
+        if let found = file.metadata["kind"], found != kind {
+            throw .badMetadata(file: url.path, reason: "kind \"\(found)\" contradicts the configuration (routing \(config.routing.rawValue): \(kind))")
+        }
+        if let found = file.metadata["routing"], found != config.routing.rawValue {
+            throw .badMetadata(file: url.path, reason: "routing \"\(found)\" contradicts the configuration's \(config.routing.rawValue)")
         }
         let table = Model.parameterTable(for: config)
         var values = [Float]()
@@ -43,6 +68,10 @@ public enum Checkpoint {
             try file.validate(expected: table.entries.map { ($0.name, $0.shape) })
             for entry in table.entries { values += try file.tensor(entry.name).data }
         } catch { throw .storage(error) }
+        if let index = values.withUnsafeBufferPointer({ firstNonFinite($0) }) {
+            let entry = table.entries.first { $0.range.contains(index) }!
+            throw .nonFinite(file: url.path, tensor: entry.name, index: index - entry.offset, value: values[index])
+        }
         do { return try Model(config: config, parameters: values) } catch {
             throw .badConfig(file: url.path, reason: error.description)
         }
@@ -59,7 +88,9 @@ public enum Checkpoint {
         metadata["format"] = format
         metadata["version"] = "1"
         metadata["config"] = model.config.jsonString()
-        metadata["kind"] = metadata["kind"] ?? "dense"
+        // What `load` checks against the configuration.
+        metadata["kind"] = model.config.routing == .none ? "dense" : "moe"
+        metadata["routing"] = model.config.routing.rawValue
         do { try SafeTensors.write(entries, metadata: metadata, to: url) } catch { throw .storage(error) }
     }
 }

@@ -127,7 +127,9 @@ public final class Trainer {
 
     /// Runs one step and applies it.
     /// - Throws: `.nonFiniteLoss` / `.nonFiniteGradient` naming the step and task (nothing of the
-    ///   step is applied; the trainer stays at the previous step), `.model` for a bad batch.
+    ///   step is applied; the trainer stays at the previous step), `.nonFiniteWeights` when the
+    ///   update made a weight non-finite (the weights are then unusable: do not save them),
+    ///   `.model` for a bad batch.
     public func trainStep(seconds: () -> Double = { 0 }) throws(TrainingError) -> StepRecord {
         var rng = taskRNG
         let task = taskSampler.draw(&rng)
@@ -161,6 +163,12 @@ public final class Trainer {
         }
         let rate = options.schedule.rate(atStep: step)
         optimizer.update(parameters: &model.parameters, gradient: gradient, learningRate: rate)
+        // A finite gradient can still step a weight to ±∞ (a huge learning rate, a damaged optimizer
+        // state): stop before any checkpoint is written from such weights.
+        if let index = model.parameters.withUnsafeBufferPointer({ firstNonFinite($0) }) {
+            let name = model.table.entries.first { $0.range.contains(index) }?.name ?? "?"
+            throw .nonFiniteWeights(step: step + 1, task: task.rawValue, tensor: name)
+        }
         taskRNG = rng
         batchesDrawn[taskIndex] += 1
         step += 1

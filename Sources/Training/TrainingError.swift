@@ -16,6 +16,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case nonFiniteLoss(step: Int, task: String, value: Double)
     /// The gradient of `step` on `task` had a NaN or infinite norm.
     case nonFiniteGradient(step: Int, task: String)
+    /// The optimizer step made a weight NaN or infinite (first such tensor named).
+    case nonFiniteWeights(step: Int, task: String, tensor: String)
     /// The model and the dataset do not fit together (vocabulary, text length).
     case incompatible(file: String, reason: String)
     /// `--resume` without a checkpoint in the directory.
@@ -39,6 +41,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             "step \(step), task \(task): loss is \(value); training stopped, the last checkpoint is unchanged"
         case .nonFiniteGradient(let step, let task):
             "step \(step), task \(task): gradient norm is not finite; training stopped, the last checkpoint is unchanged"
+        case .nonFiniteWeights(let step, let task, let tensor):
+            "step \(step), task \(task): the update made \(tensor) non-finite (learning rate too large, or a damaged optimizer state); training stopped, the last checkpoint is unchanged"
         case .incompatible(let file, let reason): "\(file): \(reason)"
         case .noCheckpoint(let directory): "\(directory): no checkpoint to resume (expected \(TrainingSession.modelFileName))"
         case .existingCheckpoint(let directory):

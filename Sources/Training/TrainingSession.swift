@@ -82,7 +82,8 @@ public final class TrainingSession {
     /// run's total (the cosine is then stretched from here on; bit-exact continuation of an
     /// interrupted run needs the original total, the default).
     /// - Throws: `.noCheckpoint`, `.checkpoint` for an unreadable model file, `.badState` for a
-    ///   missing or inconsistent optimizer-state file, and everything `Trainer.init` throws.
+    ///   missing or inconsistent optimizer-state file, `.badOption` for `steps` below the step
+    ///   reached, and everything `Trainer.init` throws.
     public static func resume(
         directory: URL, dataset: DigitsDataset, steps: Int? = nil
     ) throws(TrainingError) -> TrainingSession {
@@ -98,7 +99,12 @@ public final class TrainingSession {
             throw .badState(file: modelURL.path, reason: "no training metadata (step, training, optimizer_state): not written by `interference train`")
         }
         var options = try TrainingOptions.fromJSON(optionsJSON, file: modelURL.path)
-        if let steps { options.steps = steps }
+        if let steps {
+            guard steps >= step else {
+                throw .badOption(name: "--steps", reason: "\(steps) is fewer than the \(step) steps \(modelURL.path) has already trained")
+            }
+            options.steps = steps
+        }
         let stateURL = directory.appendingPathComponent(stateName)
         let state: SafeTensorsFile
         do { state = try SafeTensors.read(stateURL) } catch { throw .storage(error) }
@@ -240,8 +246,17 @@ struct SavedState {
     static func read(_ file: SafeTensorsFile, parameters P: Int) throws(StorageError) -> SavedState {
         let m = try file.tensor("exp_avg")
         let v = try file.tensor("exp_avg_sq")
-        for (name, tensor) in [("exp_avg", m), ("exp_avg_sq", v)] where tensor.shape != [P] {
-            throw .shapeMismatch(file: file.file, name: name, expected: [P], found: tensor.shape)
+        for (name, tensor) in [("exp_avg", m), ("exp_avg_sq", v)] {
+            guard tensor.shape == [P] else {
+                throw .shapeMismatch(file: file.file, name: name, expected: [P], found: tensor.shape)
+            }
+            // Adam's moments are finite, and the second one a mean of squares: anything else would
+            // step the weights to NaN on the first update after resuming.
+            if let index = tensor.data.firstIndex(where: { !$0.isFinite || (name == "exp_avg_sq" && $0 < 0) }) {
+                throw .outOfRange(
+                    file: file.file, path: name,
+                    reason: "value \(tensor.data[index]) at index \(index) is not a valid Adam moment")
+            }
         }
         let adamStep = try file.ints("adam_step")
         let rng = try file.ints("task_rng_state")

@@ -11,6 +11,8 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownMoELayers(String)
     /// `top_k` is outside 1…2 or larger than `num_experts`.
     case badTopK(topK: Int, experts: Int)
+    /// A size beyond what this tool can hold (a field over its limit, or too many parameters).
+    case tooLarge(field: String, value: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -24,6 +26,8 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
             "model config: unknown moe_layers \"\(value)\" (expected all, odd, none or every-K with K ≥ 1)"
         case .badTopK(let topK, let experts):
             "model config: top_k = \(topK) must be 1 or 2 and at most num_experts = \(experts)"
+        case .tooLarge(let field, let value, let limit):
+            "model config: \(field) = \(value) is larger than this tool handles (at most \(limit))"
         }
     }
 }
@@ -157,6 +161,18 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             throw .notPositive(field: field, value: value)
         }
         if vocabSize <= 5 { throw .malformed(reason: "vocab_size must exceed the 5 special ids, got \(vocabSize)") }
+        // Bounds first, so that no size arithmetic below or in the parameter table can overflow,
+        // and a damaged or mistyped configuration is refused instead of exhausting memory.
+        for (field, value, limit) in [
+            ("hidden_size", hiddenSize, 1 << 16), ("num_layers", numLayers, 1 << 10), ("ffn_size", ffnSize, 1 << 18),
+            ("image_size", imageSize, 1 << 12), ("channels", channels, 1 << 10), ("vocab_size", vocabSize, 1 << 24),
+            ("max_text_length", maxTextLength, 1 << 16), ("num_experts", routing == .none ? 1 : numExperts, 1 << 10),
+        ] where value > limit {
+            throw .tooLarge(field: field, value: value, limit: limit)
+        }
+        if approximateParameterCount > Double(Self.parameterLimit) {
+            throw .tooLarge(field: "parameter count", value: Int(approximateParameterCount), limit: Self.parameterLimit)
+        }
         if hiddenSize % numHeads != 0 { throw .indivisible(field: "hidden_size", value: hiddenSize, by: numHeads) }
         if hiddenSize % 4 != 0 { throw .indivisible(field: "hidden_size", value: hiddenSize, by: 4) }
         if imageSize % patchSize != 0 { throw .indivisible(field: "image_size", value: imageSize, by: patchSize) }
@@ -165,6 +181,22 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             if !(1...2).contains(topK) || topK > numExperts { throw .badTopK(topK: topK, experts: numExperts) }
             if case .every(let k) = moeLayers, k <= 0 { throw .unknownMoELayers(moeLayers.name) }
         }
+    }
+
+    /// The most parameters a model may have: 16 GiB of Float32 weights (Uni-Perceiver-MoE large
+    /// with every layer routed has 2.4e9).
+    public static let parameterLimit = 1 << 32
+
+    /// The parameter count, in Double so that no configuration can overflow it: every layer's
+    /// attention and FFN linears (E times over when routed) plus the embeddings, to within the
+    /// biases, LayerNorms and gates.
+    var approximateParameterCount: Double {
+        let D = Double(hiddenSize)
+        let experts = routing == .none ? 1 : Double(max(numExperts, 1))
+        let layer = experts * (4 * D * D + 2 * D * Double(ffnSize))
+        let patch = Double(channels) * Double(patchSize) * Double(patchSize) * D
+        let positions = (Double(imageSize / max(patchSize, 1)) * Double(imageSize / max(patchSize, 1)) + Double(maxTextLength)) * D
+        return Double(numLayers) * layer + Double(vocabSize) * D + patch + positions
     }
 
     /// The configuration as compact JSON with sorted keys (what checkpoints store).

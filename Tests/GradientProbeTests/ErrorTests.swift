@@ -53,10 +53,24 @@ import UniPerceiver
         model.parameters[scale.offset] = .nan
         let fixture = try ProbeFixture(model: model)
         defer { fixture.remove() }
+        // From a checkpoint, the NaN weight is refused at load, naming the file and the tensor…
         do {
             try fixture.probe("probe.h5", ProbeFixture.options())
+            Issue.record("a checkpoint with a NaN weight loaded")
+        } catch {
+            let message = "\(error)"
+            #expect(
+                message.contains(fixture.file("model.safetensors").path) && message.contains("predictor.logit_scale_text_mlm")
+                    && message.contains("non-finite"), "\(message)")
+        }
+        // …and a model given in memory stops at that task's first mini-batch.
+        do {
+            try Probe.run(
+                model: model, dataset: ProbeFixture.dataset, source: ProbeSource(
+                    checkpointPath: "memory", checkpointSHA256: "", dataPath: "memory", dataSHA256: ""),
+                options: ProbeFixture.options(), out: fixture.file("probe.h5"))
             Issue.record("a NaN logit scale went unnoticed")
-        } catch let error as ProbeError {
+        } catch {
             guard case .nonFiniteGradient(let task, let miniBatch, _) = error else {
                 Issue.record("unexpected \(error)")
                 return
@@ -189,6 +203,19 @@ import UniPerceiver
         options = ProbeFixture.options()
         options.batchSize = 100_000
         #expect(throws: ProbeError.self) { try fixture.probe("p.h5", options) }
+        // A Gram that cannot fit in memory (and a T·N that overflows) is refused up front, not
+        // after hours of mini-batches or an out-of-memory kill.
+        for samples in [1_000_000_000, Int.max / 2] {
+            options = ProbeFixture.options()
+            options.samplesPerTask = samples
+            do {
+                try fixture.probe("p.h5", options)
+                Issue.record("--samples \(samples) was accepted")
+            } catch {
+                let message = "\(error)"
+                #expect(message.contains("--samples \(samples)") && message.contains("memory"), "\(message)")
+            }
+        }
         #expect(try fixture.contents() == ["model.safetensors"])
 
         // A model for other images than the data's.

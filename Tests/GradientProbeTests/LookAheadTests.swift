@@ -132,6 +132,18 @@ import UniPerceiver
         for bad in [0, -1e-3, .nan, .infinity] {
             #expect(throws: ProbeError.self) { try Self.check(analysis, fixture, url, stepSize: bad) }
         }
+        // A finite λ so large that the stepped loss overflows is refused, not reported as a number
+        // (nor, before the softmax let NaN through, a crash).
+        let (stored, storedURL, storedAnalysis) = try Self.probed()
+        defer { stored.remove() }
+        for method in [LookAheadMethod.difference, .integral] {
+            do {
+                _ = try Self.check(storedAnalysis, stored, storedURL, stepSize: 1e30, method: method)
+                Issue.record("\(method): λ = 1e30 gave a look-ahead")
+            } catch {
+                #expect("\(error)".contains("non-finite") && "\(error)".contains("smaller λ"), "\(method): \(error)")
+            }
+        }
         // A checkpoint other than the probed one is named.
         let (other, otherURL, otherAnalysis) = try Self.probed(model: ProbeFixture.model(seed: 12))
         defer { other.remove() }

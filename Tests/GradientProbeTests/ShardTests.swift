@@ -98,10 +98,29 @@ import UniPerceiver
             try Probe.merge(shards: [one, other.file("two.h5")], out: out)
         }
         // Incomplete, repeated, or not shards at all.
-        #expect(throws: ProbeError.incompleteShards(reason: "shard 2/2 is missing")) {
+        #expect(throws: ProbeError.incompleteShards(reason: "shard 2/2 is missing (\(one.path) is 1/2)")) {
             try Probe.merge(shards: [one], out: out)
         }
         #expect(throws: ProbeError.self) { try Probe.merge(shards: [one, two, two], out: out) }
+        // A repeated shard is named even when it leaves another one missing.
+        #expect(throws: ProbeError.incompleteShards(reason: "shard 2/2 is given twice (\(two.path), \(two.path))")) {
+            try Probe.merge(shards: [two, two], out: out)
+        }
+        // A damaged row (a valid shard never stores a non-finite one) is named, not merged into NaN Grams.
+        let damaged = fixture.file("damaged.h5")
+        try FileManager.default.copyItem(at: two, to: damaged)
+        let name = "encoder.layers.1.ffn.dense2.weight"
+        let file = try HDF5File.open(damaged, writable: true)
+        var row = try file.readRows(1..<2, from: "/parameters/\(name)/gradients", as: Float.self).values
+        row[3] = .nan
+        try file.writeRows(row, at: 1, to: "/parameters/\(name)/gradients")
+        try file.close()
+        do {
+            try Probe.merge(shards: [one, damaged], out: out)
+            Issue.record("a shard with a NaN gradient merged")
+        } catch {
+            #expect(error.description.contains(damaged.path) && error.description.contains("non-finite") && error.description.contains("row 1"), "\(error)")
+        }
         try fixture.probe("whole.h5", options)
         #expect(throws: ProbeError.incompleteShards(reason: "\(fixture.file("whole.h5").path) is not a shard (no 'shard' attribute)")) {
             try Probe.merge(shards: [one, fixture.file("whole.h5")], out: out)

@@ -158,6 +158,43 @@ func temporaryDirectory() throws -> URL {
         }
     }
 
+    /// A damaged Gram is refused naming the file and the dataset: a NaN, a negative squared norm
+    /// (every ratio would turn NaN), or asymmetry (the probe writes an exact mirror).
+    @Test func damagedGramsAreRefusedNamingFileAndDataset() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let name = "encoder.layers.0.ffn.dense2.bias"
+        let path = "/parameters/\(name)/gram"
+        for (damage, expected) in [("nan", "non-finite"), ("negative", "negative squared norm"), ("asymmetric", "not symmetric")] {
+            let url = dir.appendingPathComponent("\(damage).h5")
+            try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
+            let file = try HDF5File.open(url, writable: true)
+            var values = try file.read(path, as: Double.self).values
+            switch damage {
+            case "nan": values[5] = .nan
+            case "negative": values[2 * 18 + 2] = -values[2 * 18 + 2]
+            default: values[3 * 18 + 7] += 1e-6 * abs(values[3 * 18 + 7]) + 1e-9
+            }
+            try file.write(values, shape: [18, 18], to: path)
+            try file.close()
+            let probe = try ProbeGrams(url: url)
+            do {
+                _ = try probe.analyze(grouping: .layer, bootstrapReplicates: 10, seed: 1)
+                Issue.record("\(damage): a damaged Gram was analysed")
+            } catch {
+                #expect(error.description.hasPrefix(url.path) && error.description.contains(path), "\(damage): \(error)")
+                #expect(error.description.contains(expected), "\(damage): \(error)")
+            }
+        }
+        // The same file undamaged analyses; a bootstrap count beyond the bound is refused.
+        let url = dir.appendingPathComponent("good.h5")
+        try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
+        _ = try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 10, seed: 1)
+        #expect(throws: InterferenceError.invalidBootstrap(reason: "replicates must be in 1…100000, got 1000000000000")) {
+            try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 1_000_000_000_000, seed: 1)
+        }
+    }
+
     @Test func unknownParameterIsNamed() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

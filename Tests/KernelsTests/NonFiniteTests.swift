@@ -55,3 +55,34 @@ struct AllZeroTests {
         }
     }
 }
+
+/// Non-finite weights must reach the loss, where the trainer and the probe name them: the softmax
+/// turns a row holding a NaN into NaN instead of stopping the process (a NaN used to leave the row's
+/// maximum at −∞ and trip the fully-masked check).
+@Suite("Softmax of non-finite logits")
+struct SoftmaxNonFiniteTests {
+    @Test("a NaN logit, masked or not elsewhere, makes its row NaN and leaves the other rows alone")
+    func nanPropagates() {
+        let rows = 3
+        let cols = 4
+        for naive in [false, true] {
+            // Row 0: all NaN; row 1: one NaN beside a masked entry; row 2: finite with a masked entry.
+            let logits: [Float] = [.nan, .nan, .nan, .nan, 1, -.infinity, .nan, 2, 0.5, -.infinity, 1.5, -1]
+            var probs = [Float](repeating: 0, count: rows * cols)
+            logits.withUnsafeBufferPointer { z in
+                probs.withUnsafeMutableBufferPointer { p in
+                    if naive {
+                        softmaxForwardNaive(probs: p.baseAddress!, logits: z.baseAddress!, rows: rows, cols: cols)
+                    } else {
+                        softmaxForward(probs: p.baseAddress!, logits: z.baseAddress!, rows: rows, cols: cols)
+                    }
+                }
+            }
+            let nanRows = probs[0..<8].allSatisfy { $0.isNaN }
+            let finiteRow = probs[8..<12].allSatisfy { $0.isFinite } && probs[9] == 0
+            #expect(nanRows, "naive \(naive): \(probs)")
+            #expect(finiteRow, "naive \(naive): \(probs)")
+            #expect(abs(probs[8..<12].reduce(0, +) - 1) < 1e-6, "naive \(naive): \(probs)")
+        }
+    }
+}

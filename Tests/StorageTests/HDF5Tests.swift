@@ -240,6 +240,35 @@ import Testing
         ) { () throws(StorageError) in try reader.appendRows([1.0, 2.0], to: "/log") }
     }
 
+    /// A chunked dataset stores only what was written, so a file of a few kilobytes can declare a
+    /// shape of terabytes; reading it must be refused before anything is allocated.
+    @Test func aDeclaredShapeLargerThanMemoryIsRefusedBeforeAllocating() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("huge.h5")
+        let file = try HDF5File.create(url)
+        try file.createDataset("/gram", of: Double.self, shape: [1_000_000, 1_000_000], chunkRows: 1)
+        try file.createDataset("/labels", of: Int.self, shape: [1 << 40], chunkRows: 1024)
+        try file.createDataset("/small", of: Float.self, shape: [3, 2], chunkRows: 1)
+        try file.close()
+        let reader = try HDF5File.open(url)
+        for (path, read) in [
+            ("/gram", { () throws(StorageError) in _ = try reader.read("/gram", as: Double.self) }),
+            ("/gram", { () throws(StorageError) in _ = try reader.readRows(0..<500_000, from: "/gram", as: Double.self) }),
+            ("/labels", { () throws(StorageError) in _ = try reader.read("/labels", as: Int.self) }),
+        ] as [(String, () throws(StorageError) -> Void)] {
+            do {
+                try read()
+                Issue.record("\(path): a terabyte-sized read was attempted")
+            } catch {
+                #expect(error.description.contains(url.path) && error.description.contains(path), "\(error)")
+                #expect(error.description.contains("more than this machine's memory"), "\(error)")
+            }
+        }
+        #expect(try reader.read("/small", as: Float.self).values == [Float](repeating: 0, count: 6))
+        #expect(try reader.readRows(0..<1, from: "/gram", as: Double.self).shape == [1, 1_000_000])
+    }
+
     @Test func missingDatasetIsNamed() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

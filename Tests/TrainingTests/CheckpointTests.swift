@@ -69,7 +69,8 @@ import UniPerceiver
 
     enum Damage: String, CaseIterable {
         case truncated, malformedHeader, offsetsOutsideFile, unknownDType, missingTensor
-        case unexpectedTensor, wrongShape
+        case unexpectedTensor, wrongShape, nonFiniteWeight, infiniteWeight
+        case otherFormat, otherVersion, kindContradictsConfig, routingContradictsConfig
     }
 
     @Test("bad checkpoints are refused with the file and the offending tensor", arguments: Damage.allCases)
@@ -81,10 +82,28 @@ import UniPerceiver
         var entries = model.table.entries.map {
             SafeTensorsEntry(name: $0.name, shape: $0.shape, floats: Array(model.parameters[$0.range]))
         }
-        let metadata = ["config": config.jsonString()]
+        var metadata = ["config": config.jsonString()]
         let first = entries[0].name
         var expectedTensor: String? = first
         switch damage {
+        case .nonFiniteWeight, .infiniteWeight:
+            let entry = model.table.entries[2]
+            var values = Array(model.parameters[entry.range])
+            values[values.count - 1] = damage == .nonFiniteWeight ? .nan : -.infinity
+            entries[2] = SafeTensorsEntry(name: entry.name, shape: entry.shape, floats: values)
+            expectedTensor = entry.name
+        case .otherFormat:
+            metadata["format"] = "someone-else/checkpoint"
+            expectedTensor = "format"
+        case .otherVersion:
+            metadata["version"] = "2"
+            expectedTensor = "version"
+        case .kindContradictsConfig:
+            metadata["kind"] = "moe"
+            expectedTensor = "kind"
+        case .routingContradictsConfig:
+            metadata["routing"] = "attribute"
+            expectedTensor = "routing"
         case .missingTensor:
             entries.remove(at: 0)
         case .unexpectedTensor:

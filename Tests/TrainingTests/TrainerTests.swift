@@ -137,6 +137,69 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(resumed.trainer.step == 3)
     }
 
+    @Test("an update that makes a weight infinite stops training before any checkpoint holds it")
+    func nonFiniteWeights() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var options = tinyOptions(steps: 4, checkpointEvery: 1)
+        options.peakLearningRate = 1e39  // finite in Double, +∞ once the step is a Float
+        options.warmupSteps = 0
+        let session = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset, options: options)
+        do {
+            _ = try session.run()
+            Issue.record("a learning rate of 1e39 trained")
+        } catch {
+            guard case .nonFiniteWeights(let step, _, let tensor) = error else {
+                Issue.record("expected nonFiniteWeights, got \(error)")
+                return
+            }
+            #expect(step == 1 && !tensor.isEmpty)
+            #expect(error.description.contains("step 1") && error.description.contains(tensor))
+        }
+        #expect(!FileManager.default.fileExists(atPath: session.modelURL.path), "a checkpoint was written from infinite weights")
+    }
+
+    @Test("a damaged optimizer state is refused on resume, naming the file and the tensor; the checkpoint is kept")
+    func damagedOptimizerState() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 3, checkpointEvery: 3)
+        ).run()
+        let model = directory.appendingPathComponent(TrainingSession.modelFileName)
+        let before = try bytes(model)
+        let stateName = try #require(try SafeTensors.read(model).metadata["optimizer_state"])
+        let stateURL = directory.appendingPathComponent(stateName)
+        for (tensor, value) in [("exp_avg", Float.nan), ("exp_avg_sq", -1), ("exp_avg_sq", .infinity)] {
+            let file = try SafeTensors.read(stateURL)
+            let entries = try file.names.map { name -> SafeTensorsEntry in
+                if let ints = try? file.ints(name) { return SafeTensorsEntry(name: name, shape: ints.shape, ints: ints.values) }
+                var t = try file.tensor(name)
+                if name == tensor { t.data[t.data.count / 2] = value }
+                return SafeTensorsEntry(name: name, shape: t.shape, floats: t.data)
+            }
+            let damaged = directory.appendingPathComponent("damaged-" + stateName)
+            try SafeTensors.write(entries, metadata: file.metadata, to: damaged)
+            let original = try bytes(stateURL)
+            try FileManager.default.removeItem(at: stateURL)
+            try FileManager.default.moveItem(at: damaged, to: stateURL)
+            do {
+                _ = try TrainingSession.resume(directory: directory, dataset: bundledDataset, steps: 6).run()
+                Issue.record("\(tensor) = \(value) was resumed from")
+            } catch {
+                #expect(error.description.contains(stateURL.path) && error.description.contains(tensor), "\(error)")
+            }
+            #expect(try bytes(model) == before, "the checkpoint changed")
+            try original.write(to: stateURL)
+        }
+        // Fewer total steps than the checkpoint has done is a mistake, not "train 0 steps".
+        #expect(throws: TrainingError.badOption(name: "--steps", reason: "2 is fewer than the 3 steps \(model.path) has already trained")) {
+            try TrainingSession.resume(directory: directory, dataset: bundledDataset, steps: 2)
+        }
+        #expect(try TrainingSession.resume(directory: directory, dataset: bundledDataset, steps: 3).trainer.step == 3)
+    }
+
     @Test("bad input: existing checkpoint, nothing to resume, unknown task weight, image shape, bad options")
     func badInput() throws {
         let directory = try temporaryDirectory()

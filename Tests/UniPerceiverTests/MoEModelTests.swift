@@ -37,6 +37,38 @@ import Testing
         #expect(MoELayers.odd.contains(0) && !MoELayers.odd.contains(1) && MoELayers.every(3).contains(3))
     }
 
+    @Test("oversized configurations are refused before any size arithmetic can overflow")
+    func oversizedConfigurations() throws {
+        let dense = tinyConfig.jsonString()
+        func replacing(_ key: String, with value: Int) -> String {
+            var object = try! JSONSerialization.jsonObject(with: Data(dense.utf8)) as! [String: Any]
+            object[key] = value
+            return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        }
+        #expect(throws: ConfigError.tooLarge(field: "hidden_size", value: 1_000_000_000_000, limit: 1 << 16)) {
+            try ModelConfig.fromJSON(replacing("hidden_size", with: 1_000_000_000_000))
+        }
+        #expect(throws: ConfigError.tooLarge(field: "ffn_size", value: 1 << 62, limit: 1 << 18)) {
+            try ModelConfig.fromJSON(replacing("ffn_size", with: 1 << 62))
+        }
+        var wide = tinyConfig
+        (wide.hiddenSize, wide.numHeads, wide.numLayers) = (1 << 16, 4, 1 << 10)
+        #expect(throws: (any Error).self) { try wide.validate() }
+        do {
+            try wide.validate()
+        } catch {
+            #expect(error.description.contains("parameter count"), "\(error)")
+        }
+        var routed = Self.config(.token)
+        routed.numExperts = 100_000_000
+        #expect(throws: ConfigError.tooLarge(field: "num_experts", value: 100_000_000, limit: 1 << 10)) { try routed.validate() }
+        // The limits leave every realistic model alone (Uni-Perceiver-MoE large: D = 1024, 24 layers, F = 4096, E = 8).
+        var large = tinyConfig
+        (large.hiddenSize, large.numHeads, large.numLayers, large.ffnSize, large.vocabSize) = (1024, 16, 24, 4096, 49_411)
+        (large.routing, large.numExperts, large.topK) = (.attribute, 8, 2)
+        try large.validate()
+    }
+
     @Test("parameter names: experts and gates replace the four linears of MoE layers only")
     func names() throws {
         let table = Model.parameterTable(for: Self.config(.attribute, experts: 2, layers: .odd))
