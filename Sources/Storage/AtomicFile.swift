@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -44,6 +45,7 @@ public enum AtomicFile {
                 discard()
                 throw error
             }
+            AtomicFile.pending.withLock { _ = $0.remove(temporaryURL.path) }
             // The data is safe; a folder fsync failure (some file systems refuse it) is not fatal.
             try? AtomicFile.fsyncPath(finalURL.deletingLastPathComponent(), reportAs: finalURL)
         }
@@ -51,8 +53,29 @@ public enum AtomicFile {
         /// Removes the temporary file if it exists; the final name is left as it was.
         public func discard() {
             _ = unlink(temporaryURL.path)
+            AtomicFile.pending.withLock { _ = $0.remove(temporaryURL.path) }
         }
     }
+
+    /// Temporary files begun and not yet committed or discarded, so that a process stopped by a
+    /// signal can remove them instead of leaving hidden hundred-megabyte files behind.
+    private static let pending = Mutex<Set<String>>([])
+
+    /// Removes every temporary file still pending in this process, or only those in `folder` (the
+    /// final names are left as they were). For a termination handler: call it, then exit; writers
+    /// still running would write into unlinked files.
+    public static func removePendingFiles(in folder: URL? = nil) {
+        let prefix = folder.map { $0.standardizedFileURL.path + "/" }
+        let paths = pending.withLock { paths in
+            let chosen = paths.filter { path in prefix.map { path.hasPrefix($0) } ?? true }
+            paths.subtract(chosen)
+            return chosen
+        }
+        for path in paths { _ = unlink(path) }
+    }
+
+    /// The temporary files pending now (tests).
+    public static var pendingFiles: Set<String> { pending.withLock { $0 } }
 
     /// A fresh temporary name beside `url`: `.<name>.tmp-<pid>-<16 hex digits>`.
     public static func temporaryURL(for url: URL) -> URL {
@@ -73,7 +96,9 @@ public enum AtomicFile {
             throw StorageError.cannotOpen(
                 file: url.path, reason: "folder \(folder.path) does not exist")
         }
-        return Pending(finalURL: url, temporaryURL: temporaryURL(for: url))
+        let pending = Pending(finalURL: url, temporaryURL: temporaryURL(for: url))
+        Self.pending.withLock { _ = $0.insert(pending.temporaryURL.path) }
+        return pending
     }
 
     /// Runs `body` on a temporary path beside `url`, then renames the result into place.

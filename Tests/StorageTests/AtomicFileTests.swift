@@ -100,6 +100,36 @@ import Testing
         #expect(try dir.contents() == ["later.txt"])
     }
 
+    /// What a termination handler relies on: begun files are tracked until committed or
+    /// discarded, and `removePendingFiles` deletes exactly those, never a final name. (Other tests
+    /// of this process may have files pending at the same time, so only this test's are touched.)
+    @Test func pendingTemporaryFilesAreTrackedAndRemovedOnRequest() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let committed = try AtomicFile.begin(dir.file("done.txt"))
+        try Data("done".utf8).write(to: committed.temporaryURL)
+        let discarded = try AtomicFile.begin(dir.file("dropped.txt"))
+        try Data("dropped".utf8).write(to: discarded.temporaryURL)
+        let open = try AtomicFile.begin(dir.file("open.h5"))
+        try Data("half written".utf8).write(to: open.temporaryURL)
+        #expect(AtomicFile.pendingFiles.isSuperset(of: [committed, discarded, open].map(\.temporaryURL.path)))
+        try committed.commit()
+        discarded.discard()
+        #expect(AtomicFile.pendingFiles.isDisjoint(with: [committed, discarded].map(\.temporaryURL.path)))
+        #expect(AtomicFile.pendingFiles.contains(open.temporaryURL.path))
+        AtomicFile.removePendingFiles(in: dir.file("elsewhere"))
+        #expect(AtomicFile.pendingFiles.contains(open.temporaryURL.path))
+        // Only this folder's: tests running beside this one have their own files pending.
+        AtomicFile.removePendingFiles(in: dir.url)
+        #expect(!AtomicFile.pendingFiles.contains(open.temporaryURL.path))
+        #expect(try dir.contents() == ["done.txt"])
+        // An HDF5 file being written is one of them.
+        let file = try HDF5File.create(dir.file("probe.h5"))
+        #expect(AtomicFile.pendingFiles.contains { $0.hasPrefix(dir.file(".probe.h5.tmp-").path) })
+        file.discard()
+        #expect(try dir.contents() == ["done.txt"])
+    }
+
     @Test func temporaryNamesDiffer() {
         let url = URL(fileURLWithPath: "/tmp/x.h5")
         #expect(AtomicFile.temporaryURL(for: url) != AtomicFile.temporaryURL(for: url))
