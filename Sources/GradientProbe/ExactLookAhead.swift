@@ -89,7 +89,7 @@ public enum ExactLookAhead {
         for (url, recorded, what) in [
             (checkpoint, metadata.checkpointSHA256, "checkpoint"), (data, metadata.dataSHA256, "data"),
         ] where !recorded.isEmpty {
-            guard try SHA256.hex(ofFile: url) == recorded else {
+            guard try FileFingerprint.sha256(ofFile: url) == recorded else {
                 throw .sourceMismatch(file: url.path, probe: probe.path, what: what)
             }
         }

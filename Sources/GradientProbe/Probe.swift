@@ -110,7 +110,7 @@ public enum Probe {
         do { dataset = try DigitsDataset.load(data) } catch { throw .dataset(error) }
         let source = ProbeSource(
             checkpointPath: checkpoint.path, checkpointSHA256: SHA256.hex(of: bytes),
-            dataPath: data.path, dataSHA256: try SHA256.hex(ofFile: data),
+            dataPath: data.path, dataSHA256: try FileFingerprint.sha256(ofFile: data),
             kind: header["kind"] ?? "dense", routing: header["routing"] ?? "none")
         var summary = try run(
             model: model, dataset: dataset, source: source, options: options, out: out, progress: progress)

@@ -21,7 +21,8 @@ public struct TrainingSummary: Sendable, Equatable {
 ///
 /// ```
 /// DIR/model.safetensors            the model (Checkpoint format); metadata adds
-///                                  step, training (TrainingOptions JSON), optimizer_state (file name)
+///                                  step, training (TrainingOptions JSON), optimizer_state (file name),
+///                                  data_sha256 (the dataset file's, checked on resume)
 /// DIR/optimizer-<step>.safetensors AdamW moments and the loop's counters (below)
 /// DIR/log.jsonl                    one StepRecord.jsonLine per step
 /// ```
@@ -57,6 +58,15 @@ public final class TrainingSession {
         self.directory = directory
         self.trainer = trainer
         self.secondsBefore = secondsBefore
+        dataFingerprint = Self.fingerprint(of: trainer.dataset)
+    }
+
+    /// SHA-256 of the dataset's file, recorded in every checkpoint (`data_sha256`) so that a resume
+    /// on other data is refused; nil for a dataset that has no readable file (built in memory).
+    private let dataFingerprint: String?
+
+    static func fingerprint(of dataset: DigitsDataset) -> String? {
+        try? SHA256.hex(ofFile: URL(fileURLWithPath: dataset.file))
     }
 
     /// A new run into `directory` (created if needed).
@@ -83,7 +93,8 @@ public final class TrainingSession {
     /// interrupted run needs the original total, the default).
     /// - Throws: `.noCheckpoint`, `.checkpoint` for an unreadable model file, `.badState` for a
     ///   missing or inconsistent optimizer-state file, `.badOption` for `steps` below the step
-    ///   reached, and everything `Trainer.init` throws.
+    ///   reached, `.incompatible` for a dataset other than the run's, and everything
+    ///   `Trainer.init` throws.
     public static func resume(
         directory: URL, dataset: DigitsDataset, steps: Int? = nil
     ) throws(TrainingError) -> TrainingSession {
@@ -97,6 +108,11 @@ public final class TrainingSession {
             let step = Int(stepText), let stateName = header.metadata["optimizer_state"]
         else {
             throw .badState(file: modelURL.path, reason: "no training metadata (step, training, optimizer_state): not written by `interference train`")
+        }
+        if let recorded = header.metadata["data_sha256"], let current = fingerprint(of: dataset), recorded != current {
+            throw .incompatible(
+                file: dataset.file,
+                reason: "is not the dataset \(modelURL.path) was trained on (SHA-256 \(current.prefix(12))…, the run recorded \(recorded.prefix(12))…)")
         }
         var options = try TrainingOptions.fromJSON(optionsJSON, file: modelURL.path)
         if let steps {
@@ -189,7 +205,7 @@ public final class TrainingSession {
                     "kind": trainer.model.config.routing == .none ? "dense" : "moe",
                     "routing": trainer.model.config.routing.rawValue, "step": "\(step)",
                     "training": training, "optimizer_state": stateName,
-                ])
+                ].merging(dataFingerprint.map { ["data_sha256": $0] } ?? [:]) { $1 })
         } catch { throw .checkpoint(error) }
         // Older state files are no longer named by the model file.
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []

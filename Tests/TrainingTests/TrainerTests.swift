@@ -160,7 +160,7 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(!FileManager.default.fileExists(atPath: session.modelURL.path), "a checkpoint was written from infinite weights")
     }
 
-    @Test("a damaged optimizer state is refused on resume, naming the file and the tensor; the checkpoint is kept")
+    @Test("resume refuses a damaged optimizer state (naming file and tensor), fewer steps than done, and other data; the checkpoint is kept")
     func damagedOptimizerState() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -198,6 +198,16 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
             try TrainingSession.resume(directory: directory, dataset: bundledDataset, steps: 2)
         }
         #expect(try TrainingSession.resume(directory: directory, dataset: bundledDataset, steps: 3).trainer.step == 3)
+        // Other data (here the same file with one more byte, which HDF5 reads as before) is refused.
+        let other = directory.appendingPathComponent("other.h5")
+        try (Data(contentsOf: URL(fileURLWithPath: bundledDataset.file)) + Data([0])).write(to: other)
+        let otherDataset = try DigitsDataset.load(other)
+        do {
+            _ = try TrainingSession.resume(directory: directory, dataset: otherDataset)
+            Issue.record("a run resumed on another dataset")
+        } catch {
+            #expect(error.description.hasPrefix(other.path) && error.description.contains(model.path), "\(error)")
+        }
     }
 
     @Test("bad input: existing checkpoint, nothing to resume, unknown task weight, image shape, bad options")

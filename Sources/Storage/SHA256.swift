@@ -1,9 +1,9 @@
 import Foundation
 
 /// SHA-256 (FIPS 180-4) of a file or bytes, as lower-case hex — the `checkpoint` and `data`
-/// fingerprints of the probe file, which `merge` compares. Foundation on Linux has no CryptoKit and
+/// fingerprints of the probe file, which `merge` compares, and the dataset a training run resumes on. Foundation on Linux has no CryptoKit and
 /// the package takes no crypto dependency for one digest, so it is written out here.
-struct SHA256 {
+public struct SHA256 {
     private var state: [UInt32] = [
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
         0x5be0_cd19,
@@ -24,7 +24,9 @@ struct SHA256 {
         0xc671_78f2,
     ]
 
-    mutating func update(_ bytes: some Collection<UInt8>) {
+    public init() {}
+
+    public mutating func update(_ bytes: some Collection<UInt8>) {
         length &+= UInt64(bytes.count)
         pending.append(contentsOf: bytes)
         let whole = pending.count / 64 * 64
@@ -33,7 +35,7 @@ struct SHA256 {
         pending.removeFirst(whole)
     }
 
-    mutating func finish() -> String {
+    public mutating func finish() -> String {
         let bits = length &* 8
         var tail: [UInt8] = [0x80]
         while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
@@ -83,36 +85,28 @@ struct SHA256 {
         state = [h0, h1, h2, h3, h4, h5, h6, h7]
     }
 
-    static func hex(of bytes: some Collection<UInt8>) -> String {
+    public static func hex(of bytes: some Collection<UInt8>) -> String {
         var hasher = SHA256()
         hasher.update(bytes)
         return hasher.finish()
     }
 
     /// The digest of a file, read in 1 MiB pieces.
-    static func hex(ofFile url: URL) throws(ProbeError) -> String {
+    /// - Throws: `StorageError.cannotOpen` / `.io` naming the file.
+    public static func hex(ofFile url: URL) throws(StorageError) -> String {
         guard let handle = try? FileHandle(forReadingFrom: url) else {
-            throw .unreadable(file: url.path, reason: "cannot open to fingerprint it")
+            throw .cannotOpen(file: url.path, reason: "cannot open to fingerprint it")
         }
         defer { try? handle.close() }
         var hasher = SHA256()
         while true {
             let chunk: Data
             do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
-                throw .unreadable(file: url.path, reason: "read failed: \(error)")
+                throw .io(file: url.path, reason: "read failed: \(error)")
             }
             if chunk.isEmpty { break }
             hasher.update([UInt8](chunk))
         }
         return hasher.finish()
-    }
-}
-
-/// The SHA-256 fingerprint of a file, as the probe records for its checkpoint and data: for
-/// `interference analyze`, which records the probe file's digest in the interference file.
-public enum FileFingerprint {
-    /// Lower-case hex SHA-256 of the file's bytes.
-    public static func sha256(ofFile url: URL) throws(ProbeError) -> String {
-        try SHA256.hex(ofFile: url)
     }
 }
