@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+/// Bad input to every command, run as a user would: exit 2 with exactly one stderr line naming the
+/// file or option, no output or stray temporary file left behind, and the inputs unchanged.
+extension CLITests {
+    /// A refusal: exit 2, one stderr line containing every string of `naming`.
+    static func expectRefused(
+        _ result: Result, naming: [String], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(result.status == 2, "stdout: \(result.stdout) stderr: \(result.stderr)", sourceLocation: sourceLocation)
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == 1 && result.stderr.hasSuffix("\n"), "not one line: \(result.stderr)", sourceLocation: sourceLocation)
+        for text in naming {
+            #expect(result.stderr.contains(text), "'\(text)' not named in: \(result.stderr)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Every entry below `folder` (hidden ones included) with its bytes, to prove a refused run
+    /// left the folder exactly as it was.
+    static func snapshot(_ folder: URL) -> [String: Data] {
+        var files: [String: Data] = [:]
+        let base = folder.resolvingSymlinksInPath().path
+        guard let walker = FileManager.default.enumerator(atPath: base) else { return files }
+        while let name = walker.nextObject() as? String {
+            let path = base + "/" + name
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let isRegular = (attributes?[.type] as? FileAttributeType) == .typeRegular
+            files[name] = isRegular ? (FileManager.default.contents(atPath: path) ?? Data()) : Data(name.utf8)
+        }
+        return files
+    }
+
+    /// Runs `arguments` in a state where they must be refused, and checks that nothing below
+    /// `folder` changed (no output, no temporary file, every input byte for byte the same).
+    static func expectRefusedUnchanged(
+        _ arguments: [String], in folder: URL, naming: [String], sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let before = snapshot(folder)
+        let result = try run(arguments)
+        expectRefused(result, naming: naming, sourceLocation: sourceLocation)
+        let after = snapshot(folder)
+        #expect(
+            Set(after.keys) == Set(before.keys), "files added \(Set(after.keys).subtracting(before.keys)), removed \(Set(before.keys).subtracting(after.keys))",
+            sourceLocation: sourceLocation)
+        for (name, bytes) in before where after[name] != bytes && after[name] != nil {
+            Issue.record("\(name) changed", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("an error message is one line even when a file name holds a newline")
+    func oneLineErrors() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let odd = root.appendingPathComponent("two\nlines\r.h5").path
+        let result = try Self.run(["check", "--baseline", odd, "--candidate", odd])
+        Self.expectRefused(result, naming: [root.appendingPathComponent("two lines .h5").path])
+    }
+}
