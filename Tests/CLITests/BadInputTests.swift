@@ -57,3 +57,57 @@ extension CLITests {
         Self.expectRefused(result, naming: [root.appendingPathComponent("two lines .h5").path])
     }
 }
+
+extension CLITests {
+    /// A tiny checkpoint, its probe file and interference file in a fresh folder, for `body`.
+    static func withTinyAnalysis(
+        sourceLocation: SourceLocation = #_sourceLocation,
+        _ body: (_ root: URL, _ checkpoint: String, _ probe: String, _ analysis: String) throws -> Void
+    ) throws {
+        try withTinyRun(sourceLocation: sourceLocation) { root, checkpoint in
+            let analysis = try probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
+            let probe = root.appendingPathComponent("dense.probe.h5").path
+            try body(root, checkpoint.path, probe, analysis.path)
+        }
+    }
+
+    @Test("a FIFO, /dev/zero, a folder or a missing file as any input → 2 naming it at once, nothing written")
+    func nonRegularInputs() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let bad = root.appendingPathComponent("bad")
+            try FileManager.default.createDirectory(at: bad, withIntermediateDirectories: true)
+            let fifo = bad.appendingPathComponent("fifo.h5").path
+            #expect(mkfifo(fifo, 0o644) == 0)
+            let zero = bad.appendingPathComponent("zero.h5").path
+            try FileManager.default.createSymbolicLink(atPath: zero, withDestinationPath: "/dev/zero")
+            let folder = bad.appendingPathComponent("folder.h5").path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+            let missing = bad.appendingPathComponent("missing.h5").path
+            let out = root.appendingPathComponent("out")
+            let cases = [(fifo, "not a regular file"), (zero, "not a regular file"), (folder, "is a directory"), (missing, "does not exist")]
+            for (path, reason) in cases {
+                let commands: [[String]] = [
+                    ["analyze", path, "--out", out.path + ".h5"],
+                    ["probe", "--checkpoint", checkpoint, "--data", path, "--tasks", "mlm", "--out", out.path + ".h5"],
+                    ["probe", "--checkpoint", path, "--data", Self.data, "--tasks", "mlm", "--out", out.path + ".h5"],
+                    ["report", path, "--out", out.path + ".md"],
+                    ["check", "--baseline", analysis, "--candidate", path],
+                    ["check", "--baseline", path, "--candidate", analysis],
+                    ["merge", path, "--out", out.path + ".h5"],
+                    ["evaluate", "--checkpoint", checkpoint, "--data", path],
+                    ["train", "--model", "dense", "--data", path, "--steps", "2", "--out", out.path],
+                    ["diagnose", "--checkpoint", checkpoint, "--data", path, "--out", out.path],
+                    ["diagnose", "--checkpoint", path, "--data", Self.data, "--out", out.path],
+                    ["demo", "--data", path, "--out", out.path],
+                    ["analyze", probe, "--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", path, "--out", out.path + ".h5"],
+                ]
+                for arguments in commands {
+                    let before = Self.snapshot(root)
+                    let result = try Self.run(arguments, timeout: 10)
+                    Self.expectRefused(result, naming: [path, reason])
+                    #expect(Self.snapshot(root).keys == before.keys, "\(arguments) left files behind")
+                }
+            }
+        }
+    }
+}

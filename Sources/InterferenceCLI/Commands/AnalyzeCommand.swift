@@ -62,7 +62,8 @@ struct AnalyzeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let url = URL(fileURLWithPath: probe)
+        let inputs = try FileChecks.inputs([("PROBE", probe), ("--checkpoint", checkpoint), ("--data", data)])
+        let url = inputs[0].url
         let request = try lookAheadRequest()
         do {
             let digest = try FileFingerprint.sha256(ofFile: url)

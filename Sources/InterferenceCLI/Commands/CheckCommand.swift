@@ -26,11 +26,11 @@ struct CheckCommand: ParsableCommand {
     var useIntervals = false
 
     func run() throws {
+        let inputs = try FileChecks.inputs([("--baseline", baseline), ("--candidate", candidate)])
         let result: CheckResult
         do {
             result = try compare(
-                baselineFile: URL(fileURLWithPath: baseline),
-                candidateFile: URL(fileURLWithPath: candidate), tolerance: tolerance,
+                baselineFile: inputs[0].url, candidateFile: inputs[1].url, tolerance: tolerance,
                 useIntervals: useIntervals)
         } catch {
             throw InputError(error.description)

@@ -100,7 +100,7 @@ struct DemoCommand: ParsableCommand {
         let started = Date()
         let directory = URL(fileURLWithPath: out)
         let work = directory.appendingPathComponent(".work")
-        let dataURL = URL(fileURLWithPath: data)
+        let dataURL = try FileChecks.input(data, option: "--data").url
         let dataset = try DigitsDataset.load(dataURL)
         var analyses: [InterferenceAnalysis] = []
         var routing: [Reporter.RoutingStatistics] = []

@@ -52,9 +52,10 @@ struct DiagnoseCommand: ParsableCommand {
     func run() throws {
         let directory = URL(fileURLWithPath: out)
         // Checked before the probe runs: a bad request costs nothing and writes nothing.
+        let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
         let lookAheadOptions = try lookAhead.options(seed: seed, naming: checkpoint)
         _ = try Diagnosis.run(
-            checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
+            checkpoint: inputs[0].url, data: inputs[1].url,
             directory: directory, tasks: tasks, samples: samples, batchSize: batchSize, seed: seed,
             bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil, lookAhead: lookAheadOptions)
         print("wrote \(directory.appendingPathComponent("report.md").path)")

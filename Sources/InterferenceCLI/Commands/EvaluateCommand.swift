@@ -37,8 +37,9 @@ struct EvaluateCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let model = try Checkpoint.load(URL(fileURLWithPath: checkpoint))
-        let dataset = try DigitsDataset.load(URL(fileURLWithPath: data))
+        let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
+        let model = try Checkpoint.load(inputs[0].url)
+        let dataset = try DigitsDataset.load(inputs[1].url)
         let report = try Evaluation.evaluate(
             model, on: dataset, split: split, batchSize: batchSize, retrievalChunk: retrievalChunk,
             maskingSeed: maskingSeed)

@@ -26,9 +26,10 @@ struct MergeCommand: ParsableCommand {
     var memoryBudget = "4GiB"
 
     func run() throws {
+        let inputs = try FileChecks.inputs(shards.map { ("SHARD", $0) })
         do {
             let summary = try Probe.merge(
-                shards: shards.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out),
+                shards: inputs.map(\.url), out: URL(fileURLWithPath: out),
                 storeGradients: storeGradients, memoryBudget: try ProbeOptions.parseBytes(memoryBudget))
             print(
                 "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "

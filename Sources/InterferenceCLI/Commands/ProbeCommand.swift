@@ -62,6 +62,7 @@ struct ProbeCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
         do {
             let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
                 try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
@@ -74,7 +75,7 @@ struct ProbeCommand: ParsableCommand {
             let line = ProgressLine()
             let start = Date()
             let summary = try Probe.run(
-                checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
+                checkpoint: inputs[0].url, data: inputs[1].url,
                 options: options, out: URL(fileURLWithPath: out)
             ) { done, total in
                 guard !quiet else { return }

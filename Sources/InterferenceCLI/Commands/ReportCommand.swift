@@ -26,9 +26,8 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let runs = try files.map { path throws(InterferenceError) in
-                try InterferenceFile.read(URL(fileURLWithPath: path))
-            }
+            let inputs = try FileChecks.inputs(files.map { ("FILE", $0) })
+            let runs = try inputs.map { file throws(InterferenceError) in try InterferenceFile.read(file.url) }
             let selected = groups.map {
                 $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             }

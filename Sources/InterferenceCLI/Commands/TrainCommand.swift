@@ -117,7 +117,7 @@ struct TrainCommand: ParsableCommand {
     var curves: String?
 
     func run() throws {
-        let dataset = try DigitsDataset.load(URL(fileURLWithPath: data))
+        let dataset = try DigitsDataset.load(try FileChecks.input(data, option: "--data").url)
         let directory = URL(fileURLWithPath: out)
         let session: TrainingSession
         if resume {
