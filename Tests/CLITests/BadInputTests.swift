@@ -111,3 +111,56 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    @Test("--out naming an input (same path, symlink, '..', hard link) → 2 before any work, the input intact")
+    func outputIsAnInput() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let shards = (1...2).map { root.appendingPathComponent("shard-\($0).h5").path }
+            for (k, shard) in shards.enumerated() {
+                let made = try Self.run(
+                    ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--samples", "4",
+                     "--batch-size", "4", "--shard", "\(k + 1)/2", "--out", shard, "--quiet"])
+                #expect(made.status == 0, "stderr: \(made.stderr)")
+            }
+            let data = root.appendingPathComponent("data.h5").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: data)
+            let link = root.appendingPathComponent("link.h5").path
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: probe)
+            let hard = root.appendingPathComponent("hard.h5").path
+            try FileManager.default.linkItem(atPath: analysis, toPath: hard)
+            let dotted = root.appendingPathComponent("run/../dense.probe.h5").path
+            let probing = ["probe", "--tasks", "mlm", "--samples", "2", "--batch-size", "4"]
+            let cases: [([String], [String])] = [
+                (probing + ["--checkpoint", checkpoint, "--data", data, "--out", data], [data, "--data"]),
+                (probing + ["--checkpoint", checkpoint, "--data", data, "--out", checkpoint], [checkpoint, "--checkpoint"]),
+                (["analyze", probe, "--bootstrap", "0", "--out", probe], [probe]),
+                (["analyze", probe, "--bootstrap", "0", "--out", link], [link, probe]),
+                (["analyze", probe, "--bootstrap", "0", "--out", dotted], [probe]),
+                (["analyze", probe, "--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", data, "--out", checkpoint],
+                 [checkpoint, "--checkpoint"]),
+                (["merge"] + shards + ["--out", shards[0]], [shards[0]]),
+                (["report", analysis, "--out", analysis], [analysis]),
+                (["report", analysis, "--out", hard], [hard, analysis]),
+            ]
+            for (arguments, naming) in cases {
+                try Self.expectRefusedUnchanged(arguments, in: root, naming: naming + ["would overwrite the input"])
+            }
+            // Folder outputs: an input lying where the command writes one of its files.
+            let folder = root.appendingPathComponent("folder")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let inside = folder.appendingPathComponent("report.md").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: inside)
+            try Self.expectRefusedUnchanged(
+                ["diagnose", "--checkpoint", checkpoint, "--data", inside, "--tasks", "image-classification,mlm",
+                 "--samples", "3", "--batch-size", "4", "--bootstrap", "0", "--out", folder.path],
+                in: root, naming: [inside, "--data"])
+            let demoData = folder.appendingPathComponent("dense.h5").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: demoData)
+            try Self.expectRefusedUnchanged(
+                ["demo", "--data", demoData, "--out", folder.path, "--steps", "2", "--samples", "2", "--batch-size", "4",
+                 "--bootstrap", "0", "--lookahead", "0"],
+                in: root, naming: [demoData, "--data"])
+        }
+    }
+}

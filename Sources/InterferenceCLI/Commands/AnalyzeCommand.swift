@@ -64,6 +64,7 @@ struct AnalyzeCommand: ParsableCommand {
     func run() throws {
         let inputs = try FileChecks.inputs([("PROBE", probe), ("--checkpoint", checkpoint), ("--data", data)])
         let url = inputs[0].url
+        let output = try FileChecks.output(out, inputs: inputs)
         let request = try lookAheadRequest()
         do {
             let digest = try FileFingerprint.sha256(ofFile: url)
@@ -76,7 +77,7 @@ struct AnalyzeCommand: ParsableCommand {
                     analysis, probe: url, checkpoint: checkpoint, data: data, options: options)
                 for line in LookAheadSummary.lines(analysis) { print(line) }
             }
-            try InterferenceFile.write(analysis, to: URL(fileURLWithPath: out))
+            try InterferenceFile.write(analysis, to: output)
             print("wrote \(out): \(analysis.groups.count) groups × \(analysis.tasks.count) tasks")
         } catch let error as ProbeError {
             throw InputError(error.description)

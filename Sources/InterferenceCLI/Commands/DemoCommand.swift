@@ -100,7 +100,10 @@ struct DemoCommand: ParsableCommand {
         let started = Date()
         let directory = URL(fileURLWithPath: out)
         let work = directory.appendingPathComponent(".work")
-        let dataURL = try FileChecks.input(data, option: "--data").url
+        let input = try FileChecks.input(data, option: "--data")
+        let dataURL = input.url
+        try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
+        try FileChecks.refuseInputs([input], in: work, option: "--out", isOutput: nil)
         let dataset = try DigitsDataset.load(dataURL)
         var analyses: [InterferenceAnalysis] = []
         var routing: [Reporter.RoutingStatistics] = []
@@ -207,6 +210,12 @@ struct DemoCommand: ParsableCommand {
             title: "Task interference: dense vs attribute-routed MoE (demo)",
             appendix: appendix.joined(separator: "\n") + "\n", routing: routing)
         print("wrote \(directory.appendingPathComponent("report.md").path)")
+    }
+
+    /// Whether the demo writes a file of this name into its folder (`.work/` is checked apart).
+    static func writes(_ name: String) -> Bool {
+        ["report.md", "dense.h5", "moe.h5", "evaluation-dense.json", "evaluation-moe.json"].contains(name)
+            || name.hasSuffix(".svg")
     }
 
     /// Trains `kind` into `directory`, or reuses the checkpoint there when it was trained with the

@@ -53,6 +53,7 @@ struct DiagnoseCommand: ParsableCommand {
         let directory = URL(fileURLWithPath: out)
         // Checked before the probe runs: a bad request costs nothing and writes nothing.
         let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
+        try FileChecks.refuseInputs(inputs, in: directory, option: "--out", isOutput: Diagnosis.writes)
         let lookAheadOptions = try lookAhead.options(seed: seed, naming: checkpoint)
         _ = try Diagnosis.run(
             checkpoint: inputs[0].url, data: inputs[1].url,
@@ -64,6 +65,11 @@ struct DiagnoseCommand: ParsableCommand {
 
 /// The steps `diagnose` and `demo` share.
 enum Diagnosis {
+    /// Whether `diagnose` writes a file of this name into its folder (heatmaps: any `.svg`).
+    static func writes(_ name: String) -> Bool {
+        ["probe.h5", "interference.h5", "report.md"].contains(name) || name.hasSuffix(".svg")
+    }
+
     /// Probes, analyses and reports; returns the analysis and the probe's options. `probeFile`
     /// (default DIR/probe.h5) is where the probe file goes. With `lookAhead`, the probe stores its
     /// rows and every group gets the exact look-ahead check.

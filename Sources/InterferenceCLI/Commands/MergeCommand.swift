@@ -27,9 +27,10 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         let inputs = try FileChecks.inputs(shards.map { ("SHARD", $0) })
+        let output = try FileChecks.output(out, inputs: inputs)
         do {
             let summary = try Probe.merge(
-                shards: inputs.map(\.url), out: URL(fileURLWithPath: out),
+                shards: inputs.map(\.url), out: output,
                 storeGradients: storeGradients, memoryBudget: try ProbeOptions.parseBytes(memoryBudget))
             print(
                 "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "

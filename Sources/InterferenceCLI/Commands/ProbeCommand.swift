@@ -63,6 +63,7 @@ struct ProbeCommand: ParsableCommand {
 
     func run() throws {
         let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
+        let output = try FileChecks.output(out, inputs: inputs)
         do {
             let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
                 try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
@@ -76,7 +77,7 @@ struct ProbeCommand: ParsableCommand {
             let start = Date()
             let summary = try Probe.run(
                 checkpoint: inputs[0].url, data: inputs[1].url,
-                options: options, out: URL(fileURLWithPath: out)
+                options: options, out: output
             ) { done, total in
                 guard !quiet else { return }
                 line.update(

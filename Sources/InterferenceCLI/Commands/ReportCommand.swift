@@ -27,6 +27,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         do {
             let inputs = try FileChecks.inputs(files.map { ("FILE", $0) })
+            try FileChecks.refuseOverwriting(inputs, by: URL(fileURLWithPath: out), option: "--out")
             let runs = try inputs.map { file throws(InterferenceError) in try InterferenceFile.read(file.url) }
             let selected = groups.map {
                 $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
