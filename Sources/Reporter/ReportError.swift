@@ -11,6 +11,11 @@ public enum ReportError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidOptions(reason: String)
     /// A file could not be read; the underlying error names the file.
     case input(InterferenceError)
+    /// Two runs with the same label: their heatmaps (`<label>-<group>.svg`) would share names.
+    case sameLabel(String)
+    /// Two heatmaps whose names differ only in characters a file name replaces, so they would be
+    /// written to one file.
+    case clashingHeatmaps(fileName: String)
 
     public var description: String {
         switch self {
@@ -18,6 +23,10 @@ public enum ReportError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownGroup(let name): return "no group '\(name)' in the given runs"
         case .invalidOptions(let reason): return reason
         case .input(let error): return error.description
+        case .sameLabel(let label):
+            return "both runs are labelled '\(label)', so their heatmaps would overwrite each other"
+        case .clashingHeatmaps(let fileName):
+            return "two heatmaps would both be written to \(fileName) (run labels or group names that differ only in characters a file name replaces)"
         }
     }
 }

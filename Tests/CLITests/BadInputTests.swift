@@ -164,3 +164,47 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    @Test("report: one label twice, a heatmap name that is an input or a folder, --out a folder or in a missing folder → 2, nothing written")
+    func reportOutputs() throws {
+        try Self.withTinyAnalysis { root, checkpoint, _, analysis in
+            let other = try Self.probeAndAnalyze(checkpoint: URL(fileURLWithPath: checkpoint), in: root, name: "moe", seed: 3).path
+            let out = root.appendingPathComponent("out")
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let report = out.appendingPathComponent("report.md").path
+
+            let twin = root.appendingPathComponent("twin.h5").path
+            try FileManager.default.copyItem(atPath: analysis, toPath: twin)
+            try Self.expectRefusedUnchanged(
+                ["report", analysis, twin, "--out", report], in: root, naming: [analysis, twin, "'dense'"])
+
+            // An input under the name of one of the heatmaps the report writes beside it.
+            let heatmapNamed = out.appendingPathComponent("dense-encoder.layers.0.svg").path
+            try FileManager.default.copyItem(atPath: analysis, toPath: heatmapNamed)
+            try Self.expectRefusedUnchanged(
+                ["report", heatmapNamed, "--out", report], in: root, naming: [heatmapNamed, "would overwrite the input"])
+            try FileManager.default.removeItem(atPath: heatmapNamed)
+
+            try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: false)
+            try Self.expectRefusedUnchanged(["report", analysis, other, "--out", report], in: root, naming: [report, "is a directory"])
+            try FileManager.default.removeItem(atPath: report)
+
+            // The second run's heatmap is blocked by a folder: that file is named, and the first
+            // run's heatmap is not left behind.
+            let blocked = out.appendingPathComponent("moe-encoder.layers.0.svg").path
+            try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
+            try Self.expectRefusedUnchanged(["report", analysis, other, "--out", report], in: root, naming: [blocked, "is a directory"])
+            try FileManager.default.removeItem(atPath: blocked)
+
+            let nested = root.appendingPathComponent("new/sub/report.md").path
+            try Self.expectRefusedUnchanged(["report", analysis, "--out", nested], in: root, naming: [nested, "does not exist"])
+
+            let good = try Self.run(["report", analysis, other, "--out", report])
+            #expect(good.status == 0, "stderr: \(good.stderr)")
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == [
+                "report.md", "dense-encoder.layers.0.svg", "moe-encoder.layers.0.svg",
+            ])
+        }
+    }
+}

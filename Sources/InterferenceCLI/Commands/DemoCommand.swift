@@ -205,10 +205,13 @@ struct DemoCommand: ParsableCommand {
         appendix.append(
             "Whole demo: \(String(format: "%.0f", Date().timeIntervalSince(started))) s wall "
                 + "(`interference demo --out \(out) --steps \(steps) --samples \(samples)`).")
-        try Report.write(
-            runs: analyses, to: directory.appendingPathComponent("report.md"),
-            title: "Task interference: dense vs attribute-routed MoE (demo)",
-            appendix: appendix.joined(separator: "\n") + "\n", routing: routing)
+        let report = try Report.make(
+            runs: analyses, title: "Task interference: dense vs attribute-routed MoE (demo)", routing: routing)
+        try StagedOutputs.run(protecting: [input]) { outputs in
+            try Report.stage(
+                report, appendix: appendix.joined(separator: "\n") + "\n",
+                at: directory.appendingPathComponent("report.md"), in: outputs)
+        }
         print("wrote \(directory.appendingPathComponent("report.md").path)")
     }
 

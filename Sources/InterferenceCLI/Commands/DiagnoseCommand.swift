@@ -104,7 +104,10 @@ enum Diagnosis {
             }
             try InterferenceFile.write(analysis, to: directory.appendingPathComponent("interference.h5"))
             if writeReport {
-                try Report.write(runs: [analysis], to: directory.appendingPathComponent("report.md"))
+                let report = try Report.make(runs: [analysis])
+                try StagedOutputs.run(protecting: []) { outputs in
+                    try Report.stage(report, at: directory.appendingPathComponent("report.md"), in: outputs)
+                }
             }
             return (analysis, options)
         } catch let error as ProbeError {
@@ -124,28 +127,4 @@ func displayPath(_ url: URL) -> String {
     let base = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.path
     let prefix = base.hasSuffix("/") ? base : base + "/"
     return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
-}
-
-/// Writes a markdown report and its heatmaps (each file atomically).
-enum Report {
-    static func write(
-        runs: [InterferenceAnalysis], to url: URL, title: String = "Task interference",
-        appendix: String = "", routing: [RoutingStatistics] = []
-    ) throws {
-        do {
-            let report = try MarkdownReport(
-                runs: runs, routing: routing, heatmapDirectory: ".", title: title)
-            let directory = url.deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            for map in report.heatmaps() {
-                try Data(map.svg.utf8).write(
-                    to: directory.appendingPathComponent(map.fileName), options: .atomic)
-            }
-            try Data((report.render() + appendix).utf8).write(to: url, options: .atomic)
-        } catch let error as ReportError {
-            throw InputError(error.description)
-        } catch let error as CocoaError {
-            throw InputError("cannot write \(url.path): \(error.localizedDescription)")
-        }
-    }
 }
