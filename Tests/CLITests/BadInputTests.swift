@@ -208,3 +208,74 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// A copy of the two-task interference file `source` (written with `--bootstrap 0` and no
+    /// look-ahead) with its 2×2 matrix I replaced by `matrix` (row-major). HDF5 keeps raw data
+    /// unchecksummed and contiguous, and in such a file only I has this shape: a diagonal of exactly
+    /// 1 wherever its row is defined (an undefined row is all NaN). The match must be unique.
+    static func patchedInterference(_ source: String, matrix: [Double], to path: String) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        func value(at offset: Int) -> Double {
+            Double(bitPattern: bytes[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) })
+        }
+        var matches: [Int] = []
+        for k in 0...(bytes.count - 32) {
+            let a = (0..<4).map { value(at: k + 8 * $0) }
+            let first = a[0] == 1 || (a[0].isNaN && a[1].isNaN)
+            let second = a[3] == 1 || (a[2].isNaN && a[3].isNaN)
+            if first && second && (a[0] == 1 || a[3] == 1) { matches.append(k) }
+        }
+        try #require(matches.count == 1, "expected one 2×2 interference matrix in \(source), found \(matches.count)")
+        for (j, entry) in matrix.enumerated() {
+            let pattern = withUnsafeBytes(of: entry.bitPattern.littleEndian, Array.init)
+            bytes.replaceSubrange(matches[0] + 8 * j..<matches[0] + 8 * (j + 1), with: pattern)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test("check: files that cannot be compared are both named; ±∞ or a stray NaN → 2; a whole undefined row still compares")
+    func unusableValues() throws {
+        try Self.withTinyRun { root, checkpointFile in
+            let checkpoint = checkpointFile.path
+            let probe = root.appendingPathComponent("plain.probe.h5").path
+            let probedPlain = try Self.run(
+                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "image-classification,mlm",
+                 "--samples", "8", "--batch-size", "8", "--out", probe, "--quiet"])
+            #expect(probedPlain.status == 0, "stderr: \(probedPlain.stderr)")
+            let plain = root.appendingPathComponent("plain.h5").path
+            let made = try Self.run(["analyze", probe, "--bootstrap", "0", "--label", "plain", "--out", plain])
+            #expect(made.status == 0, "stderr: \(made.stderr)")
+            let swappedProbe = root.appendingPathComponent("swapped.probe.h5").path
+            let probed = try Self.run(
+                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm,image-classification",
+                 "--samples", "3", "--batch-size", "4", "--out", swappedProbe, "--quiet"])
+            #expect(probed.status == 0, "stderr: \(probed.stderr)")
+            let swapped = root.appendingPathComponent("swapped.h5").path
+            #expect(try Self.run(["analyze", swappedProbe, "--bootstrap", "0", "--out", swapped]).status == 0)
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", plain, "--candidate", swapped], in: root, naming: [plain, swapped, "tasks"])
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", plain, "--candidate", plain, "--use-intervals"], in: root,
+                naming: ["baseline \(plain)", "candidate \(plain)", "no bootstrap interval"])
+
+            let infinite = root.appendingPathComponent("infinite.h5").path
+            try Self.patchedInterference(plain, matrix: [1, .infinity, 0.5, 1], to: infinite)
+            let stray = root.appendingPathComponent("stray-nan.h5").path
+            try Self.patchedInterference(plain, matrix: [1, .nan, 0.5, 1], to: stray)
+            let entry = "I[image-classification, mlm]"
+            for bad in [infinite, stray] {
+                try Self.expectRefusedUnchanged(
+                    ["check", "--baseline", plain, "--candidate", bad], in: root, naming: [bad, "encoder.layers.0", entry])
+                try Self.expectRefusedUnchanged(
+                    ["check", "--baseline", bad, "--candidate", plain], in: root, naming: [bad, "encoder.layers.0", entry])
+            }
+            // A row whose every denominator was flagged is NaN on purpose: still compared (moved
+            // against a defined row, unchanged against itself) and reported.
+            let undefined = root.appendingPathComponent("undefined-row.h5").path
+            try Self.patchedInterference(plain, matrix: [.nan, .nan, 0.5, 1], to: undefined)
+            #expect(try Self.run(["check", "--baseline", undefined, "--candidate", undefined, "--tolerance", "0"]).status == 0)
+            #expect(try Self.run(["check", "--baseline", plain, "--candidate", undefined]).status == 1)
+        }
+    }
+}
