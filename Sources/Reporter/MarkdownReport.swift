@@ -37,8 +37,9 @@ public struct MarkdownReport: Sendable {
     /// - Parameters:
     ///   - runs: one or two analyses with the same tasks (in the same order) and metric.
     ///   - groups: the groups to show; nil = every group of the first run, then the second run's others.
-    /// - Throws: `.invalidOptions` for zero or more than two runs, `.incompatible` for different
-    ///   tasks or metrics, `.unknownGroup` for a selected group no run holds, `.sameLabel` for two
+    /// - Throws: `.invalidOptions` for zero or more than two runs or no group to show,
+    ///   `.incompatible` for different tasks or metrics or two runs without a common group,
+    ///   `.unknownGroup` for a selected group no run holds, `.sameLabel` for two
     ///   runs with one label and `.clashingHeatmaps` for any other two heatmaps with one file name.
     public init(
         runs: [InterferenceAnalysis], groups: [String]? = nil,
@@ -61,12 +62,19 @@ public struct MarkdownReport: Sendable {
         }
         var all: [String] = []
         for run in runs { for g in run.groups where !all.contains(g.name) { all.append(g.name) } }
+        if runs.count == 2 {
+            let (first, second) = (runs[0].groups.map(\.name), runs[1].groups.map(\.name))
+            guard !first.isEmpty, !second.isEmpty, !Set(first).isDisjoint(with: second) else {
+                throw .incompatible(reason: "the runs share no group (first: \(first); second: \(second))")
+            }
+        }
         if let groups {
             for g in groups where !all.contains(g) { throw .unknownGroup(g) }
             self.groups = groups
         } else {
             self.groups = all
         }
+        guard !self.groups.isEmpty else { throw .invalidOptions(reason: "no group to report") }
         try Self.checkHeatmapNames(runs: runs, groups: self.groups)
         self.runs = runs
         self.intervalStyle = intervalStyle

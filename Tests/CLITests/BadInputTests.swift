@@ -234,7 +234,7 @@ extension CLITests {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 
-    @Test("check: files that cannot be compared are both named; ±∞ or a stray NaN → 2; a whole undefined row still compares")
+    @Test("check and report: files that cannot be compared are both named; ±∞ or a stray NaN → 2; a whole undefined row still compares")
     func unusableValues() throws {
         try Self.withTinyRun { root, checkpointFile in
             let checkpoint = checkpointFile.path
@@ -269,6 +269,9 @@ extension CLITests {
                     ["check", "--baseline", plain, "--candidate", bad], in: root, naming: [bad, "encoder.layers.0", entry])
                 try Self.expectRefusedUnchanged(
                     ["check", "--baseline", bad, "--candidate", plain], in: root, naming: [bad, "encoder.layers.0", entry])
+                try Self.expectRefusedUnchanged(
+                    ["report", bad, "--out", root.appendingPathComponent("r.md").path], in: root,
+                    naming: [bad, "encoder.layers.0", entry])
             }
             // A row whose every denominator was flagged is NaN on purpose: still compared (moved
             // against a defined row, unchanged against itself) and reported.
@@ -276,6 +279,55 @@ extension CLITests {
             try Self.patchedInterference(plain, matrix: [.nan, .nan, 0.5, 1], to: undefined)
             #expect(try Self.run(["check", "--baseline", undefined, "--candidate", undefined, "--tolerance", "0"]).status == 0)
             #expect(try Self.run(["check", "--baseline", plain, "--candidate", undefined]).status == 1)
+            let reported = try Self.run(["report", undefined, "--out", root.appendingPathComponent("undefined.md").path])
+            #expect(reported.status == 0, "stderr: \(reported.stderr)")
+        }
+    }
+
+    @Test("report: --groups naming nothing or a group twice, runs with no group in common → 2")
+    func reportGroups() throws {
+        try Self.withTinyAnalysis { root, _, probe, analysis in
+            let roles = root.appendingPathComponent("roles.h5").path
+            #expect(try Self.run(["analyze", probe, "--group-by", "role", "--bootstrap", "0", "--label", "roles", "--out", roles]).status == 0)
+            let out = root.appendingPathComponent("r.md").path
+            try Self.expectRefusedUnchanged(["report", analysis, roles, "--out", out], in: root, naming: [analysis, roles, "share no group"])
+            for groups in ["", ",", " , ", "encoder.layers.0,encoder.layers.0", "encoder.layers.0,"] {
+                try Self.expectRefusedUnchanged(["report", analysis, "--groups", groups, "--out", out], in: root, naming: ["--groups"])
+            }
+            try Self.expectRefusedUnchanged(
+                ["report", analysis, "--groups", "encoder.layers.7", "--out", out], in: root,
+                naming: ["--groups", "encoder.layers.7", analysis])
+        }
+    }
+
+    /// Whether python3 with h5py is at hand (to craft an HDF5 file the analysis never writes).
+    static let hasH5py: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import h5py"]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    @Test("report of an interference file with no groups → 2 naming it", .enabled(if: hasH5py, "needs python3 with h5py"))
+    func reportNoGroups() throws {
+        try Self.withTinyAnalysis { root, _, _, analysis in
+            let empty = root.appendingPathComponent("no-groups.h5").path
+            try FileManager.default.copyItem(atPath: analysis, toPath: empty)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "python3", "-c",
+                "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f:\n    for k in list(f['groups']): del f['groups'][k]",
+                empty,
+            ]
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0)
+            try Self.expectRefusedUnchanged(
+                ["report", empty, "--out", root.appendingPathComponent("r.md").path], in: root, naming: [empty, "no groups"])
         }
     }
 }

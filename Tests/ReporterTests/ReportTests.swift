@@ -141,3 +141,14 @@ extension MarkdownReportTests {
         }
     }
 }
+
+extension MarkdownReportTests {
+    @Test func refusesNothingToShow() throws {
+        var empty = try ReportFixtures.dense()
+        empty.groups = []
+        #expect(throws: ReportError.invalidOptions(reason: "no group to report")) { try MarkdownReport(runs: [empty]) }
+        var renamed = try ReportFixtures.moe()
+        for k in renamed.groups.indices { renamed.groups[k].group.name += ".moe" }
+        #expect(throws: ReportError.self) { try MarkdownReport(runs: [try ReportFixtures.dense(), renamed]) }
+    }
+}

@@ -34,19 +34,28 @@ struct ReportCommand: ParsableCommand {
         print("wrote \(out) and \(heatmaps) heatmaps")
     }
 
+    /// The runs, each refused (naming its file) when it has nothing to show or a value the analysis
+    /// never writes.
     func read(_ inputs: [InputFile]) throws(InputError) -> [InterferenceAnalysis] {
         var runs: [InterferenceAnalysis] = []
         for input in inputs {
-            do { runs.append(try InterferenceFile.read(input.url)) } catch { throw InputError(error.description) }
+            do {
+                let run = try InterferenceFile.read(input.url)
+                guard !run.groups.isEmpty else { throw InputError("\(input.path): holds no groups, nothing to report") }
+                try checkValues(of: run, file: input.path)
+                runs.append(run)
+            } catch let error as InputError {
+                throw error
+            } catch {
+                throw InputError("\(error)")
+            }
         }
         return runs
     }
 
     /// The report of `runs`; a refusal names the files it is about.
     func makeReport(runs: [InterferenceAnalysis]) throws(InputError) -> MarkdownReport {
-        let selected = groups.map {
-            $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        }
+        let selected = try groups.map { text throws(InputError) in try OptionValues.names(text, option: "--groups") }
         do {
             return try MarkdownReport(runs: runs, groups: selected, heatmapDirectory: ".", title: title)
         } catch {
@@ -58,6 +67,7 @@ struct ReportCommand: ParsableCommand {
                         + "(give one another label: interference analyze --label)")
             case .incompatible(let reason): throw InputError("\(both): cannot be reported side by side: \(reason)")
             case .clashingHeatmaps: throw InputError("\(both): \(error.description)")
+            case .unknownGroup(let group): throw InputError("--groups: no group '\(group)' in \(both)")
             default: throw InputError(error.description)
             }
         }
