@@ -1,7 +1,24 @@
+import ArgumentParser
+import Datasets
 import Foundation
+import UniPerceiver
 
 /// Checks and conversions of option values shared by the commands.
 enum OptionValues {
+    /// `value` ≥ `minimum`, or a usage error naming `option`.
+    static func require(_ value: Int, atLeast minimum: Int, _ option: String, because reason: String = "")
+        throws(ValidationError)
+    {
+        guard value < minimum else { return }
+        let bound =
+            switch minimum {
+            case 0: "non-negative"
+            case 1: "positive"
+            default: "at least \(minimum)"
+            }
+        throw ValidationError("\(option) must be \(bound)\(reason.isEmpty ? "" : " (\(reason))"), got \(value)")
+    }
+
     /// Comma-separated names, trimmed; none, an empty or a repeated name is refused naming `option`.
     static func names(_ text: String, option: String) throws(InputError) -> [String] {
         guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw InputError("\(option) names nothing") }
@@ -13,5 +30,18 @@ enum OptionValues {
             guard seen.insert(name).inserted else { throw InputError("\(option): '\(name)' is listed twice") }
         }
         return names
+    }
+
+    /// `--tasks`: comma-separated task names, in row order; an unknown one is refused naming `option`.
+    static func tasks(_ text: String, option: String = "--tasks") throws(InputError) -> [TaskKind] {
+        var kinds: [TaskKind] = []
+        for name in text.split(separator: ",") {
+            do throws(DatasetError) {
+                kinds.append(try TaskDefinition.named(name.trimmingCharacters(in: .whitespaces)).kind)
+            } catch {
+                throw InputError("\(option): \(error.description)")
+            }
+        }
+        return kinds
     }
 }

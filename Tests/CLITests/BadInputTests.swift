@@ -331,3 +331,33 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    @Test("diagnose: bad options or inputs → 2 before the folder is made; a later failure removes what the run made, never what was there")
+    func diagnoseCleansUp() throws {
+        try Self.withTinyRun { root, checkpointFile in
+            let checkpoint = checkpointFile.path
+            let garbage = root.appendingPathComponent("garbage.h5").path
+            try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: garbage))
+            let settings = ["--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4", "--bootstrap", "0"]
+            let fresh = root.appendingPathComponent("fresh/nested").path
+            let existing = root.appendingPathComponent("existing")
+            try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: true)
+            try Data("keep me".utf8).write(to: existing.appendingPathComponent("notes.txt"))
+            for out in [fresh, existing.path] {
+                let cases: [([String], [String])] = [
+                    (["--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm,foo"], ["--tasks", "'foo'"]),
+                    (["--checkpoint", checkpoint, "--data", Self.data, "--samples", "1"], ["--samples"]),
+                    (["--checkpoint", garbage, "--data", Self.data], [garbage]),
+                    (["--checkpoint", checkpoint, "--data", garbage], [garbage]),
+                    // Found only by the probe, after the folder was made.
+                    (["--checkpoint", checkpoint, "--data", Self.data, "--batch-size", "100000"], ["batch size 100000"]),
+                ]
+                for (arguments, naming) in cases {
+                    try Self.expectRefusedUnchanged(
+                        ["diagnose", "--out", out] + settings + arguments, in: root, naming: naming)
+                }
+            }
+        }
+    }
+}

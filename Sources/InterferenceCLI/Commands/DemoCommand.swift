@@ -104,16 +104,35 @@ struct DemoCommand: ParsableCommand {
         let dataURL = input.url
         try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
         try FileChecks.refuseInputs([input], in: work, option: "--out", isOutput: nil)
-        let dataset = try DigitsDataset.load(dataURL)
-        var analyses: [InterferenceAnalysis] = []
-        var routing: [Reporter.RoutingStatistics] = []
-        var sweepRows: [String] = []
         let lookAheadOptions =
             lookAhead > 0
             ? LookAheadOptions(
                 stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed,
                 method: lookAheadMethod)
             : nil
+        let probeOptions = try Diagnosis.probeOptions(
+            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
+        let dataset = try DigitsDataset.load(dataURL)
+        // The final files appear together at the end; a failure removes them and every folder this
+        // run made (.work/ included), never what was there before.
+        try StagedOutputs.run(protecting: [input]) { outputs in
+            try outputs.makeFolder(work.appendingPathComponent("runs"))
+            try produce(
+                dataset: dataset, dataURL: dataURL, directory: directory, probeOptions: probeOptions,
+                lookAheadOptions: lookAheadOptions, started: started, outputs: outputs)
+        }
+        print("wrote \(directory.appendingPathComponent("report.md").path)")
+    }
+
+    /// Trains, diagnoses and evaluates both models, then stages the report (see `run`).
+    func produce(
+        dataset: DigitsDataset, dataURL: URL, directory: URL, probeOptions: ProbeOptions,
+        lookAheadOptions: LookAheadOptions?, started: Date, outputs: StagedOutputs
+    ) throws {
+        let work = directory.appendingPathComponent(".work")
+        var analyses: [InterferenceAnalysis] = []
+        var routing: [Reporter.RoutingStatistics] = []
+        var sweepRows: [String] = []
         var appendix = ["", "## Models and evaluation", ""]
         appendix.append(
             "Data `\(data)`; \(steps) training steps per model (preset `small`, seed \(seed)); probe: "
@@ -129,13 +148,12 @@ struct DemoCommand: ParsableCommand {
             let (checkpoint, trainSeconds) = try train(
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
-            let (analysis, probeOptions) = try Diagnosis.run(
+            let (analysis, probe) = try Diagnosis.run(
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
-                tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, bootstrap: bootstrap,
-                grouping: .layer, label: name,
+                options: probeOptions, bootstrap: bootstrap, grouping: .layer, label: name,
                 probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
-                lookAhead: lookAheadOptions)
-            try InterferenceFile.write(analysis, to: directory.appendingPathComponent("\(name).h5"))
+                lookAhead: lookAheadOptions, outputs: outputs)
+            try InterferenceFile.write(analysis, to: try outputs.stage(directory.appendingPathComponent("\(name).h5")))
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
@@ -151,7 +169,7 @@ struct DemoCommand: ParsableCommand {
                     do {
                         checked.append(
                             try ExactLookAhead.check(
-                                analysis, probe: work.appendingPathComponent("\(name)-probe.h5"),
+                                analysis, probe: probe,
                                 checkpoint: checkpoint, data: dataURL, options: options))
                     } catch { throw InputError(error.description) }
                 }
@@ -167,9 +185,8 @@ struct DemoCommand: ParsableCommand {
             }
             var evaluation = try Evaluation.evaluate(model, on: dataset)
             evaluation.dataset = displayPath(dataURL)
-            try AtomicFile.write(
-                data: Data(evaluation.jsonString().utf8),
-                to: directory.appendingPathComponent("evaluation-\(name).json"))
+            try outputs.write(
+                Data(evaluation.jsonString().utf8), to: directory.appendingPathComponent("evaluation-\(name).json"))
             appendix.append("")
             appendix.append(
                 "### \(name) (`--model \(kind.rawValue)`\(kind == .dense ? "" : ", \(experts) experts, top-2"))")
@@ -207,12 +224,9 @@ struct DemoCommand: ParsableCommand {
                 + "(`interference demo --out \(out) --steps \(steps) --samples \(samples)`).")
         let report = try Report.make(
             runs: analyses, title: "Task interference: dense vs attribute-routed MoE (demo)", routing: routing)
-        try StagedOutputs.run(protecting: [input]) { outputs in
-            try Report.stage(
-                report, appendix: appendix.joined(separator: "\n") + "\n",
-                at: directory.appendingPathComponent("report.md"), in: outputs)
-        }
-        print("wrote \(directory.appendingPathComponent("report.md").path)")
+        try Report.stage(
+            report, appendix: appendix.joined(separator: "\n") + "\n", at: directory.appendingPathComponent("report.md"),
+            in: outputs)
     }
 
     /// Whether the demo writes a file of this name into its folder (`.work/` is checked apart).
