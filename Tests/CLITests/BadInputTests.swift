@@ -361,3 +361,24 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    @Test("demo: every bad option → 2 naming it before anything is trained or written")
+    func demoOptions() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let out = root.appendingPathComponent("demo").path
+        let quick = [
+            "--data", Self.data, "--out", out, "--steps", "2", "--samples", "2", "--batch-size", "4", "--bootstrap", "0",
+            "--lookahead", "0", "--lookahead-sweep", "",
+        ]
+        let cases: [([String], String)] = [
+            (["--experts", "1"], "--experts"), (["--experts", "0"], "--experts"), (["--tasks", "mlm,foo"], "--tasks"),
+            (["--samples", "1"], "--samples"), (["--steps", "0"], "--steps"), (["--batch-size", "0"], "--batch-size"),
+            (["--lookahead-samples", "0"], "--lookahead-samples"),
+        ]
+        for (arguments, option) in cases {
+            try Self.expectRefusedUnchanged(["demo"] + quick + arguments, in: root, naming: [option])
+        }
+    }
+}

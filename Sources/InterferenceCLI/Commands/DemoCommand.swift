@@ -73,7 +73,16 @@ struct DemoCommand: ParsableCommand {
     @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b per loss sample and task.")
     var lookAheadSteps = 4
 
+    /// Every option is checked here, before anything is trained: a mistake found after the dense
+    /// model was trained and diagnosed would cost minutes and name no option.
     func validate() throws {
+        try OptionValues.require(steps, atLeast: 1, "--steps")
+        try OptionValues.require(experts, atLeast: 2, "--experts", because: "the MoE routes every token to its top 2 experts")
+        try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
+        try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
+        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+        try OptionValues.require(lookAheadSamples, atLeast: 1, "--lookahead-samples")
+        try OptionValues.require(lookAheadSteps, atLeast: 1, "--lookahead-steps")
         guard lookAhead.isFinite, lookAhead >= 0 else {
             throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")
         }
