@@ -125,11 +125,16 @@ enum Diagnosis {
             }
             return (analysis, probe)
         } catch let error as ProbeError {
-            throw InputError(error.description)
+            throw InputError(finalName(error.description))
         } catch let error as DatasetError {
-            throw InputError(error.description)
+            throw InputError(finalName(error.description))
         } catch let error as InterferenceError {
-            throw InputError(error.description)
+            throw InputError(finalName(error.description))
+        }
+        // A message names the probe file the user asked for, not the staged name that is gone by
+        // the time it is read.
+        func finalName(_ message: String) -> String {
+            message.replacingOccurrences(of: probe.path, with: probeURL.path)
         }
     }
 }
