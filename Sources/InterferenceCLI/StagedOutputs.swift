@@ -54,7 +54,7 @@ final class StagedOutputs {
     /// Reserves `url`: returns the temporary path to write it at, renamed onto `url` by `commit()`.
     func stage(_ url: URL) throws(InputError) -> URL {
         if FileChecks.isDirectory(url.path) { throw InputError("\(url.path): cannot write: is a directory") }
-        if pending.contains(where: { $0.finalURL.standardizedFileURL == url.standardizedFileURL }) {
+        if pending.contains(where: { $0.finalURL.standardizedFileURL.path == url.standardizedFileURL.path }) {
             throw InputError("\(url.path): two outputs of this run would be written to this one file")
         }
         try FileChecks.refuseOverwriting(inputs, by: url, option: "output")

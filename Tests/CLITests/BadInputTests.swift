@@ -382,3 +382,29 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    @Test("train --curves: a missing folder, '', a folder, the data or a run file → 2 before training; in the new run folder → 0")
+    func trainCurves() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.appendingPathComponent("data.h5").path
+        try FileManager.default.copyItem(atPath: Self.data, toPath: data)
+        let run = root.appendingPathComponent("run")
+        let train = ["train", "--model", "dense", "--data", data, "--steps", "3", "--out", run.path] + Self.tiny
+        let cases: [(String, [String])] = [
+            (root.appendingPathComponent("nope/curves.svg").path, ["nope", "does not exist"]),
+            ("", ["--curves", "empty"]),
+            (root.path, [root.path, "directory"]),
+            (data, [data, "would overwrite the input"]),
+            (run.appendingPathComponent("model.safetensors").path, ["model.safetensors"]),
+        ]
+        for (curves, naming) in cases {
+            try Self.expectRefusedUnchanged(train + ["--curves", curves], in: root, naming: naming)
+        }
+        let curves = run.appendingPathComponent("curves.svg")
+        let good = try Self.run(train + ["--curves", curves.path])
+        #expect(good.status == 0, "stderr: \(good.stderr)")
+        #expect(FileManager.default.fileExists(atPath: curves.path))
+    }
+}

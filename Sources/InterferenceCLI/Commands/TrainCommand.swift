@@ -117,8 +117,11 @@ struct TrainCommand: ParsableCommand {
     var curves: String?
 
     func run() throws {
-        let dataset = try DigitsDataset.load(try FileChecks.input(data, option: "--data").url)
-        let directory = URL(fileURLWithPath: out)
+        let input = try FileChecks.input(data, option: "--data")
+        let directory = try FileChecks.folder(out)
+        try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
+        let curvesURL = try curvesDestination(protecting: input, directory: directory)
+        let dataset = try DigitsDataset.load(input.url)
         let session: TrainingSession
         if resume {
             session = try TrainingSession.resume(directory: directory, dataset: dataset, steps: steps)
@@ -156,11 +159,11 @@ struct TrainCommand: ParsableCommand {
             throw error
         }
         progress.finish()
-        if let curves {
+        if let curvesURL {
             let log = (try? String(contentsOf: session.logURL, encoding: .utf8)) ?? ""
             let svg = TrainingCurves.svg(
                 TrainingCurves.records(fromLog: log), title: "Training loss per task — \(directory.lastPathComponent)")
-            try AtomicFile.write(data: Data(svg.utf8), to: URL(fileURLWithPath: curves))
+            try AtomicFile.write(data: Data(svg.utf8), to: curvesURL)
         }
         if summary.stopped {
             throw Interrupted(
@@ -169,6 +172,29 @@ struct TrainCommand: ParsableCommand {
         print(
             "trained \(summary.stepsThisSession) steps (\(summary.step)/\(total)) in "
                 + "\(String(format: "%.1f", summary.seconds)) s → \(summary.checkpoint.path)")
+    }
+
+    /// Whether training writes a file of this name into its folder.
+    static func writes(_ name: String) -> Bool {
+        name == TrainingSession.modelFileName || name == TrainingSession.logFileName
+            || (name.hasPrefix("optimizer-") && name.hasSuffix(".safetensors"))
+    }
+
+    /// Where `--curves` goes, checked before training rather than after it: not empty, not a
+    /// folder, in a folder that exists (or is the run folder, which training makes), and neither the
+    /// data nor one of the run's own files.
+    func curvesDestination(protecting input: InputFile, directory: URL) throws(InputError) -> URL? {
+        guard let curves else { return nil }
+        let url = URL(fileURLWithPath: curves)
+        let inRunFolder =
+            !curves.isEmpty && url.deletingLastPathComponent().standardizedFileURL.path == directory.standardizedFileURL.path
+        if inRunFolder, Self.writes(url.lastPathComponent) {
+            throw InputError("\(curves): --curves would overwrite the run's own \(url.lastPathComponent)")
+        }
+        if inRunFolder, !FileChecks.isDirectory(directory.path) { return url }
+        let runFiles = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+            .filter(Self.writes).map { InputFile(option: "--out", url: directory.appendingPathComponent($0)) }
+        return try FileChecks.output(curves, option: "--curves", inputs: [input] + runFiles)
     }
 
     /// The model shape: the preset (default small), then the explicit overrides.
