@@ -3,8 +3,20 @@ import Datasets
 import Foundation
 import UniPerceiver
 
+// Numeric options are declared `parsing: .unconditional`: by default argument-parser reads "-1"
+// as an unknown flag and reports a missing value, so a negative number never reached the checks
+// that say what the value must be.
+
 /// Checks and conversions of option values shared by the commands.
 enum OptionValues {
+    /// A seed: an integer 0 … 2⁶⁴ − 1 (the transform of every `--seed`-like option).
+    static func seed(_ text: String) throws -> UInt64 {
+        guard let value = UInt64(text) else {
+            throw ValidationError("must be a non-negative integer (0 … \(UInt64.max))")
+        }
+        return value
+    }
+
     /// `value` ≥ `minimum`, or a usage error naming `option`.
     static func require(_ value: Int, atLeast minimum: Int, _ option: String, because reason: String = "")
         throws(ValidationError)

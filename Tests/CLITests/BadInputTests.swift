@@ -408,3 +408,42 @@ extension CLITests {
         #expect(FileManager.default.fileExists(atPath: curves.path))
     }
 }
+
+extension CLITests {
+    @Test("a negative number reaches the checks: the message names the option and what it must be, not 'Missing value'")
+    func negativeNumbers() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let out = root.appendingPathComponent("out").path
+            let probing = ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--out", out]
+            let training = ["train", "--model", "dense", "--data", Self.data, "--steps", "2", "--out", out]
+            let diagnosing = ["diagnose", "--checkpoint", checkpoint, "--data", Self.data, "--out", out]
+            let demo = ["demo", "--data", Self.data, "--out", out]
+            let lookAhead = ["--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", Self.data]
+            let cases: [([String], String, String)] = [
+                (probing, "--samples", "at least 1"), (probing, "--batch-size", "at least 1"),
+                (probing, "--seed", "non-negative"),
+                (["analyze", probe, "--out", out], "--bootstrap", "non-negative"),
+                (["analyze", probe, "--out", out], "--seed", "non-negative"),
+                (["analyze", probe, "--out", out, "--checkpoint", checkpoint, "--data", Self.data], "--lookahead", "> 0"),
+                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-samples", "≥ 1"),
+                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-steps", "≥ 1"),
+                (["check", "--baseline", analysis, "--candidate", analysis], "--tolerance", "non-negative"),
+                (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--batch-size", "positive"),
+                (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--masking-seed", "non-negative"),
+                (training, "--steps", "positive"), (training, "--seed", "non-negative"), (training, "--lr", "positive"),
+                (training, "--warmup", "negative"), (training, "--width", "positive"), (training, "--top-k", "1 or 2"),
+                (diagnosing, "--samples", "at least 2"), (diagnosing, "--bootstrap", "non-negative"),
+                (diagnosing, "--seed", "non-negative"),
+                (demo, "--steps", "positive"), (demo, "--experts", "at least 2"), (demo, "--lookahead", "λ > 0"),
+                (demo, "--seed", "non-negative"),
+            ]
+            for (command, option, reason) in cases {
+                let result = try Self.run(command + [option, "-1"])
+                let name = option.hasPrefix("--lookahead-") ? "look-ahead" : String(option.dropFirst(2))
+                Self.expectRefused(result, naming: [name, reason])
+                #expect(!result.stderr.contains("Missing value"), "\(command) \(option): \(result.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+}

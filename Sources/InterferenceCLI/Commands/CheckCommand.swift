@@ -19,11 +19,17 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Candidate interference file.")
     var candidate: String
 
-    @Option(help: "Largest change allowed (or the widening of the baseline interval).")
+    @Option(parsing: .unconditional, help: "Largest change allowed (or the widening of the baseline interval).")
     var tolerance = 0.05
 
     @Flag(help: "Compare against the baseline's bootstrap intervals instead of its values.")
     var useIntervals = false
+
+    func validate() throws {
+        guard tolerance.isFinite, tolerance >= 0 else {
+            throw ValidationError("--tolerance must be a non-negative number, got \(tolerance)")
+        }
+    }
 
     func run() throws {
         let inputs = try FileChecks.inputs([("--baseline", baseline), ("--candidate", candidate)])

@@ -29,32 +29,32 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Dataset file (HDF5).")
     var data = "notebooks-data/digits.h5"
 
-    @Option(help: "Training steps of each model.")
+    @Option(parsing: .unconditional, help: "Training steps of each model.")
     var steps = 2000
 
-    @Option(help: "MoE experts per MoE-ised linear (top-2 routing).")
+    @Option(parsing: .unconditional, help: "MoE experts per MoE-ised linear (top-2 routing).")
     var experts = 8
 
-    @Option(help: "Probe mini-batches per task (N).")
+    @Option(parsing: .unconditional, help: "Probe mini-batches per task (N).")
     var samples = 50
 
     // 64, not the probe's default 16: on the converged demo models mini-batch gradients of 16 are
     // nearly orthogonal within a task (mean cosine ≈ 0.00), so most own-task loss changes s[i,i][b]
     // sit near 0 and the metric's ratios (and the look-ahead check) are dominated by noise; at 64 the
     // within-task cosines are 0.01–0.07 and exact and first-order look-ahead agree within 10 %.
-    @Option(help: "Probe examples per mini-batch (B).")
+    @Option(parsing: .unconditional, help: "Probe examples per mini-batch (B).")
     var batchSize = 64
 
     @Option(help: "Tasks diagnosed, comma-separated.")
     var tasks = "image-classification,mlm,captioning"
 
-    @Option(help: "Bootstrap replicates.")
+    @Option(parsing: .unconditional, help: "Bootstrap replicates.")
     var bootstrap = 1000
 
-    @Option(help: "Seed of training, probe and bootstrap.")
+    @Option(parsing: .unconditional, help: "Seed of training, probe and bootstrap.", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("lookahead"), help: "Step size λ of the exact look-ahead check (0: skip it).")
+    @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ of the exact look-ahead check (0: skip it).")
     var lookAhead = 3e-5
 
     // The integral: at λ this small the two losses' difference would be mostly Float32 round-off.
@@ -62,15 +62,15 @@ struct DemoCommand: ParsableCommand {
     var lookAheadMethod: LookAheadMethod = .integral
 
     @Option(
-        name: .customLong("lookahead-sweep"),
+        name: .customLong("lookahead-sweep"), parsing: .unconditional,
         help: "Further λ[:method] values, comma-separated (method difference when absent), whose look-ahead summary goes to the report's appendix.")
     var lookAheadSweep =
         "1e-2,1e-2:integral,1e-3,3e-4,3e-4:integral,1e-4,3e-5"
 
-    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    @Option(name: .customLong("lookahead-samples"), parsing: .unconditional, help: "Look-ahead: loss samples b drawn per task.")
     var lookAheadSamples = 4
 
-    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b per loss sample and task.")
+    @Option(name: .customLong("lookahead-steps"), parsing: .unconditional, help: "Look-ahead: step samples a ≠ b per loss sample and task.")
     var lookAheadSteps = 4
 
     /// Every option is checked here, before anything is trained: a mistake found after the dense

@@ -29,16 +29,16 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(help: "Tasks in row order, comma-separated.")
     var tasks = "image-classification,mlm,captioning"
 
-    @Option(help: "Mini-batches per task (N).")
+    @Option(parsing: .unconditional, help: "Mini-batches per task (N).")
     var samples = 100
 
-    @Option(help: "Examples per mini-batch (B).")
+    @Option(parsing: .unconditional, help: "Examples per mini-batch (B).")
     var batchSize = 16
 
-    @Option(help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap.")
+    @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap.", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
-    @Option(help: "Bootstrap replicates (0: no intervals).")
+    @Option(parsing: .unconditional, help: "Bootstrap replicates (0: no intervals).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
     @Option(help: "How parameters are pooled: layer, parameter, role or model.")

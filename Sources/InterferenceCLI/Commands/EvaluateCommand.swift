@@ -24,13 +24,13 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Split to score: train or validation.")
     var split: DatasetSplit = .validation
 
-    @Option(help: "Examples per forward pass.")
+    @Option(parsing: .unconditional, help: "Examples per forward pass.")
     var batchSize = 64
 
-    @Option(help: "Images per retrieval chunk.")
+    @Option(parsing: .unconditional, help: "Images per retrieval chunk.")
     var retrievalChunk = 64
 
-    @Option(help: "Seed of the MLM masking of the split.")
+    @Option(parsing: .unconditional, help: "Seed of the MLM masking of the split.", transform: OptionValues.seed)
     var maskingSeed: UInt64 = 0
 
     @Flag(help: "Print the report as JSON.")

@@ -22,7 +22,7 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Also copy the raw gradient rows into the merged file.")
     var storeGradients = false
 
-    @Option(help: "Bytes of gradient rows held at once while computing the Grams (e.g. 4GiB).")
+    @Option(parsing: .unconditional, help: "Bytes of gradient rows held at once while computing the Grams (e.g. 4GiB).")
     var memoryBudget = "4GiB"
 
     func run() throws {

@@ -26,10 +26,10 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Tasks in row order, comma-separated (image-classification, mlm, captioning, retrieval).")
     var tasks: String
 
-    @Option(help: "Mini-batches per task (N).")
+    @Option(parsing: .unconditional, help: "Mini-batches per task (N).")
     var samples = 100
 
-    @Option(help: "Examples per mini-batch (B).")
+    @Option(parsing: .unconditional, help: "Examples per mini-batch (B).")
     var batchSize = 16
 
     @Option(
@@ -40,10 +40,10 @@ struct ProbeCommand: ParsableCommand {
     @Flag(help: "Also store every raw gradient row in the file.")
     var storeGradients = false
 
-    @Option(help: "Probe only shard K of N (K/N, 1-based); implies --store-gradients.")
+    @Option(parsing: .unconditional, help: "Probe only shard K of N (K/N, 1-based); implies --store-gradients.")
     var shard: String?
 
-    @Option(help: "Bytes of gradient rows kept in memory before spilling to the file (e.g. 4GiB, 512MiB).")
+    @Option(parsing: .unconditional, help: "Bytes of gradient rows kept in memory before spilling to the file (e.g. 4GiB, 512MiB).")
     var memoryBudget = "4GiB"
 
     @Flag(help: "Record a non-finite mini-batch (mask /tasks/<task>/nonfinite) and exclude it instead of stopping.")
@@ -52,7 +52,7 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Split the mini-batches are drawn from: train or validation.")
     var split: DatasetSplit = .train
 
-    @Option(help: "Seed of the batch sampler and the MLM masking.")
+    @Option(parsing: .unconditional, help: "Seed of the batch sampler and the MLM masking.", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "Output probe file.")
