@@ -30,7 +30,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bootstrap replicates for the 95 % intervals (0: none).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
-    @Option(parsing: .unconditional, help: "Seed of the bootstrap resampling.", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the bootstrap resampling (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "A label naming this run in reports (e.g. dense, moe).")

@@ -51,7 +51,7 @@ struct DemoCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bootstrap replicates.")
     var bootstrap = 1000
 
-    @Option(parsing: .unconditional, help: "Seed of training, probe and bootstrap.", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of training, probe and bootstrap (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ of the exact look-ahead check (0: skip it).")

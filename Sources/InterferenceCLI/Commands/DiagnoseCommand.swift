@@ -35,7 +35,7 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Examples per mini-batch (B).")
     var batchSize = 16
 
-    @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap.", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(parsing: .unconditional, help: "Bootstrap replicates (0: no intervals).")

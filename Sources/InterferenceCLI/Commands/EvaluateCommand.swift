@@ -30,7 +30,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Images per retrieval chunk.")
     var retrievalChunk = 64
 
-    @Option(parsing: .unconditional, help: "Seed of the MLM masking of the split.", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the MLM masking of the split (default 0).", transform: OptionValues.seed)
     var maskingSeed: UInt64 = 0
 
     @Flag(help: "Print the report as JSON.")

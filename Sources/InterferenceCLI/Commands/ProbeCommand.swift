@@ -52,7 +52,7 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Split the mini-batches are drawn from: train or validation.")
     var split: DatasetSplit = .train
 
-    @Option(parsing: .unconditional, help: "Seed of the batch sampler and the MLM masking.", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the batch sampler and the MLM masking (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "Output probe file.")
