@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import GradientProbe
 import UniPerceiver
 
 // Numeric options are declared `parsing: .unconditional`: by default argument-parser reads "-1"
@@ -29,6 +30,15 @@ enum OptionValues {
             default: "at least \(minimum)"
             }
         throw ValidationError("\(option) must be \(bound)\(reason.isEmpty ? "" : " (\(reason))"), got \(value)")
+    }
+
+    /// A byte count such as `4GiB`, refused naming `option` (the probe's own parser says "probe:",
+    /// which misleads under `merge`).
+    static func byteCount(_ text: String, option: String) throws(InputError) -> Int {
+        do { return try ProbeOptions.parseBytes(text) } catch {
+            guard case .badOption(let reason) = error else { throw InputError(error.description) }
+            throw InputError("\(option): \(reason)")
+        }
     }
 
     /// Comma-separated names, trimmed; none, an empty or a repeated name is refused naming `option`.

@@ -447,3 +447,23 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    @Test("--memory-budget that is not a byte count → 2 naming the option, not another command")
+    func memoryBudget() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, _ in
+            let out = root.appendingPathComponent("out.h5").path
+            for command in [
+                ["merge", probe, "--out", out],
+                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--out", out],
+            ] {
+                for budget in ["x", "-1"] {
+                    let result = try Self.run(command + ["--memory-budget", budget])
+                    Self.expectRefused(result, naming: ["--memory-budget", "'\(budget)' is not a byte count"])
+                    #expect(!result.stderr.contains("probe:"), "\(result.stderr)")
+                }
+            }
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+}

@@ -28,10 +28,11 @@ struct MergeCommand: ParsableCommand {
     func run() throws {
         let inputs = try FileChecks.inputs(shards.map { ("SHARD", $0) })
         let output = try FileChecks.output(out, inputs: inputs)
+        let budget = try OptionValues.byteCount(memoryBudget, option: "--memory-budget")
         do {
             let summary = try Probe.merge(
                 shards: inputs.map(\.url), out: output,
-                storeGradients: storeGradients, memoryBudget: try ProbeOptions.parseBytes(memoryBudget))
+                storeGradients: storeGradients, memoryBudget: budget)
             print(
                 "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "
                     + "(\(summary.gramDescription))")

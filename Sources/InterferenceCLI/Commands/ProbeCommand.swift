@@ -64,6 +64,7 @@ struct ProbeCommand: ParsableCommand {
     func run() throws {
         let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
         let output = try FileChecks.output(out, inputs: inputs)
+        let budget = try OptionValues.byteCount(memoryBudget, option: "--memory-budget")
         do {
             let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
                 try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
@@ -72,7 +73,7 @@ struct ProbeCommand: ParsableCommand {
                 tasks: kinds, samplesPerTask: samples, batchSize: batchSize, split: split, seed: seed,
                 parameters: ParameterSelection(patterns: parameters), storeGradients: storeGradients,
                 shard: try shard.map { spec throws(ProbeError) in try ShardSpec(parsing: spec) },
-                memoryBudget: try ProbeOptions.parseBytes(memoryBudget), skipNonFinite: skipNonfinite)
+                memoryBudget: budget, skipNonFinite: skipNonfinite)
             let line = ProgressLine()
             let start = Date()
             let summary = try Probe.run(
