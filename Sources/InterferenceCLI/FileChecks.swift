@@ -82,7 +82,8 @@ enum FileChecks {
         guard let target = identity(of: output.path) else { return }
         for input in inputs where identity(of: input.path) == target {
             throw InputError(
-                "\(output.path): \(option) would overwrite the input \(input.path) (\(input.option)); choose another output")
+                "\(output.path): \(option) would overwrite the input \(input.path) (\(input.option)); "
+                    + "choose another output")
         }
     }
 
@@ -99,7 +100,8 @@ enum FileChecks {
                 ?? path.hasPrefix(base + "/")
             if inside {
                 throw InputError(
-                    "\(input.path): \(input.option) lies where \(option) \(folder.path) writes its outputs; move it or choose another output folder")
+                    "\(input.path): \(input.option) lies where \(option) \(folder.path) writes its outputs; "
+                        + "move it or choose another output folder")
             }
         }
     }
