@@ -380,6 +380,9 @@ extension CLITests {
         for (arguments, option) in cases {
             try Self.expectRefusedUnchanged(["demo"] + quick + arguments, in: root, naming: [option])
         }
+        let file = root.appendingPathComponent("a-file").path
+        try Data().write(to: URL(fileURLWithPath: file))
+        try Self.expectRefusedUnchanged(["demo"] + quick + ["--out", file], in: root, naming: [file, "must be a folder"])
     }
 }
 

@@ -107,7 +107,7 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let directory = URL(fileURLWithPath: out)
+        let directory = try FileChecks.folder(out)
         let work = directory.appendingPathComponent(".work")
         let input = try FileChecks.input(data, option: "--data")
         let dataURL = input.url
