@@ -45,6 +45,7 @@ enum ExitCodes {
         case let error as StorageError: printError(error.description)
         case let error as ConfigError: printError(error.description)
         case let error as ModelError: printError(error.description)
+        case let error as CocoaError: printError(describe(error))
         default:
             let code = command.exitCode(for: error)
             if code == .success {
@@ -61,8 +62,32 @@ enum ExitCodes {
         return badInput
     }
 
+    /// The one place errors reach stderr: always one line, so a newline inside the message (a file
+    /// name, a library's text) cannot split it.
     static func printError(_ message: String) {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(oneLine(message))\n".utf8))
+    }
+
+    /// `text` with every line break (`\n`, `\r`, and the other Unicode ones) replaced by a space.
+    static func oneLine(_ text: String) -> String {
+        String(text.map { $0.isNewline ? " " : $0 })
+    }
+
+    /// A Foundation file error in words ("PATH: cannot read: Is a directory") instead of its
+    /// `NSCocoaErrorDomain` dump.
+    static func describe(_ error: CocoaError) -> String {
+        let path = error.filePath ?? error.url?.path ?? "file"
+        let action = error.code.rawValue >= CocoaError.fileWriteUnknown.rawValue ? "cannot write" : "cannot read"
+        if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return "\(path): \(action): \(String(cString: strerror(Int32(underlying.code))))"
+        }
+        switch error.code {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "\(path): does not exist"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "\(path): \(action): permission denied"
+        case .fileWriteOutOfSpace: return "\(path): \(action): no space left on the device"
+        case .fileWriteFileExists: return "\(path): \(action): a file of that name exists"
+        default: return "\(path): \(action) (Foundation error \(error.code.rawValue))"
+        }
     }
 }
 

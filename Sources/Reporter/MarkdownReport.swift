@@ -37,8 +37,10 @@ public struct MarkdownReport: Sendable {
     /// - Parameters:
     ///   - runs: one or two analyses with the same tasks (in the same order) and metric.
     ///   - groups: the groups to show; nil = every group of the first run, then the second run's others.
-    /// - Throws: `.invalidOptions` for zero or more than two runs, `.incompatible` for different
-    ///   tasks or metrics, `.unknownGroup` for a selected group no run holds.
+    /// - Throws: `.invalidOptions` for zero or more than two runs or no group to show,
+    ///   `.incompatible` for different tasks or metrics or two runs without a common group,
+    ///   `.unknownGroup` for a selected group no run holds, `.sameLabel` for two
+    ///   runs with one label and `.clashingHeatmaps` for any other two heatmaps with one file name.
     public init(
         runs: [InterferenceAnalysis], groups: [String]? = nil,
         intervalStyle: IntervalStyle = .plusMinus,
@@ -60,12 +62,20 @@ public struct MarkdownReport: Sendable {
         }
         var all: [String] = []
         for run in runs { for g in run.groups where !all.contains(g.name) { all.append(g.name) } }
+        if runs.count == 2 {
+            let (first, second) = (runs[0].groups.map(\.name), runs[1].groups.map(\.name))
+            guard !first.isEmpty, !second.isEmpty, !Set(first).isDisjoint(with: second) else {
+                throw .incompatible(reason: "the runs share no group (first: \(first); second: \(second))")
+            }
+        }
         if let groups {
             for g in groups where !all.contains(g) { throw .unknownGroup(g) }
             self.groups = groups
         } else {
             self.groups = all
         }
+        guard !self.groups.isEmpty else { throw .invalidOptions(reason: "no group to report") }
+        try Self.checkHeatmapNames(runs: runs, groups: self.groups)
         self.runs = runs
         self.intervalStyle = intervalStyle
         self.routing = routing
@@ -76,9 +86,24 @@ public struct MarkdownReport: Sendable {
 
     private var tasks: [String] { runs[0].tasks }
 
-    private func label(_ k: Int) -> String {
-        let l = runs[k].label
-        return l.isEmpty ? "run \(k + 1)" : l
+    private func label(_ k: Int) -> String { Self.label(of: runs[k], index: k) }
+
+    private static func label(of run: InterferenceAnalysis, index k: Int) -> String {
+        run.label.isEmpty ? "run \(k + 1)" : run.label
+    }
+
+    /// Every heatmap needs a file of its own: two with one name would silently overwrite each other.
+    private static func checkHeatmapNames(runs: [InterferenceAnalysis], groups: [String]) throws(ReportError) {
+        if runs.count == 2, !runs[0].label.isEmpty, runs[0].label == runs[1].label {
+            throw .sameLabel(runs[0].label)
+        }
+        var names = Set<String>()
+        for (k, run) in runs.enumerated() {
+            for group in groups where run.group(named: group) != nil {
+                let name = HeatmapSVG.fileName(run: label(of: run, index: k), group: group)
+                guard names.insert(name).inserted else { throw .clashingHeatmaps(fileName: name) }
+            }
+        }
     }
 
     /// The whole report, ending with a newline.

@@ -130,7 +130,9 @@ public func compare(
 
 /// `compare` on two interference files.
 /// - Throws: `.input` when a file cannot be read (missing, not HDF5, another format or version),
-///   and the errors of `compare(baseline:candidate:…)`.
+///   `.unusableValue` for a value the analysis never writes (`checkValues(of:file:)`),
+///   `.incompatibleFiles` naming both files where `compare(baseline:candidate:…)` throws
+///   `.incompatible`, and its other errors.
 public func compare(
     baselineFile: URL, candidateFile: URL, tolerance: Double, useIntervals: Bool = false
 )
@@ -144,6 +146,13 @@ public func compare(
     } catch {
         throw .input(error)
     }
-    return try compare(
-        baseline: baseline, candidate: candidate, tolerance: tolerance, useIntervals: useIntervals)
+    try checkValues(of: baseline, file: baselineFile.path)
+    try checkValues(of: candidate, file: candidateFile.path)
+    do {
+        return try compare(
+            baseline: baseline, candidate: candidate, tolerance: tolerance, useIntervals: useIntervals)
+    } catch {
+        guard case .incompatible(let reason) = error else { throw error }
+        throw .incompatibleFiles(baseline: baselineFile.path, candidate: candidateFile.path, reason: reason)
+    }
 }

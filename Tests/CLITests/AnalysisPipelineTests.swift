@@ -27,6 +27,9 @@ extension CLITests {
             let baseline = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
 
             let reportURL = root.appendingPathComponent("report/report.md")
+            // report writes into a folder that exists, as probe, analyze and merge do.
+            try FileManager.default.createDirectory(
+                at: reportURL.deletingLastPathComponent(), withIntermediateDirectories: true)
             let report = try Self.run(["report", baseline.path, "--out", reportURL.path])
             #expect(report.status == 0, "stderr: \(report.stderr)")
             let markdown = try String(contentsOf: reportURL, encoding: .utf8)

@@ -34,8 +34,11 @@ import Testing
     }
 
     /// Runs the executable to completion (`interrupt` sends SIGINT once `trigger` appears in the
-    /// child's log file).
-    static func run(_ arguments: [String], interruptWhenExists trigger: URL? = nil) throws -> Result {
+    /// child's log file; after `timeout` seconds the child is killed, so a hang fails the test
+    /// instead of stopping it).
+    static func run(
+        _ arguments: [String], interruptWhenExists trigger: URL? = nil, timeout: TimeInterval? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
@@ -54,6 +57,11 @@ import Testing
                 Thread.sleep(forTimeInterval: 0.01)
             }
             process.interrupt()
+        }
+        if let timeout {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()

@@ -38,7 +38,7 @@ extension CLITests {
             try expectRefused(["--checkpoint", checkpoint, "--lookahead", "0"], naming: checkpoint, "finite number > 0")
             try expectRefused(["--checkpoint", checkpoint, "--lookahead-samples", "0", "--lookahead", "1e-3"], naming: checkpoint, "look-ahead samples must be ≥ 1")
             let missing = root.appendingPathComponent("missing.safetensors").path
-            try expectRefused(["--checkpoint", missing], naming: missing, "cannot open")
+            try expectRefused(["--checkpoint", missing], naming: missing, "does not exist")
         }
     }
 }

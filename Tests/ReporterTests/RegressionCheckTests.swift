@@ -99,3 +99,26 @@ import Testing
         }
     }
 }
+
+extension RegressionCheckTests {
+    @Test func unusableValuesAreRefusedAndUndefinedRowsAreNot() throws {
+        let dense = try ReportFixtures.dense()
+        #expect(throws: Never.self) { try checkValues(of: dense, file: "d.h5") }
+        var infinite = dense
+        infinite.groups[1].interference.values[0][2] = -.infinity
+        #expect(
+            throws: ReportError.unusableValue(
+                file: "d.h5", group: "encoder.layers.11", entry: "I[cls, cap]",
+                reason: "is -inf, and the analysis never writes an infinity")
+        ) { try checkValues(of: infinite, file: "d.h5") }
+        var stray = dense
+        stray.groups[0].interference.values[1][0] = .nan
+        #expect(throws: ReportError.self) { try checkValues(of: stray, file: "d.h5") }
+        var undefined = dense
+        undefined.groups[0].interference.values[1] = [.nan, .nan, .nan]
+        #expect(throws: Never.self) { try checkValues(of: undefined, file: "d.h5") }
+        var badInterval = dense
+        badInterval.groups[0].interval?.high[0][1] = .infinity
+        #expect(throws: ReportError.self) { try checkValues(of: badInterval, file: "d.h5") }
+    }
+}

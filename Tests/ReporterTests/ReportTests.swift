@@ -124,3 +124,31 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         #expect(text.contains("| 0 | ffn | mlm | input 0 | 75.0 % | 25.0 % | 0.81 | 0.50 |"), "\(text)")
     }
 }
+
+extension MarkdownReportTests {
+    @Test func refusesHeatmapsThatWouldShareAFile() throws {
+        let dense = try ReportFixtures.dense()
+        var twin = try ReportFixtures.moe()
+        twin.label = dense.label
+        #expect(throws: ReportError.sameLabel("dense")) { try MarkdownReport(runs: [dense, twin]) }
+        // Different labels that a file name spells alike.
+        var slashed = dense
+        slashed.label = "a/b"
+        var underscored = try ReportFixtures.moe()
+        underscored.label = "a_b"
+        #expect(throws: ReportError.clashingHeatmaps(fileName: "a_b-encoder.layers.3.svg")) {
+            try MarkdownReport(runs: [slashed, underscored])
+        }
+    }
+}
+
+extension MarkdownReportTests {
+    @Test func refusesNothingToShow() throws {
+        var empty = try ReportFixtures.dense()
+        empty.groups = []
+        #expect(throws: ReportError.invalidOptions(reason: "no group to report")) { try MarkdownReport(runs: [empty]) }
+        var renamed = try ReportFixtures.moe()
+        for k in renamed.groups.indices { renamed.groups[k].group.name += ".moe" }
+        #expect(throws: ReportError.self) { try MarkdownReport(runs: [try ReportFixtures.dense(), renamed]) }
+    }
+}

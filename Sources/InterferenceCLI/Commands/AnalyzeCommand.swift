@@ -27,10 +27,10 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "How parameters are pooled: layer, parameter, role or model.")
     var groupBy: Grouping = .layer
 
-    @Option(help: "Bootstrap replicates for the 95 % intervals (0: none).")
+    @Option(parsing: .unconditional, help: "Bootstrap replicates for the 95 % intervals (0: none).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
-    @Option(help: "Seed of the bootstrap resampling.")
+    @Option(parsing: .unconditional, help: "Seed of the bootstrap resampling (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "A label naming this run in reports (e.g. dense, moe).")
@@ -48,7 +48,7 @@ struct AnalyzeCommand: ParsableCommand {
     var data: String?
 
     func validate() throws {
-        guard bootstrap >= 0 else { throw ValidationError("--bootstrap must be ≥ 0, got \(bootstrap)") }
+        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
     }
 
     /// The look-ahead request, checked before any work: exit 2 naming the probe file.
@@ -62,7 +62,9 @@ struct AnalyzeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let url = URL(fileURLWithPath: probe)
+        let inputs = try FileChecks.inputs([("PROBE", probe), ("--checkpoint", checkpoint), ("--data", data)])
+        let url = inputs[0].url
+        let output = try FileChecks.output(out, inputs: inputs)
         let request = try lookAheadRequest()
         do {
             let digest = try FileFingerprint.sha256(ofFile: url)
@@ -75,7 +77,7 @@ struct AnalyzeCommand: ParsableCommand {
                     analysis, probe: url, checkpoint: checkpoint, data: data, options: options)
                 for line in LookAheadSummary.lines(analysis) { print(line) }
             }
-            try InterferenceFile.write(analysis, to: URL(fileURLWithPath: out))
+            try InterferenceFile.write(analysis, to: output)
             print("wrote \(out): \(analysis.groups.count) groups × \(analysis.tasks.count) tasks")
         } catch let error as ProbeError {
             throw InputError(error.description)
@@ -91,13 +93,13 @@ struct AnalyzeCommand: ParsableCommand {
 extension LookAheadMethod: ExpressibleByArgument {}
 
 struct LookAheadArguments: ParsableArguments {
-    @Option(name: .customLong("lookahead"), help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
+    @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
     var stepSize: Double?
 
-    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    @Option(name: .customLong("lookahead-samples"), parsing: .unconditional, help: "Look-ahead: loss samples b drawn per task.")
     var lossSamples = LookAheadOptions.defaultLossSamples
 
-    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
+    @Option(name: .customLong("lookahead-steps"), parsing: .unconditional, help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
     var stepSamples = LookAheadOptions.defaultStepSamples
 
     @Option(

@@ -19,18 +19,24 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Candidate interference file.")
     var candidate: String
 
-    @Option(help: "Largest change allowed (or the widening of the baseline interval).")
+    @Option(parsing: .unconditional, help: "Largest change allowed (or the widening of the baseline interval).")
     var tolerance = 0.05
 
     @Flag(help: "Compare against the baseline's bootstrap intervals instead of its values.")
     var useIntervals = false
 
+    func validate() throws {
+        guard tolerance.isFinite, tolerance >= 0 else {
+            throw ValidationError("--tolerance must be a non-negative number, got \(tolerance)")
+        }
+    }
+
     func run() throws {
+        let inputs = try FileChecks.inputs([("--baseline", baseline), ("--candidate", candidate)])
         let result: CheckResult
         do {
             result = try compare(
-                baselineFile: URL(fileURLWithPath: baseline),
-                candidateFile: URL(fileURLWithPath: candidate), tolerance: tolerance,
+                baselineFile: inputs[0].url, candidateFile: inputs[1].url, tolerance: tolerance,
                 useIntervals: useIntervals)
         } catch {
             throw InputError(error.description)

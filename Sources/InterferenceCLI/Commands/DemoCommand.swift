@@ -29,32 +29,32 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Dataset file (HDF5).")
     var data = "notebooks-data/digits.h5"
 
-    @Option(help: "Training steps of each model.")
+    @Option(parsing: .unconditional, help: "Training steps of each model.")
     var steps = 2000
 
-    @Option(help: "MoE experts per MoE-ised linear (top-2 routing).")
+    @Option(parsing: .unconditional, help: "MoE experts per MoE-ised linear (top-2 routing).")
     var experts = 8
 
-    @Option(help: "Probe mini-batches per task (N).")
+    @Option(parsing: .unconditional, help: "Probe mini-batches per task (N).")
     var samples = 50
 
     // 64, not the probe's default 16: on the converged demo models mini-batch gradients of 16 are
     // nearly orthogonal within a task (mean cosine ≈ 0.00), so most own-task loss changes s[i,i][b]
     // sit near 0 and the metric's ratios (and the look-ahead check) are dominated by noise; at 64 the
     // within-task cosines are 0.01–0.07 and exact and first-order look-ahead agree within 10 %.
-    @Option(help: "Probe examples per mini-batch (B).")
+    @Option(parsing: .unconditional, help: "Probe examples per mini-batch (B).")
     var batchSize = 64
 
     @Option(help: "Tasks diagnosed, comma-separated.")
     var tasks = "image-classification,mlm,captioning"
 
-    @Option(help: "Bootstrap replicates.")
+    @Option(parsing: .unconditional, help: "Bootstrap replicates.")
     var bootstrap = 1000
 
-    @Option(help: "Seed of training, probe and bootstrap.")
+    @Option(parsing: .unconditional, help: "Seed of training, probe and bootstrap (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("lookahead"), help: "Step size λ of the exact look-ahead check (0: skip it).")
+    @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ of the exact look-ahead check (0: skip it).")
     var lookAhead = 3e-5
 
     // The integral: at λ this small the two losses' difference would be mostly Float32 round-off.
@@ -62,18 +62,27 @@ struct DemoCommand: ParsableCommand {
     var lookAheadMethod: LookAheadMethod = .integral
 
     @Option(
-        name: .customLong("lookahead-sweep"),
+        name: .customLong("lookahead-sweep"), parsing: .unconditional,
         help: "Further λ[:method] values, comma-separated (method difference when absent), whose look-ahead summary goes to the report's appendix.")
     var lookAheadSweep =
         "1e-2,1e-2:integral,1e-3,3e-4,3e-4:integral,1e-4,3e-5"
 
-    @Option(name: .customLong("lookahead-samples"), help: "Look-ahead: loss samples b drawn per task.")
+    @Option(name: .customLong("lookahead-samples"), parsing: .unconditional, help: "Look-ahead: loss samples b drawn per task.")
     var lookAheadSamples = 4
 
-    @Option(name: .customLong("lookahead-steps"), help: "Look-ahead: step samples a ≠ b per loss sample and task.")
+    @Option(name: .customLong("lookahead-steps"), parsing: .unconditional, help: "Look-ahead: step samples a ≠ b per loss sample and task.")
     var lookAheadSteps = 4
 
+    /// Every option is checked here, before anything is trained: a mistake found after the dense
+    /// model was trained and diagnosed would cost minutes and name no option.
     func validate() throws {
+        try OptionValues.require(steps, atLeast: 1, "--steps")
+        try OptionValues.require(experts, atLeast: 2, "--experts", because: "the MoE routes every token to its top 2 experts")
+        try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
+        try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
+        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+        try OptionValues.require(lookAheadSamples, atLeast: 1, "--lookahead-samples")
+        try OptionValues.require(lookAheadSteps, atLeast: 1, "--lookahead-steps")
         guard lookAhead.isFinite, lookAhead >= 0 else {
             throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")
         }
@@ -98,19 +107,41 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let directory = URL(fileURLWithPath: out)
+        let directory = try FileChecks.folder(out)
         let work = directory.appendingPathComponent(".work")
-        let dataURL = URL(fileURLWithPath: data)
-        let dataset = try DigitsDataset.load(dataURL)
-        var analyses: [InterferenceAnalysis] = []
-        var routing: [Reporter.RoutingStatistics] = []
-        var sweepRows: [String] = []
+        let input = try FileChecks.input(data, option: "--data")
+        let dataURL = input.url
+        try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
+        try FileChecks.refuseInputs([input], in: work, option: "--out", isOutput: nil)
         let lookAheadOptions =
             lookAhead > 0
             ? LookAheadOptions(
                 stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed,
                 method: lookAheadMethod)
             : nil
+        let probeOptions = try Diagnosis.probeOptions(
+            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
+        let dataset = try DigitsDataset.load(dataURL)
+        // The final files appear together at the end; a failure removes them and every folder this
+        // run made (.work/ included), never what was there before.
+        try StagedOutputs.run(protecting: [input]) { outputs in
+            try outputs.makeFolder(work.appendingPathComponent("runs"))
+            try produce(
+                dataset: dataset, dataURL: dataURL, directory: directory, probeOptions: probeOptions,
+                lookAheadOptions: lookAheadOptions, started: started, outputs: outputs)
+        }
+        print("wrote \(directory.appendingPathComponent("report.md").path)")
+    }
+
+    /// Trains, diagnoses and evaluates both models, then stages the report (see `run`).
+    func produce(
+        dataset: DigitsDataset, dataURL: URL, directory: URL, probeOptions: ProbeOptions,
+        lookAheadOptions: LookAheadOptions?, started: Date, outputs: StagedOutputs
+    ) throws {
+        let work = directory.appendingPathComponent(".work")
+        var analyses: [InterferenceAnalysis] = []
+        var routing: [Reporter.RoutingStatistics] = []
+        var sweepRows: [String] = []
         var appendix = ["", "## Models and evaluation", ""]
         appendix.append(
             "Data `\(data)`; \(steps) training steps per model (preset `small`, seed \(seed)); probe: "
@@ -126,13 +157,12 @@ struct DemoCommand: ParsableCommand {
             let (checkpoint, trainSeconds) = try train(
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
-            let (analysis, probeOptions) = try Diagnosis.run(
+            let (analysis, probe) = try Diagnosis.run(
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
-                tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, bootstrap: bootstrap,
-                grouping: .layer, label: name,
+                options: probeOptions, bootstrap: bootstrap, grouping: .layer, label: name,
                 probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
-                lookAhead: lookAheadOptions)
-            try InterferenceFile.write(analysis, to: directory.appendingPathComponent("\(name).h5"))
+                lookAhead: lookAheadOptions, outputs: outputs)
+            try InterferenceFile.write(analysis, to: try outputs.stage(directory.appendingPathComponent("\(name).h5")))
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
@@ -148,7 +178,7 @@ struct DemoCommand: ParsableCommand {
                     do {
                         checked.append(
                             try ExactLookAhead.check(
-                                analysis, probe: work.appendingPathComponent("\(name)-probe.h5"),
+                                analysis, probe: probe,
                                 checkpoint: checkpoint, data: dataURL, options: options))
                     } catch { throw InputError(error.description) }
                 }
@@ -164,9 +194,8 @@ struct DemoCommand: ParsableCommand {
             }
             var evaluation = try Evaluation.evaluate(model, on: dataset)
             evaluation.dataset = displayPath(dataURL)
-            try AtomicFile.write(
-                data: Data(evaluation.jsonString().utf8),
-                to: directory.appendingPathComponent("evaluation-\(name).json"))
+            try outputs.write(
+                Data(evaluation.jsonString().utf8), to: directory.appendingPathComponent("evaluation-\(name).json"))
             appendix.append("")
             appendix.append(
                 "### \(name) (`--model \(kind.rawValue)`\(kind == .dense ? "" : ", \(experts) experts, top-2"))")
@@ -202,11 +231,17 @@ struct DemoCommand: ParsableCommand {
         appendix.append(
             "Whole demo: \(String(format: "%.0f", Date().timeIntervalSince(started))) s wall "
                 + "(`interference demo --out \(out) --steps \(steps) --samples \(samples)`).")
-        try Report.write(
-            runs: analyses, to: directory.appendingPathComponent("report.md"),
-            title: "Task interference: dense vs attribute-routed MoE (demo)",
-            appendix: appendix.joined(separator: "\n") + "\n", routing: routing)
-        print("wrote \(directory.appendingPathComponent("report.md").path)")
+        let report = try Report.make(
+            runs: analyses, title: "Task interference: dense vs attribute-routed MoE (demo)", routing: routing)
+        try Report.stage(
+            report, appendix: appendix.joined(separator: "\n") + "\n", at: directory.appendingPathComponent("report.md"),
+            in: outputs)
+    }
+
+    /// Whether the demo writes a file of this name into its folder (`.work/` is checked apart).
+    static func writes(_ name: String) -> Bool {
+        ["report.md", "dense.h5", "moe.h5", "evaluation-dense.json", "evaluation-moe.json"].contains(name)
+            || name.hasSuffix(".svg")
     }
 
     /// Trains `kind` into `directory`, or reuses the checkpoint there when it was trained with the

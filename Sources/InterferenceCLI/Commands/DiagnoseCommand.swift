@@ -29,16 +29,16 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(help: "Tasks in row order, comma-separated.")
     var tasks = "image-classification,mlm,captioning"
 
-    @Option(help: "Mini-batches per task (N).")
+    @Option(parsing: .unconditional, help: "Mini-batches per task (N).")
     var samples = 100
 
-    @Option(help: "Examples per mini-batch (B).")
+    @Option(parsing: .unconditional, help: "Examples per mini-batch (B).")
     var batchSize = 16
 
-    @Option(help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap.")
+    @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
-    @Option(help: "Bootstrap replicates (0: no intervals).")
+    @Option(parsing: .unconditional, help: "Bootstrap replicates (0: no intervals).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
     @Option(help: "How parameters are pooled: layer, parameter, role or model.")
@@ -49,63 +49,92 @@ struct DiagnoseCommand: ParsableCommand {
 
     @OptionGroup var lookAhead: LookAheadArguments
 
+    func validate() throws {
+        try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
+        try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
+        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+    }
+
     func run() throws {
-        let directory = URL(fileURLWithPath: out)
-        // Checked before the probe runs: a bad request costs nothing and writes nothing.
+        // Everything is checked before the folder is made: a bad request costs nothing and writes
+        // nothing, and a later failure removes what this run made (StagedOutputs).
+        let directory = try FileChecks.folder(out)
+        let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
+        try FileChecks.refuseInputs(inputs, in: directory, option: "--out", isOutput: Diagnosis.writes)
         let lookAheadOptions = try lookAhead.options(seed: seed, naming: checkpoint)
-        _ = try Diagnosis.run(
-            checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
-            directory: directory, tasks: tasks, samples: samples, batchSize: batchSize, seed: seed,
-            bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil, lookAhead: lookAheadOptions)
+        let options = try Diagnosis.probeOptions(
+            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
+        try StagedOutputs.run(protecting: inputs) { outputs in
+            try Diagnosis.run(
+                checkpoint: inputs[0].url, data: inputs[1].url, directory: directory, options: options,
+                bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil, lookAhead: lookAheadOptions,
+                outputs: outputs)
+        }
         print("wrote \(directory.appendingPathComponent("report.md").path)")
     }
 }
 
 /// The steps `diagnose` and `demo` share.
 enum Diagnosis {
-    /// Probes, analyses and reports; returns the analysis and the probe's options. `probeFile`
-    /// (default DIR/probe.h5) is where the probe file goes. With `lookAhead`, the probe stores its
-    /// rows and every group gets the exact look-ahead check.
+    /// Whether `diagnose` writes a file of this name into its folder (heatmaps: any `.svg`).
+    static func writes(_ name: String) -> Bool {
+        ["probe.h5", "interference.h5", "report.md"].contains(name) || name.hasSuffix(".svg")
+    }
+
+    /// The probe's request, checked (tasks known and distinct, sizes positive) before any work.
+    static func probeOptions(tasks: String, samples: Int, batchSize: Int, seed: UInt64, storeGradients: Bool)
+        throws(InputError) -> ProbeOptions
+    {
+        let options = ProbeOptions(
+            tasks: try OptionValues.tasks(tasks), samplesPerTask: samples, batchSize: batchSize, seed: seed,
+            storeGradients: storeGradients)
+        do { try options.validate() } catch { throw InputError(error.description) }
+        return options
+    }
+
+    /// Probes, analyses and reports into `directory` (made when missing), every file staged in
+    /// `outputs`; returns the analysis and where the probe file can be read until `outputs` is
+    /// committed. `probeFile` (default DIR/probe.h5) is where the probe file goes. With `lookAhead`,
+    /// every group gets the exact look-ahead check (`options` must store the rows).
+    @discardableResult
     static func run(
-        checkpoint: URL, data: URL, directory: URL, tasks: String, samples: Int, batchSize: Int,
-        seed: UInt64, bootstrap: Int, grouping: Grouping, label: String, probeFile: URL?,
-        writeReport: Bool = true, lookAhead: LookAheadOptions? = nil
-    ) throws -> (analysis: InterferenceAnalysis, options: ProbeOptions) {
+        checkpoint: URL, data: URL, directory: URL, options: ProbeOptions, bootstrap: Int, grouping: Grouping,
+        label: String, probeFile: URL?, writeReport: Bool = true, lookAhead: LookAheadOptions? = nil,
+        outputs: StagedOutputs
+    ) throws -> (analysis: InterferenceAnalysis, probe: URL) {
+        try outputs.makeFolder(directory)
+        let probeURL = probeFile ?? directory.appendingPathComponent("probe.h5")
+        let probe = try outputs.stage(probeURL)
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw InputError("\(directory.path): cannot create the folder: \(error.localizedDescription)")
-        }
-        let probe = probeFile ?? directory.appendingPathComponent("probe.h5")
-        do {
-            let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
-                try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
-            }
-            let options = ProbeOptions(
-                tasks: kinds, samplesPerTask: samples, batchSize: batchSize, seed: seed,
-                storeGradients: lookAhead != nil)
             try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
             let digest = try FileFingerprint.sha256(ofFile: probe)
             var analysis = try ProbeGrams(url: probe).analyze(
-                grouping: grouping, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
+                grouping: grouping, bootstrapReplicates: bootstrap, seed: options.seed, probeSHA256: digest,
                 label: label)
-            analysis.probePath = displayPath(probe)
+            analysis.probePath = displayPath(probeURL)
             if let lookAhead {
                 analysis = try ExactLookAhead.check(
                     analysis, probe: probe, checkpoint: checkpoint, data: data, options: lookAhead)
                 for line in LookAheadSummary.lines(analysis) { print(line) }
             }
-            try InterferenceFile.write(analysis, to: directory.appendingPathComponent("interference.h5"))
+            try InterferenceFile.write(
+                analysis, to: try outputs.stage(directory.appendingPathComponent("interference.h5")))
             if writeReport {
-                try Report.write(runs: [analysis], to: directory.appendingPathComponent("report.md"))
+                try Report.stage(
+                    try Report.make(runs: [analysis]), at: directory.appendingPathComponent("report.md"), in: outputs)
             }
-            return (analysis, options)
+            return (analysis, probe)
         } catch let error as ProbeError {
-            throw InputError(error.description)
+            throw InputError(finalName(error.description))
         } catch let error as DatasetError {
-            throw InputError(error.description)
+            throw InputError(finalName(error.description))
         } catch let error as InterferenceError {
-            throw InputError(error.description)
+            throw InputError(finalName(error.description))
+        }
+        // A message names the probe file the user asked for, not the staged name that is gone by
+        // the time it is read.
+        func finalName(_ message: String) -> String {
+            message.replacingOccurrences(of: probe.path, with: probeURL.path)
         }
     }
 }
@@ -117,28 +146,4 @@ func displayPath(_ url: URL) -> String {
     let base = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.path
     let prefix = base.hasSuffix("/") ? base : base + "/"
     return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
-}
-
-/// Writes a markdown report and its heatmaps (each file atomically).
-enum Report {
-    static func write(
-        runs: [InterferenceAnalysis], to url: URL, title: String = "Task interference",
-        appendix: String = "", routing: [RoutingStatistics] = []
-    ) throws {
-        do {
-            let report = try MarkdownReport(
-                runs: runs, routing: routing, heatmapDirectory: ".", title: title)
-            let directory = url.deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            for map in report.heatmaps() {
-                try Data(map.svg.utf8).write(
-                    to: directory.appendingPathComponent(map.fileName), options: .atomic)
-            }
-            try Data((report.render() + appendix).utf8).write(to: url, options: .atomic)
-        } catch let error as ReportError {
-            throw InputError(error.description)
-        } catch let error as CocoaError {
-            throw InputError("cannot write \(url.path): \(error.localizedDescription)")
-        }
-    }
 }

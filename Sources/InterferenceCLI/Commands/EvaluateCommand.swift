@@ -24,21 +24,22 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Split to score: train or validation.")
     var split: DatasetSplit = .validation
 
-    @Option(help: "Examples per forward pass.")
+    @Option(parsing: .unconditional, help: "Examples per forward pass.")
     var batchSize = 64
 
-    @Option(help: "Images per retrieval chunk.")
+    @Option(parsing: .unconditional, help: "Images per retrieval chunk.")
     var retrievalChunk = 64
 
-    @Option(help: "Seed of the MLM masking of the split.")
+    @Option(parsing: .unconditional, help: "Seed of the MLM masking of the split (default 0).", transform: OptionValues.seed)
     var maskingSeed: UInt64 = 0
 
     @Flag(help: "Print the report as JSON.")
     var json = false
 
     func run() throws {
-        let model = try Checkpoint.load(URL(fileURLWithPath: checkpoint))
-        let dataset = try DigitsDataset.load(URL(fileURLWithPath: data))
+        let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
+        let model = try Checkpoint.load(inputs[0].url)
+        let dataset = try DigitsDataset.load(inputs[1].url)
         let report = try Evaluation.evaluate(
             model, on: dataset, split: split, batchSize: batchSize, retrievalChunk: retrievalChunk,
             maskingSeed: maskingSeed)

@@ -22,14 +22,17 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Also copy the raw gradient rows into the merged file.")
     var storeGradients = false
 
-    @Option(help: "Bytes of gradient rows held at once while computing the Grams (e.g. 4GiB).")
+    @Option(parsing: .unconditional, help: "Bytes of gradient rows held at once while computing the Grams (e.g. 4GiB).")
     var memoryBudget = "4GiB"
 
     func run() throws {
+        let inputs = try FileChecks.inputs(shards.map { ("SHARD", $0) })
+        let output = try FileChecks.output(out, inputs: inputs)
+        let budget = try OptionValues.byteCount(memoryBudget, option: "--memory-budget")
         do {
             let summary = try Probe.merge(
-                shards: shards.map { URL(fileURLWithPath: $0) }, out: URL(fileURLWithPath: out),
-                storeGradients: storeGradients, memoryBudget: try ProbeOptions.parseBytes(memoryBudget))
+                shards: inputs.map(\.url), out: output,
+                storeGradients: storeGradients, memoryBudget: budget)
             print(
                 "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "
                     + "(\(summary.gramDescription))")

@@ -26,10 +26,10 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Tasks in row order, comma-separated (image-classification, mlm, captioning, retrieval).")
     var tasks: String
 
-    @Option(help: "Mini-batches per task (N).")
+    @Option(parsing: .unconditional, help: "Mini-batches per task (N).")
     var samples = 100
 
-    @Option(help: "Examples per mini-batch (B).")
+    @Option(parsing: .unconditional, help: "Examples per mini-batch (B).")
     var batchSize = 16
 
     @Option(
@@ -40,10 +40,10 @@ struct ProbeCommand: ParsableCommand {
     @Flag(help: "Also store every raw gradient row in the file.")
     var storeGradients = false
 
-    @Option(help: "Probe only shard K of N (K/N, 1-based); implies --store-gradients.")
+    @Option(parsing: .unconditional, help: "Probe only shard K of N (K/N, 1-based); implies --store-gradients.")
     var shard: String?
 
-    @Option(help: "Bytes of gradient rows kept in memory before spilling to the file (e.g. 4GiB, 512MiB).")
+    @Option(parsing: .unconditional, help: "Bytes of gradient rows kept in memory before spilling to the file (e.g. 4GiB, 512MiB).")
     var memoryBudget = "4GiB"
 
     @Flag(help: "Record a non-finite mini-batch (mask /tasks/<task>/nonfinite) and exclude it instead of stopping.")
@@ -52,7 +52,7 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Split the mini-batches are drawn from: train or validation.")
     var split: DatasetSplit = .train
 
-    @Option(help: "Seed of the batch sampler and the MLM masking.")
+    @Option(parsing: .unconditional, help: "Seed of the batch sampler and the MLM masking (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "Output probe file.")
@@ -62,6 +62,9 @@ struct ProbeCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
+        let output = try FileChecks.output(out, inputs: inputs)
+        let budget = try OptionValues.byteCount(memoryBudget, option: "--memory-budget")
         do {
             let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
                 try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
@@ -70,12 +73,12 @@ struct ProbeCommand: ParsableCommand {
                 tasks: kinds, samplesPerTask: samples, batchSize: batchSize, split: split, seed: seed,
                 parameters: ParameterSelection(patterns: parameters), storeGradients: storeGradients,
                 shard: try shard.map { spec throws(ProbeError) in try ShardSpec(parsing: spec) },
-                memoryBudget: try ProbeOptions.parseBytes(memoryBudget), skipNonFinite: skipNonfinite)
+                memoryBudget: budget, skipNonFinite: skipNonfinite)
             let line = ProgressLine()
             let start = Date()
             let summary = try Probe.run(
-                checkpoint: URL(fileURLWithPath: checkpoint), data: URL(fileURLWithPath: data),
-                options: options, out: URL(fileURLWithPath: out)
+                checkpoint: inputs[0].url, data: inputs[1].url,
+                options: options, out: output
             ) { done, total in
                 guard !quiet else { return }
                 line.update(

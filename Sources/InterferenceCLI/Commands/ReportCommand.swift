@@ -25,31 +25,79 @@ struct ReportCommand: ParsableCommand {
     var out: String
 
     func run() throws {
+        let inputs = try FileChecks.inputs(files.map { ("FILE", $0) })
+        let url = try FileChecks.output(out, inputs: inputs)
+        let report = try makeReport(runs: try read(inputs))
+        let heatmaps = try StagedOutputs.run(protecting: inputs) { outputs in
+            try Report.stage(report, at: url, in: outputs)
+        }
+        print("wrote \(out) and \(heatmaps) heatmaps")
+    }
+
+    /// The runs, each refused (naming its file) when it has nothing to show or a value the analysis
+    /// never writes.
+    func read(_ inputs: [InputFile]) throws(InputError) -> [InterferenceAnalysis] {
+        var runs: [InterferenceAnalysis] = []
+        for input in inputs {
+            do {
+                let run = try InterferenceFile.read(input.url)
+                guard !run.groups.isEmpty else { throw InputError("\(input.path): holds no groups, nothing to report") }
+                try checkValues(of: run, file: input.path)
+                runs.append(run)
+            } catch let error as InputError {
+                throw error
+            } catch {
+                throw InputError("\(error)")
+            }
+        }
+        return runs
+    }
+
+    /// The report of `runs`; a refusal names the files it is about.
+    func makeReport(runs: [InterferenceAnalysis]) throws(InputError) -> MarkdownReport {
+        let selected = try groups.map { text throws(InputError) in try OptionValues.names(text, option: "--groups") }
         do {
-            let runs = try files.map { path throws(InterferenceError) in
-                try InterferenceFile.read(URL(fileURLWithPath: path))
+            return try MarkdownReport(runs: runs, groups: selected, heatmapDirectory: ".", title: title)
+        } catch {
+            let both = files.joined(separator: " and ")
+            switch error {
+            case .sameLabel(let label):
+                throw InputError(
+                    "\(both): both runs are labelled '\(label)', so their heatmaps would overwrite each other "
+                        + "(give one another label: interference analyze --label)")
+            case .incompatible(let reason): throw InputError("\(both): cannot be reported side by side: \(reason)")
+            case .clashingHeatmaps: throw InputError("\(both): \(error.description)")
+            case .unknownGroup(let group): throw InputError("--groups: no group '\(group)' in \(both)")
+            default: throw InputError(error.description)
             }
-            let selected = groups.map {
-                $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            }
-            let report = try MarkdownReport(
-                runs: runs, groups: selected, heatmapDirectory: ".", title: title)
-            let url = URL(fileURLWithPath: out)
-            let directory = url.deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let maps = report.heatmaps()
-            for map in maps {
-                try Data(map.svg.utf8).write(
-                    to: directory.appendingPathComponent(map.fileName), options: .atomic)
-            }
-            try Data(report.render().utf8).write(to: url, options: .atomic)
-            print("wrote \(out) and \(maps.count) heatmaps")
-        } catch let error as InterferenceError {
+        }
+    }
+}
+
+/// A markdown report and its heatmaps, staged beside each other (`StagedOutputs`: all of them
+/// appear, or none).
+enum Report {
+    /// Stages the heatmaps, then the report at `url` (with `appendix` after it); returns how many
+    /// heatmaps.
+    @discardableResult
+    static func stage(_ report: MarkdownReport, appendix: String = "", at url: URL, in outputs: StagedOutputs)
+        throws(InputError) -> Int
+    {
+        let folder = url.deletingLastPathComponent()
+        let maps = report.heatmaps()
+        for map in maps {
+            try outputs.write(Data(map.svg.utf8), to: folder.appendingPathComponent(map.fileName))
+        }
+        try outputs.write(Data((report.render() + appendix).utf8), to: url)
+        return maps.count
+    }
+
+    /// The report of `runs` as `diagnose` and `demo` write it.
+    static func make(
+        runs: [InterferenceAnalysis], title: String = "Task interference", routing: [RoutingStatistics] = []
+    ) throws(InputError) -> MarkdownReport {
+        do { return try MarkdownReport(runs: runs, routing: routing, heatmapDirectory: ".", title: title) } catch {
             throw InputError(error.description)
-        } catch let error as ReportError {
-            throw InputError(error.description)
-        } catch let error as CocoaError {
-            throw InputError("cannot write \(out): \(error.localizedDescription)")
         }
     }
 }

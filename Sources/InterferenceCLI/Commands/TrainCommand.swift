@@ -50,34 +50,34 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Dataset file (HDF5, notebooks-data/README.md).")
     var data: String
 
-    @Option(help: "Total optimizer steps of the run.")
+    @Option(parsing: .unconditional, help: "Total optimizer steps of the run.")
     var steps: Int
 
     @Option(help: "Output directory.")
     var out: String
 
-    @Option(help: "Seed of the initial weights, task draws, batches and masking (default 0).")
+    @Option(parsing: .unconditional, help: "Seed of the initial weights, task draws, batches and masking (default 0).", transform: OptionValues.seed)
     var seed: UInt64?
 
     @Flag(help: "Continue the run in --out from its last checkpoint.")
     var resume = false
 
-    @Option(help: "Examples per mini-batch (default 32).")
+    @Option(parsing: .unconditional, help: "Examples per mini-batch (default 32).")
     var batchSize: Int?
 
-    @Option(help: "Peak learning rate (default 2e-3).")
+    @Option(parsing: .unconditional, help: "Peak learning rate (default 2e-3).")
     var lr: Double?
 
-    @Option(help: "Learning rate at the last step (default 1e-5).")
+    @Option(parsing: .unconditional, help: "Learning rate at the last step (default 1e-5).")
     var minLr: Double?
 
-    @Option(help: "Linear warm-up steps (default 100).")
+    @Option(parsing: .unconditional, help: "Linear warm-up steps (default 100).")
     var warmup: Int?
 
-    @Option(help: "Global gradient-norm clip (default 1).")
+    @Option(parsing: .unconditional, help: "Global gradient-norm clip (default 1).")
     var clip: Double?
 
-    @Option(help: "AdamW weight decay (default 0.05).")
+    @Option(parsing: .unconditional, help: "AdamW weight decay (default 0.05).")
     var weightDecay: Double?
 
     @Option(help: "Sampling weights, e.g. image-classification=1,mlm=1,captioning=1,retrieval=1 (default all 1).")
@@ -86,39 +86,54 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Per-task loss weights, e.g. mlm=0.5 (absent tasks: 1).")
     var lossWeights: String?
 
-    @Option(help: "Write a checkpoint every this many steps (default 250).")
+    @Option(parsing: .unconditional, help: "Write a checkpoint every this many steps (default 250).")
     var checkpointEvery: Int?
 
     @Option(help: "Model preset: small (the demo) or tiny (smoke tests); --width etc. override it.")
     var config: ModelPreset?
 
-    @Option(help: "Hidden width D (overrides the preset).")
+    @Option(parsing: .unconditional, help: "Hidden width D (overrides the preset).")
     var width: Int?
 
-    @Option(help: "Encoder layers (overrides the preset).")
+    @Option(parsing: .unconditional, help: "Encoder layers (overrides the preset).")
     var layers: Int?
 
-    @Option(help: "Attention heads (overrides the preset).")
+    @Option(parsing: .unconditional, help: "Attention heads (overrides the preset).")
     var heads: Int?
 
-    @Option(help: "FFN inner width (overrides the preset; default 4·width when --width is given).")
+    @Option(parsing: .unconditional, help: "FFN inner width (overrides the preset; default 4·width when --width is given).")
     var ffn: Int?
 
-    @Option(help: "MoE: experts per MoE-ised linear (E).")
+    @Option(parsing: .unconditional, help: "MoE: experts per MoE-ised linear (E).")
     var experts = 8
 
-    @Option(help: "MoE: experts chosen per routing decision (1 or 2).")
+    @Option(parsing: .unconditional, help: "MoE: experts chosen per routing decision (1 or 2).")
     var topK = 2
 
-    @Option(help: "Image patch side (overrides the preset).")
+    @Option(parsing: .unconditional, help: "Image patch side (overrides the preset).")
     var patchSize: Int?
 
     @Option(help: "Also write the loss curves of the whole log as an SVG to this file.")
     var curves: String?
 
+    /// The shape overrides, named here: the model config would call them hidden_size and so on.
+    func validate() throws {
+        for (value, option) in [(width, "--width"), (layers, "--layers"), (heads, "--heads"), (ffn, "--ffn"), (patchSize, "--patch-size")] {
+            if let value { try OptionValues.require(value, atLeast: 1, option) }
+        }
+        try OptionValues.require(experts, atLeast: 1, "--experts")
+        guard (1...2).contains(topK) else { throw ValidationError("--top-k must be 1 or 2, got \(topK)") }
+        if model != .dense, topK > experts {
+            throw ValidationError("--top-k \(topK) must be at most --experts \(experts)")
+        }
+    }
+
     func run() throws {
-        let dataset = try DigitsDataset.load(URL(fileURLWithPath: data))
-        let directory = URL(fileURLWithPath: out)
+        let input = try FileChecks.input(data, option: "--data")
+        let directory = try FileChecks.folder(out)
+        try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
+        let curvesURL = try curvesDestination(protecting: input, directory: directory)
+        let dataset = try DigitsDataset.load(input.url)
         let session: TrainingSession
         if resume {
             session = try TrainingSession.resume(directory: directory, dataset: dataset, steps: steps)
@@ -156,11 +171,11 @@ struct TrainCommand: ParsableCommand {
             throw error
         }
         progress.finish()
-        if let curves {
+        if let curvesURL {
             let log = (try? String(contentsOf: session.logURL, encoding: .utf8)) ?? ""
             let svg = TrainingCurves.svg(
                 TrainingCurves.records(fromLog: log), title: "Training loss per task — \(directory.lastPathComponent)")
-            try AtomicFile.write(data: Data(svg.utf8), to: URL(fileURLWithPath: curves))
+            try AtomicFile.write(data: Data(svg.utf8), to: curvesURL)
         }
         if summary.stopped {
             throw Interrupted(
@@ -169,6 +184,29 @@ struct TrainCommand: ParsableCommand {
         print(
             "trained \(summary.stepsThisSession) steps (\(summary.step)/\(total)) in "
                 + "\(String(format: "%.1f", summary.seconds)) s → \(summary.checkpoint.path)")
+    }
+
+    /// Whether training writes a file of this name into its folder.
+    static func writes(_ name: String) -> Bool {
+        name == TrainingSession.modelFileName || name == TrainingSession.logFileName
+            || (name.hasPrefix("optimizer-") && name.hasSuffix(".safetensors"))
+    }
+
+    /// Where `--curves` goes, checked before training rather than after it: not empty, not a
+    /// folder, in a folder that exists (or is the run folder, which training makes), and neither the
+    /// data nor one of the run's own files.
+    func curvesDestination(protecting input: InputFile, directory: URL) throws(InputError) -> URL? {
+        guard let curves else { return nil }
+        let url = URL(fileURLWithPath: curves)
+        let inRunFolder =
+            !curves.isEmpty && url.deletingLastPathComponent().standardizedFileURL.path == directory.standardizedFileURL.path
+        if inRunFolder, Self.writes(url.lastPathComponent) {
+            throw InputError("\(curves): --curves would overwrite the run's own \(url.lastPathComponent)")
+        }
+        if inRunFolder, !FileChecks.isDirectory(directory.path) { return url }
+        let runFiles = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+            .filter(Self.writes).map { InputFile(option: "--out", url: directory.appendingPathComponent($0)) }
+        return try FileChecks.output(curves, option: "--curves", inputs: [input] + runFiles)
     }
 
     /// The model shape: the preset (default small), then the explicit overrides.

@@ -1,0 +1,472 @@
+import Foundation
+import Testing
+
+/// Bad input to every command, run as a user would: exit 2 with exactly one stderr line naming the
+/// file or option, no output or stray temporary file left behind, and the inputs unchanged.
+extension CLITests {
+    /// A refusal: exit 2, one stderr line containing every string of `naming`.
+    static func expectRefused(
+        _ result: Result, naming: [String], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(result.status == 2, "stdout: \(result.stdout) stderr: \(result.stderr)", sourceLocation: sourceLocation)
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == 1 && result.stderr.hasSuffix("\n"), "not one line: \(result.stderr)", sourceLocation: sourceLocation)
+        for text in naming {
+            #expect(result.stderr.contains(text), "'\(text)' not named in: \(result.stderr)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Every entry below `folder` (hidden ones included) with its bytes, to prove a refused run
+    /// left the folder exactly as it was.
+    static func snapshot(_ folder: URL) -> [String: Data] {
+        var files: [String: Data] = [:]
+        let base = folder.resolvingSymlinksInPath().path
+        guard let walker = FileManager.default.enumerator(atPath: base) else { return files }
+        while let name = walker.nextObject() as? String {
+            let path = base + "/" + name
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let isRegular = (attributes?[.type] as? FileAttributeType) == .typeRegular
+            files[name] = isRegular ? (FileManager.default.contents(atPath: path) ?? Data()) : Data(name.utf8)
+        }
+        return files
+    }
+
+    /// Runs `arguments` in a state where they must be refused, and checks that nothing below
+    /// `folder` changed (no output, no temporary file, every input byte for byte the same).
+    static func expectRefusedUnchanged(
+        _ arguments: [String], in folder: URL, naming: [String], sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let before = snapshot(folder)
+        let result = try run(arguments)
+        expectRefused(result, naming: naming, sourceLocation: sourceLocation)
+        let after = snapshot(folder)
+        #expect(
+            Set(after.keys) == Set(before.keys), "files added \(Set(after.keys).subtracting(before.keys)), removed \(Set(before.keys).subtracting(after.keys))",
+            sourceLocation: sourceLocation)
+        for (name, bytes) in before where after[name] != bytes && after[name] != nil {
+            Issue.record("\(name) changed", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("an error message is one line even when a file name holds a newline")
+    func oneLineErrors() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let odd = root.appendingPathComponent("two\nlines\r.h5").path
+        let result = try Self.run(["check", "--baseline", odd, "--candidate", odd])
+        Self.expectRefused(result, naming: [root.appendingPathComponent("two lines .h5").path])
+    }
+}
+
+extension CLITests {
+    /// A tiny checkpoint, its probe file and interference file in a fresh folder, for `body`.
+    static func withTinyAnalysis(
+        sourceLocation: SourceLocation = #_sourceLocation,
+        _ body: (_ root: URL, _ checkpoint: String, _ probe: String, _ analysis: String) throws -> Void
+    ) throws {
+        try withTinyRun(sourceLocation: sourceLocation) { root, checkpoint in
+            let analysis = try probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
+            let probe = root.appendingPathComponent("dense.probe.h5").path
+            try body(root, checkpoint.path, probe, analysis.path)
+        }
+    }
+
+    @Test("a FIFO, /dev/zero, a folder or a missing file as any input → 2 naming it at once, nothing written")
+    func nonRegularInputs() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let bad = root.appendingPathComponent("bad")
+            try FileManager.default.createDirectory(at: bad, withIntermediateDirectories: true)
+            let fifo = bad.appendingPathComponent("fifo.h5").path
+            #expect(mkfifo(fifo, 0o644) == 0)
+            let zero = bad.appendingPathComponent("zero.h5").path
+            try FileManager.default.createSymbolicLink(atPath: zero, withDestinationPath: "/dev/zero")
+            let folder = bad.appendingPathComponent("folder.h5").path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+            let missing = bad.appendingPathComponent("missing.h5").path
+            let out = root.appendingPathComponent("out")
+            let cases = [(fifo, "not a regular file"), (zero, "not a regular file"), (folder, "is a directory"), (missing, "does not exist")]
+            for (path, reason) in cases {
+                let commands: [[String]] = [
+                    ["analyze", path, "--out", out.path + ".h5"],
+                    ["probe", "--checkpoint", checkpoint, "--data", path, "--tasks", "mlm", "--out", out.path + ".h5"],
+                    ["probe", "--checkpoint", path, "--data", Self.data, "--tasks", "mlm", "--out", out.path + ".h5"],
+                    ["report", path, "--out", out.path + ".md"],
+                    ["check", "--baseline", analysis, "--candidate", path],
+                    ["check", "--baseline", path, "--candidate", analysis],
+                    ["merge", path, "--out", out.path + ".h5"],
+                    ["evaluate", "--checkpoint", checkpoint, "--data", path],
+                    ["train", "--model", "dense", "--data", path, "--steps", "2", "--out", out.path],
+                    ["diagnose", "--checkpoint", checkpoint, "--data", path, "--out", out.path],
+                    ["diagnose", "--checkpoint", path, "--data", Self.data, "--out", out.path],
+                    ["demo", "--data", path, "--out", out.path],
+                    ["analyze", probe, "--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", path, "--out", out.path + ".h5"],
+                ]
+                for arguments in commands {
+                    let before = Self.snapshot(root)
+                    let result = try Self.run(arguments, timeout: 10)
+                    Self.expectRefused(result, naming: [path, reason])
+                    #expect(Self.snapshot(root).keys == before.keys, "\(arguments) left files behind")
+                }
+            }
+        }
+    }
+}
+
+extension CLITests {
+    @Test("--out naming an input (same path, symlink, '..', hard link) → 2 before any work, the input intact")
+    func outputIsAnInput() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let shards = (1...2).map { root.appendingPathComponent("shard-\($0).h5").path }
+            for (k, shard) in shards.enumerated() {
+                let made = try Self.run(
+                    ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--samples", "4",
+                     "--batch-size", "4", "--shard", "\(k + 1)/2", "--out", shard, "--quiet"])
+                #expect(made.status == 0, "stderr: \(made.stderr)")
+            }
+            let data = root.appendingPathComponent("data.h5").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: data)
+            let link = root.appendingPathComponent("link.h5").path
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: probe)
+            let hard = root.appendingPathComponent("hard.h5").path
+            try FileManager.default.linkItem(atPath: analysis, toPath: hard)
+            let dotted = root.appendingPathComponent("run/../dense.probe.h5").path
+            let probing = ["probe", "--tasks", "mlm", "--samples", "2", "--batch-size", "4"]
+            let cases: [([String], [String])] = [
+                (probing + ["--checkpoint", checkpoint, "--data", data, "--out", data], [data, "--data"]),
+                (probing + ["--checkpoint", checkpoint, "--data", data, "--out", checkpoint], [checkpoint, "--checkpoint"]),
+                (["analyze", probe, "--bootstrap", "0", "--out", probe], [probe]),
+                (["analyze", probe, "--bootstrap", "0", "--out", link], [link, probe]),
+                (["analyze", probe, "--bootstrap", "0", "--out", dotted], [probe]),
+                (["analyze", probe, "--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", data, "--out", checkpoint],
+                 [checkpoint, "--checkpoint"]),
+                (["merge"] + shards + ["--out", shards[0]], [shards[0]]),
+                (["report", analysis, "--out", analysis], [analysis]),
+                (["report", analysis, "--out", hard], [hard, analysis]),
+            ]
+            for (arguments, naming) in cases {
+                try Self.expectRefusedUnchanged(arguments, in: root, naming: naming + ["would overwrite the input"])
+            }
+            // Folder outputs: an input lying where the command writes one of its files.
+            let folder = root.appendingPathComponent("folder")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let inside = folder.appendingPathComponent("report.md").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: inside)
+            try Self.expectRefusedUnchanged(
+                ["diagnose", "--checkpoint", checkpoint, "--data", inside, "--tasks", "image-classification,mlm",
+                 "--samples", "3", "--batch-size", "4", "--bootstrap", "0", "--out", folder.path],
+                in: root, naming: [inside, "--data"])
+            let demoData = folder.appendingPathComponent("dense.h5").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: demoData)
+            try Self.expectRefusedUnchanged(
+                ["demo", "--data", demoData, "--out", folder.path, "--steps", "2", "--samples", "2", "--batch-size", "4",
+                 "--bootstrap", "0", "--lookahead", "0"],
+                in: root, naming: [demoData, "--data"])
+        }
+    }
+}
+
+extension CLITests {
+    @Test("report: one label twice, a heatmap name that is an input or a folder, --out a folder or in a missing folder → 2, nothing written")
+    func reportOutputs() throws {
+        try Self.withTinyAnalysis { root, checkpoint, _, analysis in
+            let other = try Self.probeAndAnalyze(checkpoint: URL(fileURLWithPath: checkpoint), in: root, name: "moe", seed: 3).path
+            let out = root.appendingPathComponent("out")
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let report = out.appendingPathComponent("report.md").path
+
+            let twin = root.appendingPathComponent("twin.h5").path
+            try FileManager.default.copyItem(atPath: analysis, toPath: twin)
+            try Self.expectRefusedUnchanged(
+                ["report", analysis, twin, "--out", report], in: root, naming: [analysis, twin, "'dense'"])
+
+            // An input under the name of one of the heatmaps the report writes beside it.
+            let heatmapNamed = out.appendingPathComponent("dense-encoder.layers.0.svg").path
+            try FileManager.default.copyItem(atPath: analysis, toPath: heatmapNamed)
+            try Self.expectRefusedUnchanged(
+                ["report", heatmapNamed, "--out", report], in: root, naming: [heatmapNamed, "would overwrite the input"])
+            try FileManager.default.removeItem(atPath: heatmapNamed)
+
+            try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: false)
+            try Self.expectRefusedUnchanged(["report", analysis, other, "--out", report], in: root, naming: [report, "is a directory"])
+            try FileManager.default.removeItem(atPath: report)
+
+            // The second run's heatmap is blocked by a folder: that file is named, and the first
+            // run's heatmap is not left behind.
+            let blocked = out.appendingPathComponent("moe-encoder.layers.0.svg").path
+            try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
+            try Self.expectRefusedUnchanged(["report", analysis, other, "--out", report], in: root, naming: [blocked, "is a directory"])
+            try FileManager.default.removeItem(atPath: blocked)
+
+            let nested = root.appendingPathComponent("new/sub/report.md").path
+            try Self.expectRefusedUnchanged(["report", analysis, "--out", nested], in: root, naming: [nested, "does not exist"])
+
+            let good = try Self.run(["report", analysis, other, "--out", report])
+            #expect(good.status == 0, "stderr: \(good.stderr)")
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == [
+                "report.md", "dense-encoder.layers.0.svg", "moe-encoder.layers.0.svg",
+            ])
+        }
+    }
+}
+
+extension CLITests {
+    /// A copy of the two-task interference file `source` (written with `--bootstrap 0` and no
+    /// look-ahead) with its 2×2 matrix I replaced by `matrix` (row-major). HDF5 keeps raw data
+    /// unchecksummed and contiguous, and in such a file only I has this shape: a diagonal of exactly
+    /// 1 wherever its row is defined (an undefined row is all NaN). The match must be unique.
+    static func patchedInterference(_ source: String, matrix: [Double], to path: String) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        func value(at offset: Int) -> Double {
+            Double(bitPattern: bytes[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) })
+        }
+        var matches: [Int] = []
+        for k in 0...(bytes.count - 32) {
+            let a = (0..<4).map { value(at: k + 8 * $0) }
+            let first = a[0] == 1 || (a[0].isNaN && a[1].isNaN)
+            let second = a[3] == 1 || (a[2].isNaN && a[3].isNaN)
+            if first && second && (a[0] == 1 || a[3] == 1) { matches.append(k) }
+        }
+        try #require(matches.count == 1, "expected one 2×2 interference matrix in \(source), found \(matches.count)")
+        for (j, entry) in matrix.enumerated() {
+            let pattern = withUnsafeBytes(of: entry.bitPattern.littleEndian, Array.init)
+            bytes.replaceSubrange(matches[0] + 8 * j..<matches[0] + 8 * (j + 1), with: pattern)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test("check and report: files that cannot be compared are both named; ±∞ or a stray NaN → 2; a whole undefined row still compares")
+    func unusableValues() throws {
+        try Self.withTinyRun { root, checkpointFile in
+            let checkpoint = checkpointFile.path
+            let probe = root.appendingPathComponent("plain.probe.h5").path
+            let probedPlain = try Self.run(
+                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "image-classification,mlm",
+                 "--samples", "8", "--batch-size", "8", "--out", probe, "--quiet"])
+            #expect(probedPlain.status == 0, "stderr: \(probedPlain.stderr)")
+            let plain = root.appendingPathComponent("plain.h5").path
+            let made = try Self.run(["analyze", probe, "--bootstrap", "0", "--label", "plain", "--out", plain])
+            #expect(made.status == 0, "stderr: \(made.stderr)")
+            let swappedProbe = root.appendingPathComponent("swapped.probe.h5").path
+            let probed = try Self.run(
+                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm,image-classification",
+                 "--samples", "3", "--batch-size", "4", "--out", swappedProbe, "--quiet"])
+            #expect(probed.status == 0, "stderr: \(probed.stderr)")
+            let swapped = root.appendingPathComponent("swapped.h5").path
+            #expect(try Self.run(["analyze", swappedProbe, "--bootstrap", "0", "--out", swapped]).status == 0)
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", plain, "--candidate", swapped], in: root, naming: [plain, swapped, "tasks"])
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", plain, "--candidate", plain, "--use-intervals"], in: root,
+                naming: ["baseline \(plain)", "candidate \(plain)", "no bootstrap interval"])
+
+            let infinite = root.appendingPathComponent("infinite.h5").path
+            try Self.patchedInterference(plain, matrix: [1, .infinity, 0.5, 1], to: infinite)
+            let stray = root.appendingPathComponent("stray-nan.h5").path
+            try Self.patchedInterference(plain, matrix: [1, .nan, 0.5, 1], to: stray)
+            let entry = "I[image-classification, mlm]"
+            for bad in [infinite, stray] {
+                try Self.expectRefusedUnchanged(
+                    ["check", "--baseline", plain, "--candidate", bad], in: root, naming: [bad, "encoder.layers.0", entry])
+                try Self.expectRefusedUnchanged(
+                    ["check", "--baseline", bad, "--candidate", plain], in: root, naming: [bad, "encoder.layers.0", entry])
+                try Self.expectRefusedUnchanged(
+                    ["report", bad, "--out", root.appendingPathComponent("r.md").path], in: root,
+                    naming: [bad, "encoder.layers.0", entry])
+            }
+            // A row whose every denominator was flagged is NaN on purpose: still compared (moved
+            // against a defined row, unchanged against itself) and reported.
+            let undefined = root.appendingPathComponent("undefined-row.h5").path
+            try Self.patchedInterference(plain, matrix: [.nan, .nan, 0.5, 1], to: undefined)
+            #expect(try Self.run(["check", "--baseline", undefined, "--candidate", undefined, "--tolerance", "0"]).status == 0)
+            #expect(try Self.run(["check", "--baseline", plain, "--candidate", undefined]).status == 1)
+            let reported = try Self.run(["report", undefined, "--out", root.appendingPathComponent("undefined.md").path])
+            #expect(reported.status == 0, "stderr: \(reported.stderr)")
+        }
+    }
+
+    @Test("report: --groups naming nothing or a group twice, runs with no group in common → 2")
+    func reportGroups() throws {
+        try Self.withTinyAnalysis { root, _, probe, analysis in
+            let roles = root.appendingPathComponent("roles.h5").path
+            #expect(try Self.run(["analyze", probe, "--group-by", "role", "--bootstrap", "0", "--label", "roles", "--out", roles]).status == 0)
+            let out = root.appendingPathComponent("r.md").path
+            try Self.expectRefusedUnchanged(["report", analysis, roles, "--out", out], in: root, naming: [analysis, roles, "share no group"])
+            for groups in ["", ",", " , ", "encoder.layers.0,encoder.layers.0", "encoder.layers.0,"] {
+                try Self.expectRefusedUnchanged(["report", analysis, "--groups", groups, "--out", out], in: root, naming: ["--groups"])
+            }
+            try Self.expectRefusedUnchanged(
+                ["report", analysis, "--groups", "encoder.layers.7", "--out", out], in: root,
+                naming: ["--groups", "encoder.layers.7", analysis])
+        }
+    }
+
+    /// Whether python3 with h5py is at hand (to craft an HDF5 file the analysis never writes).
+    static let hasH5py: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import h5py"]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    @Test("report of an interference file with no groups → 2 naming it", .enabled(if: hasH5py, "needs python3 with h5py"))
+    func reportNoGroups() throws {
+        try Self.withTinyAnalysis { root, _, _, analysis in
+            let empty = root.appendingPathComponent("no-groups.h5").path
+            try FileManager.default.copyItem(atPath: analysis, toPath: empty)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "python3", "-c",
+                "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f:\n    for k in list(f['groups']): del f['groups'][k]",
+                empty,
+            ]
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0)
+            try Self.expectRefusedUnchanged(
+                ["report", empty, "--out", root.appendingPathComponent("r.md").path], in: root, naming: [empty, "no groups"])
+        }
+    }
+}
+
+extension CLITests {
+    @Test("diagnose: bad options or inputs → 2 before the folder is made; a later failure removes what the run made, never what was there")
+    func diagnoseCleansUp() throws {
+        try Self.withTinyRun { root, checkpointFile in
+            let checkpoint = checkpointFile.path
+            let garbage = root.appendingPathComponent("garbage.h5").path
+            try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: garbage))
+            let settings = ["--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4", "--bootstrap", "0"]
+            let fresh = root.appendingPathComponent("fresh/nested").path
+            let existing = root.appendingPathComponent("existing")
+            try FileManager.default.createDirectory(at: existing, withIntermediateDirectories: true)
+            try Data("keep me".utf8).write(to: existing.appendingPathComponent("notes.txt"))
+            for out in [fresh, existing.path] {
+                let cases: [([String], [String])] = [
+                    (["--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm,foo"], ["--tasks", "'foo'"]),
+                    (["--checkpoint", checkpoint, "--data", Self.data, "--samples", "1"], ["--samples"]),
+                    (["--checkpoint", garbage, "--data", Self.data], [garbage]),
+                    (["--checkpoint", checkpoint, "--data", garbage], [garbage]),
+                    // Found only by the probe, after the folder was made.
+                    (["--checkpoint", checkpoint, "--data", Self.data, "--batch-size", "100000"], ["batch size 100000"]),
+                ]
+                for (arguments, naming) in cases {
+                    try Self.expectRefusedUnchanged(
+                        ["diagnose", "--out", out] + settings + arguments, in: root, naming: naming)
+                }
+            }
+        }
+    }
+}
+
+extension CLITests {
+    @Test("demo: every bad option → 2 naming it before anything is trained or written")
+    func demoOptions() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let out = root.appendingPathComponent("demo").path
+        let quick = [
+            "--data", Self.data, "--out", out, "--steps", "2", "--samples", "2", "--batch-size", "4", "--bootstrap", "0",
+            "--lookahead", "0", "--lookahead-sweep", "",
+        ]
+        let cases: [([String], String)] = [
+            (["--experts", "1"], "--experts"), (["--experts", "0"], "--experts"), (["--tasks", "mlm,foo"], "--tasks"),
+            (["--samples", "1"], "--samples"), (["--steps", "0"], "--steps"), (["--batch-size", "0"], "--batch-size"),
+            (["--lookahead-samples", "0"], "--lookahead-samples"),
+        ]
+        for (arguments, option) in cases {
+            try Self.expectRefusedUnchanged(["demo"] + quick + arguments, in: root, naming: [option])
+        }
+        let file = root.appendingPathComponent("a-file").path
+        try Data().write(to: URL(fileURLWithPath: file))
+        try Self.expectRefusedUnchanged(["demo"] + quick + ["--out", file], in: root, naming: [file, "must be a folder"])
+    }
+}
+
+extension CLITests {
+    @Test("train --curves: a missing folder, '', a folder, the data or a run file → 2 before training; in the new run folder → 0")
+    func trainCurves() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.appendingPathComponent("data.h5").path
+        try FileManager.default.copyItem(atPath: Self.data, toPath: data)
+        let run = root.appendingPathComponent("run")
+        let train = ["train", "--model", "dense", "--data", data, "--steps", "3", "--out", run.path] + Self.tiny
+        let cases: [(String, [String])] = [
+            (root.appendingPathComponent("nope/curves.svg").path, ["nope", "does not exist"]),
+            ("", ["--curves", "empty"]),
+            (root.path, [root.path, "directory"]),
+            (data, [data, "would overwrite the input"]),
+            (run.appendingPathComponent("model.safetensors").path, ["model.safetensors"]),
+        ]
+        for (curves, naming) in cases {
+            try Self.expectRefusedUnchanged(train + ["--curves", curves], in: root, naming: naming)
+        }
+        let curves = run.appendingPathComponent("curves.svg")
+        let good = try Self.run(train + ["--curves", curves.path])
+        #expect(good.status == 0, "stderr: \(good.stderr)")
+        #expect(FileManager.default.fileExists(atPath: curves.path))
+    }
+}
+
+extension CLITests {
+    @Test("a negative number reaches the checks: the message names the option and what it must be, not 'Missing value'")
+    func negativeNumbers() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let out = root.appendingPathComponent("out").path
+            let probing = ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--out", out]
+            let training = ["train", "--model", "dense", "--data", Self.data, "--steps", "2", "--out", out]
+            let diagnosing = ["diagnose", "--checkpoint", checkpoint, "--data", Self.data, "--out", out]
+            let demo = ["demo", "--data", Self.data, "--out", out]
+            let lookAhead = ["--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", Self.data]
+            let cases: [([String], String, String)] = [
+                (probing, "--samples", "at least 1"), (probing, "--batch-size", "at least 1"),
+                (probing, "--seed", "non-negative"),
+                (["analyze", probe, "--out", out], "--bootstrap", "non-negative"),
+                (["analyze", probe, "--out", out], "--seed", "non-negative"),
+                (["analyze", probe, "--out", out, "--checkpoint", checkpoint, "--data", Self.data], "--lookahead", "> 0"),
+                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-samples", "≥ 1"),
+                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-steps", "≥ 1"),
+                (["check", "--baseline", analysis, "--candidate", analysis], "--tolerance", "non-negative"),
+                (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--batch-size", "positive"),
+                (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--masking-seed", "non-negative"),
+                (training, "--steps", "positive"), (training, "--seed", "non-negative"), (training, "--lr", "positive"),
+                (training, "--warmup", "negative"), (training, "--width", "positive"), (training, "--top-k", "1 or 2"),
+                (diagnosing, "--samples", "at least 2"), (diagnosing, "--bootstrap", "non-negative"),
+                (diagnosing, "--seed", "non-negative"),
+                (demo, "--steps", "positive"), (demo, "--experts", "at least 2"), (demo, "--lookahead", "λ > 0"),
+                (demo, "--seed", "non-negative"),
+            ]
+            for (command, option, reason) in cases {
+                let result = try Self.run(command + [option, "-1"])
+                let name = option.hasPrefix("--lookahead-") ? "look-ahead" : String(option.dropFirst(2))
+                Self.expectRefused(result, naming: [name, reason])
+                #expect(!result.stderr.contains("Missing value"), "\(command) \(option): \(result.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+}
+
+extension CLITests {
+    @Test("--memory-budget that is not a byte count → 2 naming the option, not another command")
+    func memoryBudget() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, _ in
+            let out = root.appendingPathComponent("out.h5").path
+            for command in [
+                ["merge", probe, "--out", out],
+                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--out", out],
+            ] {
+                for budget in ["x", "-1"] {
+                    let result = try Self.run(command + ["--memory-budget", budget])
+                    Self.expectRefused(result, naming: ["--memory-budget", "'\(budget)' is not a byte count"])
+                    #expect(!result.stderr.contains("probe:"), "\(result.stderr)")
+                }
+            }
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+}
