@@ -20,9 +20,10 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
-# Python's safetensors package reads the checkpoints we write (one round-trip test calls it).
+# Python's safetensors package reads the checkpoints we write (one round-trip test calls it);
+# h5py crafts an interference file the analysis never writes (one bad-input test).
 pydeps:
-	@python3 -c "import safetensors, numpy" 2>/dev/null || python3 -m pip install -q safetensors numpy
+	@python3 -c "import safetensors, numpy, h5py" 2>/dev/null || python3 -m pip install -q safetensors numpy h5py
 
 build: deps
 	$(SWIFT) build

@@ -300,18 +300,8 @@ extension CLITests {
         }
     }
 
-    /// Whether python3 with h5py is at hand (to craft an HDF5 file the analysis never writes).
-    static let hasH5py: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import h5py"]
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
-
-    @Test("report of an interference file with no groups → 2 naming it", .enabled(if: hasH5py, "needs python3 with h5py"))
+    /// The file is crafted with h5py (the Makefile's `pydeps` installs it for `make test`).
+    @Test("report of an interference file with no groups → 2 naming it")
     func reportNoGroups() throws {
         try Self.withTinyAnalysis { root, _, _, analysis in
             let empty = root.appendingPathComponent("no-groups.h5").path
