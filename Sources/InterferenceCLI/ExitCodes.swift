@@ -13,6 +13,7 @@ import UniPerceiver
 /// | 1 | a check failed (`check`: a regression beyond the tolerance) |
 /// | 2 | bad usage or bad input: unknown option/model/task, missing or malformed file, a dataset that does not fit the model, a non-finite loss — one line naming the file, task or step |
 /// | 130 | training interrupted by SIGINT after writing its checkpoint (continue with `--resume`) |
+/// | 128 + N | stopped by signal N (SIGTERM 143, SIGHUP 129, SIGINT 130 outside training) after removing the temporary files of unfinished outputs (`TerminationCleanup`) |
 enum ExitCodes {
     static let success: Int32 = 0
     static let checkFailed: Int32 = 1
@@ -23,7 +24,8 @@ enum ExitCodes {
     static let helpText = """
         Exit status: 0 success; 1 a check failed; 2 bad usage or bad input (a one-line message \
         names the file, task or step); 130 training interrupted by SIGINT after writing a \
-        checkpoint (continue with --resume).
+        checkpoint (continue with --resume); 128 + N stopped by signal N (SIGTERM 143, SIGHUP \
+        129, SIGINT 130), unfinished outputs removed.
         """
 
     /// Prints what `error` says (help to stdout, everything else to stderr as one line) and returns

@@ -20,6 +20,7 @@ struct InterferenceCommand: ParsableCommand {
     /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every
     /// failure through `ExitCodes.report` (usage and bad input → 2).
     static func main() {
+        TerminationCleanup.install()
         Foundation.exit(run(Array(CommandLine.arguments.dropFirst())))
     }
 

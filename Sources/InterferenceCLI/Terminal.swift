@@ -1,4 +1,6 @@
 import Foundation
+import Storage
+import Synchronization
 import Training
 
 /// A progress line on stderr, redrawn in place, only when stderr is a terminal.
@@ -31,17 +33,22 @@ final class ProgressLine {
 
 /// Turns SIGINT into a stop request: the first one raises the flag (the loop finishes its step,
 /// writes a checkpoint and returns); a second one exits at once — every file is written atomically,
-/// so the last checkpoint is intact either way.
+/// so the last checkpoint is intact either way, and an unfinished one's temporary file is removed.
+/// While it watches, `TerminationCleanup` leaves SIGINT to it.
 final class InterruptWatcher {
     let flag = StopFlag()
     private let source: DispatchSourceSignal
 
     init() {
         signal(SIGINT, SIG_IGN)
+        TerminationCleanup.trainingOwnsInterrupt.store(true, ordering: .sequentiallyConsistent)
         source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue.global())
         let flag = self.flag
         source.setEventHandler {
-            if flag.isRaised { _exit(ExitCodes.interrupted) }
+            if flag.isRaised {
+                AtomicFile.removePendingFiles()
+                _exit(ExitCodes.interrupted)
+            }
             flag.raise()
             FileHandle.standardError.write(
                 Data("\ninterrupt: finishing the current step and writing a checkpoint (again to quit now)\n".utf8))
@@ -51,6 +58,34 @@ final class InterruptWatcher {
 
     func cancel() {
         source.cancel()
-        signal(SIGINT, SIG_DFL)
+        TerminationCleanup.trainingOwnsInterrupt.store(false, ordering: .sequentiallyConsistent)
+        if !TerminationCleanup.isInstalled { signal(SIGINT, SIG_DFL) }
+    }
+}
+
+/// SIGTERM, SIGHUP and SIGINT (outside training, whose `InterruptWatcher` makes SIGINT a stop
+/// request) end the process at once with status 128 + the signal, as the default action would,
+/// but first remove the temporary files of outputs not yet complete. Outputs only appear under
+/// their final names when complete (`AtomicFile`); without this a probe killed by a batch
+/// scheduler also left its hidden, often hundred-megabyte temporary file behind.
+enum TerminationCleanup {
+    static let trainingOwnsInterrupt = Atomic<Bool>(false)
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    nonisolated(unsafe) private(set) static var isInstalled = false
+
+    /// Call once, at start, from the main thread.
+    static func install() {
+        for number in [SIGTERM, SIGHUP, SIGINT] {
+            signal(number, SIG_IGN)  // the dispatch source receives it instead of the default action
+            let source = DispatchSource.makeSignalSource(signal: number, queue: DispatchQueue.global())
+            source.setEventHandler {
+                if number == SIGINT && trainingOwnsInterrupt.load(ordering: .sequentiallyConsistent) { return }
+                AtomicFile.removePendingFiles()
+                _exit(128 + number)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        isInstalled = true
     }
 }

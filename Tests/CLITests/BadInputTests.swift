@@ -460,3 +460,38 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// A batch scheduler stops jobs with SIGTERM (or SIGHUP); an interactive user with SIGINT. The
+    /// probe then exits with 128 + the signal, as by default, and leaves neither its output nor the
+    /// hidden temporary file it was writing.
+    @Test("SIGTERM, SIGHUP or SIGINT during a probe → 128 + signal, and no file left behind")
+    func signalsRemoveUnfinishedOutputs() throws {
+        try Self.withTinyRun { root, checkpoint in
+            for number in [SIGTERM, SIGHUP, SIGINT] {
+                let folder = root.appendingPathComponent("probe-\(number)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                let process = Process()
+                process.executableURL = try Self.executable()
+                process.arguments = [
+                    "probe", "--checkpoint", checkpoint.path, "--data", Self.data, "--tasks", "image-classification,mlm",
+                    "--samples", "2000", "--batch-size", "4", "--quiet", "--out", folder.appendingPathComponent("p.h5").path,
+                ]
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                // Wait until the probe is writing its temporary file, then stop it.
+                let deadline = Date().addingTimeInterval(60)
+                var writing = false
+                while Date() < deadline, process.isRunning, !writing {
+                    writing = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).contains { $0.hasPrefix(".p.h5.tmp-") }
+                    if !writing { Thread.sleep(forTimeInterval: 0.005) }
+                }
+                try #require(writing, "signal \(number): the probe never started writing")
+                kill(process.processIdentifier, number)
+                process.waitUntilExit()
+                #expect(process.terminationReason == .exit && process.terminationStatus == 128 + number, "signal \(number): \(process.terminationReason) \(process.terminationStatus)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [], "signal \(number)")
+            }
+        }
+    }
+}
