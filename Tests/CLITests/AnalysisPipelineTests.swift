@@ -5,17 +5,18 @@ import Testing
 extension CLITests {
     /// Tiny train → probe (N = 3, B = 4) → analyze; returns the run folder.
     static func probeAndAnalyze(
-        checkpoint: URL, in root: URL, name: String, seed: Int
+        checkpoint: URL, in root: URL, name: String, seed: Int, tasks: String = "image-classification,mlm",
+        samples: Int = 3, batchSize: Int = 4, bootstrap: Int = 20
     ) throws -> URL {
         let probe = root.appendingPathComponent("\(name).probe.h5")
         let probed = try run(
             ["probe", "--checkpoint", checkpoint.path, "--data", data,
-             "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
+             "--tasks", tasks, "--samples", "\(samples)", "--batch-size", "\(batchSize)",
              "--seed", "\(seed)", "--out", probe.path, "--quiet"])
         #expect(probed.status == 0, "stderr: \(probed.stderr)")
         let analysis = root.appendingPathComponent("\(name).h5")
         let analyzed = try run(
-            ["analyze", probe.path, "--group-by", "layer", "--bootstrap", "20", "--seed", "1",
+            ["analyze", probe.path, "--group-by", "layer", "--bootstrap", "\(bootstrap)", "--seed", "1",
              "--label", name, "--out", analysis.path])
         #expect(analyzed.status == 0, "stderr: \(analyzed.stderr)")
         return analysis

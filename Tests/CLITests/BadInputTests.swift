@@ -237,22 +237,10 @@ extension CLITests {
     @Test("check and report: files that cannot be compared are both named; ±∞ or a stray NaN → 2; a whole undefined row still compares")
     func unusableValues() throws {
         try Self.withTinyRun { root, checkpointFile in
-            let checkpoint = checkpointFile.path
-            let probe = root.appendingPathComponent("plain.probe.h5").path
-            let probedPlain = try Self.run(
-                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "image-classification,mlm",
-                 "--samples", "8", "--batch-size", "8", "--out", probe, "--quiet"])
-            #expect(probedPlain.status == 0, "stderr: \(probedPlain.stderr)")
-            let plain = root.appendingPathComponent("plain.h5").path
-            let made = try Self.run(["analyze", probe, "--bootstrap", "0", "--label", "plain", "--out", plain])
-            #expect(made.status == 0, "stderr: \(made.stderr)")
-            let swappedProbe = root.appendingPathComponent("swapped.probe.h5").path
-            let probed = try Self.run(
-                ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm,image-classification",
-                 "--samples", "3", "--batch-size", "4", "--out", swappedProbe, "--quiet"])
-            #expect(probed.status == 0, "stderr: \(probed.stderr)")
-            let swapped = root.appendingPathComponent("swapped.h5").path
-            #expect(try Self.run(["analyze", swappedProbe, "--bootstrap", "0", "--out", swapped]).status == 0)
+            let plain = try Self.probeAndAnalyze(
+                checkpoint: checkpointFile, in: root, name: "plain", seed: 0, samples: 8, batchSize: 8, bootstrap: 0).path
+            let swapped = try Self.probeAndAnalyze(
+                checkpoint: checkpointFile, in: root, name: "swapped", seed: 0, tasks: "mlm,image-classification", bootstrap: 0).path
             try Self.expectRefusedUnchanged(
                 ["check", "--baseline", plain, "--candidate", swapped], in: root, naming: [plain, swapped, "tasks"])
             try Self.expectRefusedUnchanged(

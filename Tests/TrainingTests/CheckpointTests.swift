@@ -92,18 +92,13 @@ import UniPerceiver
             values[values.count - 1] = damage == .nonFiniteWeight ? .nan : -.infinity
             entries[2] = SafeTensorsEntry(name: entry.name, shape: entry.shape, floats: values)
             expectedTensor = entry.name
-        case .otherFormat:
-            metadata["format"] = "someone-else/checkpoint"
-            expectedTensor = "format"
-        case .otherVersion:
-            metadata["version"] = "2"
-            expectedTensor = "version"
-        case .kindContradictsConfig:
-            metadata["kind"] = "moe"
-            expectedTensor = "kind"
-        case .routingContradictsConfig:
-            metadata["routing"] = "attribute"
-            expectedTensor = "routing"
+        case .otherFormat, .otherVersion, .kindContradictsConfig, .routingContradictsConfig:
+            let (key, value) = [
+                Damage.otherFormat: ("format", "someone-else/checkpoint"), .otherVersion: ("version", "2"),
+                .kindContradictsConfig: ("kind", "moe"), .routingContradictsConfig: ("routing", "attribute"),
+            ][damage]!
+            metadata[key] = value
+            expectedTensor = key  // the message names the metadata key
         case .missingTensor:
             entries.remove(at: 0)
         case .unexpectedTensor:
