@@ -47,8 +47,13 @@ public enum GramAccumulator {
     /// 192 rows 0.131–0.162 s, 96 rows 0.137–0.141 s. 320 costs the first 1 % and saves the second
     /// 15–25 %.
     public static let rowTile = 320
-    /// Columns per block; each lane's calls have `k = columnBlock / lanes`.
-    public static let columnBlock = 4096
+    /// Columns per block; each lane's calls have `k = columnBlock / lanes`. A lane's converted block
+    /// (300 rows × 384 Doubles, 0.9 MB) then stays in its core's 1 MB L2 while BLAS packs it. On the
+    /// AVX-512 host (`make bench-gram`, interleaved, best of 10), 28 tensors: 768 columns
+    /// 0.111–0.115 s against 0.115–0.123 s for 4096; one D = 192 `ffn.dense2.weight`: 0.160–0.163
+    /// against 0.168–0.171 s; 512 and 1024 columns in between. (2048 and 8192 were no better than
+    /// 4096 on the AVX2 host; 768 was not measured there.)
+    public static let columnBlock = 768
     /// Column ranges per block, computed concurrently.
     public static let lanes = 2
 

@@ -78,7 +78,7 @@ public struct ProbeSource: Sendable, Equatable {
 /// in blocks of rows that fit the budget (``GramAccumulator``). Both paths give the same Gram bit for
 /// bit. Spilled rows stay in the file (as if `--store-gradients` had been asked for that parameter).
 /// Beyond the budget the probe needs the model, one gradient buffer, one Gram (`(T·N)²` Doubles)
-/// and `T·N × 4096` Doubles of conversion space.
+/// and `T·N × GramAccumulator.columnBlock` Doubles of conversion space.
 ///
 /// **Shards.** A cross-shard Gram entry `⟨g_a, g_b⟩` needs both rows, so a shard cannot finish its
 /// Gram: it stores its rows (`--store-gradients` is implied), writes no Gram, and `merge`

@@ -172,7 +172,7 @@ func accumulatedGram(
         #expect(GramAccumulator.superRows(width: 1000, budget: 0) == tile)
         let rows = GramAccumulator.superRows(width: 1000, budget: 100 << 20)
         #expect(rows % tile == 0 && rows > tile)
-        #expect(rows * 2 * (4 * 1000 + 8 * 1000) <= 100 << 20)
+        #expect(rows * 2 * (4 * 1000 + 8 * min(1000, GramAccumulator.columnBlock)) <= 100 << 20)
     }
 }
 
