@@ -34,17 +34,16 @@ final class ProgressLine {
 /// Turns SIGINT into a stop request: the first one raises the flag (the loop finishes its step,
 /// writes a checkpoint and returns); a second one exits at once — every file is written atomically,
 /// so the last checkpoint is intact either way, and an unfinished one's temporary file is removed.
-/// While it watches, `TerminationCleanup` leaves SIGINT to it.
+/// It takes SIGINT over from `TerminationCleanup`, which owns the process's one SIGINT source
+/// (a second source for the same signal, with its own `signal(SIGINT, SIG_IGN)`, silently took
+/// libdispatch's handler away and SIGINT went unheard).
 final class InterruptWatcher {
     let flag = StopFlag()
-    private let source: DispatchSourceSignal
 
     init() {
-        signal(SIGINT, SIG_IGN)
-        TerminationCleanup.trainingOwnsInterrupt.store(true, ordering: .sequentiallyConsistent)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue.global())
+        TerminationCleanup.install()
         let flag = self.flag
-        source.setEventHandler {
+        TerminationCleanup.setInterruptHandler {
             if flag.isRaised {
                 AtomicFile.removePendingFiles()
                 _exit(ExitCodes.interrupted)
@@ -53,39 +52,44 @@ final class InterruptWatcher {
             FileHandle.standardError.write(
                 Data("\ninterrupt: finishing the current step and writing a checkpoint (again to quit now)\n".utf8))
         }
-        source.resume()
     }
 
-    func cancel() {
-        source.cancel()
-        TerminationCleanup.trainingOwnsInterrupt.store(false, ordering: .sequentiallyConsistent)
-        if !TerminationCleanup.isInstalled { signal(SIGINT, SIG_DFL) }
-    }
+    func cancel() { TerminationCleanup.setInterruptHandler(nil) }
 }
 
-/// SIGTERM, SIGHUP and SIGINT (outside training, whose `InterruptWatcher` makes SIGINT a stop
-/// request) end the process at once with status 128 + the signal, as the default action would,
-/// but first remove the temporary files of outputs not yet complete. Outputs only appear under
-/// their final names when complete (`AtomicFile`); without this a probe killed by a batch
-/// scheduler also left its hidden, often hundred-megabyte temporary file behind.
+/// SIGTERM, SIGHUP and SIGINT end the process at once with status 128 + the signal, as the default
+/// action would, but first remove the temporary files of outputs not yet complete. Outputs only
+/// appear under their final names when complete (`AtomicFile`); without this a probe killed by a
+/// batch scheduler also left its hidden, often hundred-megabyte temporary file behind. Training
+/// replaces the SIGINT action with a stop request (`InterruptWatcher`).
 enum TerminationCleanup {
-    static let trainingOwnsInterrupt = Atomic<Bool>(false)
-    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
-    nonisolated(unsafe) private(set) static var isInstalled = false
+    private static let state = Mutex<(installed: Bool, sources: [DispatchSourceSignal], interrupt: (@Sendable () -> Void)?)>(
+        (false, [], nil))
 
-    /// Call once, at start, from the main thread.
+    /// Installs the handlers (once; later calls do nothing).
     static func install() {
-        for number in [SIGTERM, SIGHUP, SIGINT] {
-            signal(number, SIG_IGN)  // the dispatch source receives it instead of the default action
-            let source = DispatchSource.makeSignalSource(signal: number, queue: DispatchQueue.global())
-            source.setEventHandler {
-                if number == SIGINT && trainingOwnsInterrupt.load(ordering: .sequentiallyConsistent) { return }
-                AtomicFile.removePendingFiles()
-                _exit(128 + number)
+        state.withLock { state in
+            guard !state.installed else { return }
+            state.installed = true
+            for number in [SIGTERM, SIGHUP, SIGINT] {
+                signal(number, SIG_IGN)  // the dispatch source receives it instead of the default action
+                let source = DispatchSource.makeSignalSource(signal: number, queue: DispatchQueue.global())
+                source.setEventHandler {
+                    if number == SIGINT, let interrupt = TerminationCleanup.state.withLock({ $0.interrupt }) {
+                        interrupt()
+                        return
+                    }
+                    AtomicFile.removePendingFiles()
+                    _exit(128 + number)
+                }
+                source.resume()
+                state.sources.append(source)
             }
-            source.resume()
-            sources.append(source)
         }
-        isInstalled = true
+    }
+
+    /// What SIGINT does instead of cleaning up and exiting (nil: clean up and exit again).
+    static func setInterruptHandler(_ handler: (@Sendable () -> Void)?) {
+        state.withLock { $0.interrupt = handler }
     }
 }

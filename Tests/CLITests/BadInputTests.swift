@@ -459,12 +459,10 @@ extension CLITests {
             for number in [SIGTERM, SIGHUP, SIGINT] {
                 let folder = root.appendingPathComponent("probe-\(number)")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                let process = Process()
-                process.executableURL = try Self.executable()
-                process.arguments = [
+                let process = try Self.launcher([
                     "probe", "--checkpoint", checkpoint.path, "--data", Self.data, "--tasks", "image-classification,mlm",
                     "--samples", "2000", "--batch-size", "4", "--quiet", "--out", folder.appendingPathComponent("p.h5").path,
-                ]
+                ])
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 // Wait until the probe is writing its temporary file, then stop it.

@@ -39,9 +39,7 @@ import Testing
     static func run(
         _ arguments: [String], interruptWhenExists trigger: URL? = nil, timeout: TimeInterval? = nil
     ) throws -> Result {
-        let process = Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
+        let process = try launcher(arguments)
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         process.environment = environment
@@ -69,6 +67,24 @@ import Testing
         return Result(
             status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// A process that runs the executable with `arguments` as a shell would start it: signals
+    /// unblocked and at their default actions. The test runner's threads block some signals, and a
+    /// child inherits that mask; with SIGINT blocked, a bug that left SIGINT ignored went unseen
+    /// (a blocked signal is queued, not discarded). `python3` (a `make test` dependency) resets the
+    /// mask and execs the executable under the same process id.
+    static func launcher(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let reset = """
+            import os, signal, sys
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)
+            os.execv(sys.argv[1], sys.argv[1:])
+            """
+        process.arguments = ["python3", "-c", reset, try executable().path] + arguments
+        return process
     }
 
     static func temporaryDirectory() throws -> URL {
