@@ -5,11 +5,16 @@ import Foundation
 ///
 /// The distribution builds of libhdf5 are not thread-safe, and Swift Testing (or a probe writing
 /// from several tasks) calls in from many threads, so every wrapper call runs under one recursive
-/// lock. The first call also turns off HDF5's own error printing: failures are reported as
-/// ``StorageError`` values carrying HDF5's innermost message instead.
+/// lock. The first call also turns off HDF5's own error printing (failures are reported as
+/// ``StorageError`` values carrying HDF5's innermost message instead) and its cleanup at exit.
 enum HDF5Library {
     private static let lock = NSRecursiveLock()
     private static let initialized: Bool = {
+        // No library shutdown at exit (must precede every other HDF5 call): after a close that
+        // failed to flush (a full disk), HDF5 1.10's atexit cleanup dereferenced the half-closed
+        // file and crashed the process after its error line. Files are closed or discarded
+        // explicitly, so nothing is lost by skipping it.
+        H5dont_atexit()
         chdf5_silence_errors()
         return true
     }()

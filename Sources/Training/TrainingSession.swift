@@ -80,12 +80,30 @@ public final class TrainingSession {
         if fm.fileExists(atPath: directory.appendingPathComponent(modelFileName).path) {
             throw .existingCheckpoint(directory: directory.path)
         }
+        let existed = fm.fileExists(atPath: directory.path)
         do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw .io(file: directory.path, reason: "cannot create the output directory (\(error.localizedDescription))")
         }
         let session = TrainingSession(directory: directory, trainer: trainer, secondsBefore: 0)
+        session.createdDirectory = !existed
         try session.rewriteLog(keepingThrough: 0)
         return session
+    }
+
+    /// Whether `start` made the run's folder (so a run that fails before its first checkpoint can
+    /// remove it again).
+    private var createdDirectory = false
+
+    /// A new run that failed before writing any checkpoint leaves nothing: its log (which no
+    /// `--resume` could use) goes, and the folder too when this session made it.
+    private func removeUnfinishedRun() {
+        guard !FileManager.default.fileExists(atPath: modelURL.path) else { return }
+        try? log?.close()
+        log = nil
+        try? FileManager.default.removeItem(at: logURL)
+        if createdDirectory, (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?.isEmpty == true {
+            try? FileManager.default.removeItem(at: directory)
+        }
     }
 
     /// Continues the run in `directory` from its checkpoint. `steps`, when given, replaces the
@@ -217,9 +235,18 @@ public final class TrainingSession {
     /// Trains until `options.steps` or until `shouldStop()` answers true between two steps; writes
     /// a checkpoint every `checkpointEvery` steps, after the last step and when stopped.
     /// `onStep` sees every record (progress display). On a thrown error nothing is written: the last
-    /// checkpoint stays as it was.
+    /// checkpoint stays as it was, and a new run without one leaves no files.
     public func run(
         shouldStop: () -> Bool = { false }, onStep: (StepRecord) -> Void = { _ in }
+    ) throws(TrainingError) -> TrainingSummary {
+        do { return try runSteps(shouldStop: shouldStop, onStep: onStep) } catch {
+            removeUnfinishedRun()
+            throw error
+        }
+    }
+
+    private func runSteps(
+        shouldStop: () -> Bool, onStep: (StepRecord) -> Void
     ) throws(TrainingError) -> TrainingSummary {
         let start = DispatchTime.now().uptimeNanoseconds
         let before = secondsBefore
@@ -234,7 +261,13 @@ public final class TrainingSession {
             }
             let record = try trainer.trainStep(seconds: elapsed)
             dirty = true
-            log?.write(Data((record.jsonLine + "\n").utf8))
+            // `write(contentsOf:)` throws where the older `write(_:)` traps (a full disk, a quota).
+            do { try log?.write(contentsOf: Data((record.jsonLine + "\n").utf8)) } catch {
+                // Foundation's own text is "The operation could not be completed"; the POSIX one says why.
+                let ns = error as NSError
+                let why = (ns.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription ?? ns.localizedDescription
+                throw .io(file: logURL.path, reason: "cannot append to the training log (\(why))")
+            }
             onStep(record)
             if record.step % trainer.options.checkpointEvery == 0 {
                 try saveCheckpoint()

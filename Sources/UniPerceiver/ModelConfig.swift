@@ -165,13 +165,15 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         // and a damaged or mistyped configuration is refused instead of exhausting memory.
         for (field, value, limit) in [
             ("hidden_size", hiddenSize, 1 << 16), ("num_layers", numLayers, 1 << 10), ("ffn_size", ffnSize, 1 << 18),
-            ("image_size", imageSize, 1 << 12), ("channels", channels, 1 << 10), ("vocab_size", vocabSize, 1 << 24),
+            ("image_size", imageSize, 1 << 12), ("patch_size", patchSize, 1 << 12), ("channels", channels, 1 << 10),
+            ("vocab_size", vocabSize, 1 << 24),
             ("max_text_length", maxTextLength, 1 << 16), ("num_experts", routing == .none ? 1 : numExperts, 1 << 10),
         ] where value > limit {
             throw .tooLarge(field: field, value: value, limit: limit)
         }
         if approximateParameterCount > Double(Self.parameterLimit) {
-            throw .tooLarge(field: "parameter count", value: Int(approximateParameterCount), limit: Self.parameterLimit)
+            throw .tooLarge(
+                field: "parameter count", value: Int(min(approximateParameterCount, 9e18)), limit: Self.parameterLimit)
         }
         if hiddenSize % numHeads != 0 { throw .indivisible(field: "hidden_size", value: hiddenSize, by: numHeads) }
         if hiddenSize % 4 != 0 { throw .indivisible(field: "hidden_size", value: hiddenSize, by: 4) }

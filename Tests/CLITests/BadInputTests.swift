@@ -481,3 +481,33 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// A full disk or a quota (here a file-size limit) fails writes with EFBIG. Every command must
+    /// then exit 2 with one line, and leave no output, temporary file or orphaned training log
+    /// (HDF5's exit-time cleanup used to crash on the half-closed file; the training log's write
+    /// trapped).
+    @Test("a full disk during probe, analyze or train → 2, one line, nothing left behind")
+    func fullDisk() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, _ in
+            let folder = root.appendingPathComponent("full")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let commands: [(String, [String])] = [
+                ("probe", ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "image-classification,mlm",
+                           "--samples", "4", "--batch-size", "4", "--quiet", "--out", folder.appendingPathComponent("p.h5").path]),
+                ("analyze", ["analyze", probe, "--bootstrap", "5", "--out", folder.appendingPathComponent("i.h5").path]),
+                ("train", ["train", "--model", "dense", "--data", Self.data, "--steps", "3", "--out",
+                           folder.appendingPathComponent("run").path] + Self.tiny),
+            ]
+            for (name, arguments) in commands {
+                for limit in [0, 4096] {
+                    let result = try Self.run(arguments, timeout: 120, fileSizeLimit: limit)
+                    #expect(result.status == 2, "\(name), limit \(limit): \(result.status) \(result.stderr)")
+                    let lines = result.stderr.split(separator: "\n")
+                    #expect(lines.count == 1, "\(name), limit \(limit): \(result.stderr)")
+                    #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [], "\(name), limit \(limit)")
+                }
+            }
+        }
+    }
+}

@@ -37,9 +37,10 @@ import Testing
     /// child's log file; after `timeout` seconds the child is killed, so a hang fails the test
     /// instead of stopping it).
     static func run(
-        _ arguments: [String], interruptWhenExists trigger: URL? = nil, timeout: TimeInterval? = nil
+        _ arguments: [String], interruptWhenExists trigger: URL? = nil, timeout: TimeInterval? = nil,
+        fileSizeLimit: Int? = nil
     ) throws -> Result {
-        let process = try launcher(arguments)
+        let process = try launcher(arguments, fileSizeLimit: fileSizeLimit)
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         process.environment = environment
@@ -74,13 +75,19 @@ import Testing
     /// child inherits that mask; with SIGINT blocked, a bug that left SIGINT ignored went unseen
     /// (a blocked signal is queued, not discarded). `python3` (a `make test` dependency) resets the
     /// mask and execs the executable under the same process id.
-    static func launcher(_ arguments: [String]) throws -> Process {
+    /// `fileSizeLimit` (bytes) makes every write beyond it fail with EFBIG, as a full disk or a
+    /// quota would (SIGXFSZ ignored, as `ulimit -f` with `trap '' XFSZ`).
+    static func launcher(_ arguments: [String], fileSizeLimit: Int? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let limit = fileSizeLimit.map {
+            "import resource; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (\($0), \($0)))"
+        } ?? ""
         let reset = """
             import os, signal, sys
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)
+            \(limit)
             os.execv(sys.argv[1], sys.argv[1:])
             """
         process.arguments = ["python3", "-c", reset, try executable().path] + arguments

@@ -158,6 +158,15 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
             #expect(error.description.contains("step 1") && error.description.contains(tensor))
         }
         #expect(!FileManager.default.fileExists(atPath: session.modelURL.path), "a checkpoint was written from infinite weights")
+        // Nothing a resume could use was written, so nothing is left (not even the log).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == [])
+        let fresh = directory.appendingPathComponent("made-by-start")
+        var diverging = tinyOptions(steps: 4, checkpointEvery: 10)
+        (diverging.peakLearningRate, diverging.warmupSteps) = (1e39, 0)
+        #expect(throws: TrainingError.self) {
+            try TrainingSession.start(directory: fresh, model: tinyModel(), dataset: bundledDataset, options: diverging).run()
+        }
+        #expect(!FileManager.default.fileExists(atPath: fresh.path), "the folder start made was left")
     }
 
     @Test("resume refuses a damaged optimizer state (naming file and tensor), fewer steps than done, and other data; the checkpoint is kept")

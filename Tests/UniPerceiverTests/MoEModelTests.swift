@@ -51,6 +51,9 @@ import Testing
         #expect(throws: ConfigError.tooLarge(field: "ffn_size", value: 1 << 62, limit: 1 << 18)) {
             try ModelConfig.fromJSON(replacing("ffn_size", with: 1 << 62))
         }
+        #expect(throws: ConfigError.tooLarge(field: "patch_size", value: 1_000_000_000_000, limit: 1 << 12)) {
+            try ModelConfig.fromJSON(replacing("patch_size", with: 1_000_000_000_000))
+        }
         var wide = tinyConfig
         (wide.hiddenSize, wide.numHeads, wide.numLayers) = (1 << 16, 4, 1 << 10)
         #expect(throws: (any Error).self) { try wide.validate() }

@@ -214,7 +214,8 @@ struct TrainCommand: ParsableCommand {
         var shape = (config ?? .small).shape
         if let width {
             shape.hiddenSize = width
-            if ffn == nil { shape.ffnSize = 4 * width }
+            // Saturating: an absurd width must reach the configuration's bounds check, not trap here.
+            if ffn == nil { shape.ffnSize = width.multipliedReportingOverflow(by: 4).overflow ? Int.max : 4 * width }
         }
         if let layers { shape.numLayers = layers }
         if let heads { shape.numHeads = heads }
