@@ -18,16 +18,14 @@ public func softmaxForward(
         let z = logits + r * cols
         let p = probs + r * cols
         var maxValue = -Float.infinity
-        var hasNaN = false
-        for c in 0..<cols {
-            if z[c] > maxValue { maxValue = z[c] }
-            hasNaN = hasNaN || z[c].isNaN
-        }
-        if hasNaN {
+        for c in 0..<cols where z[c] > maxValue { maxValue = z[c] }
+        if maxValue == -Float.infinity {
+            // Every logit is masked or NaN (the comparison skips NaN). A NaN anywhere else already
+            // makes the sum, and so the row, NaN below.
+            precondition((0..<cols).contains { z[$0].isNaN }, "softmaxForward: row \(r) is fully masked")
             p.update(repeating: .nan, count: cols)
             continue
         }
-        precondition(maxValue > -Float.infinity, "softmaxForward: row \(r) is fully masked")
         var sum: Float = 0
         for c in 0..<cols {
             let e = z[c] == -Float.infinity ? 0 : expf(z[c] - maxValue)
