@@ -276,6 +276,17 @@ final class LossEvaluator {
                 for index in piece.range { model.parameters[index] = original[index] }
             }
         }
+        // A λ below Float32's resolution at these weights moves nothing, and 0/0 would fill the
+        // check with NaN.
+        let moves = step.contains { piece in
+            piece.range.enumerated().contains { k, index in
+                Float(Double(original[index]) + piece.step[k]) != original[index]
+            }
+        }
+        guard moves else {
+            throw .badOption(
+                reason: "--lookahead: the step moves no Float32 weight of the group (λ below Float32's resolution at these weights); choose a larger λ")
+        }
         let change = try stepped(task: task, miniBatch: miniBatch, base: base, step: step, method: method)
         // A step so long that the loss leaves Float's range says nothing about the Taylor term.
         guard change.isFinite else {

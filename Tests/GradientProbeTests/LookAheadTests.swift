@@ -143,6 +143,13 @@ import UniPerceiver
             } catch {
                 #expect("\(error)".contains("non-finite") && "\(error)".contains("smaller λ"), "\(method): \(error)")
             }
+            // …and one that moves no Float32 weight is refused, not reported as 0/0.
+            do {
+                _ = try Self.check(storedAnalysis, stored, storedURL, stepSize: 2 * .leastNonzeroMagnitude, method: method)
+                Issue.record("\(method): λ = 1e-323 gave a look-ahead")
+            } catch {
+                #expect("\(error)".contains("moves no Float32 weight") && "\(error)".contains("larger λ"), "\(method): \(error)")
+            }
         }
         // A checkpoint other than the probed one is named.
         let (other, otherURL, otherAnalysis) = try Self.probed(model: ProbeFixture.model(seed: 12))
