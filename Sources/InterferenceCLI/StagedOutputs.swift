@@ -45,7 +45,10 @@ final class StagedOutputs {
                 throw InputError("\(url.path): cannot create the folder: \(FileChecks.errorText(errno))")
             }
         }
-        if let top = missing.last { createdFolders.append(top) }
+        if let top = missing.last {
+            createdFolders.append(top)
+            TerminationCleanup.removeIfLeftEmpty(top)
+        }
         guard FileChecks.isDirectory(folder.path) else {
             throw InputError("\(folder.path): not a folder")
         }
@@ -98,13 +101,17 @@ final class StagedOutputs {
             }
         }
         pending = []
+        for folder in createdFolders { TerminationCleanup.keep(folder) }
     }
 
     /// Removes the staged temporaries and the folders this run created.
     func discard() {
         for file in pending { file.discard() }
         pending = []
-        for folder in createdFolders.reversed() { try? FileManager.default.removeItem(at: folder) }
+        for folder in createdFolders.reversed() {
+            try? FileManager.default.removeItem(at: folder)
+            TerminationCleanup.keep(folder)
+        }
         createdFolders = []
     }
 }

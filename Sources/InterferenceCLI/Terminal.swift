@@ -63,8 +63,26 @@ final class InterruptWatcher {
 /// batch scheduler also left its hidden, often hundred-megabyte temporary file behind. Training
 /// replaces the SIGINT action with a stop request (`InterruptWatcher`).
 enum TerminationCleanup {
-    private static let state = Mutex<(installed: Bool, sources: [DispatchSourceSignal], interrupt: (@Sendable () -> Void)?)>(
-        (false, [], nil))
+    private static let state = Mutex<
+        (installed: Bool, sources: [DispatchSourceSignal], interrupt: (@Sendable () -> Void)?, folders: [String])
+    >((false, [], nil, []))
+
+    /// Folders this run made for outputs not yet committed (`StagedOutputs`): on a signal, each is
+    /// removed if nothing but empty folders is left in it once the temporaries are gone.
+    static func removeIfLeftEmpty(_ folder: URL) { state.withLock { $0.folders.append(folder.path) } }
+
+    /// The folder's outputs are committed (or it was removed): leave it alone.
+    static func keep(_ folder: URL) { state.withLock { $0.folders.removeAll { $0 == folder.path } } }
+
+    private static func removeEmptyFolders() {
+        let folders = state.withLock { $0.folders }
+        for folder in folders {
+            // Deepest first, with rmdir, which only ever removes an empty folder.
+            let inside = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String]) ?? []
+            for path in inside.map({ folder + "/" + $0 }).sorted(by: { $0.count > $1.count }) { _ = rmdir(path) }
+            _ = rmdir(folder)
+        }
+    }
 
     /// Installs the handlers (once; later calls do nothing).
     static func install() {
@@ -80,6 +98,7 @@ enum TerminationCleanup {
                         return
                     }
                     AtomicFile.removePendingFiles()
+                    removeEmptyFolders()
                     _exit(128 + number)
                 }
                 source.resume()

@@ -453,30 +453,39 @@ extension CLITests {
     /// A batch scheduler stops jobs with SIGTERM (or SIGHUP); an interactive user with SIGINT. The
     /// probe then exits with 128 + the signal, as by default, and leaves neither its output nor the
     /// hidden temporary file it was writing.
-    @Test("SIGTERM, SIGHUP or SIGINT during a probe → 128 + signal, and no file left behind")
+    @Test("SIGTERM, SIGHUP or SIGINT during a probe or a diagnose → 128 + signal, and no file or folder left behind")
     func signalsRemoveUnfinishedOutputs() throws {
         try Self.withTinyRun { root, checkpoint in
+            let long = ["--tasks", "image-classification,mlm", "--samples", "2000", "--batch-size", "4"]
             for number in [SIGTERM, SIGHUP, SIGINT] {
-                let folder = root.appendingPathComponent("probe-\(number)")
+                let folder = root.appendingPathComponent("out-\(number)")
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                let process = try Self.launcher([
-                    "probe", "--checkpoint", checkpoint.path, "--data", Self.data, "--tasks", "image-classification,mlm",
-                    "--samples", "2000", "--batch-size", "4", "--quiet", "--out", folder.appendingPathComponent("p.h5").path,
-                ])
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                // Wait until the probe is writing its temporary file, then stop it.
-                let deadline = Date().addingTimeInterval(60)
-                var writing = false
-                while Date() < deadline, process.isRunning, !writing {
-                    writing = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).contains { $0.hasPrefix(".p.h5.tmp-") }
-                    if !writing { Thread.sleep(forTimeInterval: 0.005) }
+                // diagnose makes its own folder inside `folder`; a stopped run must remove it again.
+                let diagnose = folder.appendingPathComponent("d")
+                for (arguments, writing) in [
+                    (["probe", "--checkpoint", checkpoint.path, "--data", Self.data, "--quiet", "--out",
+                      folder.appendingPathComponent("p.h5").path] + long, folder),
+                    (["diagnose", "--checkpoint", checkpoint.path, "--data", Self.data, "--out", diagnose.path] + long, diagnose),
+                ] {
+                    let process = try Self.launcher(arguments)
+                    process.standardError = FileHandle.nullDevice
+                    process.standardOutput = FileHandle.nullDevice
+                    try process.run()
+                    // Wait until the command is writing a temporary file, then stop it.
+                    let deadline = Date().addingTimeInterval(60)
+                    var started = false
+                    while Date() < deadline, process.isRunning, !started {
+                        started = ((try? FileManager.default.contentsOfDirectory(atPath: writing.path)) ?? []).contains { $0.contains(".tmp-") }
+                        if !started { Thread.sleep(forTimeInterval: 0.005) }
+                    }
+                    try #require(started, "\(arguments[0]), signal \(number): never started writing")
+                    kill(process.processIdentifier, number)
+                    process.waitUntilExit()
+                    #expect(
+                        process.terminationReason == .exit && process.terminationStatus == 128 + number,
+                        "\(arguments[0]), signal \(number): \(process.terminationReason) \(process.terminationStatus)")
+                    #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [], "\(arguments[0]), signal \(number)")
                 }
-                try #require(writing, "signal \(number): the probe never started writing")
-                kill(process.processIdentifier, number)
-                process.waitUntilExit()
-                #expect(process.terminationReason == .exit && process.terminationStatus == 128 + number, "signal \(number): \(process.terminationReason) \(process.terminationStatus)")
-                #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [], "signal \(number)")
             }
         }
     }
