@@ -245,7 +245,7 @@ public enum Probe {
                         what = "loss \(loss)"
                     } else {
                         let index = nonFinite!
-                        let name = model.table.entries.first { $0.range.contains(index) }?.name ?? "?"
+                        let name = model.table.entry(containing: index)?.name ?? "?"
                         what = "gradient (first at \(name))"
                     }
                     throw .nonFiniteGradient(task: task, miniBatch: a, what: what)

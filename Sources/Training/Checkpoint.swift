@@ -69,7 +69,7 @@ public enum Checkpoint {
             for entry in table.entries { values += try file.tensor(entry.name).data }
         } catch { throw .storage(error) }
         if let index = values.withUnsafeBufferPointer({ firstNonFinite($0) }) {
-            let entry = table.entries.first { $0.range.contains(index) }!
+            let entry = table.entry(containing: index)!
             throw .nonFinite(file: url.path, tensor: entry.name, index: index - entry.offset, value: values[index])
         }
         do { return try Model(config: config, parameters: values) } catch {

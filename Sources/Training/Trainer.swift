@@ -166,7 +166,7 @@ public final class Trainer {
         // A finite gradient can still step a weight to ±∞ (a huge learning rate, a damaged optimizer
         // state): stop before any checkpoint is written from such weights.
         if let index = model.parameters.withUnsafeBufferPointer({ firstNonFinite($0) }) {
-            let name = model.table.entries.first { $0.range.contains(index) }?.name ?? "?"
+            let name = model.table.entry(containing: index)?.name ?? "?"
             throw .nonFiniteWeights(step: step + 1, task: task.rawValue, tensor: name)
         }
         taskRNG = rng

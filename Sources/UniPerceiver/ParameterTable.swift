@@ -23,6 +23,18 @@ public struct ParameterTable: Sendable, Equatable {
         indexByName[name].map { entries[$0] }
     }
 
+    /// The parameter holding flat index `index` of the buffer (nil outside it): what names the
+    /// tensor of a non-finite value found by a scan of the whole buffer.
+    public func entry(containing index: Int) -> ParameterEntry? {
+        // Entries tile the buffer in offset order.
+        var (low, high) = (0, entries.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].offset + entries[middle].count <= index { low = middle + 1 } else { high = middle }
+        }
+        return low < entries.count && entries[low].range.contains(index) ? entries[low] : nil
+    }
+
     /// The offset of a parameter the table is known to hold (a missing name is a wiring bug).
     func offset(_ name: String) -> Int {
         guard let index = indexByName[name] else {

@@ -86,6 +86,18 @@ import Testing
         #expect(task.entry(named: "encoder.layers.1.ffn.dense.gate.embedding.weight")?.shape == [4, 16])
     }
 
+    @Test("entry(containing:) finds the tensor of every flat index, and nothing outside the buffer")
+    func entryContaining() throws {
+        let table = Model.parameterTable(for: Self.config(.attribute, experts: 2, layers: .odd))
+        for index in [-1, 0, 1, table.totalCount - 1, table.totalCount] + Array(stride(from: 0, to: table.totalCount, by: 997)) {
+            let expected = table.entries.first { $0.range.contains(index) }
+            #expect(table.entry(containing: index) == expected, "index \(index)")
+        }
+        for entry in table.entries {
+            #expect(table.entry(containing: entry.offset) == entry && table.entry(containing: entry.range.upperBound - 1) == entry)
+        }
+    }
+
     @Test("attribute routing with one expert equals the dense model with the same weights")
     func oneExpertIsDense() throws {
         // One lane like the MoE model, so both sum the weight gradients in the same order and the
