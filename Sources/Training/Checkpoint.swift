@@ -84,6 +84,7 @@ public enum Checkpoint {
         let entries = model.table.entries.map {
             SafeTensorsEntry(name: $0.name, shape: $0.shape, floats: Array(model.parameters[$0.range]))
         }
+        // `format`, `version`, `config`, `kind` and `routing` are this writer's, whatever `extra` says.
         var metadata = extra
         metadata["format"] = format
         metadata["version"] = "1"

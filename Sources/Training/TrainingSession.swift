@@ -220,9 +220,7 @@ public final class TrainingSession {
             try Checkpoint.save(
                 trainer.model, to: modelURL,
                 metadata: [
-                    "kind": trainer.model.config.routing == .none ? "dense" : "moe",
-                    "routing": trainer.model.config.routing.rawValue, "step": "\(step)",
-                    "training": training, "optimizer_state": stateName,
+                    "step": "\(step)", "training": training, "optimizer_state": stateName,
                 ].merging(dataFingerprint.map { ["data_sha256": $0] } ?? [:]) { $1 })
         } catch { throw .checkpoint(error) }
         // Older state files are no longer named by the model file.
