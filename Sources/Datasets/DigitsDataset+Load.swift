@@ -36,6 +36,8 @@ extension DigitsDataset {
                 file: file, path: "/images", expected: "[N, S, S] or [N, C, S, S]",
                 found: images.shape)
         }
+        try reader.checkDeclared("image_size", equals: imageSize, images: images.shape)
+        try reader.checkDeclared("channels", equals: channels, images: images.shape)
         let n = images.shape[0]
         let labels = try reader.vector("/labels", count: n)
         let words = try reader.strings("/vocabulary/words")
@@ -84,6 +86,22 @@ private struct Reader {
         }
         guard version == DigitsDataset.version else {
             throw .unsupportedVersion(file: file, found: version, supported: DigitsDataset.version)
+        }
+    }
+
+    /// A root attribute that declares what `/images` holds (`image_size`, `channels`) must agree with
+    /// its shape when the file has it: a file whose header and arrays disagree was not written by
+    /// the builder, and a model configured from the header would not fit the images.
+    func checkDeclared(_ name: String, equals value: Int, images shape: [Int]) throws(DatasetError) {
+        guard h5.hasAttribute(name) else { return }
+        let declared: Int
+        do { declared = try h5.intAttribute(name) } catch {
+            throw .badContent(file: file, path: "/", reason: "root attribute '\(name)' is not an integer")
+        }
+        guard declared == value else {
+            throw .badContent(
+                file: file, path: "/",
+                reason: "root attribute '\(name)' = \(declared), but /images has shape \(shape) (\(name) \(value))")
         }
     }
 

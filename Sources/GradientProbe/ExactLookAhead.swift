@@ -141,6 +141,12 @@ public enum ExactLookAhead {
                 exact[p].lossChange = try evaluator.lossChange(
                     task: i, miniBatch: b, step: step, method: options.method)
             }
+            // Every ratio divides by a task's change under its own step: all zero leaves only n/a.
+            let own = exact.filter { $0.lossTask == $0.stepTask }
+            if !own.isEmpty, own.allSatisfy({ $0.lossChange == 0 }) {
+                throw .badOption(
+                    reason: "--lookahead: at λ = \(options.stepSize) no task's loss changes under its own step on group \(group.name) (all \(own.count) changes are 0 in Float32), so every ratio would be undefined; choose a larger λ\(options.method == .difference ? " or --lookahead-method integral" : "")")
+            }
             var gramTotal: GramMatrix
             do {
                 var parts: [GramMatrix] = []

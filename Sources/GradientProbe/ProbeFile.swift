@@ -1,5 +1,7 @@
 import Foundation
+import Datasets
 import Storage
+import UniPerceiver
 
 /// One parameter tensor of a probe file: its attributes and its Gram matrix.
 public struct ProbeParameter: Sendable, Equatable {
@@ -165,7 +167,7 @@ public enum ProbeFile {
         guard version == self.version else {
             throw .unsupportedVersion(file: name, found: version, supported: self.version)
         }
-        return try reading(file) { () throws(StorageError) -> ProbeMetadata in
+        let metadata = try reading(file) { () throws(StorageError) -> ProbeMetadata in
             let checkpoint = try file.stringsAttribute("checkpoint")
             let data = try file.stringsAttribute("data")
             var metadata = ProbeMetadata(
@@ -196,6 +198,18 @@ public enum ProbeFile {
             }
             return metadata
         }
+        // Names this tool cannot rebuild mini-batches for mean the file was not written by `probe`.
+        if let unknown = metadata.tasks.first(where: { TaskKind(rawValue: $0) == nil }) {
+            throw .badContent(
+                file: name, path: "/",
+                reason: "root attribute 'tasks' lists '\(unknown)', not a task of this tool (known: \(TaskKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard DatasetSplit(rawValue: metadata.split) != nil else {
+            throw .badContent(
+                file: name, path: "/",
+                reason: "root attribute 'split' is '\(metadata.split)', not one of \(DatasetSplit.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return metadata
     }
 
     struct TaskPiece {

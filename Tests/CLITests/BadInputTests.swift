@@ -288,25 +288,43 @@ extension CLITests {
         }
     }
 
-    /// The file is crafted with h5py (the Makefile's `pydeps` installs it for `make test`).
     @Test("report of an interference file with no groups → 2 naming it")
     func reportNoGroups() throws {
         try Self.withTinyAnalysis { root, _, _, analysis in
             let empty = root.appendingPathComponent("no-groups.h5").path
-            try FileManager.default.copyItem(atPath: analysis, toPath: empty)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "python3", "-c",
-                "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f:\n    for k in list(f['groups']): del f['groups'][k]",
-                empty,
-            ]
-            try process.run()
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0)
+            try Self.editedCopy(of: analysis, to: empty, "for k in list(f['groups']): del f['groups'][k]")
             try Self.expectRefusedUnchanged(
                 ["report", empty, "--out", root.appendingPathComponent("r.md").path], in: root, naming: [empty, "no groups"])
         }
+    }
+
+    @Test("analyze of a probe listing a task or split this tool does not know → 2 naming the file and the name")
+    func analyzeUnknownTask() throws {
+        try Self.withTinyAnalysis { root, _, probe, _ in
+            let out = root.appendingPathComponent("a.h5").path
+            let renamed = root.appendingPathComponent("renamed.probe.h5").path
+            try Self.editedCopy(
+                of: probe, to: renamed,
+                "t = [x.decode() if isinstance(x, bytes) else x for x in f.attrs['tasks']]\n"
+                    + "f.attrs['tasks'] = [('segmentation' if x == 'mlm' else x).encode() for x in t]")
+            try Self.expectRefusedUnchanged(["analyze", renamed, "--out", out], in: root, naming: [renamed, "'segmentation'"])
+            let split = root.appendingPathComponent("split.probe.h5").path
+            try Self.editedCopy(of: probe, to: split, "f.attrs['split'] = 'holdout'")
+            try Self.expectRefusedUnchanged(["analyze", split, "--out", out], in: root, naming: [split, "'holdout'"])
+        }
+    }
+
+    /// Copies `file` to `copy` and runs `body` on the copy with h5py (`f`, opened r+): files our own
+    /// writers never make. The Makefile's `pydeps` installs h5py for `make test`.
+    static func editedCopy(of file: String, to copy: String, _ body: String) throws {
+        try FileManager.default.copyItem(atPath: file, toPath: copy)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let indented = body.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        process.arguments = ["python3", "-c", "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f:\n" + indented, copy]
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "h5py could not edit \(copy)")
     }
 }
 

@@ -195,13 +195,15 @@ struct BadFileTests {
 struct BadContentFileTests {
     /// Writes an HDF5 file with the given root attributes and, optionally, a few real datasets.
     func write(
-        _ name: String, format: String?, version: Int? = 1, withImages: Bool = false
+        _ name: String, format: String?, version: Int? = 1, withImages: Bool = false,
+        attributes: [String: Int] = [:]
     ) throws -> URL {
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("DatasetsTests-\(UUID().uuidString)-\(name)")
         try HDF5File.write(to: url) { (h5) throws(StorageError) in
             if let format { try h5.setAttribute("format", .string(format)) }
             if let version { try h5.setAttribute("version", .int(version)) }
+            for (key, value) in attributes { try h5.setAttribute(key, .int(value)) }
             if withImages {
                 try h5.write([UInt8](repeating: 3, count: 2 * 64), shape: [2, 8, 8], to: "/images")
             }
@@ -243,6 +245,30 @@ struct BadContentFileTests {
         defer { try? FileManager.default.removeItem(at: url) }
         #expect(throws: DatasetError.missingDataset(file: url.path, path: "/labels")) {
             try DigitsDataset.load(url)
+        }
+    }
+
+    @Test("root attributes image_size and channels that contradict /images are refused")
+    func declaredImageShape() throws {
+        let consistent = try write(
+            "declared.h5", format: DigitsDataset.format, withImages: true,
+            attributes: ["image_size": 8, "channels": 1])
+        defer { try? FileManager.default.removeItem(at: consistent) }
+        // Agreeing attributes pass on to the next check.
+        #expect(throws: DatasetError.missingDataset(file: consistent.path, path: "/labels")) {
+            try DigitsDataset.load(consistent)
+        }
+        for (key, value, found) in [("image_size", 16, 8), ("channels", 3, 1)] {
+            let url = try write(
+                "\(key).h5", format: DigitsDataset.format, withImages: true, attributes: [key: value])
+            defer { try? FileManager.default.removeItem(at: url) }
+            #expect(
+                throws: DatasetError.badContent(
+                    file: url.path, path: "/",
+                    reason: "root attribute '\(key)' = \(value), but /images has shape [2, 8, 8] (\(key) \(found))")
+            ) {
+                try DigitsDataset.load(url)
+            }
         }
     }
 }

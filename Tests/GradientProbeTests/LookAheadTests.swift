@@ -151,6 +151,16 @@ import UniPerceiver
                 #expect("\(error)".contains("moves no Float32 weight") && "\(error)".contains("larger λ"), "\(method): \(error)")
             }
         }
+        // A λ that moves a few weights (those at 0) but no Float32 loss would leave every ratio
+        // undefined: refused, pointing to the integral method. The integral still measures it.
+        do {
+            _ = try Self.check(storedAnalysis, stored, storedURL, stepSize: 1e-30, method: .difference)
+            Issue.record("difference: λ = 1e-30 gave a look-ahead")
+        } catch {
+            #expect("\(error)".contains("no task's loss changes") && "\(error)".contains("--lookahead-method integral"), "\(error)")
+        }
+        let tiny = try Self.check(storedAnalysis, stored, storedURL, stepSize: 1e-30, method: .integral)
+        #expect(tiny.groups.allSatisfy { $0.lookAhead?.exact.values.joined().contains { $0.isFinite } ?? false })
         // A checkpoint other than the probed one is named.
         let (other, otherURL, otherAnalysis) = try Self.probed(model: ProbeFixture.model(seed: 12))
         defer { other.remove() }

@@ -68,6 +68,9 @@ struct AnalyzeCommand: ParsableCommand {
         let request = try lookAheadRequest()
         do {
             let digest = try FileFingerprint.sha256(ofFile: url)
+            // The probe's own header and per-task records first (tasks, split, shard): the Grams'
+            // reader knows only the layout.
+            _ = try ProbeFile.read(url, grams: false)
             let grams = try ProbeGrams(url: url)
             var analysis = try grams.analyze(
                 grouping: groupBy, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
