@@ -110,3 +110,36 @@ for t in timings {
 print(table.joined(separator: "\n"))
 print("")
 print("issue 5 target, Gram ≥ 80 % of sgemm (full R·Rᵀ over the Gram's time, against sgemm 1024³): " + verdicts.joined(separator: "; "))
+
+// What Float32 would buy, for the record: one lane's call (the probe's 300 rows × one lane's share
+// of a column block, one thread), as `dsyrk` on the converted block and as `ssyrk` on the Floats.
+// Not used: `Benchmarks/float32_gram_error.py` shows a Float32 Gram moving the metric by ~1e-5 on
+// the demo's real gradients, ten times the 1e-6 parity target with the notebook.
+let laneColumns = GramAccumulator.columnBlock / GramAccumulator.lanes
+let calls = 200
+var rng = SeededRNG(seed: 9)
+let singles = (0..<(rows * laneColumns)).map { _ in Float(rng.nextGaussian()) }
+let doubles = singles.map(Double.init)
+var singleTarget = [Float](repeating: 0, count: rows * rows)
+var doubleTarget = [Double](repeating: 0, count: rows * rows)
+let (dsyrkSeconds, ssyrkSeconds) = BLASThreads.singleThreaded {
+    (best {
+        for _ in 0..<calls {
+            cblas_dsyrk(
+                CblasRowMajor, CblasUpper, CblasNoTrans, Int32(rows), Int32(laneColumns), 1, doubles, Int32(laneColumns),
+                1, &doubleTarget, Int32(rows))
+        }
+    },
+    best {
+        for _ in 0..<calls {
+            cblas_ssyrk(
+                CblasRowMajor, CblasUpper, CblasNoTrans, Int32(rows), Int32(laneColumns), 1, singles, Int32(laneColumns),
+                0, &singleTarget, Int32(rows))
+        }
+    })
+}
+print("")
+print(
+    "one lane's call, \(rows) × \(laneColumns), one thread (best of \(repeats) × \(calls) calls): dsyrk "
+        + "\(f(dsyrkSeconds / Double(calls) * 1e6)) µs, ssyrk \(f(ssyrkSeconds / Double(calls) * 1e6)) µs "
+        + "(Float32 \(f(dsyrkSeconds / ssyrkSeconds, 2))× faster; not used, see Benchmarks/float32_gram_error.py)")
