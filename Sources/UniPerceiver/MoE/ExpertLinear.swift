@@ -56,6 +56,8 @@ struct ExpertLinear {
         let rows: [Int]
         let places: [Int]
         let start: [Int]
+        /// Row r's slots in slot (= expert) order: `slotsOfRow[r·k ..< r·k + k]`.
+        let slotsOfRow: [Int]
     }
 
     /// `output [N, O]` (overwritten) from `input [N, I]`. `premerged(u)`, when given, supplies the
@@ -228,11 +230,20 @@ struct ExpertLinear {
                 output: y.base + first * O, input: x.base + first * I, weight: P(experts.weights[e]),
                 bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O)
         }
-        output.update(repeating: 0, count: N * O)
-        for s in 0..<S {
-            let r = plan.rows[s]
-            let g = d.weights[d.unitOfRow[r] * k + plan.places[s]]
-            axpy(count: O, alpha: g, x: y.base + s * O, y: output + r * O)
+        // Each row's outputs summed in expert order, written once (top-2: one fused pass).
+        for r in 0..<N {
+            let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
+            let u = d.unitOfRow[r]
+            let out = output + r * O
+            if k == 2 {
+                let (s0, s1) = (slots[r * k], slots[r * k + 1])
+                weightedPairSum(
+                    output: out, y.base + s0 * O, d.weights[u * k + plan.places[s0]], y.base + s1 * O,
+                    d.weights[u * k + plan.places[s1]], count: O)
+            } else {
+                out.update(repeating: 0, count: O)
+                for s in slots { axpy(count: O, alpha: d.weights[u * k + plan.places[s]], x: y.base + s * O, y: out) }
+            }
         }
         cache.dispatch = plan
         cache.gatheredInput = x
@@ -283,9 +294,16 @@ struct ExpertLinear {
                 gemm(
                     transposeA: true, transposeB: false, m: O, n: I, k: R, a: dye, lda: O,
                     b: x + first * I, ldb: I, beta: 1, c: G(experts.weights[e]), ldc: I)
-                for s in 0..<R { axpy(count: O, alpha: 1, x: dye + s * O, y: G(experts.biases[e])) }
+                addRows(into: G(experts.biases[e]), rows: dye, count: R, width: O)
             }
-            for (s, r) in plan.rows.enumerated() { axpy(count: I, alpha: 1, x: dx.base + s * I, y: dInput + r * I) }
+            for r in 0..<N {
+                let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
+                if k == 2 {
+                    addPair(into: dInput + r * I, dx.base + slots[r * k] * I, dx.base + slots[r * k + 1] * I, count: I)
+                } else {
+                    for s in slots { addRows(into: dInput + r * I, rows: dx.base + s * I, count: 1, width: I) }
+                }
+            }
             return
         }
         // dW_u accumulates into zeroed scratch (GEMM beta = 1): with beta = 0 OpenBLAS first runs
@@ -367,16 +385,19 @@ struct ExpertLinear {
         var next = Array(start[0..<E])
         var rows = [Int](repeating: 0, count: start[E])
         var places = [Int](repeating: 0, count: start[E])
+        var slotsOfRow = [Int](repeating: 0, count: N * k)
         for r in 0..<N {
             let u = d.unitOfRow[r]
             for j in 0..<k {
                 let e = d.chosen[u * k + j]
                 rows[next[e]] = r
                 places[next[e]] = j
+                slotsOfRow[r * k + j] = next[e]
                 next[e] += 1
             }
+            slotsOfRow[(r * k)..<(r * k + k)].sort()
         }
-        return Dispatch(rows: rows, places: places, start: start)
+        return Dispatch(rows: rows, places: places, start: start, slotsOfRow: slotsOfRow)
     }
 
     private func gather(_ source: UnsafePointer<Float>, rows: [Int], width: Int) -> Buffer {
