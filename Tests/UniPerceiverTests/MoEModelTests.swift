@@ -175,7 +175,18 @@ import Testing
     /// differently is not scored (the discrete decision is tested on its own by the fixtures).
     @Test("finite differences of each tensor", arguments: [Routing.attribute, .token])
     func finiteDifferences(routing: Routing) throws {
-        var model = try loadMoEFixtureModel(routing)
+        try checkFiniteDifferences(try loadMoEFixtureModel(routing), routing.rawValue)
+    }
+
+    /// Top-1 token routing takes the dispatched path's general-k branches (the fixtures are top-2):
+    /// the same check on a seeded top-1 model.
+    @Test("finite differences of each tensor, token routing with top-1")
+    func finiteDifferencesTopOne() throws {
+        try checkFiniteDifferences(try Model(config: Self.config(.token, topK: 1), seed: 3), "token top-1")
+    }
+
+    func checkFiniteDifferences(_ start: Model, _ label: String) throws {
+        var model = start
         // Logit scales e¹ as in the dense checks: the fixtures' scale of 100 curves the loss so much
         // that Float32 round-off of the loss swamps any usable step.
         for (task, value) in zip(TaskKind.allCases, fdLogScales) {
@@ -203,13 +214,13 @@ import Testing
                 }
                 let r = directionalCheck(model, batch, gradient, direction, h: h)
                 if !r.passed {
-                    Issue.record("\(routing) \(task) \(entry.name): numeric \(r.numeric), analytic \(r.analytic)")
+                    Issue.record("\(label) \(task) \(entry.name): numeric \(r.numeric), analytic \(r.analytic)")
                 }
                 checked += 1
                 if entry.name.contains(".gate.") { gateChecked += 1 }
             }
         }
-        print("moe fd \(routing.rawValue): \(checked) tensors checked (\(gateChecked) gate tensors), \(skipped) skipped")
+        print("moe fd \(label): \(checked) tensors checked (\(gateChecked) gate tensors), \(skipped) skipped")
         #expect(checked > 2 * skipped && gateChecked >= 4)
     }
 }
