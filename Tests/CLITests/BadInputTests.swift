@@ -50,11 +50,11 @@ extension CLITests {
 
     @Test("an error message is one line even when a file name holds a newline")
     func oneLineErrors() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let odd = root.appendingPathComponent("two\nlines\r.h5").path
-        let result = try Self.run(["check", "--baseline", odd, "--candidate", odd])
-        Self.expectRefused(result, naming: [root.appendingPathComponent("two lines .h5").path])
+        try Self.withTemporaryDirectory { root in
+            let odd = root.appendingPathComponent("two\nlines\r.h5").path
+            let result = try Self.run(["check", "--baseline", odd, "--candidate", odd])
+            Self.expectRefused(result, naming: [root.appendingPathComponent("two lines .h5").path])
+        }
     }
 }
 
@@ -361,50 +361,50 @@ extension CLITests {
 extension CLITests {
     @Test("demo: every bad option → 2 naming it before anything is trained or written")
     func demoOptions() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let out = root.appendingPathComponent("demo").path
-        let quick = [
-            "--data", Self.data, "--out", out, "--steps", "2", "--samples", "2", "--batch-size", "4", "--bootstrap", "0",
-            "--lookahead", "0", "--lookahead-sweep", "",
-        ]
-        let cases: [([String], String)] = [
-            (["--experts", "1"], "--experts"), (["--experts", "0"], "--experts"), (["--tasks", "mlm,foo"], "--tasks"),
-            (["--samples", "1"], "--samples"), (["--steps", "0"], "--steps"), (["--batch-size", "0"], "--batch-size"),
-            (["--lookahead-samples", "0"], "--lookahead-samples"),
-        ]
-        for (arguments, option) in cases {
-            try Self.expectRefusedUnchanged(["demo"] + quick + arguments, in: root, naming: [option])
+        try Self.withTemporaryDirectory { root in
+            let out = root.appendingPathComponent("demo").path
+            let quick = [
+                "--data", Self.data, "--out", out, "--steps", "2", "--samples", "2", "--batch-size", "4", "--bootstrap", "0",
+                "--lookahead", "0", "--lookahead-sweep", "",
+            ]
+            let cases: [([String], String)] = [
+                (["--experts", "1"], "--experts"), (["--experts", "0"], "--experts"), (["--tasks", "mlm,foo"], "--tasks"),
+                (["--samples", "1"], "--samples"), (["--steps", "0"], "--steps"), (["--batch-size", "0"], "--batch-size"),
+                (["--lookahead-samples", "0"], "--lookahead-samples"),
+            ]
+            for (arguments, option) in cases {
+                try Self.expectRefusedUnchanged(["demo"] + quick + arguments, in: root, naming: [option])
+            }
+            let file = root.appendingPathComponent("a-file").path
+            try Data().write(to: URL(fileURLWithPath: file))
+            try Self.expectRefusedUnchanged(["demo"] + quick + ["--out", file], in: root, naming: [file, "must be a folder"])
         }
-        let file = root.appendingPathComponent("a-file").path
-        try Data().write(to: URL(fileURLWithPath: file))
-        try Self.expectRefusedUnchanged(["demo"] + quick + ["--out", file], in: root, naming: [file, "must be a folder"])
     }
 }
 
 extension CLITests {
     @Test("train --curves: a missing folder, '', a folder, the data or a run file → 2 before training; in the new run folder → 0")
     func trainCurves() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let data = root.appendingPathComponent("data.h5").path
-        try FileManager.default.copyItem(atPath: Self.data, toPath: data)
-        let run = root.appendingPathComponent("run")
-        let train = ["train", "--model", "dense", "--data", data, "--steps", "3", "--out", run.path] + Self.tiny
-        let cases: [(String, [String])] = [
-            (root.appendingPathComponent("nope/curves.svg").path, ["nope", "does not exist"]),
-            ("", ["--curves", "empty"]),
-            (root.path, [root.path, "directory"]),
-            (data, [data, "would overwrite the input"]),
-            (run.appendingPathComponent("model.safetensors").path, ["model.safetensors"]),
-        ]
-        for (curves, naming) in cases {
-            try Self.expectRefusedUnchanged(train + ["--curves", curves], in: root, naming: naming)
+        try Self.withTemporaryDirectory { root in
+            let data = root.appendingPathComponent("data.h5").path
+            try FileManager.default.copyItem(atPath: Self.data, toPath: data)
+            let run = root.appendingPathComponent("run")
+            let train = ["train", "--model", "dense", "--data", data, "--steps", "3", "--out", run.path] + Self.tiny
+            let cases: [(String, [String])] = [
+                (root.appendingPathComponent("nope/curves.svg").path, ["nope", "does not exist"]),
+                ("", ["--curves", "empty"]),
+                (root.path, [root.path, "directory"]),
+                (data, [data, "would overwrite the input"]),
+                (run.appendingPathComponent("model.safetensors").path, ["model.safetensors"]),
+            ]
+            for (curves, naming) in cases {
+                try Self.expectRefusedUnchanged(train + ["--curves", curves], in: root, naming: naming)
+            }
+            let curves = run.appendingPathComponent("curves.svg")
+            let good = try Self.run(train + ["--curves", curves.path])
+            #expect(good.status == 0, "stderr: \(good.stderr)")
+            #expect(FileManager.default.fileExists(atPath: curves.path))
         }
-        let curves = run.appendingPathComponent("curves.svg")
-        let good = try Self.run(train + ["--curves", curves.path])
-        #expect(good.status == 0, "stderr: \(good.stderr)")
-        #expect(FileManager.default.fileExists(atPath: curves.path))
     }
 }
 

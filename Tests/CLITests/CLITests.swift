@@ -100,6 +100,13 @@ import Testing
         return url
     }
 
+    /// Runs `body` with a fresh temporary folder, removed afterwards whatever `body` does.
+    static func withTemporaryDirectory(_ body: (_ root: URL) throws -> Void) throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        try body(root)
+    }
+
     static let tiny = ["--config", "tiny", "--batch-size", "8", "--warmup", "1"]
 
     /// Runs `body` with a fresh temporary folder `root` (removed afterwards) and the checkpoint of a
@@ -107,9 +114,9 @@ import Testing
     static func withTinyRun(
         sourceLocation: SourceLocation = #_sourceLocation, _ body: (_ root: URL, _ checkpoint: URL) throws -> Void
     ) throws {
-        let root = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        try body(root, try trainTiny(into: root.appendingPathComponent("run"), sourceLocation: sourceLocation))
+        try withTemporaryDirectory { root in
+            try body(root, try trainTiny(into: root.appendingPathComponent("run"), sourceLocation: sourceLocation))
+        }
     }
 
     /// Trains the tiny dense model for `steps` into `directory` and returns its checkpoint; the
@@ -179,51 +186,51 @@ import Testing
 
     @Test("tiny train → 0 with a checkpoint and a log; evaluate it → 0, as text and JSON; resume refuses changed options")
     func trainAndEvaluate() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let out = root.appendingPathComponent("run")
-        let train = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "4", "--out", out.path] + Self.tiny)
-        #expect(train.status == 0, "stderr: \(train.stderr)")
-        #expect(train.stderr.isEmpty, "no progress line when stderr is not a terminal")
-        let checkpoint = out.appendingPathComponent("model.safetensors")
-        #expect(FileManager.default.fileExists(atPath: checkpoint.path))
-        let log = try String(contentsOf: out.appendingPathComponent("log.jsonl"), encoding: .utf8)
-        #expect(log.split(separator: "\n").count == 4)
-        #expect(log.contains("\"task\"") && log.contains("\"lr\"") && log.contains("\"loss\""))
+        try Self.withTemporaryDirectory { root in
+            let out = root.appendingPathComponent("run")
+            let train = try Self.run(
+                ["train", "--model", "dense", "--data", Self.data, "--steps", "4", "--out", out.path] + Self.tiny)
+            #expect(train.status == 0, "stderr: \(train.stderr)")
+            #expect(train.stderr.isEmpty, "no progress line when stderr is not a terminal")
+            let checkpoint = out.appendingPathComponent("model.safetensors")
+            #expect(FileManager.default.fileExists(atPath: checkpoint.path))
+            let log = try String(contentsOf: out.appendingPathComponent("log.jsonl"), encoding: .utf8)
+            #expect(log.split(separator: "\n").count == 4)
+            #expect(log.contains("\"task\"") && log.contains("\"lr\"") && log.contains("\"loss\""))
 
-        let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data])
-        #expect(evaluate.status == 0, "stderr: \(evaluate.stderr)")
-        #expect(evaluate.stdout.contains("image-classification/accuracy") && evaluate.stdout.contains("chance"))
-        let json = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
-        #expect(json.status == 0)
-        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
-        #expect((object?["metrics"] as? [Any])?.count == 5)
+            let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data])
+            #expect(evaluate.status == 0, "stderr: \(evaluate.stderr)")
+            #expect(evaluate.stdout.contains("image-classification/accuracy") && evaluate.stdout.contains("chance"))
+            let json = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
+            #expect(json.status == 0)
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect((object?["metrics"] as? [Any])?.count == 5)
 
-        let again = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path] + Self.tiny)
-        #expect(again.status == 2 && again.stderr.contains("--resume"))
-        let changed = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume", "--lr", "0.5"])
-        #expect(changed.status == 2 && changed.stderr.contains("differ"))
-        let resumed = try Self.run(
-            ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume"])
-        #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
-        #expect(resumed.stdout.contains("6/6"))
+            let again = try Self.run(
+                ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path] + Self.tiny)
+            #expect(again.status == 2 && again.stderr.contains("--resume"))
+            let changed = try Self.run(
+                ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume", "--lr", "0.5"])
+            #expect(changed.status == 2 && changed.stderr.contains("differ"))
+            let resumed = try Self.run(
+                ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume"])
+            #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+            #expect(resumed.stdout.contains("6/6"))
+        }
     }
 
     @Test("SIGINT: the run writes a checkpoint, exits 130, and --resume finishes it")
     func interrupt() throws {
-        let root = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let out = root.appendingPathComponent("run")
-        let arguments = ["train", "--model", "dense", "--data", Self.data, "--steps", "100000", "--out", out.path] + Self.tiny
-        let result = try Self.run(arguments, interruptWhenExists: out.appendingPathComponent("log.jsonl"))
-        #expect(result.status == 130, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("--resume"))
-        let checkpoint = out.appendingPathComponent("model.safetensors")
-        #expect(FileManager.default.fileExists(atPath: checkpoint.path))
-        let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
-        #expect(evaluate.status == 0)
+        try Self.withTemporaryDirectory { root in
+            let out = root.appendingPathComponent("run")
+            let arguments = ["train", "--model", "dense", "--data", Self.data, "--steps", "100000", "--out", out.path] + Self.tiny
+            let result = try Self.run(arguments, interruptWhenExists: out.appendingPathComponent("log.jsonl"))
+            #expect(result.status == 130, "stderr: \(result.stderr)")
+            #expect(result.stderr.contains("--resume"))
+            let checkpoint = out.appendingPathComponent("model.safetensors")
+            #expect(FileManager.default.fileExists(atPath: checkpoint.path))
+            let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
+            #expect(evaluate.status == 0)
+        }
     }
 }
