@@ -221,15 +221,9 @@ final class LossEvaluator {
 
     init(probe: URL, contents: ProbeContents, model: Model, dataset: DigitsDataset) throws(ProbeError) {
         let metadata = contents.metadata
-        let tasks = try metadata.tasks.map { name throws(ProbeError) -> TaskKind in
-            guard let kind = TaskKind(rawValue: name) else {
-                throw .badOption(reason: "\(probe.path): unknown task '\(name)'")
-            }
-            return kind
-        }
-        guard let split = DatasetSplit(rawValue: metadata.split) else {
-            throw .badOption(reason: "\(probe.path): unknown split '\(metadata.split)'")
-        }
+        // `contents` comes from `ProbeFile.read`, whose metadata reader refused unknown names.
+        let tasks = metadata.tasks.map { TaskKind(rawValue: $0)! }
+        let split = DatasetSplit(rawValue: metadata.split)!
         do {
             try dataset.checkImageShape(imageSize: model.config.imageSize, channels: model.config.channels)
         } catch { throw .dataset(error) }
