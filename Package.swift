@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(
             name: "GradientProbeTests",
             dependencies: ["GradientProbe", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"], exclude: ["Baselines"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"], exclude: ["Baselines", "Fuzz"]),
         // Swift side of the PyTorch/JAX comparison (issue 6); driven by Benchmarks/run_bench.py.
         .executableTarget(
             name: "GradientBenchmark",

@@ -209,6 +209,15 @@ public enum ProbeFile {
                 file: name, path: "/",
                 reason: "root attribute 'split' is '\(metadata.split)', not one of \(DatasetSplit.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        // Row counts and shapes are products of these: a damaged value must not overflow them.
+        let (rows, overflow) = metadata.tasks.count.multipliedReportingOverflow(by: metadata.samplesPerTask)
+        guard metadata.samplesPerTask >= 1, !overflow, rows <= Int(Int32.max) else {
+            throw .badContent(
+                file: name, path: "/", reason: "root attribute 'samples_per_task' is \(metadata.samplesPerTask)")
+        }
+        guard metadata.batchSize >= 1, metadata.batchSize <= Int(Int32.max) else {
+            throw .badContent(file: name, path: "/", reason: "root attribute 'batch_size' is \(metadata.batchSize)")
+        }
         return metadata
     }
 

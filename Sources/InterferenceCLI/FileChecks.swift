@@ -41,6 +41,7 @@ enum FileChecks {
         default: throw InputError("\(path): not a regular file")
         }
         guard access(path, R_OK) == 0 else { throw InputError("\(path): cannot read: \(errorText(errno))") }
+        try HDF5Preflight.check(path)
         return InputFile(option: option, url: URL(fileURLWithPath: path))
     }
 

@@ -64,8 +64,16 @@ final class InterruptWatcher {
 /// replaces the SIGINT action with a stop request (`InterruptWatcher`).
 enum TerminationCleanup {
     private static let state = Mutex<
-        (installed: Bool, sources: [DispatchSourceSignal], interrupt: (@Sendable () -> Void)?, folders: [String])
-    >((false, [], nil, []))
+        (installed: Bool, sources: [DispatchSourceSignal], interrupt: (@Sendable () -> Void)?, folders: [String],
+         children: Set<pid_t>)
+    >((false, [], nil, [], []))
+
+    /// A child process that must not outlive this one (`HDF5Preflight`'s): killed on a signal.
+    /// SIGKILL, because a child inherits the SIGTERM, SIGHUP and SIGINT this process ignores.
+    static func killOnTermination(_ child: pid_t) { state.withLock { _ = $0.children.insert(child) } }
+
+    /// The child has ended: nothing to kill.
+    static func forget(_ child: pid_t) { state.withLock { _ = $0.children.remove(child) } }
 
     /// Folders this run made for outputs not yet committed (`StagedOutputs`): on a signal, each is
     /// removed if nothing but empty folders is left in it once the temporaries are gone.
@@ -97,6 +105,7 @@ enum TerminationCleanup {
                         interrupt()
                         return
                     }
+                    for child in TerminationCleanup.state.withLock({ $0.children }) { kill(child, SIGKILL) }
                     AtomicFile.removePendingFiles()
                     removeEmptyFolders()
                     _exit(128 + number)

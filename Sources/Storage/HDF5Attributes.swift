@@ -154,8 +154,10 @@ extension HDF5File {
             let isScalar = H5Sget_simple_extent_type(space) == H5S_SCALAR
             let count = Int(H5Sget_simple_extent_npoints(space))
             let label = "read attribute '\(name)' on"
+            guard count >= 0 else { throw failure(label, p) }
 
             func numbers<T: HDF5Element>(_: T.Type) throws(StorageError) -> [T] {
+                try checkNumericLayout(type, path: "\(p)@\(name)")
                 var values = [T](repeating: T.hdf5Zero, count: count)
                 if count == 0 { return values }
                 let status = values.withUnsafeMutableBytes {
@@ -167,9 +169,13 @@ extension HDF5File {
 
             switch H5Tget_class(type) {
             case H5T_STRING:
-                let strings = try readStringBuffer(storedType: type, count: count, path: p) {
-                    memoryType, buffer in
-                    H5Aread(attribute, memoryType, buffer)
+                let strings: [String]
+                if let preloaded = try preloadedAttribute(name, at: p, count: count) {
+                    strings = preloaded
+                } else {
+                    strings = try readStringBuffer(storedType: type, count: count, path: p) { memoryType, buffer in
+                        H5Aread(attribute, memoryType, buffer)
+                    }
                 }
                 return isScalar ? .string(strings.first ?? "") : .strings(strings)
             case H5T_INTEGER:

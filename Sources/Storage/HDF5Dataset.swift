@@ -289,6 +289,77 @@ extension HDF5File {
                 file: name, name: path, expected: "\(expected) data (\(wanted.rawValue))",
                 found: "\(stored) data")
         }
+        try checkNumericLayout(fileType, path: path)
+        try checkStorageLayout(of: dataset, elementSize: H5Tget_size(fileType), path: path)
+    }
+
+    /// `.hdf5` unless the dataset's storage agrees with its shape: chunks no larger than a
+    /// fixed-size dimension (HDF5 refuses to create such a dataset), contiguous storage of exactly
+    /// the shape's bytes (or none yet). libhdf5 1.10 reads a chunk whose header claims larger
+    /// dimensions past its buffer (a crash, found by flipping bytes of our dataset file).
+    func checkStorageLayout(of dataset: hid_t, elementSize: Int, path: String) throws(StorageError) {
+        let space = H5Dget_space(dataset)
+        guard space >= 0 else { throw failure("read the shape of", path) }
+        defer { H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        guard rank > 0 else { return }
+        var dims = [hsize_t](repeating: 0, count: rank)
+        var maxDims = [hsize_t](repeating: 0, count: rank)
+        guard H5Sget_simple_extent_dims(space, &dims, &maxDims) >= 0 else { throw failure("read the shape of", path) }
+        let plist = H5Dget_create_plist(dataset)
+        guard plist >= 0 else { throw failure("read the storage layout of", path) }
+        defer { H5Pclose(plist) }
+        var sane = true
+        switch H5Pget_layout(plist) {
+        case H5D_CHUNKED:
+            var chunk = [hsize_t](repeating: 0, count: rank)
+            sane = H5Pget_chunk(plist, Int32(rank), &chunk) == Int32(rank)
+                && zip(chunk, maxDims).allSatisfy { c, m in c >= 1 && (m == chdf5_s_unlimited() || c <= m) }
+        case H5D_CONTIGUOUS:
+            let stored = H5Dget_storage_size(dataset)
+            var expected: hsize_t = UInt64(max(elementSize, 0))
+            for d in dims {
+                let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+                expected = overflow ? .max : product
+            }
+            sane = stored == 0 || stored == expected
+        default:
+            break
+        }
+        guard sane else {
+            throw StorageError.hdf5(
+                file: name, operation: "read", path: path,
+                detail: "storage that does not match its shape \(dims) (damaged file)")
+        }
+    }
+
+    /// `.hdf5` unless a stored integer or float type has a size and bit layout that a real file
+    /// could hold: libhdf5 1.10 converts, say, a 64-bit integer whose header claims 137 bytes
+    /// without question and overruns its buffers (a crash, found by flipping bytes of our dataset
+    /// file; 1.14 refuses such a type itself).
+    func checkNumericLayout(_ type: hid_t, path: String) throws(StorageError) {
+        let size = H5Tget_size(type)
+        let bits = 8 * size
+        let precision = H5Tget_precision(type)
+        let offset = H5Tget_offset(type)
+        var sane = precision > 0 && offset >= 0 && size_t(offset) + precision <= bits
+        switch H5Tget_class(type) {
+        case H5T_INTEGER:
+            sane = sane && [1, 2, 4, 8].contains(size)
+        case H5T_FLOAT:
+            var (sign, exponentPosition, exponentSize, mantissaPosition, mantissaSize) = (0, 0, 0, 0, 0) as (size_t, size_t, size_t, size_t, size_t)
+            sane = sane && [2, 4, 8].contains(size)
+                && H5Tget_fields(type, &sign, &exponentPosition, &exponentSize, &mantissaPosition, &mantissaSize) >= 0
+                && sign < bits && exponentPosition + exponentSize <= bits && mantissaPosition + mantissaSize <= bits
+                && exponentSize > 0 && mantissaSize > 0
+        default:
+            return
+        }
+        guard sane else {
+            throw StorageError.hdf5(
+                file: name, operation: "read", path: path,
+                detail: "damaged numeric type (\(size) bytes, \(precision) bits at offset \(offset))")
+        }
     }
 
     /// Selects rows `[firstRow, firstRow + count/rowLength)` in the file and a matching memory

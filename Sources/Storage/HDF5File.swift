@@ -25,6 +25,8 @@ public final class HDF5File: @unchecked Sendable {
 
     var fileID: hid_t
     private var pending: AtomicFile.Pending?
+    /// A read-only file's strings as another process read them (``HDF5StringTable``), if registered.
+    let preloaded: HDF5StringTable?
 
     /// The path used in error messages.
     var name: String { url.path }
@@ -34,6 +36,7 @@ public final class HDF5File: @unchecked Sendable {
         self.fileID = fileID
         self.isWritable = writable
         self.pending = pending
+        self.preloaded = writable ? nil : HDF5StringTable.registered(for: url)
     }
 
     deinit {
@@ -254,6 +257,13 @@ public final class HDF5File: @unchecked Sendable {
         guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else {
             throw failure("read the shape of", path)
         }
-        return dims.map { Int($0) }
+        var shape: [Int] = []
+        for d in dims {
+            guard let size = Int(exactly: d) else {
+                throw StorageError.outOfRange(file: name, path: path, reason: "a dimension of \(d) (damaged file?)")
+            }
+            shape.append(size)
+        }
+        return shape
     }
 }

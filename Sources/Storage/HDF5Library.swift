@@ -15,15 +15,25 @@ enum HDF5Library {
         // file and crashed the process after its error line. Files are closed or discarded
         // explicitly, so nothing is lost by skipping it.
         H5dont_atexit()
-        chdf5_silence_errors()
         return true
     }()
+
+    /// HDF5's automatic error printing is a per-thread setting in Debian's build (its messages say
+    /// "thread N"), so it is turned off on every thread that calls in, the first time it does.
+    private static func silenceThisThread() {
+        let key = "TaskInterference.HDF5Library.silenced"
+        let storage = Thread.current.threadDictionary
+        guard storage[key] == nil else { return }
+        chdf5_silence_errors()
+        storage[key] = true
+    }
 
     /// Runs `body` while holding the library lock.
     static func locked<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
         lock.lock()
         defer { lock.unlock() }
         _ = initialized
+        silenceThisThread()
         return try body()
     }
 
@@ -32,6 +42,7 @@ enum HDF5Library {
         lock.lock()
         defer { lock.unlock() }
         _ = initialized
+        silenceThisThread()
         return body()
     }
 

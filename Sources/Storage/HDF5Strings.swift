@@ -51,6 +51,10 @@ extension HDF5File {
             guard space >= 0 else { throw failure("read the shape of", p) }
             defer { H5Sclose(space) }
             let count = Int(H5Sget_simple_extent_npoints(space))
+            guard count >= 0 else { throw failure("read the shape of", p) }
+            if H5Tget_class(type) == H5T_STRING, let values = try preloadedDataset(p, count: count) {
+                return values
+            }
             return try readStringBuffer(storedType: type, count: count, path: p) {
                 memoryType, buffer in
                 H5Dread(

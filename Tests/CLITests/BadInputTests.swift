@@ -314,6 +314,52 @@ extension CLITests {
         }
     }
 
+    /// One changed byte, found by flipping bytes of these committed files, each of which killed
+    /// the command before (exit 139 or 132):
+    /// - in a variable-length string's global-heap reference, which libhdf5 1.10 follows without a
+    ///   bounds check (SIGSEGV): now read first in a child process (`HDF5Preflight`);
+    /// - in an integer's type header (8 bytes → 137), which libhdf5 1.10 converts past its buffer
+    ///   (SIGSEGV): now checked before reading (`checkNumericLayout`);
+    /// - in `samples_per_task`'s type, which made the value huge and the row count overflow
+    ///   (SIGILL): both are checked now;
+    /// - in the images' chunk dimensions (4 → 36, past the dimension of 8), which libhdf5 1.10
+    ///   reads past its buffer (SIGSEGV): storage is now checked against the shape first.
+    /// Refused, whether the library crashes (in the child) or, once fixed upstream, fails the read.
+    @Test("an HDF5 input with one damaged byte that crashed libhdf5 or overflowed a count → 2 naming it, nothing written")
+    func crashingStrings() throws {
+        let probe = Self.packageRoot.appendingPathComponent("Tests/InterferenceTests/Fixtures/probe_dense_demo.h5").path
+        try Self.withTemporaryDirectory { root in
+            func corrupted(_ source: String, at offset: Int, to value: UInt8, name: String) throws -> String {
+                var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+                try #require(bytes[offset] != value)
+                bytes[offset] = value
+                let path = root.appendingPathComponent(name).path
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                return path
+            }
+            let out = root.appendingPathComponent("i.h5").path
+            for (offset, value) in [(2761, UInt8(128)), (2667, 2), (1633, 128)] {
+                let bad = try corrupted(probe, at: offset, to: value, name: "probe-\(offset).h5")
+                try Self.expectRefusedUnchanged(["analyze", bad, "--out", out], in: root, naming: [bad])
+                try Self.expectRefusedUnchanged(["merge", bad, "--out", out], in: root, naming: [bad])
+            }
+            let baseline = Self.baseline.path
+            let bad = try corrupted(baseline, at: 2382, to: 1, name: "baseline.h5")
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", baseline, "--candidate", bad], in: root, naming: [bad])
+            try Self.expectRefusedUnchanged(
+                ["report", bad, "--out", root.appendingPathComponent("r.md").path], in: root, naming: [bad])
+            let types = try corrupted(Self.data, at: 89745, to: 137, name: "digits-type.h5")
+            let chunks = try corrupted(Self.data, at: 1703, to: 36, name: "digits-chunk.h5")
+            try Self.withTinyRun { _, checkpoint in
+                try Self.expectRefusedUnchanged(
+                    ["evaluate", "--checkpoint", checkpoint.path, "--data", types], in: root, naming: [types, "/captions/tokens"])
+                try Self.expectRefusedUnchanged(
+                    ["evaluate", "--checkpoint", checkpoint.path, "--data", chunks], in: root, naming: [chunks, "/images"])
+            }
+        }
+    }
+
     /// Copies `file` to `copy` and runs `body` on the copy with h5py (`f`, opened r+): files our own
     /// writers never make. The Makefile's `pydeps` installs h5py for `make test`.
     static func editedCopy(of file: String, to copy: String, _ body: String) throws {

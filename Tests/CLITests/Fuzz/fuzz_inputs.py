@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Damaged-input campaign for the `interference` binary: run on purpose, not by CI.
+
+Copies a committed input, changes a few of its bytes (random bytes, one flipped bit in the first
+4 KiB, or a truncation), runs the command that reads it, and records every run that ends other
+than a user would expect: a signal, an exit code other than 0, 1 or 2, a refusal (exit 2) whose
+error is not exactly one line, or no end within the time limit. Failing inputs are kept for
+replay. Deterministic for a seed.
+
+    python3 Tests/CLITests/Fuzz/fuzz_inputs.py --kind probe --count 500 --seed 1 \
+        --binary .build/release/interference
+
+Kinds: probe (analyze a probe file), interference (report), baseline (check), data (evaluate a
+checkpoint on a damaged dataset), checkpoint (evaluate a damaged checkpoint). `data` needs a
+checkpoint trained on notebooks-data/digits.h5 (--checkpoint; `interference train --model dense
+--data notebooks-data/digits.h5 --steps 2 --config tiny --out DIR` makes one). Copy the binary
+elsewhere first if you rebuild during a campaign.
+"""
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def commands(binary, checkpoint):
+    data = os.path.join(ROOT, "notebooks-data/digits.h5")
+    baseline = os.path.join(ROOT, "Tests/CLITests/Baselines/interference.h5")
+    return {
+        "probe": (os.path.join(ROOT, "Tests/InterferenceTests/Fixtures/probe_dense_demo.h5"),
+                  lambda f, out: [binary, "analyze", f, "--out", f"{out}/i.h5", "--bootstrap", "20"]),
+        "interference": (os.path.join(ROOT, "reports/demo/dense.h5"),
+                         lambda f, out: [binary, "report", f, "--out", f"{out}/r.md"]),
+        "baseline": (baseline,
+                     lambda f, out: [binary, "check", "--baseline", f, "--candidate", baseline, "--tolerance", "0.01"]),
+        "data": (data, lambda f, out: [binary, "evaluate", "--checkpoint", checkpoint, "--data", f]),
+        "checkpoint": (os.path.join(ROOT, "Tests/UniPerceiverTests/Fixtures/dense_tiny.safetensors"),
+                       lambda f, out: [binary, "evaluate", "--checkpoint", f, "--data", data]),
+    }
+
+
+def damage(data, rng):
+    b = bytearray(data)
+    mode = rng.random()
+    if mode < 0.6:
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+    elif mode < 0.8:
+        b[rng.randrange(min(len(b), 4096))] ^= 1 << rng.randrange(8)
+    else:
+        b = b[: rng.randrange(len(b))]
+    return bytes(b)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", required=True, choices=["probe", "interference", "baseline", "data", "checkpoint"])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/interference"))
+    parser.add_argument("--checkpoint", help="checkpoint for --kind data")
+    parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs")
+    parser.add_argument("--timeout", type=float, default=150)
+    args = parser.parse_args()
+    if args.kind == "data" and not args.checkpoint:
+        parser.error("--kind data needs --checkpoint")
+    source, command = commands(os.path.abspath(args.binary), args.checkpoint)[args.kind]
+    original = open(source, "rb").read()
+    rng = random.Random(args.seed)
+    env = dict(os.environ, SWIFT_BACKTRACE="enable=no")
+    outcomes = {"exit 0": 0, "exit 1": 0, "exit 2": 0, "failure": 0}
+    os.makedirs(args.keep, exist_ok=True)
+    for i in range(args.count):
+        work = tempfile.mkdtemp(prefix="fuzz-")
+        damaged = os.path.join(work, "input" + os.path.splitext(source)[1])
+        open(damaged, "wb").write(damage(original, rng))
+        try:
+            run = subprocess.run(command(damaged, work), capture_output=True, text=True, timeout=args.timeout, env=env)
+            code, lines = run.returncode, run.stderr.strip().splitlines()
+        except subprocess.TimeoutExpired:
+            code, lines = "timeout", []
+        if code in (0, 1) or (code == 2 and len(lines) == 1):
+            outcomes[f"exit {code}"] += 1
+        else:
+            outcomes["failure"] += 1
+            kept = os.path.join(args.keep, f"{args.kind}-{args.seed}-{i}" + os.path.splitext(source)[1])
+            shutil.copy(damaged, kept)
+            print(f"FAILURE {args.kind} #{i}: {code} {lines[:2]} -> {kept}", flush=True)
+        shutil.rmtree(work)
+    print(f"{args.kind} seed {args.seed}: {args.count} runs; " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
+
+
+if __name__ == "__main__":
+    main()
