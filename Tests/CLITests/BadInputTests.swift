@@ -298,7 +298,7 @@ extension CLITests {
         }
     }
 
-    @Test("analyze of a probe listing a task or split this tool does not know → 2 naming the file and the name")
+    @Test("analyze of a probe listing a task or split this tool does not know, or absurd samples → 2 naming the file and the name")
     func analyzeUnknownTask() throws {
         try Self.withTinyAnalysis { root, _, probe, _ in
             let out = root.appendingPathComponent("a.h5").path
@@ -311,6 +311,10 @@ extension CLITests {
             let split = root.appendingPathComponent("split.probe.h5").path
             try Self.editedCopy(of: probe, to: split, "f.attrs['split'] = 'holdout'")
             try Self.expectRefusedUnchanged(["analyze", split, "--out", out], in: root, naming: [split, "'holdout'"])
+            // Rows are tasks × samples: a value this large overflowed the count (a trap) before.
+            let huge = root.appendingPathComponent("huge.probe.h5").path
+            try Self.editedCopy(of: probe, to: huge, "f.attrs['samples_per_task'] = 2**62")
+            try Self.expectRefusedUnchanged(["analyze", huge, "--out", out], in: root, naming: [huge, "samples_per_task"])
         }
     }
 
@@ -338,10 +342,10 @@ extension CLITests {
                 return path
             }
             let out = root.appendingPathComponent("i.h5").path
-            for (offset, value) in [(2761, UInt8(128)), (2667, 2), (1633, 128)] {
+            for (offset, value, named) in [(2761, UInt8(128), [String]()), (2667, 2, []), (1633, 128, ["damaged numeric type"])] {
                 let bad = try corrupted(probe, at: offset, to: value, name: "probe-\(offset).h5")
-                try Self.expectRefusedUnchanged(["analyze", bad, "--out", out], in: root, naming: [bad])
-                try Self.expectRefusedUnchanged(["merge", bad, "--out", out], in: root, naming: [bad])
+                try Self.expectRefusedUnchanged(["analyze", bad, "--out", out], in: root, naming: [bad] + named)
+                try Self.expectRefusedUnchanged(["merge", bad, "--out", out], in: root, naming: [bad] + named)
             }
             let baseline = Self.baseline.path
             let bad = try corrupted(baseline, at: 2382, to: 1, name: "baseline.h5")
