@@ -11,9 +11,9 @@ replay. Deterministic for a seed.
         --binary .build/release/interference
 
 Kinds: probe (analyze a probe file), interference (report), baseline (check), data (evaluate a
-checkpoint on a damaged dataset), checkpoint (evaluate a damaged checkpoint). `data` needs a
-checkpoint trained on notebooks-data/digits.h5 (--checkpoint; `interference train --model dense
---data notebooks-data/digits.h5 --steps 2 --config tiny --out DIR` makes one). Copy the binary
+checkpoint on a damaged dataset), checkpoint (evaluate a damaged copy of that checkpoint). Both
+need a checkpoint trained on notebooks-data/digits.h5 (--checkpoint; `interference train --model
+dense --data notebooks-data/digits.h5 --steps 2 --config tiny --out DIR` makes one). Copy the binary
 elsewhere first if you rebuild during a campaign.
 """
 import argparse
@@ -37,8 +37,7 @@ def commands(binary, checkpoint):
         "baseline": (baseline,
                      lambda f, out: [binary, "check", "--baseline", f, "--candidate", baseline, "--tolerance", "0.01"]),
         "data": (data, lambda f, out: [binary, "evaluate", "--checkpoint", checkpoint, "--data", f]),
-        "checkpoint": (os.path.join(ROOT, "Tests/UniPerceiverTests/Fixtures/dense_tiny.safetensors"),
-                       lambda f, out: [binary, "evaluate", "--checkpoint", f, "--data", data]),
+        "checkpoint": (checkpoint, lambda f, out: [binary, "evaluate", "--checkpoint", f, "--data", data]),
     }
 
 
@@ -61,12 +60,12 @@ def main():
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/interference"))
-    parser.add_argument("--checkpoint", help="checkpoint for --kind data")
+    parser.add_argument("--checkpoint", help="checkpoint trained on digits.h5, for --kind data and checkpoint")
     parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs")
     parser.add_argument("--timeout", type=float, default=150)
     args = parser.parse_args()
-    if args.kind == "data" and not args.checkpoint:
-        parser.error("--kind data needs --checkpoint")
+    if args.kind in ("data", "checkpoint") and not args.checkpoint:
+        parser.error(f"--kind {args.kind} needs --checkpoint")
     source, command = commands(os.path.abspath(args.binary), args.checkpoint)[args.kind]
     original = open(source, "rb").read()
     rng = random.Random(args.seed)
