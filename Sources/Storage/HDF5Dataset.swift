@@ -326,11 +326,7 @@ extension HDF5File {
         default:
             break
         }
-        guard sane else {
-            throw StorageError.hdf5(
-                file: name, operation: "read", path: path,
-                detail: "storage that does not match its shape \(dims) (damaged file)")
-        }
+        try refuseDamaged(unless: sane, path, "storage that does not match its shape \(dims) (damaged file)")
     }
 
     /// `.hdf5` unless a stored integer or float type has a size and bit layout that a real file
@@ -355,11 +351,15 @@ extension HDF5File {
         default:
             return
         }
-        guard sane else {
-            throw StorageError.hdf5(
-                file: name, operation: "read", path: path,
-                detail: "damaged numeric type (\(size) bytes, \(precision) bits at offset \(offset))")
-        }
+        try refuseDamaged(unless: sane, path, "damaged numeric type (\(size) bytes, \(precision) bits at offset \(offset))")
+    }
+
+    /// The read of `path` refused, saying what is damaged, unless `sane`.
+    private func refuseDamaged(unless sane: Bool, _ path: String, _ detail: @autoclosure () -> String)
+        throws(StorageError)
+    {
+        guard !sane else { return }
+        throw StorageError.hdf5(file: name, operation: "read", path: path, detail: detail())
     }
 
     /// Selects rows `[firstRow, firstRow + count/rowLength)` in the file and a matching memory
