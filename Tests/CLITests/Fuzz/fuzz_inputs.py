@@ -11,7 +11,8 @@ replay. Deterministic for a seed.
         --binary .build/release/interference
 
 Kinds: probe (analyze a probe file), interference (report), baseline (check), data (evaluate a
-checkpoint on a damaged dataset), checkpoint (evaluate a damaged copy of that checkpoint). Both
+checkpoint on a damaged dataset), checkpoint (evaluate a damaged copy of that checkpoint), shard
+(merge a damaged shard with a sound one; both probed first from the checkpoint). The last three
 need a checkpoint trained on notebooks-data/digits.h5 (--checkpoint; `interference train --model
 dense --data notebooks-data/digits.h5 --steps 2 --config tiny --out DIR` makes one). Copy the binary
 elsewhere first if you rebuild during a campaign.
@@ -26,7 +27,18 @@ import tempfile
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def commands(binary, checkpoint):
+def make_shards(binary, checkpoint, folder):
+    """Two shards of a small probe (layer 0, 4 mini-batches of 4 per task), for --kind shard."""
+    paths = [os.path.join(folder, f"shard{k}.h5") for k in (1, 2)]
+    for k, path in zip((1, 2), paths):
+        subprocess.run(
+            [binary, "probe", "--checkpoint", checkpoint, "--data", os.path.join(ROOT, "notebooks-data/digits.h5"),
+             "--tasks", "image-classification,mlm,captioning", "--samples", "4", "--batch-size", "4",
+             "--parameters", "encoder.layers.0.*", "--shard", f"{k}/2", "--out", path, "--quiet"], check=True)
+    return paths
+
+
+def commands(binary, checkpoint, shards):
     data = os.path.join(ROOT, "notebooks-data/digits.h5")
     baseline = os.path.join(ROOT, "Tests/CLITests/Baselines/interference.h5")
     return {
@@ -38,6 +50,8 @@ def commands(binary, checkpoint):
                      lambda f, out: [binary, "check", "--baseline", f, "--candidate", baseline, "--tolerance", "0.01"]),
         "data": (data, lambda f, out: [binary, "evaluate", "--checkpoint", checkpoint, "--data", f]),
         "checkpoint": (checkpoint, lambda f, out: [binary, "evaluate", "--checkpoint", f, "--data", data]),
+        "shard": (shards[0] if shards else None,
+                  lambda f, out: [binary, "merge", f, shards[1], "--out", f"{out}/merged.h5"]),
     }
 
 
@@ -56,17 +70,19 @@ def damage(data, rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", required=True, choices=["probe", "interference", "baseline", "data", "checkpoint"])
+    parser.add_argument("--kind", required=True, choices=["probe", "interference", "baseline", "data", "checkpoint", "shard"])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/interference"))
-    parser.add_argument("--checkpoint", help="checkpoint trained on digits.h5, for --kind data and checkpoint")
+    parser.add_argument("--checkpoint", help="checkpoint trained on digits.h5, for --kind data, checkpoint and shard")
     parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs")
     parser.add_argument("--timeout", type=float, default=150)
     args = parser.parse_args()
-    if args.kind in ("data", "checkpoint") and not args.checkpoint:
+    if args.kind in ("data", "checkpoint", "shard") and not args.checkpoint:
         parser.error(f"--kind {args.kind} needs --checkpoint")
-    source, command = commands(os.path.abspath(args.binary), args.checkpoint)[args.kind]
+    binary = os.path.abspath(args.binary)
+    shards = make_shards(binary, args.checkpoint, tempfile.mkdtemp(prefix="fuzz-shards-")) if args.kind == "shard" else None
+    source, command = commands(binary, args.checkpoint, shards)[args.kind]
     original = open(source, "rb").read()
     rng = random.Random(args.seed)
     env = dict(os.environ, SWIFT_BACKTRACE="enable=no")
