@@ -15,7 +15,7 @@ struct InterferenceCommand: ParsableCommand {
             ProbeCommand.self, MergeCommand.self,
             AnalyzeCommand.self, ReportCommand.self, CheckCommand.self,
             DiagnoseCommand.self, DemoCommand.self,
-            ReadStringsCommand.self,
+            ReadMetadataCommand.self,
         ])
 
     /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every

@@ -4,7 +4,7 @@ import CHDF5
 ///
 /// Stored as h5py stores the matching Python values: `str` → variable-length UTF-8 scalar,
 /// `int` → int64 scalar, `float` → float64 scalar, lists → 1-D arrays.
-public enum HDF5AttributeValue: Sendable, Equatable {
+public enum HDF5AttributeValue: Sendable, Equatable, Codable {
     case string(String)
     case int(Int)
     case double(Double)
@@ -90,6 +90,10 @@ extension HDF5File {
     /// True if the object at `path` exists and has attribute `name`.
     public func hasAttribute(_ name: String, at path: String = "/") -> Bool {
         HDF5Library.lockedQuery { () -> Bool in
+            if preloaded != nil {
+                guard let object = try? preloadedObject(Self.normalize(path)) else { return false }
+                return object.attributes[name] != nil || object.unreadable[name] != nil
+            }
             guard let object = try? openObject(path) else { return false }
             defer { H5Oclose(object) }
             return H5Aexists(object, name) > 0
@@ -101,6 +105,11 @@ extension HDF5File {
     public func attributeNames(at path: String = "/") throws(StorageError) -> [String] {
         try HDF5Library.locked { () throws(StorageError) -> [String] in
             let p = Self.normalize(path)
+            if let known = try preloadedObject(p) {
+                guard known.attributesListed else { throw unreadable("list attributes of", p) }
+                return (Array(known.attributes.keys) + Array(known.unreadable.keys))
+                    .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            }
             let object = try openObject(p)
             defer { H5Oclose(object) }
             var names: [String] = []
@@ -137,6 +146,7 @@ extension HDF5File {
     {
         try HDF5Library.locked { () throws(StorageError) -> HDF5AttributeValue in
             let p = Self.normalize(path)
+            if let value = try preloadedAttribute(name, at: p) { return value }
             let object = try openObject(p)
             defer { H5Oclose(object) }
             guard H5Aexists(object, name) > 0 else {
@@ -169,13 +179,8 @@ extension HDF5File {
 
             switch H5Tget_class(type) {
             case H5T_STRING:
-                let strings: [String]
-                if let preloaded = try preloadedAttribute(name, at: p, count: count) {
-                    strings = preloaded
-                } else {
-                    strings = try readStringBuffer(storedType: type, count: count, path: p) { memoryType, buffer in
-                        H5Aread(attribute, memoryType, buffer)
-                    }
+                let strings = try readStringBuffer(storedType: type, count: count, path: p) { memoryType, buffer in
+                    H5Aread(attribute, memoryType, buffer)
                 }
                 return isScalar ? .string(strings.first ?? "") : .strings(strings)
             case H5T_INTEGER:

@@ -24,7 +24,8 @@ extension HDF5File {
             }
             try removeIfPresent(p)
             let dataset = try createDataset(
-                p, type: T.hdf5Type, shape: shape, maxShape: nil, chunk: nil)
+                p, type: T.hdf5Type, shape: shape, maxShape: nil,
+                chunk: Self.checksummedChunk(shape, elementSize: MemoryLayout<T>.stride))
             defer { H5Dclose(dataset) }
             if values.isEmpty { return }
             let status = values.withUnsafeBytes {
@@ -248,6 +249,19 @@ extension HDF5File {
         return count
     }
 
+    /// Chunks of whole rows, about 1 MiB each, for a dataset written whole: chunked storage is
+    /// what carries HDF5's Fletcher-32 checksum, so a damaged value is refused on read ("data
+    /// error detected by Fletcher32 checksum") instead of being computed with. nil (contiguous, no
+    /// checksum) for a scalar or an empty dataset, which cannot be chunked.
+    static func checksummedChunk(_ shape: [Int], elementSize: Int) -> [Int]? {
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else { return nil }
+        let rowBytes = shape.dropFirst().reduce(elementSize, *)
+        let rows = min(shape[0], max(1, (1 << 20) / max(rowBytes, 1)))
+        return [rows] + shape.dropFirst()
+    }
+
+    /// Creates a dataset; a chunked one also gets the Fletcher-32 checksum filter (see
+    /// ``checksummedChunk(_:elementSize:)``).
     func createDataset(
         _ p: String, type: HDF5ElementType, shape: [Int], maxShape: [hsize_t]?, chunk: [Int]?
     ) throws(StorageError) -> hid_t {
@@ -260,7 +274,7 @@ extension HDF5File {
         defer { H5Pclose(dcpl) }
         if let chunk {
             let dims = chunk.map { hsize_t($0) }
-            guard H5Pset_chunk(dcpl, Int32(dims.count), dims) >= 0 else {
+            guard H5Pset_chunk(dcpl, Int32(dims.count), dims) >= 0, H5Pset_fletcher32(dcpl) >= 0 else {
                 throw failure("set chunking \(chunk) on", p)
             }
         }

@@ -25,8 +25,8 @@ public final class HDF5File: @unchecked Sendable {
 
     var fileID: hid_t
     private var pending: AtomicFile.Pending?
-    /// A read-only file's strings as another process read them (``HDF5StringTable``), if registered.
-    let preloaded: HDF5StringTable?
+    /// A read-only file's metadata as another process read it (``HDF5MetadataTable``), if registered.
+    let preloaded: HDF5MetadataTable?
 
     /// The path used in error messages.
     var name: String { url.path }
@@ -36,7 +36,7 @@ public final class HDF5File: @unchecked Sendable {
         self.fileID = fileID
         self.isWritable = writable
         self.pending = pending
-        self.preloaded = writable ? nil : HDF5StringTable.registered(for: url)
+        self.preloaded = writable ? nil : HDF5MetadataTable.registered(for: url)
     }
 
     deinit {
@@ -140,9 +140,15 @@ public final class HDF5File: @unchecked Sendable {
 
     /// STRONG close degree: H5Fclose also closes any object a failed call left open, so the
     /// file is complete on disk before it is renamed.
+    /// Object headers and other metadata in the HDF5 1.8 format, which carries checksums: a
+    /// damaged header of a file we wrote is then refused by libhdf5 itself ("incorrect metadata
+    /// checksum") instead of being read as something else. Readable by HDF5 ≥ 1.8 (h5py for 15
+    /// years). Reading files of the older format is unchanged.
     private static func fileAccessList(_ url: URL) throws(StorageError) -> hid_t {
         let fapl = H5Pcreate(chdf5_p_file_access())
-        guard fapl >= 0, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0 else {
+        guard fapl >= 0, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0,
+            H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) >= 0
+        else {
             throw StorageError.hdf5(
                 file: url.path, operation: "set up file access for", path: "/",
                 detail: HDF5Library.lastError())

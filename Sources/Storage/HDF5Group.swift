@@ -33,13 +33,20 @@ extension HDF5File {
     /// True if a group or dataset exists at `path` (`"/"` always exists).
     public func exists(_ path: String) -> Bool {
         HDF5Library.lockedQuery { () -> Bool in
-            (try? linkExists(Self.normalize(path))) ?? false
+            let p = Self.normalize(path)
+            if let preloaded, let listed = preloaded.listed(p) { return listed }
+            return (try? linkExists(p)) ?? false
         }
     }
 
     /// Whether `path` is a group or a dataset, or nil if nothing is there.
     public func kind(of path: String) -> HDF5ObjectKind? {
         HDF5Library.lockedQuery { () -> HDF5ObjectKind? in
+            if let preloaded {
+                let p = Self.normalize(path)
+                if let known = preloaded.objects[p] { return known.isGroup ? .group : .dataset }
+                if preloaded.listed(p) == false { return nil }
+            }
             guard let object = try? openObject(path) else { return nil }
             defer { H5Oclose(object) }
             switch H5Iget_type(object) {
@@ -55,6 +62,13 @@ extension HDF5File {
     public func children(of path: String = "/") throws(StorageError) -> [String] {
         try HDF5Library.locked { () throws(StorageError) -> [String] in
             let p = Self.normalize(path)
+            if let known = try preloadedObject(p) {
+                guard known.isGroup else {
+                    throw StorageError.wrongType(file: name, name: p, expected: "a group", found: "a dataset")
+                }
+                guard let members = known.members else { throw unreadable("list", p) }
+                return members
+            }
             let object = try openObject(p)
             defer { H5Oclose(object) }
             guard H5Iget_type(object) == H5I_GROUP else {

@@ -42,6 +42,7 @@ extension HDF5File {
     public func readStrings(_ path: String) throws(StorageError) -> [String] {
         try HDF5Library.locked { () throws(StorageError) -> [String] in
             let p = Self.normalize(path)
+            if let values = preloaded?.strings[p] { return values }
             let dataset = try openDataset(p)
             defer { H5Dclose(dataset) }
             let type = H5Dget_type(dataset)
@@ -52,9 +53,8 @@ extension HDF5File {
             defer { H5Sclose(space) }
             let count = Int(H5Sget_simple_extent_npoints(space))
             guard count >= 0 else { throw failure("read the shape of", p) }
-            if H5Tget_class(type) == H5T_STRING, let values = try preloadedDataset(p, count: count) {
-                return values
-            }
+            // A string dataset the child could not read is not read here either.
+            if preloaded != nil, H5Tget_class(type) == H5T_STRING { throw unreadable("read strings from", p) }
             return try readStringBuffer(storedType: type, count: count, path: p) {
                 memoryType, buffer in
                 H5Dread(

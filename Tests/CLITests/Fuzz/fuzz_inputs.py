@@ -75,6 +75,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/interference"))
     parser.add_argument("--checkpoint", help="checkpoint trained on digits.h5, for --kind data, checkpoint and shard")
+    parser.add_argument("--source", help="damage this file instead of the kind's committed one (same command)")
     parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs")
     parser.add_argument("--timeout", type=float, default=150)
     args = parser.parse_args()
@@ -83,6 +84,7 @@ def main():
     binary = os.path.abspath(args.binary)
     shards = make_shards(binary, args.checkpoint, tempfile.mkdtemp(prefix="fuzz-shards-")) if args.kind == "shard" else None
     source, command = commands(binary, args.checkpoint, shards)[args.kind]
+    source = args.source or source
     original = open(source, "rb").read()
     rng = random.Random(args.seed)
     env = dict(os.environ, SWIFT_BACKTRACE="enable=no")
