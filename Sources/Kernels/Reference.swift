@@ -222,8 +222,8 @@ public func geluBackwardNaive(
 
 /// Naive masked softmax in Double: `p_k = exp(z_k − max) / Σ_j exp(z_j − max)`, `-inf` → 0.
 ///
-/// Shapes: `probs [N, K]`, `logits [N, K]`. A fully masked row is a programmer error; a NaN logit
-/// makes its row NaN.
+/// Shapes: `probs [N, K]`, `logits [N, K]`. A NaN logit, or no logit above `-inf` (overflowing
+/// weights), makes its row NaN.
 public func softmaxForwardNaive(
     probs: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, rows: Int, cols: Int
 ) {
@@ -231,11 +231,10 @@ public func softmaxForwardNaive(
         let z = logits + r * cols
         var maxValue = -Double.infinity
         for c in 0..<cols { maxValue = max(maxValue, Double(z[c])) }
-        if (0..<cols).contains(where: { z[$0].isNaN }) {
+        if (0..<cols).contains(where: { z[$0].isNaN }) || maxValue == -Double.infinity {
             for c in 0..<cols { probs[r * cols + c] = .nan }
             continue
         }
-        precondition(maxValue > -Double.infinity, "softmaxForwardNaive: row \(r) is fully masked")
         var sum = 0.0
         for c in 0..<cols { sum += exp(Double(z[c]) - maxValue) }
         for c in 0..<cols { probs[r * cols + c] = Float(exp(Double(z[c]) - maxValue) / sum) }

@@ -4,10 +4,11 @@ import Foundation
 
 /// Row-wise softmax where `-Float.infinity` logits mark masked entries: `p_k = exp(z_k − max) / Σ`.
 ///
-/// Masked entries get probability exactly 0. Every row must have at least one logit that is not
-/// `-inf` (the model's masks always let a query see the `<SPE>` prefix). A NaN logit makes its row
-/// NaN rather than stopping the process: non-finite weights must reach the loss, where the trainer
-/// and the probe report them. In place is allowed (`probs == logits`).
+/// Masked entries get probability exactly 0. The model's masks always let a query see the `<SPE>`
+/// prefix, so a row with no logit above `-inf` comes from non-finite or overflowing weights (a
+/// score of −∞ from a damaged checkpoint's 1e38), as does a NaN logit: such a row is NaN rather
+/// than stopping the process, so that the trainer's and the probe's checks of the loss report it.
+/// In place is allowed (`probs == logits`).
 /// Shapes: `probs [N, K]`, `logits [N, K]`. The probabilities are what backward needs.
 /// ### References
 /// `torch.softmax` with `masked_fill(-inf)`.
@@ -20,9 +21,8 @@ public func softmaxForward(
         var maxValue = -Float.infinity
         for c in 0..<cols where z[c] > maxValue { maxValue = z[c] }
         if maxValue == -Float.infinity {
-            // Every logit is masked or NaN (the comparison skips NaN). A NaN anywhere else already
+            // Every logit is −∞ or NaN (the comparison skips NaN). A NaN anywhere else already
             // makes the sum, and so the row, NaN below.
-            precondition((0..<cols).contains { z[$0].isNaN }, "softmaxForward: row \(r) is fully masked")
             p.update(repeating: .nan, count: cols)
             continue
         }

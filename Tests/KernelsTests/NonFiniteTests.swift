@@ -58,16 +58,21 @@ struct AllZeroTests {
 
 /// Non-finite weights must reach the loss, where the trainer and the probe name them: the softmax
 /// turns a row holding a NaN into NaN instead of stopping the process (a NaN used to leave the row's
-/// maximum at −∞ and trip the fully-masked check).
+/// maximum at −∞ and trip the fully-masked check), and so a row whose every score overflowed to −∞
+/// (a damaged checkpoint's 1e38 weight, found by flipping checkpoint bytes: it trapped).
 @Suite("Softmax of non-finite logits")
 struct SoftmaxNonFiniteTests {
-    @Test("a NaN logit, masked or not elsewhere, makes its row NaN and leaves the other rows alone")
+    @Test("a NaN logit, or no logit above −∞, makes its row NaN and leaves the other rows alone")
     func nanPropagates() {
-        let rows = 3
+        let rows = 4
         let cols = 4
         for naive in [false, true] {
-            // Row 0: all NaN; row 1: one NaN beside a masked entry; row 2: finite with a masked entry.
-            let logits: [Float] = [.nan, .nan, .nan, .nan, 1, -.infinity, .nan, 2, 0.5, -.infinity, 1.5, -1]
+            // Row 0: all NaN; row 1: one NaN beside a masked entry; row 2: finite with a masked
+            // entry; row 3: every score −∞.
+            let logits: [Float] = [
+                .nan, .nan, .nan, .nan, 1, -.infinity, .nan, 2, 0.5, -.infinity, 1.5, -1,
+                -.infinity, -.infinity, -.infinity, -.infinity,
+            ]
             var probs = [Float](repeating: 0, count: rows * cols)
             logits.withUnsafeBufferPointer { z in
                 probs.withUnsafeMutableBufferPointer { p in
@@ -78,7 +83,7 @@ struct SoftmaxNonFiniteTests {
                     }
                 }
             }
-            let nanRows = probs[0..<8].allSatisfy { $0.isNaN }
+            let nanRows = probs[0..<8].allSatisfy { $0.isNaN } && probs[12..<16].allSatisfy { $0.isNaN }
             let finiteRow = probs[8..<12].allSatisfy { $0.isFinite } && probs[9] == 0
             #expect(nanRows, "naive \(naive): \(probs)")
             #expect(finiteRow, "naive \(naive): \(probs)")
