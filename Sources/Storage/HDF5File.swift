@@ -140,14 +140,16 @@ public final class HDF5File: @unchecked Sendable {
 
     /// STRONG close degree: H5Fclose also closes any object a failed call left open, so the
     /// file is complete on disk before it is renamed.
-    /// Object headers and other metadata in the HDF5 1.8 format, which carries checksums: a
-    /// damaged header of a file we wrote is then refused by libhdf5 itself ("incorrect metadata
-    /// checksum") instead of being read as something else. Readable by HDF5 ≥ 1.8 (h5py for 15
-    /// years). Reading files of the older format is unchanged.
+    /// Files in the HDF5 1.10 format, whose object headers and chunk indexes carry checksums: a
+    /// damaged header or chunk index of a file we wrote is refused by libhdf5 itself ("incorrect
+    /// metadata checksum") instead of being read as something else. (With the 1.8 format the
+    /// chunk index is a B-tree without a checksum, and one damaged byte in it made a dataset read
+    /// as all zeros, silently.) Readable by HDF5 ≥ 1.10 (every h5py wheel since 2018). Reading
+    /// files of older formats is unchanged.
     private static func fileAccessList(_ url: URL) throws(StorageError) -> hid_t {
         let fapl = H5Pcreate(chdf5_p_file_access())
         guard fapl >= 0, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0,
-            H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110) >= 0
+            H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) >= 0
         else {
             throw StorageError.hdf5(
                 file: url.path, operation: "set up file access for", path: "/",
