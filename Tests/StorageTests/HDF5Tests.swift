@@ -75,6 +75,28 @@ import Testing
         ) { () throws(StorageError) in _ = try file.read("/vocab", as: Float.self) }
     }
 
+    /// Strings live where no HDF5 checksum reaches (a fixed-length dataset's raw bytes, the global
+    /// heap of variable-length ones): a damaged byte that leaves them invalid UTF-8 is refused,
+    /// not read as U+FFFD inside a task name.
+    @Test func aStringThatIsNotUTF8IsRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("strings.h5")
+        try HDF5File.write(to: url) { (file) throws(StorageError) in
+            try file.write(strings: ["captioning"], to: "/fixed", fixedLength: true)
+        }
+        var bytes = [UInt8](try Data(contentsOf: url))
+        let word = Array("captioning".utf8)
+        let at = try #require((0...(bytes.count - word.count)).first { Array(bytes[$0..<($0 + word.count)]) == word })
+        bytes[at + 3] = 0xFF
+        try Data(bytes).write(to: url)
+        let file = try HDF5File.open(url)
+        expectStorageError(
+            .hdf5(file: url.path, operation: "read strings from", path: "/fixed", detail: "damaged string (not UTF-8)"),
+            mentions: [url.path, "/fixed"]
+        ) { () throws(StorageError) in _ = try file.readStrings("/fixed") }
+    }
+
     @Test func attributesRoundTripForEveryKindOnRootGroupsAndDatasets() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

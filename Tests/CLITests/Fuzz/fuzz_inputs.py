@@ -8,7 +8,11 @@ error is not exactly one line, or no end within the time limit. Failing inputs a
 replay. Deterministic for a seed.
 
     python3 Tests/CLITests/Fuzz/fuzz_inputs.py --kind probe --count 500 --seed 1 \
-        --binary .build/release/interference
+        --binary .build/release/interference [--compare] [--source FILE]
+
+With --compare, runs that end in 0 are split into those whose output is the undamaged file's
+and those whose output changed: damage that went unnoticed (probe and interference compare the
+output file, the other kinds the standard output; needs h5py for probe).
 
 Kinds: probe (analyze a probe file), interference (report), baseline (check), data (evaluate a
 checkpoint on a damaged dataset), checkpoint (evaluate a damaged copy of that checkpoint), shard
@@ -55,6 +59,22 @@ def commands(binary, checkpoint, shards):
     }
 
 
+def signature(kind, work, stdout, damaged):
+    """What a run produced, for --compare: its output with the run's own paths blanked."""
+    text = stdout.replace(work, "WORK").replace(damaged, "INPUT")
+    if kind == "probe":  # analyze: every floating-point dataset of the interference file
+        import h5py
+        import numpy as np
+        found = {}
+        with h5py.File(os.path.join(work, "i.h5"), "r") as f:
+            f.visititems(lambda n, o: found.__setitem__(n, np.asarray(o[()]).tobytes())
+                         if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
+        return text, sorted(found.items())
+    if kind == "interference":
+        return text, open(os.path.join(work, "r.md")).read().replace(work, "WORK").replace(damaged, "INPUT")
+    return text
+
+
 def damage(data, rng):
     b = bytearray(data)
     mode = rng.random()
@@ -78,6 +98,8 @@ def main():
     parser.add_argument("--source", help="damage this file instead of the kind's committed one (same command)")
     parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs")
     parser.add_argument("--timeout", type=float, default=150)
+    parser.add_argument("--compare", action="store_true",
+                        help="split exit 0 into runs whose output equals the undamaged file's and runs whose output changed")
     args = parser.parse_args()
     if args.kind in ("data", "checkpoint", "shard") and not args.checkpoint:
         parser.error(f"--kind {args.kind} needs --checkpoint")
@@ -89,6 +111,15 @@ def main():
     rng = random.Random(args.seed)
     env = dict(os.environ, SWIFT_BACKTRACE="enable=no")
     outcomes = {"exit 0": 0, "exit 1": 0, "exit 2": 0, "failure": 0}
+    if args.compare:
+        outcomes.update({"exit 0, same output": 0, "exit 0, output changed": 0})
+        work = tempfile.mkdtemp(prefix="fuzz-")
+        damaged = os.path.join(work, "input" + os.path.splitext(source)[1])
+        open(damaged, "wb").write(original)
+        run = subprocess.run(command(damaged, work), capture_output=True, text=True, env=env)
+        assert run.returncode == 0, run.stderr
+        clean = signature(args.kind, work, run.stdout, damaged)
+        shutil.rmtree(work)
     os.makedirs(args.keep, exist_ok=True)
     for i in range(args.count):
         work = tempfile.mkdtemp(prefix="fuzz-")
@@ -101,6 +132,9 @@ def main():
             code, lines = "timeout", []
         if code in (0, 1) or (code == 2 and len(lines) == 1):
             outcomes[f"exit {code}"] += 1
+            if args.compare and code == 0:
+                same = signature(args.kind, work, run.stdout, damaged) == clean
+                outcomes["exit 0, same output" if same else "exit 0, output changed"] += 1
         else:
             outcomes["failure"] += 1
             kept = os.path.join(args.keep, f"{args.kind}-{args.seed}-{i}" + os.path.splitext(source)[1])
