@@ -47,15 +47,35 @@ public enum SafeTensors {
     /// - Precondition: names are unique, not `__metadata__`, and each entry's value count matches its shape.
     /// - Throws: `.cannotOpen` if the folder is missing, `.io` if the write fails.
     public static func write(
-        _ entries: [SafeTensorsEntry], metadata: [String: String] = [:], to url: URL
+        _ entries: [SafeTensorsEntry], metadata: [String: String] = [:], checksum: Bool = false, to url: URL
     ) throws(StorageError) {
-        try AtomicFile.write(data: Data(encode(entries, metadata: metadata)), to: url)
+        try AtomicFile.write(data: Data(encode(entries, metadata: metadata, checksum: checksum)), to: url)
     }
 
-    /// The bytes ``write(_:metadata:to:)`` would write.
-    public static func encode(_ entries: [SafeTensorsEntry], metadata: [String: String] = [:])
-        -> [UInt8]
-    {
+    /// The metadata key of the data buffer's SHA-256 (lower-case hex), which ``SafeTensorsFile``
+    /// checks whenever a file records it: the format has no checksum of its own, and a damaged
+    /// weight would otherwise load as a number like any other.
+    public static let checksumKey = "tensors_sha256"
+
+    /// The bytes ``write(_:metadata:checksum:to:)`` would write; with `checksum`, the metadata also
+    /// records the data buffer's SHA-256 under ``checksumKey``.
+    public static func encode(
+        _ entries: [SafeTensorsEntry], metadata given: [String: String] = [:], checksum: Bool = false
+    ) -> [UInt8] {
+        var buffer = [UInt8]()
+        buffer.reserveCapacity(entries.reduce(0) { $0 + $1.byteCount })
+        for entry in entries {
+            switch entry.values {
+            case .float32(let values):
+                for v in values { appendLittleEndian(v.bitPattern, to: &buffer) }
+            case .float64(let values):
+                for v in values { appendLittleEndian(v.bitPattern, to: &buffer) }
+            case .int64(let values):
+                for v in values { appendLittleEndian(UInt64(bitPattern: v), to: &buffer) }
+            }
+        }
+        var metadata = given
+        if checksum { metadata[checksumKey] = SHA256.hex(of: buffer) }
         var seen = Set<String>()
         var header = "{"
         if !metadata.isEmpty {
@@ -87,16 +107,7 @@ public enum SafeTensors {
         out.reserveCapacity(8 + headerBytes.count + offset)
         appendLittleEndian(UInt64(headerBytes.count), to: &out)
         out += headerBytes
-        for entry in entries {
-            switch entry.values {
-            case .float32(let values):
-                for v in values { appendLittleEndian(v.bitPattern, to: &out) }
-            case .float64(let values):
-                for v in values { appendLittleEndian(v.bitPattern, to: &out) }
-            case .int64(let values):
-                for v in values { appendLittleEndian(UInt64(bitPattern: v), to: &out) }
-            }
-        }
+        out += buffer
         return out
     }
 

@@ -276,6 +276,12 @@ public struct SafeTensorsFile: Sendable {
             )
         }
 
+        if let recorded = metadata[SafeTensors.checksumKey] {
+            let computed = SHA256.hex(of: bytes[bufferStart...])
+            guard computed == recorded else {
+                throw StorageError.checksumMismatch(file: file, recorded: recorded, computed: computed)
+            }
+        }
         self.file = file
         self.metadata = metadata
         self.names = parsed.map(\.name)

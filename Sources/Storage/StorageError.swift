@@ -37,6 +37,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case hdf5(file: String, operation: String, path: String, detail: String = "")
     /// A file-system operation failed (write, fsync, rename, remove).
     case io(file: String, reason: String)
+    /// The tensor bytes do not hash to the `tensors_sha256` the file's metadata records: damaged.
+    case checksumMismatch(file: String, recorded: String, computed: String)
 
     /// The file this error is about.
     public var file: String {
@@ -48,7 +50,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             .shapeMismatch(let file, _, _, _), .wrongType(let file, _, _, _),
             .missingDataset(let file, _), .missingAttribute(let file, _, _),
             .outOfRange(let file, _, _),
-            .hdf5(let file, _, _, _), .io(let file, _):
+            .hdf5(let file, _, _, _), .io(let file, _), .checksumMismatch(let file, _, _):
             return file
         }
     }
@@ -88,6 +90,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(file): HDF5 could not \(operation) '\(path)'\(suffix)"
         case .io(let file, let reason):
             return "\(file): \(reason)"
+        case .checksumMismatch(let file, let recorded, let computed):
+            return "\(file): damaged file: its tensor bytes hash to \(computed.prefix(12))…, "
+                + "its header records tensors_sha256 \(recorded.prefix(12))…"
         }
     }
 }

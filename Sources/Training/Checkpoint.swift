@@ -92,6 +92,6 @@ public enum Checkpoint {
         // What `load` checks against the configuration.
         metadata["kind"] = model.config.routing == .none ? "dense" : "moe"
         metadata["routing"] = model.config.routing.rawValue
-        do { try SafeTensors.write(entries, metadata: metadata, to: url) } catch { throw .storage(error) }
+        do { try SafeTensors.write(entries, metadata: metadata, checksum: true, to: url) } catch { throw .storage(error) }
     }
 }

@@ -214,7 +214,7 @@ public final class TrainingSession {
         let training = trainer.options.jsonString()
         let stateMetadata = ["format": Self.stateFormat, "version": "1", "step": "\(step)", "training": training]
         do {
-            try SafeTensors.write(entries, metadata: stateMetadata, to: directory.appendingPathComponent(stateName))
+            try SafeTensors.write(entries, metadata: stateMetadata, checksum: true, to: directory.appendingPathComponent(stateName))
         } catch { throw .storage(error) }
         do {
             try Checkpoint.save(

@@ -76,6 +76,26 @@ func expectStorageError(
         #expect(try dir.contents() == ["rt.safetensors"])
     }
 
+    /// The format has no checksum: with `checksum`, the writer records the data buffer's SHA-256
+    /// in the metadata, and the reader refuses a file whose tensor bytes no longer match it (a
+    /// damaged weight loaded as a number before). Files without the key read as before.
+    @Test func aRecordedChecksumCatchesADamagedWeight() throws {
+        let entries = [SafeTensorsEntry(name: "w", shape: [3], floats: [1, 2, 3])]
+        var bytes = SafeTensors.encode(entries, metadata: ["step": "2"], checksum: true)
+        let file = try SafeTensors.parse(bytes, file: "ok.safetensors")
+        #expect(file.metadata["step"] == "2")
+        #expect(file.metadata[SafeTensors.checksumKey] == SHA256.hex(of: bytes.suffix(12)))
+        bytes[bytes.count - 2] ^= 0x40  // one bit of the last weight
+        expectStorageError(
+            .checksumMismatch(
+                file: "bad.safetensors", recorded: file.metadata[SafeTensors.checksumKey]!,
+                computed: SHA256.hex(of: bytes.suffix(12))),
+            mentions: ["bad.safetensors", "damaged", "tensors_sha256"]
+        ) { () throws(StorageError) in _ = try SafeTensors.parse(bytes, file: "bad.safetensors") }
+        let unchecked = SafeTensors.encode(entries, metadata: ["step": "2"])
+        #expect(try SafeTensors.parse(unchecked, file: "plain").metadata == ["step": "2"])
+    }
+
     @Test func outputIsDeterministicAndPaddedLikeTheReference() throws {
         let entries = [SafeTensorsEntry(name: "w", shape: [2], floats: [1, 2])]
         let bytes = SafeTensors.encode(entries, metadata: ["b": "2", "a": "1"])

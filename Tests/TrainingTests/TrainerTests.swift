@@ -189,7 +189,10 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
                 return SafeTensorsEntry(name: name, shape: t.shape, floats: t.data)
             }
             let damaged = directory.appendingPathComponent("damaged-" + stateName)
-            try SafeTensors.write(entries, metadata: file.metadata, to: damaged)
+            // Written anew with its checksum: a well-formed file whose values are bad, not a damaged one.
+            var metadata = file.metadata
+            metadata[SafeTensors.checksumKey] = nil
+            try SafeTensors.write(entries, metadata: metadata, checksum: true, to: damaged)
             let original = try bytes(stateURL)
             try FileManager.default.removeItem(at: stateURL)
             try FileManager.default.moveItem(at: damaged, to: stateURL)
