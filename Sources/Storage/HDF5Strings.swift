@@ -122,7 +122,12 @@ extension HDF5File {
             let status = pointers.withUnsafeMutableBytes { read(memoryType, $0.baseAddress) }
             guard status >= 0 else { throw failure("read strings from", path) }
             defer { for pointer in pointers where pointer != nil { H5free_memory(pointer) } }
-            return pointers.map { $0.map { String(cString: $0) } ?? "" }
+            var strings: [String] = []
+            for pointer in pointers {
+                guard let pointer else { strings.append(""); continue }
+                strings.append(try utf8(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)), path))
+            }
+            return strings
         }
 
         let width = H5Tget_size(storedType)
@@ -131,12 +136,25 @@ extension HDF5File {
         var bytes = [UInt8](repeating: 0, count: width * count)
         let status = bytes.withUnsafeMutableBytes { read(memoryType, $0.baseAddress) }
         guard status >= 0 else { throw failure("read strings from", path) }
-        return (0..<count).map { i in
+        var strings: [String] = []
+        for i in 0..<count {
             var field = bytes[(i * width)..<((i + 1) * width)].prefix { $0 != 0 }
             if padding == H5T_STR_SPACEPAD {
                 while field.last == 0x20 { field = field.dropLast() }
             }
-            return String(decoding: field, as: UTF8.self)
+            strings.append(try utf8(field, path))
         }
+        return strings
+    }
+
+    /// `bytes` as a string, refused unless they are UTF-8, the encoding every writer of our files
+    /// uses (h5py's too). Variable-length strings live in the global heap, which no HDF5 format
+    /// checksums: a damaged byte there would otherwise read as "\u{FFFD}" inside a task name.
+    private func utf8<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ path: String) throws(StorageError) -> String {
+        guard let string = String(validating: bytes, as: UTF8.self) else {
+            throw StorageError.hdf5(
+                file: name, operation: "read strings from", path: path, detail: "damaged string (not UTF-8)")
+        }
+        return string
     }
 }
