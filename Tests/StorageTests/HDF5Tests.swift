@@ -357,6 +357,23 @@ import Testing
         }
     }
 
+    /// Our datasets carry HDF5's Fletcher-32 checksum: a damaged value is refused on read, not read
+    /// as another number (a raw Float64 found by its bit pattern and changed in the file).
+    @Test func aDamagedValueOfOurOwnFileIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("values.h5")
+        let values: [Double] = [0.125, 1.0 / 3.0, 42.5, -7.25]
+        try HDF5File.write(to: url) { (file) throws(StorageError) in try file.write(values, shape: [2, 2], to: "/g/m") }
+        var bytes = [UInt8](try Data(contentsOf: url))
+        let pattern = withUnsafeBytes(of: (1.0 / 3.0).bitPattern.littleEndian, Array.init)
+        let at = try #require((0...(bytes.count - 8)).first { Array(bytes[$0..<($0 + 8)]) == pattern })
+        bytes[at] ^= 0x01
+        try Data(bytes).write(to: url)
+        let file = try HDF5File.open(url)
+        #expect(throws: StorageError.self) { try file.read("/g/m", as: Double.self) }
+    }
+
     @Test func createIsAtomicAndDiscardLeavesNothing() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
