@@ -93,6 +93,7 @@ let dgemmAfter = dgemmRate(size: 1024, repeats: 5)
 let sgemm = max(sgemmBefore, sgemmAfter)
 let dgemm = max(dgemmBefore, dgemmAfter)
 func f(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
+printMachine()
 print(
     "sgemm 1024³ (best of 5, before / after the Gram timings): \(f(sgemmBefore)) / \(f(sgemmAfter)) GFLOP/s; "
         + "dgemm 1024³: \(f(dgemmBefore)) / \(f(dgemmAfter)) GFLOP/s; the higher readings are the reference")

@@ -92,6 +92,7 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     }
     exit(0)
 }
+printMachine()
 let sgemm = sgemmRate(size: 1024, repeats: 5)
 print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s")
 print("")

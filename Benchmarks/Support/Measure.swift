@@ -56,3 +56,10 @@ public func median(_ values: [Double]) -> Double {
     let s = values.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
+
+/// The line every benchmark starts with: timings mean little without the CPU and OpenBLAS's kernels
+/// (`Machine`), and a warning when OpenBLAS runs kernels older than the CPU.
+public func printMachine() {
+    print("machine: \(Machine.summary)")
+    if let warning = Machine.blasCoreWarning { print("warning: \(warning)") }
+}

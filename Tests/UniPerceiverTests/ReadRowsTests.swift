@@ -35,7 +35,12 @@ import Testing
                 readOnly.inputPass.readRows != nil
                     && readOnly.inputPass.outputRowCount < readOnly.inputPass.sequences.tokenCount,
                 "\(name), \(task): the last layer computed every row")
-            #expect(abs(readOnly.loss - everyRow.loss) <= 1e-6 * abs(everyRow.loss), "\(name), \(task): \(readOnly.loss) vs \(everyRow.loss)")
+            // 1e-5 relative, as for the dense gradients below. The read rows are the same rows, but
+            // not always bit for bit: with OpenBLAS's `Prescott` kernels (what it runs on CPUs it
+            // does not know) a GEMM row's rounding depends on where the row falls in the kernel's
+            // blocking, so fewer rows round differently, and retrieval's logit scale amplified that
+            // to 1.7e-6 and 2.5e-6 of the loss (2026-12-06). A wrong or missing row moves it by O(1).
+            #expect(abs(readOnly.loss - everyRow.loss) <= 1e-5 * abs(everyRow.loss), "\(name), \(task): \(readOnly.loss) vs \(everyRow.loss)")
             // Routing statistics count every token of the whole decisions, read or not.
             #expect(readOnly.routingStatistics == everyRow.routingStatistics, "\(name), \(task): statistics differ")
             var gFull = [Float](repeating: 0, count: full.parameters.count)

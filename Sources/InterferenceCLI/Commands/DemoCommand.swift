@@ -3,6 +3,7 @@ import Datasets
 import Foundation
 import GradientProbe
 import Interference
+import Kernels
 import Reporter
 import Storage
 import Training
@@ -122,6 +123,8 @@ struct DemoCommand: ParsableCommand {
         let probeOptions = try Diagnosis.probeOptions(
             tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
         let dataset = try DigitsDataset.load(dataURL)
+        // Training is most of the demo's time, and it is GEMMs: say so when OpenBLAS runs slow kernels.
+        if let warning = Machine.blasCoreWarning { print("note: \(warning)") }
         // The final files appear together at the end; a failure removes them and every folder this
         // run made (.work/ included), never what was there before.
         try StagedOutputs.run(protecting: [input]) { outputs in
@@ -230,7 +233,7 @@ struct DemoCommand: ParsableCommand {
         appendix.append("")
         appendix.append(
             "Whole demo: \(String(format: "%.0f", Date().timeIntervalSince(started))) s wall "
-                + "(`interference demo --out \(out) --steps \(steps) --samples \(samples)`).")
+                + "(`interference demo --out \(out) --steps \(steps) --samples \(samples)`) on \(Machine.summary).")
         let report = try Report.make(
             runs: analyses, title: "Task interference: dense vs attribute-routed MoE (demo)", routing: routing)
         try Report.stage(
