@@ -93,11 +93,10 @@ if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     exit(0)
 }
 printMachine()
-let sgemm = sgemmRate(size: 1024, repeats: 5)
-print("sgemm 1024³ (best of 5): \(String(format: "%.1f", sgemm)) GFLOP/s")
-print("")
-print("| configuration | tokens (image / class-name seqs) | ms per fwd+bwd (median of \(repeats)) | GFLOP/s | % of sgemm |")
-print("| --- | --- | ---: | ---: | ---: |")
+// The sgemm rate read before and after the dense timings; the higher one is the reference (a noisy
+// host reads low at times, and a low reference would flatter the percentages).
+let sgemmBefore = sgemmRate(size: 1024, repeats: 5)
+var denseRows: [(cells: String, gflops: Double)] = []
 for setup in setups {
     let c = setup.config
     let model = try Model(config: c, seed: 1)
@@ -123,10 +122,18 @@ for setup in setups {
     let ms = median(times)
     let flops = 3 * forwardFLOPs(c, batch: setup.batchSize, classes: setup.classes, classTokens: 3)
     let gflops = flops / (ms / 1e3) / 1e9
-    print(
-        "| \(setup.name) | \(1 + c.patchCount) / 3 | \(String(format: "%.2f", ms)) | \(String(format: "%.2f", gflops)) | \(String(format: "%.1f", 100 * gflops / sgemm)) |"
-    )
+    denseRows.append(
+        ("| \(setup.name) | \(1 + c.patchCount) / 3 | \(String(format: "%.2f", ms)) | \(String(format: "%.2f", gflops)) | ", gflops))
 }
+let sgemmAfter = sgemmRate(size: 1024, repeats: 5)
+let sgemm = max(sgemmBefore, sgemmAfter)
+print(
+    "sgemm 1024³ (best of 5, before / after the dense timings): \(String(format: "%.1f", sgemmBefore)) / "
+        + "\(String(format: "%.1f", sgemmAfter)) GFLOP/s; the higher is the reference")
+print("")
+print("| configuration | tokens (image / class-name seqs) | ms per fwd+bwd (median of \(repeats)) | GFLOP/s | % of sgemm |")
+print("| --- | --- | ---: | ---: | ---: |")
+for row in denseRows { print(row.cells + "\(String(format: "%.1f", 100 * row.gflops / sgemm)) |") }
 print("")
 print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); forward per layer = 2·N·(3D² + D² + 2·D·F) + 4·B·T²·D over N = B·T tokens, for the image batch and the 10 class-name sequences, except the last layer, which computes only the row each sequence's loss reads: 2·N·3D² + 4·B·T·D + 2·B·(D² + 2·D·F); plus patch projection and head.")
 
