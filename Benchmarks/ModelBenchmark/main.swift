@@ -242,6 +242,26 @@ for moeBatch in [8, 32] {
     print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) | \(String(format: "%.3f", ffnZeroing[1])) |")
     print("| dense FFN, one core (for reference) | \(String(format: "%.3f", ffnOneCore[0])) | 1.00 | |")
     print("| token-routed FFN, one core (for reference) | \(String(format: "%.3f", ffnOneCore[1])) | \(String(format: "%.2f", ffnOneCore[1] / ffnOneCore[0])) | |")
+    // What token routing in lanes could give (it runs in one lane today; README, Open work): the same
+    // two sub-layers built on each half of the images, the halves run at once on one core each. Each
+    // half routes its own tokens; the balance loss's join across the halves is not included.
+    let half = moeBatch / 2
+    func halfBatch(_ h: Int) -> Batch {
+        let size = c.imageSize * c.imageSize
+        let images = Tensor(shape: [half, 1, c.imageSize, c.imageSize], data: Array(pixels[(h * half * size)..<((h + 1) * half * size)]))
+        return Batch.imageClassification(
+            images: images, labels: (0..<half).map { (h * half + $0) % setup.classes },
+            classNames: (0..<setup.classes).map { [$0 + 1, c.eotId] })
+    }
+    let denseHalves = try (0..<2).map { try FeedForwardSubLayer(model: model(.none, lanes: 1), batch: halfBatch($0)) }
+    let tokenHalves = try (0..<2).map { try FeedForwardSubLayer(model: model(.token, lanes: 1), batch: halfBatch($0)) }
+    func inLanes(_ halves: [FeedForwardSubLayer]) {
+        let shared = UncheckedSendable(halves)
+        BLASThreads.singleThreaded { forEachLane(2) { _ = shared.value[$0].run() } }
+    }
+    let ffnLanes = try interleavedMedians([{ inLanes(denseHalves) }, { inLanes(tokenHalves) }], rounds: ffnRounds)
+    print("| dense FFN, 2 lanes of half the images (experiment) | \(String(format: "%.3f", ffnLanes[0])) | 1.00 | |")
+    print("| token-routed FFN, 2 lanes of half the images, no balance-loss join (experiment) | \(String(format: "%.3f", ffnLanes[1])) | \(String(format: "%.2f", ffnLanes[1] / ffnLanes[0])) | |")
     print("")
     let attributeRatio = laned[1] / laned[0]
     let tokenRatio = ffn[1] / ffn[0]
