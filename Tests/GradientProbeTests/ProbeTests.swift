@@ -14,10 +14,17 @@ import UniPerceiver
         let summary = try fixture.probe("probe.h5", ProbeFixture.options(storeGradients: true))
         #expect(summary.rows == 12)
         #expect(summary.spilled.isEmpty)
-        // The wall time the CLI reports the share outside forward and backward of covers both timed parts.
+        // The wall time the CLI reports the share outside forward and backward of covers every timed
+        // part, and the parts outside are named with what is left over.
         #expect(summary.gradientSeconds > 0 && summary.gramSeconds > 0)
-        #expect(summary.wallSeconds >= summary.gradientSeconds + summary.gramSeconds)
+        #expect(summary.rowSeconds > 0 && summary.fileSeconds > 0)
+        #expect(
+            summary.wallSeconds
+                >= summary.gradientSeconds + summary.gramSeconds + summary.rowSeconds + summary.fileSeconds)
         #expect(summary.wallDescription.hasSuffix("% outside forward and backward"))
+        #expect(summary.outsideDescription.hasPrefix("rows "))
+        #expect(summary.outsideDescription.contains(", file "))
+        #expect(summary.outsideDescription.contains(", the rest "))
         let contents = try ProbeFile.read(fixture.file("probe.h5"))
         let n = contents.rowCount
         #expect(n == 12)

@@ -88,8 +88,8 @@ struct ProbeCommand: ParsableCommand {
             line.finish()
             var text =
                 "wrote \(out): \(summary.rows) rows × \(summary.parameters) parameters "
-                + "(\(summary.wallDescription); gradients \(String(format: "%.2f", summary.gradientSeconds)) s, "
-                + "\(summary.gramDescription))"
+                + "(\(summary.wallDescription): \(summary.outsideDescription); "
+                + "gradients \(String(format: "%.2f", summary.gradientSeconds)) s)"
             if !summary.spilled.isEmpty { text += "; \(summary.spilled.count) parameters spilled to the file" }
             if !summary.excluded.isEmpty {
                 text += "; excluded non-finite mini-batches: \(summary.excluded.joined(separator: ", "))"
