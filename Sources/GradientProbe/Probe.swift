@@ -49,18 +49,18 @@ public struct ProbeSummary: Sendable, Equatable {
         guard wallSeconds > 0 else { return "" }
         let rest = max(0, wallSeconds - gradientSeconds - rowSeconds - gramSeconds - fileSeconds)
         func s(_ x: Double) -> String { String(format: "%.2f", x) }
-        let flops = 2 * Double(gramMultiplyAdds)
-        let rate = gramSeconds > 0 ? flops / gramSeconds / 1e9 : 0
-        return "rows \(s(rowSeconds)) s, Gram \(s(gramSeconds)) s (\(String(format: "%.1f", flops / 1e9)) GFLOP at "
-            + "\(String(format: "%.1f", rate)) GFLOP/s), file \(s(fileSeconds)) s, the rest \(s(rest)) s"
+        return "rows \(s(rowSeconds)) s, Gram \(s(gramSeconds)) s (\(gramRate)), file \(s(fileSeconds)) s, "
+            + "the rest \(s(rest)) s"
     }
 
     /// `"Gram 0.42 s, 12.1 GFLOP at 28.8 GFLOP/s"`.
-    public var gramDescription: String {
+    public var gramDescription: String { "Gram \(String(format: "%.2f", gramSeconds)) s, \(gramRate)" }
+
+    /// `"12.1 GFLOP at 28.8 GFLOP/s"`: the Gram's executed FLOPs (`2 × gramMultiplyAdds`) and rate.
+    private var gramRate: String {
         let flops = 2 * Double(gramMultiplyAdds)
         let rate = gramSeconds > 0 ? flops / gramSeconds / 1e9 : 0
-        return "Gram \(String(format: "%.2f", gramSeconds)) s, \(String(format: "%.1f", flops / 1e9)) GFLOP at "
-            + "\(String(format: "%.1f", rate)) GFLOP/s"
+        return "\(String(format: "%.1f", flops / 1e9)) GFLOP at \(String(format: "%.1f", rate)) GFLOP/s"
     }
 }
 
