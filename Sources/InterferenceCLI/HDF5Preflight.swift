@@ -7,10 +7,11 @@ import Storage
 /// exit 2 instead of taking the command down (`HDF5MetadataTable` says why libhdf5 1.10 can crash).
 ///
 /// - The child dies by a signal: the file is refused, naming it; nothing was read or written.
-/// - The child finishes: its table is registered, and the command's own attribute, listing and
-///   string reads of the file are answered from it, so this process never decodes them through
-///   libhdf5 (a wild read that did not crash the child cannot crash this one); what the child
-///   could not read is refused when the command asks for it.
+/// - The child finishes: the file is refused when its strings do not match the `strings_sha256` it
+///   records (`HDF5MetadataTable.stringsDigestProblem()`). Otherwise its table is registered, and
+///   the command's own attribute, listing and string reads of the file are answered from it, so
+///   this process never decodes them through libhdf5 (a wild read that did not crash the child
+///   cannot crash this one); what the child could not read is refused when the command asks for it.
 /// - The child cannot open the file (exit 2): nothing is registered, and the command's own open
 ///   reports the problem in its own words.
 enum HDF5Preflight {
@@ -95,6 +96,9 @@ enum HDF5Preflight {
             let data = FileManager.default.contents(atPath: tableURL.path),
             let table = try? HDF5MetadataTable.decoder().decode(HDF5MetadataTable.self, from: data)
         else { return }
+        if let problem = table.stringsDigestProblem() {
+            throw InputError("\(path): \(problem); nothing was read from it or written")
+        }
         HDF5MetadataTable.register(table, for: URL(fileURLWithPath: path))
     }
 }

@@ -27,10 +27,12 @@ public enum HDF5AttributeValue: Sendable, Equatable, Codable {
 /// Attributes on the root group, on groups and on datasets.
 extension HDF5File {
     /// Sets attribute `name` on the object at `path` (default: the root), replacing any old value.
+    /// - Parameter fixedLength: store strings fixed-length (in the object header, which the file
+    ///   format checksums) instead of variable-length (in the global heap, which it does not).
     /// - Throws: `.missingDataset` if nothing is at `path`; `.hdf5`.
-    public func setAttribute(_ name: String, _ value: HDF5AttributeValue, at path: String = "/")
-        throws(StorageError)
-    {
+    public func setAttribute(
+        _ name: String, _ value: HDF5AttributeValue, at path: String = "/", fixedLength: Bool = false
+    ) throws(StorageError) {
         try HDF5Library.locked { () throws(StorageError) in
             let p = Self.normalize(path)
             try requireWritable(p)
@@ -70,12 +72,12 @@ extension HDF5File {
 
             switch value {
             case .string(let s):
-                try withStringBuffer([s], fixedLength: false, path: p) {
+                try withStringBuffer([s], fixedLength: fixedLength, path: p) {
                     (type, buffer) throws(StorageError) in
                     try create(type, [], buffer)
                 }
             case .strings(let list):
-                try withStringBuffer(list, fixedLength: false, path: p) {
+                try withStringBuffer(list, fixedLength: fixedLength, path: p) {
                     (type, buffer) throws(StorageError) in
                     try create(type, [list.count], buffer)
                 }
@@ -84,6 +86,7 @@ extension HDF5File {
             case .double(let v): try numbers([v], scalar: true)
             case .doubles(let list): try numbers(list, scalar: false)
             }
+            writtenStrings.recordAttribute(name, value, at: p)
         }
     }
 

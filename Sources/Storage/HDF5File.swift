@@ -27,6 +27,9 @@ public final class HDF5File: @unchecked Sendable {
     private var pending: AtomicFile.Pending?
     /// A read-only file's metadata as another process read it (``HDF5MetadataTable``), if registered.
     let preloaded: HDF5MetadataTable?
+    /// The strings written so far (a new file's running record for its `strings_sha256`,
+    /// ``HDF5MetadataTable/stringsDigest()``); only strings, nothing numeric.
+    var writtenStrings = HDF5MetadataTable()
 
     /// The path used in error messages.
     var name: String { url.path }
@@ -114,6 +117,15 @@ public final class HDF5File: @unchecked Sendable {
     public func close() throws(StorageError) {
         try HDF5Library.locked { () throws(StorageError) in
             guard fileID >= 0 else { return }
+            do throws(StorageError) {
+                try recordStringsDigest()
+            } catch {
+                H5Fclose(fileID)
+                fileID = -1
+                pending?.discard()
+                pending = nil
+                throw error
+            }
             let status = H5Fclose(fileID)
             fileID = -1
             let pending = self.pending
@@ -126,6 +138,21 @@ public final class HDF5File: @unchecked Sendable {
             }
             try pending?.commit()
         }
+    }
+
+    /// Writes `strings_sha256` (``HDF5MetadataTable/stringsDigest()``) on the root: for a new file
+    /// from the record of what was written; for a file edited in place that records one, from a
+    /// walk of the whole file, so that our own edits keep it valid. Callers hold the lock.
+    private func recordStringsDigest() throws(StorageError) {
+        guard isWritable else { return }
+        let digest: String
+        if pending != nil {
+            digest = writtenStrings.stringsDigest()
+        } else {
+            guard hasAttribute(HDF5MetadataTable.stringsDigestAttribute) else { return }
+            digest = metadataTable().stringsDigest()
+        }
+        try setAttribute(HDF5MetadataTable.stringsDigestAttribute, .string(digest), fixedLength: true)
     }
 
     /// Abandons a file made by ``create(_:)`` (nothing appears at ``url``); closes any other file.
@@ -234,6 +261,7 @@ public final class HDF5File: @unchecked Sendable {
             guard H5Ldelete(try openID(path), path, chdf5_p_default()) >= 0 else {
                 throw failure("replace", path)
             }
+            writtenStrings.recordRemoval(of: path)
         }
     }
 

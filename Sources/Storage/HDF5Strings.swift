@@ -34,6 +34,7 @@ extension HDF5File {
                     throw failure("write dataset", p)
                 }
             }
+            writtenStrings.strings[p] = strings
         }
     }
 

@@ -291,6 +291,27 @@ extension CLITests {
         }
     }
 
+    @Test("a string changed behind the file format's back (damaged heap byte, h5py edit keeping the digest) → 2 naming the file and strings_sha256")
+    func changedStringsAreRefused() throws {
+        try Self.withTinyAnalysis { root, _, probe, analysis in
+            // One letter of a task name, where HDF5's global heap keeps it: still valid UTF-8.
+            let damaged = root.appendingPathComponent("damaged.h5").path
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: analysis)))
+            let needle = Array("image-classification".utf8)
+            let at = try #require((0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) })
+            bytes[at] = UInt8(ascii: "I")
+            try Data(bytes).write(to: URL(fileURLWithPath: damaged))
+            try Self.expectRefusedUnchanged(
+                ["report", damaged, "--out", root.appendingPathComponent("r.md").path], in: root,
+                naming: [damaged, "strings_sha256", "damaged file"])
+            let edited = root.appendingPathComponent("edited.probe.h5").path
+            try Self.editedCopy(of: probe, to: edited, keepDigest: true, "f.attrs['split'] = 'validation'")
+            try Self.expectRefusedUnchanged(
+                ["analyze", edited, "--out", root.appendingPathComponent("a.h5").path], in: root,
+                naming: [edited, "strings_sha256", "delete that attribute"])
+        }
+    }
+
     @Test("analyze of a probe listing a task or split this tool does not know, or absurd samples → 2 naming the file and the name")
     func analyzeUnknownTask() throws {
         try Self.withTinyAnalysis { root, _, probe, _ in
@@ -358,12 +379,15 @@ extension CLITests {
     }
 
     /// Copies `file` to `copy` and runs `body` on the copy with h5py (`f`, opened r+): files our own
-    /// writers never make. The Makefile's `pydeps` installs h5py for `make test`.
-    static func editedCopy(of file: String, to copy: String, _ body: String) throws {
+    /// writers never make. The Makefile's `pydeps` installs h5py for `make test`. Unless
+    /// `keepDigest`, the edit also deletes the `strings_sha256` our files record, as a user who
+    /// edits one on purpose is told to (else the edited strings are refused as damaged).
+    static func editedCopy(of file: String, to copy: String, keepDigest: Bool = false, _ body: String) throws {
         try FileManager.default.copyItem(atPath: file, toPath: copy)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let indented = body.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        let edit = keepDigest ? body : body + "\nif 'strings_sha256' in f.attrs: del f.attrs['strings_sha256']"
+        let indented = edit.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         process.arguments = ["python3", "-c", "import h5py, sys\nwith h5py.File(sys.argv[1], 'r+') as f:\n" + indented, copy]
         try process.run()
         process.waitUntilExit()

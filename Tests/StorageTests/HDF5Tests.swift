@@ -125,7 +125,8 @@ import Testing
         }
         let file = try HDF5File.open(url)
         for path in ["/", "/groups/layer.0", "/groups/layer.0/interference"] {
-            #expect(try file.attributeNames(at: path) == values.keys.sorted())
+            let written = Array(values.keys) + (path == "/" ? [HDF5MetadataTable.stringsDigestAttribute] : [])
+            #expect(try file.attributeNames(at: path) == written.sorted())
             for (name, value) in values where !(path == "/" && name == "version") {
                 #expect(try file.attribute(name, at: path) == value, "\(path)@\(name)")
             }
