@@ -81,7 +81,8 @@ struct AnalyzeCommand: ParsableCommand {
                 for line in LookAheadSummary.lines(analysis) { print(line) }
             }
             try InterferenceFile.write(analysis, to: output)
-            print("wrote \(out): \(analysis.groups.count) groups × \(analysis.tasks.count) tasks")
+            let groups = analysis.groups.count
+            print("wrote \(out): \(groups) group\(groups == 1 ? "" : "s") × \(analysis.tasks.count) tasks")
         } catch let error as ProbeError {
             throw InputError(error.description)
         } catch let error as InterferenceError {
