@@ -7,6 +7,17 @@ import Testing
 /// The writer's running record must give the digest a reader computes from a walk of the file, and
 /// a string changed behind the file format's back must fail the check.
 @Suite struct HDF5StringsDigestTests {
+    /// Writes a new file with `write` in a fresh folder and hands its location to `test`.
+    static func withFile(
+        _ write: (HDF5File) throws(StorageError) -> Void, _ test: (URL) throws -> Void
+    ) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("strings.h5")
+        try HDF5File.write(to: url, write)
+        try test(url)
+    }
+
     /// The root's recorded digest, read back.
     static func recorded(_ url: URL) throws -> String {
         let file = try HDF5File.open(url)
@@ -14,11 +25,17 @@ import Testing
         return try file.stringAttribute(HDF5MetadataTable.stringsDigestAttribute)
     }
 
+    /// Rewrites byte `offset` of the first place `text` appears in the file's bytes.
+    static func damage(_ url: URL, at text: String, offset: Int, _ change: (UInt8) -> UInt8) throws {
+        var bytes = try [UInt8](Data(contentsOf: url))
+        let needle = Array(text.utf8)
+        let at = try #require((0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) })
+        bytes[at + offset] = change(bytes[at + offset])
+        try Data(bytes).write(to: url)
+    }
+
     @Test func theWritersRecordGivesTheDigestOfAWalkOfTheFile() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let url = dir.file("strings.h5")
-        try HDF5File.write(to: url) { (file) throws(StorageError) in
+        try Self.withFile({ (file) throws(StorageError) in
             try file.setAttribute("kind", .string("dense"))
             try file.setAttribute("tasks", .strings(["mlm", "captioning", "ünïcode"]))
             try file.setAttribute("empty", .strings([]))
@@ -36,93 +53,70 @@ import Testing
             try file.write(strings: ["gone too"], to: "/groups/layer.0/names")
             try file.write([4.0] as [Double], shape: [1], to: "/groups")
             try file.setAttribute("unit", .string("nats"), at: "/groups")
+        }) { url in
+            let table = try HDF5MetadataTableTests.table(of: url)
+            #expect(table.objects["/groups"]?.attributes == ["unit": .string("nats")])
+            #expect(table.strings == ["/vocab": ["a", "b"], "/names": ["fixed", "width"]])
+            #expect(try Self.recorded(url) == table.stringsDigest())
+            #expect(table.stringsDigestProblem() == nil)
         }
-        let table = try HDF5MetadataTableTests.table(of: url)
-        #expect(table.objects["/groups"]?.attributes == ["unit": .string("nats")])
-        #expect(table.strings == ["/vocab": ["a", "b"], "/names": ["fixed", "width"]])
-        #expect(try Self.recorded(url) == table.stringsDigest())
-        #expect(table.stringsDigestProblem() == nil)
     }
 
     /// One letter of a task name changed in the bytes of the file (where the global heap keeps it),
     /// as a damaged disk block would: still valid UTF-8, so only the digest sees it.
     @Test func aStringChangedInTheGlobalHeapFailsTheCheck() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let url = dir.file("damaged.h5")
-        try HDF5File.write(to: url) { (file) throws(StorageError) in
+        try Self.withFile({ (file) throws(StorageError) in
             try file.setAttribute("tasks", .strings(["image_classification", "captioning-xq"]))
             try file.write([1.0] as [Double], shape: [1], to: "/values")
+        }) { url in
+            #expect(try HDF5MetadataTableTests.table(of: url).stringsDigestProblem() == nil)
+            try Self.damage(url, at: "captioning-xq", offset: 12) { _ in UInt8(ascii: "z") }
+            let table = try HDF5MetadataTableTests.table(of: url)
+            #expect(table.objects["/"]?.attributes["tasks"] == .strings(["image_classification", "captioning-xz"]))
+            let problem = try #require(table.stringsDigestProblem())
+            #expect(problem.hasPrefix("damaged file: its strings"))
+            #expect(problem.contains(HDF5MetadataTable.stringsDigestAttribute))
         }
-        #expect(try HDF5MetadataTableTests.table(of: url).stringsDigestProblem() == nil)
-
-        var bytes = try [UInt8](Data(contentsOf: url))
-        let needle = Array("captioning-xq".utf8)
-        let at = try #require((0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) })
-        bytes[at + needle.count - 1] = UInt8(ascii: "z")
-        try Data(bytes).write(to: url)
-
-        let table = try HDF5MetadataTableTests.table(of: url)
-        #expect(table.objects["/"]?.attributes["tasks"] == .strings(["image_classification", "captioning-xz"]))
-        let problem = try #require(table.stringsDigestProblem())
-        #expect(problem.hasPrefix("damaged file: its strings"))
-        #expect(problem.contains(HDF5MetadataTable.stringsDigestAttribute))
     }
 
     /// A string that could not be read is missing from the walk, so it fails the check too.
     @Test func aStringTheWalkCouldNotReadFailsTheCheck() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let url = dir.file("strings.h5")
-        try HDF5File.write(to: url) { (file) throws(StorageError) in
-            try file.write(strings: ["a"], to: "/vocab")
+        try Self.withFile({ (file) throws(StorageError) in try file.write(strings: ["a"], to: "/vocab") }) { url in
+            var table = try HDF5MetadataTableTests.table(of: url)
+            #expect(table.stringsDigestProblem() == nil)
+            table.strings["/vocab"] = nil
+            #expect(table.stringsDigestProblem() != nil)
         }
-        var table = try HDF5MetadataTableTests.table(of: url)
-        #expect(table.stringsDigestProblem() == nil)
-        table.strings["/vocab"] = nil
-        #expect(table.stringsDigestProblem() != nil)
     }
 
     /// Our own edits in place keep a recorded digest valid; files that record none (h5py's, ours
     /// from before the digest) are read without the check.
     @Test func editsInPlaceKeepTheDigestAndFilesWithoutOneAreNotChecked() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let url = dir.file("strings.h5")
-        try HDF5File.write(to: url) { (file) throws(StorageError) in
-            try file.setAttribute("kind", .string("dense"))
-        }
-        let before = try Self.recorded(url)
-        let file = try HDF5File.open(url, writable: true)
-        try file.setAttribute("kind", .string("moe-attribute"))
-        try file.write(strings: ["mlm"], to: "/tasks")
-        try file.close()
-        let table = try HDF5MetadataTableTests.table(of: url)
-        #expect(try Self.recorded(url) != before)
-        #expect(table.stringsDigestProblem() == nil)
+        try Self.withFile({ (file) throws(StorageError) in try file.setAttribute("kind", .string("dense")) }) { url in
+            let before = try Self.recorded(url)
+            let file = try HDF5File.open(url, writable: true)
+            try file.setAttribute("kind", .string("moe-attribute"))
+            try file.write(strings: ["mlm"], to: "/tasks")
+            try file.close()
+            let table = try HDF5MetadataTableTests.table(of: url)
+            #expect(try Self.recorded(url) != before)
+            #expect(table.stringsDigestProblem() == nil)
 
-        var unrecorded = table
-        unrecorded.objects["/"]?.attributes[HDF5MetadataTable.stringsDigestAttribute] = nil
-        unrecorded.objects["/"]?.attributes["kind"] = .string("anything")
-        #expect(unrecorded.stringsDigestProblem() == nil)
+            var unrecorded = table
+            unrecorded.objects["/"]?.attributes[HDF5MetadataTable.stringsDigestAttribute] = nil
+            unrecorded.objects["/"]?.attributes["kind"] = .string("anything")
+            #expect(unrecorded.stringsDigestProblem() == nil)
+        }
     }
 
     /// The digest sits in the root's object header, which the file format checksums (it is stored
     /// fixed-length, not in the global heap): a damaged digest is refused by libhdf5 itself.
     @Test func aDamagedDigestIsRefusedByTheFileFormatsOwnChecksum() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let url = dir.file("strings.h5")
-        try HDF5File.write(to: url) { (file) throws(StorageError) in
-            try file.setAttribute("kind", .string("dense"))
+        try Self.withFile({ (file) throws(StorageError) in try file.setAttribute("kind", .string("dense")) }) { url in
+            let digest = try Self.recorded(url)
+            #expect(digest.count == 64 && digest.allSatisfy(\.isHexDigit))
+            try Self.damage(url, at: digest, offset: 0) { $0 == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0") }
+            #expect(throws: StorageError.self) { _ = try Self.recorded(url) }
         }
-        let digest = try Self.recorded(url)
-        #expect(digest.count == 64 && digest.allSatisfy(\.isHexDigit))
-        var bytes = try [UInt8](Data(contentsOf: url))
-        let needle = Array(digest.utf8)
-        let at = try #require((0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) })
-        bytes[at] = bytes[at] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
-        try Data(bytes).write(to: url)
-        #expect(throws: StorageError.self) { _ = try Self.recorded(url) }
     }
 }
