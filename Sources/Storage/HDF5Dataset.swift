@@ -51,11 +51,7 @@ extension HDF5File {
             let p = Self.normalize(path)
             let dataset = try openDataset(p)
             defer { H5Dclose(dataset) }
-            try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
-            let space = H5Dget_space(dataset)
-            guard space >= 0 else { throw failure("read the shape of", p) }
-            defer { H5Sclose(space) }
-            let shape = try dimensions(ofSpace: space, path: p)
+            let shape = try shape(ofNumeric: dataset, path: p, wanted: T.hdf5Type)
             var values = [T](repeating: T.hdf5Zero, count: try affordableCount(shape, of: T.self, path: p))
             if values.isEmpty { return HDF5Array(shape: shape, values: values) }
             let status = values.withUnsafeMutableBytes {
@@ -198,11 +194,7 @@ extension HDF5File {
             let p = Self.normalize(path)
             let dataset = try openDataset(p)
             defer { H5Dclose(dataset) }
-            try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
-            let space = H5Dget_space(dataset)
-            guard space >= 0 else { throw failure("read the shape of", p) }
-            let shape = try dimensions(ofSpace: space, path: p)
-            H5Sclose(space)
+            let shape = try shape(ofNumeric: dataset, path: p, wanted: T.hdf5Type)
             guard !shape.isEmpty else {
                 throw StorageError.outOfRange(
                     file: name, path: p, reason: "a scalar dataset has no rows")
@@ -225,6 +217,15 @@ extension HDF5File {
     }
 
     // MARK: Internals (callers hold the lock)
+
+    /// The shape of an open numeric dataset, after checking its class against `wanted`.
+    private func shape(ofNumeric dataset: hid_t, path: String, wanted: HDF5ElementType) throws(StorageError) -> [Int] {
+        try checkClass(of: dataset, path: path, wanted: wanted)
+        let space = H5Dget_space(dataset)
+        guard space >= 0 else { throw failure("read the shape of", path) }
+        defer { H5Sclose(space) }
+        return try dimensions(ofSpace: space, path: path)
+    }
 
     /// The element count of `shape` when reading it fits this machine's memory. A small file can
     /// declare any shape (a chunked dataset stores only what was written), so the product is

@@ -149,9 +149,9 @@ import UniPerceiver
             try ProbeFile.read(version)
         }
 
-        // A parameter without its Gram; a task without its losses.
-        let noGram = fixture.file("nogram.h5")
-        try HDF5File.write(to: noGram) { (file) throws(StorageError) in
+        /// Metadata, every task's losses and examples (N = 4, B = 4), and parameter `w`'s
+        /// attributes, without its Gram.
+        func writeTasksAndParameterW(_ metadata: ProbeMetadata, to file: HDF5File) throws(StorageError) {
             try ProbeFile.writeMetadata(metadata, to: file)
             for task in metadata.tasks {
                 let piece = ProbeFile.TaskPiece(
@@ -162,6 +162,12 @@ import UniPerceiver
             try ProbeFile.writeParameterAttributes(
                 ProbeParameter(name: "w", shape: [2], layer: -1, role: "w", expert: -1, gram: [], hasGradients: false),
                 to: file)
+        }
+
+        // A parameter without its Gram; a task without its losses.
+        let noGram = fixture.file("nogram.h5")
+        try HDF5File.write(to: noGram) { (file) throws(StorageError) in
+            try writeTasksAndParameterW(metadata, to: file)
         }
         #expect(throws: ProbeError.missingDataset(file: noGram.path, path: "/parameters/w/gram")) {
             try ProbeFile.read(noGram)
@@ -175,16 +181,7 @@ import UniPerceiver
         }
         let badGram = fixture.file("badgram.h5")
         try HDF5File.write(to: badGram) { (file) throws(StorageError) in
-            try ProbeFile.writeMetadata(metadata, to: file)
-            for task in metadata.tasks {
-                let piece = ProbeFile.TaskPiece(
-                    first: 0, losses: [1, 2, 3, 4], examples: Array(repeating: [0, 1, 2, 3], count: 4),
-                    excluded: Array(repeating: false, count: 4))
-                try ProbeFile.writeTask(piece, task: task, batchSize: 4, mask: false, shard: false, to: file)
-            }
-            try ProbeFile.writeParameterAttributes(
-                ProbeParameter(name: "w", shape: [2], layer: -1, role: "w", expert: -1, gram: [], hasGradients: false),
-                to: file)
+            try writeTasksAndParameterW(metadata, to: file)
             try file.write([Double](repeating: 0, count: 9), shape: [3, 3], to: "/parameters/w/gram")
         }
         #expect(throws: ProbeError.badContent(file: badGram.path, path: "/parameters/w/gram", reason: "shape [3, 3], expected [12, 12] (T·N = 3·4)")) {
