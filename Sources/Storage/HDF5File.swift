@@ -120,10 +120,7 @@ public final class HDF5File: @unchecked Sendable {
             do throws(StorageError) {
                 try recordStringsDigest()
             } catch {
-                H5Fclose(fileID)
-                fileID = -1
-                pending?.discard()
-                pending = nil
+                discard()
                 throw error
             }
             let status = H5Fclose(fileID)
