@@ -8,7 +8,7 @@ import Storage
 ///
 /// - The child dies by a signal: the file is refused, naming it; nothing was read or written.
 /// - The child finishes: the file is refused when its strings do not match the `strings_sha256` it
-///   records (`HDF5MetadataTable.stringsDigestProblem()`). Otherwise its table is registered, and
+///   records (`HDF5MetadataTable.register` checks it). Otherwise its table is registered, and
 ///   the command's own attribute, listing and string reads of the file are answered from it, so
 ///   this process never decodes them through libhdf5 (a wild read that did not crash the child
 ///   cannot crash this one); what the child could not read is refused when the command asks for it.
@@ -96,10 +96,13 @@ enum HDF5Preflight {
             let data = FileManager.default.contents(atPath: tableURL.path),
             let table = try? HDF5MetadataTable.decoder().decode(HDF5MetadataTable.self, from: data)
         else { return }
-        if let problem = table.stringsDigestProblem() {
-            throw InputError("\(path): \(problem); nothing was read from it or written")
+        do throws(StorageError) {
+            try HDF5MetadataTable.register(table, for: URL(fileURLWithPath: path))
+        } catch {
+            // Named as the user typed it (the error holds the absolute path).
+            let reason = if case .stringsDigestMismatch(_, let reason) = error { reason } else { error.description }
+            throw InputError("\(path): \(reason); nothing was read from it or written")
         }
-        HDF5MetadataTable.register(table, for: URL(fileURLWithPath: path))
     }
 }
 

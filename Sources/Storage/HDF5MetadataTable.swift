@@ -66,8 +66,11 @@ public struct HDF5MetadataTable: Codable, Sendable, Equatable {
     private static let registered = Mutex<[Identity: HDF5MetadataTable]>([:])
 
     /// Makes `table` the answer to metadata reads of `url` by every read-only ``HDF5File`` opened on
-    /// it from now on (while the file is unchanged).
-    public static func register(_ table: HDF5MetadataTable, for url: URL) {
+    /// it from now on (while the file is unchanged), once its strings pass the file's own digest
+    /// (``checkStringsDigest(file:)``): the table is the one place every string of the file is read.
+    /// - Throws: `.stringsDigestMismatch`; nothing is registered then.
+    public static func register(_ table: HDF5MetadataTable, for url: URL) throws(StorageError) {
+        try table.checkStringsDigest(file: url.path)
         guard let identity = Identity(url) else { return }
         registered.withLock { $0[identity] = table }
     }

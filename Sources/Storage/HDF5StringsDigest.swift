@@ -46,19 +46,21 @@ extension HDF5MetadataTable {
         return hash.finish()
     }
 
-    /// The problem with the table's strings, or nil when the file records no digest or its
-    /// strings match it. A string that could not be read counts as missing, so it fails the check.
-    public func stringsDigestProblem() -> String? {
-        guard let recorded = objects["/"]?.attributes[Self.stringsDigestAttribute] else { return nil }
+    /// Refuses a table whose strings do not match the `strings_sha256` its file records; a file
+    /// that records none passes. A string that could not be read counts as missing, so it fails.
+    /// - Throws: `.stringsDigestMismatch` naming `file`.
+    public func checkStringsDigest(file: String) throws(StorageError) {
+        guard let recorded = objects["/"]?.attributes[Self.stringsDigestAttribute] else { return }
         guard case .string(let digest) = recorded else {
-            return "its \(Self.stringsDigestAttribute) attribute is not a string"
+            throw .stringsDigestMismatch(file: file, reason: "its \(Self.stringsDigestAttribute) attribute is not a string")
         }
         guard digest == stringsDigest() else {
-            return "damaged file: its strings (names, kinds, paths) do not match the \(Self.stringsDigestAttribute) "
-                + "it records (a damaged byte in HDF5's global heap, or an edit by a tool that did not update it; "
-                + "delete that attribute to accept an edit)"
+            throw .stringsDigestMismatch(
+                file: file,
+                reason: "damaged file: its strings (names, kinds, paths) do not match the \(Self.stringsDigestAttribute) "
+                    + "it records (a damaged byte in HDF5's global heap, or an edit by a tool that did not update it; "
+                    + "delete that attribute to accept an edit)")
         }
-        return nil
     }
 
     /// Records that string attribute `name` of object `path` is now `value` (nil: removed, or

@@ -39,6 +39,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case io(file: String, reason: String)
     /// The tensor bytes do not hash to the `tensors_sha256` the file's metadata records: damaged.
     case checksumMismatch(file: String, recorded: String, computed: String)
+    /// The HDF5 file's strings do not hash to the `strings_sha256` it records (or that attribute
+    /// is not a string): damaged, or edited by a tool that did not update it.
+    case stringsDigestMismatch(file: String, reason: String)
 
     /// The file this error is about.
     public var file: String {
@@ -50,7 +53,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             .shapeMismatch(let file, _, _, _), .wrongType(let file, _, _, _),
             .missingDataset(let file, _), .missingAttribute(let file, _, _),
             .outOfRange(let file, _, _),
-            .hdf5(let file, _, _, _), .io(let file, _), .checksumMismatch(let file, _, _):
+            .hdf5(let file, _, _, _), .io(let file, _), .checksumMismatch(let file, _, _),
+            .stringsDigestMismatch(let file, _):
             return file
         }
     }
@@ -93,6 +97,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .checksumMismatch(let file, let recorded, let computed):
             return "\(file): damaged file: its tensor bytes hash to \(computed.prefix(12))…, "
                 + "its header records tensors_sha256 \(recorded.prefix(12))…"
+        case .stringsDigestMismatch(let file, let reason):
+            return "\(file): \(reason)"
         }
     }
 }

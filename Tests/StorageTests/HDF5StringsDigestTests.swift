@@ -58,7 +58,7 @@ import Testing
             #expect(table.objects["/groups"]?.attributes == ["unit": .string("nats")])
             #expect(table.strings == ["/vocab": ["a", "b"], "/names": ["fixed", "width"]])
             #expect(try Self.recorded(url) == table.stringsDigest())
-            #expect(table.stringsDigestProblem() == nil)
+            try table.checkStringsDigest(file: url.path)
         }
     }
 
@@ -69,13 +69,17 @@ import Testing
             try file.setAttribute("tasks", .strings(["image_classification", "captioning-xq"]))
             try file.write([1.0] as [Double], shape: [1], to: "/values")
         }) { url in
-            #expect(try HDF5MetadataTableTests.table(of: url).stringsDigestProblem() == nil)
+            try HDF5MetadataTableTests.table(of: url).checkStringsDigest(file: url.path)
             try Self.damage(url, at: "captioning-xq", offset: 12) { _ in UInt8(ascii: "z") }
             let table = try HDF5MetadataTableTests.table(of: url)
             #expect(table.objects["/"]?.attributes["tasks"] == .strings(["image_classification", "captioning-xz"]))
-            let problem = try #require(table.stringsDigestProblem())
-            #expect(problem.hasPrefix("damaged file: its strings"))
-            #expect(problem.contains(HDF5MetadataTable.stringsDigestAttribute))
+            let error = #expect(throws: StorageError.self) { try table.checkStringsDigest(file: url.path) }
+            guard case .stringsDigestMismatch(url.path, let reason)? = error else {
+                Issue.record("unexpected \(String(describing: error))")
+                return
+            }
+            #expect(reason.hasPrefix("damaged file: its strings"))
+            #expect(reason.contains(HDF5MetadataTable.stringsDigestAttribute))
         }
     }
 
@@ -83,9 +87,9 @@ import Testing
     @Test func aStringTheWalkCouldNotReadFailsTheCheck() throws {
         try Self.withFile({ (file) throws(StorageError) in try file.write(strings: ["a"], to: "/vocab") }) { url in
             var table = try HDF5MetadataTableTests.table(of: url)
-            #expect(table.stringsDigestProblem() == nil)
+            try table.checkStringsDigest(file: url.path)
             table.strings["/vocab"] = nil
-            #expect(table.stringsDigestProblem() != nil)
+            #expect(throws: StorageError.self) { try table.checkStringsDigest(file: url.path) }
         }
     }
 
@@ -100,12 +104,12 @@ import Testing
             try file.close()
             let table = try HDF5MetadataTableTests.table(of: url)
             #expect(try Self.recorded(url) != before)
-            #expect(table.stringsDigestProblem() == nil)
+            try table.checkStringsDigest(file: url.path)
 
             var unrecorded = table
             unrecorded.objects["/"]?.attributes[HDF5MetadataTable.stringsDigestAttribute] = nil
             unrecorded.objects["/"]?.attributes["kind"] = .string("anything")
-            #expect(unrecorded.stringsDigestProblem() == nil)
+            try unrecorded.checkStringsDigest(file: url.path)
         }
     }
 
