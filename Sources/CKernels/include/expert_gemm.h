@@ -1,0 +1,39 @@
+// Small row-major matrix products for token and context routing's per-expert GEMMs (a few dozen
+// rows against a whole expert weight), written for AVX-512 so that nothing is packed: OpenBLAS
+// packs the whole expert weight (or the output gradient) on every call, which at these row counts
+// costs a good part of the product itself (reports/benchmarks.md, "Model benchmark").
+//
+// Every function requires `ti_expert_gemm_available()` to be true (an x86-64 CPU with AVX-512F);
+// callers fall back to BLAS otherwise. Shapes follow the BLAS names: C is [m, n], the reduction
+// runs over k; `ld*` are row strides in floats. `accumulate` = 0 overwrites C, 1 adds to it.
+#ifndef TI_EXPERT_GEMM_H
+#define TI_EXPERT_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/// True when this CPU runs the kernels below (AVX-512F), read once.
+bool ti_expert_gemm_available(void);
+
+/// C[m, n] (=|+=) A[m, k] · B[n, k]ᵀ (+ bias[n] on every row when bias is not NULL):
+/// a linear's forward with PyTorch [out, in] weights B.
+void ti_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                const float *bias, float *c, int ldc, int accumulate);
+
+/// C[m, n] (=|+=) A[m, k] · B[k, n]: a linear's input gradient dX = dY · W.
+void ti_gemm_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                float *c, int ldc, int accumulate);
+
+/// C[m, n] (=|+=) A[k, m]ᵀ · B[k, n]: a linear's weight gradient dW = dYᵀ · X over k rows.
+void ti_gemm_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                float *c, int ldc, int accumulate);
+
+/// dst[c, r] = src[r, c] for src [rows, cols].
+void ti_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+
+/// y[m, n] = x[m, k] · w[n, k]ᵀ + bias[n] (bias may be NULL), overwriting y: w transposed into
+/// `scratch` (n·k floats), then the broadcast kernel of `ti_gemm_nn`.
+void ti_linear_forward(int m, int n, int k, const float *x, const float *w, const float *bias, float *y,
+                       float *scratch);
+
+#endif
