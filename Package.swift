@@ -25,12 +25,7 @@ let package = Package(
         // A small C shim: HDF5's constants are macros that call H5open(), which Swift cannot import.
         .target(name: "CHDF5", dependencies: ["CHDF5System"]),
 
-        // AVX-512 kernels for dispatched experts' small products, chosen at run time (Kernels/ExpertGEMM.swift).
-        // Always optimised: at -O0 (debug builds, `make test`) they run 30× slower than BLAS.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
-        .target(
-            name: "Kernels", dependencies: ["CBLAS", "CKernels"], exclude: ["README.md", "fit_erf.py"],
-            swiftSettings: cpu),
+        .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md", "fit_erf.py"], swiftSettings: cpu),
         .target(name: "Storage", dependencies: ["CHDF5", "Kernels"], exclude: ["README.md"]),
         .target(name: "UniPerceiver", dependencies: ["Kernels"], exclude: ["README.md"], swiftSettings: cpu),
         .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),

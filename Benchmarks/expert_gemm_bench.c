@@ -1,16 +1,19 @@
 // The per-expert products of token routing (a few dozen rows against a whole expert weight): OpenBLAS
-// `sgemm` against the unpacked AVX-512 kernels of Sources/CKernels, one shape at a time, one core.
-// Built by hand (not part of the package):
-//   gcc -O2 -I Sources/CKernels/include Benchmarks/expert_gemm_bench.c Sources/CKernels/expert_gemm.c
+// `sgemm` against the unpacked AVX-512 kernels of expert_gemm_kernels.c, one shape at a time, one
+// core, interleaved. Built by hand (not part of the package):
+//   clang -O2 -I/usr/include/x86_64-linux-gnu Benchmarks/expert_gemm_bench.c Benchmarks/expert_gemm_kernels.c
 //       -lopenblas -lm -o /tmp/expert_gemm_bench
-//   OPENBLAS_NUM_THREADS=1 [OPENBLAS_CORETYPE=SkylakeX] /tmp/expert_gemm_bench [rows]
+//   OPENBLAS_NUM_THREADS=1 [OPENBLAS_CORETYPE=SkylakeX] [EXPERTS=8] [TRANSPOSE=1] /tmp/expert_gemm_bench [rows]
+// (/opt/swift/usr/bin/clang here; gcc 12 at -O2 leaves the register tiles in memory and runs 3× slower.)
+// EXPERTS=8 cycles through 8 weights, as a routed layer does (they no longer fit in L2); TRANSPOSE=1
+// runs the forward by transposing the weight and broadcasting (as dX does) instead of dot products.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "expert_gemm.h"
+#include "expert_gemm_kernels.h"
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 static float scratch[1 << 20];
@@ -24,8 +27,8 @@ static const char *names[] = {"fwd  Y = X·Wᵀ", "dX = dY·W", "dW += dYᵀ·X"
 static void run(int form, int blas, int m, int n, int k, const float *a, const float *b, float *c) {
     if (form == NT) {
         if (blas) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, a, k, b, k, 0, c, n);
-        else if (getenv("DOTS")) ti_gemm_nt(m, n, k, a, k, b, k, NULL, c, n, 0);
-        else ti_linear_forward(m, n, k, a, b, NULL, c, scratch);
+        else if (getenv("TRANSPOSE")) ti_linear_forward(m, n, k, a, b, NULL, c, scratch);
+        else ti_gemm_nt(m, n, k, a, k, b, k, NULL, c, n, 0);
     } else if (form == NN) {
         if (blas) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 1, c, n);
         else ti_gemm_nn(m, n, k, a, k, b, n, c, n, 1);

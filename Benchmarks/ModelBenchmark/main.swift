@@ -228,27 +228,20 @@ for moeBatch in [8, 32] {
     let denseFFN = try FeedForwardSubLayer(model: model(.none, lanes: 1), batch: batch)
     let tokenFFN = try FeedForwardSubLayer(model: model(.token, lanes: 1), batch: batch)
     let ffnRounds = max(5 * repeats, 10 * repeats * 8 / moeBatch)
-    // The token row's expert products run as `ExpertGEMM.active` picks (AVX-512 kernels where the CPU
-    // has them); the same sub-layer with them through BLAS is interleaved beside it for reference.
-    let ffn = try interleavedMedians(
-        [{ denseFFN.run() }, { tokenFFN.run() }, { tokenFFN.run(products: .blas) }], rounds: ffnRounds)
+    let ffn = try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: ffnRounds)
     let ffnZeroing = try interleavedMedians([{ denseFFN.zeroGradient() }, { tokenFFN.zeroGradient() }], rounds: ffnRounds)
     // The same two on one core (OpenBLAS single-threaded): the work itself, without the two-thread
     // split, which the experts' GEMMs (about N/4 rows each) gain less from than the dense FFN's.
     let ffnOneCore = try BLASThreads.singleThreaded {
-        try interleavedMedians(
-            [{ denseFFN.run() }, { tokenFFN.run() }, { tokenFFN.run(products: .blas) }],
-            rounds: max(repeats, ffnRounds / 2))
+        try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: max(repeats, ffnRounds / 2))
     }
     print("")
     print("| FFN sub-layer of layer 0 alone (\(denseFFN.rows) tokens, D=\(c.hiddenSize), F=\(c.ffnSize), fwd+bwd) | ms (median of \(ffnRounds), interleaved) | ratio to dense FFN | of which gradient zeroing (ms) |")
     print("| --- | ---: | ---: | ---: |")
     print("| dense FFN | \(String(format: "%.3f", ffn[0])) | 1.00 | \(String(format: "%.3f", ffnZeroing[0])) |")
-    print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss; expert products: \(ExpertGEMM.active)) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) | \(String(format: "%.3f", ffnZeroing[1])) |")
-    print("| token-routed FFN, expert products through BLAS (for reference) | \(String(format: "%.3f", ffn[2])) | \(String(format: "%.2f", ffn[2] / ffn[0])) | |")
+    print("| token-routed FFN, E=8, top-2 (gate, dispatch, combine, balance loss) | \(String(format: "%.3f", ffn[1])) | \(String(format: "%.2f", ffn[1] / ffn[0])) | \(String(format: "%.3f", ffnZeroing[1])) |")
     print("| dense FFN, one core (for reference) | \(String(format: "%.3f", ffnOneCore[0])) | 1.00 | |")
     print("| token-routed FFN, one core (for reference) | \(String(format: "%.3f", ffnOneCore[1])) | \(String(format: "%.2f", ffnOneCore[1] / ffnOneCore[0])) | |")
-    print("| token-routed FFN, one core, expert products through BLAS (for reference) | \(String(format: "%.3f", ffnOneCore[2])) | \(String(format: "%.2f", ffnOneCore[2] / ffnOneCore[0])) | |")
     // What token routing in lanes could give (it runs in one lane today; README, Open work): the same
     // two sub-layers built on each half of the images, the halves run at once on one core each. Each
     // half routes its own tokens; the balance loss's join across the halves is not included.

@@ -61,17 +61,6 @@ public func addRows(into y: UnsafeMutablePointer<Float>, rows: UnsafePointer<Flo
     }
 }
 
-/// `y = Σ_r rows[r]` over `n` Floats, **overwriting** `y` (the first row copied, the rest added in
-/// order, as `addRows` into zeros would): a bias gradient's first write.
-public func sumRows(into y: UnsafeMutablePointer<Float>, rows: UnsafePointer<Float>, count R: Int, width n: Int) {
-    guard R > 0 else {
-        y.update(repeating: 0, count: n)
-        return
-    }
-    y.update(from: rows, count: n)
-    addRows(into: y, rows: rows + n, count: R - 1, width: n)
-}
-
 /// Naive twin of `weightedPairSum`.
 public func weightedPairSumNaive(
     output: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ g0: Float, _ b: UnsafePointer<Float>,

@@ -95,15 +95,15 @@ struct GradientPointers {
     var firstWrites: FirstWrites? = nil
     func callAsFunction(_ offset: Int) -> UnsafeMutablePointer<Float> { values + offset }
 
-    /// Whether the weight starting at `weightOffset` (an expert's, or a dense linear's in a laned
+    /// Whether the weight starting at `weightOffset` (a merged expert's, or a dense linear's in a laned
     /// pass) is written here for the first time (then overwrite, not accumulate, its gradient and,
     /// for an expert, its bias's); claims it.
     func claimFirstWrite(_ weightOffset: Int) -> Bool { firstWrites?.claim(weightOffset) ?? false }
 }
 
 /// The weights whose gradients `Model.gradient(_:into:)` leaves unzeroed for their first write to
-/// overwrite whole, zero-filling afterwards only those nothing wrote: experts (an expert no unit or
-/// token chose is never written) and, in a laned pass, the dense
+/// overwrite whole, zero-filling afterwards only those nothing wrote: merged experts (attribute,
+/// modality, task routing; an expert no unit chose is never written) and, in a laned pass, the dense
 /// layers' linear weights (`Encoder.backwardWeights`). Claims are made from one thread: the backward
 /// of a one-lane pass, or serially before a laned pass's post-join jobs start.
 final class FirstWrites {

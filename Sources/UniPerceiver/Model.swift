@@ -30,8 +30,8 @@ public struct Model: Sendable {
     /// All parameters, contiguous, in `table` order.
     public var parameters: [Float]
     let layout: ParameterLayout
-    /// `expertRanges` of this model, for `gradient(_:into:)`.
-    let experts: [Int: (weight: Range<Int>, bias: Range<Int>)]
+    /// `mergedExpertRanges` of this model, for `gradient(_:into:)`.
+    let mergedExperts: [Int: (weight: Range<Int>, bias: Range<Int>)]
     /// `denseWeightRanges` of this model: what a laned backward writes after the lanes join.
     let denseWeights: [Int: Range<Int>]
     let spatial: [Float]
@@ -103,7 +103,7 @@ public struct Model: Sendable {
         self.layout = layout
         self.parameters = parameters
         self.spatial = spatialPositionTable(config)
-        self.experts = Self.expertRanges(config, table)
+        self.mergedExperts = Self.mergedExpertRanges(config, table)
         self.denseWeights = Self.denseWeightRanges(config, layout)
     }
 
@@ -321,17 +321,17 @@ extension Model {
     /// written, so a buffer reused across steps needs no zeroing by the caller. Equal to zeroing and
     /// then `backward(_:into:)`, bit for bit.
     ///
-    /// Why it exists: an MoE model's expert gradients are E× a dense model's. A backward touches
-    /// only the chosen experts, so each one's first write (a merge-backward, or a dispatched
-    /// expert's weight-gradient product) writes it whole (no zeroing pass, no read), and only experts
-    /// nothing chose are zero-filled afterwards. Everything else is zeroed first.
+    /// Why it exists: an MoE model's expert gradients are E× a dense model's. With merged routing
+    /// (attribute, modality, task) a backward touches only the chosen experts, so their first
+    /// merge-backward writes them whole (no zeroing pass, no read), and only experts no unit chose
+    /// are zero-filled afterwards. Everything else is zeroed first.
     public func gradient(_ pass: ForwardPass, into gradients: inout [Float]) {
         var untracked = ZeroedExperts()
         gradient(pass, into: &gradients, zeroed: &untracked)
     }
 
     /// `gradient(_:into:)` for a buffer reused step after step: `zeroed` carries, from one call to the
-    /// next, the experts whose ranges the previous call zero-filled. An expert no unit
+    /// next, the merged-routing experts whose ranges the previous call zero-filled. An expert no unit
     /// chooses again is then left as it is instead of being zero-filled again (an attribute-routed
     /// step leaves most experts unchosen, and refilling them was ≈ 5 % of its time).
     ///
@@ -341,7 +341,7 @@ extension Model {
     public func gradient(_ pass: ForwardPass, into gradients: inout [Float], zeroed: inout ZeroedExperts) {
         precondition(gradients.count == parameters.count, "Model.gradient: gradient buffer size \(gradients.count) ≠ \(parameters.count)")
         // Weight offset → the ranges its first write covers (an expert's weight and bias).
-        var deferred = experts.mapValues { [$0.weight, $0.bias] }
+        var deferred = mergedExperts.mapValues { [$0.weight, $0.bias] }
         if pass.isLaned { for (offset, range) in denseWeights { deferred[offset] = [range] } }
         let firstWrites = FirstWrites(pending: Set(deferred.keys))
         // Two zeroing lanes only where BLAS is single-threaded anyway: beside OpenBLAS's spinning
@@ -352,13 +352,13 @@ extension Model {
         }
         backward(pass, into: &gradients, ablation: .none, firstWrites: firstWrites)
         // Every expert still pending holds zeros after this; those zeroed last time already do.
-        let unchosen = firstWrites.pending.filter { experts[$0] != nil }
+        let unchosen = firstWrites.pending.filter { mergedExperts[$0] != nil }
         let unwritten = firstWrites.pending.subtracting(zeroed.offsets.intersection(unchosen)).flatMap { deferred[$0]! }
         gradients.withUnsafeMutableBufferPointer { g in zeroInLanes(g.baseAddress!, ranges: unwritten, lanes: zeroLanes) }
         zeroed.offsets = unchosen
     }
 
-    /// Experts of a reused gradient buffer that hold the zeros `gradient(_:into:zeroed:)`
+    /// Merged-routing experts of a reused gradient buffer that hold the zeros `gradient(_:into:zeroed:)`
     /// wrote (by weight offset; an expert's weight and bias together).
     public struct ZeroedExperts: Sendable {
         var offsets: Set<Int> = []
@@ -379,10 +379,10 @@ extension Model {
         return ranges
     }
 
-    /// Every expert of an MoE model: weight and bias ranges, keyed by the weight's offset. Empty for
-    /// dense models.
-    static func expertRanges(_ config: ModelConfig, _ table: ParameterTable) -> [Int: (weight: Range<Int>, bias: Range<Int>)] {
-        guard config.routing != .none else { return [:] }
+    /// Merged-routing experts (attribute, modality, task): weight and bias ranges, keyed by the
+    /// weight's offset. Empty for dense models and the dispatched routings (their GEMMs accumulate).
+    static func mergedExpertRanges(_ config: ModelConfig, _ table: ParameterTable) -> [Int: (weight: Range<Int>, bias: Range<Int>)] {
+        guard config.routing != .none, !config.routing.isDataDependent else { return [:] }
         var byName: [String: Range<Int>] = [:]
         for entry in table.entries where entry.name.contains(".experts.") { byName[entry.name] = entry.range }
         var ranges: [Int: (weight: Range<Int>, bias: Range<Int>)] = [:]
@@ -454,7 +454,7 @@ extension Model {
                 // weights (written after the join): those ranges are skipped.
                 let laneBuffers = laned ? (1..<max(lanes, 1)).map { _ in Buffer(uninitialized: grads.count) } : []
                 let laneRanges = complement(
-                    of: experts.values.flatMap { [$0.weight, $0.bias] } + (laned ? Array(denseWeights.values) : []),
+                    of: mergedExperts.values.flatMap { [$0.weight, $0.bias] } + (laned ? Array(denseWeights.values) : []),
                     in: 0..<grads.count)
                 encoder.backward(passes, P, G, laneGradients: laneBuffers.map { ($0.base, $0.count) }, laneRanges: laneRanges)
                 for lane in laneBuffers {

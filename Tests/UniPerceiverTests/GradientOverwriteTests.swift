@@ -50,7 +50,7 @@ import Testing
             rechosen += previous.subtracting(zeroed.offsets).count
             if n > 0 { newlyUnchosen += zeroed.offsets.subtracting(previous).count }
             previous = zeroed.offsets
-            #expect(zeroed.offsets.allSatisfy { offset in reused[model.experts[offset]!.weight].allSatisfy { $0 == 0 } })
+            #expect(zeroed.offsets.allSatisfy { offset in reused[model.mergedExperts[offset]!.weight].allSatisfy { $0 == 0 } })
         }
         #expect(skipped > 0, "\(routing): no expert stayed unchosen across steps, so the skip was never exercised")
         #expect(rechosen > 0 && newlyUnchosen > 0, "\(routing): choices never changed (\(rechosen) re-chosen, \(newlyUnchosen) newly unchosen)")
@@ -75,9 +75,9 @@ import Testing
         #expect(mismatches.isEmpty, "\(routing), \(layers), \(task): \(mismatches.prefix(5)) differ")
         // The test must reach both kinds of merged expert: chosen (overwritten) and unchosen (zero-filled).
         if routing == .attribute {
-            let chosen = model.experts.values.filter { r in accumulated[r.weight].contains { $0 != 0 } }
-            #expect(!chosen.isEmpty && chosen.count < model.experts.count, "\(chosen.count) of \(model.experts.count) experts chosen")
+            let chosen = model.mergedExperts.values.filter { r in accumulated[r.weight].contains { $0 != 0 } }
+            #expect(!chosen.isEmpty && chosen.count < model.mergedExperts.count, "\(chosen.count) of \(model.mergedExperts.count) experts chosen")
         }
-        #expect(model.experts.isEmpty == (routing == .none))
+        #expect(model.mergedExperts.isEmpty == (routing == .none || routing.isDataDependent))
     }
 }

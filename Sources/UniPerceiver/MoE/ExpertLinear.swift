@@ -16,8 +16,6 @@ struct ExpertLinear {
     let experts: ExpertOffsets
     let inFeatures: Int
     let outFeatures: Int
-    /// Dispatched routing's per-expert products: unpacked AVX-512 kernels or BLAS (`ExpertGEMM`).
-    var products: ExpertGEMM = .active
 
     final class Cache {
         /// Merged: `W_u [U, O, I]` and `b_u [U, O]`.
@@ -228,10 +226,9 @@ struct ExpertLinear {
         for (s, r) in plan.rows.enumerated() { (x.base + s * I).update(from: input + r * I, count: I) }
         for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
             let first = plan.start[e]
-            expertForward(
+            linearForward(
                 output: y.base + first * O, input: x.base + first * I, weight: P(experts.weights[e]),
-                bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O,
-                using: products)
+                bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O)
         }
         // Each row's outputs summed in expert order, written once (top-2: one fused pass).
         for r in 0..<N {
@@ -272,8 +269,7 @@ struct ExpertLinear {
         if d.rowsOfUnit.isEmpty {
             // Dispatched: per slot, dY_s = g·dY_row and ∂L/∂g += ⟨dY_row, y_s⟩ (Double, as in the
             // merged path); per expert, dX_s = dY_s·W_e into a slot-ordered scratch, dW_e += dY_sᵀ·X_s
-            // and db_e += Σ dY_s over its contiguous slots (an expert's first write of the gradient
-            // call overwrites, see `Model.gradient`); then dX rows are scattered back.
+            // and db_e += Σ dY_s over its contiguous slots; then dX rows are scattered back.
             let plan = cache.dispatch!
             let x = cache.gatheredInput!.base
             let y = cache.expertOutputs!.base
@@ -287,23 +283,18 @@ struct ExpertLinear {
                     output: dy.base + s * O, dOutput: dOutput + r * O, gate: g, expertOutput: y + s * O,
                     count: O)
             }
-            let dx = Buffer(uninitialized: S * I)  // every slot's row is written by its expert
+            let dx = Buffer(S * I)  // zeroed: beta = 1 below (beta = 0 costs a slower zeroing pass)
             for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
                 let first = plan.start[e]
                 let R = plan.start[e + 1] - first
                 let dye = dy.base + first * O
-                let overwrite = G.claimFirstWrite(experts.weights[e])
-                expertInputGradient(
-                    dInput: dx.base + first * I, dOutput: dye, weight: P(experts.weights[e]), rows: R,
-                    inFeatures: I, outFeatures: O, accumulate: false, using: products)
-                expertWeightGradient(
-                    dWeight: G(experts.weights[e]), dOutput: dye, input: x + first * I, rows: R,
-                    inFeatures: I, outFeatures: O, accumulate: !overwrite, using: products)
-                if overwrite {
-                    sumRows(into: G(experts.biases[e]), rows: dye, count: R, width: O)
-                } else {
-                    addRows(into: G(experts.biases[e]), rows: dye, count: R, width: O)
-                }
+                gemm(
+                    transposeA: false, transposeB: false, m: R, n: I, k: O, a: dye, lda: O,
+                    b: P(experts.weights[e]), ldb: I, beta: 1, c: dx.base + first * I, ldc: I)
+                gemm(
+                    transposeA: true, transposeB: false, m: O, n: I, k: R, a: dye, lda: O,
+                    b: x + first * I, ldb: I, beta: 1, c: G(experts.weights[e]), ldc: I)
+                addRows(into: G(experts.biases[e]), rows: dye, count: R, width: O)
             }
             for r in 0..<N {
                 let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]

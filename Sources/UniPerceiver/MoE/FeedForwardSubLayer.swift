@@ -27,11 +27,8 @@ public final class FeedForwardSubLayer {
     let dOutput: Buffer
     /// Gradient buffer in the model's table layout; only the sub-layer's ranges are ever touched.
     var gradient: [Float]
-    /// `encoder.layers.L.ffn.*` except the experts: the linears or the FFN gate, zeroed before each run.
-    let zeroedRanges: [Range<Int>]
-    /// The sub-layer's experts, weight offset → weight and bias ranges: left for their first write to
-    /// overwrite, as `Model.gradient` leaves them.
-    let expertRanges: [Int: [Range<Int>]]
+    /// `encoder.layers.L.ffn.*`: the linears, their experts and the FFN gate.
+    let ownedRanges: [Range<Int>]
 
     /// Rows the sub-layer processes per `run()` (tokens of the batch's input pass).
     public var rows: Int { sequences.tokenCount }
@@ -58,28 +55,22 @@ public final class FeedForwardSubLayer {
         for i in 0..<(N * D) { dOutput.base[i] = rng.nextFloat() - 0.5 }
         gradient = [Float](repeating: 0, count: model.parameters.count)
         let prefix = "encoder.layers.\(layer).ffn."
-        let owned = model.table.entries.filter { $0.name.hasPrefix(prefix) }.map(\.range)
-        expertRanges = model.experts.filter { owned.contains($0.value.weight) }.mapValues { [$0.weight, $0.bias] }
-        let expertParts = Set(expertRanges.values.flatMap { $0 })
-        zeroedRanges = owned.filter { !expertParts.contains($0) }
+        ownedRanges = model.table.entries.filter { $0.name.hasPrefix(prefix) }.map(\.range)
     }
 
-    /// Zeroes the sub-layer's gradient ranges other than the experts' (`Model.gradient` zeroes the
-    /// same up front): the part of `run()` that is not the FFN's own work, timed alone by the
-    /// benchmark so its share can be read off.
+    /// Zeroes the sub-layer's gradient ranges (E× larger when routed): the part of `run()` that is
+    /// not the FFN's own work, timed alone by the benchmark so its share can be read off.
     public func zeroGradient() {
         gradient.withUnsafeMutableBufferPointer { g in
-            for range in zeroedRanges { (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count) }
+            for range in ownedRanges { (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count) }
         }
     }
 
-    /// One forward + backward of the sub-layer, writing its gradient ranges as `Model.gradient`
-    /// does: the non-expert ranges zeroed first and accumulated into, each chosen expert overwritten
-    /// by its first write, experts nothing chose zero-filled afterwards. Returns `Σ dOutput ⊙ output`
-    /// plus the balance loss, so the work cannot be optimised away and two runs can be compared.
-    /// `products`: how a dispatched (token, context) routing computes its experts' products.
+    /// One forward + backward of the sub-layer; zeroes its own gradient ranges first (as a training
+    /// step zeroes the whole buffer), then accumulates into them. Returns `Σ dOutput ⊙ output` plus
+    /// the balance loss, so the work cannot be optimised away and two runs can be compared.
     @discardableResult
-    public func run(products: ExpertGEMM = .active) -> Double {
+    public func run() -> Double {
         let c = model.config
         let o = offsets
         let N = sequences.tokenCount
@@ -90,19 +81,13 @@ public final class FeedForwardSubLayer {
         return model.parameters.withUnsafeBufferPointer { values in
             gradient.withUnsafeMutableBufferPointer { grads in
                 let P = ParameterPointers(values: values.baseAddress!)
-                let firstWrites = FirstWrites(pending: Set(expertRanges.keys))
-                let G = GradientPointers(values: grads.baseAddress!, firstWrites: firstWrites)
-                defer {
-                    for offset in firstWrites.pending {
-                        for r in expertRanges[offset]! { (grads.baseAddress! + r.lowerBound).update(repeating: 0, count: r.count) }
-                    }
-                }
+                let G = GradientPointers(values: grads.baseAddress!)
                 // Forward (EncoderBlock.forward, from `LN2(h)` to `ffnOutput`).
                 let hidden = Buffer(N * F)
                 let activation = Buffer(N * F)
                 let slope = Buffer(uninitialized: N * F)
                 let output = Buffer(N * D)
-                let moe = o.moe.map { MoE(config: c, offsets: $0, layer: layerIndex, products: products) }
+                let moe = o.moe.map { MoE(config: c, offsets: $0, layer: layerIndex) }
                 let routing = EncoderBlock.Routing(sequences: sequences, noise: nil, premerged: nil)
                 var route: RouteDecision? = nil
                 var fc1Cache: ExpertLinear.Cache? = nil

@@ -7,17 +7,15 @@ struct MoE {
     let qkv, out, fc1, fc2: ExpertLinear
     let layer: Int
 
-    /// `products`: how dispatched experts compute their products (`ExpertGEMM`; the benchmark
-    /// compares both in one run).
-    init(config c: ModelConfig, offsets o: MoELayerOffsets, layer: Int, products: ExpertGEMM = .active) {
+    init(config c: ModelConfig, offsets o: MoELayerOffsets, layer: Int) {
         let D = c.hiddenSize
         let F = c.ffnSize
         attentionRouter = Router(config: c, gate: o.attentionGate)
         ffnRouter = Router(config: c, gate: o.ffnGate)
-        qkv = ExpertLinear(experts: o.qkv, inFeatures: D, outFeatures: 3 * D, products: products)
-        out = ExpertLinear(experts: o.out, inFeatures: D, outFeatures: D, products: products)
-        fc1 = ExpertLinear(experts: o.fc1, inFeatures: D, outFeatures: F, products: products)
-        fc2 = ExpertLinear(experts: o.fc2, inFeatures: F, outFeatures: D, products: products)
+        qkv = ExpertLinear(experts: o.qkv, inFeatures: D, outFeatures: 3 * D)
+        out = ExpertLinear(experts: o.out, inFeatures: D, outFeatures: D)
+        fc1 = ExpertLinear(experts: o.fc1, inFeatures: D, outFeatures: F)
+        fc2 = ExpertLinear(experts: o.fc2, inFeatures: F, outFeatures: D)
         self.layer = layer
     }
 

@@ -1,7 +1,7 @@
 // AVX-512 kernels for the per-expert products of dispatched (token, context) routing; see
-// include/expert_gemm.h. Nothing is packed: each kernel reads its operands where they lie, with a
+// expert_gemm_kernels.h (an experiment, not part of the package). Nothing is packed: each kernel reads its operands where they lie, with a
 // register tile shaped so that the long operand streams through once per tile row or column.
-#include "expert_gemm.h"
+#include "expert_gemm_kernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <cpuid.h>

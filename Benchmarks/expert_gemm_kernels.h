@@ -1,11 +1,13 @@
-// Small row-major matrix products for token and context routing's per-expert GEMMs (a few dozen
-// rows against a whole expert weight), written for AVX-512 so that nothing is packed: OpenBLAS
-// packs the whole expert weight (or the output gradient) on every call, which at these row counts
-// costs a good part of the product itself (reports/benchmarks.md, "Model benchmark").
+// Unpacked AVX-512 kernels for token routing's per-expert products: a hand-built experiment, not
+// part of the package (reports/benchmarks.md, "Tried: GEMM kernels of our own for token routing's
+// experts"). They were wired into ExpertLinear in commit f65d796 and taken out in the next commit:
+// with OpenBLAS's own AVX-512 kernels the token FFN got slower in every case but one.
 //
-// Every function requires `ti_expert_gemm_available()` to be true (an x86-64 CPU with AVX-512F);
-// callers fall back to BLAS otherwise. Shapes follow the BLAS names: C is [m, n], the reduction
-// runs over k; `ld*` are row strides in floats. `accumulate` = 0 overwrites C, 1 adds to it.
+// Why they were tried: OpenBLAS packs the whole expert weight (or dY) on every call, which at a few
+// dozen rows costs a good part of the product itself. Every function requires
+// `ti_expert_gemm_available()` (an x86-64 CPU with AVX-512F). Shapes follow the BLAS names: C is
+// [m, n], the reduction runs over k; `ld*` are row strides in floats; `accumulate` = 0 overwrites C,
+// 1 adds to it.
 #ifndef TI_EXPERT_GEMM_H
 #define TI_EXPERT_GEMM_H
 
