@@ -88,8 +88,11 @@ public struct ProbeOptions: Sendable, Equatable {
         for task in tasks where !seen.insert(task).inserted {
             throw .badOption(reason: "task \(task.rawValue) is listed twice")
         }
-        guard samplesPerTask >= 1 else {
-            throw .badOption(reason: "--samples must be at least 1, got \(samplesPerTask)")
+        // One sample per task would give a probe `analyze` must refuse: the metric's leave-one-out
+        // needs another sample of the task (a shard may still hold one; --samples is the whole run's).
+        guard samplesPerTask >= 2 else {
+            throw .badOption(
+                reason: "--samples must be at least 2 (leave-one-out needs two mini-batches per task), got \(samplesPerTask)")
         }
         guard batchSize >= 1 else {
             throw .badOption(reason: "--batch-size must be at least 1, got \(batchSize)")

@@ -12,32 +12,30 @@ import UniPerceiver
 /// | 0 | success |
 /// | 1 | a check failed (`check`: a regression beyond the tolerance) |
 /// | 2 | bad usage or bad input: unknown option/model/task, missing or malformed file, a dataset that does not fit the model, a non-finite loss — one line naming the file, task or step |
-/// | 130 | training interrupted by SIGINT after writing its checkpoint (continue with `--resume`) |
-/// | 128 + N | stopped by signal N (SIGTERM 143, SIGHUP 129, SIGINT 130 outside training) after removing the temporary files of unfinished outputs (`TerminationCleanup`) |
+/// | 128 + N | stopped by signal N (SIGTERM 143, SIGHUP 129, SIGINT 130): training first finishes its step and writes a checkpoint (continue with `--resume`); every command removes the temporary files of unfinished outputs (`TerminationCleanup`) |
 enum ExitCodes {
     static let success: Int32 = 0
     static let checkFailed: Int32 = 1
     static let badInput: Int32 = 2
-    static let interrupted: Int32 = 130
 
     /// The `--help` discussion text of the root command.
     static let helpText = """
         Exit status: 0 success; 1 a check failed; 2 bad usage or bad input (a one-line message \
-        names the file, task or step); 130 training interrupted by SIGINT after writing a \
-        checkpoint (continue with --resume); 128 + N stopped by signal N (SIGTERM 143, SIGHUP \
-        129, SIGINT 130), unfinished outputs removed.
+        names the file, task or step); 128 + N stopped by signal N (SIGTERM 143, SIGHUP 129, \
+        SIGINT 130), unfinished outputs removed; training first writes a checkpoint (continue \
+        with --resume).
         """
 
     /// Prints what `error` says (help to stdout, everything else to stderr as one line) and returns
-    /// the exit status it maps to.
-    static func report(_ error: any Error, command: any ParsableCommand.Type) -> Int32 {
+    /// the exit status it maps to. `help` is the command whose `--help` a usage error points to.
+    static func report(_ error: any Error, command: any ParsableCommand.Type, help: String = "interference") -> Int32 {
         switch error {
         case let failure as CheckFailure:
             printError(failure.message)
             return checkFailed
         case let exit as Interrupted:
             printError(exit.message)
-            return interrupted
+            return exit.status
         case let code as ExitCode:
             return code.rawValue
         case let error as InputError: printError(error.description)
@@ -59,7 +57,7 @@ enum ExitCodes {
             let message = command.message(for: error)
                 .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }.joined(separator: " ")
-            printError("\(message) (see 'interference --help')")
+            printError("\(message) (see '\(help) --help')")
         }
         return badInput
     }
@@ -105,7 +103,8 @@ struct CheckFailure: Error {
     let message: String
 }
 
-/// Training stopped by SIGINT after its checkpoint was written (exit 130).
+/// Training stopped by a signal after its checkpoint was written (exit 128 + the signal).
 struct Interrupted: Error {
     let message: String
+    let status: Int32
 }

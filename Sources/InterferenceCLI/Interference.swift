@@ -31,7 +31,13 @@ struct InterferenceCommand: ParsableCommand {
             try command.run()
             return ExitCodes.success
         } catch {
-            return ExitCodes.report(error, command: self)
+            // A usage error points to the help of the subcommand it is about, which documents the
+            // option; the root's help does not.
+            let subcommand = arguments.first.flatMap { first in
+                configuration.subcommands.first { $0._commandName == first }
+            }
+            return ExitCodes.report(
+                error, command: self, help: ["interference", subcommand?._commandName].compactMap { $0 }.joined(separator: " "))
         }
     }
 }

@@ -31,40 +31,58 @@ final class ProgressLine {
     }
 }
 
-/// Turns SIGINT into a stop request: the first one raises the flag (the loop finishes its step,
-/// writes a checkpoint and returns); a second one exits at once — every file is written atomically,
-/// so the last checkpoint is intact either way, and an unfinished one's temporary file is removed.
-/// It takes SIGINT over from `TerminationCleanup`, which owns the process's one SIGINT source
-/// (a second source for the same signal, with its own `signal(SIGINT, SIG_IGN)`, silently took
-/// libdispatch's handler away and SIGINT went unheard).
+/// Turns SIGINT, SIGTERM and SIGHUP into a stop request during training: the first one raises the
+/// flag (the loop finishes its step, writes a checkpoint and returns, and the command exits
+/// 128 + that signal); a second one exits at once — every file is written atomically, so the last
+/// checkpoint is intact either way, and an unfinished one's temporary file is removed. SIGTERM is
+/// what a batch scheduler sends at the time limit (Slurm, then SIGKILL after `KillWait`), so a
+/// stopped job leaves a checkpoint to `--resume` from instead of a log without one.
+/// It takes the signals over from `TerminationCleanup`, which owns the process's one source per
+/// signal (a second source for the same signal, with its own `signal(SIGINT, SIG_IGN)`, silently
+/// took libdispatch's handler away and SIGINT went unheard).
 final class InterruptWatcher {
     let flag = StopFlag()
+    private let received = ReceivedSignal()
+
+    /// The signal that raised the flag (nil while none has).
+    var signal: Int32? { received.number }
 
     init() {
         TerminationCleanup.install()
         let flag = self.flag
-        TerminationCleanup.setInterruptHandler {
+        let received = self.received
+        TerminationCleanup.setStopHandler { number in
             if flag.isRaised {
                 AtomicFile.removePendingFiles()
-                _exit(ExitCodes.interrupted)
+                _exit(128 + number)
             }
+            received.number = number
             flag.raise()
             FileHandle.standardError.write(
-                Data("\ninterrupt: finishing the current step and writing a checkpoint (again to quit now)\n".utf8))
+                Data("\n\(TerminationCleanup.name(number)): finishing the current step and writing a checkpoint (again to quit now)\n".utf8))
         }
     }
 
-    func cancel() { TerminationCleanup.setInterruptHandler(nil) }
+    func cancel() { TerminationCleanup.setStopHandler(nil) }
+}
+
+/// The first stop signal, written by the signal handler's queue and read by the training loop.
+private final class ReceivedSignal: Sendable {
+    private let value = Mutex<Int32?>(nil)
+    var number: Int32? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
 }
 
 /// SIGTERM, SIGHUP and SIGINT end the process at once with status 128 + the signal, as the default
 /// action would, but first remove the temporary files of outputs not yet complete. Outputs only
 /// appear under their final names when complete (`AtomicFile`); without this a probe killed by a
 /// batch scheduler also left its hidden, often hundred-megabyte temporary file behind. Training
-/// replaces the SIGINT action with a stop request (`InterruptWatcher`).
+/// replaces all three actions with a stop request (`InterruptWatcher`).
 enum TerminationCleanup {
     private static let state = Mutex<
-        (installed: Bool, sources: [DispatchSourceSignal], interrupt: (@Sendable () -> Void)?, folders: [String],
+        (installed: Bool, sources: [DispatchSourceSignal], stop: (@Sendable (Int32) -> Void)?, folders: [String],
          children: Set<pid_t>)
     >((false, [], nil, [], []))
 
@@ -101,8 +119,8 @@ enum TerminationCleanup {
                 signal(number, SIG_IGN)  // the dispatch source receives it instead of the default action
                 let source = DispatchSource.makeSignalSource(signal: number, queue: DispatchQueue.global())
                 source.setEventHandler {
-                    if number == SIGINT, let interrupt = TerminationCleanup.state.withLock({ $0.interrupt }) {
-                        interrupt()
+                    if let stop = TerminationCleanup.state.withLock({ $0.stop }) {
+                        stop(number)
                         return
                     }
                     for child in TerminationCleanup.state.withLock({ $0.children }) { kill(child, SIGKILL) }
@@ -116,8 +134,19 @@ enum TerminationCleanup {
         }
     }
 
-    /// What SIGINT does instead of cleaning up and exiting (nil: clean up and exit again).
-    static func setInterruptHandler(_ handler: (@Sendable () -> Void)?) {
-        state.withLock { $0.interrupt = handler }
+    /// What SIGINT, SIGTERM and SIGHUP do instead of cleaning up and exiting, given the signal
+    /// (nil: clean up and exit again).
+    static func setStopHandler(_ handler: (@Sendable (Int32) -> Void)?) {
+        state.withLock { $0.stop = handler }
+    }
+
+    /// The signal's name as a user reads it ("SIGTERM").
+    static func name(_ number: Int32) -> String {
+        switch number {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        case SIGHUP: "SIGHUP"
+        default: "signal \(number)"
+        }
     }
 }

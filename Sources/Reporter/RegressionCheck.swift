@@ -29,12 +29,22 @@ public struct CheckResult: Sendable, Equatable {
     /// True when nothing moved (the CLI exits 0; otherwise 1).
     public var passed: Bool { moved.isEmpty }
 
+    /// Decimals of the table's numbers: three, or enough to show a change of the tolerance's size
+    /// (at `--tolerance 1e-4` a move of 4e-4 must not print as `0.000`); six at tolerance 0.
+    public var digits: Int {
+        guard tolerance > 0 else { return 6 }
+        return min(12, max(3, Int((-log10(tolerance)).rounded(.up)) + 1))
+    }
+
     /// A markdown table of what moved (or one line saying nothing did).
     public var markdown: String {
+        let limit = String(format: "%g", tolerance)
         let rule =
             useIntervals
-            ? "left the baseline interval widened by \(fixed(tolerance, 4))"
-            : "moved by more than \(fixed(tolerance, 4))"
+            ? "left the baseline interval widened by \(limit)"
+            : "moved by more than \(limit)"
+        let digits = digits
+        func number(_ value: Double) -> String { fixed(value, digits) }
         guard !moved.isEmpty else {
             return "All \(checked) entries within tolerance: none \(rule).\n"
         }
@@ -45,10 +55,10 @@ public struct CheckResult: Sendable, Equatable {
         ]
         for m in moved {
             let interval =
-                m.baselineLow.map { "[\(fixed($0)), \(fixed(m.baselineHigh ?? .nan))]" } ?? "—"
+                m.baselineLow.map { "[\(number($0)), \(number(m.baselineHigh ?? .nan))]" } ?? "—"
             lines.append(
-                "| \(cell(m.group)) | \(cell(m.lossTask)) | \(cell(m.stepTask)) | \(fixed(m.baseline)) | "
-                    + "\(fixed(m.candidate)) | \(signed(m.change)) | \(interval) |")
+                "| \(cell(m.group)) | \(cell(m.lossTask)) | \(cell(m.stepTask)) | \(number(m.baseline)) | "
+                    + "\(number(m.candidate)) | \(signed(m.change, digits)) | \(interval) |")
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -16,6 +16,9 @@ public enum SafeTensors {
     /// The reference implementation's cap on the header (100 MB); larger values mean a damaged file.
     public static let maximumHeaderLength = 100_000_000
 
+    /// The first bytes of an HDF5 file (no user block), recognised to name a wrong input.
+    static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
     /// Reads and validates a whole safetensors file into memory.
     /// - Throws: `.cannotOpen` (missing/unreadable file), `.truncated`, `.badHeader`,
     ///   `.unknownDType`, `.offsetsOutOfRange`, `.sizeMismatch`.

@@ -158,12 +158,19 @@ public struct SafeTensorsFile: Sendable {
         guard bytes.count >= 8 else {
             throw StorageError.truncated(file: file, expected: 8, actual: bytes.count)
         }
+        // Another of our formats given as a checkpoint (a dataset, probe or interference file, the
+        // training log) is named as what it is, not as an absurd header length.
+        if bytes.starts(with: SafeTensors.hdf5Signature) {
+            throw StorageError.badHeader(
+                file: file, reason: "not a safetensors checkpoint but an HDF5 file (a dataset, probe or interference file?)")
+        }
         let headerLength64 = bytes.withUnsafeBytes { load($0, 0, UInt64.self) }
         guard headerLength64 <= UInt64(SafeTensors.maximumHeaderLength) else {
+            let text = bytes.prefix(8).allSatisfy { (0x20..<0x7F).contains($0) || $0 == 0x0A || $0 == 0x09 }
             throw StorageError.badHeader(
                 file: file,
-                reason:
-                    "header length \(headerLength64) exceeds \(SafeTensors.maximumHeaderLength) bytes"
+                reason: "not a safetensors file\(text ? " (it starts with text)" : ""): "
+                    + "header length \(headerLength64) exceeds \(SafeTensors.maximumHeaderLength) bytes"
             )
         }
         let headerLength = Int(headerLength64)

@@ -73,9 +73,9 @@ public enum Evaluation {
         _ model: Model, on dataset: DigitsDataset, split: DatasetSplit = .validation, batchSize: Int = 64,
         retrievalChunk: Int = 64, maskingSeed: UInt64 = 0
     ) throws(TrainingError) -> EvaluationReport {
-        guard batchSize > 0 else { throw .badOption(name: "batch-size", reason: "must be positive, got \(batchSize)") }
+        guard batchSize > 0 else { throw .badOption(name: "--batch-size", reason: "must be positive, got \(batchSize)") }
         guard retrievalChunk > 0 else {
-            throw .badOption(name: "retrieval-chunk", reason: "must be positive, got \(retrievalChunk)")
+            throw .badOption(name: "--retrieval-chunk", reason: "must be positive, got \(retrievalChunk)")
         }
         try Trainer.checkCompatible(model.config, dataset)
         for task in TaskKind.allCases where dataset.indices(of: task, in: split).isEmpty {

@@ -36,7 +36,7 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
         case .storage(let error): error.description
         case .config(let error): error.description
         case .model(let error): error.description
-        case .badOption(let name, let reason): "option \(name): \(reason)"
+        case .badOption(let name, let reason): "\(name): \(reason)"
         case .nonFiniteLoss(let step, let task, let value):
             "step \(step), task \(task): loss is \(value); training stopped, the last checkpoint is unchanged"
         case .nonFiniteGradient(let step, let task):

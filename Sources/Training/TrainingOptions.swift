@@ -83,26 +83,26 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         func positive(_ name: String, _ value: Double) throws(TrainingError) {
             guard value.isFinite && value > 0 else { throw .badOption(name: name, reason: "must be a positive number, got \(value)") }
         }
-        guard steps > 0 else { throw .badOption(name: "steps", reason: "must be positive, got \(steps)") }
-        guard batchSize > 0 else { throw .badOption(name: "batch-size", reason: "must be positive, got \(batchSize)") }
-        guard warmupSteps >= 0 else { throw .badOption(name: "warmup", reason: "must not be negative, got \(warmupSteps)") }
+        guard steps > 0 else { throw .badOption(name: "--steps", reason: "must be positive, got \(steps)") }
+        guard batchSize > 0 else { throw .badOption(name: "--batch-size", reason: "must be positive, got \(batchSize)") }
+        guard warmupSteps >= 0 else { throw .badOption(name: "--warmup", reason: "must not be negative, got \(warmupSteps)") }
         guard checkpointEvery > 0 else {
-            throw .badOption(name: "checkpoint-every", reason: "must be positive, got \(checkpointEvery)")
+            throw .badOption(name: "--checkpoint-every", reason: "must be positive, got \(checkpointEvery)")
         }
-        try positive("lr", peakLearningRate)
+        try positive("--lr", peakLearningRate)
         guard minLearningRate.isFinite && minLearningRate >= 0 && minLearningRate <= peakLearningRate else {
-            throw .badOption(name: "min-lr", reason: "must lie in [0, lr], got \(minLearningRate)")
+            throw .badOption(name: "--min-lr", reason: "must lie in [0, lr], got \(minLearningRate)")
         }
-        try positive("clip", gradientClip)
-        try positive("adam epsilon", adam.epsilon)
-        for (name, beta) in [("adam beta1", adam.beta1), ("adam beta2", adam.beta2)] where !(beta >= 0 && beta < 1) {
+        try positive("--clip", gradientClip)
+        try positive("AdamW epsilon", adam.epsilon)
+        for (name, beta) in [("AdamW beta1", adam.beta1), ("AdamW beta2", adam.beta2)] where !(beta >= 0 && beta < 1) {
             throw .badOption(name: name, reason: "must lie in [0, 1), got \(beta)")
         }
         guard adam.weightDecay.isFinite && adam.weightDecay >= 0 else {
-            throw .badOption(name: "weight-decay", reason: "must not be negative, got \(adam.weightDecay)")
+            throw .badOption(name: "--weight-decay", reason: "must not be negative, got \(adam.weightDecay)")
         }
         let known = TaskKind.allCases.map(\.rawValue)
-        for (option, table) in [("sampling weight", samplingWeights), ("loss weight", lossWeights)] {
+        for (option, table) in [("--sampling-weights", samplingWeights), ("--loss-weights", lossWeights)] {
             for (name, value) in table.sorted(by: { $0.key < $1.key }) {
                 guard TaskKind(rawValue: name) != nil else { throw .dataset(.unknownTask(name: name, known: known)) }
                 guard value.isFinite && value >= 0 else {
@@ -111,7 +111,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
             }
         }
         guard samplingWeights.values.contains(where: { $0 > 0 }) else {
-            throw .badOption(name: "sampling weight", reason: "no task has a positive sampling weight")
+            throw .badOption(name: "--sampling-weights", reason: "no task has a positive sampling weight")
         }
     }
 

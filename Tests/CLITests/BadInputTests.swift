@@ -486,13 +486,13 @@ extension CLITests {
             let demo = ["demo", "--data", Self.data, "--out", out]
             let lookAhead = ["--lookahead", "1e-3", "--checkpoint", checkpoint, "--data", Self.data]
             let cases: [([String], String, String)] = [
-                (probing, "--samples", "at least 1"), (probing, "--batch-size", "at least 1"),
+                (probing, "--samples", "at least 2"), (probing, "--batch-size", "positive"),
                 (probing, "--seed", "non-negative"),
                 (["analyze", probe, "--out", out], "--bootstrap", "non-negative"),
                 (["analyze", probe, "--out", out], "--seed", "non-negative"),
                 (["analyze", probe, "--out", out, "--checkpoint", checkpoint, "--data", Self.data], "--lookahead", "> 0"),
-                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-samples", "≥ 1"),
-                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-steps", "≥ 1"),
+                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-samples", "positive"),
+                (["analyze", probe, "--out", out] + lookAhead, "--lookahead-steps", "positive"),
                 (["check", "--baseline", analysis, "--candidate", analysis], "--tolerance", "non-negative"),
                 (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--batch-size", "positive"),
                 (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--masking-seed", "non-negative"),
@@ -505,8 +505,7 @@ extension CLITests {
             ]
             for (command, option, reason) in cases {
                 let result = try Self.run(command + [option, "-1"])
-                let name = option.hasPrefix("--lookahead-") ? "look-ahead" : String(option.dropFirst(2))
-                Self.expectRefused(result, naming: [name, reason])
+                Self.expectRefused(result, naming: [option, reason])
                 #expect(!result.stderr.contains("Missing value"), "\(command) \(option): \(result.stderr)")
             }
             #expect(!FileManager.default.fileExists(atPath: out))

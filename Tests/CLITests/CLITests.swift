@@ -37,8 +37,8 @@ import Testing
     /// child's log file; after `timeout` seconds the child is killed, so a hang fails the test
     /// instead of stopping it).
     static func run(
-        _ arguments: [String], interruptWhenExists trigger: URL? = nil, timeout: TimeInterval? = nil,
-        fileSizeLimit: Int? = nil
+        _ arguments: [String], interruptWhenExists trigger: URL? = nil, signal: Int32 = SIGINT,
+        timeout: TimeInterval? = nil, fileSizeLimit: Int? = nil
     ) throws -> Result {
         let process = try launcher(arguments, fileSizeLimit: fileSizeLimit)
         var environment = ProcessInfo.processInfo.environment
@@ -55,7 +55,7 @@ import Testing
                 if let text = try? String(contentsOf: trigger, encoding: .utf8), text.contains("\"step\":2,") { break }
                 Thread.sleep(forTimeInterval: 0.01)
             }
-            process.interrupt()
+            kill(process.processIdentifier, signal)
         }
         if let timeout {
             let deadline = Date().addingTimeInterval(timeout)
@@ -166,7 +166,20 @@ import Testing
             ["train", "--model", "dense", "--sampling-weights", "ocr=1"] + common.dropLast(2)
                 + ["--out", out.appendingPathComponent("task").path] + Self.tiny)
         #expect(task.status == 2)
-        #expect(task.stderr.contains("unknown task 'ocr'"))
+        #expect(task.stderr.contains("--sampling-weights: unknown task 'ocr'"), "\(task.stderr)")
+        // A usage mistake points to the help of its own command, which documents the option.
+        let noModel = try Self.run(["train"] + common)
+        Self.expectRefused(noModel, naming: ["--model is required", "--resume", "(see 'interference train --help')"])
+        // MoE options on the dense model would be ignored silently: refused instead.
+        for option in ["--experts", "--top-k"] {
+            let dense = try Self.run(["train", "--model", "dense", option, "2"] + common)
+            Self.expectRefused(dense, naming: [option, "MoE models only"])
+        }
+        let probeOne = try Self.run(
+            ["probe", "--checkpoint", "x", "--data", Self.data, "--tasks", "mlm", "--samples", "1", "--out", out.appendingPathComponent("p.h5").path])
+        Self.expectRefused(probeOne, naming: ["--samples must be at least 2 (leave-one-out", "(see 'interference probe --help')"])
+        let demo = try Self.run(["demo", "--help"])
+        #expect(demo.status == 0 && demo.stdout.contains("USAGE: interference demo [<options>]"), "\(demo.stdout)")
     }
 
     @Test("a missing or malformed data file → exit 2 naming the path")
@@ -182,6 +195,9 @@ import Testing
         let malformed = try Self.run(["evaluate", "--checkpoint", garbage.path, "--data", garbage.path])
         #expect(malformed.status == 2)
         #expect(malformed.stderr.contains(garbage.path))
+        // The dataset given as the checkpoint: named as the HDF5 file it is.
+        let swapped = try Self.run(["evaluate", "--checkpoint", Self.data, "--data", Self.data])
+        Self.expectRefused(swapped, naming: [Self.data, "not a safetensors checkpoint but an HDF5 file"])
     }
 
     @Test("tiny train → 0 with a checkpoint and a log; evaluate it → 0, as text and JSON; resume refuses changed options")
@@ -211,7 +227,7 @@ import Testing
             #expect(again.status == 2 && again.stderr.contains("--resume"))
             let changed = try Self.run(
                 ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume", "--lr", "0.5"])
-            #expect(changed.status == 2 && changed.stderr.contains("differ"))
+            #expect(changed.status == 2 && changed.stderr.contains("--lr 0.5 given, the checkpoint has 0.002"), "\(changed.stderr)")
             let resumed = try Self.run(
                 ["train", "--model", "dense", "--data", Self.data, "--steps", "6", "--out", out.path, "--resume"])
             #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
@@ -219,18 +235,35 @@ import Testing
         }
     }
 
-    @Test("SIGINT: the run writes a checkpoint, exits 130, and --resume finishes it")
-    func interrupt() throws {
+    @Test(
+        "SIGINT, SIGTERM (a scheduler's time limit) or SIGHUP: the run writes a checkpoint, exits 128 + signal, and --resume finishes it",
+        arguments: [SIGINT, SIGTERM, SIGHUP])
+    func interrupt(signal: Int32) throws {
         try Self.withTemporaryDirectory { root in
             let out = root.appendingPathComponent("run")
             let arguments = ["train", "--model", "dense", "--data", Self.data, "--steps", "100000", "--out", out.path] + Self.tiny
-            let result = try Self.run(arguments, interruptWhenExists: out.appendingPathComponent("log.jsonl"))
-            #expect(result.status == 130, "stderr: \(result.stderr)")
+            let result = try Self.run(arguments, interruptWhenExists: out.appendingPathComponent("log.jsonl"), signal: signal)
+            #expect(result.status == 128 + signal, "stderr: \(result.stderr)")
             #expect(result.stderr.contains("--resume"))
             let checkpoint = out.appendingPathComponent("model.safetensors")
             #expect(FileManager.default.fileExists(atPath: checkpoint.path))
             let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
             #expect(evaluate.status == 0)
+            // --resume alone (no --model: it comes from the checkpoint) finishes a shortened run.
+            let step = try #require(Self.checkpointStep(out))
+            let resumed = try Self.run(
+                ["train", "--data", Self.data, "--steps", "\(step + 2)", "--out", out.path, "--resume"])
+            #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+            #expect(resumed.stdout.contains("\(step + 2)/\(step + 2)"))
         }
+    }
+
+    /// The step of the run's checkpoint, from the name of its optimizer state.
+    static func checkpointStep(_ run: URL) -> Int? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: run.path)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("optimizer-"), name.hasSuffix(".safetensors") else { return nil }
+            return Int(name.dropFirst("optimizer-".count).dropLast(".safetensors".count))
+        }.max()
     }
 }

@@ -35,8 +35,16 @@ extension CLITests {
                 #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("report.md").path))
                 #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("probe.h5").path))
             }
-            try expectRefused(["--checkpoint", checkpoint, "--lookahead", "0"], naming: checkpoint, "finite number > 0")
-            try expectRefused(["--checkpoint", checkpoint, "--lookahead-samples", "0", "--lookahead", "1e-3"], naming: checkpoint, "look-ahead samples must be ≥ 1")
+            // Option mistakes name the option, not a file.
+            try expectRefused(["--checkpoint", checkpoint, "--lookahead", "0"], naming: "--lookahead", "finite λ > 0")
+            try expectRefused(
+                ["--checkpoint", checkpoint, "--lookahead-samples", "0", "--lookahead", "1e-3"], naming: "--lookahead-samples", "positive")
+            try expectRefused(["--checkpoint", checkpoint, "--lookahead-steps", "2"], naming: "--lookahead-steps", "needs --lookahead")
+            // More than --samples 3 can give: refused, not quietly reduced.
+            try expectRefused(
+                ["--checkpoint", checkpoint, "--lookahead", "1e-3", "--lookahead-samples", "4"], naming: "--lookahead-samples 4", "--samples 3")
+            try expectRefused(
+                ["--checkpoint", checkpoint, "--lookahead", "1e-3", "--lookahead-steps", "3"], naming: "--lookahead-steps 3", "at most 2")
             let missing = root.appendingPathComponent("missing.safetensors").path
             try expectRefused(["--checkpoint", missing], naming: missing, "does not exist")
         }

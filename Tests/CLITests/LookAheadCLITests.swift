@@ -51,9 +51,18 @@ extension CLITests {
             try expectRefused(
                 [rows, "--lookahead", "1e-3", "--checkpoint", checkpoint], naming: rows, "needs --checkpoint and --data")
             try expectRefused([grams, "--lookahead", "1e-3"] + source, naming: grams, "--store-gradients")
-            try expectRefused([rows, "--lookahead", "0"] + source, naming: rows, "finite number > 0")
-            try expectRefused([rows, "--lookahead=-1"] + source, naming: rows, "finite number > 0")
-            try expectRefused([rows, "--lookahead", "inf"] + source, naming: rows, "finite number > 0")
+            try expectRefused([rows, "--lookahead", "0"] + source, naming: "--lookahead", "finite λ > 0")
+            try expectRefused([rows, "--lookahead=-1"] + source, naming: "--lookahead", "finite λ > 0")
+            try expectRefused([rows, "--lookahead", "inf"] + source, naming: "--lookahead", "finite λ > 0")
+            // Look-ahead options without --lookahead would run no check and say nothing.
+            try expectRefused([rows, "--lookahead-method", "integral"], naming: "--lookahead-method", "needs --lookahead")
+            try expectRefused([rows, "--lookahead-samples", "2"], naming: "--lookahead-samples", "needs --lookahead")
+            try expectRefused([rows] + source, naming: "--checkpoint", "look-ahead")
+            // More samples than the probe has (3 per task): refused, not quietly reduced.
+            try expectRefused(
+                [rows, "--lookahead", "1e-3", "--lookahead-samples", "4"] + source, naming: rows, "--lookahead-samples 4")
+            try expectRefused(
+                [rows, "--lookahead", "1e-3", "--lookahead-steps", "3"] + source, naming: rows, "at most 2")
             let unknownMethod = try Self.run(
                 ["analyze", rows, "--lookahead", "1e-3", "--lookahead-method", "secant"] + source
                     + ["--out", root.appendingPathComponent("bad.h5").path])

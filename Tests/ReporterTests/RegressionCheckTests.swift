@@ -10,7 +10,21 @@ import Testing
         #expect(result.passed)
         #expect(result.checked == 2 * 9)
         #expect(
-            result.markdown == "All 18 entries within tolerance: none moved by more than 0.0000.\n")
+            result.markdown == "All 18 entries within tolerance: none moved by more than 0.\n")
+    }
+
+    @Test("the table shows a move of the tolerance's size: 4e-4 at tolerance 1e-4 is not 0.000")
+    func digitsFollowTheTolerance() throws {
+        let baseline = try ReportFixtures.dense()
+        var candidate = baseline
+        candidate.groups[0].interference.values[0][1] += 4e-4
+        let result = try compare(baseline: baseline, candidate: candidate, tolerance: 1e-4)
+        #expect(result.digits == 5)
+        #expect(result.markdown.hasPrefix("1 of 18 entries moved by more than 0.0001:"))
+        #expect(result.markdown.contains("| +0.00040 |"), "\(result.markdown)")
+        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.01).digits == 3)
+        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.001).digits == 4)
+        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0).digits == 6)
     }
 
     @Test func flagsAMovedEntryAndPassesWithinTolerance() throws {

@@ -228,8 +228,27 @@ func expectStorageError(
         var bytes = handBuilt(header: "{}", buffer: [])
         bytes.replaceSubrange(0..<8, with: littleEndianBytes([UInt64.max]))
         expectStorageError(
-            .badHeader(file: file, reason: "header length \(UInt64.max) exceeds 100000000 bytes"),
+            .badHeader(file: file, reason: "not a safetensors file: header length \(UInt64.max) exceeds 100000000 bytes"),
             mentions: [file], parse(bytes))
+    }
+
+    /// The first 8 bytes as the little-endian header length a reader takes them for.
+    static func firstWord(_ bytes: [UInt8]) -> UInt64 {
+        bytes.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+
+    @Test("another format given as a checkpoint is named as such: an HDF5 file, a text file")
+    func otherFormats() {
+        let hdf5: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + [UInt8](repeating: 0, count: 64)
+        expectStorageError(
+            .badHeader(file: file, reason: "not a safetensors checkpoint but an HDF5 file (a dataset, probe or interference file?)"),
+            mentions: [file, "HDF5"], parse(hdf5))
+        let log = Array(#"{"step":1,"task":"mlm","loss":2.5}"#.utf8) + [0x0A]
+        expectStorageError(
+            .badHeader(
+                file: file,
+                reason: "not a safetensors file (it starts with text): header length \(Self.firstWord(log)) exceeds 100000000 bytes"),
+            mentions: [file, "text"], parse(log))
     }
 
     @Test func fileCutInsideTheData() {

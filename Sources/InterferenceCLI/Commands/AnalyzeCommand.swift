@@ -30,7 +30,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bootstrap replicates for the 95 % intervals (0: none).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
-    @Option(parsing: .unconditional, help: "Seed of the bootstrap resampling (default 0).", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the bootstrap resampling and of the look-ahead's pairs (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "A label naming this run in reports (e.g. dense, moe).")
@@ -49,11 +49,16 @@ struct AnalyzeCommand: ParsableCommand {
 
     func validate() throws {
         try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+        if lookAhead.stepSize == nil {
+            for (given, option) in [(checkpoint != nil, "--checkpoint"), (data != nil, "--data")] where given {
+                throw ValidationError("\(option) is read only by the look-ahead check: give --lookahead λ too, or leave it out")
+            }
+        }
     }
 
     /// The look-ahead request, checked before any work: exit 2 naming the probe file.
     func lookAheadRequest() throws -> (LookAheadOptions, checkpoint: URL, data: URL)? {
-        guard let options = try lookAhead.options(seed: seed, naming: probe) else { return nil }
+        guard let options = lookAhead.options(seed: seed) else { return nil }
         guard let checkpoint, let data else {
             throw InputError(
                 "\(probe): --lookahead needs --checkpoint and --data (the model and data the probe was made from)")
@@ -76,6 +81,7 @@ struct AnalyzeCommand: ParsableCommand {
                 grouping: groupBy, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
                 label: label)
             if let (options, checkpoint, data) = request {
+                try lookAhead.check(samplesPerTask: analysis.layout.samplesPerTask, source: probe)
                 analysis = try ExactLookAhead.check(
                     analysis, probe: url, checkpoint: checkpoint, data: data, options: options)
                 for line in LookAheadSummary.lines(analysis) { print(line) }
@@ -100,24 +106,55 @@ struct LookAheadArguments: ParsableArguments {
     @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
     var stepSize: Double?
 
-    @Option(name: .customLong("lookahead-samples"), parsing: .unconditional, help: "Look-ahead: loss samples b drawn per task.")
-    var lossSamples = LookAheadOptions.defaultLossSamples
+    @Option(
+        name: .customLong("lookahead-samples"), parsing: .unconditional,
+        help: "Look-ahead: loss samples b drawn per task, at most N (default \(LookAheadOptions.defaultLossSamples), or N when fewer).")
+    var lossSamples: Int?
 
-    @Option(name: .customLong("lookahead-steps"), parsing: .unconditional, help: "Look-ahead: step samples a ≠ b drawn per loss sample and task.")
-    var stepSamples = LookAheadOptions.defaultStepSamples
+    @Option(
+        name: .customLong("lookahead-steps"), parsing: .unconditional,
+        help: "Look-ahead: step samples a ≠ b drawn per loss sample and task, at most N − 1 (default \(LookAheadOptions.defaultStepSamples), or N − 1 when fewer).")
+    var stepSamples: Int?
 
     @Option(
         name: .customLong("lookahead-method"),
-        help: "Look-ahead: how the actual loss change is computed: difference (two forward passes) or integral (the directional derivative integrated along the step; for small λ).")
-    var method: LookAheadMethod = .difference
+        help: "Look-ahead: how the actual loss change is computed: difference (two forward passes; the default) or integral (the directional derivative integrated along the step; for small λ).")
+    var method: LookAheadMethod?
 
-    /// The checked options, nil without `--lookahead`; a bad request is an `InputError` naming `file`.
-    func options(seed: UInt64, naming file: String) throws -> LookAheadOptions? {
+    /// The options' own bounds, named by option; and none of them without `--lookahead`, which
+    /// would otherwise run no check and say nothing.
+    func validate() throws {
+        guard let stepSize else {
+            for (given, option) in [(lossSamples != nil, "--lookahead-samples"), (stepSamples != nil, "--lookahead-steps"), (method != nil, "--lookahead-method")] where given {
+                throw ValidationError("\(option) needs --lookahead λ (without it no look-ahead check runs)")
+            }
+            return
+        }
+        guard stepSize.isFinite, stepSize > 0 else {
+            throw ValidationError("--lookahead must be a finite λ > 0, got \(stepSize)")
+        }
+        if let lossSamples { try OptionValues.require(lossSamples, atLeast: 1, "--lookahead-samples") }
+        if let stepSamples { try OptionValues.require(stepSamples, atLeast: 1, "--lookahead-steps") }
+    }
+
+    /// The options, nil without `--lookahead` (bounds already checked by `validate`).
+    func options(seed: UInt64) -> LookAheadOptions? {
         guard let stepSize else { return nil }
-        let options = LookAheadOptions(
-            stepSize: stepSize, lossSamples: lossSamples, stepSamples: stepSamples, seed: seed, method: method)
-        do { try options.validate() } catch { throw InputError("\(file): \(error.description)") }
-        return options
+        return LookAheadOptions(
+            stepSize: stepSize, lossSamples: lossSamples ?? LookAheadOptions.defaultLossSamples,
+            stepSamples: stepSamples ?? LookAheadOptions.defaultStepSamples, seed: seed, method: method ?? .difference)
+    }
+
+    /// Refuses sample counts given explicitly that a probe of `n` samples per task cannot draw (a
+    /// default is reduced to what there is instead): `file` is the probe, or the option that sets N.
+    func check(samplesPerTask n: Int, source: String) throws(InputError) {
+        if let lossSamples, lossSamples > n {
+            throw InputError("--lookahead-samples \(lossSamples): \(source) has only \(n) samples per task")
+        }
+        if let stepSamples, stepSamples > n - 1 {
+            throw InputError(
+                "--lookahead-steps \(stepSamples): \(source) has only \(n) samples per task, so at most \(n - 1) others a ≠ b")
+        }
     }
 }
 

@@ -15,6 +15,9 @@ struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Train (or reuse) a dense and an attribute-routed MoE model, diagnose both and report them side by side.",
+        // Argument-parser abbreviates more than 12 options to "<options>", which reads as required;
+        // every option here has a default.
+        usage: "interference demo [<options>]",
         discussion: """
             Writes OUT/report.md (dense and MoE side by side with the MoE − dense difference, the \
             evaluation numbers and timings), the heatmaps, OUT/dense.h5 and OUT/moe.h5 (interference \

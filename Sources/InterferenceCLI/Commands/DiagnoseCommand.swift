@@ -35,7 +35,7 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Examples per mini-batch (B).")
     var batchSize = 16
 
-    @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, and of the bootstrap (default 0).", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, of the bootstrap and of the look-ahead's pairs (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(parsing: .unconditional, help: "Bootstrap replicates (0: no intervals).")
@@ -61,7 +61,8 @@ struct DiagnoseCommand: ParsableCommand {
         let directory = try FileChecks.folder(out)
         let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
         try FileChecks.refuseInputs(inputs, in: directory, option: "--out", isOutput: Diagnosis.writes)
-        let lookAheadOptions = try lookAhead.options(seed: seed, naming: checkpoint)
+        let lookAheadOptions = lookAhead.options(seed: seed)
+        if lookAheadOptions != nil { try lookAhead.check(samplesPerTask: samples, source: "--samples \(samples)") }
         let options = try Diagnosis.probeOptions(
             tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
         try StagedOutputs.run(protecting: inputs) { outputs in

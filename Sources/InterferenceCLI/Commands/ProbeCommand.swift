@@ -52,7 +52,7 @@ struct ProbeCommand: ParsableCommand {
     @Option(help: "Split the mini-batches are drawn from: train or validation.")
     var split: DatasetSplit = .train
 
-    @Option(parsing: .unconditional, help: "Seed of the batch sampler and the MLM masking (default 0).", transform: OptionValues.seed)
+    @Option(parsing: .unconditional, help: "Seed of the batch sampler, the MLM masking and the MoE gate noise (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
     @Option(help: "Output probe file.")
@@ -60,6 +60,12 @@ struct ProbeCommand: ParsableCommand {
 
     @Flag(help: "No progress line.")
     var quiet = false
+
+    /// Checked before any file is opened (`ProbeOptions.validate` checks the same for library callers).
+    func validate() throws {
+        try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
+        try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
+    }
 
     func run() throws {
         let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])

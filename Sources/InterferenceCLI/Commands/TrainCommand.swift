@@ -37,15 +37,15 @@ struct TrainCommand: ParsableCommand {
             Writes OUT/model.safetensors (the model), OUT/optimizer-<step>.safetensors (AdamW \
             state for --resume) and OUT/log.jsonl (one line per step: step, task, loss, lr, \
             grad_norm, seconds). A checkpoint is written every --checkpoint-every steps, at the \
-            end and on SIGINT. With --resume the model and training options come from the \
+            end and on SIGINT, SIGTERM or SIGHUP (then the exit status is 128 + the signal). With --resume the model and training options come from the \
             checkpoint; options given again must agree with it, except --steps, which may extend \
             the run. The same seed on the same machine gives the same checkpoint bytes.
 
             Demo: interference train --model dense --data notebooks-data/digits.h5 --steps 2000 --out runs/dense
             """)
 
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (with --resume: the checkpoint's).")
+    var model: ModelKind?
 
     @Option(help: "Dataset file (HDF5, notebooks-data/README.md).")
     var data: String
@@ -104,11 +104,11 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "FFN inner width (overrides the preset; default 4·width when --width is given).")
     var ffn: Int?
 
-    @Option(parsing: .unconditional, help: "MoE: experts per MoE-ised linear (E).")
-    var experts = 8
+    @Option(parsing: .unconditional, help: "MoE: experts per MoE-ised linear (E; default 8).")
+    var experts: Int?
 
-    @Option(parsing: .unconditional, help: "MoE: experts chosen per routing decision (1 or 2).")
-    var topK = 2
+    @Option(parsing: .unconditional, help: "MoE: experts chosen per routing decision (1 or 2; default 2).")
+    var topK: Int?
 
     @Option(parsing: .unconditional, help: "Image patch side (overrides the preset).")
     var patchSize: Int?
@@ -121,12 +121,24 @@ struct TrainCommand: ParsableCommand {
         for (value, option) in [(width, "--width"), (layers, "--layers"), (heads, "--heads"), (ffn, "--ffn"), (patchSize, "--patch-size")] {
             if let value { try OptionValues.require(value, atLeast: 1, option) }
         }
-        try OptionValues.require(experts, atLeast: 1, "--experts")
-        guard (1...2).contains(topK) else { throw ValidationError("--top-k must be 1 or 2, got \(topK)") }
-        if model != .dense, topK > experts {
-            throw ValidationError("--top-k \(topK) must be at most --experts \(experts)")
+        guard model != nil || resume else {
+            throw ValidationError(
+                "--model is required (\(ModelKind.allCases.map(\.rawValue).joined(separator: ", "))) unless --resume takes it from the checkpoint")
+        }
+        if let experts { try OptionValues.require(experts, atLeast: 1, "--experts") }
+        if let topK, !(1...2).contains(topK) { throw ValidationError("--top-k must be 1 or 2, got \(topK)") }
+        if model == .dense {
+            // Ignoring them would train a dense model the user believes is an MoE.
+            if experts != nil { throw ValidationError("--experts applies to the MoE models only, not --model dense") }
+            if topK != nil { throw ValidationError("--top-k applies to the MoE models only, not --model dense") }
+        } else if moeTopK > moeExperts {
+            throw ValidationError("--top-k \(moeTopK) must be at most --experts \(moeExperts)")
         }
     }
+
+    /// The MoE's expert count and top-k, the defaults where not given.
+    var moeExperts: Int { experts ?? 8 }
+    var moeTopK: Int { topK ?? 2 }
 
     func run() throws {
         let input = try FileChecks.input(data, option: "--data")
@@ -139,11 +151,12 @@ struct TrainCommand: ParsableCommand {
             session = try TrainingSession.resume(directory: directory, dataset: dataset, steps: steps)
             try checkAgreement(session)
         } else {
+            guard let model else { preconditionFailure("validate() requires --model without --resume") }
             var config = try ModelPresets.config(shape, for: dataset)
             config.routing = model.routing
             if model != .dense {
-                config.numExperts = experts
-                config.topK = topK
+                config.numExperts = moeExperts
+                config.topK = moeTopK
             }
             let initial = try Model(config: config, seed: seed ?? 0)
             session = try TrainingSession.start(
@@ -178,8 +191,10 @@ struct TrainCommand: ParsableCommand {
             try AtomicFile.write(data: Data(svg.utf8), to: curvesURL)
         }
         if summary.stopped {
+            let number = watcher.signal ?? SIGINT
             throw Interrupted(
-                message: "interrupted at step \(summary.step)/\(total); checkpoint \(summary.checkpoint.path) written, continue with --resume")
+                message: "\(TerminationCleanup.name(number)): stopped at step \(summary.step)/\(total); checkpoint \(summary.checkpoint.path) written, continue with --resume",
+                status: 128 + number)
         }
         print(
             "trained \(summary.stepsThisSession) steps (\(summary.step)/\(total)) in "
@@ -247,14 +262,22 @@ struct TrainCommand: ParsableCommand {
         let saved = session.trainer.options
         let wanted = try options(base: saved)
         if wanted != saved {
+            let differing = Self.differences(saved, wanted)
+                .map { "\($0.option) \($0.given) given, the checkpoint has \($0.saved)" }
             throw InputError(
-                "\(session.modelURL.path): the options given differ from the checkpoint's training options "
-                    + "\(saved.jsonString()); with --resume give only --steps (or the same values)")
+                "\(session.modelURL.path): with --resume give only --steps (or the checkpoint's values): "
+                    + (differing.isEmpty ? "training options \(saved.jsonString())" : differing.joined(separator: "; ")))
         }
         let config = session.trainer.model.config
-        if config.routing != model.routing {
+        if let model, config.routing != model.routing {
             throw InputError(
                 "\(session.modelURL.path): the checkpoint's routing is '\(config.routing.rawValue)', not that of --model \(model.rawValue)")
+        }
+        for (given, saved, option) in [(experts, config.numExperts, "--experts"), (topK, config.topK, "--top-k")] {
+            if let given, config.routing == .none || given != saved {
+                let has = config.routing == .none ? "is dense" : "has \(option) \(saved)"
+                throw InputError("\(session.modelURL.path): \(option) \(given) given, but the checkpoint \(has)")
+            }
         }
         if self.config != nil || width != nil || layers != nil || heads != nil || ffn != nil || patchSize != nil {
             let wantedShape = shape
@@ -267,13 +290,40 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// `task=weight,task=weight` → dictionary (task names are checked by `TrainingOptions.validate`).
+    /// The options `wanted` sets differently from the checkpoint's `saved`, by command-line name.
+    static func differences(_ saved: TrainingOptions, _ wanted: TrainingOptions) -> [(option: String, given: String, saved: String)] {
+        func weights(_ table: [String: Double]) -> String {
+            table.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+        let pairs: [(String, String, String)] = [
+            ("--seed", "\(wanted.seed)", "\(saved.seed)"),
+            ("--batch-size", "\(wanted.batchSize)", "\(saved.batchSize)"),
+            ("--lr", "\(wanted.peakLearningRate)", "\(saved.peakLearningRate)"),
+            ("--min-lr", "\(wanted.minLearningRate)", "\(saved.minLearningRate)"),
+            ("--warmup", "\(wanted.warmupSteps)", "\(saved.warmupSteps)"),
+            ("--clip", "\(wanted.gradientClip)", "\(saved.gradientClip)"),
+            ("--weight-decay", "\(wanted.adam.weightDecay)", "\(saved.adam.weightDecay)"),
+            ("--checkpoint-every", "\(wanted.checkpointEvery)", "\(saved.checkpointEvery)"),
+            ("--sampling-weights", weights(wanted.samplingWeights), weights(saved.samplingWeights)),
+            ("--loss-weights", weights(wanted.lossWeights), weights(saved.lossWeights)),
+        ]
+        // What the command line can set (--steps is the resumed session's already); Adam's betas and
+        // epsilon always come from the checkpoint.
+        return pairs.filter { $0.1 != $0.2 }.map { (option: $0.0, given: $0.1, saved: $0.2) }
+    }
+
+    /// `task=weight,task=weight` → dictionary; a task name that does not exist is refused naming
+    /// the option (the values are checked by `TrainingOptions.validate`).
     static func parseWeights(_ text: String, option: String) throws -> [String: Double] {
         var weights: [String: Double] = [:]
         for item in text.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let value = Double(parts[1]) else {
                 throw InputError("\(option): '\(item)' is not task=weight")
+            }
+            guard TaskKind(rawValue: parts[0]) != nil else {
+                throw InputError(
+                    "\(option): unknown task '\(parts[0])' (tasks: \(TaskKind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             weights[parts[0]] = value
         }
