@@ -6,7 +6,7 @@ nb.cells = [
 nbf.v4.new_markdown_cell("""# Reading TaskInterference's interference files
 
 This notebook loads the interference files that `interference analyze` writes (format
-`task-interference/interference`, version 1; schema in `../shared/design/architecture.md` and
+`task-interference/interference`, version 1; schema in `../../shared/design/architecture.md` and
 `Sources/Interference/README.md`) with **h5py** and draws one heatmap per run and layer with
 **matplotlib**. It reads the committed demo output in `reports/demo/` (`make demo` regenerates it).
 

@@ -1,12 +1,12 @@
 import Interference
 
-/// A markdown report of one or two runs that a researcher can paste into a paper.
+/// A markdown report of one or more runs that a researcher can paste into a paper.
 ///
 /// Layout: a header naming the metric and the runs; a summary table (per group and run: mean
 /// off-diagonal I, most negative entry, mean cross-task conflict fraction, flagged denominators);
 /// then per group a Table-1-style matrix — rows = the task whose loss changes, columns = the task
-/// that steps, one column block per run and, with two runs, a block with the second minus the first
-/// (e.g. MoE − dense) — followed by the heatmap images; then, when a run holds one, the exact
+/// that steps, one column block per run and, for every later run, a block with it minus the first
+/// (e.g. MoE − dense: the first run is the baseline) — followed by the heatmap images; then, when a run holds one, the exact
 /// look-ahead check (λ, pairs, exact vs first-order I and their relative difference); finally the
 /// routing statistics given.
 /// Output is deterministic (fixed-point numbers, POSIX formatting, the runs' group order).
@@ -19,7 +19,7 @@ public struct MarkdownReport: Sendable {
         case bracket
     }
 
-    /// The runs, one column block each (one or two).
+    /// The runs, one column block each; the first is the baseline the others are compared with.
     public let runs: [InterferenceAnalysis]
     /// The groups shown, in order.
     public let groups: [String]
@@ -35,10 +35,10 @@ public struct MarkdownReport: Sendable {
     public var digits: Int
 
     /// - Parameters:
-    ///   - runs: one or two analyses with the same tasks (in the same order) and metric.
-    ///   - groups: the groups to show; nil = every group of the first run, then the second run's others.
-    /// - Throws: `.invalidOptions` for zero or more than two runs or no group to show,
-    ///   `.incompatible` for different tasks or metrics or two runs without a common group,
+    ///   - runs: one or more analyses with the same tasks (in the same order) and metric.
+    ///   - groups: the groups to show; nil = every group of the first run, then the later runs' others.
+    /// - Throws: `.invalidOptions` for no run or no group to show, `.incompatible` for different
+    ///   tasks or metrics or a later run without a group in common with the first,
     ///   `.unknownGroup` for a selected group no run holds, `.sameLabel` for two
     ///   runs with one label and `.clashingHeatmaps` for any other two heatmaps with one file name.
     public init(
@@ -47,27 +47,26 @@ public struct MarkdownReport: Sendable {
         routing: [RoutingStatistics] = [], heatmapDirectory: String? = nil,
         title: String = "Task interference", digits: Int = 3
     ) throws(ReportError) {
-        guard (1...2).contains(runs.count) else {
-            throw .invalidOptions(reason: "a report takes one or two runs, got \(runs.count)")
+        guard let baseline = runs.first else {
+            throw .invalidOptions(reason: "a report takes one run or more, got none")
         }
-        if runs.count == 2 {
-            guard runs[0].tasks == runs[1].tasks else {
-                throw .incompatible(reason: "tasks \(runs[0].tasks) and \(runs[1].tasks) differ")
+        for run in runs.dropFirst() {
+            guard baseline.tasks == run.tasks else {
+                throw .incompatible(reason: "tasks \(baseline.tasks) and \(run.tasks) differ")
             }
-            guard runs[0].metric == runs[1].metric else {
+            guard baseline.metric == run.metric else {
                 throw .incompatible(
                     reason:
-                        "metrics \(runs[0].metric.rawValue) and \(runs[1].metric.rawValue) differ")
+                        "metrics \(baseline.metric.rawValue) and \(run.metric.rawValue) differ")
+            }
+            // A run compared with the first needs a group in common with it.
+            let (first, later) = (baseline.groups.map(\.name), run.groups.map(\.name))
+            guard !first.isEmpty, !later.isEmpty, !Set(first).isDisjoint(with: later) else {
+                throw .incompatible(reason: "the runs share no group (first: \(first); later: \(later))")
             }
         }
         var all: [String] = []
         for run in runs { for g in run.groups where !all.contains(g.name) { all.append(g.name) } }
-        if runs.count == 2 {
-            let (first, second) = (runs[0].groups.map(\.name), runs[1].groups.map(\.name))
-            guard !first.isEmpty, !second.isEmpty, !Set(first).isDisjoint(with: second) else {
-                throw .incompatible(reason: "the runs share no group (first: \(first); second: \(second))")
-            }
-        }
         if let groups {
             for g in groups where !all.contains(g) { throw .unknownGroup(g) }
             self.groups = groups
@@ -94,8 +93,9 @@ public struct MarkdownReport: Sendable {
 
     /// Every heatmap needs a file of its own: two with one name would silently overwrite each other.
     private static func checkHeatmapNames(runs: [InterferenceAnalysis], groups: [String]) throws(ReportError) {
-        if runs.count == 2, !runs[0].label.isEmpty, runs[0].label == runs[1].label {
-            throw .sameLabel(runs[0].label)
+        var labels = Set<String>()
+        for run in runs where !run.label.isEmpty {
+            guard labels.insert(run.label).inserted else { throw .sameLabel(run.label) }
         }
         var names = Set<String>()
         for (k, run) in runs.enumerated() {
@@ -234,12 +234,24 @@ public struct MarkdownReport: Sendable {
         let present = runs.indices.filter { runs[$0].group(named: name) != nil }
         let first = present.first.flatMap { runs[$0].group(named: name) }
         var lines = ["## \(name)", ""]
+        func shown(_ parameters: [String]) -> String { parameters.prefix(4).map { "`\($0)`" }.joined(separator: ", ") }
+        func listed(_ parameters: [String]) -> String {
+            shown(parameters) + (parameters.count > 4 ? ", … (\(parameters.count) in all)" : "")
+        }
+        // One list when the runs pool the same tensors; else each run's count (an MoE layer holds
+        // its experts and gates where the dense layer holds one tensor), or each run's list.
+        let lists = present.map { runs[$0].group(named: name)!.group.parameters }
         if let first, !first.group.parameters.isEmpty {
-            let shown = first.group.parameters.prefix(4).map { "`\($0)`" }.joined(separator: ", ")
-            let more =
-                first.group.parameters.count > 4
-                ? ", … (\(first.group.parameters.count) in all)" : ""
-            lines.append("Parameters: \(shown)\(more).")
+            let head = Array(first.group.parameters.prefix(4))
+            if lists.allSatisfy({ $0 == first.group.parameters }) {
+                lines.append("Parameters: \(listed(first.group.parameters)).")
+            } else if lists.allSatisfy({ $0.count > 4 && Array($0.prefix(4)) == head }) {
+                let counts = zip(present, lists).map { "\(label($0)): \($1.count) in all" }
+                lines.append("Parameters: \(shown(head)), … (\(counts.joined(separator: "; "))).")
+            } else {
+                let each = zip(present, lists).map { "\(label($0)): \(listed($1))" }
+                lines.append("Parameters: \(each.joined(separator: "; ")).")
+            }
             lines.append("")
         }
         var header = ["loss ↓ / step →"]
@@ -250,10 +262,11 @@ public struct MarkdownReport: Sendable {
                 align.append("---:")
             }
         }
-        let both = present.count == 2
-        if both {
+        // Every later run minus the baseline, where both hold the group.
+        let compared = present.first == 0 ? Array(present.dropFirst()) : []
+        for k in compared {
             for t in tasks {
-                header.append("\(label(1)) − \(label(0)): \(t)")
+                header.append("\(label(k)) − \(label(0)): \(t)")
                 align.append("---:")
             }
         }
@@ -265,9 +278,9 @@ public struct MarkdownReport: Sendable {
                 let g = runs[k].group(named: name)!
                 for j in tasks.indices { row.append(valueCell(g, i, j)) }
             }
-            if both {
+            for k in compared {
                 let a = runs[0].group(named: name)!.interference
-                let b = runs[1].group(named: name)!.interference
+                let b = runs[k].group(named: name)!.interference
                 for j in tasks.indices { row.append(signed(b[i, j] - a[i, j], digits)) }
             }
             lines.append("| " + row.map(cell).joined(separator: " | ") + " |")

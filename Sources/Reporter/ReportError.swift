@@ -33,7 +33,7 @@ public enum ReportError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unusableValue(let file, let group, let entry, let reason):
             return "\(file): group '\(group)': \(entry) \(reason)"
         case .sameLabel(let label):
-            return "both runs are labelled '\(label)', so their heatmaps would overwrite each other"
+            return "two runs are labelled '\(label)', so their heatmaps would overwrite each other"
         case .clashingHeatmaps(let fileName):
             return "two heatmaps would both be written to \(fileName) (run labels or group names that differ only in characters a file name replaces)"
         }

@@ -48,6 +48,15 @@ extension CLITests {
             #expect(moved.status == 1, "stdout: \(moved.stdout) stderr: \(moved.stderr)")
             #expect(moved.stdout.contains("| group |"))
 
+            // Three runs: each later one also minus the first, one heatmap per run and layer.
+            let other = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "other", seed: 3)
+            let three = root.appendingPathComponent("report/three.md")
+            let threeRuns = try Self.run(["report", baseline.path, perturbed.path, other.path, "--out", three.path])
+            #expect(threeRuns.status == 0, "stderr: \(threeRuns.stderr)")
+            let text = try String(contentsOf: three, encoding: .utf8)
+            #expect(text.contains("perturbed − dense: mlm") && text.contains("other − dense: mlm"), "\(text)")
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("report/other-encoder.layers.0.svg").path))
+
             let garbage = root.appendingPathComponent("garbage.h5")
             try Data("not hdf5".utf8).write(to: garbage)
             let bad = try Self.run(["check", "--baseline", baseline.path, "--candidate", garbage.path])

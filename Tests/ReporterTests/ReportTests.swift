@@ -29,6 +29,45 @@ import Testing
         #expect(maps.allSatisfy { $0.svg.contains(">+2.22</text>") })
     }
 
+    @Test("three runs: one block each, and each later run minus the first; the parameters per run when they differ")
+    func threeRuns() throws {
+        let dense = try ReportFixtures.dense()
+        let moe = try ReportFixtures.moe()
+        var other = try ReportFixtures.moe()
+        other.label = "MoE-2"
+        for k in other.groups.indices {
+            other.groups[k].interference.values[2][0] += 0.25
+            other.groups[k].group.parameters += ["\(other.groups[k].name).ffn.dense2.experts.0.weight"]
+        }
+        let text = try MarkdownReport(runs: [dense, moe, other]).render()
+        let header = try #require(text.split(separator: "\n").first { $0.hasPrefix("| loss ↓ / step →") })
+        for block in ["dense: cls", "MoE: cls", "MoE-2: cls", "MoE − dense: cls", "MoE-2 − dense: cls"] {
+            #expect(header.contains(block), "\(header)")
+        }
+        #expect(!header.contains("MoE-2 − MoE"))
+        // The third run's difference to the first is the second's plus what was added to it.
+        let layer = dense.groups[0].name
+        let d = dense.group(named: layer)!.interference[2, 0]
+        let row = try #require(
+            text.split(separator: "\n").first { $0.hasPrefix("| \(dense.tasks[2]) |") }?.split(separator: "|").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            })
+        let moeMinus = moe.group(named: layer)!.interference[2, 0] - d
+        #expect(row[row.count - 3] == String(format: "%+.3f", moeMinus + 0.25), "\(row)")
+        #expect(text.contains("Parameters: dense: `\(layer).ffn.dense2.weight`; MoE: `\(layer).ffn.dense2.weight`; MoE-2: "), "\(text)")
+        // Same first tensors, more of them in the MoE: one list, each run's count.
+        var longDense = dense
+        var longMoE = moe
+        let names = (0..<5).map { "\(layer).t\($0)" }
+        longDense.groups[0].group.parameters = names
+        longMoE.groups[0].group.parameters = names + ["\(layer).experts.0", "\(layer).experts.1"]
+        let counted = try MarkdownReport(runs: [longDense, longMoE], groups: [layer]).render()
+        #expect(counted.contains("Parameters: `\(layer).t0`, `\(layer).t1`, `\(layer).t2`, `\(layer).t3`, … (dense: 5 in all; MoE: 7 in all)."), "\(counted)")
+        var twin = other
+        twin.label = "dense"
+        #expect(throws: ReportError.sameLabel("dense")) { try MarkdownReport(runs: [dense, moe, twin]) }
+    }
+
     @Test func oneRunWithBracketIntervals() throws {
         let report = try MarkdownReport(
             runs: [ReportFixtures.dense()], groups: ["encoder.layers.11"], intervalStyle: .bracket)

@@ -6,13 +6,13 @@ import Reporter
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write a markdown report (and one SVG heatmap per run and group beside it) of one or two interference files.",
+        abstract: "Write a markdown report (and one SVG heatmap per run and group beside it) of one or more interference files.",
         discussion: """
-            With two files (e.g. dense then MoE) the runs are side by side with the second minus the \
-            first. Every file appears under its final name only when complete.
+            The runs are side by side, and every later run is also shown minus the first (e.g. dense \
+            then MoE: MoE − dense). Every file appears under its final name only when complete.
             """)
 
-    @Argument(help: "One or two interference files written by `interference analyze`.")
+    @Argument(help: "Interference files written by `interference analyze`; the first is the baseline of the differences.")
     var files: [String]
 
     @Option(help: "Groups to show, comma-separated (default: all).")
@@ -59,11 +59,11 @@ struct ReportCommand: ParsableCommand {
         do {
             return try MarkdownReport(runs: runs, groups: selected, heatmapDirectory: ".", title: title)
         } catch {
-            let both = files.joined(separator: " and ")
+            let both = files.count <= 2 ? files.joined(separator: " and ") : files.dropLast().joined(separator: ", ") + " and " + files.last!
             switch error {
             case .sameLabel(let label):
                 throw InputError(
-                    "\(both): both runs are labelled '\(label)', so their heatmaps would overwrite each other "
+                    "\(both): two runs are labelled '\(label)', so their heatmaps would overwrite each other "
                         + "(give one another label: interference analyze --label)")
             case .incompatible(let reason): throw InputError("\(both): cannot be reported side by side: \(reason)")
             case .clashingHeatmaps: throw InputError("\(both): \(error.description)")
