@@ -37,9 +37,10 @@ struct TrainCommand: ParsableCommand {
             Writes OUT/model.safetensors (the model), OUT/optimizer-<step>.safetensors (AdamW \
             state for --resume) and OUT/log.jsonl (one line per step: step, task, loss, lr, \
             grad_norm, seconds). A checkpoint is written every --checkpoint-every steps, at the \
-            end and on SIGINT, SIGTERM or SIGHUP (then the exit status is 128 + the signal). With --resume the model and training options come from the \
-            checkpoint; options given again must agree with it, except --steps, which may extend \
-            the run. The same seed on the same machine gives the same checkpoint bytes.
+            end and on SIGINT, SIGTERM or SIGHUP (then the exit status is 128 + the signal). \
+            With --resume the model and training options come from the checkpoint; options given \
+            again must agree with it, except --steps, which may extend the run. The same seed on \
+            the same machine gives the same checkpoint bytes.
 
             Demo: interference train --model dense --data notebooks-data/digits.h5 --steps 2000 --out runs/dense
             """)
