@@ -128,6 +128,49 @@ import UniPerceiver
     /// An attribute-routed MoE leaves every expert a mini-batch did not route to with an all-zero
     /// row. Spilling skips writing those rows (they read back as 0) and the Gram skips multiplying
     /// them: the Grams and the stored rows must still equal the in-memory run's bit for bit.
+    @Test(
+        "every routing: the Gram is the stored rows' dot products, spilled equals in memory bit for bit, and a row is the model's gradient under the probe's gate noise",
+        arguments: [Routing.attribute, .token, .context, .modality, .task])
+    func everyRouting(routing: Routing) throws {
+        var config = ProbeFixture.config
+        config.routing = routing
+        config.numExperts = 4
+        config.topK = 2
+        let model = try Model(config: config, seed: 13)
+        let fixture = try ProbeFixture(model: model)
+        defer { fixture.remove() }
+        let options = ProbeFixture.options(storeGradients: true)
+        try fixture.probe("memory.h5", options)
+        try fixture.probe("spilled.h5", ProbeFixture.options(memoryBudget: 0))
+        let memory = try ProbeFile.read(fixture.file("memory.h5"))
+        let spilled = try ProbeFile.read(fixture.file("spilled.h5"))
+        #expect(memory.parameters.map(\.gram) == spilled.parameters.map(\.gram))
+        #expect(memory.parameters.contains { $0.name.contains(".experts.3.") }, "the experts are probed")
+        let n = memory.rowCount
+        for p in memory.parameters {
+            let rows = try ProbeFile.gradients(fixture.file("memory.h5"), parameter: p.name).values
+            let naive = naiveGram(rows, count: n, width: p.shape.reduce(1, *))
+            for a in 0..<n {
+                for b in 0..<n {
+                    let scale = (naive[a * n + a] * naive[b * n + b]).squareRoot()
+                    #expect(abs(p.gram[a * n + b] - naive[a * n + b]) <= 1e-12 * scale, "\(p.name) [\(a), \(b)]")
+                }
+            }
+        }
+        // Captioning's mini-batch 3, rebuilt with the gate noise the probe drew for it.
+        let plan = try WorkPlan(options: options, dataset: ProbeFixture.dataset)
+        let w = 2 * 4 + 3
+        let pass = try model.forward(plan.batch(w, dataset: ProbeFixture.dataset), noise: plan.noise(w))
+        var gradient = [Float](repeating: 0, count: model.table.totalCount)
+        model.gradient(pass, into: &gradient)
+        #expect(memory.losses["captioning"]?[3] == Float(pass.loss))
+        for name in ["encoder.layers.0.ffn.dense2.experts.1.weight", "encoder.layers.1.attention.self.qkv_proj.gate.wg.weight"] {
+            let entry = try #require(model.table.entry(named: name), "\(name) in a \(routing) model")
+            let row = try ProbeFile.gradients(fixture.file("memory.h5"), parameter: name, rows: w..<(w + 1)).values
+            #expect(row == Array(gradient[entry.range]), "\(name)")
+        }
+    }
+
     @Test func moeZeroRowsSpilledAndInMemoryAgreeBitForBit() throws {
         var config = ProbeFixture.config
         config.routing = .attribute
