@@ -190,7 +190,7 @@ public func expectClose(
     return result.passed
 }
 
-/// `expectClose` with a tolerance pair from the table (`Tolerance.kernel`, `.modelLoss`, …).
+/// `expectClose` with a tolerance pair from the table (`Tolerance.kernel`, `.fastVersusNaive`, …).
 @discardableResult
 public func expectClose(
     _ actual: some CloseComparable, _ expected: some CloseComparable, shape: [Int]? = nil,

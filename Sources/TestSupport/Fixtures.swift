@@ -1,7 +1,7 @@
 // Test fixtures and THE table of tolerances.
 //
-//   Tolerance.kernel, .modelLogits, .modelLoss, .modelGradient     (rtol, atol) pairs for expectClose
-//   Tolerance.modelGradientRelative, .adamWLossRelative            ‖a − e‖/‖e‖ bounds
+//   Tolerance.kernel, .fastVersusNaive, .accumulate                (rtol, atol) pairs for expectClose
+//   Tolerance.modelLossRelative, .modelGradientRelative            relative bounds of the model fixtures
 //   Tolerance.finiteDifference…                                    GradientCheck defaults
 //   fixtureURL("kernels.safetensors")   -> <directory of the calling test file>/Fixtures/kernels.safetensors
 //   try loadFixture("kernels.safetensors") -> Fixture   (throws FixtureError: fails the test with the
@@ -38,16 +38,12 @@ extension Tolerance {
 
     /// A single kernel against PyTorch float64 (house-style §6 tier 2).
     public static let kernel = Tolerance(rtol: 1e-5, atol: 1e-6)
-    /// Whole-model logits against the float64 model.
-    public static let modelLogits = Tolerance(rtol: 1e-4, atol: 1e-5)
-    /// Whole-model loss against the float64 model.
-    public static let modelLoss = Tolerance(rtol: 1e-4, atol: 1e-5)
-    /// Whole-model parameter gradients, element-wise.
-    public static let modelGradient = Tolerance(rtol: 1e-3, atol: 1e-5)
-    /// Whole-model parameter gradients per tensor: `‖g − g_ref‖ / ‖g_ref‖`.
+    /// Whole-model loss against the float64 model, `|l − l_ref| / |l_ref|`: the bound issues 2 and
+    /// 4 set (measured on 2026-12-06 under OpenBLAS's `Prescott` kernels: dense ≤ 6.8e-7, MoE ≤ 1.0e-6).
+    public static let modelLossRelative = 1e-5
+    /// Whole-model parameter gradients per tensor, `‖g − g_ref‖ / ‖g_ref‖`: the issues' bound
+    /// (measured the same day: dense ≤ 3.0e-6, MoE ≤ 1.7e-5, a gate's `wg` under retrieval).
     public static let modelGradientRelative = 1e-4
-    /// A few AdamW steps' loss trajectory, relative.
-    public static let adamWLossRelative = 1e-4
 
     // MARK: Fast kernel against its naive twin (both ours)
 

@@ -87,18 +87,6 @@ struct ExpertMergeTests {
         expectClose(dots[1], dots[0], rtol: 1e-12, atol: 1e-12, "gate dots n=\(n)")
     }
 
-    private func withPointers<R>(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) -> R) -> R {
-        var pointers: [UnsafePointer<Float>] = []
-        func nest(_ i: Int) -> R {
-            if i == arrays.count { return body(pointers) }
-            return arrays[i].withUnsafeBufferPointer { p in
-                pointers.append(p.baseAddress!)
-                return nest(i + 1)
-            }
-        }
-        return nest(0)
-    }
-
     private func withMutablePointers<R>(
         _ arrays: inout [[Float]], _ body: ([UnsafeMutablePointer<Float>]) -> R
     ) -> R {

@@ -9,8 +9,6 @@ import Testing
 /// the Swift model loads the same weights and inputs and must match each task's loss to 1e-5
 /// relative and every parameter gradient to ‖g − g_ref‖ / ‖g_ref‖ ≤ 1e-4.
 @Suite struct ReferenceFixtureTests {
-    static let lossRelative = 1e-5
-
     @Test("loss and every gradient match the PyTorch reference", arguments: TaskKind.allCases)
     func matchesReference(task: TaskKind) throws {
         let model = try loadFixtureModel("dense_tiny.safetensors")
@@ -41,7 +39,7 @@ func compareWithReference(
     var result = ReferenceComparison()
     result.lossError = abs(loss - expectedLoss) / abs(expectedLoss)
     #expect(
-        result.lossError <= ReferenceFixtureTests.lossRelative,
+        result.lossError <= Tolerance.modelLossRelative,
         "\(fixture): loss \(loss) vs reference \(expectedLoss)", sourceLocation: sourceLocation)
     for entry in model.table.entries {
         let reference = try file.doubles("grad." + entry.name)
