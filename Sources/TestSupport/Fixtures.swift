@@ -45,6 +45,29 @@ extension Tolerance {
     /// (measured the same day: dense ≤ 3.0e-6, MoE ≤ 1.7e-5, a gate's `wg` under retrieval).
     public static let modelGradientRelative = 1e-4
 
+    // MARK: One model, two computations (lanes, read rows, one expert, pre-merged experts)
+
+    /// The loss of two computations that differ only in GEMM shapes or summation order (lanes
+    /// against one lane, one expert against the dense model), relative.
+    public static let reorderedLossRelative = 1e-6
+    /// The loss of the read-rows last layer against every row: 1e-5, because OpenBLAS's `Prescott`
+    /// kernels round a GEMM row by where it falls in their blocking, and retrieval's logit scale
+    /// amplified that to 2.5e-6 (2026-12-06); a wrong or missing row moves the loss by O(1).
+    public static let readRowsLossRelative = 1e-5
+    /// Per tensor, `‖a − b‖ / ‖b‖`, for gradients two such computations sum in different orders:
+    /// summation order moves single small elements by more than an elementwise bound that would
+    /// still catch a bug, and a dropped or misplaced row moves a tensor by O(its norm).
+    public static let reorderedGradientRelative = 1e-5
+    /// The same for MoE gates (and, for read rows, every MoE tensor): a gate's gradient is
+    /// g1·g2·(∂L/∂g1 − ∂L/∂g2), a small difference of dot products whose Float sums the two
+    /// computations split differently; the MoE fixtures' bound.
+    public static let reorderedGateGradientRelative = 1e-4
+    /// The one-expert MoE's gradients against the dense model's, elementwise.
+    public static let oneExpert = Tolerance(rtol: 1e-5, atol: 1e-6)
+    /// Pre-merged against unmerged experts, logits elementwise and the loss relative (issue 4:
+    /// "agree to 1e-5").
+    public static let premerged = Tolerance(rtol: 1e-5, atol: 1e-5)
+
     // MARK: Fast kernel against its naive twin (both ours)
 
     /// Fast Float32 kernel against its naive Double-accumulating twin on small odd shapes: the

@@ -8,6 +8,10 @@ extension Tolerance {
     /// Both sides are float64 and differ only in summation order (Gram entries vs U·Gᵀ), so the
     /// observed error is ~1e-14; the bound is the issue's.
     static let notebookMetric = Tolerance(rtol: 1e-6, atol: 1e-6)
+    /// The probe's Float64 Gram against NumPy's float64 products of the same stored rows: only the
+    /// summation order differs (entries up to 0.08, error ~1e-15). Far tighter than the metric's
+    /// bound, which a Float32 Gram (errors ~1e-7 of an entry's scale) would also meet.
+    static let float64Gram = Tolerance(rtol: 1e-10, atol: 1e-12)
 }
 
 /// `Fixtures/notebook_reference.json`, written by `Fixtures/notebook_reference.py`.

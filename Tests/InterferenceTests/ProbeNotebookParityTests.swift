@@ -17,7 +17,7 @@ import Testing
         #expect(probe.layout.tasks == fixture.tasks)
         let gram = try probe.gram(of: "encoder.layers.1.ffn.dense2.weight")
         // The probe's Float64 Gram against NumPy's Gram of the stored rows.
-        expectClose(gram.values, reference.gram.flat, tolerance: .notebookMetric, "gram")
+        expectClose(gram.values, reference.gram.flat, tolerance: .float64Gram, "gram")
         let matrix = try InterferenceMatrix(gram: gram, layout: try fixture.layout())
         let t = fixture.tasks.count
         // Real gradients have samples whose own loss change is non-positive: the notebook would

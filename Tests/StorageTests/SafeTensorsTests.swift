@@ -168,7 +168,17 @@ func expectStorageError(
         }
     }
 
-    @Test func halfPrecisionConversionMatchesFloat16EverywhereItExists() {
+    /// Swift has no `Float16` on Intel macOS: there the test is reported as skipped, not passed.
+    static let hasFloat16: Bool = {
+        #if os(macOS) && arch(x86_64)
+            false
+        #else
+            true
+        #endif
+    }()
+
+    @Test(.enabled(if: hasFloat16, "Swift's Float16, the reference, does not exist on Intel macOS"))
+    func halfPrecisionConversionMatchesFloat16EverywhereItExists() {
         #if !(os(macOS) && arch(x86_64))
             for bits in UInt16.min...UInt16.max {
                 let mine = floatFromHalf(bits)
