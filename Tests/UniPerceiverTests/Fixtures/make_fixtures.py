@@ -926,7 +926,60 @@ def self_check(model, batches):
 
 # ----------------------------------------------------------------------------------------------
 
+def verify():
+    """--verify: writes nothing. Recomputes every committed fixture's outputs from its committed
+    inputs with this script's float64 reference (the checkpoints as they are, not redrawn: which
+    MoE weight attempt passes `float32_conditioned` can differ between torch builds) and prints the
+    worst relative difference per file; exits 1 above 1e-10. Also checks that the committed batches
+    and kernel inputs are the ones the seed draws."""
+    gen = torch.Generator().manual_seed(SEED)
+    random_weights(TINY_CONFIG, gen)
+    batches = make_batches(TINY_CONFIG, gen)
+    worst_all = 0.0
+
+    def compare(name, expected, actual):
+        nonlocal worst_all
+        assert expected.keys() == actual.keys(), f"{name}: tensors {sorted(set(expected) ^ set(actual))}"
+        worst = 0.0
+        for key in expected:
+            e, a = expected[key].double(), actual[key].double()
+            scale = e.abs().max().item() if e.numel() else 0.0
+            diff = (e - a).abs().max().item() if e.numel() else 0.0
+            worst = max(worst, diff / scale if scale else diff)
+        worst_all = max(worst_all, worst)
+        print(f"{name}: {len(expected)} tensors, worst relative difference {worst:.3g}")
+
+    def outputs(model, names, task):
+        model.zero_grad(set_to_none=True)
+        loss = model.loss(task, f64_batch(batches[task]))
+        loss.backward()
+        params = dict(model.named_parameters())
+        out = batch_tensors(task, batches[task])
+        out["loss"] = loss.detach().reshape(1)
+        for n in names:
+            g = params[n].grad
+            out["grad." + n] = torch.zeros_like(params[n]) if g is None else g.detach()
+        return out
+
+    dense = build_model(os.path.join(HERE, "dense_tiny.safetensors"))
+    names = [n for n, _ in ordered_parameters(dense)]
+    for task in TASKS:
+        compare(f"dense_{task}", load_file(os.path.join(HERE, f"dense_{task}.safetensors")), outputs(dense, names, task))
+    for routing in MOE_ROUTINGS:
+        cfg = moe_config(routing)
+        model = build_moe_model(os.path.join(HERE, f"moe_{routing}_tiny.safetensors"), cfg)
+        names = [n for n, _ in moe_table(cfg)]
+        for task in TASKS:
+            path = os.path.join(HERE, f"moe_{routing}_{task}.safetensors")
+            compare(f"moe_{routing}_{task}", load_file(path), outputs(model, names, task))
+    compare("kernels", load_file(os.path.join(KERNEL_DIR, "kernels.safetensors")), kernel_fixtures(gen))
+    print(f"worst relative difference over every file: {worst_all:.3g}")
+    sys.exit(0 if worst_all <= 1e-10 else 1)
+
+
 def main():
+    if "--verify" in sys.argv:
+        verify()
     check = "--check" in sys.argv
     if "--moe-only" in sys.argv:
         # Leaves the dense and kernel files byte-identical; checks that the dense reference still
