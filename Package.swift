@@ -66,7 +66,8 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "UniPerceiver", "Storage", "TestSupport"]),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "UniPerceiver", "Storage", "TestSupport"]),
+            name: "TrainingTests", dependencies: ["Training", "UniPerceiver", "Storage", "TestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "GradientProbeTests",
             dependencies: ["GradientProbe", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport"]),

@@ -45,6 +45,12 @@ extension Tolerance {
     /// (measured the same day: dense ≤ 3.0e-6, MoE ≤ 1.7e-5, a gate's `wg` under retrieval).
     public static let modelGradientRelative = 1e-4
 
+    /// Five AdamW steps in Float32 against `torch.optim.AdamW` in float64 from the same Float32
+    /// gradients, per tensor `‖p − p_ref‖ / ‖p_ref‖` (parameters after each step, and the final
+    /// moments). Float32 storage of p, m and v costs ~1e-7 per step; a wrong decay group, bias
+    /// correction or ε placement moves a tensor by ≥ lr·wd ≈ 5e-5 of itself, or its moments by O(1).
+    public static let adamWRelative = 1e-5
+
     // MARK: One model, two computations (lanes, read rows, one expert, pre-merged experts)
 
     /// The loss of two computations that differ only in GEMM shapes or summation order (lanes

@@ -82,11 +82,14 @@ public struct AdamW: Sendable, Equatable {
     /// `embeddings_norm`, `ln_post`); embedding tables (everything under `token_embed.` — word,
     /// position and token-type tables — and the learned position rows under
     /// `video_embed.embeddings_st_pos.`); the logit scales `predictor.logit_scale_*`; LayerScale γ
-    /// (`*.residual_scale`). Everything else decays: the Linear weights of the encoder, the feature
-    /// head's `predictor.proj.weight`, the patch projection `video_embed.embeddings.weight` (a Linear
-    /// layer in the reference) and, once they exist, MoE expert and gate weights.
+    /// (`*.residual_scale`); every MoE gate parameter (`….gate.*`: the release puts `gate.wg` and
+    /// `gate.tag_transform` in an optimiser group of their own with weight decay 0, §5.2).
+    /// Everything else decays: the Linear weights of the encoder and its MoE experts, the feature
+    /// head's `predictor.proj.weight` and the patch projection `video_embed.embeddings.weight` (a
+    /// Linear layer in the reference).
     public static func decays(parameterNamed name: String) -> Bool {
         if name.hasSuffix(".bias") || name.hasSuffix("residual_scale") { return false }
+        if name.contains(".gate.") { return false }
         if name.contains("LayerNormModules") || name.contains("embeddings_norm") || name.contains("ln_post") {
             return false
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Testing
+import TestSupport
 import Training
 import UniPerceiver
 
@@ -33,6 +34,13 @@ import UniPerceiver
             #expect(!AdamW.decays(parameterNamed: name), "\(name) must not decay")
         }
         #expect(AdamW.decays(parameterNamed: "encoder.layers.3.ffn.dense2.experts.5.weight"))
+        // The release's gates are an optimiser group of their own with weight decay 0 (§5.2).
+        for name in [
+            "encoder.layers.0.ffn.dense.gate.wg.weight", "encoder.layers.0.attention.self.qkv_proj.gate.tag_transform.0.weight",
+            "encoder.layers.1.ffn.dense.gate.embedding.weight",
+        ] {
+            #expect(!AdamW.decays(parameterNamed: name), "\(name) must not decay")
+        }
     }
 
     /// torch.optim.AdamW's update, written out in Double for two steps.
@@ -139,5 +147,60 @@ import UniPerceiver
         #expect((0..<100).map { _ in sampler.draw(&again) } == sequence)
         var other = SeededRNG(seed: 12)
         #expect((0..<100).map { _ in sampler.draw(&other) } != sequence)
+    }
+}
+
+/// AdamW against `torch.optim.AdamW` (`Fixtures/make_adamw_fixture.py`, written from the spec, not
+/// from this code): the decay groups of an MoE model's every tensor, and five steps with a changing
+/// learning rate.
+@Suite struct AdamWGoldenTests {
+    @Test("five steps and the decay groups match torch.optim.AdamW on the attribute MoE's tensors")
+    func matchesTorch() throws {
+        let fixture = try loadFixture("adamw.safetensors")
+        let checkpoint = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("UniPerceiverTests/Fixtures/moe_attribute_tiny.safetensors")
+        let model = try Checkpoint.load(checkpoint)
+        let table = model.table
+        let names = try JSONDecoder().decode([String].self, from: Data((fixture.metadata["names"] ?? "").utf8))
+        #expect(Set(names) == Set(table.entries.map(\.name)))
+        let decayed = try JSONDecoder().decode([String].self, from: Data((fixture.metadata["decayed"] ?? "").utf8))
+        #expect(Set(decayed) == Set(table.entries.map(\.name).filter { AdamW.decays(parameterNamed: $0) }))
+        #expect(table.entries.contains { $0.name.contains(".gate.") } && table.entries.contains { $0.name.contains(".experts.") })
+
+        func flat(_ prefix: String) throws -> [Float] {
+            var values = [Float](repeating: .nan, count: table.totalCount)
+            for entry in table.entries {
+                let part = try fixture.floats(prefix + entry.name)
+                try #require(part.count == entry.count, "\(prefix)\(entry.name)")
+                for (i, v) in zip(entry.range, part) { values[i] = v }
+            }
+            return values
+        }
+        func expectNear(_ actual: [Float], _ prefix: String, _ what: String) throws {
+            for entry in table.entries {
+                let reference = try fixture.doubles(prefix + entry.name).data
+                var difference = 0.0
+                var norm = 0.0
+                for (i, r) in zip(entry.range, reference) {
+                    difference += (Double(actual[i]) - r) * (Double(actual[i]) - r)
+                    norm += r * r
+                }
+                #expect(
+                    difference.squareRoot() <= Tolerance.adamWRelative * norm.squareRoot(),
+                    "\(what) \(entry.name): ‖Δ‖ \(difference.squareRoot()), ‖ref‖ \(norm.squareRoot())")
+            }
+        }
+        let settings = AdamWSettings(beta1: 0.9, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.05)
+        #expect(fixture.metadata["betas"] == "[0.9, 0.95]" && fixture.metadata["eps"] == "1e-06")
+        var optimizer = AdamW(table: table, settings: settings)
+        var parameters = try flat("param.")
+        #expect(parameters == model.parameters, "the fixture starts from the checkpoint's values")
+        let rates = try fixture.doubles("lr").data
+        for (k, rate) in rates.enumerated() {
+            optimizer.update(parameters: &parameters, gradient: try flat("grad.\(k + 1)."), learningRate: rate)
+            try expectNear(parameters, "after.\(k + 1).", "step \(k + 1)")
+        }
+        try expectNear(optimizer.firstMoment, "exp_avg.", "first moment")
+        try expectNear(optimizer.secondMoment, "exp_avg_sq.", "second moment")
     }
 }
