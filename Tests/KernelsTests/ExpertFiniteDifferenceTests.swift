@@ -93,10 +93,7 @@ struct ExpertFiniteDifferenceTests {
     @Test("linearWeightGradient: two lanes' output ranges, overwriting and accumulating", arguments: [false, true])
     func laneSplitWeightGradient(accumulate: Bool) {
         let (rows, inF, outF) = (6, 5, 7)
-        var rng = SeededRNG(seed: 53)
-        let x = rng.gaussianFloats(count: rows * inF)
-        let w = rng.gaussianFloats(count: outF * inF, std: 0.5)
-        let b = rng.gaussianFloats(count: outF)
+        let (x, w, b) = linearInputs(rows: rows, inF: inF, outF: outF, seed: 53)
         expectGradient(at: w, name: "linearWeightGradient accumulate=\(accumulate)") { w in
             linear(x: x, w: w, b: b, rows: rows, inF: inF, outF: outF)
         } backward: { w, dy in

@@ -11,10 +11,7 @@ struct FiniteDifferenceTests {
 
     @Test func linearWithRespectToInputWeightAndBias() {
         let (rows, inF, outF) = (5, 4, 3)
-        var rng = SeededRNG(seed: 21)
-        let x = rng.gaussianFloats(count: rows * inF)
-        let w = rng.gaussianFloats(count: outF * inF, std: 0.5)
-        let b = rng.gaussianFloats(count: outF)
+        let (x, w, b) = linearInputs(rows: rows, inF: inF, outF: outF, seed: 21)
 
         expectGradient(at: x, name: "linear dX") { x in
             linear(x: x, w: w, b: b, rows: rows, inF: inF, outF: outF)

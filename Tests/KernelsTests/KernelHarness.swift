@@ -264,3 +264,12 @@ func adding(_ a: [Float], _ b: [Float]) -> [Float] {
 
 /// Element-wise scale.
 func scaled(_ a: [Float], _ s: Float) -> [Float] { a.map { $0 * s } }
+
+/// Seeded inputs of a small linear layer for the finite-difference checks: `x [rows, inF]`,
+/// `w [outF, inF]` (std 0.5), `b [outF]`, drawn in that order.
+func linearInputs(rows: Int, inF: Int, outF: Int, seed: UInt64) -> (x: [Float], w: [Float], b: [Float]) {
+    var rng = SeededRNG(seed: seed)
+    let x = rng.gaussianFloats(count: rows * inF)
+    let w = rng.gaussianFloats(count: outF * inF, std: 0.5)
+    return (x, w, rng.gaussianFloats(count: outF))
+}
