@@ -34,10 +34,10 @@ struct InterferenceCommand: ParsableCommand {
             // A usage error points to the help of the subcommand it is about, which documents the
             // option; the root's help does not.
             let subcommand = arguments.first.flatMap { first in
-                configuration.subcommands.first { $0._commandName == first }
+                configuration.subcommands.compactMap { command in command.configuration.commandName }.first { $0 == first }
             }
             return ExitCodes.report(
-                error, command: self, help: ["interference", subcommand?._commandName].compactMap { $0 }.joined(separator: " "))
+                error, command: self, help: ["interference", subcommand].compactMap { $0 }.joined(separator: " "))
         }
     }
 }

@@ -52,11 +52,12 @@ final class InterruptWatcher {
         let flag = self.flag
         let received = self.received
         TerminationCleanup.setStopHandler { number in
-            if flag.isRaised {
+            // One atomic claim: the signals' handlers run on a concurrent queue, and two signals at
+            // once must not both count as the first.
+            guard received.claim(number) else {
                 AtomicFile.removePendingFiles()
                 _exit(128 + number)
             }
-            received.number = number
             flag.raise()
             FileHandle.standardError.write(
                 Data("\n\(TerminationCleanup.name(number)): finishing the current step and writing a checkpoint (again to quit now)\n".utf8))
@@ -66,12 +67,18 @@ final class InterruptWatcher {
     func cancel() { TerminationCleanup.setStopHandler(nil) }
 }
 
-/// The first stop signal, written by the signal handler's queue and read by the training loop.
+/// The first stop signal, claimed by the signal handlers' queue and read by the training loop.
 private final class ReceivedSignal: Sendable {
     private let value = Mutex<Int32?>(nil)
-    var number: Int32? {
-        get { value.withLock { $0 } }
-        set { value.withLock { $0 = newValue } }
+    var number: Int32? { value.withLock { $0 } }
+
+    /// Records `number` if no signal came before it; false when one did.
+    func claim(_ number: Int32) -> Bool {
+        value.withLock { current in
+            guard current == nil else { return false }
+            current = number
+            return true
+        }
     }
 }
 

@@ -258,7 +258,9 @@ public struct MarkdownReport: Sendable {
         var align = ["---"]
         for k in present {
             for t in tasks {
-                header.append(present.count > 1 ? "\(label(k)): \(t)" : t)
+                // Named whenever the report has several runs: a group only one of them holds must
+                // still say whose values these are.
+                header.append(runs.count > 1 ? "\(label(k)): \(t)" : t)
                 align.append("---:")
             }
         }

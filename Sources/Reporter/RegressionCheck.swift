@@ -30,9 +30,10 @@ public struct CheckResult: Sendable, Equatable {
     public var passed: Bool { moved.isEmpty }
 
     /// Decimals of the table's numbers: three, or enough to show a change of the tolerance's size
-    /// (at `--tolerance 1e-4` a move of 4e-4 must not print as `0.000`); six at tolerance 0.
+    /// (at `--tolerance 1e-4` a move of 4e-4 must not print as `0.000`), at most 12; six at
+    /// tolerance 0. A change still too small for them is written in scientific notation.
     public var digits: Int {
-        guard tolerance > 0 else { return 6 }
+        guard tolerance > 0, tolerance.isFinite else { return tolerance > 0 ? 3 : 6 }
         return min(12, max(3, Int((-log10(tolerance)).rounded(.up)) + 1))
     }
 
@@ -58,9 +59,17 @@ public struct CheckResult: Sendable, Equatable {
                 m.baselineLow.map { "[\(number($0)), \(number(m.baselineHigh ?? .nan))]" } ?? "—"
             lines.append(
                 "| \(cell(m.group)) | \(cell(m.lossTask)) | \(cell(m.stepTask)) | \(number(m.baseline)) | "
-                    + "\(number(m.candidate)) | \(signed(m.change, digits)) | \(interval) |")
+                    + "\(number(m.candidate)) | \(Self.change(m.change, digits)) | \(interval) |")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A signed change at `digits` decimals, or in scientific notation (`+4.0e-15`) when those
+    /// decimals would show a change that moved as zero.
+    static func change(_ value: Double, _ digits: Int) -> String {
+        let text = signed(value, digits)
+        guard value != 0, value.isFinite, !text.contains(where: { ("1"..."9").contains($0) }) else { return text }
+        return String(format: "%+.1e", value)
     }
 }
 

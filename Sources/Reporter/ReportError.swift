@@ -7,7 +7,7 @@ public enum ReportError: Error, Sendable, Equatable, CustomStringConvertible {
     case incompatible(reason: String)
     /// A selected group that no run holds.
     case unknownGroup(String)
-    /// Settings out of range (no run, more than two runs, a negative tolerance).
+    /// Settings out of range (no run, no group to show, a negative tolerance).
     case invalidOptions(reason: String)
     /// A file could not be read; the underlying error names the file.
     case input(InterferenceError)

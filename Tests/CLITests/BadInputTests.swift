@@ -438,6 +438,10 @@ extension CLITests {
                 (["--experts", "1"], "--experts"), (["--experts", "0"], "--experts"), (["--tasks", "mlm,foo"], "--tasks"),
                 (["--samples", "1"], "--samples"), (["--steps", "0"], "--steps"), (["--batch-size", "0"], "--batch-size"),
                 (["--lookahead-samples", "0"], "--lookahead-samples"),
+                // Look-ahead options with the check off, or asking for more than --samples 2 gives.
+                (["--lookahead-method", "difference"], "--lookahead-method"),
+                (["--lookahead", "1e-3", "--lookahead-samples", "3"], "--lookahead-samples 3"),
+                (["--lookahead", "1e-3", "--lookahead-steps", "2"], "--lookahead-steps 2"),
             ]
             for (arguments, option) in cases {
                 try Self.expectRefusedUnchanged(["demo"] + quick + arguments, in: root, naming: [option])

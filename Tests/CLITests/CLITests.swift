@@ -250,11 +250,28 @@ import Testing
             let evaluate = try Self.run(["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data, "--json"])
             #expect(evaluate.status == 0)
             // --resume alone (no --model: it comes from the checkpoint) finishes a shortened run.
+            // (A checkpoint's own --experts given again is accepted without its --top-k: see
+            // `resumeRepeatsCheckpointValues`.)
             let step = try #require(Self.checkpointStep(out))
             let resumed = try Self.run(
                 ["train", "--data", Self.data, "--steps", "\(step + 2)", "--out", out.path, "--resume"])
             #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
             #expect(resumed.stdout.contains("\(step + 2)/\(step + 2)"))
+        }
+    }
+
+    @Test("--resume accepts the checkpoint's own values given again, and only those (top-1 MoE of 1 expert)")
+    func resumeRepeatsCheckpointValues() throws {
+        try Self.withTemporaryDirectory { root in
+            let out = root.appendingPathComponent("run").path
+            let first = try Self.run(
+                ["train", "--model", "moe-token", "--experts", "1", "--top-k", "1", "--data", Self.data, "--steps", "2", "--out", out]
+                    + Self.tiny)
+            #expect(first.status == 0, "stderr: \(first.stderr)")
+            let again = try Self.run(["train", "--resume", "--experts", "1", "--data", Self.data, "--steps", "3", "--out", out])
+            #expect(again.status == 0, "the default --top-k 2 must not be held against --experts 1: \(again.stderr)")
+            let other = try Self.run(["train", "--resume", "--top-k", "2", "--data", Self.data, "--steps", "4", "--out", out])
+            Self.expectRefused(other, naming: ["--top-k 2 given, but the checkpoint has --top-k 1"])
         }
     }
 

@@ -125,9 +125,6 @@ import UniPerceiver
         #expect(a.parameters.filter(\.hasGradients).isEmpty)
     }
 
-    /// An attribute-routed MoE leaves every expert a mini-batch did not route to with an all-zero
-    /// row. Spilling skips writing those rows (they read back as 0) and the Gram skips multiplying
-    /// them: the Grams and the stored rows must still equal the in-memory run's bit for bit.
     @Test(
         "every routing: the Gram is the stored rows' dot products, spilled equals in memory bit for bit, and a row is the model's gradient under the probe's gate noise",
         arguments: [Routing.attribute, .token, .context, .modality, .task])
@@ -171,6 +168,9 @@ import UniPerceiver
         }
     }
 
+    /// An attribute-routed MoE leaves every expert a mini-batch did not route to with an all-zero
+    /// row. Spilling skips writing those rows (they read back as 0) and the Gram skips multiplying
+    /// them: the Grams and the stored rows must still equal the in-memory run's bit for bit.
     @Test func moeZeroRowsSpilledAndInMemoryAgreeBitForBit() throws {
         var config = ProbeFixture.config
         config.routing = .attribute

@@ -97,8 +97,10 @@ struct ExpertFiniteDifferenceTests {
         expectGradient(at: w, name: "linearWeightGradient accumulate=\(accumulate)") { w in
             linear(x: x, w: w, b: b, rows: rows, inF: inF, outF: outF)
         } backward: { w, dy in
-            // Overwriting must not read what was there: start from NaN then.
-            var dw = [Float](repeating: accumulate ? 0 : .nan, count: w.count)
+            // Overwriting must not read what was there: start from NaN then. Accumulating starts
+            // from a non-zero gradient and returns what was added, so an overwrite would fail.
+            let start = accumulate ? (0..<w.count).map { Float($0 % 7) - 3 } : [Float](repeating: .nan, count: w.count)
+            var dw = start
             dw.withUnsafeMutableBufferPointer { pw in
                 dy.withUnsafeBufferPointer { pdy in
                     x.withUnsafeBufferPointer { px in
@@ -110,7 +112,7 @@ struct ExpertFiniteDifferenceTests {
                     }
                 }
             }
-            return dw
+            return accumulate ? zip(dw, start).map { $0 - $1 } : dw
         }
     }
 }

@@ -25,6 +25,11 @@ import Testing
         #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.01).digits == 3)
         #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0.001).digits == 4)
         #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0).digits == 6)
+        // Below what 12 decimals show, the change is written in scientific notation, not as 0.
+        var tiny = baseline
+        tiny.groups[0].interference.values[0][1] += 4e-15
+        let smallest = try compare(baseline: baseline, candidate: tiny, tolerance: 1e-15)
+        #expect(smallest.markdown.contains("e-15 |"), "\(smallest.markdown)")
     }
 
     @Test func flagsAMovedEntryAndPassesWithinTolerance() throws {

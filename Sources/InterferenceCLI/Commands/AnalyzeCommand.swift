@@ -75,13 +75,17 @@ struct AnalyzeCommand: ParsableCommand {
             let digest = try FileFingerprint.sha256(ofFile: url)
             // The probe's own header and per-task records first (tasks, split, shard): the Grams'
             // reader knows only the layout.
-            _ = try ProbeFile.read(url, grams: false)
+            let contents = try ProbeFile.read(url, grams: false)
+            // Look-ahead counts against what the probe holds, before the bootstrap's work: the
+            // samples the analysis keeps (mini-batches skipped as non-finite are dropped).
+            if request != nil {
+                try lookAhead.check(samplesPerTask: contents.samplesPerTask - contents.excludedSamples.count, source: probe)
+            }
             let grams = try ProbeGrams(url: url)
             var analysis = try grams.analyze(
                 grouping: groupBy, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
                 label: label)
             if let (options, checkpoint, data) = request {
-                try lookAhead.check(samplesPerTask: analysis.layout.samplesPerTask, source: probe)
                 analysis = try ExactLookAhead.check(
                     analysis, probe: url, checkpoint: checkpoint, data: data, options: options)
                 for line in LookAheadSummary.lines(analysis) { print(line) }

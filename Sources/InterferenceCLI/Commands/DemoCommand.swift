@@ -62,8 +62,8 @@ struct DemoCommand: ParsableCommand {
     var lookAhead = 3e-5
 
     // The integral: at λ this small the two losses' difference would be mostly Float32 round-off.
-    @Option(name: .customLong("lookahead-method"), help: "How the check's actual loss changes are computed.")
-    var lookAheadMethod: LookAheadMethod = .integral
+    @Option(name: .customLong("lookahead-method"), help: "How the check's actual loss changes are computed (default integral).")
+    var lookAheadMethod: LookAheadMethod?
 
     @Option(
         name: .customLong("lookahead-sweep"), parsing: .unconditional,
@@ -71,11 +71,20 @@ struct DemoCommand: ParsableCommand {
     var lookAheadSweep =
         "1e-2,1e-2:integral,1e-3,3e-4,3e-4:integral,1e-4,3e-5"
 
-    @Option(name: .customLong("lookahead-samples"), parsing: .unconditional, help: "Look-ahead: loss samples b drawn per task.")
-    var lookAheadSamples = 4
+    @Option(
+        name: .customLong("lookahead-samples"), parsing: .unconditional,
+        help: "Look-ahead: loss samples b drawn per task, at most --samples (default 4, or --samples when fewer).")
+    var lookAheadSamples: Int?
 
-    @Option(name: .customLong("lookahead-steps"), parsing: .unconditional, help: "Look-ahead: step samples a ≠ b per loss sample and task.")
-    var lookAheadSteps = 4
+    @Option(
+        name: .customLong("lookahead-steps"), parsing: .unconditional,
+        help: "Look-ahead: step samples a ≠ b per loss sample and task, at most --samples − 1 (default 4, or --samples − 1 when fewer).")
+    var lookAheadSteps: Int?
+
+    /// The look-ahead's counts: as given (checked against --samples by `validate`), or the defaults
+    /// reduced to what N mini-batches per task allow, so the report states what was drawn.
+    var lossSamples: Int { lookAheadSamples ?? min(LookAheadOptions.defaultLossSamples, samples) }
+    var stepSamples: Int { lookAheadSteps ?? min(LookAheadOptions.defaultStepSamples, samples - 1) }
 
     /// Every option is checked here, before anything is trained: a mistake found after the dense
     /// model was trained and diagnosed would cost minutes and name no option.
@@ -85,10 +94,27 @@ struct DemoCommand: ParsableCommand {
         try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
         try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
         try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
-        try OptionValues.require(lookAheadSamples, atLeast: 1, "--lookahead-samples")
-        try OptionValues.require(lookAheadSteps, atLeast: 1, "--lookahead-steps")
+        if let lookAheadSamples {
+            try OptionValues.require(lookAheadSamples, atLeast: 1, "--lookahead-samples")
+            guard lookAheadSamples <= samples else {
+                throw ValidationError("--lookahead-samples \(lookAheadSamples): --samples \(samples) gives only \(samples) per task")
+            }
+        }
+        if let lookAheadSteps {
+            try OptionValues.require(lookAheadSteps, atLeast: 1, "--lookahead-steps")
+            guard lookAheadSteps <= samples - 1 else {
+                throw ValidationError(
+                    "--lookahead-steps \(lookAheadSteps): --samples \(samples) gives at most \(samples - 1) others a ≠ b")
+            }
+        }
         guard lookAhead.isFinite, lookAhead >= 0 else {
             throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")
+        }
+        if lookAhead == 0 {
+            // Without the check these would change nothing and say nothing.
+            for (given, option) in [(lookAheadSamples != nil, "--lookahead-samples"), (lookAheadSteps != nil, "--lookahead-steps"), (lookAheadMethod != nil, "--lookahead-method")] where given {
+                throw ValidationError("\(option) has no effect with --lookahead 0 (the check is skipped)")
+            }
         }
         _ = try sweep()
     }
@@ -120,8 +146,8 @@ struct DemoCommand: ParsableCommand {
         let lookAheadOptions =
             lookAhead > 0
             ? LookAheadOptions(
-                stepSize: lookAhead, lossSamples: lookAheadSamples, stepSamples: lookAheadSteps, seed: seed,
-                method: lookAheadMethod)
+                stepSize: lookAhead, lossSamples: lossSamples, stepSamples: stepSamples, seed: seed,
+                method: lookAheadMethod ?? .integral)
             : nil
         let probeOptions = try Diagnosis.probeOptions(
             tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
@@ -219,7 +245,7 @@ struct DemoCommand: ParsableCommand {
             appendix += [
                 "", "## Look-ahead check: sensitivity to λ", "",
                 "The same pairs at other step sizes and by both methods (the report's check above uses "
-                    + "λ = \(String(format: "%g", lookAhead)), \(lookAheadMethod.rawValue)). Curvature grows the "
+                    + "λ = \(String(format: "%g", lookAhead)), \((lookAheadMethod ?? .integral).rawValue)). Curvature grows the "
                     + "loss-change difference in proportion to λ, whatever the method. With the *difference* "
                     + "method, Float32 round-off of the two losses grows it as λ shrinks; the *integral* "
                     + "does not subtract two losses, so its difference keeps falling with λ down to the "

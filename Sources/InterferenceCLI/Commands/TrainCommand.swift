@@ -132,7 +132,8 @@ struct TrainCommand: ParsableCommand {
             // Ignoring them would train a dense model the user believes is an MoE.
             if experts != nil { throw ValidationError("--experts applies to the MoE models only, not --model dense") }
             if topK != nil { throw ValidationError("--top-k applies to the MoE models only, not --model dense") }
-        } else if moeTopK > moeExperts {
+        } else if !resume || (experts != nil && topK != nil), moeTopK > moeExperts {
+            // With --resume an option not given comes from the checkpoint, not from the default.
             throw ValidationError("--top-k \(moeTopK) must be at most --experts \(moeExperts)")
         }
     }
