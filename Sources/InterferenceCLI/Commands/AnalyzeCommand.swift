@@ -106,10 +106,10 @@ struct AnalyzeCommand: ParsableCommand {
 /// request, shared by `analyze` and `diagnose`.
 extension LookAheadMethod: ExpressibleByArgument {}
 
-struct LookAheadArguments: ParsableArguments {
-    @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
-    var stepSize: Double?
-
+/// `--lookahead-samples`, `--lookahead-steps`: how many pairs the look-ahead check draws, shared
+/// by `analyze`, `diagnose` and `demo`. A count given explicitly must fit the probe's N samples per
+/// task; a default is reduced to what N allows.
+struct LookAheadCounts: ParsableArguments {
     @Option(
         name: .customLong("lookahead-samples"), parsing: .unconditional,
         help: "Look-ahead: loss samples b drawn per task, at most N (default \(LookAheadOptions.defaultLossSamples), or N when fewer).")
@@ -120,6 +120,44 @@ struct LookAheadArguments: ParsableArguments {
         help: "Look-ahead: step samples a ≠ b drawn per loss sample and task, at most N − 1 (default \(LookAheadOptions.defaultStepSamples), or N − 1 when fewer).")
     var stepSamples: Int?
 
+    /// Which of the two were given (for refusing them where no check runs).
+    var given: [String] {
+        [(lossSamples != nil, "--lookahead-samples"), (stepSamples != nil, "--lookahead-steps")].filter(\.0).map(\.1)
+    }
+
+    func validate() throws {
+        if let lossSamples { try OptionValues.require(lossSamples, atLeast: 1, "--lookahead-samples") }
+        if let stepSamples { try OptionValues.require(stepSamples, atLeast: 1, "--lookahead-steps") }
+    }
+
+    /// The counts a probe of `n` samples per task draws (`n` unknown: the defaults as they are).
+    func resolved(samplesPerTask n: Int? = nil) -> (loss: Int, step: Int) {
+        let loss = lossSamples ?? min(LookAheadOptions.defaultLossSamples, n ?? .max)
+        let step = stepSamples ?? min(LookAheadOptions.defaultStepSamples, n.map { $0 - 1 } ?? .max)
+        return (loss, step)
+    }
+
+    /// Refuses counts given explicitly that `n` samples per task cannot give; `source` names what
+    /// sets N (the probe file, or `--samples K`).
+    func check(samplesPerTask n: Int, source: String) throws(InputError) {
+        if let lossSamples, lossSamples > n {
+            throw InputError("--lookahead-samples \(lossSamples): \(source) has only \(n) samples per task")
+        }
+        if let stepSamples, stepSamples > n - 1 {
+            throw InputError(
+                "--lookahead-steps \(stepSamples): \(source) has only \(n) samples per task, so at most \(n - 1) others a ≠ b")
+        }
+    }
+}
+
+/// `--lookahead λ` with its counts and method: the exact look-ahead check's request, shared by
+/// `analyze` and `diagnose`.
+struct LookAheadArguments: ParsableArguments {
+    @Option(name: .customLong("lookahead"), parsing: .unconditional, help: "Step size λ > 0 of the exact look-ahead check (off when absent).")
+    var stepSize: Double?
+
+    @OptionGroup var counts: LookAheadCounts
+
     @Option(
         name: .customLong("lookahead-method"),
         help: "Look-ahead: how the actual loss change is computed: difference (two forward passes; the default) or integral (the directional derivative integrated along the step; for small λ).")
@@ -129,7 +167,7 @@ struct LookAheadArguments: ParsableArguments {
     /// would otherwise run no check and say nothing.
     func validate() throws {
         guard let stepSize else {
-            for (given, option) in [(lossSamples != nil, "--lookahead-samples"), (stepSamples != nil, "--lookahead-steps"), (method != nil, "--lookahead-method")] where given {
+            for option in counts.given + (method != nil ? ["--lookahead-method"] : []) {
                 throw ValidationError("\(option) needs --lookahead λ (without it no look-ahead check runs)")
             }
             return
@@ -137,28 +175,17 @@ struct LookAheadArguments: ParsableArguments {
         guard stepSize.isFinite, stepSize > 0 else {
             throw ValidationError("--lookahead must be a finite λ > 0, got \(stepSize)")
         }
-        if let lossSamples { try OptionValues.require(lossSamples, atLeast: 1, "--lookahead-samples") }
-        if let stepSamples { try OptionValues.require(stepSamples, atLeast: 1, "--lookahead-steps") }
     }
 
     /// The options, nil without `--lookahead` (bounds already checked by `validate`).
     func options(seed: UInt64) -> LookAheadOptions? {
         guard let stepSize else { return nil }
-        return LookAheadOptions(
-            stepSize: stepSize, lossSamples: lossSamples ?? LookAheadOptions.defaultLossSamples,
-            stepSamples: stepSamples ?? LookAheadOptions.defaultStepSamples, seed: seed, method: method ?? .difference)
+        let (loss, step) = counts.resolved()
+        return LookAheadOptions(stepSize: stepSize, lossSamples: loss, stepSamples: step, seed: seed, method: method ?? .difference)
     }
 
-    /// Refuses sample counts given explicitly that a probe of `n` samples per task cannot draw (a
-    /// default is reduced to what there is instead): `file` is the probe, or the option that sets N.
     func check(samplesPerTask n: Int, source: String) throws(InputError) {
-        if let lossSamples, lossSamples > n {
-            throw InputError("--lookahead-samples \(lossSamples): \(source) has only \(n) samples per task")
-        }
-        if let stepSamples, stepSamples > n - 1 {
-            throw InputError(
-                "--lookahead-steps \(stepSamples): \(source) has only \(n) samples per task, so at most \(n - 1) others a ≠ b")
-        }
+        try counts.check(samplesPerTask: n, source: source)
     }
 }
 

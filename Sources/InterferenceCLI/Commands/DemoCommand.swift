@@ -71,20 +71,7 @@ struct DemoCommand: ParsableCommand {
     var lookAheadSweep =
         "1e-2,1e-2:integral,1e-3,3e-4,3e-4:integral,1e-4,3e-5"
 
-    @Option(
-        name: .customLong("lookahead-samples"), parsing: .unconditional,
-        help: "Look-ahead: loss samples b drawn per task, at most --samples (default 4, or --samples when fewer).")
-    var lookAheadSamples: Int?
-
-    @Option(
-        name: .customLong("lookahead-steps"), parsing: .unconditional,
-        help: "Look-ahead: step samples a ≠ b per loss sample and task, at most --samples − 1 (default 4, or --samples − 1 when fewer).")
-    var lookAheadSteps: Int?
-
-    /// The look-ahead's counts: as given (checked against --samples by `validate`), or the defaults
-    /// reduced to what N mini-batches per task allow, so the report states what was drawn.
-    var lossSamples: Int { lookAheadSamples ?? min(LookAheadOptions.defaultLossSamples, samples) }
-    var stepSamples: Int { lookAheadSteps ?? min(LookAheadOptions.defaultStepSamples, samples - 1) }
+    @OptionGroup var lookAheadCounts: LookAheadCounts
 
     /// Every option is checked here, before anything is trained: a mistake found after the dense
     /// model was trained and diagnosed would cost minutes and name no option.
@@ -94,25 +81,13 @@ struct DemoCommand: ParsableCommand {
         try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
         try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
         try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
-        if let lookAheadSamples {
-            try OptionValues.require(lookAheadSamples, atLeast: 1, "--lookahead-samples")
-            guard lookAheadSamples <= samples else {
-                throw ValidationError("--lookahead-samples \(lookAheadSamples): --samples \(samples) gives only \(samples) per task")
-            }
-        }
-        if let lookAheadSteps {
-            try OptionValues.require(lookAheadSteps, atLeast: 1, "--lookahead-steps")
-            guard lookAheadSteps <= samples - 1 else {
-                throw ValidationError(
-                    "--lookahead-steps \(lookAheadSteps): --samples \(samples) gives at most \(samples - 1) others a ≠ b")
-            }
-        }
+        try lookAheadCounts.check(samplesPerTask: samples, source: "--samples \(samples)")
         guard lookAhead.isFinite, lookAhead >= 0 else {
             throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")
         }
         if lookAhead == 0 {
             // Without the check these would change nothing and say nothing.
-            for (given, option) in [(lookAheadSamples != nil, "--lookahead-samples"), (lookAheadSteps != nil, "--lookahead-steps"), (lookAheadMethod != nil, "--lookahead-method")] where given {
+            for option in lookAheadCounts.given + (lookAheadMethod != nil ? ["--lookahead-method"] : []) {
                 throw ValidationError("\(option) has no effect with --lookahead 0 (the check is skipped)")
             }
         }
@@ -143,6 +118,8 @@ struct DemoCommand: ParsableCommand {
         let dataURL = input.url
         try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
         try FileChecks.refuseInputs([input], in: work, option: "--out", isOutput: nil)
+        // The counts drawn, so the report states them: defaults reduced to what --samples allows.
+        let (lossSamples, stepSamples) = lookAheadCounts.resolved(samplesPerTask: samples)
         let lookAheadOptions =
             lookAhead > 0
             ? LookAheadOptions(
