@@ -24,6 +24,10 @@ let package = Package(
         .systemLibrary(name: "CHDF5System", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // A small C shim: HDF5's constants are macros that call H5open(), which Swift cannot import.
         .target(name: "CHDF5", dependencies: ["CHDF5System"]),
+        // The probe's Float64 Gram kernels (scalar, AVX2, AVX-512, chosen at run time). Optimised in
+        // debug builds too, so that `make test`'s probes do not crawl; no contraction, so every path
+        // sums the same way.
+        .target(name: "CGramKernel", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
 
         .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md", "fit_erf.py"], swiftSettings: cpu),
         .target(name: "Storage", dependencies: ["CHDF5", "Kernels"], exclude: ["README.md"]),
@@ -32,7 +36,9 @@ let package = Package(
         .target(name: "Training", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
         .target(
             name: "GradientProbe",
-            dependencies: ["CBLAS", "Kernels", "UniPerceiver", "Datasets", "Storage", "Training", "Interference"],
+            dependencies: [
+                "CBLAS", "CGramKernel", "Kernels", "UniPerceiver", "Datasets", "Storage", "Training", "Interference",
+            ],
             exclude: ["README.md"], swiftSettings: cpu),
         .target(name: "Interference", dependencies: ["Kernels", "Storage"], exclude: ["README.md"]),
         .target(name: "Reporter", dependencies: ["Interference", "Storage"], exclude: ["README.md"]),
@@ -70,7 +76,9 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(
             name: "GradientProbeTests",
-            dependencies: ["GradientProbe", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport"]),
+            dependencies: [
+                "GradientProbe", "CGramKernel", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport",
+            ]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], exclude: ["Baselines", "Fuzz"]),
         // Swift side of the PyTorch/JAX comparison (issue 6); driven by Benchmarks/run_bench.py.
         .executableTarget(

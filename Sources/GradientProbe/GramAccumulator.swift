@@ -1,4 +1,4 @@
-import CBLAS
+import CGramKernel
 import Kernels
 
 /// `G = R·Rᵀ` of `R` gradient rows of width `P`, in Float64, with a fixed tiling so that the result
@@ -6,11 +6,17 @@ import Kernels
 /// are loaded at a time.
 ///
 /// **Precision (why Float64).** Rows are Float32 (what backward produces). Each block of
-/// ``columnBlock`` columns is converted to Double (exactly) and multiplied with `cblas_dsyrk` /
-/// `cblas_dgemm`, and the blocks are accumulated in Double: every product is exact and the sums
+/// ``columnBlock`` columns is converted to Double (exactly) and multiplied by our kernels
+/// (`CGramKernel`), and the blocks are accumulated in Double: every product is exact and the sums
 /// carry ~1e-16 relative error, far inside the 1e-6 the metric needs. A Float32 `sgemm` would lose
 /// ~√P·6e-8 ≈ 2e-5 on P = 147k and more on cancelling cross-task entries. The price is Double's
 /// half-speed multiply, which computing only the upper triangle gives back (`make bench-gram`).
+///
+/// **Why our own kernels, not BLAS.** OpenBLAS chooses its kernels by CPU model; on one it does
+/// not know it falls back to SSE3 kernels (Intel Emerald Rapids with OpenBLAS 0.3.21: `dsyrk` at
+/// 9 GFLOP/s per core, against 30–55 for ours). Ours choose AVX-512, AVX2 or scalar code by what
+/// the CPU supports, and every path sums each entry in the same order with fused multiply-adds,
+/// so the Gram is the same bit for bit on every machine.
 ///
 /// **Zero rows are skipped.** An MoE expert's gradient is exactly zero for every mini-batch that
 /// routed nothing to it, and on the demo's attribute-routed model three quarters of the experts'
@@ -21,25 +27,22 @@ import Kernels
 ///
 /// **Lanes.** Every column block is split into ``lanes`` equal column ranges; lane `l` takes range
 /// `l` of every block and accumulates its own partial Gram, and `G` is their sum in lane order.
-/// Each lane makes few, large single-threaded calls (a whole tile pair per block), which run at
-/// 15.6–16.3 GFLOP/s here against 10–14.5 for 64-row tiles, and the lanes' work is equal whatever
-/// the width. The lane count is a constant, not the machine's core count: it is part of the
-/// arithmetic.
+/// The lanes' work is equal whatever the width. The lane count is a constant, not the machine's
+/// core count: it is part of the arithmetic.
 ///
 /// **In place when it can.** When neither tile of a pair left a row out in a block (a dense model's
-/// tiles always), the pair's entries are one block of the partial Gram and BLAS adds into it
-/// directly (beta = 1); otherwise the product goes to scratch and is added entry by entry.
+/// tiles always), the pair's entries are one block of the partial Gram and the kernel adds into it
+/// directly; otherwise the product goes to scratch and is added entry by entry.
 ///
 /// **Determinism.** Entry `(a, b)` with `a ≤ b` is produced, in each lane, by the calls of the tile
 /// pair `(⌊a/tileRows⌋, ⌊b/tileRows⌋)` over that lane's column range of every block, in column
-/// order; each call's shape and operands, and whether it adds in place, depend only on the rows of
-/// those two tiles in that range, never on how rows were loaded. Loading more or fewer rows at once (`superRows`) only changes which
-/// tile pairs are visited together. The lower triangle is the mirror of the upper, so `G` is exactly
-/// symmetric. This is what makes merged shards equal an unsharded run bit for bit (same rows, same
-/// arithmetic). OpenBLAS's result for one call can depend on its thread count (observed on partial
-/// tiles), so every call is single-threaded (`BLASThreads.singleThreaded`).
+/// order; each call sums the entry over its columns in order, from 0, and adds the sum to the
+/// entry. Nothing depends on how rows were loaded: loading more or fewer rows at once
+/// (`superRows`) only changes which tile pairs are visited together. The lower triangle is the
+/// mirror of the upper, so `G` is exactly symmetric. This is what makes merged shards equal an
+/// unsharded run bit for bit (same rows, same arithmetic).
 public enum GramAccumulator {
-    /// Rows per tile (the largest `m`, `n` of a BLAS call): the probe's default T·N = 300 rows are
+    /// Rows per tile (the largest `m`, `n` of a kernel call): the probe's default T·N = 300 rows are
     /// one tile, one `dsyrk` per column block. Also the fewest rows a spilled Gram loads at once.
     /// Measured on the probe's default shapes (`make bench-gram`, interleaved), 28 tensors: on an
     /// AVX2 host (OpenBLAS `Zen` kernels) 192 rows 0.317–0.324 s, 128 rows 0.326–0.335 s, 320 and
@@ -48,7 +51,7 @@ public enum GramAccumulator {
     /// 15–25 %.
     public static let rowTile = 320
     /// Columns per block; each lane's calls have `k = columnBlock / lanes`. A lane's converted block
-    /// (300 rows × 384 Doubles, 0.9 MB) then stays in its core's 1 MB L2 while BLAS packs it. On the
+    /// (300 rows × 384 Doubles, 0.9 MB) then stays in its core's 1 MB L2 (measured with OpenBLAS). On the
     /// AVX-512 host (`make bench-gram`, interleaved, best of 10), 28 tensors: 768 columns
     /// 0.111–0.115 s against 0.115–0.123 s for 4096; one D = 192 `ffn.dense2.weight`: 0.160–0.163
     /// against 0.168–0.171 s; 512 and 1024 columns in between. (2048 and 8192 were no better than
@@ -104,7 +107,7 @@ public enum GramAccumulator {
     }
 
     /// ``gram(rowCount:width:superRows:load:)``, also adding to `multiplyAdds` the multiply-adds its
-    /// BLAS calls executed (what a GFLOP/s figure for the Gram should count: `2 ×` this).
+    /// kernels executed (what a GFLOP/s figure for the Gram should count: `2 ×` this).
     /// `tileRows` replaces ``rowTile`` (tests use small tiles to cover many tile pairs cheaply).
     public static func gram<E: Error>(
         rowCount: Int, width: Int, superRows: Int, tileRows: Int = rowTile, multiplyAdds: inout Int,
@@ -168,7 +171,7 @@ public enum GramAccumulator {
                     packs.withUnsafeMutableBufferPointer { packs in
                         laneWork.withUnsafeMutableBufferPointer { work in
                             let (targets, packs, work) = (UncheckedSendable(targets), UncheckedSendable(packs), UncheckedSendable(work))
-                            BLASThreads.singleThreaded {
+                            do {
                                 forEachLane(lanes) { lane in
                                     for c0 in stride(from: 0, to: width, by: columnBlock) {
                                         let block = c0..<min(c0 + columnBlock, width)
@@ -229,19 +232,21 @@ public enum GramAccumulator {
     }
 
     /// One column range of a range of rows in Double, tile by tile, each tile holding only its rows
-    /// that are not all zero in this range (`rows`, global indices, ascending; their values
-    /// `[rows.count, k]` from `values[offset · k...]`). `index` is the tile's global number,
-    /// `⌊row/tileRows⌋`.
+    /// that are not all zero in this range (`rows`, global indices, ascending), packed in panels of
+    /// `TI_GRAM_PANEL` rows for the kernels (`CGramKernel`) from `values[offset · k...]`. `index` is
+    /// the tile's global number, `⌊row/tileRows⌋`.
     struct PackedBlock {
         struct Tile {
             var index: Int
             var rows: [Int]
+            /// Where the tile's first panel starts, in rows (a multiple of the panel height).
             var offset: Int
             /// No row of the tile was left out as zero: `rows` is the tile's whole contiguous range.
             var complete = false
         }
         var values: [Double] = []
         var tiles: [Tile] = []
+        private var pointers: [UnsafePointer<Float>?] = []
 
         /// Packs rows `rows` of `source`, columns `columns`.
         mutating func pack(
@@ -256,71 +261,59 @@ public enum GramAccumulator {
             _ block: RowBlock, rows: Range<Int>, width: Int, columns: Range<Int>,
             tileRows: Int = GramAccumulator.rowTile
         ) {
-            let source = block.values
             let places = block.places
             let k = columns.count
-            if values.count < rows.count * k { values = [Double](repeating: 0, count: rows.count * k) }
+            let tileCount = (rows.count + tileRows - 1) / tileRows
+            // Each tile's last panel may be partly padding.
+            let capacity = (rows.count + tileCount * GramAccumulator.panelRows) * k
+            if values.count < capacity { values = [Double](repeating: 0, count: capacity) }
             tiles.removeAll(keepingCapacity: true)
             var used = 0
-            source.withUnsafeBufferPointer { src in
+            var pointers = self.pointers
+            block.values.withUnsafeBufferPointer { src in
                 values.withUnsafeMutableBufferPointer { dst in
                     for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: tileRows) {
                         var tile = Tile(index: t0 / tileRows, rows: [], offset: used)
                         let end = min(t0 + tileRows, rows.upperBound)
+                        pointers.removeAll(keepingCapacity: true)
                         for r in t0..<end {
                             let place = places?[r - rows.lowerBound] ?? (r - rows.lowerBound)
                             guard place >= 0 else { continue }
                             let s = src.baseAddress! + place * width + columns.lowerBound
-                            let d = dst.baseAddress! + used * k
-                            // Convert, and keep the row only when a value is not zero (±0 add
-                            // nothing to any dot product).
-                            guard convertReportingNonZero(s, into: d, count: k) else { continue }
+                            // Keep the row only when a value is not zero (±0 add nothing to any
+                            // dot product).
+                            guard ti_gram_any_nonzero(s, k) else { continue }
                             tile.rows.append(r)
-                            used += 1
+                            pointers.append(s)
                         }
+                        ti_gram_pack(pointers, Int32(pointers.count), Int32(k), dst.baseAddress! + used * k)
+                        used += GramAccumulator.panels(pointers.count) * GramAccumulator.panelRows
                         tile.complete = tile.rows.count == end - t0
                         tiles.append(tile)
                     }
                 }
             }
+            self.pointers = pointers
         }
     }
 
-    /// `to[i] = Double(from[i])` for `i < count`; whether any value is not ±0. Eight at a time: this
-    /// conversion is the Gram's own share of its time beside BLAS.
-    static func convertReportingNonZero(
-        _ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Double>, count: Int
-    ) -> Bool {
-        let magnitude: UInt32 = 0x7fff_ffff
-        var any = SIMD8<UInt32>()
-        var j = 0
-        let source = UnsafeRawPointer(from)
-        let target = UnsafeMutableRawPointer(to)
-        while j + 8 <= count {
-            let v = source.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            any |= unsafeBitCast(v, to: SIMD8<UInt32>.self) & magnitude
-            target.storeBytes(of: SIMD8<Double>(v), toByteOffset: j * 8, as: SIMD8<Double>.self)
-            j += 8
-        }
-        var tail: UInt32 = 0
-        while j < count {
-            to[j] = Double(from[j])
-            tail |= from[j].bitPattern & magnitude
-            j += 1
-        }
-        return any != .zero || tail != 0
-    }
+    /// Rows per packed panel (`TI_GRAM_PANEL`).
+    static let panelRows = Int(TI_GRAM_PANEL)
+    static func panels(_ rows: Int) -> Int { (rows + panelRows - 1) / panelRows }
+
+    /// The kernels' instruction set: the fastest this CPU runs. Every path gives the same bits.
+    static let kernelPath = ti_gram_best_path()
 
     /// Adds `A_I·B_Jᵀ` into `gram` for every tile pair `I` of `a`, `J` of `b` with `J ≥ I` (the upper
-    /// triangle, tile by tile), skipping pairs with an empty side; returns the multiply-adds executed.
-    /// The calling lane's own work: the calls run one after another, at BLAS's current thread count.
+    /// triangle, tile by tile), skipping pairs with an empty side; returns the multiply-adds the
+    /// Gram needs for them (the kernels' own padding to whole panels is not counted).
     ///
-    /// A diagonal pair (`I = J`, the same packed tile) is a symmetric rank-k update (`dsyrk`, upper
-    /// triangle only): half the multiply-adds of a GEMM. Its entries below the diagonal are never
-    /// added; `gram` mirrors the upper triangle at the end anyway.
+    /// A diagonal pair (`I = J`, the same packed tile) adds only its upper triangle, half a
+    /// rectangle's multiply-adds; `gram` mirrors the upper triangle at the end.
     @discardableResult
     static func multiplyTiles(
-        _ a: PackedBlock, _ b: PackedBlock, k: Int, gram: UnsafeMutablePointer<Double>, n: Int
+        _ a: PackedBlock, _ b: PackedBlock, k: Int, gram: UnsafeMutablePointer<Double>, n: Int,
+        path: TIGramPath = kernelPath
     ) -> Int {
         var multiplyAdds = 0
         a.values.withUnsafeBufferPointer { pa in
@@ -330,45 +323,36 @@ public enum GramAccumulator {
                         let m = tileA.rows.count
                         let cols = tileB.rows.count
                         let rowsA = pa.baseAddress! + tileA.offset * k
+                        let rowsB = pb.baseAddress! + tileB.offset * k
+                        let diagonal = tileA.index == tileB.index  // the same tile of the same rows
+                        multiplyAdds += diagonal ? m * (m + 1) / 2 * k : m * cols * k
                         if tileA.complete && tileB.complete {
                             // Every row of both tiles is present, so their Gram entries form one
-                            // block of `gram`: BLAS adds into it (beta = 1), no product to scatter.
+                            // block of `gram`: the kernel adds into it, no product to scatter.
                             let block = gram + tileA.rows[0] * n + tileB.rows[0]
-                            if tileA.index == tileB.index {
-                                cblas_dsyrk(
-                                    CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(k), 1, rowsA, Int32(k),
-                                    1, block, Int32(n))
-                                multiplyAdds += m * (m + 1) / 2 * k
+                            if diagonal {
+                                ti_gram_syrk(path, Int32(m), Int32(k), rowsA, block, n)
                             } else {
-                                cblas_dgemm(
-                                    CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1,
-                                    rowsA, Int32(k), pb.baseAddress! + tileB.offset * k, Int32(k), 1, block, Int32(n))
-                                multiplyAdds += m * cols * k
+                                ti_gram_gemm(path, Int32(m), Int32(cols), Int32(k), rowsA, rowsB, block, n)
                             }
                             continue
                         }
                         let product = UnsafeMutablePointer<Double>.allocate(capacity: m * cols)
                         defer { product.deallocate() }
-                        if tileA.index == tileB.index {
-                            // The same tile of the same rows (tile indices are unique per range).
-                            cblas_dsyrk(
-                                CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(k), 1, rowsA, Int32(k), 0,
-                                product, Int32(m))
+                        product.initialize(repeating: 0, count: m * cols)
+                        if diagonal {
+                            ti_gram_syrk(path, Int32(m), Int32(k), rowsA, product, m)
                             for (i, ra) in tileA.rows.enumerated() {
                                 let row = gram + ra * n
                                 for j in i..<m { row[tileA.rows[j]] += product[i * m + j] }
                             }
-                            multiplyAdds += m * (m + 1) / 2 * k
-                            continue
+                        } else {
+                            ti_gram_gemm(path, Int32(m), Int32(cols), Int32(k), rowsA, rowsB, product, cols)
+                            for (i, ra) in tileA.rows.enumerated() {
+                                let row = gram + ra * n
+                                for (j, rb) in tileB.rows.enumerated() { row[rb] += product[i * cols + j] }
+                            }
                         }
-                        cblas_dgemm(
-                            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, rowsA,
-                            Int32(k), pb.baseAddress! + tileB.offset * k, Int32(k), 0, product, Int32(cols))
-                        for (i, ra) in tileA.rows.enumerated() {
-                            let row = gram + ra * n
-                            for (j, rb) in tileB.rows.enumerated() { row[rb] += product[i * cols + j] }
-                        }
-                        multiplyAdds += m * cols * k
                     }
                 }
             }

@@ -1,3 +1,4 @@
+import CGramKernel
 import Kernels
 import Testing
 
@@ -139,32 +140,74 @@ func accumulatedGram(
         #expect(multiplyAdds == perColumn * Self.width)
     }
 
-    /// The packing's conversion: exact, eight at a time plus a tail, and ±0 count as zero.
-    @Test func conversionIsExactAndFindsAnyNonZeroValue() {
+    /// The packing: exact conversion, 8-row panels column by column, zeros padding the last panel;
+    /// and the zero check: ±0 count as zero, anything else (the tiniest subnormal) does not.
+    @Test func packingIsExactAndFindsAnyNonZeroValue() {
         for count in [0, 5, 8, 21] {
             for position in [-1] + Array(0..<count) {
                 // Zeros (some negative), one tiny non-zero value at `position` (none for -1).
                 var values = (0..<count).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
                 if position >= 0 { values[position] = .leastNonzeroMagnitude }
-                var converted = [Double](repeating: .nan, count: count)
-                let nonZero = values.withUnsafeBufferPointer { v in
-                    converted.withUnsafeMutableBufferPointer { c in
-                        GramAccumulator.convertReportingNonZero(v.baseAddress!, into: c.baseAddress!, count: count)
-                    }
-                }
-                #expect(nonZero == (position >= 0), "count \(count), non-zero at \(position)")
-                #expect(converted.map(\.bitPattern) == values.map { Double($0).bitPattern })
+                #expect(ti_gram_any_nonzero(values, count) == (position >= 0), "count \(count), non-zero at \(position)")
             }
         }
         var rng = SeededRNG(seed: 9)
-        let values = (0..<37).map { _ in Float(rng.nextGaussian()) * 1e-30 }
-        var converted = [Double](repeating: 0, count: values.count)
-        _ = values.withUnsafeBufferPointer { v in
-            converted.withUnsafeMutableBufferPointer { c in
-                GramAccumulator.convertReportingNonZero(v.baseAddress!, into: c.baseAddress!, count: values.count)
+        let (rows, k) = (11, 37)
+        let values = (0..<(rows * k)).map { _ in Float(rng.nextGaussian()) * 1e-30 }
+        var panels = [Double](repeating: .nan, count: 16 * k)
+        values.withUnsafeBufferPointer { v in
+            let pointers: [UnsafePointer<Float>?] = (0..<rows).map { v.baseAddress! + $0 * k }
+            ti_gram_pack(pointers, Int32(rows), Int32(k), &panels)
+        }
+        for panel in 0..<2 {
+            for c in 0..<k {
+                for r in 0..<8 {
+                    let row = panel * 8 + r
+                    let expected = row < rows ? Double(values[row * k + c]) : 0
+                    #expect(panels[(panel * k + c) * 8 + r].bitPattern == expected.bitPattern, "row \(row), column \(c)")
+                }
             }
         }
-        #expect(converted == values.map(Double.init))
+    }
+
+    /// Every kernel path this CPU runs gives exactly the bits of the rule they all follow: each
+    /// entry summed from 0 with one fused multiply-add per column, in column order, then added to
+    /// the target (the rule written out here in Swift, `addingProduct` being IEEE fusedMultiplyAdd).
+    /// Shapes cover partial panels, an odd `k`, and the diagonal's upper triangle.
+    @Test func everyKernelPathAddsTheSameBits() {
+        let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
+        #expect(paths.contains(TIGramPathScalar))
+        var rng = SeededRNG(seed: 12)
+        for (m, n, k) in [(1, 1, 1), (7, 9, 3), (16, 8, 384), (21, 30, 77), (40, 17, 200)] {
+            let a = (0..<(m * k)).map { _ in Float(rng.nextGaussian()) }
+            let b = (0..<(n * k)).map { _ in Float(rng.nextGaussian()) }
+            let start = (0..<(m * n)).map { _ in rng.nextGaussian() }
+            let startSquare = (0..<(m * m)).map { _ in rng.nextGaussian() }
+            func rule(_ x: [Float], _ y: [Float], _ i: Int, _ j: Int) -> Double {
+                var s = 0.0
+                for c in 0..<k { s = s.addingProduct(Double(x[i * k + c]), Double(y[j * k + c])) }
+                return s
+            }
+            let packedA = packedPanels(a, rows: m, k: k)
+            let packedB = packedPanels(b, rows: n, k: k)
+            for path in paths {
+                var rect = start
+                ti_gram_gemm(path, Int32(m), Int32(n), Int32(k), packedA, packedB, &rect, n)
+                var square = startSquare
+                ti_gram_syrk(path, Int32(m), Int32(k), packedA, &square, m)
+                var wrong = 0
+                for i in 0..<m {
+                    for j in 0..<n where rect[i * n + j].bitPattern != (start[i * n + j] + rule(a, b, i, j)).bitPattern {
+                        wrong += 1
+                    }
+                    for j in 0..<m {
+                        let expected = j >= i ? startSquare[i * m + j] + rule(a, a, i, j) : startSquare[i * m + j]
+                        if square[i * m + j].bitPattern != expected.bitPattern { wrong += 1 }
+                    }
+                }
+                #expect(wrong == 0, "path \(path.rawValue), m \(m), n \(n), k \(k)")
+            }
+        }
     }
 
     @Test func budgetGivesWholeTilesAndAtLeastOne() {
@@ -274,4 +317,14 @@ func accumulatedGram(
         #expect(packed.tiles[0].rows == (0..<64).filter { $0 % 3 != 0 && $0 != 5 }, "row 5 is zero in the second block")
         #expect(packed.tiles[1].rows == (64..<128).filter { $0 % 3 != 0 })
     }
+}
+
+/// `rows` rows of `k` values packed in the kernels' 8-row panels.
+func packedPanels(_ values: [Float], rows: Int, k: Int) -> [Double] {
+    var panels = [Double](repeating: .nan, count: (rows + 7) / 8 * 8 * k)
+    values.withUnsafeBufferPointer { v in
+        let pointers: [UnsafePointer<Float>?] = (0..<rows).map { v.baseAddress! + $0 * k }
+        ti_gram_pack(pointers, Int32(rows), Int32(k), &panels)
+    }
+    return panels
 }

@@ -1,0 +1,43 @@
+// The probe's Float64 Gram kernels (GradientProbe/GramAccumulator.swift): products of Float32
+// gradient rows converted to Double, packed in panels of 8 rows, and multiplied with fused
+// multiply-adds. Every entry is summed the same way on every path — one product added at a time,
+// in column order, each with one rounding (FMA), starting from 0, and the sum then added to the
+// target — so the scalar, AVX2 and AVX-512 paths give the same bits: the Gram no longer depends on
+// which BLAS kernels a machine runs.
+#ifndef TI_GRAM_KERNEL_H
+#define TI_GRAM_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/// Rows per panel: a packed block holds its rows 8 at a time, column-major within the panel
+/// (value (r, c) of a panel at [c·8 + r]).
+#define TI_GRAM_PANEL 8
+
+/// The instruction sets the kernels are written for, slowest first.
+typedef enum {
+    TIGramPathScalar = 0,
+    TIGramPathAVX2 = 1,
+    TIGramPathAVX512 = 2,
+} TIGramPath;
+
+/// The fastest path this CPU (and its operating system) supports.
+TIGramPath ti_gram_best_path(void);
+/// Whether `path` can run here.
+bool ti_gram_path_supported(TIGramPath path);
+
+/// Whether any of `count` Float32 values is not ±0 (a row that is zero adds nothing to a Gram).
+bool ti_gram_any_nonzero(const float *values, long count);
+
+/// Packs `count` rows, row `i` being `k` Float32 values at `rows[i]`, into ⌈count/8⌉ panels of
+/// `k · 8` Doubles at `panels` (the last panel's missing rows are zeros).
+void ti_gram_pack(const float *const *rows, int count, int k, double *panels);
+
+/// `C[i, j] += Σ_c A[i, c]·A[j, c]` for `i ≤ j < m`: the upper triangle of `A·Aᵀ`, `A` being `m`
+/// packed rows of `k` values; entries below the diagonal are not touched.
+void ti_gram_syrk(TIGramPath path, int m, int k, const double *a, double *c, long ldc);
+
+/// `C[i, j] += Σ_c A[i, c]·B[j, c]` for `i < m`, `j < n`, `A` and `B` packed.
+void ti_gram_gemm(TIGramPath path, int m, int n, int k, const double *a, const double *b, double *c, long ldc);
+
+#endif
