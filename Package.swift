@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "GradientProbe",
             dependencies: [
-                "CBLAS", "CGramKernel", "Kernels", "UniPerceiver", "Datasets", "Storage", "Training", "Interference",
+                "CGramKernel", "Kernels", "UniPerceiver", "Datasets", "Storage", "Training", "Interference",
             ],
             exclude: ["README.md"], swiftSettings: cpu),
         .target(name: "Interference", dependencies: ["Kernels", "Storage"], exclude: ["README.md"]),
@@ -88,7 +88,7 @@ let package = Package(
         // The probe's Float64 Gram against the machine's sgemm and dgemm rates (issue 5).
         .executableTarget(
             name: "GramBenchmark",
-            dependencies: ["BenchmarkSupport", "CBLAS", "Kernels", "UniPerceiver", "GradientProbe"],
+            dependencies: ["BenchmarkSupport", "CBLAS", "CGramKernel", "Kernels", "UniPerceiver", "GradientProbe"],
             path: "Benchmarks/GramBenchmark"),
         .target(name: "BenchmarkSupport", dependencies: ["CBLAS", "Kernels"], path: "Benchmarks/Support"),
     ],
