@@ -60,85 +60,99 @@ bool ti_gram_any_nonzero(const float *values, long count) {
     return any != 0;
 }
 
-void ti_gram_pack(const float *const *rows, int count, int k, double *panels) {
-    for (int p = 0; p * P < count; p++) {
-        double *panel = panels + (long)p * k * P;
-        for (int r = 0; r < P; r++) {
-            int row = p * P + r;
-            if (row < count) {
-                const float *src = rows[row];
-                for (int c = 0; c < k; c++) panel[(long)c * P + r] = (double)src[c];
-            } else {
-                for (int c = 0; c < k; c++) panel[(long)c * P + r] = 0;
-            }
-        }
+bool ti_gram_pack_row(const float *row, int k, double *panels, int index) {
+    double *slot = panels + (long)(index / P) * k * P + index % P;
+    const unsigned *bits = (const unsigned *)(const void *)row;
+    unsigned any = 0;
+    for (int c = 0; c < k; c++) {
+        slot[(long)c * P] = (double)row[c];
+        any |= bits[c] & 0x7fffffffu;
     }
+    return any != 0;
 }
 
-// ---- Micro-kernels: sums[j][i] = Σ_c a[c·8 + i]·b[c·8 + j] for two row panels (a0, a1) ----
+void ti_gram_pad(double *panels, int count, int k) {
+    if (count % P == 0) return;
+    double *panel = panels + (long)(count / P) * k * P;
+    for (int c = 0; c < k; c++)
+        for (int r = count % P; r < P; r++) panel[(long)c * P + r] = 0;
+}
+
+void ti_gram_pack(const float *const *rows, int count, int k, double *panels) {
+    for (int i = 0; i < count; i++) ti_gram_pack_row(rows[i], k, panels, i);
+    ti_gram_pad(panels, count, k);
+}
+
+// ---- Micro-kernels: sums[i][j] = Σ_c a[c·8 + i]·b(c, j), 8 rows of one A panel against 16
+// columns, b(c, j) = b0[c·8 + j] for j < 8 and b1[c·8 + j − 8] after (two B panels) ----
 // Each sum starts at 0 and takes one fused multiply-add per column, in column order.
 
-static void block_scalar(int k, const double *a0, const double *a1, const double *b, double sums[P][2 * P]) {
-    const int rows = a1 ? 2 * P : P;
-    for (int j = 0; j < P; j++) {
-        for (int i = 0; i < rows; i++) {
-            const double *a = i < P ? a0 + i : a1 + (i - P);
+enum { R = P, C = 2 * P };
+
+static void block_scalar(int k, const double *a, const double *b0, const double *b1, double sums[R][C]) {
+    const int cols = b1 ? C : P;
+    for (int i = 0; i < R; i++) {
+        for (int j = 0; j < cols; j++) {
+            const double *b = j < P ? b0 + j : b1 + (j - P);
             double s = 0;
-            for (int c = 0; c < k; c++) s = fma(a[(long)c * P], b[(long)c * P + j], s);
-            sums[j][i] = s;
+            for (int c = 0; c < k; c++) s = fma(a[(long)c * P + i], b[(long)c * P], s);
+            sums[i][j] = s;
         }
     }
 }
 
 #ifdef TI_X86
-__attribute__((target("avx2,fma"))) static void half_avx2(
-    int k, const double *a, const double *b, double sums[P][2 * P], int rowOffset) {
-    for (int h = 0; h < P; h += 4) {
-        __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-        const double *bb = b + h;
-        for (int c = 0; c < k; c++) {
-            const __m256d x0 = _mm256_loadu_pd(a + (long)c * P), x1 = _mm256_loadu_pd(a + (long)c * P + 4);
-            const double *bc = bb + (long)c * P;
-            __m256d s = _mm256_broadcast_sd(bc);
-            c00 = _mm256_fmadd_pd(x0, s, c00), c01 = _mm256_fmadd_pd(x1, s, c01);
-            s = _mm256_broadcast_sd(bc + 1);
-            c10 = _mm256_fmadd_pd(x0, s, c10), c11 = _mm256_fmadd_pd(x1, s, c11);
-            s = _mm256_broadcast_sd(bc + 2);
-            c20 = _mm256_fmadd_pd(x0, s, c20), c21 = _mm256_fmadd_pd(x1, s, c21);
-            s = _mm256_broadcast_sd(bc + 3);
-            c30 = _mm256_fmadd_pd(x0, s, c30), c31 = _mm256_fmadd_pd(x1, s, c31);
-        }
-        _mm256_storeu_pd(sums[h] + rowOffset, c00), _mm256_storeu_pd(sums[h] + rowOffset + 4, c01);
-        _mm256_storeu_pd(sums[h + 1] + rowOffset, c10), _mm256_storeu_pd(sums[h + 1] + rowOffset + 4, c11);
-        _mm256_storeu_pd(sums[h + 2] + rowOffset, c20), _mm256_storeu_pd(sums[h + 2] + rowOffset + 4, c21);
-        _mm256_storeu_pd(sums[h + 3] + rowOffset, c30), _mm256_storeu_pd(sums[h + 3] + rowOffset + 4, c31);
+// Four rows × one B panel's eight columns: eight accumulators, two loads and four broadcasts a column.
+__attribute__((target("avx2,fma"))) static void quarter_avx2(
+    int k, const double *a, const double *b, double sums[R][C], int row, int col) {
+    __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int c = 0; c < k; c++) {
+        const __m256d y0 = _mm256_loadu_pd(b + (long)c * P), y1 = _mm256_loadu_pd(b + (long)c * P + 4);
+        const double *ac = a + (long)c * P + row;
+        __m256d s = _mm256_broadcast_sd(ac);
+        c00 = _mm256_fmadd_pd(s, y0, c00), c01 = _mm256_fmadd_pd(s, y1, c01);
+        s = _mm256_broadcast_sd(ac + 1);
+        c10 = _mm256_fmadd_pd(s, y0, c10), c11 = _mm256_fmadd_pd(s, y1, c11);
+        s = _mm256_broadcast_sd(ac + 2);
+        c20 = _mm256_fmadd_pd(s, y0, c20), c21 = _mm256_fmadd_pd(s, y1, c21);
+        s = _mm256_broadcast_sd(ac + 3);
+        c30 = _mm256_fmadd_pd(s, y0, c30), c31 = _mm256_fmadd_pd(s, y1, c31);
     }
+    _mm256_storeu_pd(sums[row] + col, c00), _mm256_storeu_pd(sums[row] + col + 4, c01);
+    _mm256_storeu_pd(sums[row + 1] + col, c10), _mm256_storeu_pd(sums[row + 1] + col + 4, c11);
+    _mm256_storeu_pd(sums[row + 2] + col, c20), _mm256_storeu_pd(sums[row + 2] + col + 4, c21);
+    _mm256_storeu_pd(sums[row + 3] + col, c30), _mm256_storeu_pd(sums[row + 3] + col + 4, c31);
 }
 
 __attribute__((target("avx2,fma"))) static void block_avx2(
-    int k, const double *a0, const double *a1, const double *b, double sums[P][2 * P]) {
-    half_avx2(k, a0, b, sums, 0);
-    if (a1) half_avx2(k, a1, b, sums, P);
+    int k, const double *a, const double *b0, const double *b1, double sums[R][C]) {
+    quarter_avx2(k, a, b0, sums, 0, 0);
+    quarter_avx2(k, a, b0, sums, 4, 0);
+    if (b1) {
+        quarter_avx2(k, a, b1, sums, 0, P);
+        quarter_avx2(k, a, b1, sums, 4, P);
+    }
 }
 
-// 16 rows × 8 columns: two row vectors per column, eight broadcasts, sixteen accumulators.
+// 8 rows × 16 columns: two column vectors per step, eight broadcasts, sixteen accumulators, each
+// holding one row's eight columns, so the sums leave as rows.
 __attribute__((target("avx512f"))) static void block_avx512(
-    int k, const double *a0, const double *a1, const double *b, double sums[P][2 * P]) {
-    if (!a1) a1 = a0;  // the work on the repeat is thrown away
+    int k, const double *a, const double *b0, const double *b1, double sums[R][C]) {
+    if (!b1) b1 = b0;  // the work on the repeat is thrown away
     __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     __m512d d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     for (int c = 0; c < k; c++) {
-        const __m512d x0 = _mm512_loadu_pd(a0 + (long)c * P), x1 = _mm512_loadu_pd(a1 + (long)c * P);
-        const double *bc = b + (long)c * P;
+        const __m512d y0 = _mm512_loadu_pd(b0 + (long)c * P), y1 = _mm512_loadu_pd(b1 + (long)c * P);
+        const double *ac = a + (long)c * P;
         __m512d s;
-        s = _mm512_set1_pd(bc[0]), c0 = _mm512_fmadd_pd(x0, s, c0), d0 = _mm512_fmadd_pd(x1, s, d0);
-        s = _mm512_set1_pd(bc[1]), c1 = _mm512_fmadd_pd(x0, s, c1), d1 = _mm512_fmadd_pd(x1, s, d1);
-        s = _mm512_set1_pd(bc[2]), c2 = _mm512_fmadd_pd(x0, s, c2), d2 = _mm512_fmadd_pd(x1, s, d2);
-        s = _mm512_set1_pd(bc[3]), c3 = _mm512_fmadd_pd(x0, s, c3), d3 = _mm512_fmadd_pd(x1, s, d3);
-        s = _mm512_set1_pd(bc[4]), c4 = _mm512_fmadd_pd(x0, s, c4), d4 = _mm512_fmadd_pd(x1, s, d4);
-        s = _mm512_set1_pd(bc[5]), c5 = _mm512_fmadd_pd(x0, s, c5), d5 = _mm512_fmadd_pd(x1, s, d5);
-        s = _mm512_set1_pd(bc[6]), c6 = _mm512_fmadd_pd(x0, s, c6), d6 = _mm512_fmadd_pd(x1, s, d6);
-        s = _mm512_set1_pd(bc[7]), c7 = _mm512_fmadd_pd(x0, s, c7), d7 = _mm512_fmadd_pd(x1, s, d7);
+        s = _mm512_set1_pd(ac[0]), c0 = _mm512_fmadd_pd(s, y0, c0), d0 = _mm512_fmadd_pd(s, y1, d0);
+        s = _mm512_set1_pd(ac[1]), c1 = _mm512_fmadd_pd(s, y0, c1), d1 = _mm512_fmadd_pd(s, y1, d1);
+        s = _mm512_set1_pd(ac[2]), c2 = _mm512_fmadd_pd(s, y0, c2), d2 = _mm512_fmadd_pd(s, y1, d2);
+        s = _mm512_set1_pd(ac[3]), c3 = _mm512_fmadd_pd(s, y0, c3), d3 = _mm512_fmadd_pd(s, y1, d3);
+        s = _mm512_set1_pd(ac[4]), c4 = _mm512_fmadd_pd(s, y0, c4), d4 = _mm512_fmadd_pd(s, y1, d4);
+        s = _mm512_set1_pd(ac[5]), c5 = _mm512_fmadd_pd(s, y0, c5), d5 = _mm512_fmadd_pd(s, y1, d5);
+        s = _mm512_set1_pd(ac[6]), c6 = _mm512_fmadd_pd(s, y0, c6), d6 = _mm512_fmadd_pd(s, y1, d6);
+        s = _mm512_set1_pd(ac[7]), c7 = _mm512_fmadd_pd(s, y0, c7), d7 = _mm512_fmadd_pd(s, y1, d7);
     }
     _mm512_storeu_pd(sums[0], c0), _mm512_storeu_pd(sums[0] + P, d0);
     _mm512_storeu_pd(sums[1], c1), _mm512_storeu_pd(sums[1] + P, d1);
@@ -151,32 +165,30 @@ __attribute__((target("avx512f"))) static void block_avx512(
 }
 #endif
 
-// ---- Driver: 16 rows (two panels of A) against 8 columns (one panel of B) at a time ----
+// ---- Driver: 8 rows (one panel of A) against 16 columns (two panels of B) at a time ----
 
 static void multiply(
     TIGramPath path, bool upper, int m, int n, int k, const double *a, const double *b, double *c, long ldc) {
     if (!ti_gram_path_supported(path)) path = ti_gram_best_path();  // never an illegal instruction
     const long panel = (long)k * P;
-    double sums[P][2 * P];
-    for (int i0 = 0; i0 < m; i0 += 2 * P) {
-        const double *a0 = a + (long)(i0 / P) * panel;
-        const double *a1 = i0 + P < m ? a0 + panel : NULL;
-        for (int j0 = upper ? i0 : 0; j0 < n; j0 += P) {
-            const double *bj = b + (long)(j0 / P) * panel;
-            // Under the diagonal, the second row panel has nothing to add in this column panel.
-            const double *second = upper && j0 < i0 + P ? NULL : a1;
+    double sums[R][C];
+    for (int i0 = 0; i0 < m; i0 += R) {
+        const double *ai = a + (long)(i0 / P) * panel;
+        // In the upper triangle the first column panel is the row panel's own.
+        for (int j0 = upper ? i0 : 0; j0 < n; j0 += C) {
+            const double *b0 = b + (long)(j0 / P) * panel;
+            const double *b1 = j0 + P < n ? b0 + panel : NULL;
 #ifdef TI_X86
-            if (path == TIGramPathAVX512) block_avx512(k, a0, second, bj, sums);
-            else if (path == TIGramPathAVX2) block_avx2(k, a0, second, bj, sums);
+            if (path == TIGramPathAVX512) block_avx512(k, ai, b0, b1, sums);
+            else if (path == TIGramPathAVX2) block_avx2(k, ai, b0, b1, sums);
             else
 #endif
-                block_scalar(k, a0, second, bj, sums);
-            const int rows = second ? 2 * P : P;
-            for (int j = 0; j < P && j0 + j < n; j++) {
-                for (int i = 0; i < rows && i0 + i < m; i++) {
-                    if (upper && i0 + i > j0 + j) break;
-                    c[(long)(i0 + i) * ldc + j0 + j] += sums[j][i];
-                }
+                block_scalar(k, ai, b0, b1, sums);
+            const int cols = n - j0 < C ? n - j0 : C;
+            for (int i = 0; i < R && i0 + i < m; i++) {
+                double *row = c + (long)(i0 + i) * ldc + j0;
+                const int first = upper && i0 + i > j0 ? i0 + i - j0 : 0;  // upper: column ≥ row
+                for (int j = first; j < cols; j++) row[j] += sums[i][j];
             }
         }
     }

@@ -246,7 +246,6 @@ public enum GramAccumulator {
         }
         var values: [Double] = []
         var tiles: [Tile] = []
-        private var pointers: [UnsafePointer<Float>?] = []
 
         /// Packs rows `rows` of `source`, columns `columns`.
         mutating func pack(
@@ -269,31 +268,28 @@ public enum GramAccumulator {
             if values.count < capacity { values = [Double](repeating: 0, count: capacity) }
             tiles.removeAll(keepingCapacity: true)
             var used = 0
-            var pointers = self.pointers
             block.values.withUnsafeBufferPointer { src in
                 values.withUnsafeMutableBufferPointer { dst in
                     for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: tileRows) {
                         var tile = Tile(index: t0 / tileRows, rows: [], offset: used)
                         let end = min(t0 + tileRows, rows.upperBound)
-                        pointers.removeAll(keepingCapacity: true)
+                        let panels = dst.baseAddress! + used * k
                         for r in t0..<end {
                             let place = places?[r - rows.lowerBound] ?? (r - rows.lowerBound)
                             guard place >= 0 else { continue }
-                            let s = src.baseAddress! + place * width + columns.lowerBound
                             // Keep the row only when a value is not zero (±0 add nothing to any
-                            // dot product).
-                            guard ti_gram_any_nonzero(s, k) else { continue }
+                            // dot product); the next row overwrites a zero one.
+                            let s = src.baseAddress! + place * width + columns.lowerBound
+                            guard ti_gram_pack_row(s, Int32(k), panels, Int32(tile.rows.count)) else { continue }
                             tile.rows.append(r)
-                            pointers.append(s)
                         }
-                        ti_gram_pack(pointers, Int32(pointers.count), Int32(k), dst.baseAddress! + used * k)
-                        used += GramAccumulator.panels(pointers.count) * GramAccumulator.panelRows
+                        ti_gram_pad(panels, Int32(tile.rows.count), Int32(k))
+                        used += GramAccumulator.panels(tile.rows.count) * GramAccumulator.panelRows
                         tile.complete = tile.rows.count == end - t0
                         tiles.append(tile)
                     }
                 }
             }
-            self.pointers = pointers
         }
     }
 

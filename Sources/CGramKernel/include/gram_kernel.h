@@ -29,6 +29,14 @@ bool ti_gram_path_supported(TIGramPath path);
 /// Whether any of `count` Float32 values is not ±0 (a row that is zero adds nothing to a Gram).
 bool ti_gram_any_nonzero(const float *values, long count);
 
+/// Converts `k` Float32 values at `row` into row `index` of the panels at `panels` (panel
+/// `index / 8`, place `index % 8`); whether any value is not ±0 (a zero row can be overwritten by
+/// the next one: it adds nothing to a Gram).
+bool ti_gram_pack_row(const float *row, int k, double *panels, int index);
+
+/// Zeros the places after row `count − 1` in its panel, so the panel's unused rows add nothing.
+void ti_gram_pad(double *panels, int count, int k);
+
 /// Packs `count` rows, row `i` being `k` Float32 values at `rows[i]`, into ⌈count/8⌉ panels of
 /// `k · 8` Doubles at `panels` (the last panel's missing rows are zeros).
 void ti_gram_pack(const float *const *rows, int count, int k, double *panels);
