@@ -1,6 +1,6 @@
 // The probe's Float64 Gram kernels; see include/gram_kernel.h. Why our own: OpenBLAS picks its
 // kernels by CPU model, and on a CPU it does not know (Intel Emerald Rapids with OpenBLAS 0.3.21)
-// it falls back to SSE3 ones, where `dsyrk` ran at 9 GFLOP/s against 30–55 for these kernels
+// it falls back to SSE3 ones, where `dsyrk` ran at 7–16 GFLOP/s against 31–62 for these kernels
 // (reports/benchmarks.md). Same bits on every path: see the header.
 #include "gram_kernel.h"
 

@@ -14,7 +14,7 @@ import Kernels
 ///
 /// **Why our own kernels, not BLAS.** OpenBLAS chooses its kernels by CPU model; on one it does
 /// not know it falls back to SSE3 kernels (Intel Emerald Rapids with OpenBLAS 0.3.21: `dsyrk` at
-/// 9 GFLOP/s per core, against 30–55 for ours). Ours choose AVX-512, AVX2 or scalar code by what
+/// 7–16 GFLOP/s per core, against 31–62 for ours; `reports/benchmarks.md`). Ours choose AVX-512, AVX2 or scalar code by what
 /// the CPU supports, and every path sums each entry in the same order with fused multiply-adds,
 /// so the Gram is the same bit for bit on every machine.
 ///
@@ -43,8 +43,9 @@ import Kernels
 /// unsharded run bit for bit (same rows, same arithmetic).
 public enum GramAccumulator {
     /// Rows per tile (the largest `m`, `n` of a kernel call): the probe's default T·N = 300 rows are
-    /// one tile, one `dsyrk` per column block. Also the fewest rows a spilled Gram loads at once.
-    /// Measured on the probe's default shapes (`make bench-gram`, interleaved), 28 tensors: on an
+    /// one tile, one `ti_gram_syrk` per lane and column block. Also the fewest rows a spilled Gram
+    /// loads at once. Measured with BLAS's `dsyrk` on the probe's default shapes (`make bench-gram`,
+    /// interleaved), 28 tensors: on an
     /// AVX2 host (OpenBLAS `Zen` kernels) 192 rows 0.317–0.324 s, 128 rows 0.326–0.335 s, 320 and
     /// 512 rows 0.321–0.329 s; on an AVX-512 host (`Cooperlake` kernels) 320 rows 0.116–0.126 s,
     /// 192 rows 0.131–0.162 s, 96 rows 0.137–0.141 s. 320 costs the first 1 % and saves the second
