@@ -4,9 +4,10 @@
 //
 // Issue 5 asks for the Gram at ≥ 80 % of the machine's sgemm rate. The Gram computes in Float64
 // (the 1e-6 agreement with the notebook needs it), on kernels of our own (`CGramKernel`), and only
-// the upper triangle of R·Rᵀ, so two rates are printed: the Float64 multiply-adds it executes, against dgemm's ceiling; and the work
-// the user asked for — the full R·Rᵀ, which one sgemm call would compute — over the Gram's time,
-// against sgemm: the reading under which the target is judged.
+// the upper triangle of R·Rᵀ, so two rates are printed: the Float64 multiply-adds the upper
+// triangle needs (the kernels do ≈ 8 % more, whole 8 × 16 blocks on the diagonal), against dgemm's
+// ceiling; and the work the user asked for — the full R·Rᵀ, which one sgemm call would compute —
+// over the Gram's time, against sgemm: the reading under which the target is judged.
 import BenchmarkSupport
 import CBLAS
 import CGramKernel
@@ -41,7 +42,7 @@ func best(_ body: () -> Void) -> Double { bestSeconds(repeats: repeats, body) }
 let sgemmBefore = sgemmRate(size: 1024, repeats: 5)
 let dgemmBefore = dgemmRate(size: 1024, repeats: 5)
 var table: [String] = [
-    "| tensors | rows × width | Gram s (best of \(repeats)) | Float64 GFLOP executed | GFLOP/s executed | % of dgemm | full R·Rᵀ by sgemm, s | full R·Rᵀ GFLOP / Gram s | % of sgemm |",
+    "| tensors | rows × width | Gram s (best of \(repeats)) | Float64 GFLOP needed (upper triangle) | GFLOP/s | % of dgemm | full R·Rᵀ by sgemm, s | full R·Rᵀ GFLOP / Gram s | % of sgemm |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
 let cases = [
@@ -101,12 +102,12 @@ print(
 print("")
 var verdicts: [String] = []
 for t in timings {
-    let executed = 2 * Double(t.multiplyAdds) / 1e9
+    let needed = 2 * Double(t.multiplyAdds) / 1e9
     let full = 2 * Double(rows * rows) * Double(t.width) / 1e9
     let equivalent = full / t.gramSeconds
     table.append(
-        "| \(t.name) | \(rows) × \(t.width) | \(f(t.gramSeconds, 3)) | \(f(executed)) | \(f(executed / t.gramSeconds)) | "
-            + "\(f(100 * executed / t.gramSeconds / dgemm)) | \(f(t.sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
+        "| \(t.name) | \(rows) × \(t.width) | \(f(t.gramSeconds, 3)) | \(f(needed)) | \(f(needed / t.gramSeconds)) | "
+            + "\(f(100 * needed / t.gramSeconds / dgemm)) | \(f(t.sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
     verdicts.append("\(t.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
 }
 print(table.joined(separator: "\n"))

@@ -5,6 +5,7 @@
 #include "gram_kernel.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -53,20 +54,14 @@ bool ti_gram_path_supported(TIGramPath path) { return (int)path >= 0 && (int)pat
 
 // ---- Packing ----
 
-bool ti_gram_any_nonzero(const float *values, long count) {
-    unsigned any = 0;
-    const unsigned *bits = (const unsigned *)(const void *)values;
-    for (long i = 0; i < count; i++) any |= bits[i] & 0x7fffffffu;
-    return any != 0;
-}
-
 bool ti_gram_pack_row(const float *row, int k, double *panels, int index) {
     double *slot = panels + (long)(index / P) * k * P + index % P;
-    const unsigned *bits = (const unsigned *)(const void *)row;
-    unsigned any = 0;
+    uint32_t any = 0;
     for (int c = 0; c < k; c++) {
+        uint32_t bits;
+        memcpy(&bits, row + c, sizeof bits);  // the bits without breaking strict aliasing
         slot[(long)c * P] = (double)row[c];
-        any |= bits[c] & 0x7fffffffu;
+        any |= bits & 0x7fffffffu;  // ±0 are zero; the tiniest subnormal is not
     }
     return any != 0;
 }

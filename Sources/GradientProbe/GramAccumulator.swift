@@ -16,7 +16,8 @@ import Kernels
 /// not know it falls back to SSE3 kernels (Intel Emerald Rapids with OpenBLAS 0.3.21: `dsyrk` at
 /// 7–16 GFLOP/s per core, against 31–62 for ours; `reports/benchmarks.md`). Ours choose AVX-512, AVX2 or scalar code by what
 /// the CPU supports, and every path sums each entry in the same order with fused multiply-adds,
-/// so the Gram is the same bit for bit on every machine.
+/// so the same rows give the same Gram bit for bit on every machine (the rows themselves come from
+/// the model's `sgemm` calls, whose rounding depends on OpenBLAS's kernels).
 ///
 /// **Zero rows are skipped.** An MoE expert's gradient is exactly zero for every mini-batch that
 /// routed nothing to it, and on the demo's attribute-routed model three quarters of the experts'
@@ -108,7 +109,8 @@ public enum GramAccumulator {
     }
 
     /// ``gram(rowCount:width:superRows:load:)``, also adding to `multiplyAdds` the multiply-adds its
-    /// kernels executed (what a GFLOP/s figure for the Gram should count: `2 ×` this).
+    /// Gram needs — the upper triangle, without the kernels' padding to whole blocks (what a
+    /// GFLOP/s figure for the Gram should count: `2 ×` this).
     /// `tileRows` replaces ``rowTile`` (tests use small tiles to cover many tile pairs cheaply).
     public static func gram<E: Error>(
         rowCount: Int, width: Int, superRows: Int, tileRows: Int = rowTile, multiplyAdds: inout Int,

@@ -26,7 +26,7 @@ public struct ProbeSummary: Sendable, Equatable {
     /// Seconds spent writing the file's contents after the mini-batches: metadata, per-task
     /// records, stored rows and the Grams (closing the file is not counted).
     public var fileSeconds = 0.0
-    /// Multiply-adds the Gram's BLAS calls executed (``GramAccumulator``): `2 ×` this over
+    /// Multiply-adds the Gram needs (``GramAccumulator``, the upper triangle): `2 ×` this over
     /// `gramSeconds` is the Gram's achieved FLOP rate (with the disk reads, for spilled rows).
     public var gramMultiplyAdds = 0
     /// Seconds of the whole `Probe.run(checkpoint:…)`, from loading the checkpoint to the file under
@@ -56,7 +56,7 @@ public struct ProbeSummary: Sendable, Equatable {
     /// `"Gram 0.42 s, 12.1 GFLOP at 28.8 GFLOP/s"`.
     public var gramDescription: String { "Gram \(String(format: "%.2f", gramSeconds)) s, \(gramRate)" }
 
-    /// `"12.1 GFLOP at 28.8 GFLOP/s"`: the Gram's executed FLOPs (`2 × gramMultiplyAdds`) and rate.
+    /// `"12.1 GFLOP at 28.8 GFLOP/s"`: the Gram's needed FLOPs (`2 × gramMultiplyAdds`) and rate.
     private var gramRate: String {
         let flops = 2 * Double(gramMultiplyAdds)
         let rate = gramSeconds > 0 ? flops / gramSeconds / 1e9 : 0

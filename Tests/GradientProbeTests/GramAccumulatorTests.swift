@@ -1,4 +1,5 @@
 import CGramKernel
+import Foundation
 import Kernels
 import Testing
 
@@ -141,14 +142,18 @@ func accumulatedGram(
     }
 
     /// The packing: exact conversion, 8-row panels column by column, zeros padding the last panel;
-    /// and the zero check: ±0 count as zero, anything else (the tiniest subnormal) does not.
+    /// and its zero check (`ti_gram_pack_row`'s answer, what decides whether a row is kept): ±0
+    /// count as zero, anything else (the tiniest subnormal) does not.
     @Test func packingIsExactAndFindsAnyNonZeroValue() {
         for count in [0, 5, 8, 21] {
             for position in [-1] + Array(0..<count) {
                 // Zeros (some negative), one tiny non-zero value at `position` (none for -1).
                 var values = (0..<count).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
                 if position >= 0 { values[position] = .leastNonzeroMagnitude }
-                #expect(ti_gram_any_nonzero(values, count) == (position >= 0), "count \(count), non-zero at \(position)")
+                var panel = [Double](repeating: .nan, count: max(count, 1) * 8)
+                let nonZero = ti_gram_pack_row(values, Int32(count), &panel, 3)
+                #expect(nonZero == (position >= 0), "count \(count), non-zero at \(position)")
+                #expect((0..<count).allSatisfy { panel[$0 * 8 + 3].bitPattern == Double(values[$0]).bitPattern })
             }
         }
         var rng = SeededRNG(seed: 9)
@@ -168,6 +173,24 @@ func accumulatedGram(
                 }
             }
         }
+    }
+
+    /// The run-time choice finds what the CPU has: a detection bug would silently drop to a slower
+    /// path (every path gives the same bits, so no other test would notice). Linux lists the
+    /// instruction sets the kernel enabled in `/proc/cpuinfo`.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/cpuinfo")))
+    func bestPathMatchesTheCPUFlags() throws {
+        #if arch(x86_64)
+            let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+            let flagsLine = try #require(info.split(separator: "\n").first { $0.hasPrefix("flags") })
+            let flags = Set(flagsLine.split(separator: " ").map(String.init))
+            let expected =
+                flags.contains("avx512f") && flags.contains("avx2") && flags.contains("fma")
+                ? TIGramPathAVX512 : flags.contains("avx2") && flags.contains("fma") ? TIGramPathAVX2 : TIGramPathScalar
+            #expect(ti_gram_best_path() == expected, "flags: avx512f \(flags.contains("avx512f")), avx2 \(flags.contains("avx2")), fma \(flags.contains("fma"))")
+        #else
+            #expect(ti_gram_best_path() == TIGramPathScalar)
+        #endif
     }
 
     /// Every kernel path this CPU runs gives exactly the bits of the rule they all follow: each

@@ -2,8 +2,8 @@
 // gradient rows converted to Double, packed in panels of 8 rows, and multiplied with fused
 // multiply-adds. Every entry is summed the same way on every path — one product added at a time,
 // in column order, each with one rounding (FMA), starting from 0, and the sum then added to the
-// target — so the scalar, AVX2 and AVX-512 paths give the same bits: the Gram no longer depends on
-// which BLAS kernels a machine runs.
+// target — so the scalar, AVX2 and AVX-512 paths give the same bits: for the same rows, the Gram no
+// longer depends on which BLAS kernels a machine runs (the rows themselves still come from sgemm).
 #ifndef TI_GRAM_KERNEL_H
 #define TI_GRAM_KERNEL_H
 
@@ -26,15 +26,13 @@ TIGramPath ti_gram_best_path(void);
 /// Whether `path` can run here.
 bool ti_gram_path_supported(TIGramPath path);
 
-/// Whether any of `count` Float32 values is not ±0 (a row that is zero adds nothing to a Gram).
-bool ti_gram_any_nonzero(const float *values, long count);
-
 /// Converts `k` Float32 values at `row` into row `index` of the panels at `panels` (panel
 /// `index / 8`, place `index % 8`); whether any value is not ±0 (a zero row can be overwritten by
 /// the next one: it adds nothing to a Gram).
 bool ti_gram_pack_row(const float *row, int k, double *panels, int index);
 
-/// Zeros the places after row `count − 1` in its panel, so the panel's unused rows add nothing.
+/// Zeros the places after row `count − 1` in its panel. The kernels' results for those places are
+/// thrown away whatever they hold; zeros keep them finite and fast (no NaN or subnormal arithmetic).
 void ti_gram_pad(double *panels, int count, int k);
 
 /// Packs `count` rows, row `i` being `k` Float32 values at `rows[i]`, into ⌈count/8⌉ panels of
