@@ -124,13 +124,8 @@ let calls = Int(ProcessInfo.processInfo.environment["BENCH_LANE_CALLS"] ?? "") ?
 var rng = SeededRNG(seed: 9)
 let singles = (0..<(rows * laneColumns)).map { _ in Float(rng.nextGaussian()) }
 let doubles = singles.map(Double.init)
-let panels = singles.withUnsafeBufferPointer { v in
-    let pointers: [UnsafePointer<Float>?] = (0..<rows).map { v.baseAddress! + $0 * laneColumns }
-    return [Double](unsafeUninitializedCapacity: (rows + 7) / 8 * 8 * laneColumns) { p, count in
-        ti_gram_pack(pointers, Int32(rows), Int32(laneColumns), p.baseAddress!)
-        count = p.count
-    }
-}
+var panels = [Double](repeating: 0, count: (rows + 7) / 8 * 8 * laneColumns)
+ti_gram_pack(singles, Int32(rows), Int32(laneColumns), &panels)
 var singleTarget = [Float](repeating: 0, count: rows * rows)
 var doubleTarget = [Double](repeating: 0, count: rows * rows)
 let (dsyrkSeconds, ssyrkSeconds) = BLASThreads.singleThreaded {

@@ -73,8 +73,8 @@ void ti_gram_pad(double *panels, int count, int k) {
         for (int r = count % P; r < P; r++) panel[(long)c * P + r] = 0;
 }
 
-void ti_gram_pack(const float *const *rows, int count, int k, double *panels) {
-    for (int i = 0; i < count; i++) ti_gram_pack_row(rows[i], k, panels, i);
+void ti_gram_pack(const float *rows, int count, int k, double *panels) {
+    for (int i = 0; i < count; i++) ti_gram_pack_row(rows + (long)i * k, k, panels, i);
     ti_gram_pad(panels, count, k);
 }
 

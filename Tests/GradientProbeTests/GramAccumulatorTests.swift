@@ -159,11 +159,8 @@ func accumulatedGram(
         var rng = SeededRNG(seed: 9)
         let (rows, k) = (11, 37)
         let values = (0..<(rows * k)).map { _ in Float(rng.nextGaussian()) * 1e-30 }
-        var panels = [Double](repeating: .nan, count: 16 * k)
-        values.withUnsafeBufferPointer { v in
-            let pointers: [UnsafePointer<Float>?] = (0..<rows).map { v.baseAddress! + $0 * k }
-            ti_gram_pack(pointers, Int32(rows), Int32(k), &panels)
-        }
+        let panels = packedPanels(values, rows: rows, k: k)
+        #expect(panels.count == 16 * k)
         for panel in 0..<2 {
             for c in 0..<k {
                 for r in 0..<8 {
@@ -342,12 +339,10 @@ func accumulatedGram(
     }
 }
 
-/// `rows` rows of `k` values packed in the kernels' 8-row panels.
+/// `rows` rows of `k` values packed in the kernels' 8-row panels (NaN before packing, so a place
+/// the packing leaves unwritten shows).
 func packedPanels(_ values: [Float], rows: Int, k: Int) -> [Double] {
     var panels = [Double](repeating: .nan, count: (rows + 7) / 8 * 8 * k)
-    values.withUnsafeBufferPointer { v in
-        let pointers: [UnsafePointer<Float>?] = (0..<rows).map { v.baseAddress! + $0 * k }
-        ti_gram_pack(pointers, Int32(rows), Int32(k), &panels)
-    }
+    ti_gram_pack(values, Int32(rows), Int32(k), &panels)
     return panels
 }

@@ -35,9 +35,11 @@ bool ti_gram_pack_row(const float *row, int k, double *panels, int index);
 /// thrown away whatever they hold; zeros keep them finite and fast (no NaN or subnormal arithmetic).
 void ti_gram_pad(double *panels, int count, int k);
 
-/// Packs `count` rows, row `i` being `k` Float32 values at `rows[i]`, into ⌈count/8⌉ panels of
-/// `k · 8` Doubles at `panels` (the last panel's missing rows are zeros).
-void ti_gram_pack(const float *const *rows, int count, int k, double *panels);
+/// Packs `count` rows of `k` Float32 values, one after another at `rows`, into ⌈count/8⌉ panels
+/// of `k · 8` Doubles at `panels` (the last panel's missing rows are zeros): `ti_gram_pack_row` for
+/// each row, then `ti_gram_pad`. (The Gram packs row by row, skipping zero rows; tests and the
+/// benchmark use this.)
+void ti_gram_pack(const float *rows, int count, int k, double *panels);
 
 /// `C[i, j] += Σ_c A[i, c]·A[j, c]` for `i ≤ j < m`: the upper triangle of `A·Aᵀ`, `A` being `m`
 /// packed rows of `k` values; entries below the diagonal are not touched.
