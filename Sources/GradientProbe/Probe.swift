@@ -377,7 +377,7 @@ public enum Probe {
             let gramEnd = clock.now
             gramTime += gramEnd - start
             try storage { () throws(StorageError) in
-                try file.write(gram, shape: [rowCount, rowCount], to: ProbeFile.gramPath(p.name))
+                try ProbeFile.writeGram(gram, rows: rowCount, name: p.name, to: file)
             }
             fileTime += clock.now - gramEnd
         }

@@ -183,7 +183,7 @@ extension Probe {
                 }
                 gramTime += clock.now - start
                 try storage { () throws(StorageError) in
-                    try output.write(gram, shape: [itemCount, itemCount], to: ProbeFile.gramPath(name))
+                    try ProbeFile.writeGram(gram, rows: itemCount, name: name, to: output)
                 }
             }
             do { try output.close() } catch { throw ProbeError.storage(error) }

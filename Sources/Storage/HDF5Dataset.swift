@@ -70,6 +70,18 @@ extension HDF5File {
         return Tensor(shape: array.shape, data: array.values)
     }
 
+    /// Bytes the dataset at `path` occupies in the file (`H5Dget_storage_size`): chunks never
+    /// written take none.
+    /// - Throws: `.missingDataset`, `.wrongType` for a group.
+    public func storedBytes(of path: String) throws(StorageError) -> Int {
+        try HDF5Library.locked { () throws(StorageError) -> Int in
+            let p = Self.normalize(path)
+            let dataset = try openDataset(p)
+            defer { H5Dclose(dataset) }
+            return Int(H5Dget_storage_size(dataset))
+        }
+    }
+
     /// The shape of the dataset at `path` (`[]` for a scalar).
     /// - Throws: `.missingDataset`, `.wrongType` for a group.
     public func shape(of path: String) throws(StorageError) -> [Int] {

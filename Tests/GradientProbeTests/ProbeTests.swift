@@ -209,6 +209,43 @@ import UniPerceiver
         #expect(fileBytes < rowBytes, "spilled file \(fileBytes) B, rows \(rowBytes) B, zero rows \(zeroRowBytes) B")
     }
 
+    @Test func gramChunksOfZeroRowsAreNotWrittenAndReadBackAsZero() throws {
+        var config = ProbeFixture.config
+        config.routing = .attribute
+        config.numExperts = 8
+        config.topK = 1
+        let model: Model
+        do { model = try Model(config: config, seed: 12) } catch { Issue.record("\(error)"); return }
+        let fixture = try ProbeFixture(model: model)
+        defer { fixture.remove() }
+        try fixture.probe("probe.h5", ProbeFixture.options(storeGradients: true))
+        let contents = try ProbeFile.read(fixture.file("probe.h5"))
+        let file = try HDF5File.open(fixture.file("probe.h5"))
+        let n = contents.rowCount
+        let chunk = ProbeFile.gramChunkRows(n)
+        #expect(chunk == 8 && n == 12, "two chunks per Gram: rows 0–7 and 8–11")
+        var skipped = 0
+        for p in contents.parameters {
+            // The Gram read back is the Gram of the stored rows: zero exactly where a row is zero.
+            let rows = try file.readRows(0..<n, from: ProbeFile.gradientsPath(p.name), as: Float.self).values
+            let width = rows.count / n
+            let zeroRow = (0..<n).map { r in rows[(r * width)..<((r + 1) * width)].allSatisfy { $0 == 0 } }
+            for a in 0..<n {
+                for b in 0..<n where zeroRow[a] || zeroRow[b] {
+                    #expect(p.gram[a * n + b].bitPattern == 0, "\(p.name) (\(a), \(b))")
+                }
+                if !zeroRow[a] { #expect(p.gram[a * n + a] > 0, "\(p.name) row \(a)") }
+            }
+            // Only the chunks holding a non-zero row take space (each with its 4-byte checksum).
+            let written = stride(from: 0, to: n, by: chunk).filter { r0 in
+                (r0..<min(r0 + chunk, n)).contains { !zeroRow[$0] }
+            }.count
+            skipped += (n + chunk - 1) / chunk - written
+            #expect(try file.storedBytes(of: ProbeFile.gramPath(p.name)) == written * (chunk * n * 8 + 4), "\(p.name)")
+        }
+        #expect(skipped > 0, "some expert's rows 0–7 or 8–11 are all zero, so a chunk is left out")
+    }
+
     @Test func fileHoldsEveryAttributeOfTheSchemaAndNoStrayFile() throws {
         let fixture = try ProbeFixture()
         defer { fixture.remove() }
