@@ -321,20 +321,22 @@ public enum ProbeFile {
     /// Rows per chunk of a Gram dataset: 8, fewer when 8 rows would pass 1 MiB.
     static func gramChunkRows(_ n: Int) -> Int { max(1, min(8, (1 << 20) / max(8 * n, 1))) }
 
-    /// Writes the Gram `[n · n]` of parameter `name` in chunks of ``gramChunkRows(_:)`` rows and
-    /// leaves out every chunk whose rows are all zero: such a chunk reads back as 0 (the dataset's
-    /// fill value) and takes no space. An MoE expert's Gram is zero in the rows of every mini-batch
-    /// that routed nothing to it; on the demo's MoE checkpoint (N = 100, B = 16) that is 45 % of its
-    /// experts' chunks. Runs of chunks to write go in one call each.
+    /// Writes the Gram `[n · n]` of parameter `name`. When some run of ``gramChunkRows(_:)`` rows is
+    /// all zero, the dataset is chunked by that many rows and those chunks are left out: they read
+    /// back as 0 (the dataset's fill value) and take no space. An MoE expert's Gram is zero in the
+    /// rows of every mini-batch that routed nothing to it; on the demo's MoE checkpoint (N = 100,
+    /// B = 16) that is 45 % of its experts' chunks, and the probe file shrinks from 115 to 75 MB.
+    /// A Gram without such a run is written whole in chunks of up to 1 MiB, as other datasets are
+    /// (8-row chunks there cost the dense probe 0.01–0.04 s more and 1.4 % more file).
     static func writeGram(_ gram: [Double], rows n: Int, name: String, to file: HDF5File) throws(StorageError) {
         let path = gramPath(name)
-        guard n > 0 else { return try file.write(gram, shape: [n, n], to: path) }
         let chunk = gramChunkRows(n)
-        try file.createDataset(path, of: Double.self, shape: [n, n], chunkRows: chunk)
         // By bits, so that a −0 would be written rather than read back as +0.
         let written = stride(from: 0, to: n, by: chunk).map { r0 in
             gram[(r0 * n)..<(min(r0 + chunk, n) * n)].contains { $0.bitPattern != 0 }
         }
+        guard written.contains(false) else { return try file.write(gram, shape: [n, n], to: path) }
+        try file.createDataset(path, of: Double.self, shape: [n, n], chunkRows: chunk)
         var first = 0
         while first < written.count {
             guard written[first] else { first += 1; continue }
