@@ -64,7 +64,7 @@ public struct ProbeContents: Sendable, Equatable {
 /// /tasks/<task>/loss        float32 [N]            /tasks/<task>/examples int64 [N, B]
 /// /tasks/<task>/nonfinite   uint8   [N]            only with --skip-nonfinite (1 = excluded)
 /// /parameters/<name>        attrs: shape, layer, role, expert
-/// /parameters/<name>/gram      float64 [T·N, T·N]  (not in shards)
+/// /parameters/<name>/gram      float64 [T·N, T·N]  (not in shards; chunks of 8 zero rows unwritten)
 /// /parameters/<name>/gradients float32 [T·N, P]    --store-gradients, spilled rows, and shards
 /// ```
 /// In a shard, `/tasks/<task>` holds only the shard's mini-batches of that task (attribute
