@@ -78,6 +78,72 @@ void ti_gram_pack(const float *rows, int count, int k, double *panels) {
     ti_gram_pad(panels, count, k);
 }
 
+#ifdef TI_X86
+// Whether any of the k values is not ±0 (the rule of ti_gram_pack_row).
+__attribute__((target("avx512f"))) static bool any_nonzero_avx512(const float *row, int k) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    __m512i any = _mm512_setzero_si512();
+    int c = 0;
+    for (; c + 16 <= k; c += 16) any = _mm512_or_si512(any, _mm512_loadu_si512((const void *)(row + c)));
+    if (c < k) any = _mm512_or_si512(any, _mm512_maskz_loadu_epi32((__mmask16)((1u << (k - c)) - 1), row + c));
+    return _mm512_test_epi32_mask(any, magnitude) != 0;
+}
+
+// Rows r[0..7] (missing rows NULL, read as zeros), columns c0..c0+7 (fewer at the end): converted to
+// Double, transposed in registers and stored as the panel's columns.
+__attribute__((target("avx512f"))) static void pack_8x8_avx512(
+    const float *const r[8], int c0, int k, double *panel) {
+    const int width = k - c0 < 8 ? k - c0 : 8;
+    const __mmask16 mask = (__mmask16)((1u << width) - 1);
+    __m512d v[8];
+    for (int j = 0; j < 8; j++)
+        v[j] = r[j] ? _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(mask, r[j] + c0)))
+                    : _mm512_setzero_pd();
+    // Pairs of rows interleaved, then 128-bit lanes gathered: after the two steps, w[c] holds
+    // column c of the eight rows.
+    const __m512d t0 = _mm512_unpacklo_pd(v[0], v[1]), t1 = _mm512_unpackhi_pd(v[0], v[1]);
+    const __m512d t2 = _mm512_unpacklo_pd(v[2], v[3]), t3 = _mm512_unpackhi_pd(v[2], v[3]);
+    const __m512d t4 = _mm512_unpacklo_pd(v[4], v[5]), t5 = _mm512_unpackhi_pd(v[4], v[5]);
+    const __m512d t6 = _mm512_unpacklo_pd(v[6], v[7]), t7 = _mm512_unpackhi_pd(v[6], v[7]);
+    const __m512d u0 = _mm512_shuffle_f64x2(t0, t2, 0x88), u1 = _mm512_shuffle_f64x2(t0, t2, 0xDD);
+    const __m512d u2 = _mm512_shuffle_f64x2(t1, t3, 0x88), u3 = _mm512_shuffle_f64x2(t1, t3, 0xDD);
+    const __m512d u4 = _mm512_shuffle_f64x2(t4, t6, 0x88), u5 = _mm512_shuffle_f64x2(t4, t6, 0xDD);
+    const __m512d u6 = _mm512_shuffle_f64x2(t5, t7, 0x88), u7 = _mm512_shuffle_f64x2(t5, t7, 0xDD);
+    const __m512d w[8] = {
+        _mm512_shuffle_f64x2(u0, u4, 0x88), _mm512_shuffle_f64x2(u2, u6, 0x88),
+        _mm512_shuffle_f64x2(u1, u5, 0x88), _mm512_shuffle_f64x2(u3, u7, 0x88),
+        _mm512_shuffle_f64x2(u0, u4, 0xDD), _mm512_shuffle_f64x2(u2, u6, 0xDD),
+        _mm512_shuffle_f64x2(u1, u5, 0xDD), _mm512_shuffle_f64x2(u3, u7, 0xDD),
+    };
+    for (int c = 0; c < width; c++) _mm512_storeu_pd(panel + (long)(c0 + c) * P, w[c]);
+}
+#endif
+
+int ti_gram_pack_rows(
+    TIGramPath path, const float *base, long stride, const long *places, int count, int k, double *panels,
+    int *kept) {
+    if (!ti_gram_path_supported(path)) path = ti_gram_best_path();
+    int n = 0;
+#ifdef TI_X86
+    if (path == TIGramPathAVX512) {
+        for (int i = 0; i < count; i++)
+            if (any_nonzero_avx512(base + places[i] * stride, k)) kept[n++] = i;
+        for (int g = 0; g < n; g += P) {
+            const float *r[8];
+            for (int j = 0; j < P; j++) r[j] = g + j < n ? base + places[kept[g + j]] * stride : NULL;
+            double *panel = panels + (long)(g / P) * k * P;
+            for (int c0 = 0; c0 < k; c0 += 8) pack_8x8_avx512(r, c0, k, panel);
+        }
+        return n;  // the missing rows of the last panel were written as zeros
+    }
+#endif
+    // A zero row is overwritten by the next one.
+    for (int i = 0; i < count; i++)
+        if (ti_gram_pack_row(base + places[i] * stride, k, panels, n)) kept[n++] = i;
+    ti_gram_pad(panels, n, k);
+    return n;
+}
+
 // ---- Micro-kernels: sums[i][j] = Σ_c a[c·8 + i]·b(c, j), 8 rows of one A panel against 16
 // columns, b(c, j) = b0[c·8 + j] for j < 8 and b1[c·8 + j − 8] after (two B panels) ----
 // Each sum starts at 0 and takes one fused multiply-add per column, in column order.

@@ -276,17 +276,22 @@ public enum GramAccumulator {
                     for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: tileRows) {
                         var tile = Tile(index: t0 / tileRows, rows: [], offset: used)
                         let end = min(t0 + tileRows, rows.upperBound)
-                        let panels = dst.baseAddress! + used * k
+                        // The tile's rows present in `source`, and where each lies.
+                        var candidates: [Int] = []
+                        var offsets: [Int] = []
                         for r in t0..<end {
                             let place = places?[r - rows.lowerBound] ?? (r - rows.lowerBound)
                             guard place >= 0 else { continue }
-                            // Keep the row only when a value is not zero (±0 add nothing to any
-                            // dot product); the next row overwrites a zero one.
-                            let s = src.baseAddress! + place * width + columns.lowerBound
-                            guard ti_gram_pack_row(s, Int32(k), panels, Int32(tile.rows.count)) else { continue }
-                            tile.rows.append(r)
+                            candidates.append(r)
+                            offsets.append(place)
                         }
-                        ti_gram_pad(panels, Int32(tile.rows.count), Int32(k))
+                        // Only the rows with a value that is not zero are kept (±0 add nothing to
+                        // any dot product).
+                        var kept = [Int32](repeating: 0, count: candidates.count)
+                        let count = ti_gram_pack_rows(
+                            GramAccumulator.kernelPath, src.baseAddress! + columns.lowerBound, width, offsets,
+                            Int32(candidates.count), Int32(k), dst.baseAddress! + used * k, &kept)
+                        tile.rows = kept[0..<Int(count)].map { candidates[Int($0)] }
                         used += GramAccumulator.panels(tile.rows.count) * GramAccumulator.panelRows
                         tile.complete = tile.rows.count == end - t0
                         tiles.append(tile)

@@ -172,6 +172,54 @@ func accumulatedGram(
         }
     }
 
+    /// `ti_gram_pack_rows` on every path this CPU runs gives exactly what packing row by row gives
+    /// (`ti_gram_pack_row` for each candidate, a zero row overwritten by the next, then
+    /// `ti_gram_pad`): the same kept rows, values, layout and zero padding. Rows lie at strided,
+    /// unordered places; some are +0 or −0 throughout, and one is zero but for a subnormal in its
+    /// last column, which the AVX-512 path reads through its tail mask.
+    @Test func packingManyRowsAtOnceEqualsPackingRowByRow() {
+        let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
+        var rng = SeededRNG(seed: 31)
+        for k in [1, 7, 8, 9, 16, 17, 37, 384] {
+            for count in [0, 1, 7, 8, 9, 21] {
+                let stride = k + 5
+                let sourceRows = count + 3
+                var source = (0..<(sourceRows * stride)).map { _ in Float(rng.nextGaussian()) }
+                // Candidates at places in a shuffled order; every third one zero, one a lone subnormal.
+                var places = Array(0..<sourceRows).shuffled(using: &rng).prefix(count).map { $0 }
+                for (i, place) in places.enumerated() where i % 3 == 1 {
+                    for c in 0..<k { source[place * stride + c] = c % 2 == 0 ? 0 : -0.0 }
+                }
+                if count > 4 {
+                    for c in 0..<k { source[places[4] * stride + c] = 0 }
+                    source[places[4] * stride + k - 1] = -.leastNonzeroMagnitude
+                }
+                // Row by row.
+                let capacity = max((count + 7) / 8, 1) * 8 * k
+                var expected = [Double](repeating: .nan, count: capacity)
+                var expectedKept: [Int32] = []
+                for (i, place) in places.enumerated() {
+                    let row = Array(source[(place * stride)..<(place * stride + k)])
+                    if ti_gram_pack_row(row, Int32(k), &expected, Int32(expectedKept.count)) {
+                        expectedKept.append(Int32(i))
+                    }
+                }
+                ti_gram_pad(&expected, Int32(expectedKept.count), Int32(k))
+                let used = (expectedKept.count + 7) / 8 * 8 * k
+                for path in paths {
+                    var panels = [Double](repeating: .nan, count: capacity)
+                    var kept = [Int32](repeating: -1, count: count)
+                    let n = ti_gram_pack_rows(
+                        path, source, stride, &places, Int32(count), Int32(k), &panels, &kept)
+                    #expect(Array(kept.prefix(Int(n))) == expectedKept, "path \(path.rawValue), k \(k), count \(count)")
+                    #expect(
+                        (0..<used).allSatisfy { panels[$0].bitPattern == expected[$0].bitPattern },
+                        "path \(path.rawValue), k \(k), count \(count)")
+                }
+            }
+        }
+    }
+
     /// The run-time choice finds what the CPU has: a detection bug would silently drop to a slower
     /// path (every path gives the same bits, so no other test would notice). Linux lists the
     /// instruction sets the kernel enabled in `/proc/cpuinfo`.

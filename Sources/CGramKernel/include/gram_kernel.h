@@ -35,6 +35,16 @@ bool ti_gram_pack_row(const float *row, int k, double *panels, int index);
 /// thrown away whatever they hold; zeros keep them finite and fast (no NaN or subnormal arithmetic).
 void ti_gram_pad(double *panels, int count, int k);
 
+/// Packs, of `count` candidate rows of `k` Float32 values (candidate `i` at `base + places[i]·stride`),
+/// those with a value that is not ±0 into panels, in candidate order (the same values and layout as
+/// `ti_gram_pack_row` for each kept row, then `ti_gram_pad`); writes the kept candidates' numbers to
+/// `kept` and returns how many. `path` chooses the instruction set (clamped to what runs here); every
+/// path writes the same bits. The AVX-512 path converts 8 rows × 8 columns at a time and transposes
+/// them in registers, one store per column, where packing row by row writes each value alone.
+int ti_gram_pack_rows(
+    TIGramPath path, const float *base, long stride, const long *places, int count, int k, double *panels,
+    int *kept);
+
 /// Packs `count` rows of `k` Float32 values, one after another at `rows`, into ⌈count/8⌉ panels
 /// of `k · 8` Doubles at `panels` (the last panel's missing rows are zeros): `ti_gram_pack_row` for
 /// each row, then `ti_gram_pad`. (The Gram packs row by row, skipping zero rows; tests and the
