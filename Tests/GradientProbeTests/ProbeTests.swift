@@ -209,6 +209,21 @@ import UniPerceiver
         #expect(fileBytes < rowBytes, "spilled file \(fileBytes) B, rows \(rowBytes) B, zero rows \(zeroRowBytes) B")
     }
 
+    /// The row buffers are zeros whatever memory they get (malloc may hand back a dirty block) and
+    /// however the pages are faulted in (`MADV_POPULATE_WRITE`, refused by old kernels).
+    @Test func rowBuffersAreZeros() {
+        for count in [0, 1, 1023, 1025, 3_000_000] {
+            // A block of NaNs freed just before, for malloc to hand back.
+            do {
+                let dirty = [Float](repeating: .nan, count: count)
+                #expect(dirty.count == count)
+            }
+            let rows = zeroedRows(count)
+            #expect(rows.count == count)
+            #expect(rows.allSatisfy { $0.bitPattern == 0 }, "\(count)")
+        }
+    }
+
     @Test func gramChunksOfZeroRowsAreNotWrittenAndReadBackAsZero() throws {
         var config = ProbeFixture.config
         config.routing = .attribute
