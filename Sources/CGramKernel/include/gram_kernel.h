@@ -47,7 +47,7 @@ int ti_gram_pack_rows(
 
 /// Packs `count` rows of `k` Float32 values, one after another at `rows`, into ⌈count/8⌉ panels
 /// of `k · 8` Doubles at `panels` (the last panel's missing rows are zeros): `ti_gram_pack_row` for
-/// each row, then `ti_gram_pad`. (The Gram packs row by row, skipping zero rows; tests and the
+/// each row, then `ti_gram_pad`. (The Gram packs with `ti_gram_pack_rows`, skipping zero rows; tests and the
 /// benchmark use this.)
 void ti_gram_pack(const float *rows, int count, int k, double *panels);
 
