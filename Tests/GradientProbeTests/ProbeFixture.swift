@@ -32,6 +32,16 @@ struct ProbeFixture {
         do { return try Model(config: config, seed: seed) } catch { fatalError("\(error)") }
     }
 
+    /// An attribute-routed MoE sibling of ``config`` (8 experts, top-1): most experts get no
+    /// mini-batch, so their gradient rows are all zero.
+    static func moeModel(seed: UInt64 = 12) throws -> Model {
+        var moe = config
+        moe.routing = .attribute
+        moe.numExperts = 8
+        moe.topK = 1
+        return try Model(config: moe, seed: seed)
+    }
+
     static let tasks: [TaskKind] = [.imageClassification, .mlm, .captioning]
 
     let directory: URL

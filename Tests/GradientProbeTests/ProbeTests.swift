@@ -172,13 +172,7 @@ import UniPerceiver
     /// row. Spilling skips writing those rows (they read back as 0) and the Gram skips multiplying
     /// them: the Grams and the stored rows must still equal the in-memory run's bit for bit.
     @Test func moeZeroRowsSpilledAndInMemoryAgreeBitForBit() throws {
-        var config = ProbeFixture.config
-        config.routing = .attribute
-        config.numExperts = 8
-        config.topK = 1
-        let model: Model
-        do { model = try Model(config: config, seed: 12) } catch { Issue.record("\(error)"); return }
-        let fixture = try ProbeFixture(model: model)
+        let fixture = try ProbeFixture(model: ProbeFixture.moeModel())
         defer { fixture.remove() }
         try fixture.probe("memory.h5", ProbeFixture.options(storeGradients: true))
         let spilled = try fixture.probe("spilled.h5", ProbeFixture.options(memoryBudget: 0))
@@ -225,13 +219,7 @@ import UniPerceiver
     }
 
     @Test func gramChunksOfZeroRowsAreNotWrittenAndReadBackAsZero() throws {
-        var config = ProbeFixture.config
-        config.routing = .attribute
-        config.numExperts = 8
-        config.topK = 1
-        let model: Model
-        do { model = try Model(config: config, seed: 12) } catch { Issue.record("\(error)"); return }
-        let fixture = try ProbeFixture(model: model)
+        let fixture = try ProbeFixture(model: ProbeFixture.moeModel())
         defer { fixture.remove() }
         try fixture.probe("probe.h5", ProbeFixture.options(storeGradients: true))
         let contents = try ProbeFile.read(fixture.file("probe.h5"))

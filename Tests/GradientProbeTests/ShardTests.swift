@@ -16,11 +16,7 @@ import UniPerceiver
     /// The same with an attribute-routed MoE, whose expert rows are mostly zero: shards keep and
     /// write only the others, and the merge must still give the unsharded run's Grams and rows.
     @Test func moeMergedShardsEqualOneUnshardedRunBitForBit() throws {
-        var config = ProbeFixture.config
-        config.routing = .attribute
-        config.numExperts = 8
-        config.topK = 1
-        let fixture = try ProbeFixture(model: try Model(config: config, seed: 12))
+        let fixture = try ProbeFixture(model: ProbeFixture.moeModel())
         defer { fixture.remove() }
         let names = try checkMergedShards(fixture, gradientsOf: nil)
         #expect(names.contains { $0.contains(".experts.") })
