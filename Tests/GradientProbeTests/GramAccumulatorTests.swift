@@ -220,6 +220,28 @@ func accumulatedGram(
         }
     }
 
+    /// The masked loads never touch memory past a row's k values: the only row ends right at a
+    /// PROT_NONE page, for every k (tail widths 1…15 and whole blocks of 8 and 16).
+    @Test func packingRowsNeverReadsPastARowsEnd() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let map = try #require(
+            mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap")
+        defer { munmap(map, 2 * page) }
+        #expect(mprotect(map + page, page, PROT_NONE) == 0)
+        let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
+        for k in 1...40 {
+            let row = (map + page).assumingMemoryBound(to: Float.self) - k
+            for c in 0..<k { row[c] = c == k - 1 ? 1.5 : 0 }
+            for path in paths {
+                var places = [0]
+                var panels = [Double](repeating: .nan, count: 8 * k)
+                var kept: [Int32] = [-1]
+                let n = ti_gram_pack_rows(path, row, 0, &places, 1, Int32(k), &panels, &kept)
+                #expect(n == 1 && kept == [0] && panels[(k - 1) * 8] == 1.5, "path \(path.rawValue), k \(k)")
+            }
+        }
+    }
+
     /// The run-time choice finds what the CPU has: a detection bug would silently drop to a slower
     /// path (every path gives the same bits, so no other test would notice). Linux lists the
     /// instruction sets the kernel enabled in `/proc/cpuinfo`.

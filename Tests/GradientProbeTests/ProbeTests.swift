@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Kernels
 import Storage
 import Testing
 import Training
@@ -201,6 +202,72 @@ import UniPerceiver
         let rowBytes = a.parameters.map { 12 * $0.shape.reduce(1, *) * 4 }.reduce(0, +)
         let fileBytes = try FileManager.default.attributesOfItem(atPath: fixture.file("spilled.h5").path)[.size] as? Int ?? Int.max
         #expect(fileBytes < rowBytes, "spilled file \(fileBytes) B, rows \(rowBytes) B, zero rows \(zeroRowBytes) B")
+    }
+
+    /// writeGram on synthetic Grams: every chunk pattern (none, all, alternate, only the partial last
+    /// chunk zero), n below, at and off a multiple of 8, n = 0: the read-back has the same bits,
+    /// and exactly the all-zero chunks take no space.
+    @Test func writeGramReadsBackTheSameBitsForEveryChunkPattern() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("GradientProbeTests-writeGram-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = SeededRNG(seed: 25)
+        for n in [0, 1, 5, 8, 12, 13, 17, 24, 300] {
+            let chunk = ProbeFile.gramChunkRows(n)
+            let chunks = (n + chunk - 1) / chunk
+            for pattern in 0..<4 {
+                let zeroChunk: (Int) -> Bool = { c in
+                    switch pattern {
+                    case 0: false
+                    case 1: true
+                    case 2: c % 2 == 1
+                    default: c == chunks - 1 && n % chunk != 0
+                    }
+                }
+                var gram = [Double](repeating: 0, count: n * n)
+                for r in 0..<n where !zeroChunk(r / chunk) {
+                    for c in 0..<n where !zeroChunk(c / chunk) {
+                        gram[r * n + c] = Double.random(in: -1...1, using: &rng) * 1e-3 + 1e-9 / 3
+                    }
+                }
+                let url = dir.appendingPathComponent("g\(n)-\(pattern).h5")
+                let file = try HDF5File.create(url)
+                try ProbeFile.writeGram(gram, rows: n, name: "w", to: file)
+                try file.close()
+                let reader = try HDF5File.open(url)
+                let back = try reader.read(ProbeFile.gramPath("w"), as: Double.self)
+                #expect(back.shape == [n, n], "n \(n) pattern \(pattern)")
+                let differing = zip(back.values, gram).count { $0.bitPattern != $1.bitPattern }
+                #expect(back.values.count == gram.count && differing == 0, "n \(n) pattern \(pattern): \(differing) values differ")
+                // Exactly the all-zero chunks take no space; a Gram without one is one chunk.
+                let zeros = (0..<chunks).count { zeroChunk($0) }
+                if n > 0 {
+                    let expected = zeros == 0 ? n * n * 8 + 4 : (chunks - zeros) * (min(chunk, n) * n * 8 + 4)
+                    #expect(try reader.storedBytes(of: ProbeFile.gramPath("w")) == expected, "n \(n) pattern \(pattern)")
+                }
+            }
+        }
+    }
+
+    /// `prefault` asks for every whole page of the buffer (in bytes, not elements), and a Linux of
+    /// 5.14 or later takes the advice.
+    @Test func prefaultAsksForEveryWholePageOfTheBuffer() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for count in [0, 1, 1023, 3_000_000] {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            defer { buffer.deallocate() }
+            let (bytes, result) = prefault(UnsafeMutableRawBufferPointer(buffer))
+            #if os(Linux)
+                #expect(bytes <= 4 * count && bytes >= 4 * count - 2 * page, "\(count) Floats: \(bytes) bytes")
+                var name = utsname()
+                uname(&name)
+                let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let version = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+                if bytes > 0 && version.count == 2 && (version[0], version[1]) >= (5, 14) {
+                    #expect(result == 0, "madvise on Linux \(release)")
+                }
+            #endif
+        }
     }
 
     /// The row buffers are zeros whatever memory they get (malloc may hand back a dirty block) and

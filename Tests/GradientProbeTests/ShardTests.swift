@@ -48,6 +48,13 @@ import UniPerceiver
         var expected = whole.metadata
         expected.created = merged.metadata.created
         #expect(merged.metadata == expected)
+        // The merge writes each Gram as the probe does: the same chunks left out.
+        let wholeFile = try HDF5File.open(fixture.file("whole.h5"))
+        let mergedFile = try HDF5File.open(fixture.file("merged.h5"))
+        for p in whole.parameters {
+            let path = ProbeFile.gramPath(p.name)
+            #expect(try mergedFile.storedBytes(of: path) == wholeFile.storedBytes(of: path), "\(p.name)")
+        }
         let compared = names ?? whole.parameters.map(\.name)
         for name in compared {
             #expect(
