@@ -64,7 +64,7 @@ public struct ProbeContents: Sendable, Equatable {
 /// /tasks/<task>/loss        float32 [N]            /tasks/<task>/examples int64 [N, B]
 /// /tasks/<task>/nonfinite   uint8   [N]            only with --skip-nonfinite (1 = excluded)
 /// /parameters/<name>        attrs: shape, layer, role, expert
-/// /parameters/<name>/gram      float64 [T·N, T·N]  (not in shards; chunks of 8 zero rows unwritten)
+/// /parameters/<name>/gram      float64 [T·N, T·N]  (not in shards; all-zero 8-row chunks unwritten)
 /// /parameters/<name>/gradients float32 [T·N, P]    --store-gradients, spilled rows, and shards
 /// ```
 /// In a shard, `/tasks/<task>` holds only the shard's mini-batches of that task (attribute
@@ -318,15 +318,16 @@ public enum ProbeFile {
         if shard { try file.setAttribute("first_sample", .int(piece.first), at: base) }
     }
 
-    /// Rows per chunk of a Gram dataset: 8, fewer when 8 rows would pass 1 MiB.
+    /// Rows per chunk of a Gram dataset: 8, fewer when 8 rows would pass 1 MiB (n > 16 384).
     static func gramChunkRows(_ n: Int) -> Int { max(1, min(8, (1 << 20) / max(8 * n, 1))) }
 
-    /// Writes the Gram `[n · n]` of parameter `name`. When some run of ``gramChunkRows(_:)`` rows is
-    /// all zero, the dataset is chunked by that many rows and those chunks are left out: they read
+    /// Writes the Gram `[n · n]` of parameter `name`. Rows are taken in chunks of
+    /// ``gramChunkRows(_:)`` (rows 0–7, 8–15, …; the last may be shorter). When some chunk is all
+    /// zero, the dataset is chunked that way and the zero chunks are left out: they read
     /// back as 0 (the dataset's fill value) and take no space. An MoE expert's Gram is zero in the
     /// rows of every mini-batch that routed nothing to it; on the demo's MoE checkpoint (N = 100,
     /// B = 16) that is 45 % of its experts' chunks, and the probe file shrinks from 115 to 75 MB.
-    /// A Gram without such a run is written whole in chunks of up to 1 MiB, as other datasets are
+    /// A Gram without a zero chunk is written whole in chunks of up to 1 MiB, as other datasets are
     /// (8-row chunks there cost the dense probe 0.01–0.04 s more and 1.4 % more file).
     static func writeGram(_ gram: [Double], rows n: Int, name: String, to file: HDF5File) throws(StorageError) {
         let path = gramPath(name)

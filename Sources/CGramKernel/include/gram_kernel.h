@@ -38,7 +38,9 @@ void ti_gram_pad(double *panels, int count, int k);
 /// Packs, of `count` candidate rows of `k` Float32 values (candidate `i` at `base + places[i]·stride`),
 /// those with a value that is not ±0 into panels, in candidate order (the same values and layout as
 /// `ti_gram_pack_row` for each kept row, then `ti_gram_pad`); writes the kept candidates' numbers to
-/// `kept` and returns how many. `path` chooses the instruction set (clamped to what runs here); every
+/// `kept` (room for `count`) and returns how many. `panels` needs room for ⌈count/8⌉ panels, not only
+/// the kept rows' (the row-by-row path writes a zero row into the next place before dropping it).
+/// `path` chooses the instruction set (clamped to what runs here); every
 /// path writes the same bits. The AVX-512 path converts 8 rows × 8 columns at a time and transposes
 /// them in registers, one store per column, where packing row by row writes each value alone.
 int ti_gram_pack_rows(
