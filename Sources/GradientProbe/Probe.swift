@@ -155,16 +155,24 @@ public enum Probe {
             do throws(ModelError) {
                 let pass = try model.forward(batch, noise: noise)
                 model.gradient(pass, into: &gradient, zeroed: &zeroed)
-                return (pass.loss, gradient)
+                return ProbeGradient(loss: pass.loss, values: gradient, zeroRanges: model.zeroRanges(of: zeroed))
             } catch { throw .model(error) }
         }
+    }
+
+    /// One mini-batch's loss and gradient, and the ranges of the gradient known to hold zeros
+    /// (`Model.zeroRanges(of:)`: unchosen experts), which the probe neither scans nor keeps.
+    struct ProbeGradient {
+        var loss: Double
+        var values: [Float]
+        var zeroRanges: [Range<Int>] = []
     }
 
     /// The probe with an injectable gradient (tests use it to plant a non-finite mini-batch).
     static func run(
         model: Model, dataset: DigitsDataset, source: ProbeSource, options: ProbeOptions, out: URL,
         progress: ((Int, Int) -> Void)?,
-        gradient: (Batch, RoutingNoise) throws(ProbeError) -> (loss: Double, gradient: [Float])
+        gradient: (Batch, RoutingNoise) throws(ProbeError) -> ProbeGradient
     ) throws(ProbeError) -> ProbeSummary {
         try options.validate()
         do {
@@ -215,7 +223,7 @@ public enum Probe {
         selected: [SelectedParameter], inMemory: [Bool], metadata: ProbeMetadata,
         options: ProbeOptions, storeGradients: Bool,
         progress: ((Int, Int) -> Void)?,
-        gradient: (Batch, RoutingNoise) throws(ProbeError) -> (loss: Double, gradient: [Float])
+        gradient: (Batch, RoutingNoise) throws(ProbeError) -> ProbeGradient
     ) throws(ProbeError) -> ProbeSummary {
         let rowCount = items.count
         let isShard = options.shard != nil
@@ -253,11 +261,13 @@ public enum Probe {
             let task = plan.tasks[t].rawValue
             let batch = plan.batch(w, dataset: dataset)
             let start = clock.now
-            var (loss, values) = try gradient(batch, plan.noise(w))
+            let result = try gradient(batch, plan.noise(w))
+            let (loss, zeroRanges) = (result.loss, result.zeroRanges)
+            var values = result.values
             let rowStart = clock.now
             gradientTime += rowStart - start
             var bad = false
-            let nonFinite = values.withUnsafeBufferPointer { firstNonFinite($0) }
+            let nonFinite = values.withUnsafeBufferPointer { firstNonFinite($0, skipping: zeroRanges) }
             if !loss.isFinite || nonFinite != nil {
                 guard options.skipNonFinite else {
                     let what: String
@@ -276,7 +286,10 @@ public enum Probe {
             }
             losses[t].append(Float(loss))
             excluded[t].append(bad)
+            // Start of each known-zero range → its end: a selected tensor inside one is zero unread.
+            let knownZero = Dictionary(zeroRanges.map { ($0.lowerBound, $0.upperBound) }, uniquingKeysWith: max)
             for (k, p) in selected.enumerated() {
+                if let end = knownZero[p.range.lowerBound], p.range.upperBound <= end { continue }
                 let zero = values.withUnsafeBufferPointer { isAllZero(UnsafeBufferPointer(rebasing: $0[p.range])) }
                 if zero { continue }
                 if inMemory[k] {

@@ -30,6 +30,21 @@ public func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
     return nil
 }
 
+/// ``firstNonFinite(_:)`` outside `skipped` (ascending, not overlapping, inside `values`): ranges
+/// the caller knows hold zeros, such as the experts an MoE step left unchosen (the probe then reads
+/// a quarter of the demo MoE's gradient instead of all of it).
+public func firstNonFinite(_ values: UnsafeBufferPointer<Float>, skipping skipped: [Range<Int>]) -> Int? {
+    var start = 0
+    for range in skipped + [values.count..<values.count] {
+        precondition(
+            range.lowerBound >= start && range.upperBound <= values.count,
+            "firstNonFinite: skipped range \(range) overlaps an earlier one or leaves 0..<\(values.count)")
+        if let i = firstNonFinite(UnsafeBufferPointer(rebasing: values[start..<range.lowerBound])) { return start + i }
+        start = range.upperBound
+    }
+    return nil
+}
+
 /// Whether every value is +0 or −0 (a row of gradient the probe need not keep): magnitude bits
 /// reaching 1 anywhere means a value that is not zero.
 public func isAllZero(_ values: UnsafeBufferPointer<Float>) -> Bool {

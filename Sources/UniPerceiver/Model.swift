@@ -365,6 +365,16 @@ extension Model {
         public init() {}
     }
 
+    /// The ranges of the gradient buffer that `zeroed`, as the last `gradient(_:into:zeroed:)` left
+    /// it, says hold zeros: each unchosen expert's weight and bias, ascending. The probe skips
+    /// scanning them (three quarters of an attribute-routed MoE's gradient in the demo).
+    public func zeroRanges(of zeroed: ZeroedExperts) -> [Range<Int>] {
+        zeroed.offsets.flatMap { offset -> [Range<Int>] in
+            guard let expert = mergedExperts[offset] else { return [] }
+            return [expert.weight, expert.bias]
+        }.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
     /// The dense layers' four linear weights, keyed by offset: a laned backward writes them after
     /// the lanes join (`Encoder.backwardWeights`), never inside a lane.
     static func denseWeightRanges(_ config: ModelConfig, _ layout: ParameterLayout) -> [Int: Range<Int>] {

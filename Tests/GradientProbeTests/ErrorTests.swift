@@ -30,7 +30,7 @@ import UniPerceiver
                 let entry = model.table.entry(named: "encoder.layers.1.ffn.dense.bias")!
                 result.gradient[entry.offset + 3] = .nan
             }
-            return result
+            return Probe.ProbeGradient(loss: result.loss, values: result.gradient)
         }
     }
 

@@ -204,6 +204,52 @@ import UniPerceiver
         #expect(fileBytes < rowBytes, "spilled file \(fileBytes) B, rows \(rowBytes) B, zero rows \(zeroRowBytes) B")
     }
 
+    /// The probe neither scans nor keeps the experts the model reports zero-filled
+    /// (`Model.zeroRanges(of:)`). Its file must equal, bit for bit, that of a probe handed the same
+    /// gradients without the ranges (which scans every tensor), and the ranges must really be
+    /// skipped: non-empty for this model, and zero in the gradient they describe.
+    @Test func knownZeroExpertsAreSkippedWithoutChangingTheFile() throws {
+        let model = try ProbeFixture.moeModel()
+        let fixture = try ProbeFixture(model: model)
+        defer { fixture.remove() }
+        let source = ErrorTests.source(fixture)
+        let options = ProbeFixture.options(storeGradients: true)
+        try Probe.run(
+            model: model, dataset: ProbeFixture.dataset, source: source, options: options,
+            out: fixture.file("skipping.h5"))
+        var skippedValues = 0
+        var reused = [Float](repeating: 0, count: model.parameters.count)
+        var zeroed = Model.ZeroedExperts()
+        _ = try Probe.run(
+            model: model, dataset: ProbeFixture.dataset, source: source, options: options,
+            out: fixture.file("scanning.h5"), progress: nil
+        ) { (batch, noise) throws(ProbeError) in
+            do throws(ModelError) {
+                // The production step, but every tensor scanned: no known-zero ranges handed on.
+                let pass = try model.forward(batch, noise: noise)
+                model.gradient(pass, into: &reused, zeroed: &zeroed)
+                for range in model.zeroRanges(of: zeroed) {
+                    #expect(reused[range].allSatisfy { $0 == 0 }, "\(range)")
+                    skippedValues += range.count
+                }
+                return Probe.ProbeGradient(loss: pass.loss, values: reused)
+            } catch { throw .model(error) }
+        }
+        #expect(skippedValues > 0, "the MoE fixture leaves experts unchosen, so the skip is exercised")
+        let a = try ProbeFile.read(fixture.file("skipping.h5"))
+        let b = try ProbeFile.read(fixture.file("scanning.h5"))
+        #expect(a.parameters.map(\.gram) == b.parameters.map(\.gram))
+        #expect(a.losses == b.losses)
+        let aFile = try HDF5File.open(fixture.file("skipping.h5"))
+        let bFile = try HDF5File.open(fixture.file("scanning.h5"))
+        for p in a.parameters {
+            let path = ProbeFile.gradientsPath(p.name)
+            #expect(
+                try aFile.readRows(0..<12, from: path, as: Float.self).values
+                    == bFile.readRows(0..<12, from: path, as: Float.self).values, "stored rows of \(p.name)")
+        }
+    }
+
     /// writeGram on synthetic Grams: every chunk pattern (none, all, alternate, only the partial last
     /// chunk zero), n below, at and off a multiple of 8, n = 0: the read-back has the same bits,
     /// and exactly the all-zero chunks take no space.

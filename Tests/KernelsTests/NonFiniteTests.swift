@@ -21,6 +21,20 @@ struct NonFiniteTests {
         }
     }
 
+    @Test("skipping ranges: finds the first non-finite value outside them, none inside them")
+    func skipping() {
+        var values = (0..<600).map { Float($0) - 3.5 }
+        let skipped = [0..<3, 10..<10, 40..<300, 590..<600]
+        func scan() -> Int? { values.withUnsafeBufferPointer { firstNonFinite($0, skipping: skipped) } }
+        #expect(scan() == nil)
+        for inside in [0, 2, 40, 299, 590, 599] { values[inside] = .nan }
+        #expect(scan() == nil, "non-finite values only inside skipped ranges")
+        for outside in [599 - 10, 300, 39, 10, 3] {
+            values[outside] = .infinity
+            #expect(scan() == outside, "first outside at \(outside)")
+        }
+    }
+
     @Test("finite extremes, signed zeros and subnormals are finite")
     func finite() {
         let extremes: [Float] = [
