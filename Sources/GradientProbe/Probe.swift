@@ -243,6 +243,8 @@ public enum Probe {
             values.reserveCapacity(rowCount * p.count)
             return GramAccumulator.RowBlock(values: values, places: [Int](repeating: -1, count: rowCount))
         }
+        // Per expert buffer: Floats of its reserved room whose pages `prefaultAhead` faulted in.
+        var populated = [Int](repeating: 0, count: selected.count)
         try storage { () throws(StorageError) in
             for (p, memory) in zip(selected, inMemory) where !memory {
                 try file.createDataset(
@@ -301,6 +303,7 @@ public enum Probe {
                         }
                     } else {
                         buffers[k].places![local] = buffers[k].values.count / p.count
+                        prefaultAhead(&buffers[k].values, needed: p.count, populated: &populated[k])
                         buffers[k].values.append(contentsOf: values[p.range])
                     }
                 } else {
@@ -410,6 +413,25 @@ func zeroedRows(_ count: Int) -> [Float] {
         buffer.initialize(repeating: 0)
         initialized = count
     }
+}
+
+/// Before `needed` more Floats are appended to `values` (whose reserved capacity holds them), faults
+/// in the pages they land on, and those of the next 4 MB of its reserved room, by one
+/// ``prefault(_:)``, instead of one page fault per 4 KB page as the appends reach them. `populated`
+/// counts the Floats from the start of the room done so far. On the Emerald Rapids host, 250 MB
+/// appended in 196 KB rows: 0.087 s against 0.125 s (C, three runs each).
+func prefaultAhead(_ values: inout [Float], needed: Int, populated: inout Int) {
+    let end = values.count + needed
+    guard end > populated, end <= values.capacity else { return }
+    let chunk = max(needed, (4 << 20) / MemoryLayout<Float>.size)
+    let upTo = min(values.capacity, max(end, populated + chunk))
+    // The room past `count` is allocated but not initialised: only its pages are touched here, by
+    // the kernel, and no Float is read or written.
+    values.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        prefault(UnsafeMutableRawBufferPointer(start: base + populated, count: (upTo - populated) * MemoryLayout<Float>.size))
+    }
+    populated = upTo
 }
 
 /// Asks Linux to fault in the whole pages inside `buffer` now, writable; returns the bytes asked

@@ -315,12 +315,62 @@ import UniPerceiver
             let (bytes, result) = prefault(UnsafeMutableRawBufferPointer(buffer))
             #if os(Linux)
                 #expect(bytes <= 4 * count && bytes >= 4 * count - 2 * page, "\(count) Floats: \(bytes) bytes")
-                var name = utsname()
-                uname(&name)
-                let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                let version = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
-                if bytes > 0 && version.count == 2 && (version[0], version[1]) >= (5, 14) {
-                    #expect(result == 0, "madvise on Linux \(release)")
+                if bytes > 0 && Self.linuxAtLeast(5, 14) { #expect(result == 0, "madvise on Linux \(Self.linuxRelease)") }
+            #endif
+        }
+    }
+
+    #if os(Linux)
+        /// The running kernel's release, e.g. `6.1.0-18-amd64`.
+        static var linuxRelease: String {
+            var name = utsname()
+            uname(&name)
+            return withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+
+        /// Whether the kernel is at least `major.minor` (where `MADV_POPULATE_WRITE` exists: 5.14).
+        static func linuxAtLeast(_ major: Int, _ minor: Int) -> Bool {
+            let version = linuxRelease.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+            return version.count == 2 && (version[0], version[1]) >= (major, minor)
+        }
+    #endif
+
+    /// `prefaultAhead` before each append of an expert's row: the room it has faulted in always
+    /// covers the rows appended and stays inside the reserved capacity, the rows keep their values,
+    /// and (Linux ≥ 5.14, where the advice is taken) the pages ahead of the last row are resident
+    /// before anything is written to them.
+    @Test func prefaultAheadCoversEachAppendAndStaysInTheReservedRoom() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for (width, rows) in [(1, 5), (1000, 40), (300_000, 9), (1_100_000, 2)] {
+            var values: [Float] = []
+            values.reserveCapacity(width * rows)
+            var populated = 0
+            var advised = false
+            for r in 0..<rows {
+                prefaultAhead(&values, needed: width, populated: &populated)
+                #expect(populated >= values.count + width && populated <= values.capacity, "width \(width), row \(r)")
+                #if os(Linux)
+                    // Whole pages between the end of the data and the end of the faulted-in room.
+                    let first = (values.count * 4 + page - 1) / page
+                    let last = (populated * 4) / page
+                    if last > first + 1 {
+                        let resident = values.withUnsafeBufferPointer { buffer -> Bool in
+                            let base = UInt(bitPattern: buffer.baseAddress!)
+                            // The buffer's first page may start before the allocation's: align down.
+                            let start = (base + UInt(first * page)) / UInt(page) * UInt(page)
+                            var flags = [UInt8](repeating: 0, count: last - first)
+                            let result = mincore(UnsafeMutableRawPointer(bitPattern: start), (last - first) * page, &flags)
+                            return result == 0 && flags.allSatisfy { $0 & 1 == 1 }
+                        }
+                        advised = advised || resident
+                    }
+                #endif
+                values.append(contentsOf: (0..<width).map { Float(r * width + $0) })
+            }
+            #expect(values == (0..<(width * rows)).map { Float($0) })
+            #if os(Linux)
+                if width >= 300_000 && Self.linuxAtLeast(5, 14) {
+                    #expect(advised, "width \(width): no page ahead of the rows was resident before its write")
                 }
             #endif
         }
