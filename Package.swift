@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "CGramKernel", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
 
         .target(name: "Kernels", dependencies: ["CBLAS"], exclude: ["README.md", "fit_erf.py"], swiftSettings: cpu),
-        .target(name: "Storage", dependencies: ["CHDF5", "Kernels"], exclude: ["README.md"]),
+        // SHA-256's compression on the x86 SHA extensions, when the CPU has them (Storage/SHA256.swift).
+        .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "Storage", dependencies: ["CHDF5", "CSHA256", "Kernels"], exclude: ["README.md"]),
         .target(name: "UniPerceiver", dependencies: ["Kernels"], exclude: ["README.md"], swiftSettings: cpu),
         .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),
         .target(name: "Training", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),

@@ -1,9 +1,20 @@
+import CSHA256
 import Foundation
 
 /// SHA-256 (FIPS 180-4) of a file or bytes, as lower-case hex — the `checkpoint` and `data`
 /// fingerprints of the probe file, which `merge` compares, and the dataset a training run resumes on. Foundation on Linux has no CryptoKit and
 /// the package takes no crypto dependency for one digest, so it is written out here.
+///
+/// The compression function runs on the CPU's SHA extensions where it has them (`CSHA256`; the
+/// Emerald Rapids host: a 75 MB probe file in 0.05 s instead of 0.55 s), else in Swift below; both
+/// give the same digest (`SHA256Tests`).
 public struct SHA256 {
+    /// Whether this CPU runs the compression on its SHA extensions.
+    public static let hardwareAvailable = ti_sha256_hardware_available()
+
+    /// Whether this hasher uses them (tests turn them off to check the Swift function).
+    let hardware: Bool
+
     private var state: [UInt32] = [
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
         0x5be0_cd19,
@@ -24,10 +35,26 @@ public struct SHA256 {
         0xc671_78f2,
     ]
 
-    public init() {}
+    public init() { hardware = Self.hardwareAvailable }
+
+    init(hardware: Bool) {
+        precondition(!hardware || Self.hardwareAvailable, "SHA256: this CPU has no SHA extensions")
+        self.hardware = hardware
+    }
 
     public mutating func update(_ bytes: some Collection<UInt8>) {
         length &+= UInt64(bytes.count)
+        // Whole blocks straight from contiguous bytes when nothing is pending: copying a 1 MiB
+        // piece through `pending` costs as much as hashing it on the SHA extensions.
+        if pending.isEmpty {
+            let rest: Int? = bytes.withContiguousStorageIfAvailable { buffer in
+                let whole = buffer.count / 64 * 64
+                if whole > 0 { compress(blocks: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[0..<whole]))) }
+                pending.append(contentsOf: buffer[whole...])
+                return whole
+            }
+            if rest != nil { return }
+        }
         pending.append(contentsOf: bytes)
         let whole = pending.count / 64 * 64
         guard whole > 0 else { return }
@@ -53,6 +80,13 @@ public struct SHA256 {
     /// stack buffer for all blocks: an array per block made hashing a 1 MB file take 14 ms.
     private mutating func compress(blocks: UnsafeRawBufferPointer) {
         precondition(blocks.count % 64 == 0, "SHA256.compress: \(blocks.count) bytes is not whole blocks")
+        if hardware {
+            guard let base = blocks.baseAddress else { return }
+            state.withUnsafeMutableBufferPointer { h in
+                ti_sha256_blocks_hardware(h.baseAddress!, base.assumingMemoryBound(to: UInt8.self), blocks.count / 64)
+            }
+            return
+        }
         @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
         var h0 = state[0], h1 = state[1], h2 = state[2], h3 = state[3]
         var h4 = state[4], h5 = state[5], h6 = state[6], h7 = state[7]
@@ -105,7 +139,7 @@ public struct SHA256 {
                 throw .io(file: url.path, reason: "read failed: \(error)")
             }
             if chunk.isEmpty { break }
-            hasher.update([UInt8](chunk))
+            hasher.update(chunk)
         }
         return hasher.finish()
     }

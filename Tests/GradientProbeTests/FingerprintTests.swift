@@ -1,14 +1,24 @@
 import Foundation
-import Storage
 import Testing
 
 @testable import GradientProbe
+@testable import Storage
 
 /// The probe's SHA-256 (what `merge` compares shards by) against the FIPS 180-2 example digests
 /// (the expected strings are those printed by Python's `hashlib.sha256`, an independent
-/// implementation).
+/// implementation). Each test runs the Swift compression function and, where the CPU has them, the
+/// SHA extensions' (`CSHA256`).
 @Suite("SHA-256 fingerprints")
 struct FingerprintTests {
+    /// Which compression functions this CPU can run: Swift, and the SHA extensions where present.
+    static let paths = [false] + (SHA256.hardwareAvailable ? [true] : [])
+
+    static func hex(_ bytes: some Collection<UInt8>, hardware: Bool) -> String {
+        var hasher = SHA256(hardware: hardware)
+        hasher.update(bytes)
+        return hasher.finish()
+    }
+
     @Test("FIPS 180-2 examples, the empty message and a 1-block padding edge")
     func knownAnswers() {
         let cases: [([UInt8], String)] = [
@@ -30,21 +40,48 @@ struct FingerprintTests {
         ]
         for (message, digest) in cases {
             #expect(SHA256.hex(of: message) == digest, "\(message.count) bytes")
+            for hardware in Self.paths {
+                #expect(Self.hex(message, hardware: hardware) == digest, "\(message.count) bytes, hardware \(hardware)")
+            }
         }
+    }
+
+    @Test("the SHA extensions and the Swift function agree on every length from 0 to 300 bytes, and on 70 kB")
+    func pathsAgree() {
+        var state: UInt64 = 0x9e37_79b9_7f4a_7c15
+        let bytes = (0..<70_000).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        for count in Array(0...300) + [70_000] {
+            let digests = Set(Self.paths.map { Self.hex(bytes.prefix(count), hardware: $0) })
+            #expect(digests.count == 1, "\(count) bytes: \(digests)")
+        }
+    }
+
+    /// A detection bug must not silently leave the SHA extensions unused (or used where absent).
+    @Test func hardwareMatchesTheCPUFlags() throws {
+        #if os(Linux) && arch(x86_64)
+            let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+            let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ") ?? []
+            #expect(SHA256.hardwareAvailable == flags.contains("sha_ni"), "sha_ni in /proc/cpuinfo: \(flags.contains("sha_ni"))")
+        #endif
     }
 
     @Test("pieces of any size, and a file read in 1 MiB pieces, give the one-piece digest")
     func pieces() throws {
         let bytes = (0..<1_300_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
         let whole = SHA256.hex(of: bytes)
-        var hasher = SHA256()
-        var start = 0
-        for size in [1, 63, 64, 65, 1000, 127] {
-            hasher.update(bytes[start..<(start + size)])
-            start += size
+        for hardware in Self.paths {
+            var hasher = SHA256(hardware: hardware)
+            var start = 0
+            for size in [1, 63, 64, 65, 1000, 127, 128, 0, 4096] {
+                hasher.update(bytes[start..<(start + size)])
+                start += size
+            }
+            hasher.update(bytes[start...])
+            #expect(hasher.finish() == whole, "hardware \(hardware)")
         }
-        hasher.update(bytes[start...])
-        #expect(hasher.finish() == whole)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("fingerprint-\(UUID()).bin")
         defer { try? FileManager.default.removeItem(at: url) }
         try Data(bytes).write(to: url)
