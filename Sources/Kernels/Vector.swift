@@ -32,7 +32,7 @@ public func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
 
 /// ``firstNonFinite(_:)`` outside `skipped` (ascending, not overlapping, inside `values`): ranges
 /// the caller knows hold zeros, such as the experts an MoE step left unchosen (the probe then reads
-/// a quarter of the demo MoE's gradient instead of all of it).
+/// about 40 % of the demo MoE's gradient instead of all of it).
 public func firstNonFinite(_ values: UnsafeBufferPointer<Float>, skipping skipped: [Range<Int>]) -> Int? {
     var start = 0
     for range in skipped + [values.count..<values.count] {

@@ -6,8 +6,8 @@ import Foundation
 /// the package takes no crypto dependency for one digest, so it is written out here.
 ///
 /// The compression function runs on the CPU's SHA extensions where it has them (`CSHA256`), else in
-/// Swift below (≈ 130 MB/s on the Emerald Rapids host, 40 % of `analyze`'s CPU on the demo's 75 MB
-/// MoE probe file); both give the same digest (`FingerprintTests`).
+/// Swift below (≈ 130 MB/s on the Emerald Rapids host, 40 % of `analyze`'s CPU on a 75 MB probe file
+/// of the demo's MoE checkpoint); both give the same digest (`FingerprintTests`).
 public struct SHA256 {
     /// Whether this CPU runs the compression on its SHA extensions.
     public static let hardwareAvailable = ti_sha256_hardware_available()

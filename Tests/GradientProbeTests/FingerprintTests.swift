@@ -46,7 +46,7 @@ struct FingerprintTests {
         }
     }
 
-    @Test("the SHA extensions and the Swift function agree on every length from 0 to 300 bytes, and on 70 kB")
+    @Test("the SHA extensions and the Swift function agree on every length from 0 to 300 bytes, on 70 kB, and at every alignment")
     func pathsAgree() {
         var state: UInt64 = 0x9e37_79b9_7f4a_7c15
         let bytes = (0..<70_000).map { _ in
@@ -56,6 +56,11 @@ struct FingerprintTests {
         for count in Array(0...300) + [70_000] {
             let digests = Set(Self.paths.map { Self.hex(bytes.prefix(count), hardware: $0) })
             #expect(digests.count == 1, "\(count) bytes: \(digests)")
+        }
+        // Blocks read straight from the caller's bytes start wherever those do: every alignment.
+        for offset in 1..<16 {
+            let digests = Set(Self.paths.map { Self.hex(bytes[offset..<(offset + 1000)], hardware: $0) })
+            #expect(digests.count == 1, "1000 bytes from offset \(offset): \(digests)")
         }
     }
 

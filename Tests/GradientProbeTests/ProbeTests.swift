@@ -205,9 +205,11 @@ import UniPerceiver
     }
 
     /// The probe neither scans nor keeps the experts the model reports zero-filled
-    /// (`Model.zeroRanges(of:)`). Its file must equal, bit for bit, that of a probe handed the same
-    /// gradients without the ranges (which scans every tensor), and the ranges must really be
-    /// skipped: non-empty for this model, and zero in the gradient they describe.
+    /// (`Model.zeroRanges(of:)`). Three runs on the same gradients: the probe as shipped; the ranges
+    /// withheld, so every tensor is scanned; and the ranges handed on over a copy of the gradient
+    /// with a NaN and a 1 planted in the first reported range. All three files must be the same bit
+    /// for bit: the ranges hold zeros, and the probe really reads nothing in them (a scan would stop
+    /// at the NaN; keeping the row would put the 1 in its Gram and stored rows).
     @Test func knownZeroExpertsAreSkippedWithoutChangingTheFile() throws {
         let model = try ProbeFixture.moeModel()
         let fixture = try ProbeFixture(model: model)
@@ -216,37 +218,48 @@ import UniPerceiver
         let options = ProbeFixture.options(storeGradients: true)
         try Probe.run(
             model: model, dataset: ProbeFixture.dataset, source: source, options: options,
-            out: fixture.file("skipping.h5"))
+            out: fixture.file("shipped.h5"))
         var skippedValues = 0
-        var reused = [Float](repeating: 0, count: model.parameters.count)
-        var zeroed = Model.ZeroedExperts()
-        _ = try Probe.run(
-            model: model, dataset: ProbeFixture.dataset, source: source, options: options,
-            out: fixture.file("scanning.h5"), progress: nil
-        ) { (batch, noise) throws(ProbeError) in
-            do throws(ModelError) {
-                // The production step, but every tensor scanned: no known-zero ranges handed on.
-                let pass = try model.forward(batch, noise: noise)
-                model.gradient(pass, into: &reused, zeroed: &zeroed)
-                for range in model.zeroRanges(of: zeroed) {
-                    #expect(reused[range].allSatisfy { $0 == 0 }, "\(range)")
-                    skippedValues += range.count
-                }
-                return Probe.ProbeGradient(loss: pass.loss, values: reused)
-            } catch { throw .model(error) }
+        for (name, handOn) in [("scanning.h5", false), ("planted.h5", true)] {
+            var reused = [Float](repeating: 0, count: model.parameters.count)
+            var zeroed = Model.ZeroedExperts()
+            _ = try Probe.run(
+                model: model, dataset: ProbeFixture.dataset, source: source, options: options,
+                out: fixture.file(name), progress: nil
+            ) { (batch, noise) throws(ProbeError) in
+                do throws(ModelError) {
+                    let pass = try model.forward(batch, noise: noise)
+                    model.gradient(pass, into: &reused, zeroed: &zeroed)
+                    let ranges = model.zeroRanges(of: zeroed)
+                    for range in ranges {
+                        #expect(reused[range].allSatisfy { $0 == 0 }, "\(range)")
+                        if !handOn { skippedValues += range.count }
+                    }
+                    guard handOn, let first = ranges.first(where: { $0.count >= 2 }) else {
+                        return Probe.ProbeGradient(loss: pass.loss, values: reused)
+                    }
+                    // A copy: `reused` must keep its zeros for the next step (`zeroed`'s promise).
+                    var planted = reused
+                    planted[first.lowerBound] = .nan
+                    planted[first.upperBound - 1] = 1
+                    return Probe.ProbeGradient(loss: pass.loss, values: planted, zeroRanges: ranges)
+                } catch { throw .model(error) }
+            }
         }
         #expect(skippedValues > 0, "the MoE fixture leaves experts unchosen, so the skip is exercised")
-        let a = try ProbeFile.read(fixture.file("skipping.h5"))
-        let b = try ProbeFile.read(fixture.file("scanning.h5"))
-        #expect(a.parameters.map(\.gram) == b.parameters.map(\.gram))
-        #expect(a.losses == b.losses)
-        let aFile = try HDF5File.open(fixture.file("skipping.h5"))
-        let bFile = try HDF5File.open(fixture.file("scanning.h5"))
-        for p in a.parameters {
-            let path = ProbeFile.gradientsPath(p.name)
-            #expect(
-                try aFile.readRows(0..<12, from: path, as: Float.self).values
-                    == bFile.readRows(0..<12, from: path, as: Float.self).values, "stored rows of \(p.name)")
+        let shipped = try ProbeFile.read(fixture.file("shipped.h5"))
+        let shippedFile = try HDF5File.open(fixture.file("shipped.h5"))
+        for name in ["scanning.h5", "planted.h5"] {
+            let other = try ProbeFile.read(fixture.file(name))
+            #expect(shipped.parameters.map(\.gram) == other.parameters.map(\.gram), "\(name)")
+            #expect(shipped.losses == other.losses, "\(name)")
+            let otherFile = try HDF5File.open(fixture.file(name))
+            for p in shipped.parameters {
+                let path = ProbeFile.gradientsPath(p.name)
+                #expect(
+                    try shippedFile.readRows(0..<12, from: path, as: Float.self).values
+                        == otherFile.readRows(0..<12, from: path, as: Float.self).values, "\(name): stored rows of \(p.name)")
+            }
         }
     }
 
@@ -349,6 +362,10 @@ import UniPerceiver
             for r in 0..<rows {
                 prefaultAhead(&values, needed: width, populated: &populated)
                 #expect(populated >= values.count + width && populated <= values.capacity, "width \(width), row \(r)")
+                if r == 0 {
+                    // At least 4 MB (1 Mi Floats) ahead of the start, as far as the room goes.
+                    #expect(populated >= min(values.capacity, max(width, 1 << 20)), "width \(width): \(populated) Floats")
+                }
                 #if os(Linux)
                     // Whole pages between the end of the data and the end of the faulted-in room.
                     let first = (values.count * 4 + page - 1) / page
@@ -368,6 +385,13 @@ import UniPerceiver
                 values.append(contentsOf: (0..<width).map { Float(r * width + $0) })
             }
             #expect(values == (0..<(width * rows)).map { Float($0) })
+            // A shared array is copied on its first mutation into room for its count alone: the
+            // room faulted in must be the copy's, never past its end.
+            var shared = values
+            let other = shared
+            var done = 0
+            prefaultAhead(&shared, needed: width, populated: &done)
+            #expect(done <= shared.capacity && other.count == shared.count, "width \(width): \(done) of \(shared.capacity)")
             #if os(Linux)
                 if width >= 300_000 && Self.linuxAtLeast(5, 14) {
                     #expect(advised, "width \(width): the pages ahead of the first row were not resident before its write")

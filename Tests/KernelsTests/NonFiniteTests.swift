@@ -33,6 +33,11 @@ struct NonFiniteTests {
             values[outside] = .infinity
             #expect(scan() == outside, "first outside at \(outside)")
         }
+        // After the last skipped range, when it ends before the values do.
+        var tail = [Float](repeating: 0, count: 50)
+        tail[45] = .nan
+        tail[10] = .nan
+        #expect(tail.withUnsafeBufferPointer { firstNonFinite($0, skipping: [0..<3, 5..<40]) } == 45)
     }
 
     @Test("finite extremes, signed zeros and subnormals are finite")

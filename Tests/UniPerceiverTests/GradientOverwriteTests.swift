@@ -51,6 +51,10 @@ import Testing
             if n > 0 { newlyUnchosen += zeroed.offsets.subtracting(previous).count }
             previous = zeroed.offsets
             #expect(zeroed.offsets.allSatisfy { offset in reused[model.mergedExperts[offset]!.weight].allSatisfy { $0 == 0 } })
+            // What the probe skips: exactly those experts' weights and biases, ascending, all zero.
+            let expected = zeroed.offsets.flatMap { [model.mergedExperts[$0]!.weight, model.mergedExperts[$0]!.bias] }
+            #expect(model.zeroRanges(of: zeroed) == expected.sorted { $0.lowerBound < $1.lowerBound })
+            #expect(model.zeroRanges(of: zeroed).allSatisfy { reused[$0].allSatisfy { $0 == 0 } })
         }
         #expect(skipped > 0, "\(routing): no expert stayed unchosen across steps, so the skip was never exercised")
         #expect(rechosen > 0 && newlyUnchosen > 0, "\(routing): choices never changed (\(rechosen) re-chosen, \(newlyUnchosen) newly unchosen)")
