@@ -387,11 +387,13 @@ import UniPerceiver
             #expect(values == (0..<(width * rows)).map { Float($0) })
             // A shared array is copied on its first mutation into room for its count alone: the
             // room faulted in must be the copy's, never past its end.
-            var shared = values
+            var shared: [Float] = []
+            shared.reserveCapacity(4 * width + 8)
+            shared.append(contentsOf: values.prefix(width))
             let other = shared
             var done = 0
             prefaultAhead(&shared, needed: width, populated: &done)
-            #expect(done <= shared.capacity && other.count == shared.count, "width \(width): \(done) of \(shared.capacity)")
+            #expect(done <= shared.capacity && other == shared, "width \(width): \(done) of \(shared.capacity)")
             #if os(Linux)
                 if width >= 300_000 && Self.linuxAtLeast(5, 14) {
                     #expect(advised, "width \(width): the pages ahead of the first row were not resident before its write")
