@@ -113,6 +113,12 @@ for t in timings {
 print(table.joined(separator: "\n"))
 print("")
 print("issue 5 target, Gram ≥ 80 % of sgemm (full R·Rᵀ over the Gram's time, against sgemm 1024³): " + verdicts.joined(separator: "; "))
+// The same work against sgemm on the same rows (one call computing the full R·Rᵀ), for reference:
+// sgemm runs these 300-row products well below its 1024³ rate, and the Gram, in Float64, has half
+// Float32's peak to work with, so at most ≈ 100 % of sgemm 1024³ even with no packing at all.
+print(
+    "for reference, the Gram's time against one sgemm computing the full R·Rᵀ of the same rows: "
+        + timings.map { "\($0.name): \(f(100 * $0.sgemmSeconds / $0.gramSeconds)) %" }.joined(separator: "; "))
 
 // One lane's call (the probe's 300 rows × one lane's share of a column block, one thread): our
 // kernels on every path this CPU runs (what the Gram uses: the fastest), against OpenBLAS's `dsyrk`
