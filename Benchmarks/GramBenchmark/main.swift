@@ -55,23 +55,34 @@ struct Timing {
     let gramSeconds: Double
     let multiplyAdds: Int
     let sgemmSeconds: Double
+    /// Timed on the AVX2 kernels although this CPU runs AVX-512 ones (what an AVX2 CPU would run).
+    let standIn: Bool
 }
+// On an AVX-512 CPU the Gram is also timed on its AVX2 kernels, which an AVX2 CPU would run: with
+// OpenBLAS's `Haswell` kernels set by hand that pairing stands in for an AVX2 host.
+let standInPath: TIGramPath? =
+    ti_gram_best_path() == TIGramPathAVX512 && ti_gram_path_supported(TIGramPathAVX2) ? TIGramPathAVX2 : nil
 var timings: [Timing] = []
 for c in cases {
     var rng = SeededRNG(seed: 7)
     let data = c.widths.map { w in (0..<(rows * w)).map { _ in Float(rng.nextGaussian()) } }
     var multiplyAdds = 0
-    let gramSeconds = best {
-        multiplyAdds = 0
-        let workspace = GramAccumulator.Workspace()  // as the probe does: one for all its tensors
-        for (w, values) in zip(c.widths, data) {
-            _ = GramAccumulator.gram(
-                rowCount: rows, width: w, superRows: rows, multiplyAdds: &multiplyAdds, workspace: workspace
-            ) {
-                range in range == 0..<rows ? values : Array(values[(range.lowerBound * w)..<(range.upperBound * w)])
+    func timeGram(_ path: TIGramPath?) -> Double {
+        best {
+            multiplyAdds = 0
+            // As the probe does: one workspace for all its tensors.
+            let workspace = path.map { GramAccumulator.Workspace(path: $0) } ?? GramAccumulator.Workspace()
+            for (w, values) in zip(c.widths, data) {
+                _ = GramAccumulator.gram(
+                    rowCount: rows, width: w, superRows: rows, multiplyAdds: &multiplyAdds, workspace: workspace
+                ) {
+                    range in range == 0..<rows ? values : Array(values[(range.lowerBound * w)..<(range.upperBound * w)])
+                }
             }
         }
     }
+    let gramSeconds = timeGram(nil)
+    let standInSeconds = standInPath.map { timeGram($0) }
     // The full product one sgemm call computes (OpenBLAS's own threads), same rows.
     var product = [Float](repeating: 0, count: rows * rows)
     let sgemmSeconds = best {
@@ -85,10 +96,12 @@ for c in cases {
             }
         }
     }
-    timings.append(
-        Timing(
-            name: c.name, width: c.widths.reduce(0, +), gramSeconds: gramSeconds, multiplyAdds: multiplyAdds,
-            sgemmSeconds: sgemmSeconds))
+    for (seconds, standIn) in [(gramSeconds, false)] + (standInSeconds.map { [($0, true)] } ?? []) {
+        timings.append(
+            Timing(
+                name: standIn ? c.name + ", on the AVX2 kernels" : c.name, width: c.widths.reduce(0, +),
+                gramSeconds: seconds, multiplyAdds: multiplyAdds, sgemmSeconds: sgemmSeconds, standIn: standIn))
+    }
 }
 let sgemmAfter = sgemmRate(size: 1024, repeats: 5)
 let dgemmAfter = dgemmRate(size: 1024, repeats: 5)
@@ -108,11 +121,18 @@ for t in timings {
     table.append(
         "| \(t.name) | \(rows) × \(t.width) | \(f(t.gramSeconds, 3)) | \(f(needed)) | \(f(needed / t.gramSeconds)) | "
             + "\(f(100 * needed / t.gramSeconds / dgemm)) | \(f(t.sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
-    verdicts.append("\(t.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
+    if !t.standIn {
+        verdicts.append("\(t.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
+    }
 }
 print(table.joined(separator: "\n"))
 print("")
 print("issue 5 target, Gram ≥ 80 % of sgemm (full R·Rᵀ over the Gram's time, against sgemm 1024³): " + verdicts.joined(separator: "; "))
+if standInPath != nil {
+    print(
+        "(the rows \"on the AVX2 kernels\" are what an AVX2 CPU would run; against this CPU's AVX-512 sgemm they say "
+            + "little, against OpenBLAS's Haswell sgemm (OPENBLAS_CORETYPE=Haswell, set by hand) they stand in for an AVX2 host)")
+}
 // The same work against sgemm on the same rows (one call computing the full R·Rᵀ), for reference:
 // sgemm runs these 300-row products well below its 1024³ rate, and the Gram, in Float64, has half
 // Float32's peak to work with, so at most ≈ 100 % of sgemm 1024³ even with no packing at all.

@@ -89,7 +89,17 @@ public enum GramAccumulator {
     public final class Workspace {
         var partials: [Double] = []
         var packs: [(PackedBlock, PackedBlock)] = []
-        public init() {}
+        /// The kernels' instruction set for the Grams made with this workspace.
+        let path: TIGramPath
+        /// The fastest instruction set this CPU runs (``kernelPath``).
+        public init() { path = GramAccumulator.kernelPath }
+        /// A given instruction set, which must run here (`ti_gram_path_supported`): every path gives
+        /// the same bits, so this only changes the speed (`GramBenchmark` times the AVX2 path on an
+        /// AVX-512 CPU to stand in for an AVX2 one).
+        public init(path: TIGramPath) {
+            precondition(ti_gram_path_supported(path), "GramAccumulator.Workspace: instruction set \(path.rawValue) does not run on this CPU")
+            self.path = path
+        }
     }
 
     /// Rows of a range as `load` hands them over: every row in order, or only the rows not known to
@@ -158,6 +168,7 @@ public enum GramAccumulator {
         }
         if packs.count < lanes { packs = [(PackedBlock, PackedBlock)](repeating: (PackedBlock(), PackedBlock()), count: lanes) }
         var laneWork = [Int](repeating: 0, count: lanes)
+        let path = workspace.path
         for (i, rowsA) in supers.enumerated() {
             let a = try load(rowsA)
             check(a, rows: rowsA, width: width)
@@ -180,14 +191,16 @@ public enum GramAccumulator {
                                         let block = c0..<min(c0 + columnBlock, width)
                                         let columns = laneColumns(of: block, lane: lane)
                                         guard !columns.isEmpty else { continue }
-                                        packs.value[lane].0.pack(a, rows: rowsA, width: width, columns: columns, tileRows: tileRows)
+                                        packs.value[lane].0.pack(
+                                            a, rows: rowsA, width: width, columns: columns, tileRows: tileRows, path: path)
                                         if !same {
-                                            packs.value[lane].1.pack(b, rows: rowsB, width: width, columns: columns, tileRows: tileRows)
+                                            packs.value[lane].1.pack(
+                                                b, rows: rowsB, width: width, columns: columns, tileRows: tileRows, path: path)
                                         }
                                         let (first, second) = packs.value[lane]
                                         work.value[lane] += multiplyTiles(
                                             first, same ? first : second, k: columns.count,
-                                            gram: targets.value.baseAddress! + lane * n * n, n: n)
+                                            gram: targets.value.baseAddress! + lane * n * n, n: n, path: path)
                                     }
                                 }
                             }
@@ -253,15 +266,15 @@ public enum GramAccumulator {
         /// Packs rows `rows` of `source`, columns `columns`.
         mutating func pack(
             _ source: [Float], rows: Range<Int>, width: Int, columns: Range<Int>,
-            tileRows: Int = GramAccumulator.rowTile
+            tileRows: Int = GramAccumulator.rowTile, path: TIGramPath = GramAccumulator.kernelPath
         ) {
-            pack(RowBlock(values: source), rows: rows, width: width, columns: columns, tileRows: tileRows)
+            pack(RowBlock(values: source), rows: rows, width: width, columns: columns, tileRows: tileRows, path: path)
         }
 
         /// Packs rows `rows` of `source` (rows known to be zero are skipped unread), columns `columns`.
         mutating func pack(
             _ block: RowBlock, rows: Range<Int>, width: Int, columns: Range<Int>,
-            tileRows: Int = GramAccumulator.rowTile
+            tileRows: Int = GramAccumulator.rowTile, path: TIGramPath = GramAccumulator.kernelPath
         ) {
             let places = block.places
             let k = columns.count
@@ -289,7 +302,7 @@ public enum GramAccumulator {
                         // any dot product).
                         var kept = [Int32](repeating: 0, count: candidates.count)
                         let count = ti_gram_pack_rows(
-                            GramAccumulator.kernelPath, src.baseAddress! + columns.lowerBound, width, offsets,
+                            path, src.baseAddress! + columns.lowerBound, width, offsets,
                             Int32(candidates.count), Int32(k), dst.baseAddress! + used * k, &kept)
                         tile.rows = kept[0..<Int(count)].map { candidates[Int($0)] }
                         used += GramAccumulator.panels(tile.rows.count) * GramAccumulator.panelRows

@@ -84,6 +84,28 @@ func accumulatedGram(
         }
     }
 
+    /// A workspace on a chosen instruction set (what `GramBenchmark` times the AVX2 kernels with on an
+    /// AVX-512 CPU) keeps it and gives the default workspace's Gram bit for bit, with rows known to be
+    /// zero left out as the probe's MoE experts hand them over.
+    @Test func workspaceOnAnyPathGivesTheSameBits() {
+        #expect(GramAccumulator.Workspace().path == GramAccumulator.kernelPath)
+        let (count, width) = (90, 300)
+        // Every third row known to be zero (place −1), the rest present in order.
+        let places = (0..<count).map { $0 % 3 == 0 ? -1 : $0 - $0 / 3 - 1 }
+        let present = (0..<count).filter { $0 % 3 != 0 }.flatMap { r in Self.rows[(r * Self.width)..<(r * Self.width + width)] }
+        let block = GramAccumulator.RowBlock(values: present, places: places)
+        var multiplyAdds = 0
+        let reference = GramAccumulator.gram(rowCount: count, width: width, rows: block, multiplyAdds: &multiplyAdds)
+        for path in [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512] where ti_gram_path_supported(path) {
+            let workspace = GramAccumulator.Workspace(path: path)
+            #expect(workspace.path == path)
+            let g = GramAccumulator.gram(
+                rowCount: count, width: width, rows: block, multiplyAdds: &multiplyAdds, workspace: workspace)
+            #expect(g.map(\.bitPattern) == reference.map(\.bitPattern), "path \(path.rawValue)")
+        }
+        #expect(reference[0] == 0 && reference[1 * count + 1] > 0)
+    }
+
     /// Every column block is split into the lanes' equal, disjoint ranges, so the lanes share the work.
     @Test func lanesShareEveryBlockEqually() {
         #expect(GramAccumulator.lanes == 2)
