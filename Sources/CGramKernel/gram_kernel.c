@@ -117,6 +117,43 @@ __attribute__((target("avx512f"))) static void pack_8x8_avx512(
     };
     for (int c = 0; c < width; c++) _mm512_storeu_pd(panel + (long)(c0 + c) * P, w[c]);
 }
+
+// Whether any of the k values is not ±0, with AVX2.
+__attribute__((target("avx2"))) static bool any_nonzero_avx2(const float *row, int k) {
+    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+    __m256i any = _mm256_setzero_si256();
+    int c = 0;
+    for (; c + 8 <= k; c += 8) any = _mm256_or_si256(any, _mm256_loadu_si256((const __m256i *)(row + c)));
+    uint32_t tail = 0;
+    for (; c < k; c++) {
+        uint32_t bits;
+        memcpy(&bits, row + c, sizeof bits);
+        tail |= bits;
+    }
+    return !_mm256_testz_si256(any, magnitude) || (tail & 0x7fffffffu) != 0;
+}
+
+// Rows r[0..7] (missing rows NULL, read as zeros), columns c0..c0+3 (fewer at the end): converted to
+// Double, each half of the eight rows transposed 4 × 4 in registers, and each column's eight values
+// stored as two halves of the panel's column.
+__attribute__((target("avx2"))) static void pack_8x4_avx2(const float *const r[8], int c0, int k, double *panel) {
+    const int width = k - c0 < 4 ? k - c0 : 4;
+    const __m128i mask = _mm_setr_epi32(width > 0 ? -1 : 0, width > 1 ? -1 : 0, width > 2 ? -1 : 0, width > 3 ? -1 : 0);
+    __m256d v[8];
+    for (int j = 0; j < 8; j++)
+        v[j] = r[j] ? _mm256_cvtps_pd(width == 4 ? _mm_loadu_ps(r[j] + c0) : _mm_maskload_ps(r[j] + c0, mask))
+                    : _mm256_setzero_pd();
+    for (int half = 0; half < 2; half++) {
+        const __m256d *h = v + 4 * half;
+        const __m256d t0 = _mm256_unpacklo_pd(h[0], h[1]), t1 = _mm256_unpackhi_pd(h[0], h[1]);
+        const __m256d t2 = _mm256_unpacklo_pd(h[2], h[3]), t3 = _mm256_unpackhi_pd(h[2], h[3]);
+        const __m256d w[4] = {
+            _mm256_permute2f128_pd(t0, t2, 0x20), _mm256_permute2f128_pd(t1, t3, 0x20),
+            _mm256_permute2f128_pd(t0, t2, 0x31), _mm256_permute2f128_pd(t1, t3, 0x31),
+        };
+        for (int c = 0; c < width; c++) _mm256_storeu_pd(panel + (long)(c0 + c) * P + 4 * half, w[c]);
+    }
+}
 #endif
 
 int ti_gram_pack_rows(
@@ -135,6 +172,17 @@ int ti_gram_pack_rows(
             for (int c0 = 0; c0 < k; c0 += 8) pack_8x8_avx512(r, c0, k, panel);
         }
         return n;  // the missing rows of the last panel were written as zeros
+    }
+    if (path == TIGramPathAVX2) {
+        for (int i = 0; i < count; i++)
+            if (any_nonzero_avx2(base + places[i] * stride, k)) kept[n++] = i;
+        for (int g = 0; g < n; g += P) {
+            const float *r[8];
+            for (int j = 0; j < P; j++) r[j] = g + j < n ? base + places[kept[g + j]] * stride : NULL;
+            double *panel = panels + (long)(g / P) * k * P;
+            for (int c0 = 0; c0 < k; c0 += 4) pack_8x4_avx2(r, c0, k, panel);
+        }
+        return n;
     }
 #endif
     // A zero row is overwritten by the next one.
