@@ -42,7 +42,8 @@ void ti_gram_pad(double *panels, int count, int k);
 /// the kept rows' (the row-by-row path writes a zero row into the next place before dropping it).
 /// `path` chooses the instruction set (clamped to what runs here); every
 /// path writes the same bits. The AVX-512 path converts 8 rows × 8 columns at a time and transposes
-/// them in registers, one store per column, where packing row by row writes each value alone.
+/// them in registers, one store per column; the AVX2 path 8 rows × 4 columns, two stores per column;
+/// the scalar path packs row by row, writing each value alone.
 int ti_gram_pack_rows(
     TIGramPath path, const float *base, long stride, const long *places, int count, int k, double *panels,
     int *kept);
