@@ -162,27 +162,22 @@ int ti_gram_pack_rows(
     if (!ti_gram_path_supported(path)) path = ti_gram_best_path();
     int n = 0;
 #ifdef TI_X86
-    if (path == TIGramPathAVX512) {
-        for (int i = 0; i < count; i++)
-            if (any_nonzero_avx512(base + places[i] * stride, k)) kept[n++] = i;
+    if (path == TIGramPathAVX512 || path == TIGramPathAVX2) {
+        const bool wide = path == TIGramPathAVX512;
+        for (int i = 0; i < count; i++) {
+            const float *row = base + places[i] * stride;
+            if (wide ? any_nonzero_avx512(row, k) : any_nonzero_avx2(row, k)) kept[n++] = i;
+        }
         for (int g = 0; g < n; g += P) {
             const float *r[8];
             for (int j = 0; j < P; j++) r[j] = g + j < n ? base + places[kept[g + j]] * stride : NULL;
             double *panel = panels + (long)(g / P) * k * P;
-            for (int c0 = 0; c0 < k; c0 += 8) pack_8x8_avx512(r, c0, k, panel);
+            if (wide)
+                for (int c0 = 0; c0 < k; c0 += 8) pack_8x8_avx512(r, c0, k, panel);
+            else
+                for (int c0 = 0; c0 < k; c0 += 4) pack_8x4_avx2(r, c0, k, panel);
         }
         return n;  // the missing rows of the last panel were written as zeros
-    }
-    if (path == TIGramPathAVX2) {
-        for (int i = 0; i < count; i++)
-            if (any_nonzero_avx2(base + places[i] * stride, k)) kept[n++] = i;
-        for (int g = 0; g < n; g += P) {
-            const float *r[8];
-            for (int j = 0; j < P; j++) r[j] = g + j < n ? base + places[kept[g + j]] * stride : NULL;
-            double *panel = panels + (long)(g / P) * k * P;
-            for (int c0 = 0; c0 < k; c0 += 4) pack_8x4_avx2(r, c0, k, panel);
-        }
-        return n;
     }
 #endif
     // A zero row is overwritten by the next one.
