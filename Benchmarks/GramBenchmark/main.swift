@@ -130,8 +130,8 @@ print("")
 print("issue 5 target, Gram ≥ 80 % of sgemm (full R·Rᵀ over the Gram's time, against sgemm 1024³): " + verdicts.joined(separator: "; "))
 if standInPath != nil {
     print(
-        "(the rows \"on the AVX2 kernels\" are what an AVX2 CPU would run; against this CPU's AVX-512 sgemm they say "
-            + "little, against OpenBLAS's Haswell sgemm (OPENBLAS_CORETYPE=Haswell, set by hand) they stand in for an AVX2 host)")
+        "(the rows \"on the AVX2 kernels\" are what an AVX2 CPU would run: against OpenBLAS's Haswell sgemm "
+            + "(OPENBLAS_CORETYPE=Haswell, set by hand) they stand in for an AVX2 host; against any other sgemm they say little)")
 }
 // The same work against sgemm on the same rows (one call computing the full R·Rᵀ), for reference:
 // sgemm runs these 300-row products well below its 1024³ rate, and the Gram, in Float64, has half
