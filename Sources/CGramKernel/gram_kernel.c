@@ -187,14 +187,16 @@ int ti_gram_pack_rows(
     return n;
 }
 
-// ---- Micro-kernels: sums[i][j] = Σ_c a[c·8 + i]·b(c, j), 8 rows of one A panel against 16
-// columns, b(c, j) = b0[c·8 + j] for j < 8 and b1[c·8 + j − 8] after (two B panels) ----
-// Each sum starts at 0 and takes one fused multiply-add per column, in column order.
+// ---- Micro-kernels: sums[i][j] = Σ_c a[c·8 + i]·b(c, j), 8 rows of one A panel against the
+// columns of two B panels (scalar, AVX2: b(c, j) = b0[c·8 + j] for j < 8, b1[c·8 + j − 8] after) or
+// three (AVX-512, whose 32 registers hold 24 accumulators: b2 after b1) ----
+// Each sum starts at 0 and takes one fused multiply-add per column, in column order, so how many
+// columns a block spans changes nothing in any sum.
 
-enum { R = P, C = 2 * P };
+enum { R = P, C = 3 * P };  // a row of sums: up to three B panels
 
 static void block_scalar(int k, const double *a, const double *b0, const double *b1, double sums[R][C]) {
-    const int cols = b1 ? C : P;
+    const int cols = b1 ? 2 * P : P;
     for (int i = 0; i < R; i++) {
         for (int j = 0; j < cols; j++) {
             const double *b = j < P ? b0 + j : b1 + (j - P);
@@ -238,57 +240,56 @@ __attribute__((target("avx2,fma"))) static void block_avx2(
     }
 }
 
-// 8 rows × 16 columns: two column vectors per step, eight broadcasts, sixteen accumulators, each
-// holding one row's eight columns, so the sums leave as rows.
+// 8 rows × 24 columns: three column vectors per step, eight broadcasts, twenty-four accumulators,
+// three per row, so the sums leave as rows. Against 8 × 16 it loads 11 vectors per 24 multiply-adds
+// instead of 10 per 16: 11–14 % faster in C when the host is slow, 2–4 % when it is fast
+// (reports/benchmarks.md, stop 28).
 __attribute__((target("avx512f"))) static void block_avx512(
-    int k, const double *a, const double *b0, const double *b1, double sums[R][C]) {
-    if (!b1) b1 = b0;  // the work on the repeat is thrown away
+    int k, const double *a, const double *b0, const double *b1, const double *b2, double sums[R][C]) {
+    if (!b1) b1 = b0;  // the work on a repeat is thrown away
+    if (!b2) b2 = b1;
     __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     __m512d d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
+    __m512d e0 = c0, e1 = c0, e2 = c0, e3 = c0, e4 = c0, e5 = c0, e6 = c0, e7 = c0;
     for (int c = 0; c < k; c++) {
-        const __m512d y0 = _mm512_loadu_pd(b0 + (long)c * P), y1 = _mm512_loadu_pd(b1 + (long)c * P);
+        const __m512d y0 = _mm512_loadu_pd(b0 + (long)c * P), y1 = _mm512_loadu_pd(b1 + (long)c * P),
+                      y2 = _mm512_loadu_pd(b2 + (long)c * P);
         const double *ac = a + (long)c * P;
         __m512d s;
-        s = _mm512_set1_pd(ac[0]), c0 = _mm512_fmadd_pd(s, y0, c0), d0 = _mm512_fmadd_pd(s, y1, d0);
-        s = _mm512_set1_pd(ac[1]), c1 = _mm512_fmadd_pd(s, y0, c1), d1 = _mm512_fmadd_pd(s, y1, d1);
-        s = _mm512_set1_pd(ac[2]), c2 = _mm512_fmadd_pd(s, y0, c2), d2 = _mm512_fmadd_pd(s, y1, d2);
-        s = _mm512_set1_pd(ac[3]), c3 = _mm512_fmadd_pd(s, y0, c3), d3 = _mm512_fmadd_pd(s, y1, d3);
-        s = _mm512_set1_pd(ac[4]), c4 = _mm512_fmadd_pd(s, y0, c4), d4 = _mm512_fmadd_pd(s, y1, d4);
-        s = _mm512_set1_pd(ac[5]), c5 = _mm512_fmadd_pd(s, y0, c5), d5 = _mm512_fmadd_pd(s, y1, d5);
-        s = _mm512_set1_pd(ac[6]), c6 = _mm512_fmadd_pd(s, y0, c6), d6 = _mm512_fmadd_pd(s, y1, d6);
-        s = _mm512_set1_pd(ac[7]), c7 = _mm512_fmadd_pd(s, y0, c7), d7 = _mm512_fmadd_pd(s, y1, d7);
+#define TI_ROW(i) \
+    s = _mm512_set1_pd(ac[i]), c##i = _mm512_fmadd_pd(s, y0, c##i), d##i = _mm512_fmadd_pd(s, y1, d##i), \
+    e##i = _mm512_fmadd_pd(s, y2, e##i);
+        TI_ROW(0) TI_ROW(1) TI_ROW(2) TI_ROW(3) TI_ROW(4) TI_ROW(5) TI_ROW(6) TI_ROW(7)
+#undef TI_ROW
     }
-    _mm512_storeu_pd(sums[0], c0), _mm512_storeu_pd(sums[0] + P, d0);
-    _mm512_storeu_pd(sums[1], c1), _mm512_storeu_pd(sums[1] + P, d1);
-    _mm512_storeu_pd(sums[2], c2), _mm512_storeu_pd(sums[2] + P, d2);
-    _mm512_storeu_pd(sums[3], c3), _mm512_storeu_pd(sums[3] + P, d3);
-    _mm512_storeu_pd(sums[4], c4), _mm512_storeu_pd(sums[4] + P, d4);
-    _mm512_storeu_pd(sums[5], c5), _mm512_storeu_pd(sums[5] + P, d5);
-    _mm512_storeu_pd(sums[6], c6), _mm512_storeu_pd(sums[6] + P, d6);
-    _mm512_storeu_pd(sums[7], c7), _mm512_storeu_pd(sums[7] + P, d7);
+#define TI_STORE(i) \
+    _mm512_storeu_pd(sums[i], c##i), _mm512_storeu_pd(sums[i] + P, d##i), _mm512_storeu_pd(sums[i] + 2 * P, e##i);
+    TI_STORE(0) TI_STORE(1) TI_STORE(2) TI_STORE(3) TI_STORE(4) TI_STORE(5) TI_STORE(6) TI_STORE(7)
+#undef TI_STORE
 }
 #endif
 
-// ---- Driver: 8 rows (one panel of A) against 16 columns (two panels of B) at a time ----
+// ---- Driver: 8 rows (one panel of A) against the columns of two or three panels of B at a time ----
 
 static void multiply(
     TIGramPath path, bool upper, int m, int n, int k, const double *a, const double *b, double *c, long ldc) {
     if (!ti_gram_path_supported(path)) path = ti_gram_best_path();  // never an illegal instruction
     const long panel = (long)k * P;
+    const int width = (path == TIGramPathAVX512 ? 3 : 2) * P;  // a block's columns
     double sums[R][C];
     for (int i0 = 0; i0 < m; i0 += R) {
         const double *ai = a + (long)(i0 / P) * panel;
         // In the upper triangle the first column panel is the row panel's own.
-        for (int j0 = upper ? i0 : 0; j0 < n; j0 += C) {
+        for (int j0 = upper ? i0 : 0; j0 < n; j0 += width) {
             const double *b0 = b + (long)(j0 / P) * panel;
             const double *b1 = j0 + P < n ? b0 + panel : NULL;
 #ifdef TI_X86
-            if (path == TIGramPathAVX512) block_avx512(k, ai, b0, b1, sums);
+            if (path == TIGramPathAVX512) block_avx512(k, ai, b0, b1, j0 + 2 * P < n ? b0 + 2 * panel : NULL, sums);
             else if (path == TIGramPathAVX2) block_avx2(k, ai, b0, b1, sums);
             else
 #endif
                 block_scalar(k, ai, b0, b1, sums);
-            const int cols = n - j0 < C ? n - j0 : C;
+            const int cols = n - j0 < width ? n - j0 : width;
             for (int i = 0; i < R && i0 + i < m; i++) {
                 double *row = c + (long)(i0 + i) * ldc + j0;
                 const int first = upper && i0 + i > j0 ? i0 + i - j0 : 0;  // upper: column ≥ row

@@ -285,12 +285,13 @@ func accumulatedGram(
     /// Every kernel path this CPU runs gives exactly the bits of the rule they all follow: each
     /// entry summed from 0 with one fused multiply-add per column, in column order, then added to
     /// the target (the rule written out here in Swift, `addingProduct` being IEEE fusedMultiplyAdd).
-    /// Shapes cover partial panels, an odd `k`, and the diagonal's upper triangle.
+    /// Shapes cover partial panels, an odd `k`, the diagonal's upper triangle, and blocks of one, two
+    /// and three B panels after the diagonal (the AVX-512 path takes three at a time).
     @Test func everyKernelPathAddsTheSameBits() {
         let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
         #expect(paths.contains(TIGramPathScalar))
         var rng = SeededRNG(seed: 12)
-        for (m, n, k) in [(1, 1, 1), (7, 9, 3), (16, 8, 384), (21, 30, 77), (40, 17, 200)] {
+        for (m, n, k) in [(1, 1, 1), (7, 9, 3), (16, 8, 384), (21, 30, 77), (40, 17, 200), (52, 45, 33)] {
             let a = (0..<(m * k)).map { _ in Float(rng.nextGaussian()) }
             let b = (0..<(n * k)).map { _ in Float(rng.nextGaussian()) }
             let start = (0..<(m * n)).map { _ in rng.nextGaussian() }
