@@ -242,30 +242,42 @@ __attribute__((target("avx2,fma"))) static void block_avx2(
 
 // 8 rows × 24 columns: three column vectors per step, eight broadcasts, twenty-four accumulators,
 // three per row, so the sums leave as rows. Against 8 × 16 it loads 11 vectors per 24 multiply-adds
-// instead of 10 per 16: 11–14 % faster in C when the host is slow, 2–4 % when it is fast
-// (reports/benchmarks.md, stop 28).
-__attribute__((target("avx512f"))) static void block_avx512(
-    int k, const double *a, const double *b0, const double *b1, const double *b2, double sums[R][C]) {
-    if (!b1) b1 = b0;  // the work on a repeat is thrown away
-    if (!b2) b2 = b1;
+// instead of 10 per 16: 7–12 % faster with both lanes running when the host is slow, 2–4 % when it
+// is fast (Benchmarks/gram_block_width.c; reports/benchmarks.md, stop 28). A block at the end of a
+// row of blocks has one or two panels: `panels` (a constant at each call below, so each count
+// compiles to its own loop) leaves out the work on panels that are not there.
+__attribute__((target("avx512f"), always_inline)) static inline void block_avx512_panels(
+    int panels, int k, const double *a, const double *b0, const double *b1, const double *b2, double sums[R][C]) {
     __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     __m512d d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512d e0 = c0, e1 = c0, e2 = c0, e3 = c0, e4 = c0, e5 = c0, e6 = c0, e7 = c0;
     for (int c = 0; c < k; c++) {
-        const __m512d y0 = _mm512_loadu_pd(b0 + (long)c * P), y1 = _mm512_loadu_pd(b1 + (long)c * P),
-                      y2 = _mm512_loadu_pd(b2 + (long)c * P);
+        const __m512d y0 = _mm512_loadu_pd(b0 + (long)c * P);
+        const __m512d y1 = panels > 1 ? _mm512_loadu_pd(b1 + (long)c * P) : y0;
+        const __m512d y2 = panels > 2 ? _mm512_loadu_pd(b2 + (long)c * P) : y0;
         const double *ac = a + (long)c * P;
         __m512d s;
-#define TI_ROW(i) \
-    s = _mm512_set1_pd(ac[i]), c##i = _mm512_fmadd_pd(s, y0, c##i), d##i = _mm512_fmadd_pd(s, y1, d##i), \
-    e##i = _mm512_fmadd_pd(s, y2, e##i);
+#define TI_ROW(i)                                                       \
+    s = _mm512_set1_pd(ac[i]), c##i = _mm512_fmadd_pd(s, y0, c##i);     \
+    if (panels > 1) d##i = _mm512_fmadd_pd(s, y1, d##i);                 \
+    if (panels > 2) e##i = _mm512_fmadd_pd(s, y2, e##i);
         TI_ROW(0) TI_ROW(1) TI_ROW(2) TI_ROW(3) TI_ROW(4) TI_ROW(5) TI_ROW(6) TI_ROW(7)
 #undef TI_ROW
     }
-#define TI_STORE(i) \
-    _mm512_storeu_pd(sums[i], c##i), _mm512_storeu_pd(sums[i] + P, d##i), _mm512_storeu_pd(sums[i] + 2 * P, e##i);
+#define TI_STORE(i)                                                     \
+    _mm512_storeu_pd(sums[i], c##i);                                    \
+    if (panels > 1) _mm512_storeu_pd(sums[i] + P, d##i);                \
+    if (panels > 2) _mm512_storeu_pd(sums[i] + 2 * P, e##i);
     TI_STORE(0) TI_STORE(1) TI_STORE(2) TI_STORE(3) TI_STORE(4) TI_STORE(5) TI_STORE(6) TI_STORE(7)
 #undef TI_STORE
+}
+
+// `b1`, `b2`: the second and third panels, NULL past the last one (the columns after are not read).
+__attribute__((target("avx512f"))) static void block_avx512(
+    int k, const double *a, const double *b0, const double *b1, const double *b2, double sums[R][C]) {
+    if (b2) block_avx512_panels(3, k, a, b0, b1, b2, sums);
+    else if (b1) block_avx512_panels(2, k, a, b0, b1, NULL, sums);
+    else block_avx512_panels(1, k, a, b0, NULL, NULL, sums);
 }
 #endif
 
