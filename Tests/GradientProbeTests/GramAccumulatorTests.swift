@@ -264,6 +264,45 @@ func accumulatedGram(
         }
     }
 
+    /// The kernels never read past the last packed panel: the panels end right at a PROT_NONE page
+    /// (a stray read faults), for every row count from 1 to 48 — whole and partial panels, and a
+    /// last block of one, two or three panels on every path — and the results are the rule's.
+    @Test func kernelsNeverReadPastTheLastPanel() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let map = try #require(
+            mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap")
+        defer { munmap(map, 2 * page) }
+        #expect(mprotect(map + page, page, PROT_NONE) == 0)
+        let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
+        let k = 5
+        var rng = SeededRNG(seed: 13)
+        for n in 1...48 {
+            let rows = (0..<(n * k)).map { _ in Float(rng.nextGaussian()) }
+            let packed = packedPanels(rows, rows: n, k: k)
+            let end = (map + page).assumingMemoryBound(to: Double.self)
+            let panels = end - packed.count
+            panels.update(from: packed, count: packed.count)
+            let a = [Float](repeating: 1, count: 3 * k)
+            let packedA = packedPanels(a, rows: 3, k: k)
+            for path in paths {
+                var rect = [Double](repeating: 0, count: 3 * n)
+                ti_gram_gemm(path, 3, Int32(n), Int32(k), packedA, panels, &rect, n)
+                var square = [Double](repeating: 0, count: n * n)
+                ti_gram_syrk(path, Int32(n), Int32(k), panels, &square, n)
+                var wrong = 0
+                for j in 0..<n {
+                    var s = 0.0
+                    for c in 0..<k { s = s.addingProduct(1, Double(rows[j * k + c])) }
+                    for i in 0..<3 where rect[i * n + j].bitPattern != s.bitPattern { wrong += 1 }
+                    var d = 0.0
+                    for c in 0..<k { d = d.addingProduct(Double(rows[j * k + c]), Double(rows[j * k + c])) }
+                    if square[j * n + j].bitPattern != d.bitPattern { wrong += 1 }
+                }
+                #expect(wrong == 0, "path \(path.rawValue), n \(n)")
+            }
+        }
+    }
+
     /// The run-time choice finds what the CPU has: a detection bug would silently drop to a slower
     /// path (every path gives the same bits, so no other test would notice). Linux lists the
     /// instruction sets the kernel enabled in `/proc/cpuinfo`.
