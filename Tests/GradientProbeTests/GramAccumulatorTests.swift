@@ -245,21 +245,17 @@ func accumulatedGram(
     /// The masked loads never touch memory past a row's k values: the only row ends right at a
     /// PROT_NONE page, for every k (tail widths 1…15 and whole blocks of 8 and 16).
     @Test func packingRowsNeverReadsPastARowsEnd() throws {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let map = try #require(
-            mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap")
-        defer { munmap(map, 2 * page) }
-        #expect(mprotect(map + page, page, PROT_NONE) == 0)
-        let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
-        for k in 1...40 {
-            let row = (map + page).assumingMemoryBound(to: Float.self) - k
-            for c in 0..<k { row[c] = c == k - 1 ? 1.5 : 0 }
-            for path in paths {
-                var places = [0]
-                var panels = [Double](repeating: .nan, count: 8 * k)
-                var kept: [Int32] = [-1]
-                let n = ti_gram_pack_rows(path, row, 0, &places, 1, Int32(k), &panels, &kept)
-                #expect(n == 1 && kept == [0] && panels[(k - 1) * 8] == 1.5, "path \(path.rawValue), k \(k)")
+        try withGuardPage { end, paths in
+            for k in 1...40 {
+                let row = end.assumingMemoryBound(to: Float.self) - k
+                for c in 0..<k { row[c] = c == k - 1 ? 1.5 : 0 }
+                for path in paths {
+                    var places = [0]
+                    var panels = [Double](repeating: .nan, count: 8 * k)
+                    var kept: [Int32] = [-1]
+                    let n = ti_gram_pack_rows(path, row, 0, &places, 1, Int32(k), &panels, &kept)
+                    #expect(n == 1 && kept == [0] && panels[(k - 1) * 8] == 1.5, "path \(path.rawValue), k \(k)")
+                }
             }
         }
     }
@@ -268,37 +264,32 @@ func accumulatedGram(
     /// (a stray read faults), for every row count from 1 to 48 — whole and partial panels, and a
     /// last block of one, two or three panels on every path — and the results are the rule's.
     @Test func kernelsNeverReadPastTheLastPanel() throws {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let map = try #require(
-            mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap")
-        defer { munmap(map, 2 * page) }
-        #expect(mprotect(map + page, page, PROT_NONE) == 0)
-        let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
-        let k = 5
-        var rng = SeededRNG(seed: 13)
-        for n in 1...48 {
-            let rows = (0..<(n * k)).map { _ in Float(rng.nextGaussian()) }
-            let packed = packedPanels(rows, rows: n, k: k)
-            let end = (map + page).assumingMemoryBound(to: Double.self)
-            let panels = end - packed.count
-            panels.update(from: packed, count: packed.count)
-            let a = [Float](repeating: 1, count: 3 * k)
-            let packedA = packedPanels(a, rows: 3, k: k)
-            for path in paths {
-                var rect = [Double](repeating: 0, count: 3 * n)
-                ti_gram_gemm(path, 3, Int32(n), Int32(k), packedA, panels, &rect, n)
-                var square = [Double](repeating: 0, count: n * n)
-                ti_gram_syrk(path, Int32(n), Int32(k), panels, &square, n)
-                var wrong = 0
-                for j in 0..<n {
-                    var s = 0.0
-                    for c in 0..<k { s = s.addingProduct(1, Double(rows[j * k + c])) }
-                    for i in 0..<3 where rect[i * n + j].bitPattern != s.bitPattern { wrong += 1 }
-                    var d = 0.0
-                    for c in 0..<k { d = d.addingProduct(Double(rows[j * k + c]), Double(rows[j * k + c])) }
-                    if square[j * n + j].bitPattern != d.bitPattern { wrong += 1 }
+        try withGuardPage { end, paths in
+            let k = 5
+            var rng = SeededRNG(seed: 13)
+            for n in 1...48 {
+                let rows = (0..<(n * k)).map { _ in Float(rng.nextGaussian()) }
+                let packed = packedPanels(rows, rows: n, k: k)
+                let panels = end.assumingMemoryBound(to: Double.self) - packed.count
+                panels.update(from: packed, count: packed.count)
+                let a = [Float](repeating: 1, count: 3 * k)
+                let packedA = packedPanels(a, rows: 3, k: k)
+                for path in paths {
+                    var rect = [Double](repeating: 0, count: 3 * n)
+                    ti_gram_gemm(path, 3, Int32(n), Int32(k), packedA, panels, &rect, n)
+                    var square = [Double](repeating: 0, count: n * n)
+                    ti_gram_syrk(path, Int32(n), Int32(k), panels, &square, n)
+                    var wrong = 0
+                    for j in 0..<n {
+                        var s = 0.0
+                        for c in 0..<k { s = s.addingProduct(1, Double(rows[j * k + c])) }
+                        for i in 0..<3 where rect[i * n + j].bitPattern != s.bitPattern { wrong += 1 }
+                        var d = 0.0
+                        for c in 0..<k { d = d.addingProduct(Double(rows[j * k + c]), Double(rows[j * k + c])) }
+                        if square[j * n + j].bitPattern != d.bitPattern { wrong += 1 }
+                    }
+                    #expect(wrong == 0, "path \(path.rawValue), n \(n)")
                 }
-                #expect(wrong == 0, "path \(path.rawValue), n \(n)")
             }
         }
     }
@@ -477,4 +468,15 @@ func packedPanels(_ values: [Float], rows: Int, k: Int) -> [Double] {
     var panels = [Double](repeating: .nan, count: (rows + 7) / 8 * 8 * k)
     ti_gram_pack(values, Int32(rows), Int32(k), &panels)
     return panels
+}
+
+/// Runs `body` with the end of a readable page that a `PROT_NONE` page follows (data placed right
+/// before it shows any read past its end as a fault) and the kernel paths this CPU runs.
+func withGuardPage(_ body: (UnsafeMutableRawPointer, [TIGramPath]) throws -> Void) throws {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let map = try #require(
+        mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), "mmap")
+    defer { munmap(map, 2 * page) }
+    #expect(mprotect(map + page, page, PROT_NONE) == 0)
+    try body(map + page, [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) })
 }
