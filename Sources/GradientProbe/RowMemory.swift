@@ -9,6 +9,7 @@ import Foundation
 /// each).
 func zeroedRows(_ count: Int) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
         prefault(UnsafeMutableRawBufferPointer(buffer))
         buffer.initialize(repeating: 0)
         initialized = count
@@ -27,14 +28,31 @@ func prefaultAhead(_ values: inout [Float], needed: Int, populated: inout Int) {
     values.reserveCapacity(values.count)
     guard end > populated, end <= values.capacity else { return }
     let chunk = max(needed, (4 << 20) / MemoryLayout<Float>.size)
-    let upTo = min(values.capacity, max(end, populated + chunk))
+    let capacity = values.capacity
+    let upTo = min(capacity, max(end, populated + chunk))
     // The room past `count` is allocated but not initialised: only its pages are touched here, by
     // the kernel, and no Float is read or written.
     values.withUnsafeMutableBufferPointer { buffer in
         guard let base = buffer.baseAddress else { return }
+        // The whole room at once, not each step: advice over a step's range alone splits the
+        // mapping there, and a huge page that straddles two steps is never huge.
+        if populated == 0 {
+            adviseHugePages(UnsafeMutableRawBufferPointer(start: base, count: capacity * MemoryLayout<Float>.size))
+        }
         prefault(UnsafeMutableRawBufferPointer(start: base + populated, count: (upTo - populated) * MemoryLayout<Float>.size))
     }
     populated = upTo
+}
+
+/// Asks Linux to back the whole pages inside `buffer` with transparent huge pages (2 MB) where it
+/// can (`MADV_HUGEPAGE`): one fault and one zeroing per 2 MB instead of 512. Nothing is faulted in
+/// here. On the Emerald Rapids host, faulting in 329 MB of rows in 4 MB steps took 0.067–0.080 s
+/// instead of 0.114–0.124 s (`Benchmarks/row_memory_hugepages.c`). Returns the bytes advised and
+/// `madvise`'s result (−1 on a kernel built without huge pages, which then keeps small pages);
+/// elsewhere `(0, 0)`.
+@discardableResult
+func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) -> (bytes: Int, result: Int32) {
+    wholePages(buffer, advice: 14)  // MADV_HUGEPAGE
 }
 
 /// Asks Linux to fault in the whole pages inside `buffer` now, writable; returns the bytes asked
@@ -42,15 +60,19 @@ func prefaultAhead(_ values: inout [Float], needed: Int, populated: inout Int) {
 /// the pages then fault in one at a time as before). Elsewhere it does nothing: `(0, 0)`.
 @discardableResult
 func prefault(_ buffer: UnsafeMutableRawBufferPointer) -> (bytes: Int, result: Int32) {
+    // MADV_POPULATE_WRITE by number: glibc names it only from 2.35 (Debian 12).
+    wholePages(buffer, advice: 23)
+}
+
+/// `madvise(advice)` over the whole pages inside `buffer`: the bytes asked for and its result.
+private func wholePages(_ buffer: UnsafeMutableRawBufferPointer, advice: Int32) -> (bytes: Int, result: Int32) {
     #if os(Linux)
         guard let base = buffer.baseAddress else { return (0, 0) }
         let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
         let start = (UInt(bitPattern: base) + page - 1) / page * page
         let end = (UInt(bitPattern: base) + UInt(buffer.count)) / page * page
         guard end > start else { return (0, 0) }
-        // MADV_POPULATE_WRITE by number: glibc names it only from 2.35 (Debian 12).
-        let populateWrite: Int32 = 23
-        return (Int(end - start), madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), populateWrite))
+        return (Int(end - start), madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), advice))
     #else
         return (0, 0)
     #endif

@@ -348,6 +348,65 @@ import UniPerceiver
         }
     #endif
 
+    /// Row buffers ask for transparent huge pages over their whole room: `zeroedRows`' buffer and an
+    /// expert's reserved room past the rows faulted in both carry the advice (`hg` among the
+    /// mapping's `VmFlags`) on a Linux built with huge pages. Without the advice each 4 KB page is
+    /// faulted in and zeroed apart (`Benchmarks/row_memory_hugepages.c`).
+    @Test func rowBuffersAskForHugePages() throws {
+        #if os(Linux)
+            let supported = FileManager.default.fileExists(atPath: "/sys/kernel/mm/transparent_hugepage/enabled")
+            let plain = UnsafeMutableBufferPointer<Float>.allocate(capacity: 3_000_000)
+            defer { plain.deallocate() }
+            let (bytes, result) = adviseHugePages(UnsafeMutableRawBufferPointer(plain))
+            #expect(bytes >= 4 * 3_000_000 - 2 * Int(sysconf(Int32(_SC_PAGESIZE))))
+            #expect((result == 0) == supported, "madvise(MADV_HUGEPAGE) gave \(result); huge pages supported: \(supported)")
+            guard supported else { return }
+            #expect(Self.vmFlags(at: plain.baseAddress! + 1_500_000)?.contains("hg") == true, "adviseHugePages")
+
+            let rows = zeroedRows(3_000_000)
+            rows.withUnsafeBufferPointer { buffer in
+                #expect(Self.vmFlags(at: buffer.baseAddress! + 1_500_000)?.contains("hg") == true, "zeroedRows")
+            }
+            var values: [Float] = []
+            values.reserveCapacity(20_000_000)
+            var populated = 0
+            prefaultAhead(&values, needed: 1000, populated: &populated)
+            values.append(contentsOf: [Float](repeating: 1, count: 1000))
+            values.withUnsafeBufferPointer { buffer in
+                // Far past the room faulted in (at most a few MB), inside the reserved 80 MB.
+                let ahead = buffer.baseAddress! + 15_000_000
+                #expect(populated < 15_000_000)
+                #expect(Self.vmFlags(at: ahead)?.contains("hg") == true, "prefaultAhead's reserved room")
+            }
+        #endif
+    }
+
+    #if os(Linux)
+        /// The `VmFlags` of the mapping of this process that holds `address` (`/proc/self/smaps`).
+        static func vmFlags(at address: UnsafePointer<Float>) -> [Substring]? {
+            // Read line by line: /proc files report a size of 0, so whole-file reads come back empty.
+            guard let file = fopen("/proc/self/smaps", "r") else { return nil }
+            defer { fclose(file) }
+            var lines: [String] = []
+            var line: UnsafeMutablePointer<CChar>? = nil
+            var capacity = 0
+            defer { free(line) }
+            while getline(&line, &capacity, file) > 0 { lines.append(String(cString: line!)) }
+            let target = UInt(bitPattern: address)
+            var inside = false
+            for line in lines {
+                let fields = line.split(whereSeparator: \.isWhitespace)
+                if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                    let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                    inside = bounds.count == 2 && bounds[0] <= target && target < bounds[1]
+                } else if inside && fields.first == "VmFlags:" {
+                    return Array(fields.dropFirst())
+                }
+            }
+            return nil
+        }
+    #endif
+
     /// `prefaultAhead` before each append of an expert's row: the room it has faulted in always
     /// covers the rows appended and stays inside the reserved capacity, the rows keep their values,
     /// and (Linux ≥ 5.14, where the advice is taken) the pages of the room ahead of the first row are
