@@ -6,7 +6,8 @@ import Foundation
 /// `count` zeros whose pages are faulted in by one `madvise(MADV_POPULATE_WRITE)` (``prefault(_:)``)
 /// before they are zeroed, rather than one page fault at a time: the dense demo model's 120 MB of
 /// row buffers took 0.054 s instead of 0.075 s on the Emerald Rapids host (28 buffers, C, four runs
-/// each).
+/// each), and with huge pages (``adviseHugePages(_:)``) 0.024–0.032 s instead of 0.042–0.046 s
+/// (`Benchmarks/row_memory_hugepages.c`, which also copies the rows in).
 func zeroedRows(_ count: Int) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
         adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
@@ -46,8 +47,8 @@ func prefaultAhead(_ values: inout [Float], needed: Int, populated: inout Int) {
 
 /// Asks Linux to back the whole pages inside `buffer` with transparent huge pages (2 MB) where it
 /// can (`MADV_HUGEPAGE`): one fault and one zeroing per 2 MB instead of 512. Nothing is faulted in
-/// here. On the Emerald Rapids host, faulting in 329 MB of rows in 4 MB steps took 0.067–0.080 s
-/// instead of 0.114–0.124 s (`Benchmarks/row_memory_hugepages.c`). Returns the bytes advised and
+/// here. On the Emerald Rapids host the demo MoE's 336 MB of expert rows, faulted in 4 MB ahead,
+/// took 0.097–0.104 s instead of 0.136–0.145 s (medians, `Benchmarks/row_memory_hugepages.c`). Returns the bytes advised and
 /// `madvise`'s result (−1 on a kernel built without huge pages, which then keeps small pages);
 /// elsewhere `(0, 0)`.
 @discardableResult
