@@ -30,10 +30,33 @@ func smallModelWidths() throws -> [Int] {
     return model.table.entries.filter { $0.name.hasPrefix("encoder.layers.") }.map(\.range.count)
 }
 
+/// The demo's attribute-routed MoE model (the `small` shape, 8 experts in every layer): its
+/// `encoder.layers.*` tensors' widths and expert indices (−1 for a tensor that is not an expert's).
+func smallMoEModelTensors() throws -> [(width: Int, expert: Int)] {
+    let config = ModelConfig(
+        hiddenSize: 64, numLayers: 2, numHeads: 4, ffnSize: 256, imageSize: 8, patchSize: 2, channels: 1,
+        vocabSize: 64, maxTextLength: 16, routing: .attribute)
+    let model = try Model(config: config, seed: 1)
+    return model.table.entries.filter { $0.name.hasPrefix("encoder.layers.") }.map {
+        ($0.range.count, SelectedParameter.parse($0.name).expert)
+    }
+}
+
 struct Case {
     let name: String
     let widths: [Int]
+    /// Per tensor, the rows present as the probe keeps an MoE expert's (`RowBlock.places`: place
+    /// among the rows present, −1 for a row known to be zero); nil for every row present.
+    var places: [[Int]?]? = nil
+    /// Whether the case is judged against issue 5's target (the MoE case is not: its zero rows are
+    /// skipped, so the full R·Rᵀ over its time says nothing about the kernels' rate).
+    var judged = true
 }
+
+/// Row presence of an MoE expert's rows on the demo's checkpoint at N = 100, B = 16 ranged from
+/// none to all 300, 104 on average: expert K of every linear is present in a row with
+/// probability `expertPresence[K]` (mean 0.36).
+let expertPresence = [1.0, 0.6, 0.35, 0.15, 0.5, 0.2, 0.05, 0.0]
 
 /// Best of `repeats` seconds for `body` over every tensor.
 func best(_ body: () -> Void) -> Double { bestSeconds(repeats: repeats, body) }
@@ -46,9 +69,23 @@ var table: [String] = [
     "| tensors | rows × width | Gram s (best of \(repeats)) | Float64 GFLOP needed (upper triangle) | GFLOP/s | % of dgemm | full R·Rᵀ by sgemm, s | full R·Rᵀ GFLOP / Gram s | % of sgemm |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
+let moeTensors = try smallMoEModelTensors()
+var presenceRNG = SeededRNG(seed: 11)
+let moePlaces: [[Int]?] = moeTensors.map { tensor in
+    guard tensor.expert >= 0 else { return nil }
+    var present = 0
+    return (0..<rows).map { _ in
+        guard Double(presenceRNG.nextInt(below: 1000)) < 1000 * expertPresence[tensor.expert] else { return -1 }
+        present += 1
+        return present - 1
+    }
+}
 let cases = [
     Case(name: "the `small` model's 28 `encoder.layers.*` tensors (the probe's defaults)", widths: try smallModelWidths()),
     Case(name: "one D = 192 `ffn.dense2.weight`", widths: [192 * 768]),
+    Case(
+        name: "the attribute-MoE `small` model's \(moeTensors.count) tensors, experts' zero rows left out as the probe does",
+        widths: moeTensors.map(\.width), places: moePlaces, judged: false),
 ]
 struct Timing {
     let name: String
@@ -58,6 +95,7 @@ struct Timing {
     let sgemmSeconds: Double
     /// Timed on the AVX2 kernels although this CPU runs AVX-512 ones (what an AVX2 CPU would run).
     let standIn: Bool
+    let judged: Bool
 }
 // On an AVX-512 CPU the Gram is also timed on its AVX2 kernels, which an AVX2 CPU would run: with
 // OpenBLAS's `Haswell` kernels set by hand that pairing stands in for an AVX2 host.
@@ -67,18 +105,28 @@ var timings: [Timing] = []
 for c in cases {
     var rng = SeededRNG(seed: 7)
     let data = c.widths.map { w in (0..<(rows * w)).map { _ in Float(rng.nextGaussian()) } }
+    // What the probe holds in memory: every row, or an expert's rows present and their places
+    // (the full rows keep zeros in place of the rows left out, for sgemm below).
+    let blocks = zip(c.widths, data).enumerated().map { t, tensor -> (GramAccumulator.RowBlock, [Float]) in
+        let (w, values) = tensor
+        guard let places = c.places?[t] else { return (GramAccumulator.RowBlock(values: values), values) }
+        var kept: [Float] = []
+        var full = [Float](repeating: 0, count: rows * w)
+        for r in 0..<rows where places[r] >= 0 {
+            kept += values[(r * w)..<((r + 1) * w)]
+            full.replaceSubrange((r * w)..<((r + 1) * w), with: values[(r * w)..<((r + 1) * w)])
+        }
+        return (GramAccumulator.RowBlock(values: kept, places: places), full)
+    }
     var multiplyAdds = 0
     func timeGram(_ path: TIGramPath?) -> Double {
         best {
             multiplyAdds = 0
             // As the probe does: one workspace for all its tensors.
             let workspace = path.map { GramAccumulator.Workspace(path: $0) } ?? GramAccumulator.Workspace()
-            for (w, values) in zip(c.widths, data) {
+            for (w, block) in zip(c.widths, blocks) {
                 _ = GramAccumulator.gram(
-                    rowCount: rows, width: w, superRows: rows, multiplyAdds: &multiplyAdds, workspace: workspace
-                ) {
-                    range in range == 0..<rows ? values : Array(values[(range.lowerBound * w)..<(range.upperBound * w)])
-                }
+                    rowCount: rows, width: w, rows: block.0, multiplyAdds: &multiplyAdds, workspace: workspace)
             }
         }
     }
@@ -87,7 +135,7 @@ for c in cases {
     // The full product one sgemm call computes (OpenBLAS's own threads), same rows.
     var product = [Float](repeating: 0, count: rows * rows)
     let sgemmSeconds = best {
-        for (w, values) in zip(c.widths, data) {
+        for (w, values) in zip(c.widths, blocks.map(\.1)) {
             values.withUnsafeBufferPointer { v in
                 product.withUnsafeMutableBufferPointer { p in
                     cblas_sgemm(
@@ -101,7 +149,8 @@ for c in cases {
         timings.append(
             Timing(
                 name: standIn ? c.name + ", on the AVX2 kernels" : c.name, width: c.widths.reduce(0, +),
-                gramSeconds: seconds, multiplyAdds: multiplyAdds, sgemmSeconds: sgemmSeconds, standIn: standIn))
+                gramSeconds: seconds, multiplyAdds: multiplyAdds, sgemmSeconds: sgemmSeconds, standIn: standIn,
+                judged: c.judged))
     }
 }
 let sgemmAfter = sgemmRate(size: 1024, repeats: 5)
@@ -122,7 +171,7 @@ for t in timings {
     table.append(
         "| \(t.name) | \(rows) × \(t.width) | \(f(t.gramSeconds, 3)) | \(f(needed)) | \(f(needed / t.gramSeconds)) | "
             + "\(f(100 * needed / t.gramSeconds / dgemm)) | \(f(t.sgemmSeconds, 3)) | \(f(equivalent)) | \(f(100 * equivalent / sgemm)) |")
-    if !t.standIn {
+    if !t.standIn && t.judged {
         verdicts.append("\(t.name): \(f(100 * equivalent / sgemm)) % (\(100 * equivalent / sgemm >= 80 ? "met" : "missed"))")
     }
 }
