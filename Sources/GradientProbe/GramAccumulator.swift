@@ -187,6 +187,8 @@ public enum GramAccumulator {
                             let (targets, packs, work) = (UncheckedSendable(targets), UncheckedSendable(packs), UncheckedSendable(work))
                             do {
                                 forEachLane(lanes) { lane in
+                                    let gram = targets.value.baseAddress! + lane * n * n
+                                    var sums = TileSums()
                                     for c0 in stride(from: 0, to: width, by: columnBlock) {
                                         let block = c0..<min(c0 + columnBlock, width)
                                         let columns = laneColumns(of: block, lane: lane)
@@ -199,9 +201,10 @@ public enum GramAccumulator {
                                         }
                                         let (first, second) = packs.value[lane]
                                         work.value[lane] += multiplyTiles(
-                                            first, same ? first : second, k: columns.count,
-                                            gram: targets.value.baseAddress! + lane * n * n, n: n, path: path)
+                                            first, same ? first : second, k: columns.count, gram: gram, n: n,
+                                            sums: &sums, path: path)
                                     }
+                                    sums.add(into: gram, n: n)
                                 }
                             }
                         }
@@ -254,11 +257,20 @@ public enum GramAccumulator {
     struct PackedBlock {
         struct Tile {
             var index: Int
+            /// The rows kept in this block (not zero in it), ascending.
             var rows: [Int]
             /// Where the tile's first panel starts, in rows (a multiple of the panel height).
             var offset: Int
+            /// The tile's rows present in the source (every row but those known to be zero), the
+            /// same in every column block; and, per kept row, its place among them.
+            var present: [Int] = []
+            var places: [Int] = []
             /// No row of the tile was left out as zero: `rows` is the tile's whole contiguous range.
             var complete = false
+            /// Every row present was kept: `rows == present`.
+            var allPresentKept: Bool { rows.count == present.count }
+            /// No row of the tile is known to be zero: `present` is the tile's whole contiguous range.
+            var allPresent = false
         }
         var values: [Double] = []
         var tiles: [Tile] = []
@@ -304,9 +316,12 @@ public enum GramAccumulator {
                         let count = ti_gram_pack_rows(
                             path, src.baseAddress! + columns.lowerBound, width, offsets,
                             Int32(candidates.count), Int32(k), dst.baseAddress! + used * k, &kept)
-                        tile.rows = kept[0..<Int(count)].map { candidates[Int($0)] }
+                        tile.places = kept[0..<Int(count)].map { Int($0) }
+                        tile.rows = tile.places.map { candidates[$0] }
+                        tile.present = candidates
                         used += GramAccumulator.panels(tile.rows.count) * GramAccumulator.panelRows
                         tile.complete = tile.rows.count == end - t0
+                        tile.allPresent = candidates.count == end - t0
                         tiles.append(tile)
                     }
                 }
@@ -321,15 +336,73 @@ public enum GramAccumulator {
     /// The kernels' instruction set: the fastest this CPU runs. Every path gives the same bits.
     static let kernelPath = ti_gram_best_path()
 
+    /// The sums of the tile pairs whose rows are not every row of their tiles (an MoE expert's,
+    /// some rows known to be zero), one compact block per pair over the rows present, kept across
+    /// column blocks and added into the Gram once (``add(into:n:)``) instead of scattered entry by
+    /// entry after every block. Each entry still gets its blocks' sums in column order, from 0, and
+    /// lands on an entry that no other block pair touches (still 0), so the bits are those of adding
+    /// every block's sum into the Gram itself.
+    struct TileSums {
+        /// One pair's block: rows present of tile `I` × rows present of tile `J`, zeros at first.
+        final class Pair {
+            let rowsA: [Int]
+            let rowsB: [Int]
+            let diagonal: Bool
+            let sums: UnsafeMutablePointer<Double>
+
+            init(rowsA: [Int], rowsB: [Int], diagonal: Bool) {
+                (self.rowsA, self.rowsB, self.diagonal) = (rowsA, rowsB, diagonal)
+                sums = .allocate(capacity: rowsA.count * rowsB.count)
+                sums.initialize(repeating: 0, count: rowsA.count * rowsB.count)
+            }
+
+            deinit { sums.deallocate() }
+        }
+        var pairs: [Int: Pair] = [:]
+
+        /// The block of tiles `a`, `b`, made on first use.
+        mutating func pair(_ a: PackedBlock.Tile, _ b: PackedBlock.Tile) -> UnsafeMutablePointer<Double> {
+            let key = a.index << 32 | b.index
+            if let pair = pairs[key] { return pair.sums }
+            let pair = Pair(rowsA: a.present, rowsB: b.present, diagonal: a.index == b.index)
+            pairs[key] = pair
+            return pair.sums
+        }
+
+        /// Adds every pair's sums into its Gram entries (a diagonal pair: its upper triangle).
+        func add(into gram: UnsafeMutablePointer<Double>, n: Int) {
+            for pair in pairs.values {
+                let width = pair.rowsB.count
+                for (i, ra) in pair.rowsA.enumerated() {
+                    let row = gram + ra * n
+                    for j in (pair.diagonal ? i : 0)..<width { row[pair.rowsB[j]] += pair.sums[i * width + j] }
+                }
+            }
+        }
+    }
+
     /// Adds `A_I·B_Jᵀ` into `gram` for every tile pair `I` of `a`, `J` of `b` with `J ≥ I` (the upper
     /// triangle, tile by tile), skipping pairs with an empty side; returns the multiply-adds the
     /// Gram needs for them (the kernels' own padding to whole panels is not counted).
+    ///
+    /// A pair of tiles with every row present adds into `gram`; any other pair adds into its block
+    /// of `sums`, which the caller adds into `gram` after the last column block (without `sums`,
+    /// at the end of this call).
     ///
     /// A diagonal pair (`I = J`, the same packed tile) adds only its upper triangle, half a
     /// rectangle's multiply-adds; `gram` mirrors the upper triangle at the end.
     @discardableResult
     static func multiplyTiles(
         _ a: PackedBlock, _ b: PackedBlock, k: Int, gram: UnsafeMutablePointer<Double>, n: Int,
+        path: TIGramPath = kernelPath
+    ) -> Int {
+        var sums = TileSums()
+        defer { sums.add(into: gram, n: n) }
+        return multiplyTiles(a, b, k: k, gram: gram, n: n, sums: &sums, path: path)
+    }
+
+    static func multiplyTiles(
+        _ a: PackedBlock, _ b: PackedBlock, k: Int, gram: UnsafeMutablePointer<Double>, n: Int, sums: inout TileSums,
         path: TIGramPath = kernelPath
     ) -> Int {
         var multiplyAdds = 0
@@ -343,14 +416,27 @@ public enum GramAccumulator {
                         let rowsB = pb.baseAddress! + tileB.offset * k
                         let diagonal = tileA.index == tileB.index  // the same tile of the same rows
                         multiplyAdds += diagonal ? m * (m + 1) / 2 * k : m * cols * k
-                        if tileA.complete && tileB.complete {
-                            // Every row of both tiles is present, so their Gram entries form one
-                            // block of `gram`: the kernel adds into it, no product to scatter.
-                            let block = gram + tileA.rows[0] * n + tileB.rows[0]
+                        // Where the pair's entries are added: the Gram itself when both tiles have
+                        // every row, else the pair's block of `sums`; a kept row's index there.
+                        let target: UnsafeMutablePointer<Double>
+                        let stride: Int
+                        let placeA: [Int]
+                        let placeB: [Int]
+                        if tileA.allPresent && tileB.allPresent {
+                            let (firstA, firstB) = (tileA.present[0], tileB.present[0])
+                            (target, stride) = (gram + firstA * n + firstB, n)
+                            (placeA, placeB) = (tileA.rows.map { $0 - firstA }, tileB.rows.map { $0 - firstB })
+                        } else {
+                            (target, stride) = (sums.pair(tileA, tileB), tileB.present.count)
+                            (placeA, placeB) = (tileA.places, tileB.places)
+                        }
+                        if tileA.allPresentKept && tileB.allPresentKept {
+                            // Every row of both blocks is there: the kernel adds into it, no product to
+                            // scatter.
                             if diagonal {
-                                ti_gram_syrk(path, Int32(m), Int32(k), rowsA, block, n)
+                                ti_gram_syrk(path, Int32(m), Int32(k), rowsA, target, stride)
                             } else {
-                                ti_gram_gemm(path, Int32(m), Int32(cols), Int32(k), rowsA, rowsB, block, n)
+                                ti_gram_gemm(path, Int32(m), Int32(cols), Int32(k), rowsA, rowsB, target, stride)
                             }
                             continue
                         }
@@ -359,15 +445,15 @@ public enum GramAccumulator {
                         product.initialize(repeating: 0, count: m * cols)
                         if diagonal {
                             ti_gram_syrk(path, Int32(m), Int32(k), rowsA, product, m)
-                            for (i, ra) in tileA.rows.enumerated() {
-                                let row = gram + ra * n
-                                for j in i..<m { row[tileA.rows[j]] += product[i * m + j] }
+                            for i in 0..<m {
+                                let row = target + placeA[i] * stride
+                                for j in i..<m { row[placeA[j]] += product[i * m + j] }
                             }
                         } else {
                             ti_gram_gemm(path, Int32(m), Int32(cols), Int32(k), rowsA, rowsB, product, cols)
-                            for (i, ra) in tileA.rows.enumerated() {
-                                let row = gram + ra * n
-                                for (j, rb) in tileB.rows.enumerated() { row[rb] += product[i * cols + j] }
+                            for i in 0..<m {
+                                let row = target + placeA[i] * stride
+                                for j in 0..<cols { row[placeB[j]] += product[i * cols + j] }
                             }
                         }
                     }
