@@ -421,19 +421,14 @@ public enum GramAccumulator {
                         let diagonal = tileA.index == tileB.index  // the same tile of the same rows
                         multiplyAdds += diagonal ? m * (m + 1) / 2 * k : m * cols * k
                         // Where the pair's entries are added: the Gram itself when both tiles have
-                        // every row, else the pair's block of `sums`; a kept row's index there.
-                        let target: UnsafeMutablePointer<Double>
-                        let stride: Int
-                        let placeA: [Int]
-                        let placeB: [Int]
-                        if tileA.allPresent && tileB.allPresent {
-                            let (firstA, firstB) = (tileA.present[0], tileB.present[0])
-                            (target, stride) = (gram + firstA * n + firstB, n)
-                            (placeA, placeB) = (tileA.rows.map { $0 - firstA }, tileB.rows.map { $0 - firstB })
-                        } else {
-                            (target, stride) = (sums.pair(tileA, tileB), tileB.present.count)
-                            (placeA, placeB) = (tileA.places, tileB.places)
-                        }
+                        // every row (their rows present are then contiguous), else the pair's block
+                        // of `sums`. Either way a kept row's index there is its place among the
+                        // rows present.
+                        let (target, stride) =
+                            tileA.allPresent && tileB.allPresent
+                            ? (gram + tileA.present[0] * n + tileB.present[0], n)
+                            : (sums.pair(tileA, tileB), tileB.present.count)
+                        let (placeA, placeB) = (tileA.places, tileB.places)
                         if tileA.allPresentKept && tileB.allPresentKept {
                             // Every row of both blocks is there: the kernel adds into it, no product to
                             // scatter.
