@@ -359,8 +359,9 @@ import UniPerceiver
             defer { plain.deallocate() }
             let (bytes, result) = adviseHugePages(UnsafeMutableRawBufferPointer(plain))
             #expect(bytes >= 4 * 3_000_000 - 2 * Int(sysconf(Int32(_SC_PAGESIZE))))
-            #expect((result == 0) == supported, "madvise(MADV_HUGEPAGE) gave \(result); huge pages supported: \(supported)")
-            guard supported else { return }
+            if supported { #expect(result == 0, "madvise(MADV_HUGEPAGE) gave \(result) with huge pages supported") }
+            // A kernel without huge pages refuses the advice, and the buffers keep small pages.
+            guard result == 0 else { return }
             #expect(Self.vmFlags(at: plain.baseAddress! + 1_500_000)?.contains("hg") == true, "adviseHugePages")
 
             let rows = zeroedRows(3_000_000)
