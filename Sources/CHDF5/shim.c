@@ -1,4 +1,7 @@
+// sync_file_range(2) is a GNU extension: declared only with _GNU_SOURCE, before any header.
+#define _GNU_SOURCE
 #include "chdf5.h"
+#include <fcntl.h>
 #include <string.h>
 
 hid_t chdf5_native_float(void) { return H5T_NATIVE_FLOAT; }
@@ -42,4 +45,21 @@ int chdf5_last_error(char *buffer, size_t size) {
     if (size > 0) buffer[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, chdf5_error_walker, &context);
     return context.found;
+}
+
+int chdf5_start_writeback(hid_t file) {
+#ifdef __linux__
+    hid_t access = H5Fget_access_plist(file);
+    if (access < 0) return -1;
+    hid_t driver = H5Pget_driver(access);
+    H5Pclose(access);
+    // Only the default (sec2) driver's handle is a POSIX file descriptor.
+    if (driver != H5FD_SEC2) return -1;
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || handle == NULL) return -1;
+    return sync_file_range(*(int *)handle, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)file;
+    return -1;
+#endif
 }

@@ -53,6 +53,32 @@ import Testing
         try file.close()
     }
 
+    /// `startWriteback` asks Linux to write a file being made to disk (the probe calls it after
+    /// each Gram so that the `fsync` at close has little left to wait for); the file still closes,
+    /// renames into place and reads back whole. A file opened read-only, or closed, is not asked.
+    @Test func writebackIsAskedForWhileAFileIsWritten() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("grams.h5")
+        let values = (0..<300_000).map { Double($0) * 0.5 }
+        let file = try HDF5File.create(url)
+        try file.write(values, shape: [300, 1000], to: "/gram")
+        #if os(Linux)
+            #expect(file.startWriteback(), "sync_file_range on the file being written")
+        #else
+            #expect(!file.startWriteback())
+        #endif
+        try file.write([Double(1)], shape: [1], to: "/after")
+        try file.close()
+        #expect(!file.startWriteback(), "a closed file")
+        #expect(try dir.contents() == ["grams.h5"])
+        let reopened = try HDF5File.open(url)
+        defer { try? reopened.close() }
+        #expect(!reopened.startWriteback(), "a file opened read-only")
+        #expect(try reopened.read("/gram", as: Double.self).values == values)
+        #expect(try reopened.read("/after", as: Double.self).values == [1])
+    }
+
     @Test func stringDatasetsRoundTripVariableAndFixedLength() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -27,4 +27,8 @@ void chdf5_silence_errors(void);
 /// Copies the most specific message of the current thread's HDF5 error stack into `buffer`
 /// (NUL-terminated, truncated to `size`); returns 1 if there was one, 0 otherwise.
 int chdf5_last_error(char *buffer, size_t size);
+/// Asks Linux to start writing the file's dirty pages to disk without waiting for them
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on the whole file): 0 when asked, −1 when it cannot
+/// be (another OS, a driver other than the default sec2, a failing call).
+int chdf5_start_writeback(hid_t file);
 #endif
