@@ -1,5 +1,7 @@
 // sync_file_range(2) is a GNU extension: declared only with _GNU_SOURCE, before any header.
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "chdf5.h"
 #include <fcntl.h>
 #include <string.h>
