@@ -1,5 +1,6 @@
 // Functions for HDF5's macro constants, which Swift cannot import: most of them expand to a call
-// to H5open() followed by a global id, so they must be evaluated in C.
+// to H5open() followed by a global id, so they must be evaluated in C. Also the few helpers around
+// an HDF5 file that need C (error-stack walking; sync_file_range, which Swift's Glibc lacks).
 #ifndef CHDF5_SHIM_H
 #define CHDF5_SHIM_H
 #include <hdf5.h>
