@@ -252,7 +252,6 @@ public enum Probe {
             }
         }
 
-        let spills = inMemory.contains(false)
         var losses = [[Float]](repeating: [], count: plan.tasks.count)
         var excluded = [[Bool]](repeating: [], count: plan.tasks.count)
         var excludedNames: [String] = []
@@ -316,7 +315,6 @@ public enum Probe {
                     }
                 }
             }
-            if spills { file.startWriteback() }
             rowTime += clock.now - rowStart
             progress?(local + 1, rowCount)
         }
@@ -366,7 +364,6 @@ public enum Probe {
                     }
                 }
             }
-            if storeGradients { file.startWriteback() }
             fileTime += clock.now - writeStart
             if isShard {
                 buffers[k] = GramAccumulator.RowBlock(values: [])
@@ -396,8 +393,6 @@ public enum Probe {
             try storage { () throws(StorageError) in
                 try ProbeFile.writeGram(gram, rows: rowCount, name: p.name, to: file)
             }
-            // To disk while the next Grams are computed, not all at once when the file is closed.
-            file.startWriteback()
             fileTime += clock.now - gramEnd
         }
         return ProbeSummary(

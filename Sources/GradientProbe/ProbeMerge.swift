@@ -172,7 +172,6 @@ extension Probe {
                     for start in stride(from: 0, to: itemCount, by: superRows) {
                         let rows = try load(start..<min(start + superRows, itemCount), name: name)
                         try storage { () throws(StorageError) in try output.writeRows(rows, at: start, to: path) }
-                        output.startWriteback()  // to disk as it goes, not all in the fsync at close
                     }
                 }
                 let start = clock.now
@@ -186,7 +185,6 @@ extension Probe {
                 try storage { () throws(StorageError) in
                     try ProbeFile.writeGram(gram, rows: itemCount, name: name, to: output)
                 }
-                output.startWriteback()
             }
             do { try output.close() } catch { throw ProbeError.storage(error) }
         } catch {

@@ -23,6 +23,9 @@ extension HDF5File {
                     reason: "shape \(shape) does not hold \(values.count) values")
             }
             try removeIfPresent(p)
+            var written = 0
+            // Counted once the dataset is closed, when HDF5 has handed its last chunk to the OS.
+            defer { wrote(bytes: written) }
             let dataset = try createDataset(
                 p, type: T.hdf5Type, shape: shape, maxShape: nil,
                 chunk: Self.checksummedChunk(shape, elementSize: MemoryLayout<T>.stride))
@@ -34,6 +37,7 @@ extension HDF5File {
                     $0.baseAddress)
             }
             guard status >= 0 else { throw failure("write dataset", p) }
+            written = values.count * MemoryLayout<T>.stride
         }
     }
 
@@ -139,6 +143,8 @@ extension HDF5File {
         try HDF5Library.locked { () throws(StorageError) in
             let p = Self.normalize(path)
             try requireWritable(p)
+            var written = 0
+            defer { wrote(bytes: written) }
             let dataset = try openDataset(p)
             defer { H5Dclose(dataset) }
             try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
@@ -150,6 +156,7 @@ extension HDF5File {
                         $0.baseAddress)
                 }
             }
+            written = values.count * MemoryLayout<T>.stride
         }
     }
 
@@ -164,6 +171,8 @@ extension HDF5File {
         try HDF5Library.locked { () throws(StorageError) -> Int in
             let p = Self.normalize(path)
             try requireWritable(p)
+            var written = 0
+            defer { wrote(bytes: written) }
             let dataset = try openDataset(p)
             defer { H5Dclose(dataset) }
             try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
@@ -192,6 +201,7 @@ extension HDF5File {
                         $0.baseAddress)
                 }
             }
+            written = values.count * MemoryLayout<T>.stride
             return firstRow
         }
     }

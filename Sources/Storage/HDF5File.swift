@@ -110,14 +110,24 @@ public final class HDF5File: @unchecked Sendable {
         try file.close()
     }
 
-    /// Asks Linux to start writing what has been written so far to disk, without waiting for it
-    /// (`sync_file_range`), so that the `fsync` before ``close()``'s rename waits only for what
-    /// came after. A writer calls it after each large write: the demo MoE probe's 75 MB of Grams
-    /// had left 0.06 s of waiting at close (`reports/benchmarks.md`, "Stop 29"). Returns whether
-    /// the kernel was asked (false on another OS, for a file opened read-only or already closed).
-    @discardableResult
-    public func startWriteback() -> Bool {
-        HDF5Library.lockedQuery { fileID >= 0 && isWritable && chdf5_start_writeback(fileID) == 0 }
+    /// Bytes of data handed to HDF5 since writeback was last started (files made by ``create(_:)``).
+    private var unsyncedBytes = 0
+    /// How many times ``wrote(bytes:)`` has asked Linux to start writing the file out (tests read it).
+    private(set) var writebacksStarted = 0
+    /// Data between two writeback requests.
+    static let writebackBytes = 4 << 20
+
+    /// After `bytes` of data were written into a file made by ``create(_:)``: once
+    /// ``writebackBytes`` have accumulated, asks Linux to start writing the file to disk without
+    /// waiting (`sync_file_range`), so that the `fsync` before ``close()``'s rename waits only for
+    /// the last few megabytes. The demo MoE probe's 75 MB of Grams had left 0.04–0.06 s of waiting
+    /// at close (`reports/benchmarks.md`, "Stop 29"). Callers hold the lock.
+    func wrote(bytes: Int) {
+        guard pending != nil, fileID >= 0 else { return }
+        unsyncedBytes += bytes
+        guard unsyncedBytes >= Self.writebackBytes else { return }
+        unsyncedBytes = 0
+        if chdf5_start_writeback(fileID) == 0 { writebacksStarted += 1 }
     }
 
     /// Closes the file; for a file made by ``create(_:)``, renames it into place.

@@ -53,30 +53,37 @@ import Testing
         try file.close()
     }
 
-    /// `startWriteback` asks Linux to write a file being made to disk (the probe calls it after
-    /// each Gram so that the `fsync` at close has little left to wait for); the file still closes,
-    /// renames into place and reads back whole. A file opened read-only, or closed, is not asked.
-    @Test func writebackIsAskedForWhileAFileIsWritten() throws {
+    /// A file being made asks Linux to start writing it to disk after every
+    /// ``HDF5File/writebackBytes`` of data (whole datasets, rows or appended rows), so that the
+    /// `fsync` at close has little left to wait for; the file still renames into place and reads
+    /// back whole. A file edited in place is never asked (its writes are not atomic anyway).
+    @Test func aFileBeingMadeIsWrittenBackEveryFewMegabytes() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let url = dir.file("grams.h5")
-        let values = (0..<300_000).map { Double($0) * 0.5 }
+        let rows = HDF5File.writebackBytes / 8 / 1000 * 3 / 4  // rows of 1000 Doubles: ¾ of the amount
+        let values = (0..<(rows * 1000)).map { Double($0) * 0.5 }
         let file = try HDF5File.create(url)
-        try file.write(values, shape: [300, 1000], to: "/gram")
+        try file.write(values, shape: [rows, 1000], to: "/gram")
+        #expect(file.writebacksStarted == 0, "less than the amount written")
+        try file.createDataset("/rows", of: Double.self, shape: [rows, 1000], chunkRows: 1)
+        try file.writeRows(values, at: 0, to: "/rows")
         #if os(Linux)
-            #expect(file.startWriteback(), "sync_file_range on the file being written")
+            #expect(file.writebacksStarted == 1, "1.5 × the amount written")
         #else
-            #expect(!file.startWriteback())
+            #expect(file.writebacksStarted == 0)
         #endif
-        try file.write([Double(1)], shape: [1], to: "/after")
         try file.close()
-        #expect(!file.startWriteback(), "a closed file")
         #expect(try dir.contents() == ["grams.h5"])
+        let edited = try HDF5File.open(url, writable: true)
+        try edited.write(values, shape: [rows, 1000], to: "/more")
+        try edited.write(values, shape: [rows, 1000], to: "/again")
+        #expect(edited.writebacksStarted == 0, "a file edited in place")
+        try edited.close()
         let reopened = try HDF5File.open(url)
         defer { try? reopened.close() }
-        #expect(!reopened.startWriteback(), "a file opened read-only")
         #expect(try reopened.read("/gram", as: Double.self).values == values)
-        #expect(try reopened.read("/after", as: Double.self).values == [1])
+        #expect(try reopened.read("/rows", as: Double.self).values == values)
     }
 
     @Test func stringDatasetsRoundTripVariableAndFixedLength() throws {
