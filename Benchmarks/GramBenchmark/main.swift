@@ -103,8 +103,15 @@ struct Timing {
 // OpenBLAS's `Haswell` kernels set by hand that pairing stands in for an AVX2 host.
 let standInPath: TIGramPath? =
     ti_gram_best_path() == TIGramPathAVX512 && ti_gram_path_supported(TIGramPathAVX2) ? TIGramPathAVX2 : nil
+// `BENCH_PROFILE=K` times only case K (0-based) on this CPU's kernels, `BENCH_REPEATS` times, and
+// prints each time, so that `perf record` sees the Gram and nothing else.
+let profiled = Int(ProcessInfo.processInfo.environment["BENCH_PROFILE"] ?? "")
+if let k = profiled, !cases.indices.contains(k) {
+    print("BENCH_PROFILE: no case \(k) (0–\(cases.count - 1))")
+    exit(2)
+}
 var timings: [Timing] = []
-for c in cases {
+for (index, c) in cases.enumerated() where profiled == nil || profiled == index {
     var rng = SeededRNG(seed: 7)
     let data = c.widths.map { w in (0..<(rows * w)).map { _ in Float(rng.nextGaussian()) } }
     // What the probe holds in memory: every row, or an expert's rows present and their places
@@ -131,6 +138,19 @@ for c in cases {
                     rowCount: rows, width: w, rows: block.0, multiplyAdds: &multiplyAdds, workspace: workspace)
             }
         }
+    }
+    if profiled != nil {
+        let workspace = GramAccumulator.Workspace()
+        for _ in 0..<repeats {
+            let seconds = bestSeconds(repeats: 1) {
+                for (w, block) in zip(c.widths, blocks) {
+                    _ = GramAccumulator.gram(
+                        rowCount: rows, width: w, rows: block.0, multiplyAdds: &multiplyAdds, workspace: workspace)
+                }
+            }
+            print(String(format: "%.4f s", seconds))
+        }
+        exit(0)
     }
     let gramSeconds = timeGram(nil)
     let standInSeconds = standInPath.map { timeGram($0) }

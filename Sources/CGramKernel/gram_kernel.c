@@ -90,15 +90,18 @@ __attribute__((target("avx512f"))) static bool any_nonzero_avx512(const float *r
 }
 
 // Rows r[0..7] (missing rows NULL, read as zeros), columns c0..c0+7 (fewer at the end): converted to
-// Double, transposed in registers and stored as the panel's columns.
-__attribute__((target("avx512f"))) static void pack_8x8_avx512(
-    const float *const r[8], int c0, int k, double *panel) {
+// Double, transposed in registers and stored as the panel's columns. Each row's loaded bits are
+// OR-ed into any[j], so a panel's packing also tells which of its rows are all ±0.
+__attribute__((target("avx512f"), always_inline)) static inline void pack_8x8_avx512(
+    const float *const r[8], int c0, int k, double *panel, __m512i any[8]) {
     const int width = k - c0 < 8 ? k - c0 : 8;
     const __mmask16 mask = (__mmask16)((1u << width) - 1);
     __m512d v[8];
-    for (int j = 0; j < 8; j++)
-        v[j] = r[j] ? _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(mask, r[j] + c0)))
-                    : _mm512_setzero_pd();
+    for (int j = 0; j < 8; j++) {
+        const __m512 x = r[j] ? _mm512_maskz_loadu_ps(mask, r[j] + c0) : _mm512_setzero_ps();
+        any[j] = _mm512_or_si512(any[j], _mm512_castps_si512(x));
+        v[j] = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    }
     // Pairs of rows interleaved, then 128-bit lanes gathered: after the two steps, w[c] holds
     // column c of the eight rows.
     const __m512d t0 = _mm512_unpacklo_pd(v[0], v[1]), t1 = _mm512_unpackhi_pd(v[0], v[1]);
@@ -116,6 +119,18 @@ __attribute__((target("avx512f"))) static void pack_8x8_avx512(
         _mm512_shuffle_f64x2(u1, u5, 0xDD), _mm512_shuffle_f64x2(u3, u7, 0xDD),
     };
     for (int c = 0; c < width; c++) _mm512_storeu_pd(panel + (long)(c0 + c) * P, w[c]);
+}
+
+// One panel: rows r[0..7] (missing rows NULL), all k columns. Returns a bit per row that is not all
+// ±0 (the rule of ti_gram_pack_row); a missing row's bit is 0.
+__attribute__((target("avx512f"))) static unsigned pack_panel_avx512(const float *const r[8], int k, double *panel) {
+    __m512i any[8];
+    for (int j = 0; j < 8; j++) any[j] = _mm512_setzero_si512();
+    for (int c0 = 0; c0 < k; c0 += 8) pack_8x8_avx512(r, c0, k, panel, any);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    unsigned nonzero = 0;
+    for (int j = 0; j < 8; j++) nonzero |= (_mm512_test_epi32_mask(any[j], magnitude) != 0) << j;
+    return nonzero;
 }
 
 // Whether any of the k values is not ±0, with AVX2.
@@ -162,6 +177,23 @@ int ti_gram_pack_rows(
     if (!ti_gram_path_supported(path)) path = ti_gram_best_path();
     int n = 0;
 #ifdef TI_X86
+    if (path == TIGramPathAVX512) {
+        // One pass: every candidate packed in order, its zero test made on the values the packing
+        // loads. A dense model's rows are never zero, so this is the whole work; when some row is
+        // (an MoE expert's, in a block where it had no gradient), the rows are packed again below
+        // without it.
+        bool all = true;
+        for (int g = 0; g < count && all; g += P) {
+            const float *r[8];
+            for (int j = 0; j < P; j++) r[j] = g + j < count ? base + places[g + j] * stride : NULL;
+            const int rows = count - g < P ? count - g : P;
+            all = pack_panel_avx512(r, k, panels + (long)(g / P) * k * P) == (1u << rows) - 1;
+        }
+        if (all) {
+            for (int i = 0; i < count; i++) kept[i] = i;
+            return count;
+        }
+    }
     if (path == TIGramPathAVX512 || path == TIGramPathAVX2) {
         const bool wide = path == TIGramPathAVX512;
         for (int i = 0; i < count; i++) {
@@ -173,7 +205,7 @@ int ti_gram_pack_rows(
             for (int j = 0; j < P; j++) r[j] = g + j < n ? base + places[kept[g + j]] * stride : NULL;
             double *panel = panels + (long)(g / P) * k * P;
             if (wide)
-                for (int c0 = 0; c0 < k; c0 += 8) pack_8x8_avx512(r, c0, k, panel);
+                pack_panel_avx512(r, k, panel);
             else
                 for (int c0 = 0; c0 < k; c0 += 4) pack_8x4_avx2(r, c0, k, panel);
         }
@@ -208,9 +240,28 @@ static void block_scalar(int k, const double *a, const double *b0, const double 
 }
 
 #ifdef TI_X86
-// Four rows × one B panel's eight columns: eight accumulators, two loads and four broadcasts a column.
+// Adds the accumulator's columns lo..<hi (of its 4; clamped) into row[0..<4]: masked, so nothing
+// outside them is read or written.
+__attribute__((target("avx2,fma"), always_inline)) static inline void add_columns_avx2(
+    double *row, __m256d sums, int lo, int hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 4 ? 4 : hi;
+    if (lo >= hi) return;
+    if (lo == 0 && hi == 4) {
+        _mm256_storeu_pd(row, _mm256_add_pd(_mm256_loadu_pd(row), sums));
+        return;
+    }
+    const __m256i column = _mm256_setr_epi64x(0, 1, 2, 3);
+    const __m256i mask = _mm256_and_si256(
+        _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), column), _mm256_cmpgt_epi64(column, _mm256_set1_epi64x(lo - 1)));
+    _mm256_maskstore_pd(row, mask, _mm256_add_pd(_mm256_maskload_pd(row, mask), sums));
+}
+
+// Four rows × one B panel's eight columns: eight accumulators, two loads and four broadcasts a
+// column. Adds each sum into its entry of `c` as `block_avx512` does (rows `row..<row + 4` of the
+// block, columns `col..<col + 8`; `rows`, `cols`, `diagonal` as there).
 __attribute__((target("avx2,fma"))) static void quarter_avx2(
-    int k, const double *a, const double *b, double sums[R][C], int row, int col) {
+    int k, const double *a, const double *b, double *c, long ldc, int rows, int cols, int diagonal, int row, int col) {
     __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     for (int c = 0; c < k; c++) {
         const __m256d y0 = _mm256_loadu_pd(b + (long)c * P), y1 = _mm256_loadu_pd(b + (long)c * P + 4);
@@ -224,19 +275,23 @@ __attribute__((target("avx2,fma"))) static void quarter_avx2(
         s = _mm256_broadcast_sd(ac + 3);
         c30 = _mm256_fmadd_pd(s, y0, c30), c31 = _mm256_fmadd_pd(s, y1, c31);
     }
-    _mm256_storeu_pd(sums[row] + col, c00), _mm256_storeu_pd(sums[row] + col + 4, c01);
-    _mm256_storeu_pd(sums[row + 1] + col, c10), _mm256_storeu_pd(sums[row + 1] + col + 4, c11);
-    _mm256_storeu_pd(sums[row + 2] + col, c20), _mm256_storeu_pd(sums[row + 2] + col + 4, c21);
-    _mm256_storeu_pd(sums[row + 3] + col, c30), _mm256_storeu_pd(sums[row + 3] + col + 4, c31);
+    const __m256d sums[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (int t = 0; t < 4 && row + t < rows; t++) {
+        double *entry = c + (long)(row + t) * ldc + col;
+        const int first = diagonal + row + t - col;
+        add_columns_avx2(entry, sums[t][0], first, cols - col);
+        add_columns_avx2(entry + 4, sums[t][1], first - 4, cols - col - 4);
+    }
 }
 
 __attribute__((target("avx2,fma"))) static void block_avx2(
-    int k, const double *a, const double *b0, const double *b1, double sums[R][C]) {
-    quarter_avx2(k, a, b0, sums, 0, 0);
-    quarter_avx2(k, a, b0, sums, 4, 0);
+    int k, const double *a, const double *b0, const double *b1, double *c, long ldc, int rows, int cols,
+    int diagonal) {
+    quarter_avx2(k, a, b0, c, ldc, rows, cols, diagonal, 0, 0);
+    quarter_avx2(k, a, b0, c, ldc, rows, cols, diagonal, 4, 0);
     if (b1) {
-        quarter_avx2(k, a, b1, sums, 0, P);
-        quarter_avx2(k, a, b1, sums, 4, P);
+        quarter_avx2(k, a, b1, c, ldc, rows, cols, diagonal, 0, P);
+        quarter_avx2(k, a, b1, c, ldc, rows, cols, diagonal, 4, P);
     }
 }
 
@@ -246,8 +301,20 @@ __attribute__((target("avx2,fma"))) static void block_avx2(
 // is fast (Benchmarks/gram_block_width.c; reports/benchmarks.md, stop 28). A block at the end of a
 // row of blocks has one or two panels: `panels` (a constant at each call below, so each count
 // compiles to its own loop) leaves out the work on panels that are not there.
+// Adds the accumulator's columns lo..<hi (of its 8; clamped) into row[0..<8]: masked, so nothing
+// outside them is read or written.
+__attribute__((target("avx512f"), always_inline)) static inline void add_columns_avx512(
+    double *row, __m512d sums, int lo, int hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > P ? P : hi;
+    if (lo >= hi) return;
+    const __mmask8 mask = (__mmask8)((0xFFu >> (P - hi)) & (0xFFu << lo));
+    _mm512_mask_storeu_pd(row, mask, _mm512_add_pd(_mm512_maskz_loadu_pd(mask, row), sums));
+}
+
 __attribute__((target("avx512f"), always_inline)) static inline void block_avx512_panels(
-    int panels, int k, const double *a, const double *b0, const double *b1, const double *b2, double sums[R][C]) {
+    int panels, int k, const double *a, const double *b0, const double *b1, const double *b2, double *c, long ldc,
+    int rows, int cols, int diagonal) {
     __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     __m512d d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512d e0 = c0, e1 = c0, e2 = c0, e3 = c0, e4 = c0, e5 = c0, e6 = c0, e7 = c0;
@@ -264,20 +331,30 @@ __attribute__((target("avx512f"), always_inline)) static inline void block_avx51
         TI_ROW(0) TI_ROW(1) TI_ROW(2) TI_ROW(3) TI_ROW(4) TI_ROW(5) TI_ROW(6) TI_ROW(7)
 #undef TI_ROW
     }
-#define TI_STORE(i)                                                     \
-    _mm512_storeu_pd(sums[i], c##i);                                    \
-    if (panels > 1) _mm512_storeu_pd(sums[i] + P, d##i);                \
-    if (panels > 2) _mm512_storeu_pd(sums[i] + 2 * P, e##i);
-    TI_STORE(0) TI_STORE(1) TI_STORE(2) TI_STORE(3) TI_STORE(4) TI_STORE(5) TI_STORE(6) TI_STORE(7)
-#undef TI_STORE
+    // Each sum is added to its entry straight from its register (the entries of row i from column
+    // `diagonal + i` on, of the first `cols`; the first `rows` rows): the same one addition per
+    // entry as the other paths' add from `sums`, without the round trip through memory.
+#define TI_ADD(i)                                                                           \
+    if (i < rows) {                                                                         \
+        double *row = c + (long)(i) * ldc;                                                  \
+        const int first = diagonal + (i);                                                   \
+        add_columns_avx512(row, c##i, first, cols);                                         \
+        if (panels > 1) add_columns_avx512(row + P, d##i, first - P, cols - P);             \
+        if (panels > 2) add_columns_avx512(row + 2 * P, e##i, first - 2 * P, cols - 2 * P); \
+    }
+    TI_ADD(0) TI_ADD(1) TI_ADD(2) TI_ADD(3) TI_ADD(4) TI_ADD(5) TI_ADD(6) TI_ADD(7)
+#undef TI_ADD
 }
 
-// `b1`, `b2`: the second and third panels, NULL past the last one (the columns after are not read).
+// Adds the block's sums into `c` (row stride `ldc`): its first `rows` rows, first `cols` columns,
+// row i from column `diagonal + i` on. `b1`, `b2`: the second and third panels, NULL past the last
+// one (the columns after are not read).
 __attribute__((target("avx512f"))) static void block_avx512(
-    int k, const double *a, const double *b0, const double *b1, const double *b2, double sums[R][C]) {
-    if (b2) block_avx512_panels(3, k, a, b0, b1, b2, sums);
-    else if (b1) block_avx512_panels(2, k, a, b0, b1, NULL, sums);
-    else block_avx512_panels(1, k, a, b0, NULL, NULL, sums);
+    int k, const double *a, const double *b0, const double *b1, const double *b2, double *c, long ldc, int rows,
+    int cols, int diagonal) {
+    if (b2) block_avx512_panels(3, k, a, b0, b1, b2, c, ldc, rows, cols, diagonal);
+    else if (b1) block_avx512_panels(2, k, a, b0, b1, NULL, c, ldc, rows, cols, diagonal);
+    else block_avx512_panels(1, k, a, b0, NULL, NULL, c, ldc, rows, cols, diagonal);
 }
 #endif
 
@@ -295,13 +372,23 @@ static void multiply(
         for (int j0 = upper ? i0 : 0; j0 < n; j0 += width) {
             const double *b0 = b + (long)(j0 / P) * panel;
             const double *b1 = j0 + P < n ? b0 + panel : NULL;
-#ifdef TI_X86
-            if (path == TIGramPathAVX512) block_avx512(k, ai, b0, b1, j0 + 2 * P < n ? b0 + 2 * panel : NULL, sums);
-            else if (path == TIGramPathAVX2) block_avx2(k, ai, b0, b1, sums);
-            else
-#endif
-                block_scalar(k, ai, b0, b1, sums);
             const int cols = n - j0 < width ? n - j0 : width;
+#ifdef TI_X86
+            if (path != TIGramPathScalar) {
+                // The vector paths add each sum straight into its entry: the block's first `rows`
+                // rows and `cols` columns, row i from column `diagonal + i` on (upper: row i0 + i
+                // starts at column i0 + i; else at 0).
+                const int rows = m - i0 < R ? m - i0 : R;
+                const int diagonal = upper ? i0 - j0 : -C;
+                double *block = c + (long)i0 * ldc + j0;
+                if (path == TIGramPathAVX512)
+                    block_avx512(k, ai, b0, b1, j0 + 2 * P < n ? b0 + 2 * panel : NULL, block, ldc, rows, cols, diagonal);
+                else
+                    block_avx2(k, ai, b0, b1, block, ldc, rows, cols, diagonal);
+                continue;
+            }
+#endif
+            block_scalar(k, ai, b0, b1, sums);
             for (int i = 0; i < R && i0 + i < m; i++) {
                 double *row = c + (long)(i0 + i) * ldc + j0;
                 const int first = upper && i0 + i > j0 ? i0 + i - j0 : 0;  // upper: column ≥ row

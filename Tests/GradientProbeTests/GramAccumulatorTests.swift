@@ -202,14 +202,16 @@ func accumulatedGram(
     @Test func packingManyRowsAtOnceEqualsPackingRowByRow() {
         let paths = [TIGramPathScalar, TIGramPathAVX2, TIGramPathAVX512].filter { ti_gram_path_supported($0) }
         var rng = SeededRNG(seed: 31)
+        // `zeros` false: no row is zero (a dense model's rows), the AVX-512 path's one-pass packing;
+        // true: zero rows among them, which send it back to testing each row before packing.
         for k in [1, 7, 8, 9, 16, 17, 37, 384] {
-            for count in [0, 1, 7, 8, 9, 21] {
+            for (count, zeros) in [0, 1, 7, 8, 9, 21].flatMap({ c in [(c, true), (c, false)] }) {
                 let stride = k + 5
                 let sourceRows = count + 3
                 var source = (0..<(sourceRows * stride)).map { _ in Float(rng.nextGaussian()) }
                 // Candidates at places in a shuffled order; every third one zero, one a lone subnormal.
                 var places = Array(0..<sourceRows).shuffled(using: &rng).prefix(count).map { $0 }
-                for (i, place) in places.enumerated() where i % 3 == 1 {
+                for (i, place) in places.enumerated() where zeros && i % 3 == 1 {
                     for c in 0..<k { source[place * stride + c] = c % 2 == 0 ? 0 : -0.0 }
                 }
                 if count > 4 {
@@ -233,10 +235,11 @@ func accumulatedGram(
                     var kept = [Int32](repeating: -1, count: count)
                     let n = ti_gram_pack_rows(
                         path, source, stride, &places, Int32(count), Int32(k), &panels, &kept)
-                    #expect(Array(kept.prefix(Int(n))) == expectedKept, "path \(path.rawValue), k \(k), count \(count)")
+                    #expect(
+                        Array(kept.prefix(Int(n))) == expectedKept, "path \(path.rawValue), k \(k), count \(count), zeros \(zeros)")
                     #expect(
                         (0..<used).allSatisfy { panels[$0].bitPattern == expected[$0].bitPattern },
-                        "path \(path.rawValue), k \(k), count \(count)")
+                        "path \(path.rawValue), k \(k), count \(count), zeros \(zeros)")
                 }
             }
         }
@@ -333,22 +336,40 @@ func accumulatedGram(
             }
             let packedA = packedPanels(a, rows: m, k: k)
             let packedB = packedPanels(b, rows: n, k: k)
+            // The targets have rows 3 entries longer than the block, and 8 more entries after the
+            // last row: those, sentinels, must come back untouched (the kernels add into the
+            // target straight from registers, through masks).
+            let (ldr, lds) = (n + 3, m + 3)
+            let sentinel = Double(bitPattern: 0x7FF8_DEAD_BEEF_0001)
+            func widened(_ values: [Double], rows: Int, columns: Int, stride: Int) -> [Double] {
+                var out = [Double](repeating: sentinel, count: rows * stride + 8)
+                for i in 0..<rows { for j in 0..<columns { out[i * stride + j] = values[i * columns + j] } }
+                return out
+            }
             for path in paths {
-                var rect = start
-                ti_gram_gemm(path, Int32(m), Int32(n), Int32(k), packedA, packedB, &rect, n)
-                var square = startSquare
-                ti_gram_syrk(path, Int32(m), Int32(k), packedA, &square, m)
+                var rect = widened(start, rows: m, columns: n, stride: ldr)
+                ti_gram_gemm(path, Int32(m), Int32(n), Int32(k), packedA, packedB, &rect, ldr)
+                var square = widened(startSquare, rows: m, columns: m, stride: lds)
+                ti_gram_syrk(path, Int32(m), Int32(k), packedA, &square, lds)
                 var wrong = 0
                 for i in 0..<m {
-                    for j in 0..<n where rect[i * n + j].bitPattern != (start[i * n + j] + rule(a, b, i, j)).bitPattern {
+                    for j in 0..<n where rect[i * ldr + j].bitPattern != (start[i * n + j] + rule(a, b, i, j)).bitPattern {
                         wrong += 1
                     }
                     for j in 0..<m {
                         let expected = j >= i ? startSquare[i * m + j] + rule(a, a, i, j) : startSquare[i * m + j]
-                        if square[i * m + j].bitPattern != expected.bitPattern { wrong += 1 }
+                        if square[i * lds + j].bitPattern != expected.bitPattern { wrong += 1 }
+                    }
+                }
+                let untouched = { (values: [Double], stride: Int, columns: Int) in
+                    values.indices.allSatisfy { p in
+                        (p < values.count - 8 && p % stride < columns) || values[p].bitPattern == sentinel.bitPattern
                     }
                 }
                 #expect(wrong == 0, "path \(path.rawValue), m \(m), n \(n), k \(k)")
+                #expect(
+                    untouched(rect, ldr, n) && untouched(square, lds, m),
+                    "path \(path.rawValue), m \(m), n \(n), k \(k): an entry outside the block was written")
             }
         }
     }
