@@ -338,9 +338,10 @@ func accumulatedGram(
             let packedB = packedPanels(b, rows: n, k: k)
             // The targets have rows 3 entries longer than the block, and 8 more entries after the
             // last row: those, sentinels, must come back untouched (the kernels add into the
-            // target straight from registers, through masks).
+            // target straight from registers, through masks). The sentinel is −0: adding even a
+            // padding row's sum (+0) to it would leave +0.
             let (ldr, lds) = (n + 3, m + 3)
-            let sentinel = Double(bitPattern: 0x7FF8_DEAD_BEEF_0001)
+            let sentinel = -0.0
             func widened(_ values: [Double], rows: Int, columns: Int, stride: Int) -> [Double] {
                 var out = [Double](repeating: sentinel, count: rows * stride + 8)
                 for i in 0..<rows { for j in 0..<columns { out[i * stride + j] = values[i * columns + j] } }
