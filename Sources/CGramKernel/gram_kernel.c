@@ -150,14 +150,17 @@ __attribute__((target("avx2"))) static bool any_nonzero_avx2(const float *row, i
 
 // Rows r[0..7] (missing rows NULL, read as zeros), columns c0..c0+3 (fewer at the end): converted to
 // Double, each half of the eight rows transposed 4 × 4 in registers, and each column's eight values
-// stored as two halves of the panel's column.
-__attribute__((target("avx2"))) static void pack_8x4_avx2(const float *const r[8], int c0, int k, double *panel) {
+// stored as two halves of the panel's column. Each row's loaded bits are OR-ed into any[j].
+__attribute__((target("avx2"), always_inline)) static inline void pack_8x4_avx2(
+    const float *const r[8], int c0, int k, double *panel, __m128i any[8]) {
     const int width = k - c0 < 4 ? k - c0 : 4;
     const __m128i mask = _mm_setr_epi32(width > 0 ? -1 : 0, width > 1 ? -1 : 0, width > 2 ? -1 : 0, width > 3 ? -1 : 0);
     __m256d v[8];
-    for (int j = 0; j < 8; j++)
-        v[j] = r[j] ? _mm256_cvtps_pd(width == 4 ? _mm_loadu_ps(r[j] + c0) : _mm_maskload_ps(r[j] + c0, mask))
-                    : _mm256_setzero_pd();
+    for (int j = 0; j < 8; j++) {
+        const __m128 x = r[j] ? (width == 4 ? _mm_loadu_ps(r[j] + c0) : _mm_maskload_ps(r[j] + c0, mask)) : _mm_setzero_ps();
+        any[j] = _mm_or_si128(any[j], _mm_castps_si128(x));
+        v[j] = _mm256_cvtps_pd(x);
+    }
     for (int half = 0; half < 2; half++) {
         const __m256d *h = v + 4 * half;
         const __m256d t0 = _mm256_unpacklo_pd(h[0], h[1]), t1 = _mm256_unpackhi_pd(h[0], h[1]);
@@ -169,6 +172,17 @@ __attribute__((target("avx2"))) static void pack_8x4_avx2(const float *const r[8
         for (int c = 0; c < width; c++) _mm256_storeu_pd(panel + (long)(c0 + c) * P + 4 * half, w[c]);
     }
 }
+
+// One panel with AVX2, as `pack_panel_avx512`.
+__attribute__((target("avx2"))) static unsigned pack_panel_avx2(const float *const r[8], int k, double *panel) {
+    __m128i any[8];
+    for (int j = 0; j < 8; j++) any[j] = _mm_setzero_si128();
+    for (int c0 = 0; c0 < k; c0 += 4) pack_8x4_avx2(r, c0, k, panel, any);
+    const __m128i magnitude = _mm_set1_epi32(0x7fffffff);
+    unsigned nonzero = 0;
+    for (int j = 0; j < 8; j++) nonzero |= !_mm_testz_si128(any[j], magnitude) << j;
+    return nonzero;
+}
 #endif
 
 int ti_gram_pack_rows(
@@ -177,7 +191,8 @@ int ti_gram_pack_rows(
     if (!ti_gram_path_supported(path)) path = ti_gram_best_path();
     int n = 0;
 #ifdef TI_X86
-    if (path == TIGramPathAVX512) {
+    if (path == TIGramPathAVX512 || path == TIGramPathAVX2) {
+        const bool wide = path == TIGramPathAVX512;
         // One pass: every candidate packed in order, its zero test made on the values the packing
         // loads. A dense model's rows are never zero, so this is the whole work; when some row is
         // (an MoE expert's, in a block where it had no gradient), the rows are packed again below
@@ -187,15 +202,13 @@ int ti_gram_pack_rows(
             const float *r[8];
             for (int j = 0; j < P; j++) r[j] = g + j < count ? base + places[g + j] * stride : NULL;
             const int rows = count - g < P ? count - g : P;
-            all = pack_panel_avx512(r, k, panels + (long)(g / P) * k * P) == (1u << rows) - 1;
+            double *panel = panels + (long)(g / P) * k * P;
+            all = (wide ? pack_panel_avx512(r, k, panel) : pack_panel_avx2(r, k, panel)) == (1u << rows) - 1;
         }
         if (all) {
             for (int i = 0; i < count; i++) kept[i] = i;
             return count;
         }
-    }
-    if (path == TIGramPathAVX512 || path == TIGramPathAVX2) {
-        const bool wide = path == TIGramPathAVX512;
         for (int i = 0; i < count; i++) {
             const float *row = base + places[i] * stride;
             if (wide ? any_nonzero_avx512(row, k) : any_nonzero_avx2(row, k)) kept[n++] = i;
@@ -207,7 +220,7 @@ int ti_gram_pack_rows(
             if (wide)
                 pack_panel_avx512(r, k, panel);
             else
-                for (int c0 = 0; c0 < k; c0 += 4) pack_8x4_avx2(r, c0, k, panel);
+                pack_panel_avx2(r, k, panel);
         }
         return n;  // the missing rows of the last panel were written as zeros
     }

@@ -43,7 +43,9 @@ void ti_gram_pad(double *panels, int count, int k);
 /// `path` chooses the instruction set (clamped to what runs here); every
 /// path writes the same bits. The AVX-512 path converts 8 rows × 8 columns at a time and transposes
 /// them in registers, one store per column; the AVX2 path 8 rows × 4 columns, two stores per column;
-/// the scalar path packs row by row, writing each value alone.
+/// both test the rows for zero on the values they load (one pass over the rows when none is zero,
+/// as a dense model's never are; a second, without the zero rows, when one is). The scalar path
+/// packs row by row, writing each value alone.
 int ti_gram_pack_rows(
     TIGramPath path, const float *base, long stride, const long *places, int count, int k, double *panels,
     int *kept);
@@ -55,7 +57,9 @@ int ti_gram_pack_rows(
 void ti_gram_pack(const float *rows, int count, int k, double *panels);
 
 /// `C[i, j] += Σ_c A[i, c]·A[j, c]` for `i ≤ j < m`: the upper triangle of `A·Aᵀ`, `A` being `m`
-/// packed rows of `k` values; entries below the diagonal are not touched.
+/// packed rows of `k` values; entries below the diagonal are not touched, nor any outside the
+/// `m × m` block of the rows `ldc` apart (the vector paths add each sum from its register through
+/// masks; the scalar path from a block of sums).
 void ti_gram_syrk(TIGramPath path, int m, int k, const double *a, double *c, long ldc);
 
 /// `C[i, j] += Σ_c A[i, c]·B[j, c]` for `i < m`, `j < n`, `A` and `B` packed.
