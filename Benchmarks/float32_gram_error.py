@@ -56,7 +56,7 @@ scale = np.sqrt(np.outer(np.diag(exact), np.diag(exact)))
 print(f"{path}: {name}, {T} tasks x {N} rows of width {rows.shape[1]}")
 print("| Float32 Gram | max |G - G64| / sqrt(G_aa G_bb) | max |I - I64| | max |I - I64| / |I64| |")
 print("| --- | ---: | ---: | ---: |")
-for columns in [384, 768, rows.shape[1]]:
+for columns in [16, 32, 64, 128, 384, 768, rows.shape[1]]:
     gram = float32_gram(columns)
     values = interference(gram)
     label = "one sgemm" if columns == rows.shape[1] else f"blocks of {columns} columns"
