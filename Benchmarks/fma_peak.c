@@ -47,8 +47,8 @@ static double now(void) {
 }
 
 /* Sixteen chains x = x·m + a; each multiply-add depends only on its own chain, so the loop runs at
- * the FMA units' throughput. The result is returned so the work cannot be dropped. */
-#define CHAINS(T, SET, FMA, ADD, ZERO, STORE, LANES)                                                \
+ * the FMA units' throughput. The first lane of their sum is returned so the work cannot be dropped. */
+#define CHAINS(T, SET, FMA, ADD, FIRST)                                                            \
     T x0 = SET(1.0), x1 = SET(1.1), x2 = SET(1.2), x3 = SET(1.3), x4 = SET(1.4), x5 = SET(1.5),   \
       x6 = SET(1.6), x7 = SET(1.7), x8 = SET(1.8), x9 = SET(1.9), xa = SET(2.0), xb = SET(2.1),    \
       xc = SET(2.2), xd = SET(2.3), xe = SET(2.4), xf = SET(2.5);                                  \
@@ -59,26 +59,20 @@ static double now(void) {
         x8 = FMA(x8, m, a); x9 = FMA(x9, m, a); xa = FMA(xa, m, a); xb = FMA(xb, m, a);           \
         xc = FMA(xc, m, a); xd = FMA(xd, m, a); xe = FMA(xe, m, a); xf = FMA(xf, m, a);           \
     }                                                                                             \
-    T s = ADD(ADD(ADD(ADD(x0, x1), ADD(x2, x3)), ADD(ADD(x4, x5), ADD(x6, x7))),                  \
-              ADD(ADD(ADD(x8, x9), ADD(xa, xb)), ADD(ADD(xc, xd), ADD(xe, xf))));                 \
-    double out[LANES]; STORE(out, s); (void)ZERO;                                                 \
-    return out[0];
+    return FIRST(ADD(ADD(ADD(ADD(x0, x1), ADD(x2, x3)), ADD(ADD(x4, x5), ADD(x6, x7))),           \
+                     ADD(ADD(ADD(x8, x9), ADD(xa, xb)), ADD(ADD(xc, xd), ADD(xe, xf)))));
 
 __attribute__((target("avx512f"))) static double chains64_avx512(void) {
-    CHAINS(__m512d, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_add_pd, 0, _mm512_storeu_pd, 8)
+    CHAINS(__m512d, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_add_pd, _mm512_cvtsd_f64)
 }
 __attribute__((target("avx512f"))) static double chains32_avx512(void) {
-    float f[16];
-#define STORE32_512(out, s) _mm512_storeu_ps(f, s); out[0] = f[0]
-    CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, 0, STORE32_512, 16)
+    CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_cvtss_f32)
 }
 __attribute__((target("avx2,fma"))) static double chains64_avx2(void) {
-    CHAINS(__m256d, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_add_pd, 0, _mm256_storeu_pd, 4)
+    CHAINS(__m256d, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_add_pd, _mm256_cvtsd_f64)
 }
 __attribute__((target("avx2,fma"))) static double chains32_avx2(void) {
-    float f[8];
-#define STORE32_256(out, s) _mm256_storeu_ps(f, s); out[0] = f[0]
-    CHAINS(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, 0, STORE32_256, 8)
+    CHAINS(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_cvtss_f32)
 }
 
 static int avx512;
