@@ -5,12 +5,12 @@
  * Gram's target (≥ 80 % of `sgemm`) sits past what Float64 multiply-adds can do. This CPU also has
  * AMX, whose int8 tiles multiply-add with exact int32 sums at ~45× the Float64 rate. This program
  * measures an Ozaki-style emulation (Ozaki, Ogita, Oishi 2012; on integer units, Ootomo, Ozaki,
- * Yokota 2024): each row's chunk of columns is scaled by a power of two (its largest value's
- * exponent) and cut into S int8 digits by rounding, a = 2^e · Σ_s d_s · 2^(−7s) (|d_1| ≤ 127, |d_s| ≤ 64 after, a remainder of
- * at most 2^(e−7S−1)); the Gram is
- * Σ_{s+t ≤ S+1} 2^(−7(s+t)) · D_s·D_tᵀ, each product summed exactly in int32 over chunks of columns
- * and added up in Float64, scaled back per row and chunk. A chunk is scaled and sliced just before
- * it is multiplied, so the rows are read from memory once, as by the Float64 kernel.
+ * Yokota 2024). Each row's chunk of columns is scaled by a power of two (its largest value's
+ * exponent) and cut into S int8 digits by rounding: a = 2^e · Σ_s d_s · 2^(−7s), |d_1| ≤ 127,
+ * |d_s| ≤ 64 after, and a remainder of at most 2^(e−7S−1). The Gram is
+ * Σ_{s+t ≤ S+1} 2^(−7(s+t)) · D_s·D_tᵀ, each product summed exactly in int32 over a chunk, then
+ * added up in Float64 and scaled back per row and chunk. A chunk is scaled and sliced just before it
+ * is multiplied, so the rows are read from memory once, as by the Float64 kernel.
  *
  * Against the exact Gram (products of Float32 values summed in long double) it prints the largest
  * |G − G_exact| / √(G_aa·G_bb), for the Float64 kernel of `Sources/CGramKernel` and for S = 3…6,
@@ -124,20 +124,24 @@ static void slice_rows(Emulation *e, int r0, int r1, long c0) {
         const __m512 scale = _mm512_set1_ps(m > 0 ? ldexpf(1.0f, -ex) : 0.0f);
         e->unscale[r] = m > 0 ? ldexp(1.0, ex) : 0.0;
         for (int kb = 0; kb < CHUNK / KB; kb++) {
+            // The tile row's four vectors go through the digits side by side: each digit depends on
+            // the last, so one vector alone would wait on its own chain.
+            __m512 v[KB / 16];
             for (int q = 0; q < KB / 16; q++) {
                 const long c = (long)kb * KB + q * 16;
-                __m512 v;
-                if (r >= e->rows || c >= width) v = _mm512_setzero_ps();
-                else if (c + 16 <= width) v = _mm512_mul_ps(_mm512_loadu_ps(row + c), scale);
-                else v = _mm512_mul_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (width - c)) - 1), row + c), scale);
-                for (int s = 0; s < e->S; s++) {
-                    // Nearest digit: |d| ≤ 127 for the first (the scale sees to it), ≤ 64 after.
-                    const __m512 x = _mm512_mul_ps(v, f128);
-                    const __m512 d = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    v = _mm512_sub_ps(x, d);
-                    const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(d));
-                    int8_t *ta = e->sliceA + tile_offset(e, s, panel, kb);
-                    _mm_storeu_si128((__m128i *)(ta + n * KB + q * 16), bytes);
+                if (r >= e->rows || c >= width) v[q] = _mm512_setzero_ps();
+                else if (c + 16 <= width) v[q] = _mm512_mul_ps(_mm512_loadu_ps(row + c), scale);
+                else v[q] = _mm512_mul_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (width - c)) - 1), row + c), scale);
+            }
+            for (int s = 0; s < e->S; s++) {
+                int8_t *ta = e->sliceA + tile_offset(e, s, panel, kb) + n * KB;
+                for (int q = 0; q < KB / 16; q++) {
+                    // Nearest digit (the default rounding): |d| ≤ 127 for the first (the scale sees
+                    // to it), ≤ 64 after; x − d is exact.
+                    const __m512 x = _mm512_mul_ps(v[q], f128);
+                    const __m512i d = _mm512_cvtps_epi32(x);
+                    v[q] = _mm512_sub_ps(x, _mm512_cvtepi32_ps(d));
+                    _mm_storeu_si128((__m128i *)(ta + q * 16), _mm512_cvtepi32_epi8(d));
                 }
             }
         }
@@ -173,10 +177,10 @@ static void transpose_tiles(Emulation *e, int p0, int p1) {
                             (int32_t *)(e->sliceB + tile_offset(e, s, p, kb)));
 }
 
-// Adds the chunk's products into the 32 × 32 block (I, J) of the Gram (I ≤ J, in units of 32).
-static void block(Emulation *e, int I, int J, int32_t *store) {
+// Adds the chunk's products into the 32 × 32 block (I, J) of the Gram (I ≤ J, in units of 32): each
+// level's sums into `levels`, then all levels into the Gram at once, scaled back per row and column.
+static void block(Emulation *e, int I, int J, int32_t levels[][4 * TILE * TILE]) {
     const int i0 = 2 * I, j0 = 2 * J;
-    double *g = e->gram;
     for (int L = 2; L <= e->S + 1; L++) {
         _tile_zero(0);
         _tile_zero(1);
@@ -196,20 +200,24 @@ static void block(Emulation *e, int I, int J, int32_t *store) {
                 _tile_dpbssd(3, 5, 7);
             }
         }
+        int32_t *store = levels[L - 2];
         _tile_stored(0, store, 2 * TILE * 4);
         _tile_stored(1, store + TILE, 2 * TILE * 4);
         _tile_stored(2, store + TILE * 2 * TILE, 2 * TILE * 4);
         _tile_stored(3, store + TILE * 2 * TILE + TILE, 2 * TILE * 4);
-        const double level = ldexp(1.0, -7 * L);
-        const double *columnScale = e->unscale + j0 * TILE;
-        for (int i = 0; i < 2 * TILE; i++) {
-            double *row = g + (long)(i0 * TILE + i) * e->padded + j0 * TILE;
-            const __m512d rowScale = _mm512_set1_pd(level * e->unscale[i0 * TILE + i]);
-            for (int j = 0; j < 2 * TILE; j += 8) {
-                const __m512d x = _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)(store + i * 2 * TILE + j)));
-                const __m512d scaled = _mm512_mul_pd(_mm512_mul_pd(x, rowScale), _mm512_loadu_pd(columnScale + j));
-                _mm512_storeu_pd(row + j, _mm512_add_pd(scaled, _mm512_loadu_pd(row + j)));
-            }
+    }
+    const double *columnScale = e->unscale + j0 * TILE;
+    for (int i = 0; i < 2 * TILE; i++) {
+        double *row = e->gram + (long)(i0 * TILE + i) * e->padded + j0 * TILE;
+        const __m512d rowScale = _mm512_set1_pd(e->unscale[i0 * TILE + i]);
+        for (int j = 0; j < 2 * TILE; j += 8) {
+            __m512d sum = _mm512_setzero_pd();
+            for (int L = e->S + 1; L >= 2; L--)  // smallest first
+                sum = _mm512_fmadd_pd(
+                    _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)(levels[L - 2] + i * 2 * TILE + j))),
+                    _mm512_set1_pd(ldexp(1.0, -7 * L)), sum);
+            const __m512d scaled = _mm512_mul_pd(_mm512_mul_pd(sum, rowScale), _mm512_loadu_pd(columnScale + j));
+            _mm512_storeu_pd(row + j, _mm512_add_pd(scaled, _mm512_loadu_pd(row + j)));
         }
     }
 }
@@ -218,7 +226,7 @@ static void *lane_main(void *arg) {
     Lane *lane = arg;
     Emulation *e = lane->e;
     amx_configure();
-    int32_t store[2 * TILE * 2 * TILE];
+    static _Thread_local int32_t levels[MAX_S][4 * TILE * TILE];
     const int blocks = e->padded / 32;
     const int per = (e->padded / e->threads + TILE - 1) / TILE * TILE;  // whole panels per lane
     for (long c0 = 0; c0 < e->k; c0 += CHUNK) {
@@ -230,7 +238,7 @@ static void *lane_main(void *arg) {
         int n = 0;
         for (int I = 0; I < blocks; I++)
             for (int J = I; J < blocks; J++, n++)
-                if (n % e->threads == lane->lane && e->multiply) block(e, I, J, store);
+                if (n % e->threads == lane->lane && e->multiply) block(e, I, J, levels);
         pthread_barrier_wait(&e->barrier);
     }
     _tile_release();
