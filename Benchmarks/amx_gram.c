@@ -14,7 +14,7 @@
  *
  * Against the exact Gram (products of Float32 values summed in long double) it prints the largest
  * |G − G_exact| / √(G_aa·G_bb), for the Float64 kernel of `Sources/CGramKernel` and for S = 3…6,
- * on Gaussian rows with log-normal magnitudes (largest |value| ≈ 100–1000 × the rms; the demo's
+ * on Gaussian rows with log-normal magnitudes (largest |value| ≈ 20–120 × the row's rms; the demo's
  * gradient rows have 8–23), then the seconds of both on the rows of the probe (R rows × K columns,
  * two threads; medians and best of alternating rounds). Real rows, from the committed probe fixture:
  *
