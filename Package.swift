@@ -22,8 +22,9 @@ let package = Package(
         // C libraries, found through pkg-config (Debian: libopenblas-dev, libhdf5-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5System", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        // A small C shim: HDF5's constants are macros that call H5open(), which Swift cannot import.
-        .target(name: "CHDF5", dependencies: ["CHDF5System"]),
+        // A small C shim: HDF5's constants are macros that call H5open(), which Swift cannot import;
+        // also the Fletcher-32 checksum of the chunks we write directly (optimised in debug too).
+        .target(name: "CHDF5", dependencies: ["CHDF5System"], cSettings: [.unsafeFlags(["-O2"])]),
         // The probe's Float64 Gram kernels (scalar, AVX2, AVX-512, chosen at run time). Optimised in
         // debug builds too, so that `make test`'s probes do not crawl; no contraction, so every path
         // sums the same way.
@@ -59,7 +60,7 @@ let package = Package(
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Storage", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(
-            name: "StorageTests", dependencies: ["Storage", "Kernels", "TestSupport"],
+            name: "StorageTests", dependencies: ["Storage", "CHDF5", "Kernels", "TestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "UniPerceiverTests",

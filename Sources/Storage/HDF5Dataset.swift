@@ -31,7 +31,10 @@ extension HDF5File {
                 chunk: Self.checksummedChunk(shape, elementSize: MemoryLayout<T>.stride))
             defer { H5Dclose(dataset) }
             if values.isEmpty { return }
-            let status = values.withUnsafeBytes {
+            let direct = values.withUnsafeBytes {
+                chdf5_write_rows_as_chunks(dataset, T.hdf5Type.nativeType, 0, hsize_t(shape.first ?? 1), $0.baseAddress)
+            }
+            let status = direct != 0 ? direct : values.withUnsafeBytes {
                 H5Dwrite(
                     dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
                     $0.baseAddress)
@@ -149,11 +152,13 @@ extension HDF5File {
             defer { H5Dclose(dataset) }
             try checkClass(of: dataset, path: p, wanted: T.hdf5Type)
             try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true)
-            { memory, file in
+            { memory, file, rows in
                 values.withUnsafeBytes {
-                    H5Dwrite(
-                        dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(),
-                        $0.baseAddress)
+                    let direct = chdf5_write_rows_as_chunks(
+                        dataset, T.hdf5Type.nativeType, hsize_t(firstRow), hsize_t(rows), $0.baseAddress)
+                    return direct != 0
+                        ? direct
+                        : H5Dwrite(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
                 }
             }
             written = values.count * MemoryLayout<T>.stride
@@ -194,7 +199,7 @@ extension HDF5File {
                 throw failure("extend (is it extendible?)", p)
             }
             try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true)
-            { memory, file in
+            { memory, file, _ in
                 values.withUnsafeBytes {
                     H5Dwrite(
                         dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(),
@@ -227,7 +232,7 @@ extension HDF5File {
             try transferRows(
                 dataset, path: p, firstRow: rows.lowerBound, count: values.count, write: false
             ) {
-                memory, file in
+                memory, file, _ in
                 values.withUnsafeMutableBytes {
                     H5Dread(
                         dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(),
@@ -400,10 +405,10 @@ extension HDF5File {
     }
 
     /// Selects rows `[firstRow, firstRow + count/rowLength)` in the file and a matching memory
-    /// space, then runs `transfer(memorySpace, fileSpace)`.
+    /// space, then runs `transfer(memorySpace, fileSpace, rowCount)`.
     private func transferRows(
         _ dataset: hid_t, path p: String, firstRow: Int, count: Int, write: Bool,
-        _ transfer: (hid_t, hid_t) -> herr_t
+        _ transfer: (hid_t, hid_t, Int) -> herr_t
     ) throws(StorageError) {
         let fileSpace = H5Dget_space(dataset)
         guard fileSpace >= 0 else { throw failure("read the shape of", p) }
@@ -431,7 +436,7 @@ extension HDF5File {
         let memorySpace = H5Screate_simple(Int32(counts.count), counts, nil)
         guard memorySpace >= 0 else { throw failure("select rows of", p) }
         defer { H5Sclose(memorySpace) }
-        guard transfer(memorySpace, fileSpace) >= 0 else {
+        guard transfer(memorySpace, fileSpace, rowCount) >= 0 else {
             throw failure(
                 write
                     ? "write rows \(firstRow)..<\(firstRow + rowCount) of"

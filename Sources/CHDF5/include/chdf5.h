@@ -1,9 +1,11 @@
 // Functions for HDF5's macro constants, which Swift cannot import: most of them expand to a call
 // to H5open() followed by a global id, so they must be evaluated in C. Also the few helpers around
-// an HDF5 file that need C (error-stack walking; sync_file_range, which Swift's Glibc lacks).
+// an HDF5 file that need C (error-stack walking; sync_file_range, which Swift's Glibc lacks; rows
+// written as checksummed chunks).
 #ifndef CHDF5_SHIM_H
 #define CHDF5_SHIM_H
 #include <hdf5.h>
+#include <stdint.h>
 
 hid_t chdf5_native_float(void);
 hid_t chdf5_native_double(void);
@@ -32,4 +34,17 @@ int chdf5_last_error(char *buffer, size_t size);
 /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on the whole file): 0 when asked, −1 when it cannot
 /// be (another OS, a driver other than the default sec2, a failing call).
 int chdf5_start_writeback(hid_t file);
+
+/// HDF5's Fletcher-32 checksum of `length` bytes: the same 32 bits as libhdf5's filter computes
+/// (fletcher32.c). `_portable` and `_avx2` are its two paths, for tests; `_avx2` runs the portable
+/// path on a CPU without AVX2 (`chdf5_fletcher32_has_avx2` says which).
+uint32_t chdf5_fletcher32(const void *data, size_t length);
+uint32_t chdf5_fletcher32_portable(const void *data, size_t length);
+uint32_t chdf5_fletcher32_avx2(const void *data, size_t length);
+int chdf5_fletcher32_has_avx2(void);
+/// Writes `rows` whole rows from `first_row` of `dataset` as whole chunks, checksummed here, with
+/// `H5Dwrite_chunk` (direct_chunks.c). 1: written; 0: not written, because the dataset or the rows
+/// do not fit that path (write them through `H5Dwrite`); −1: HDF5 failed.
+int chdf5_write_rows_as_chunks(hid_t dataset, hid_t memory_type, hsize_t first_row, hsize_t rows,
+                               const void *data);
 #endif
