@@ -31,7 +31,10 @@ static double now(void) {
 /* Seconds to write `count` Grams (and close the file) one way or the other. */
 static double write_grams(const char *path, const double *gram, int chunk_rows, int count, int direct) {
     const double start = now();
-    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t access = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(access, H5F_LIBVER_V110, H5F_LIBVER_V110);  // the 1.10 format, as Storage writes
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, access);
+    H5Pclose(access);
     if (file < 0) { fprintf(stderr, "cannot create %s\n", path); exit(2); }
     for (int k = 0; k < count; k++) {
         char name[32];
