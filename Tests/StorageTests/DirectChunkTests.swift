@@ -107,6 +107,9 @@ import Testing
             try file.writeRows(Array(gram[(16 * 300)..<(19 * 300)]), at: 16, to: "/rows")  // H5Dwrite
             try file.writeRows(Array(gram[(19 * 300)..<(300 * 300)]), at: 19, to: "/rows")  // H5Dwrite
             try file.writeRows(Array(gram[(24 * 300)..<(300 * 300)]), at: 24, to: "/rows")  // direct, again
+            // Into a chunk written directly: libhdf5 reads it (checking our checksum), changes 2 rows.
+            try file.writeRows(Array(gram[(3 * 300)..<(5 * 300)]).map { -$0 }, at: 3, to: "/rows")
+            try file.writeRows(Array(gram[(3 * 300)..<(5 * 300)]), at: 3, to: "/rows")
             try file.createDataset("/one", of: Float.self, shape: [7, 3], chunkRows: 1)
             for r in 0..<7 { try file.writeRows(Array(floats[(r * 3)..<(r * 3 + 3)]), at: r, to: "/one") }
         }
