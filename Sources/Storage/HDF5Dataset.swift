@@ -31,6 +31,8 @@ extension HDF5File {
                 chunk: Self.checksummedChunk(shape, elementSize: MemoryLayout<T>.stride))
             defer { H5Dclose(dataset) }
             if values.isEmpty { return }
+            // Whole chunks straight to the file with our own checksum (direct_chunks.c: libhdf5's
+            // filter copies each chunk and sums it a word at a time); else through H5Dwrite.
             let direct = values.withUnsafeBytes {
                 chdf5_write_rows_as_chunks(dataset, T.hdf5Type.nativeType, 0, hsize_t(shape.first ?? 1), $0.baseAddress)
             }
@@ -154,6 +156,7 @@ extension HDF5File {
             try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true)
             { memory, file, rows in
                 values.withUnsafeBytes {
+                    // As in `write`: whole chunks directly, anything else through H5Dwrite.
                     let direct = chdf5_write_rows_as_chunks(
                         dataset, T.hdf5Type.nativeType, hsize_t(firstRow), hsize_t(rows), $0.baseAddress)
                     return direct != 0
