@@ -31,15 +31,10 @@ extension HDF5File {
                 chunk: Self.checksummedChunk(shape, elementSize: MemoryLayout<T>.stride))
             defer { H5Dclose(dataset) }
             if values.isEmpty { return }
-            // Whole chunks straight to the file with our own checksum (direct_chunks.c: libhdf5's
-            // filter copies each chunk and sums it a word at a time); else through H5Dwrite.
-            let direct = values.withUnsafeBytes {
-                chdf5_write_rows_as_chunks(dataset, T.hdf5Type.nativeType, 0, hsize_t(shape.first ?? 1), $0.baseAddress)
-            }
-            let status = direct != 0 ? direct : values.withUnsafeBytes {
-                H5Dwrite(
-                    dataset, T.hdf5Type.nativeType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(),
-                    $0.baseAddress)
+            let status = values.withUnsafeBytes {
+                writeRows(
+                    dataset, type: T.hdf5Type.nativeType, first: 0, count: shape.first ?? 1,
+                    memory: chdf5_s_all(), file: chdf5_s_all(), $0)
             }
             guard status >= 0 else { throw failure("write dataset", p) }
             written = values.count * MemoryLayout<T>.stride
@@ -156,12 +151,9 @@ extension HDF5File {
             try transferRows(dataset, path: p, firstRow: firstRow, count: values.count, write: true)
             { memory, file, rows in
                 values.withUnsafeBytes {
-                    // As in `write`: whole chunks directly, anything else through H5Dwrite.
-                    let direct = chdf5_write_rows_as_chunks(
-                        dataset, T.hdf5Type.nativeType, hsize_t(firstRow), hsize_t(rows), $0.baseAddress)
-                    return direct != 0
-                        ? direct
-                        : H5Dwrite(dataset, T.hdf5Type.nativeType, memory, file, chdf5_p_default(), $0.baseAddress)
+                    writeRows(
+                        dataset, type: T.hdf5Type.nativeType, first: firstRow, count: rows, memory: memory,
+                        file: file, $0)
                 }
             }
             written = values.count * MemoryLayout<T>.stride
@@ -405,6 +397,18 @@ extension HDF5File {
     {
         guard !sane else { return }
         throw StorageError.hdf5(file: name, operation: "read", path: path, detail: detail())
+    }
+
+    /// Writes rows `first..<first + count` from `bytes`: as whole chunks straight to the file with
+    /// our own checksum where they cover whole chunks of one of our datasets (direct_chunks.c;
+    /// libhdf5's filter copies every chunk and sums it a word at a time), else through `H5Dwrite`
+    /// with the `memory` and `file` selections. Negative on failure.
+    private func writeRows(
+        _ dataset: hid_t, type: hid_t, first: Int, count: Int, memory: hid_t, file: hid_t,
+        _ bytes: UnsafeRawBufferPointer
+    ) -> herr_t {
+        let direct = chdf5_write_rows_as_chunks(dataset, type, hsize_t(first), hsize_t(count), bytes.baseAddress)
+        return direct != 0 ? direct : H5Dwrite(dataset, type, memory, file, chdf5_p_default(), bytes.baseAddress)
     }
 
     /// Selects rows `[firstRow, firstRow + count/rowLength)` in the file and a matching memory
