@@ -408,6 +408,7 @@ extension HDF5File {
         _ bytes: UnsafeRawBufferPointer
     ) -> herr_t {
         let direct = chdf5_write_rows_as_chunks(dataset, type, hsize_t(first), hsize_t(count), bytes.baseAddress)
+        if direct > 0 { directWrites += 1 }
         return direct != 0 ? direct : H5Dwrite(dataset, type, memory, file, chdf5_p_default(), bytes.baseAddress)
     }
 

@@ -114,6 +114,9 @@ public final class HDF5File: @unchecked Sendable {
     private var unsyncedBytes = 0
     /// How many times ``wrote(bytes:)`` has asked Linux to start writing the file out (tests read it).
     private(set) var writebacksStarted = 0
+    /// How many row writes went to the file as whole chunks with our own checksum rather than
+    /// through `H5Dwrite` (``writeRows(_:type:first:count:memory:file:_:)``; tests read it).
+    var directWrites = 0
     /// Data between two writeback requests.
     static let writebackBytes = 4 << 20
 
