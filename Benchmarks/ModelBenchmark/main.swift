@@ -137,8 +137,8 @@ for row in denseRows { print(row.cells + "\(String(format: "%.1f", 100 * row.gfl
 print("")
 print("FLOPs = 3 × forward GEMM FLOPs (forward, plus dX and dW in backward); forward per layer = 2·N·(3D² + D² + 2·D·F) + 4·B·T²·D over N = B·T tokens, for the image batch and the 10 class-name sequences, except the last layer, which computes only the row each sequence's loss reads: 2·N·3D² + 4·B·T·D + 2·B·(D² + 2·D·F); plus patch projection and head.")
 
-// MoE rows (issue 4): the same batch through MoE siblings of the first setup (every layer MoE,
-// E = 8, top-2), measured in this run next to the dense model. Attribute routing merges the chosen
+// MoE rows (issue 4): the same batch through MoE siblings of the first setup (or `BENCH_MOE_SETUP`'s;
+// every layer MoE, E = 8, top-2), measured in this run next to the dense model. Attribute routing merges the chosen
 // experts once per segment, so its GEMMs are a dense model's (target ≤ 1.15×); what it adds is
 // per-step memory traffic over E× the parameters (merges, merge-backward, zero-filling unchosen
 // experts), fixed per step, so the ratio falls as the batch grows. Hence two batch sizes: 8 (issue
@@ -160,8 +160,15 @@ func interleavedMedians(_ steps: [() throws -> Void], rounds: Int) throws -> [Do
     }
     return times.map(median)
 }
+// `BENCH_MOE_SETUP=1` runs the MoE rows on the second setup's width (D=256) instead of D=128: the
+// ratios did not change with width (reports/benchmarks.md, "Stop 34"), which is the point of keeping it.
+let moeSetup = Int(ProcessInfo.processInfo.environment["BENCH_MOE_SETUP"] ?? "") ?? 0
+guard setups.indices.contains(moeSetup) else {
+    print("BENCH_MOE_SETUP: \(moeSetup) is not a setup (0 for D=128, 1 for D=256)")
+    exit(2)
+}
 for moeBatch in [8, 32] {
-    let setup = setups[0]
+    let setup = setups[moeSetup]
     var rng = SeededRNG(seed: 2)
     let c = setup.config
     let pixels = (0..<(moeBatch * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
@@ -216,7 +223,7 @@ for moeBatch in [8, 32] {
         noisy: [false, false, false, true])
     let oneLane = try medians([model(.none, lanes: 1), model(.token, lanes: 1)])
     print("")
-    print("| MoE sibling of D=128, 6 layers, 4 heads, FFN 512, **batch \(moeBatch)** (E=8, top-2; every layer MoE unless noted) | ms per fwd+bwd (median of \(moeRounds), interleaved in pairs) | ratio to dense |")
+    print("| MoE sibling of D=\(c.hiddenSize), \(c.numLayers) layers, \(c.numHeads) heads, FFN \(c.ffnSize), **batch \(moeBatch)** (E=8, top-2; every layer MoE unless noted) | ms per fwd+bwd (median of \(moeRounds), interleaved in pairs) | ratio to dense |")
     print("| --- | ---: | ---: |")
     print("| dense, 2 lanes | \(String(format: "%.2f", laned[0])) | 1.00 |")
     print("| attribute, 2 lanes | \(String(format: "%.2f", laned[1])) | \(String(format: "%.2f", laned[1] / laned[0])) |")
