@@ -40,7 +40,7 @@ func smallMoEModelTensors() throws -> [(width: Int, expert: Int)] {
         vocabSize: 64, maxTextLength: 16, routing: .attribute)
     let model = try Model(config: config, seed: 1)
     return model.table.entries.filter { $0.name.hasPrefix("encoder.layers.") }.map {
-        ($0.range.count, SelectedParameter.parse($0.name).expert)
+        ($0.count, SelectedParameter(name: $0.name, shape: $0.shape, offset: $0.offset).expert)
     }
 }
 

@@ -1,3 +1,4 @@
+import Interference
 import UniPerceiver
 
 /// One parameter tensor the probe records: where its gradient sits in the model's gradient buffer
@@ -26,33 +27,12 @@ public struct SelectedParameter: Sendable, Equatable {
         self.name = name
         self.shape = shape
         self.offset = offset
-        let parsed = Self.parse(name)
-        self.layer = parsed.layer
+        // The metric's own reading of the name, so the probe file's attributes and the analysis
+        // can never disagree about a tensor's layer, role or expert.
+        let parsed = ParameterName(name)
+        self.layer = parsed.layer ?? -1
         self.role = parsed.role
-        self.expert = parsed.expert
-    }
-
-    /// Splits a paper-era name into layer, role and expert, by the rules of `Interference.ParameterName`
-    /// (kept identical on purpose; the probe does not import the metric's module):
-    /// `encoder.layers.N.` gives the layer and is removed, a final `.weight`/`.bias` is removed,
-    /// `.experts.K` gives the expert and is removed; what remains is the role. A name outside
-    /// `encoder.layers` has layer −1 and its role is the name without expert and leaf.
-    public static func parse(_ name: String) -> (layer: Int, role: String, expert: Int) {
-        var parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        var layer = -1
-        if parts.count > 3, parts[0] == "encoder", parts[1] == "layers", let n = Int(parts[2]), n >= 0 {
-            layer = n
-            parts.removeFirst(3)
-        }
-        if parts.count > 1, let last = parts.last, last == "weight" || last == "bias" {
-            parts.removeLast()
-        }
-        var expert = -1
-        if let k = parts.firstIndex(of: "experts"), k + 1 < parts.count, let e = Int(parts[k + 1]) {
-            expert = e
-            parts.removeSubrange(k...(k + 1))
-        }
-        return (layer, parts.joined(separator: "."), expert)
+        self.expert = parsed.expert ?? -1
     }
 }
 

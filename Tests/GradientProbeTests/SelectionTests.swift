@@ -47,7 +47,7 @@ import UniPerceiver
         ("predictor.logit_scale_caption", -1, "predictor.logit_scale_caption", -1),
     ])
     func namesSplitIntoLayerRoleExpert(name: String, layer: Int, role: String, expert: Int) {
-        let parsed = SelectedParameter.parse(name)
+        let parsed = SelectedParameter(name: name, shape: [1], offset: 0)
         #expect(parsed.layer == layer)
         #expect(parsed.role == role)
         #expect(parsed.expert == expert)
