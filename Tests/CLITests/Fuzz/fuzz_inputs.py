@@ -11,8 +11,8 @@ replay. Deterministic for a seed.
         --binary .build/release/interference [--compare] [--source FILE]
 
 With --compare, runs that end in 0 are split into those whose output is the undamaged file's
-and those whose output changed: damage that went unnoticed (probe and interference compare the
-output file, the other kinds the standard output; needs h5py for probe).
+and those whose output changed: damage that went unnoticed (probe, interference and shard compare
+the output file, the other kinds the standard output; needs h5py for probe and shard).
 
 Kinds: probe (analyze a probe file), interference (report), baseline (check), data (evaluate a
 checkpoint on a damaged dataset), checkpoint (evaluate a damaged copy of that checkpoint), shard
@@ -72,6 +72,14 @@ def signature(kind, work, stdout, damaged):
         return text, sorted(found.items())
     if kind == "interference":
         return text, open(os.path.join(work, "r.md")).read().replace(work, "WORK").replace(damaged, "INPUT")
+    if kind == "shard":  # merge: every dataset of the merged file (its printout carries a timing)
+        import h5py
+        import numpy as np
+        found = {}
+        with h5py.File(os.path.join(work, "merged.h5"), "r") as f:
+            f.visititems(lambda n, o: found.__setitem__(n, np.asarray(o[()]).tobytes() if o.dtype.kind in "fiu"
+                                                        else repr(o[()])) if isinstance(o, h5py.Dataset) else None)
+        return sorted(found.items())
     return text
 
 
