@@ -25,6 +25,7 @@ extension CLITests {
             let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
             #expect(markdown.contains("## encoder.layers.0"))
             #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
+            #expect(!markdown.contains("## Routing"), "a dense checkpoint has no routing table")
 
             func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
                 let bad = root.appendingPathComponent("bad")
@@ -47,6 +48,34 @@ extension CLITests {
                 ["--checkpoint", checkpoint, "--lookahead", "1e-3", "--lookahead-steps", "3"], naming: "--lookahead-steps 3", "at most 2")
             let missing = root.appendingPathComponent("missing.safetensors").path
             try expectRefused(["--checkpoint", missing], naming: missing, "does not exist")
+        }
+    }
+
+    @Test("diagnose an MoE checkpoint: the report adds its routing table, measured on the probe's mini-batches")
+    func diagnoseMoE() throws {
+        try Self.withTemporaryDirectory { root in
+            let run = root.appendingPathComponent("moe")
+            let train = try Self.run(
+                ["train", "--model", "moe-attribute", "--experts", "2", "--data", Self.data, "--steps", "2",
+                 "--out", run.path] + Self.tiny)
+            #expect(train.status == 0, "stderr: \(train.stderr)")
+            let out = root.appendingPathComponent("diagnosis")
+            let result = try Self.run(
+                ["diagnose", "--checkpoint", run.appendingPathComponent("model.safetensors").path, "--data", Self.data,
+                 "--tasks", "image-classification,mlm", "--samples", "2", "--batch-size", "2", "--bootstrap", "0",
+                 "--label", "tiny-moe", "--out", out.path])
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let markdown = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+            #expect(markdown.contains("## Routing"))
+            #expect(markdown.contains("**tiny-moe** — routing: attribute, 2 experts."), "\(markdown)")
+            // One row per layer, decision, task and segment, both experts' shares and both entropies.
+            let rows = markdown.split(separator: "\n").filter { $0.hasPrefix("| 0 | ") }
+            for decision in ["attention", "ffn"] {
+                for task in ["image-classification", "mlm"] {
+                    #expect(rows.contains { $0.hasPrefix("| 0 | \(decision) | \(task) | input 0 |") }, "\(rows)")
+                }
+            }
+            #expect(rows.allSatisfy { $0.split(separator: "|").count == 8 }, "\(rows)")
         }
     }
 }

@@ -176,7 +176,7 @@ struct DemoCommand: ParsableCommand {
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
             if kind != .dense {
-                routing.append(try routingStatistics(model, dataset: dataset, options: probeOptions, label: name))
+                routing.append(try Diagnosis.routingStatistics(model, dataset: dataset, options: probeOptions, label: name))
             }
             if let chosen = lookAheadOptions {
                 var checked = [analysis]
@@ -283,25 +283,5 @@ struct DemoCommand: ParsableCommand {
         try AtomicFile.write(data: Data(wanted.utf8), to: stamp)
         print("\(kind.rawValue): trained \(steps) steps in \(String(format: "%.0f", summary.seconds)) s")
         return (checkpoint, summary.seconds)
-    }
-
-    /// The MoE model's expert loads and gate entropy on the probe's own mini-batches (the same
-    /// batches and gate noise), one row per layer, decision, task and segment.
-    func routingStatistics(_ model: Model, dataset: DigitsDataset, options: ProbeOptions, label: String)
-        throws -> Reporter.RoutingStatistics
-    {
-        let records: [ProbeRouting]
-        do { records = try ProbeRouting.collect(model: model, dataset: dataset, options: options) } catch {
-            throw InputError(error.description)
-        }
-        let experts = model.config.numExperts
-        let entries = records.map { r in
-            Reporter.RoutingStatistics.Entry(
-                layer: r.layer, task: r.task.rawValue, load: r.weightShare, decision: r.decision.rawValue,
-                segment: "\(r.side.rawValue) \(r.segment)",
-                gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
-        }
-        return Reporter.RoutingStatistics(
-            run: label, routing: model.config.routing.rawValue, experts: experts, entries: entries)
     }
 }

@@ -4,6 +4,8 @@ import Foundation
 import GradientProbe
 import Interference
 import Reporter
+import Training
+import UniPerceiver
 
 /// probe → analyze → report into one folder (issue 5 item 7).
 struct DiagnoseCommand: ParsableCommand {
@@ -12,7 +14,9 @@ struct DiagnoseCommand: ParsableCommand {
         abstract: "Probe a checkpoint, analyze the interference and write the report, all into one folder.",
         discussion: """
             Writes DIR/probe.h5, DIR/interference.h5, DIR/report.md and its heatmaps; the same as \
-            `interference probe`, `analyze` (grouped by layer) and `report` run in a row. With \
+            `interference probe`, `analyze` (grouped by layer) and `report` run in a row. For an MoE \
+            checkpoint the report adds its routing table: each task's share of every expert and the gate \
+            entropy, per layer and segment, on the probe's own mini-batches. With \
             --lookahead λ the probe stores its gradient rows and the analysis adds the exact look-ahead \
             check, as `analyze --lookahead` does.
             """)
@@ -121,8 +125,11 @@ enum Diagnosis {
             try InterferenceFile.write(
                 analysis, to: try outputs.stage(directory.appendingPathComponent("interference.h5")))
             if writeReport {
+                let routing = try routingStatistics(
+                    checkpoint: checkpoint, data: data, options: options, label: analysis.label)
                 try Report.stage(
-                    try Report.make(runs: [analysis]), at: directory.appendingPathComponent("report.md"), in: outputs)
+                    try Report.make(runs: [analysis], routing: routing.map { [$0] } ?? []),
+                    at: directory.appendingPathComponent("report.md"), in: outputs)
             }
             return (analysis, probe)
         } catch let error as ProbeError {
@@ -137,6 +144,38 @@ enum Diagnosis {
         func finalName(_ message: String) -> String {
             message.replacingOccurrences(of: probe.path, with: probeURL.path)
         }
+    }
+}
+
+extension Diagnosis {
+    /// An MoE checkpoint's routing table for the report (nil for a dense one): the experts' loads
+    /// and gate entropy on the probe's own mini-batches, as `routingStatistics(_:dataset:options:label:)`.
+    static func routingStatistics(checkpoint: URL, data: URL, options: ProbeOptions, label: String) throws
+        -> Reporter.RoutingStatistics?
+    {
+        let model = try Checkpoint.load(checkpoint)
+        guard model.config.routing != .none else { return nil }
+        return try routingStatistics(model, dataset: try DigitsDataset.load(data), options: options, label: label)
+    }
+
+    /// The MoE model's expert loads and gate entropy on the probe's own mini-batches (the same
+    /// batches and gate noise), one row per layer, decision, task and segment.
+    static func routingStatistics(_ model: Model, dataset: DigitsDataset, options: ProbeOptions, label: String)
+        throws -> Reporter.RoutingStatistics
+    {
+        let records: [ProbeRouting]
+        do { records = try ProbeRouting.collect(model: model, dataset: dataset, options: options) } catch {
+            throw InputError(error.description)
+        }
+        let experts = model.config.numExperts
+        let entries = records.map { r in
+            Reporter.RoutingStatistics.Entry(
+                layer: r.layer, task: r.task.rawValue, load: r.weightShare, decision: r.decision.rawValue,
+                segment: "\(r.side.rawValue) \(r.segment)",
+                gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
+        }
+        return Reporter.RoutingStatistics(
+            run: label, routing: model.config.routing.rawValue, experts: experts, entries: entries)
     }
 }
 
