@@ -33,6 +33,10 @@ public struct ProbeSummary: Sendable, Equatable {
     /// its final name (0 when the probe was given a model): what issue 5's "time outside forward and
     /// backward" is a share of.
     public var wallSeconds = 0.0
+    /// How an MoE model routed the mini-batches this run probed, pooled from the probe's own forward
+    /// passes (the same batches and gate noise; ``ProbeRouting``); nil for a dense model, a merge, or
+    /// a probe given its gradients by a test.
+    public var routing: ProbeRouting.Table?
 
     /// `"3.40 s, 16 % outside forward and backward"`, or "" without a wall time.
     public var wallDescription: String {
@@ -148,16 +152,24 @@ public enum Probe {
         // copied out of it before the next one); experts left unchosen stay zero between calls.
         var gradient = [Float](repeating: 0, count: model.parameters.count)
         var zeroed = Model.ZeroedExperts()
-        return try run(
+        var routing = ProbeRouting.Pool()
+        var summary = try run(
             model: model, dataset: dataset, source: source, options: options, out: out,
             progress: progress
         ) { (batch, noise) throws(ProbeError) in
             do throws(ModelError) {
                 let pass = try model.forward(batch, noise: noise)
+                routing.add(pass.routingStatistics)
                 model.gradient(pass, into: &gradient, zeroed: &zeroed)
                 return ProbeGradient(loss: pass.loss, values: gradient, zeroRanges: model.zeroRanges(of: zeroed))
             } catch { throw .model(error) }
         }
+        if model.config.routing != .none {
+            summary.routing = ProbeRouting.Table(
+                routing: model.config.routing, experts: model.config.numExperts,
+                records: routing.records(tasks: options.tasks))
+        }
+        return summary
     }
 
     /// One mini-batch's loss and gradient, and the ranges of the gradient known to hold zeros

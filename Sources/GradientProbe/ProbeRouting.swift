@@ -22,8 +22,18 @@ public struct ProbeRouting: Sendable, Equatable {
     /// Mean gate entropy `−Σ_e p_e ln p_e` per token, in nats.
     public let meanEntropy: Double
 
-    /// Forward passes over every mini-batch `options` describes (the probe's options), pooled.
-    /// A dense model gives no records.
+    /// How one model routed a probe's mini-batches: its routing level and expert count beside the
+    /// pooled records (what a report's routing table needs).
+    public struct Table: Sendable, Equatable {
+        public let routing: Routing
+        public let experts: Int
+        /// In (layer, decision, task in the probe's order, side, segment) order.
+        public let records: [ProbeRouting]
+    }
+
+    /// Forward passes over every mini-batch `options` describes (the probe's options), pooled: the
+    /// table a probe of `model` with these options returns in `ProbeSummary.routing`, without the
+    /// backward passes. A dense model gives no records.
     /// - Throws: `.dataset` (split too small, image shape), `.model` (a batch the model refuses).
     public static func collect(model: Model, dataset: DigitsDataset, options: ProbeOptions)
         throws(ProbeError) -> [ProbeRouting]
@@ -32,26 +42,33 @@ public struct ProbeRouting: Sendable, Equatable {
             try dataset.checkImageShape(imageSize: model.config.imageSize, channels: model.config.channels)
         } catch { throw .dataset(error) }
         let plan = try WorkPlan(options: options, dataset: dataset)
-        struct Key: Hashable {
+        var pool = Pool()
+        for w in 0..<plan.itemCount {
+            do { pool.add(try model.forward(plan.batch(w, dataset: dataset), noise: plan.noise(w)).routingStatistics) }
+            catch { throw .model(error) }
+        }
+        return pool.records(tasks: plan.tasks)
+    }
+
+    /// Pools `ForwardPass.routingStatistics` over mini-batches, each weighted by its valid tokens
+    /// (the formulas above). The probe adds every pass it runs; `collect` runs its own.
+    struct Pool {
+        private struct Key: Hashable {
             var layer: Int
             var decision: String
             var task: TaskKind
             var side: SequenceSide
             var segment: Int
         }
-        var order: [Key] = []
-        var tokens: [Key: Int] = [:]
-        var weight: [Key: [Double]] = [:]
-        var entropy: [Key: Double] = [:]
-        for w in 0..<plan.itemCount {
-            let pass: ForwardPass
-            do { pass = try model.forward(plan.batch(w, dataset: dataset), noise: plan.noise(w)) } catch {
-                throw .model(error)
-            }
-            for s in pass.routingStatistics {
+        private var order: [Key] = []
+        private var tokens: [Key: Int] = [:]
+        private var weight: [Key: [Double]] = [:]
+        private var entropy: [Key: Double] = [:]
+
+        mutating func add(_ statistics: [RoutingStatistics]) {
+            for s in statistics {
                 let key = Key(
-                    layer: s.layer, decision: s.decision.rawValue, task: s.task, side: s.side,
-                    segment: s.segment)
+                    layer: s.layer, decision: s.decision.rawValue, task: s.task, side: s.side, segment: s.segment)
                 if tokens[key] == nil {
                     order.append(key)
                     tokens[key] = 0
@@ -64,15 +81,20 @@ public struct ProbeRouting: Sendable, Equatable {
                 entropy[key]! += n * s.meanEntropy
             }
         }
-        return order.sorted {
-            ($0.layer, $0.decision, plan.tasks.firstIndex(of: $0.task)!, $0.side.rawValue, $0.segment)
-                < ($1.layer, $1.decision, plan.tasks.firstIndex(of: $1.task)!, $1.side.rawValue, $1.segment)
-        }.map { key in
-            let n = Double(max(tokens[key]!, 1))
-            return ProbeRouting(
-                layer: key.layer, decision: RoutingStatistics.Decision(rawValue: key.decision)!,
-                task: key.task, side: key.side, segment: key.segment, tokens: tokens[key]!,
-                weightShare: weight[key]!.map { $0 / n }, meanEntropy: entropy[key]! / n)
+
+        /// One record per key, sorted by layer, decision, task (in `tasks` order), side and segment.
+        func records(tasks: [TaskKind]) -> [ProbeRouting] {
+            func rank(_ t: TaskKind) -> Int { tasks.firstIndex(of: t) ?? tasks.count }
+            return order.sorted {
+                ($0.layer, $0.decision, rank($0.task), $0.side.rawValue, $0.segment)
+                    < ($1.layer, $1.decision, rank($1.task), $1.side.rawValue, $1.segment)
+            }.map { key in
+                let n = Double(max(tokens[key]!, 1))
+                return ProbeRouting(
+                    layer: key.layer, decision: RoutingStatistics.Decision(rawValue: key.decision)!,
+                    task: key.task, side: key.side, segment: key.segment, tokens: tokens[key]!,
+                    weightShare: weight[key]!.map { $0 / n }, meanEntropy: entropy[key]! / n)
+            }
         }
     }
 }

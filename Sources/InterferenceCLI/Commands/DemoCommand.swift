@@ -166,7 +166,7 @@ struct DemoCommand: ParsableCommand {
             let (checkpoint, trainSeconds) = try train(
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
-            let (analysis, probe) = try Diagnosis.run(
+            let (analysis, probe, probedRouting) = try Diagnosis.run(
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
                 options: probeOptions, bootstrap: bootstrap, grouping: .layer, label: name,
                 probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
@@ -175,9 +175,7 @@ struct DemoCommand: ParsableCommand {
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
-            if kind != .dense {
-                routing.append(try Diagnosis.routingStatistics(model, dataset: dataset, options: probeOptions, label: name))
-            }
+            if let probedRouting { routing.append(probedRouting) }
             if let chosen = lookAheadOptions {
                 var checked = [analysis]
                 for (lambda, method) in try sweep() where lambda != chosen.stepSize || method != chosen.method {

@@ -4,8 +4,6 @@ import Foundation
 import GradientProbe
 import Interference
 import Reporter
-import Training
-import UniPerceiver
 
 /// probe → analyze → report into one folder (issue 5 item 7).
 struct DiagnoseCommand: ParsableCommand {
@@ -98,20 +96,20 @@ enum Diagnosis {
     }
 
     /// Probes, analyses and reports into `directory` (made when missing), every file staged in
-    /// `outputs`; returns the analysis and where the probe file can be read until `outputs` is
-    /// committed. `probeFile` (default DIR/probe.h5) is where the probe file goes. With `lookAhead`,
+    /// `outputs`; returns the analysis, where the probe file can be read until `outputs` is
+    /// committed, and an MoE model's routing table (its report's, when `writeReport`). `probeFile` (default DIR/probe.h5) is where the probe file goes. With `lookAhead`,
     /// every group gets the exact look-ahead check (`options` must store the rows).
     @discardableResult
     static func run(
         checkpoint: URL, data: URL, directory: URL, options: ProbeOptions, bootstrap: Int, grouping: Grouping,
         label: String, probeFile: URL?, writeReport: Bool = true, lookAhead: LookAheadOptions? = nil,
         outputs: StagedOutputs
-    ) throws -> (analysis: InterferenceAnalysis, probe: URL) {
+    ) throws -> (analysis: InterferenceAnalysis, probe: URL, routing: Reporter.RoutingStatistics?) {
         try outputs.makeFolder(directory)
         let probeURL = probeFile ?? directory.appendingPathComponent("probe.h5")
         let probe = try outputs.stage(probeURL)
         do {
-            try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
+            let summary = try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
             let digest = try FileFingerprint.sha256(ofFile: probe)
             var analysis = try ProbeGrams(url: probe).analyze(
                 grouping: grouping, bootstrapReplicates: bootstrap, seed: options.seed, probeSHA256: digest,
@@ -124,14 +122,13 @@ enum Diagnosis {
             }
             try InterferenceFile.write(
                 analysis, to: try outputs.stage(directory.appendingPathComponent("interference.h5")))
+            let routing = summary.routing.map { routingStatistics($0, label: analysis.label) }
             if writeReport {
-                let routing = try routingStatistics(
-                    checkpoint: checkpoint, data: data, options: options, label: analysis.label)
                 try Report.stage(
                     try Report.make(runs: [analysis], routing: routing.map { [$0] } ?? []),
                     at: directory.appendingPathComponent("report.md"), in: outputs)
             }
-            return (analysis, probe)
+            return (analysis, probe, routing)
         } catch let error as ProbeError {
             throw InputError(finalName(error.description))
         } catch let error as DatasetError {
@@ -148,34 +145,18 @@ enum Diagnosis {
 }
 
 extension Diagnosis {
-    /// An MoE checkpoint's routing table for the report (nil for a dense one): the experts' loads
-    /// and gate entropy on the probe's own mini-batches, as `routingStatistics(_:dataset:options:label:)`.
-    static func routingStatistics(checkpoint: URL, data: URL, options: ProbeOptions, label: String) throws
-        -> Reporter.RoutingStatistics?
-    {
-        let model = try Checkpoint.load(checkpoint)
-        guard model.config.routing != .none else { return nil }
-        return try routingStatistics(model, dataset: try DigitsDataset.load(data), options: options, label: label)
-    }
-
-    /// The MoE model's expert loads and gate entropy on the probe's own mini-batches (the same
-    /// batches and gate noise), one row per layer, decision, task and segment.
-    static func routingStatistics(_ model: Model, dataset: DigitsDataset, options: ProbeOptions, label: String)
-        throws -> Reporter.RoutingStatistics
-    {
-        let records: [ProbeRouting]
-        do { records = try ProbeRouting.collect(model: model, dataset: dataset, options: options) } catch {
-            throw InputError(error.description)
-        }
-        let experts = model.config.numExperts
-        let entries = records.map { r in
+    /// The report's routing table of a probe's MoE model: each task's share of every expert and the
+    /// gate entropy (divided by `ln E`), per layer, decision and segment.
+    static func routingStatistics(_ table: ProbeRouting.Table, label: String) -> Reporter.RoutingStatistics {
+        let experts = table.experts
+        let entries = table.records.map { r in
             Reporter.RoutingStatistics.Entry(
                 layer: r.layer, task: r.task.rawValue, load: r.weightShare, decision: r.decision.rawValue,
                 segment: "\(r.side.rawValue) \(r.segment)",
                 gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
         }
         return Reporter.RoutingStatistics(
-            run: label, routing: model.config.routing.rawValue, experts: experts, entries: entries)
+            run: label, routing: table.routing.rawValue, experts: experts, entries: entries)
     }
 }
 
