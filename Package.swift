@@ -80,7 +80,8 @@ let package = Package(
         .testTarget(
             name: "GradientProbeTests",
             dependencies: [
-                "GradientProbe", "CGramKernel", "UniPerceiver", "Datasets", "Storage", "Training", "TestSupport",
+                "GradientProbe", "CGramKernel", "UniPerceiver", "Datasets", "Storage", "Training", "Interference",
+                "TestSupport",
             ]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"], exclude: ["Baselines", "Fuzz"]),
         // Swift side of the PyTorch/JAX comparison (issue 6); driven by Benchmarks/run_bench.py.

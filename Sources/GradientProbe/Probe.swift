@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Interference
 import Kernels
 import Storage
 import Training
@@ -34,9 +35,9 @@ public struct ProbeSummary: Sendable, Equatable {
     /// backward" is a share of.
     public var wallSeconds = 0.0
     /// How an MoE model routed the mini-batches this run probed, pooled from the probe's own forward
-    /// passes (the same batches and gate noise; ``ProbeRouting``); nil for a dense model, a merge, or
-    /// a probe given its gradients by a test.
-    public var routing: ProbeRouting.Table?
+    /// passes (``ProbeRouting``) and written to the file's `/routing`; for a merge, the shards' tables
+    /// pooled. Nil for a dense model.
+    public var routing: RoutingTable?
 
     /// `"3.40 s, 16 % outside forward and backward"`, or "" without a wall time.
     public var wallDescription: String {
@@ -152,32 +153,28 @@ public enum Probe {
         // copied out of it before the next one); experts left unchosen stay zero between calls.
         var gradient = [Float](repeating: 0, count: model.parameters.count)
         var zeroed = Model.ZeroedExperts()
-        var routing = ProbeRouting.Pool()
-        var summary = try run(
+        return try run(
             model: model, dataset: dataset, source: source, options: options, out: out,
             progress: progress
         ) { (batch, noise) throws(ProbeError) in
             do throws(ModelError) {
                 let pass = try model.forward(batch, noise: noise)
-                routing.add(pass.routingStatistics)
                 model.gradient(pass, into: &gradient, zeroed: &zeroed)
-                return ProbeGradient(loss: pass.loss, values: gradient, zeroRanges: model.zeroRanges(of: zeroed))
+                return ProbeGradient(
+                    loss: pass.loss, values: gradient, zeroRanges: model.zeroRanges(of: zeroed),
+                    routing: pass.routingStatistics)
             } catch { throw .model(error) }
         }
-        if model.config.routing != .none {
-            summary.routing = ProbeRouting.Table(
-                routing: model.config.routing, experts: model.config.numExperts,
-                records: routing.records(tasks: options.tasks))
-        }
-        return summary
     }
 
-    /// One mini-batch's loss and gradient, and the ranges of the gradient known to hold zeros
-    /// (`Model.zeroRanges(of:)`: unchosen experts), which the probe neither scans nor keeps.
+    /// One mini-batch's loss and gradient, the ranges of the gradient known to hold zeros
+    /// (`Model.zeroRanges(of:)`: unchosen experts), which the probe neither scans nor keeps, and how
+    /// its forward pass routed (an MoE model's; pooled into the file's `/routing`).
     struct ProbeGradient {
         var loss: Double
         var values: [Float]
         var zeroRanges: [Range<Int>] = []
+        var routing: [RoutingStatistics] = []
     }
 
     /// The probe with an injectable gradient (tests use it to plant a non-finite mini-batch).
@@ -270,12 +267,14 @@ public enum Probe {
         let clock = ContinuousClock()
         var gradientTime = Duration.zero
         var rowTime = Duration.zero
+        var routing = ProbeRouting.Pool()
         for (local, w) in items.enumerated() {
             let (t, a) = plan.item(w)
             let task = plan.tasks[t].rawValue
             let batch = plan.batch(w, dataset: dataset)
             let start = clock.now
             let result = try gradient(batch, plan.noise(w))
+            routing.add(result.routing)
             let (loss, zeroRanges) = (result.loss, result.zeroRanges)
             var values = result.values
             let rowStart = clock.now
@@ -334,8 +333,14 @@ public enum Probe {
         // Tasks: losses, examples, mask (a shard holds only its own mini-batches of each task).
         var fileTime = Duration.zero
         let metadataStart = clock.now
+        let routingTable =
+            model.config.routing == .none
+            ? nil
+            : ProbeRouting.table(
+                routing.records(tasks: plan.tasks), routing: model.config.routing, experts: model.config.numExperts)
         try storage { () throws(StorageError) in
             try ProbeFile.writeMetadata(metadata, to: file)
+            try routingTable?.write(to: file)
             for (t, task) in plan.tasks.enumerated() {
                 let numbers = items.map { plan.item($0) }.filter { $0.task == t }.map(\.miniBatch)
                 guard let first = numbers.first else { continue }
@@ -411,7 +416,7 @@ public enum Probe {
             file: file.url, rows: rowCount, parameters: selected.count,
             spilled: zip(selected, inMemory).filter { !$1 }.map { $0.0.name }, excluded: excludedNames,
             gradientSeconds: gradientTime.seconds, gramSeconds: gramTime.seconds, rowSeconds: rowTime.seconds,
-            fileSeconds: fileTime.seconds, gramMultiplyAdds: multiplyAdds)
+            fileSeconds: fileTime.seconds, gramMultiplyAdds: multiplyAdds, routing: routingTable)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Interference
 import Kernels
 import Storage
 
@@ -97,6 +98,25 @@ extension Probe {
             pieces.append(merged)
         }
 
+        // Routing: each shard pooled its own mini-batches; pooled again by tokens (to rounding).
+        var tables: [RoutingTable?] = []
+        for shard in shards {
+            do { tables.append(try RoutingTable.read(from: shard.file, tasks: tasks)) } catch {
+                switch error {
+                case .storage(let e): throw .storage(e)
+                case .badFile(let file, let reason): throw .unreadable(file: file, reason: reason)
+                default: throw .unreadable(file: shard.url.path, reason: error.description)
+                }
+            }
+        }
+        func sameModel(_ a: RoutingTable?, _ b: RoutingTable?) -> Bool {
+            a?.routing == b?.routing && a?.experts == b?.experts
+        }
+        if let k = tables.indices.first(where: { !sameModel(tables[$0], tables[0]) }) {
+            throw .mismatchedShards(first: shards[0].url.path, second: shards[k].url.path, field: "routing table")
+        }
+        let routing = RoutingTable.pooled(tables.compactMap { $0 }, tasks: tasks)
+
         var metadata = reference.metadata
         metadata.shard = nil
         metadata.shardItems = nil
@@ -140,6 +160,7 @@ extension Probe {
             }
             try storage { () throws(StorageError) in
                 try ProbeFile.writeMetadata(metadata, to: output)
+                try routing?.write(to: output)
                 for (task, piece) in zip(tasks, pieces) {
                     try ProbeFile.writeTask(
                         piece, task: task, batchSize: metadata.batchSize, mask: metadata.skipNonFinite,
@@ -196,6 +217,6 @@ extension Probe {
             excluded: zip(tasks, pieces).flatMap { task, piece in
                 piece.excluded.enumerated().filter(\.element).map { "\(task)#\($0.offset)" }
             },
-            gradientSeconds: 0, gramSeconds: gramTime.seconds, gramMultiplyAdds: multiplyAdds)
+            gradientSeconds: 0, gramSeconds: gramTime.seconds, gramMultiplyAdds: multiplyAdds, routing: routing)
     }
 }

@@ -1,4 +1,5 @@
 import Datasets
+import Interference
 import UniPerceiver
 
 /// How an MoE model routed the probe's own mini-batches (issue 5 item 5, "MoE routing statistics").
@@ -22,18 +23,20 @@ public struct ProbeRouting: Sendable, Equatable {
     /// Mean gate entropy `−Σ_e p_e ln p_e` per token, in nats.
     public let meanEntropy: Double
 
-    /// How one model routed a probe's mini-batches: its routing level and expert count beside the
-    /// pooled records (what a report's routing table needs).
-    public struct Table: Sendable, Equatable {
-        public let routing: Routing
-        public let experts: Int
-        /// In (layer, decision, task in the probe's order, side, segment) order.
-        public let records: [ProbeRouting]
+    /// The file's table (`Interference.RoutingTable`, the model's words as strings) of pooled records.
+    public static func table(_ records: [ProbeRouting], routing: Routing, experts: Int) -> RoutingTable {
+        RoutingTable(
+            routing: routing.rawValue, experts: experts,
+            rows: records.map { r in
+                RoutingTable.Row(
+                    layer: r.layer, decision: r.decision.rawValue, task: r.task.rawValue, side: r.side.rawValue,
+                    segment: r.segment, tokens: r.tokens, weightShare: r.weightShare, meanEntropy: r.meanEntropy)
+            })
     }
 
     /// Forward passes over every mini-batch `options` describes (the probe's options), pooled: the
-    /// table a probe of `model` with these options returns in `ProbeSummary.routing`, without the
-    /// backward passes. A dense model gives no records.
+    /// records of the table a probe of `model` with these options writes (`ProbeSummary.routing`),
+    /// without the backward passes. A dense model gives no records.
     /// - Throws: `.dataset` (split too small, image shape), `.model` (a batch the model refuses).
     public static func collect(model: Model, dataset: DigitsDataset, options: ProbeOptions)
         throws(ProbeError) -> [ProbeRouting]

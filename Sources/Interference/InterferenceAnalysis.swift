@@ -81,6 +81,9 @@ public struct InterferenceAnalysis: Sendable, Equatable {
     /// Mini-batch indices of the probe dropped from every task (non-finite gradients); the layout's
     /// `samplesPerTask` counts the kept ones.
     public var excludedSamples: [Int]
+    /// An MoE model's routing of the probed mini-batches, carried from the probe file for reports;
+    /// nil for a dense model (the metric does not use it).
+    public var routing: RoutingTable?
 
     /// Memberwise.
     public init(

@@ -24,6 +24,7 @@ import Storage
 /// /groups/<group>/lookahead/relative_difference float64 [T, T]  |exact − first_order| / |first_order|
 /// /groups/<group>/lookahead/pairs          int64  [P, 4]  (loss task i, loss sample b, step task j, step sample a)
 /// /groups/<group>/lookahead/exact_loss_change, first_order_loss_change  float64 [P]
+/// /routing/…                              only for an MoE model's probe: `RoutingTable`
 /// ```
 /// The look-ahead matrices are recomputed from the pairs on reading (they are stored for h5py users).
 /// Flagged samples are not stored: they are the b with `!(delta[i, i, b] > 0)`.
@@ -81,6 +82,7 @@ public enum InterferenceFile {
                     try file.setAttribute("role", .string(g.group.role), at: path)
                     if let check = g.lookAhead { try writeLookAhead(check, to: file, at: "\(path)/lookahead", tasks: t) }
                 }
+                try analysis.routing?.write(to: file)
             }
         }
     }
@@ -203,12 +205,14 @@ public enum InterferenceFile {
                     interference: interference, interval: interval, agreement: agreement,
                     lookAhead: lookAhead))
         }
-        return InterferenceAnalysis(
+        var analysis = InterferenceAnalysis(
             layout: layout, metric: metric, probePath: probe.first ?? "",
             probeSHA256: probe.dropFirst().first ?? "",
             kind: kind, label: label, bootstrapReplicates: replicates, seed: seed,
             confidence: confidence,
             groups: groups, excludedSamples: excluded)
+        analysis.routing = try RoutingTable.read(from: file, tasks: tasks)
+        return analysis
     }
 
     private static func writeLookAhead(

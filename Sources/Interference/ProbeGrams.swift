@@ -7,7 +7,7 @@ import Storage
 /// Only what the metric needs is read: root attributes `format` (= "task-interference/probe"),
 /// `version` (= 1), `tasks`, `samples_per_task`, optional `kind`; `/parameters/<name>/gram` float64
 /// `[T·N, T·N]`; optional `/tasks/<task>/nonfinite` uint8 `[N]` (1 = mini-batch excluded by
-/// `--skip-nonfinite`, its rows zero). The probe module (`GradientProbe.ProbeFile`) writes the file;
+/// `--skip-nonfinite`, its rows zero); optional `/routing` (`RoutingTable`, carried to the analysis). The probe module (`GradientProbe.ProbeFile`) writes the file;
 /// this reader never changes it, and refuses a shard (root attribute `shard`: no Gram yet).
 ///
 /// **Excluded mini-batches.** The notebook pairs sample `b` of every task, so a mini-batch index
@@ -30,6 +30,8 @@ public final class ProbeGrams: Sendable {
     public let parameters: [String]
     /// Mini-batch indices dropped from every task (non-finite in some task), ascending.
     public let excludedSamples: [Int]
+    /// An MoE probe's routing table (`/routing`), nil when the file has none.
+    public let routing: RoutingTable?
     /// The layout of the file's Gram rows, before exclusion.
     public let storedLayout: TaskLayout
     private let file: HDF5File
@@ -81,6 +83,7 @@ public final class ProbeGrams: Sendable {
             ? (try storage { () throws(StorageError) in try file.stringAttribute("kind") }) : ""
         parameters = try storage { () throws(StorageError) in try file.children(of: "/parameters") }
             .sorted(by: naturalLess)
+        routing = try RoutingTable.read(from: file, tasks: tasks)
         self.url = url
         self.file = file
     }
@@ -157,11 +160,13 @@ public final class ProbeGrams: Sendable {
             default: throw .badFile(file: url.path, reason: error.description)
             }
         }
-        return InterferenceAnalysis(
+        var analysis = InterferenceAnalysis(
             layout: layout, metric: .firstOrder, probePath: url.path, probeSHA256: probeSHA256,
             kind: kind,
             label: label, bootstrapReplicates: bootstrapReplicates, seed: seed,
             confidence: confidence,
             groups: groups, excludedSamples: excludedSamples)
+        analysis.routing = routing
+        return analysis
     }
 }

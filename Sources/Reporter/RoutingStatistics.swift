@@ -1,4 +1,5 @@
 import Foundation
+import Interference
 
 /// How a MoE run's router spread each task's tokens over the experts, as given to the report.
 ///
@@ -58,5 +59,24 @@ public struct RoutingStatistics: Sendable, Equatable, Codable {
         self.routing = routing
         self.experts = experts
         self.entries = entries
+    }
+
+    /// A run's table as its interference file keeps it (`InterferenceAnalysis.routing`): loads are
+    /// the weight shares, segments read "input 0", gate entropy divided by `ln E`.
+    public init(_ table: RoutingTable, run: String) {
+        let experts = table.experts
+        self.init(
+            run: run, routing: table.routing, experts: experts,
+            entries: table.rows.map { r in
+                Entry(
+                    layer: r.layer, task: r.task, load: r.weightShare, decision: r.decision,
+                    segment: "\(r.side) \(r.segment)",
+                    gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
+            })
+    }
+
+    /// The tables of those runs that have one (MoE runs), in run order.
+    public static func of(_ runs: [InterferenceAnalysis]) -> [RoutingStatistics] {
+        runs.compactMap { run in run.routing.map { RoutingStatistics($0, run: run.label) } }
     }
 }

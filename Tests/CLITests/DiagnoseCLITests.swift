@@ -51,7 +51,7 @@ extension CLITests {
         }
     }
 
-    @Test("diagnose an MoE checkpoint: the report adds its routing table, measured on the probe's mini-batches")
+    @Test("diagnose an MoE checkpoint: the report adds its routing table, measured on the probe's mini-batches; report on its interference file prints it too")
     func diagnoseMoE() throws {
         try Self.withTemporaryDirectory { root in
             let run = root.appendingPathComponent("moe")
@@ -76,6 +76,13 @@ extension CLITests {
                 }
             }
             #expect(rows.allSatisfy { $0.split(separator: "|").count == 8 }, "\(rows)")
+            // The table is in the files too: `report` on the interference file prints the same section.
+            let again = root.appendingPathComponent("again.md")
+            let report = try Self.run(["report", out.appendingPathComponent("interference.h5").path, "--out", again.path])
+            #expect(report.status == 0, "stderr: \(report.stderr)")
+            let fromFile = try String(contentsOf: again, encoding: .utf8)
+            let section = { (text: String) in text.components(separatedBy: "## Routing").last ?? "" }
+            #expect(fromFile.contains("## Routing") && section(fromFile) == section(markdown), "\(fromFile)")
         }
     }
 }

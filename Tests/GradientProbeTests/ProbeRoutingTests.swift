@@ -1,4 +1,5 @@
 import Foundation
+import Interference
 import Testing
 
 @testable import GradientProbe
@@ -14,22 +15,29 @@ struct ProbeRoutingTests {
         defer { fixture.remove() }
         let options = ProbeFixture.options()
         let table = try #require(try fixture.probe("moe.h5", options).routing)
-        #expect(table.routing == .attribute && table.experts == 8)
+        #expect(table.routing == "attribute" && table.experts == 8)
         // The same batches and noise, run again without backward (`collect`): equal to the bit.
         let separate = try ProbeRouting.collect(model: model, dataset: ProbeFixture.dataset, options: options)
-        #expect(table.records == separate)
+        #expect(table == ProbeRouting.table(separate, routing: .attribute, experts: 8))
+        // The file holds the same table, and the analysis carries it to the interference file.
+        let grams = try ProbeGrams(url: fixture.file("moe.h5"))
+        #expect(grams.routing == table)
+        let analysis = try grams.analyze(grouping: .layer, bootstrapReplicates: 0, seed: 1)
+        #expect(analysis.routing == table)
+        try InterferenceFile.write(analysis, to: fixture.file("interference.h5"))
+        #expect(try InterferenceFile.read(fixture.file("interference.h5")).routing == table)
 
         // Every MoE layer and decision has a row for every task's input side, in the probe's task order.
         for layer in 0..<2 {
-            for decision in RoutingStatistics.Decision.allCases {
-                let rows = table.records.filter { $0.layer == layer && $0.decision == decision }
-                #expect(rows.filter { $0.side == .input && $0.segment == 0 }.map(\.task) == ProbeFixture.tasks)
+            for decision in ["attention", "ffn"] {
+                let rows = table.rows.filter { $0.layer == layer && $0.decision == decision }
+                #expect(rows.filter { $0.side == "input" && $0.segment == 0 }.map(\.task) == ProbeFixture.tasks.map(\.rawValue))
                 // The same segments counted alike in every layer and decision.
-                let first = table.records.filter { $0.layer == 0 && $0.decision == .attention }
+                let first = table.rows.filter { $0.layer == 0 && $0.decision == "attention" }
                 #expect(rows.map(\.tokens) == first.map(\.tokens))
             }
         }
-        for r in table.records {
+        for r in table.rows {
             #expect(r.tokens > 0 && r.weightShare.count == 8)
             #expect(abs(r.weightShare.reduce(0, +) - 1) < 1e-9, "\(r)")
             #expect(r.meanEntropy >= 0 && r.meanEntropy <= log(8.0) + 1e-12, "\(r)")
@@ -38,6 +46,7 @@ struct ProbeRoutingTests {
         let dense = try ProbeFixture()
         defer { dense.remove() }
         #expect(try dense.probe("dense.h5", options).routing == nil)
+        #expect(try ProbeGrams(url: dense.file("dense.h5")).routing == nil)
     }
 
     @Test("pooling weights each pass by its tokens and sorts by layer, decision, task order, side and segment")

@@ -1,4 +1,5 @@
 import Foundation
+import Interference
 import Storage
 import Testing
 import UniPerceiver
@@ -20,6 +21,23 @@ import UniPerceiver
         defer { fixture.remove() }
         let names = try checkMergedShards(fixture, gradientsOf: nil)
         #expect(names.contains { $0.contains(".experts.") })
+        // The routing table: the shards' tables pooled by tokens equal the whole run's to rounding
+        // (the sums run in another order), the tokens exactly; a dense shard beside them is refused.
+        let whole = try #require(try ProbeGrams(url: fixture.file("whole.h5")).routing)
+        let merged = try #require(try ProbeGrams(url: fixture.file("merged.h5")).routing)
+        #expect(merged.routing == whole.routing && merged.experts == whole.experts)
+        #expect(merged.rows.map(\.tokens) == whole.rows.map(\.tokens))
+        #expect(merged.rows.map { [$0.layer, $0.segment] } == whole.rows.map { [$0.layer, $0.segment] })
+        for (m, w) in zip(merged.rows, whole.rows) {
+            #expect(m.task == w.task && m.decision == w.decision && m.side == w.side)
+            #expect(zip(m.weightShare, w.weightShare).allSatisfy { abs($0 - $1) <= 1e-12 }, "\(m) vs \(w)")
+            #expect(abs(m.meanEntropy - w.meanEntropy) <= 1e-12)
+        }
+        let dense = try ProbeFixture()
+        defer { dense.remove() }
+        try dense.probe("shard2.h5", ProbeFixture.options(shard: try ShardSpec(index: 2, count: 5)))
+        let shards = [1, 3, 4, 5].map { fixture.file("shard\($0).h5") } + [dense.file("shard2.h5")]
+        #expect(throws: ProbeError.self) { try Probe.merge(shards: shards, out: fixture.file("mixed.h5")) }
     }
 
     /// Probes `fixture` whole and in five shards, merges the shards, and expects the merged file to

@@ -149,7 +149,6 @@ struct DemoCommand: ParsableCommand {
     ) throws {
         let work = directory.appendingPathComponent(".work")
         var analyses: [InterferenceAnalysis] = []
-        var routing: [Reporter.RoutingStatistics] = []
         var sweepRows: [String] = []
         var appendix = ["", "## Models and evaluation", ""]
         appendix.append(
@@ -166,7 +165,7 @@ struct DemoCommand: ParsableCommand {
             let (checkpoint, trainSeconds) = try train(
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
-            let (analysis, probe, probedRouting) = try Diagnosis.run(
+            let (analysis, probe) = try Diagnosis.run(
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
                 options: probeOptions, bootstrap: bootstrap, grouping: .layer, label: name,
                 probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
@@ -175,7 +174,6 @@ struct DemoCommand: ParsableCommand {
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)
             let model = try Checkpoint.load(checkpoint)
-            if let probedRouting { routing.append(probedRouting) }
             if let chosen = lookAheadOptions {
                 var checked = [analysis]
                 for (lambda, method) in try sweep() where lambda != chosen.stepSize || method != chosen.method {
@@ -238,8 +236,7 @@ struct DemoCommand: ParsableCommand {
         appendix.append(
             "Whole demo: \(String(format: "%.0f", Date().timeIntervalSince(started))) s wall "
                 + "(`interference demo --out \(out) --steps \(steps) --samples \(samples)`) on \(Machine.summary).")
-        let report = try Report.make(
-            runs: analyses, title: "Task interference: dense vs attribute-routed MoE (demo)", routing: routing)
+        let report = try Report.make(runs: analyses, title: "Task interference: dense vs attribute-routed MoE (demo)")
         try Report.stage(
             report, appendix: appendix.joined(separator: "\n") + "\n", at: directory.appendingPathComponent("report.md"),
             in: outputs)

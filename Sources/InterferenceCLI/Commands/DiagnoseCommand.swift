@@ -96,20 +96,20 @@ enum Diagnosis {
     }
 
     /// Probes, analyses and reports into `directory` (made when missing), every file staged in
-    /// `outputs`; returns the analysis, where the probe file can be read until `outputs` is
-    /// committed, and an MoE model's routing table (its report's, when `writeReport`). `probeFile` (default DIR/probe.h5) is where the probe file goes. With `lookAhead`,
+    /// `outputs`; returns the analysis (an MoE model's with its routing table) and where the probe
+    /// file can be read until `outputs` is committed. `probeFile` (default DIR/probe.h5) is where the probe file goes. With `lookAhead`,
     /// every group gets the exact look-ahead check (`options` must store the rows).
     @discardableResult
     static func run(
         checkpoint: URL, data: URL, directory: URL, options: ProbeOptions, bootstrap: Int, grouping: Grouping,
         label: String, probeFile: URL?, writeReport: Bool = true, lookAhead: LookAheadOptions? = nil,
         outputs: StagedOutputs
-    ) throws -> (analysis: InterferenceAnalysis, probe: URL, routing: Reporter.RoutingStatistics?) {
+    ) throws -> (analysis: InterferenceAnalysis, probe: URL) {
         try outputs.makeFolder(directory)
         let probeURL = probeFile ?? directory.appendingPathComponent("probe.h5")
         let probe = try outputs.stage(probeURL)
         do {
-            let summary = try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
+            try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
             let digest = try FileFingerprint.sha256(ofFile: probe)
             var analysis = try ProbeGrams(url: probe).analyze(
                 grouping: grouping, bootstrapReplicates: bootstrap, seed: options.seed, probeSHA256: digest,
@@ -122,13 +122,11 @@ enum Diagnosis {
             }
             try InterferenceFile.write(
                 analysis, to: try outputs.stage(directory.appendingPathComponent("interference.h5")))
-            let routing = summary.routing.map { routingStatistics($0, label: analysis.label) }
             if writeReport {
                 try Report.stage(
-                    try Report.make(runs: [analysis], routing: routing.map { [$0] } ?? []),
-                    at: directory.appendingPathComponent("report.md"), in: outputs)
+                    try Report.make(runs: [analysis]), at: directory.appendingPathComponent("report.md"), in: outputs)
             }
-            return (analysis, probe, routing)
+            return (analysis, probe)
         } catch let error as ProbeError {
             throw InputError(finalName(error.description))
         } catch let error as DatasetError {
@@ -141,22 +139,6 @@ enum Diagnosis {
         func finalName(_ message: String) -> String {
             message.replacingOccurrences(of: probe.path, with: probeURL.path)
         }
-    }
-}
-
-extension Diagnosis {
-    /// The report's routing table of a probe's MoE model: each task's share of every expert and the
-    /// gate entropy (divided by `ln E`), per layer, decision and segment.
-    static func routingStatistics(_ table: ProbeRouting.Table, label: String) -> Reporter.RoutingStatistics {
-        let experts = table.experts
-        let entries = table.records.map { r in
-            Reporter.RoutingStatistics.Entry(
-                layer: r.layer, task: r.task.rawValue, load: r.weightShare, decision: r.decision.rawValue,
-                segment: "\(r.side.rawValue) \(r.segment)",
-                gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
-        }
-        return Reporter.RoutingStatistics(
-            run: label, routing: table.routing.rawValue, experts: experts, entries: entries)
     }
 }
 

@@ -9,7 +9,8 @@ struct ReportCommand: ParsableCommand {
         abstract: "Write a markdown report (and one SVG heatmap per run and group beside it) of one or more interference files.",
         discussion: """
             The runs are side by side, and every later run is also shown minus the first (e.g. dense \
-            then MoE: MoE − dense). Every file appears under its final name only when complete.
+            then MoE: MoE − dense); an MoE run's routing table follows. Every file appears under its \
+            final name only when complete.
             """)
 
     @Argument(help: "Interference files written by `interference analyze`; the first is the baseline of the differences.")
@@ -57,7 +58,8 @@ struct ReportCommand: ParsableCommand {
     func makeReport(runs: [InterferenceAnalysis]) throws(InputError) -> MarkdownReport {
         let selected = try groups.map { text throws(InputError) in try OptionValues.names(text, option: "--groups") }
         do {
-            return try MarkdownReport(runs: runs, groups: selected, heatmapDirectory: ".", title: title)
+            return try MarkdownReport(
+                runs: runs, groups: selected, routing: RoutingStatistics.of(runs), heatmapDirectory: ".", title: title)
         } catch {
             let both = files.count <= 2 ? files.joined(separator: " and ") : files.dropLast().joined(separator: ", ") + " and " + files.last!
             switch error {
@@ -92,11 +94,13 @@ enum Report {
         return maps.count
     }
 
-    /// The report of `runs` as `diagnose` and `demo` write it.
-    static func make(
-        runs: [InterferenceAnalysis], title: String = "Task interference", routing: [RoutingStatistics] = []
-    ) throws(InputError) -> MarkdownReport {
-        do { return try MarkdownReport(runs: runs, routing: routing, heatmapDirectory: ".", title: title) } catch {
+    /// The report of `runs` as `report`, `diagnose` and `demo` write it, with the routing table of
+    /// every MoE run that carries one.
+    static func make(runs: [InterferenceAnalysis], title: String = "Task interference") throws(InputError) -> MarkdownReport {
+        do {
+            return try MarkdownReport(
+                runs: runs, routing: RoutingStatistics.of(runs), heatmapDirectory: ".", title: title)
+        } catch {
             throw InputError(error.description)
         }
     }
