@@ -267,14 +267,14 @@ public enum Probe {
         let clock = ContinuousClock()
         var gradientTime = Duration.zero
         var rowTime = Duration.zero
-        var routing = ProbeRouting.Pool()
+        var routingPasses: [RoutingTable] = []
         for (local, w) in items.enumerated() {
             let (t, a) = plan.item(w)
             let task = plan.tasks[t].rawValue
             let batch = plan.batch(w, dataset: dataset)
             let start = clock.now
             let result = try gradient(batch, plan.noise(w))
-            routing.add(result.routing)
+            if !result.routing.isEmpty { routingPasses.append(ProbeRouting.table(result.routing, of: model.config)) }
             let (loss, zeroRanges) = (result.loss, result.zeroRanges)
             var values = result.values
             let rowStart = clock.now
@@ -333,11 +333,7 @@ public enum Probe {
         // Tasks: losses, examples, mask (a shard holds only its own mini-batches of each task).
         var fileTime = Duration.zero
         let metadataStart = clock.now
-        let routingTable =
-            model.config.routing == .none
-            ? nil
-            : ProbeRouting.table(
-                routing.records(tasks: plan.tasks), routing: model.config.routing, experts: model.config.numExperts)
+        let routingTable = ProbeRouting.pooled(routingPasses, of: model.config, tasks: plan.tasks)
         try storage { () throws(StorageError) in
             try ProbeFile.writeMetadata(metadata, to: file)
             try routingTable?.write(to: file)

@@ -2,102 +2,52 @@ import Datasets
 import Interference
 import UniPerceiver
 
-/// How an MoE model routed the probe's own mini-batches (issue 5 item 5, "MoE routing statistics").
+/// How an MoE model routed the probe's own mini-batches (issue 4 item 5, "routing statistics …
+/// available to later reporting"): the file's `/routing` table (`Interference.RoutingTable`).
 ///
-/// One record per (MoE layer, decision, task, side, segment), pooled over the task's N probed
-/// mini-batches, each rebuilt by the probe's `WorkPlan` and run with its gate noise (as the probe ran
-/// it). Pooling weights each mini-batch's `ForwardPass.routingStatistics` by its valid tokens:
+/// One row per (MoE layer, decision, task, side, segment), pooled over the task's probed
+/// mini-batches, each rebuilt by the probe's `WorkPlan` and run with its gate noise. Pooling weights
+/// each mini-batch's `ForwardPass.routingStatistics` by its valid tokens (`RoutingTable.pooled`):
 ///
 ///     weightShare[e] = Σ_batches tokens·weightShare[e] / Σ tokens     (sums to 1 over e)
 ///     meanEntropy    = Σ_batches tokens·meanEntropy / Σ tokens        (nats, gate softmax per token)
-public struct ProbeRouting: Sendable, Equatable {
-    public let layer: Int
-    public let decision: RoutingStatistics.Decision
-    public let task: TaskKind
-    public let side: SequenceSide
-    public let segment: Int
-    /// Valid tokens over all of the task's mini-batches.
-    public let tokens: Int
-    /// Mean renormalised gate weight each expert receives per token `[E]`.
-    public let weightShare: [Double]
-    /// Mean gate entropy `−Σ_e p_e ln p_e` per token, in nats.
-    public let meanEntropy: Double
-
-    /// The file's table (`Interference.RoutingTable`, the model's words as strings) of pooled records.
-    public static func table(_ records: [ProbeRouting], routing: Routing, experts: Int) -> RoutingTable {
+public enum ProbeRouting {
+    /// One forward pass's statistics as a table of its own (the model's words as strings).
+    static func table(_ statistics: [RoutingStatistics], of config: ModelConfig) -> RoutingTable {
         RoutingTable(
-            routing: routing.rawValue, experts: experts,
-            rows: records.map { r in
+            routing: config.routing.rawValue, experts: config.numExperts,
+            rows: statistics.map { s in
                 RoutingTable.Row(
-                    layer: r.layer, decision: r.decision.rawValue, task: r.task.rawValue, side: r.side.rawValue,
-                    segment: r.segment, tokens: r.tokens, weightShare: r.weightShare, meanEntropy: r.meanEntropy)
+                    layer: s.layer, decision: s.decision.rawValue, task: s.task.rawValue, side: s.side.rawValue,
+                    segment: s.segment, tokens: s.tokens, weightShare: s.weightShare, meanEntropy: s.meanEntropy)
             })
     }
 
+    /// The passes' tables pooled, in the probe's row order; nil for a dense model.
+    static func pooled(_ passes: [RoutingTable], of config: ModelConfig, tasks: [TaskKind]) -> RoutingTable? {
+        guard config.routing != .none else { return nil }
+        return RoutingTable.pooled(passes, tasks: tasks.map(\.rawValue))
+            ?? RoutingTable(routing: config.routing.rawValue, experts: config.numExperts, rows: [])
+    }
+
     /// Forward passes over every mini-batch `options` describes (the probe's options), pooled: the
-    /// records of the table a probe of `model` with these options writes (`ProbeSummary.routing`),
-    /// without the backward passes. A dense model gives no records.
+    /// table a probe of `model` with these options writes (`ProbeSummary.routing`), without the
+    /// backward passes. Nil for a dense model.
     /// - Throws: `.dataset` (split too small, image shape), `.model` (a batch the model refuses).
     public static func collect(model: Model, dataset: DigitsDataset, options: ProbeOptions)
-        throws(ProbeError) -> [ProbeRouting]
+        throws(ProbeError) -> RoutingTable?
     {
         do {
             try dataset.checkImageShape(imageSize: model.config.imageSize, channels: model.config.channels)
         } catch { throw .dataset(error) }
         let plan = try WorkPlan(options: options, dataset: dataset)
-        var pool = Pool()
+        var passes: [RoutingTable] = []
         for w in 0..<plan.itemCount {
-            do { pool.add(try model.forward(plan.batch(w, dataset: dataset), noise: plan.noise(w)).routingStatistics) }
-            catch { throw .model(error) }
+            do {
+                let pass = try model.forward(plan.batch(w, dataset: dataset), noise: plan.noise(w))
+                passes.append(table(pass.routingStatistics, of: model.config))
+            } catch { throw .model(error) }
         }
-        return pool.records(tasks: plan.tasks)
-    }
-
-    /// Pools `ForwardPass.routingStatistics` over mini-batches, each weighted by its valid tokens
-    /// (the formulas above). The probe adds every pass it runs; `collect` runs its own.
-    struct Pool {
-        private struct Key: Hashable {
-            var layer: Int
-            var decision: String
-            var task: TaskKind
-            var side: SequenceSide
-            var segment: Int
-        }
-        private var order: [Key] = []
-        private var tokens: [Key: Int] = [:]
-        private var weight: [Key: [Double]] = [:]
-        private var entropy: [Key: Double] = [:]
-
-        mutating func add(_ statistics: [RoutingStatistics]) {
-            for s in statistics {
-                let key = Key(
-                    layer: s.layer, decision: s.decision.rawValue, task: s.task, side: s.side, segment: s.segment)
-                if tokens[key] == nil {
-                    order.append(key)
-                    tokens[key] = 0
-                    weight[key] = [Double](repeating: 0, count: s.weightShare.count)
-                    entropy[key] = 0
-                }
-                let n = Double(s.tokens)
-                tokens[key]! += s.tokens
-                for e in s.weightShare.indices { weight[key]![e] += n * s.weightShare[e] }
-                entropy[key]! += n * s.meanEntropy
-            }
-        }
-
-        /// One record per key, sorted by layer, decision, task (in `tasks` order), side and segment.
-        func records(tasks: [TaskKind]) -> [ProbeRouting] {
-            func rank(_ t: TaskKind) -> Int { tasks.firstIndex(of: t) ?? tasks.count }
-            return order.sorted {
-                ($0.layer, $0.decision, rank($0.task), $0.side.rawValue, $0.segment)
-                    < ($1.layer, $1.decision, rank($1.task), $1.side.rawValue, $1.segment)
-            }.map { key in
-                let n = Double(max(tokens[key]!, 1))
-                return ProbeRouting(
-                    layer: key.layer, decision: RoutingStatistics.Decision(rawValue: key.decision)!,
-                    task: key.task, side: key.side, segment: key.segment, tokens: tokens[key]!,
-                    weightShare: weight[key]!.map { $0 / n }, meanEntropy: entropy[key]! / n)
-            }
-        }
+        return pooled(passes, of: model.config, tasks: plan.tasks)
     }
 }
