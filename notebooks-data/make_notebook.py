@@ -89,6 +89,19 @@ for ax, (run, (tasks, groups)) in zip(axes[0], data.items()):
     ax.set_title(run)
     ax.legend()
 plt.show()"""),
+nbf.v4.new_markdown_cell("""How the MoE model routed the probed mini-batches (`/routing`, only in an MoE run's files): per
+layer, routing decision (`attention`: QKV and output projection; `ffn`: both FFN linears), task and
+segment, the mean gate weight each expert received per token. With attribute routing every token of a
+segment shares its segment's decision, so a row shows which experts that kind of input was sent to."""),
+nbf.v4.new_code_cell("""with h5py.File(RUNS["moe"], "r") as f:
+    r = f["routing"]
+    print(f"routing: {r.attrs['routing']}, {int(r.attrs['experts'])} experts")
+    text = lambda key: [x.decode() if isinstance(x, bytes) else str(x) for x in r[key][()]]
+    decision, task, side = text("decision"), text("task"), text("side")
+    layer, segment, share = r["layer"][()], r["segment"][()], r["weight_share"][()]
+for k in range(len(layer)):
+    shares = " ".join(f"{100 * p:5.1f}" for p in share[k])
+    print(f"layer {layer[k]} {decision[k]:>9} {task[k]:>20} {side[k]:>6} {segment[k]}: {shares} %")"""),
 ]
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nbf.write(nb, "notebooks-data/interference.ipynb")
