@@ -23,11 +23,10 @@ public enum ProbeRouting {
             })
     }
 
-    /// The passes' tables pooled, in the probe's row order; nil for a dense model.
+    /// The passes' tables pooled, in the probe's row order; nil for a dense model (or no pass).
     static func pooled(_ passes: [RoutingTable], of config: ModelConfig, tasks: [TaskKind]) -> RoutingTable? {
         guard config.routing != .none else { return nil }
         return RoutingTable.pooled(passes, tasks: tasks.map(\.rawValue))
-            ?? RoutingTable(routing: config.routing.rawValue, experts: config.numExperts, rows: [])
     }
 
     /// Forward passes over every mini-batch `options` describes (the probe's options), pooled: the
