@@ -12,7 +12,8 @@ struct AnalyzeCommand: ParsableCommand {
         discussion: """
             Groups: layer (encoder.layers.N), parameter (every tensor), role (e.g. ffn.dense2 across \
             layers) or model (everything). Bootstrap intervals resample both tasks' samples with a \
-            generator seeded --seed; --bootstrap 0 skips them. The probe file's SHA-256 is recorded.
+            generator seeded --seed; --bootstrap 0 skips them. The probe file's SHA-256 is recorded, \
+            and an MoE probe's routing table is carried into the output for reports.
 
             --lookahead λ also runs the exact look-ahead check on a seeded subsample of pairs: the \
             actual loss change of task i's mini-batch b after stepping only the group's parameters \

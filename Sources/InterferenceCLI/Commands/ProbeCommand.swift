@@ -11,7 +11,9 @@ struct ProbeCommand: ParsableCommand {
         discussion: """
             For each task, draws --samples mini-batches of --batch-size from the split with a \
             generator seeded --seed, takes each mini-batch's full loss gradient, and writes for every \
-            selected parameter the Gram matrix of the T·N rows (task-major). Rows beyond \
+            selected parameter the Gram matrix of the T·N rows (task-major); for an MoE model, also \
+            how it routed those mini-batches (/routing: each expert's share and the gate entropy per \
+            layer, task and segment), which analyze carries and report prints. Rows beyond \
             --memory-budget are spilled to the file. --shard K/N probes a deterministic slice and \
             stores its rows; join the shards with `interference merge`. Slurm: \
             `sbatch --array=1-N` with `--shard $SLURM_ARRAY_TASK_ID/N --out shard-$SLURM_ARRAY_TASK_ID.h5`.
