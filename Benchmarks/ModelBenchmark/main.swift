@@ -51,6 +51,13 @@ let setups = [
         batchSize: 8, classes: 10),
 ]
 let repeats = Int(ProcessInfo.processInfo.environment["BENCH_REPEATS"] ?? "") ?? 20
+// `BENCH_MOE_SETUP=1` runs the MoE rows on the second setup's width (D=256) instead of D=128: the
+// ratios barely change with width (reports/benchmarks.md, "Stop 34"); kept so that anyone can re-check it.
+let moeSetupText = ProcessInfo.processInfo.environment["BENCH_MOE_SETUP"] ?? "0"
+guard let moeSetup = Int(moeSetupText), setups.indices.contains(moeSetup) else {
+    print("BENCH_MOE_SETUP: '\(moeSetupText)' is not a setup (0 for D=128, 1 for D=256)")
+    exit(2)
+}
 
 // `BENCH_PROFILE=dense|attribute|token` runs only that sibling of the first setup's model, forward +
 // backward in a loop (`BENCH_REPEATS` times, `BENCH_LANES` lanes, batch `BENCH_BATCH`), so `perf record -g` sees nothing else; with `-ffn`
@@ -159,13 +166,6 @@ func interleavedMedians(_ steps: [() throws -> Void], rounds: Int) throws -> [Do
         }
     }
     return times.map(median)
-}
-// `BENCH_MOE_SETUP=1` runs the MoE rows on the second setup's width (D=256) instead of D=128: the
-// ratios did not change with width (reports/benchmarks.md, "Stop 34"), which is the point of keeping it.
-let moeSetup = Int(ProcessInfo.processInfo.environment["BENCH_MOE_SETUP"] ?? "") ?? 0
-guard setups.indices.contains(moeSetup) else {
-    print("BENCH_MOE_SETUP: \(moeSetup) is not a setup (0 for D=128, 1 for D=256)")
-    exit(2)
 }
 for moeBatch in [8, 32] {
     let setup = setups[moeSetup]

@@ -34,9 +34,9 @@ public struct ProbeSummary: Sendable, Equatable {
     /// its final name (0 when the probe was given a model): what issue 5's "time outside forward and
     /// backward" is a share of.
     public var wallSeconds = 0.0
-    /// How an MoE model routed the mini-batches this run probed, pooled from the probe's own forward
-    /// passes (``ProbeRouting``) and written to the file's `/routing`; for a merge, the shards' tables
-    /// pooled. Nil for a dense model.
+    /// How an MoE model routed the mini-batches this run probed and kept (not those `--skip-nonfinite`
+    /// excluded), pooled from the probe's own forward passes (``ProbeRouting``) and written to the
+    /// file's `/routing`; for a merge, the shards' tables pooled. Nil for a dense model.
     public var routing: RoutingTable?
 
     /// `"3.40 s, 16 % outside forward and backward"`, or "" without a wall time.
@@ -274,7 +274,6 @@ public enum Probe {
             let batch = plan.batch(w, dataset: dataset)
             let start = clock.now
             let result = try gradient(batch, plan.noise(w))
-            if !result.routing.isEmpty { routingPasses.append(ProbeRouting.table(result.routing, of: model.config)) }
             let (loss, zeroRanges) = (result.loss, result.zeroRanges)
             var values = result.values
             let rowStart = clock.now
@@ -299,6 +298,10 @@ public enum Probe {
             }
             losses[t].append(Float(loss))
             excluded[t].append(bad)
+            // Routing of the mini-batches the metric keeps (an excluded one's may hold NaN weights).
+            if !bad && !result.routing.isEmpty {
+                routingPasses.append(ProbeRouting.table(result.routing, of: model.config))
+            }
             // Start of each known-zero range → its end: a selected tensor inside one is zero unread.
             let knownZero = Dictionary(zeroRanges.map { ($0.lowerBound, $0.upperBound) }, uniquingKeysWith: max)
             for (k, p) in selected.enumerated() {

@@ -14,7 +14,7 @@ extension Probe {
     ///   - storeGradients: also copy the raw rows into `out`.
     ///   - memoryBudget: bytes of rows held at once while computing the Grams.
     /// - Throws: `ProbeError.mismatchedShards` naming the two files and the field they disagree on
-    ///   (model, checkpoint, data, split, tasks, N, B, seed, parameters, shard count);
+    ///   (model, checkpoint, data, split, tasks, N, B, seed, parameters, shard count, routing table);
     ///   `.incompleteShards` for a missing, repeated or unsharded file; read errors naming the file.
     @discardableResult
     public static func merge(
@@ -98,10 +98,12 @@ extension Probe {
             pieces.append(merged)
         }
 
-        // Routing: each shard pooled its own mini-batches; pooled again by tokens (to rounding).
-        var tables: [RoutingTable?] = []
-        for shard in shards {
-            do { tables.append(try RoutingTable.read(from: shard.file, tasks: tasks)) } catch {
+        // Routing: each shard pooled its own mini-batches; pooled again by tokens (to rounding). A
+        // shard with no item has no table; so has one written before tables were stored, and then
+        // the merged file has none either rather than a table of part of the run.
+        var tables: [(url: URL, table: RoutingTable?)] = []
+        for shard in shards where !shard.metadata.shardItems!.isEmpty {
+            do { tables.append((shard.url, try RoutingTable.read(from: shard.file, tasks: tasks))) } catch {
                 switch error {
                 case .storage(let e): throw .storage(e)
                 case .badFile(let file, let reason): throw .unreadable(file: file, reason: reason)
@@ -109,13 +111,13 @@ extension Probe {
                 }
             }
         }
-        func sameModel(_ a: RoutingTable?, _ b: RoutingTable?) -> Bool {
-            a?.routing == b?.routing && a?.experts == b?.experts
+        let present = tables.compactMap { t in t.table.map { (url: t.url, table: $0) } }
+        if let other = present.first(where: {
+            $0.table.routing != present[0].table.routing || $0.table.experts != present[0].table.experts
+        }) {
+            throw .mismatchedShards(first: present[0].url.path, second: other.url.path, field: "routing table")
         }
-        if let k = tables.indices.first(where: { !sameModel(tables[$0], tables[0]) }) {
-            throw .mismatchedShards(first: shards[0].url.path, second: shards[k].url.path, field: "routing table")
-        }
-        let routing = RoutingTable.pooled(tables.compactMap { $0 }, tasks: tasks)
+        let routing = present.count == tables.count ? RoutingTable.pooled(present.map(\.table), tasks: tasks) : nil
 
         var metadata = reference.metadata
         metadata.shard = nil

@@ -29,9 +29,10 @@ public enum ProbeRouting {
         return RoutingTable.pooled(passes, tasks: tasks.map(\.rawValue))
     }
 
-    /// Forward passes over every mini-batch `options` describes (the probe's options), pooled: the
-    /// table a probe of `model` with these options writes (`ProbeSummary.routing`), without the
-    /// backward passes. Nil for a dense model.
+    /// Forward passes over every mini-batch `options` describes (the probe's options, every item even
+    /// for a shard), pooled: the table an unsharded probe of `model` with these options writes
+    /// (`ProbeSummary.routing`) when it excludes no mini-batch, without the backward passes. Nil for
+    /// a dense model.
     /// - Throws: `.dataset` (split too small, image shape), `.model` (a batch the model refuses).
     public static func collect(model: Model, dataset: DigitsDataset, options: ProbeOptions)
         throws(ProbeError) -> RoutingTable?

@@ -14,7 +14,8 @@ import Storage
 /// /routing/side             strings [R]     "input" or "target"
 /// /routing/segment          int64   [R]     segment of that side (a caption input has two)
 /// /routing/tokens           int64   [R]     valid tokens counted
-/// /routing/weight_share     float64 [R, E]  mean renormalised gate weight per token (a row sums to 1)
+/// /routing/weight_share     float64 [R, E]  mean renormalised gate weight per token (a row sums to 1,
+///                                           or is all 0 for a segment with no valid token)
 /// /routing/mean_entropy     float64 [R]     mean gate softmax entropy per token, in nats
 /// ```
 ///
@@ -66,9 +67,13 @@ public struct RoutingTable: Sendable, Equatable {
     /// The table of several disjoint sets of mini-batches (a sharded probe's shards), as one
     /// probe of all of them: per row, the tokens add and the shares and entropy are token-weighted
     /// means. Equal to one run's table to rounding (its sums run in another order), not to the bit.
-    /// Rows in a probe's order: layer, decision, task (in `tasks` order), side, segment.
+    /// Rows in a probe's order: layer, decision, task (in `tasks` order), side, segment. Nil without
+    /// tables, or when they disagree on the routing level or expert count (tables of two models).
     public static func pooled(_ tables: [RoutingTable], tasks: [String]) -> RoutingTable? {
-        guard let first = tables.first else { return nil }
+        guard let first = tables.first,
+            tables.allSatisfy({ $0.routing == first.routing && $0.experts == first.experts }),
+            tables.allSatisfy({ $0.rows.allSatisfy { $0.weightShare.count == first.experts } })
+        else { return nil }
         struct Key: Hashable {
             var layer: Int, decision: String, task: String, side: String, segment: Int
         }
@@ -136,6 +141,10 @@ public struct RoutingTable: Sendable, Equatable {
             (try file.stringAttribute("routing", at: p), try file.intAttribute("experts", at: p))
         }
         guard experts >= 1 else { throw bad("", "experts = \(experts), expected at least 1") }
+        // Printed as is in reports: a level's name, never markup.
+        guard !routing.isEmpty, routing.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw bad("", "routing '\(routing)' is not a routing level's name")
+        }
         let (layer, segment, tokens, share, entropy) = try storage {
             () throws(StorageError) -> (HDF5Array<Int>, HDF5Array<Int>, HDF5Array<Int>, HDF5Array<Double>, HDF5Array<Double>) in
             (
@@ -144,13 +153,14 @@ public struct RoutingTable: Sendable, Equatable {
                 try file.read("\(p)/mean_entropy", as: Double.self)
             )
         }
+        let r = layer.values.count
+        guard r > 0 else { throw bad("layer", "no rows (a probe writes no table rather than an empty one)") }
         let (decision, task, side) = try storage { () throws(StorageError) in
             (
                 try file.readStrings("\(p)/decision"), try file.readStrings("\(p)/task"),
                 try file.readStrings("\(p)/side")
             )
         }
-        let r = layer.values.count
         for (dataset, shape) in [
             ("layer", layer.shape), ("segment", segment.shape), ("tokens", tokens.shape),
             ("mean_entropy", entropy.shape), ("decision", [decision.count]), ("task", [task.count]),
@@ -188,6 +198,13 @@ public struct RoutingTable: Sendable, Equatable {
                 Row(
                     layer: layer.values[i], decision: decision[i], task: task[i], side: side[i],
                     segment: segment.values[i], tokens: tokens.values[i], weightShare: w, meanEntropy: h))
+        }
+        // One row per (layer, decision, task, side, segment): a repeated key would be printed twice
+        // and pooled twice by a merge.
+        var seen = Set<String>()
+        for (i, row) in rows.enumerated()
+        where !seen.insert("\(row.layer) \(row.decision) \(row.task) \(row.side) \(row.segment)").inserted {
+            throw bad("", "row \(i) repeats layer \(row.layer), \(row.decision), \(row.task), \(row.side) \(row.segment)")
         }
         return RoutingTable(routing: routing, experts: experts, rows: rows)
     }

@@ -87,7 +87,8 @@ public struct MarkdownReport: Sendable {
 
     private func label(_ k: Int) -> String { Self.label(of: runs[k], index: k) }
 
-    private static func label(of run: InterferenceAnalysis, index k: Int) -> String {
+    /// A run's name in the report: its label, or "run k" (1-based) for an unlabelled one.
+    static func label(of run: InterferenceAnalysis, index k: Int) -> String {
         run.label.isEmpty ? "run \(k + 1)" : run.label
     }
 

@@ -68,15 +68,19 @@ public struct RoutingStatistics: Sendable, Equatable, Codable {
         self.init(
             run: run, routing: table.routing, experts: experts,
             entries: table.rows.map { r in
+                // A segment with no valid token has no entropy to show (n/a, not a confident 0).
                 Entry(
                     layer: r.layer, task: r.task, load: r.weightShare, decision: r.decision,
                     segment: "\(r.side) \(r.segment)",
-                    gateEntropy: experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
+                    gateEntropy: r.tokens == 0 ? nil : experts > 1 ? r.meanEntropy / log(Double(experts)) : 0)
             })
     }
 
-    /// The tables of those runs that have one (MoE runs), in run order.
+    /// The tables of those runs that have one (MoE runs), in run order, each named as the report
+    /// names its run.
     public static func of(_ runs: [InterferenceAnalysis]) -> [RoutingStatistics] {
-        runs.compactMap { run in run.routing.map { RoutingStatistics($0, run: run.label) } }
+        runs.enumerated().compactMap { k, run in
+            run.routing.map { RoutingStatistics($0, run: MarkdownReport.label(of: run, index: k)) }
+        }
     }
 }

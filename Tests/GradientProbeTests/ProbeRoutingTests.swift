@@ -47,4 +47,43 @@ struct ProbeRoutingTests {
         #expect(try dense.probe("dense.h5", options).routing == nil)
         #expect(try ProbeGrams(url: dense.file("dense.h5")).routing == nil)
     }
+
+    @Test("a mini-batch --skip-nonfinite excludes is left out of the routing table, so the file stays readable")
+    func excludedMiniBatchesAreNotPooled() throws {
+        let model = try ProbeFixture.moeModel()
+        let fixture = try ProbeFixture(model: model)
+        defer { fixture.remove() }
+        var gradient = [Float](repeating: 0, count: model.parameters.count)
+        var zeroed = Model.ZeroedExperts()
+        var calls = 0
+        var kept: [RoutingTable] = []
+        let summary = try Probe.run(
+            model: model, dataset: ProbeFixture.dataset, source: ErrorTests.source(fixture),
+            options: ProbeFixture.options(skipNonFinite: true), out: fixture.file("moe.h5"), progress: nil
+        ) { (batch, noise) throws(ProbeError) in
+            defer { calls += 1 }
+            do throws(ModelError) {
+                let pass = try model.forward(batch, noise: noise)
+                model.gradient(pass, into: &gradient, zeroed: &zeroed)
+                var routing = pass.routingStatistics
+                if calls == 5 {  // a NaN gradient, and the NaN gate weights that could come with it
+                    gradient[0] = .nan
+                    routing = routing.map {
+                        RoutingStatistics(
+                            layer: $0.layer, decision: $0.decision, task: $0.task, side: $0.side, segment: $0.segment,
+                            tokens: $0.tokens, weightShare: $0.weightShare.map { _ in .nan }, tokenShare: $0.tokenShare,
+                            meanEntropy: .nan)
+                    }
+                } else {
+                    kept.append(ProbeRouting.table(routing, of: model.config))
+                }
+                return Probe.ProbeGradient(
+                    loss: pass.loss, values: gradient, zeroRanges: model.zeroRanges(of: zeroed), routing: routing)
+            } catch { throw .model(error) }
+        }
+        #expect(summary.excluded.count == 1)
+        let table = try #require(summary.routing)
+        #expect(table == ProbeRouting.pooled(kept, of: model.config, tasks: ProbeFixture.tasks))
+        #expect(try ProbeGrams(url: fixture.file("moe.h5")).routing == table)
+    }
 }

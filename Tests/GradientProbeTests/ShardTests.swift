@@ -33,11 +33,38 @@ import UniPerceiver
             #expect(zip(m.weightShare, w.weightShare).allSatisfy { abs($0 - $1) <= 1e-12 }, "\(m) vs \(w)")
             #expect(abs(m.meanEntropy - w.meanEntropy) <= 1e-12)
         }
-        let dense = try ProbeFixture()
-        defer { dense.remove() }
-        try dense.probe("shard2.h5", ProbeFixture.options(shard: try ShardSpec(index: 2, count: 5)))
-        let shards = [1, 3, 4, 5].map { fixture.file("shard\($0).h5") } + [dense.file("shard2.h5")]
-        #expect(throws: ProbeError.self) { try Probe.merge(shards: shards, out: fixture.file("mixed.h5")) }
+        // Shards that disagree on the table are refused, naming both.
+        let edited = try HDF5File.open(fixture.file("shard3.h5"), writable: true)
+        try edited.setAttribute("routing", .string("token"), at: RoutingTable.path)
+        try edited.close()
+        let shards = (1...5).map { fixture.file("shard\($0).h5") }
+        #expect(throws: ProbeError.mismatchedShards(first: shards[0].path, second: shards[2].path, field: "routing table")) {
+            try Probe.merge(shards: shards, out: fixture.file("mixed.h5"))
+        }
+    }
+
+    /// More shards than mini-batches: some shards hold none, and have no table of their own; the
+    /// merge still has the whole run's.
+    @Test func emptyMoEShardsMergeWithTheirRoutingTable() throws {
+        let fixture = try ProbeFixture(model: ProbeFixture.moeModel())
+        defer { fixture.remove() }
+        let whole = try #require(try fixture.probe("whole.h5", ProbeFixture.options()).routing)
+        var shards: [URL] = []
+        for k in 1...16 {
+            try fixture.probe("shard\(k).h5", ProbeFixture.options(shard: try ShardSpec(index: k, count: 16)))
+            shards.append(fixture.file("shard\(k).h5"))
+        }
+        func table(_ url: URL) throws -> RoutingTable? {
+            let file = try HDF5File.open(url)
+            defer { file.discard() }
+            return try RoutingTable.read(from: file, tasks: ProbeFixture.tasks.map(\.rawValue))
+        }
+        #expect(try shards.filter { try table($0) == nil }.count == 4)  // 16 shards of 12 mini-batches
+        let merged = try #require(try Probe.merge(shards: shards, out: fixture.file("merged.h5")).routing)
+        #expect(merged.rows.map(\.tokens) == whole.rows.map(\.tokens))
+        for (m, w) in zip(merged.rows, whole.rows) {
+            #expect(zip(m.weightShare, w.weightShare).allSatisfy { abs($0 - $1) <= 1e-12 }, "\(m) vs \(w)")
+        }
     }
 
     /// Probes `fixture` whole and in five shards, merges the shards, and expects the merged file to

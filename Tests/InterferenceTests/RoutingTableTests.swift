@@ -76,11 +76,12 @@ struct RoutingTableTests {
         case 6: t.rows[1].decision = "mlp"; return "decision"
         case 7: t.rows[1].side = "output"; return "side"
         case 8: t.rows[1].tokens = -1; return "tokens"
+        case 9: t.rows[1].segment = -1; return "segment"
         default: t.rows[1].layer = -2; return "layer"
         }
     }
 
-    @Test("a value no probe writes is refused, naming the dataset", arguments: 0..<10)
+    @Test("a value no probe writes is refused, naming the dataset", arguments: 0..<11)
     func refusesDamage(case k: Int) throws {
         var table = Self.table
         let dataset = Self.damage(k, &table)
@@ -107,5 +108,62 @@ struct RoutingTableTests {
         #expect(throws: InterferenceError.badFile(file: url.path, reason: "'/routing/weight_share': shape [3, 2], expected [3, 3]")) {
             _ = try RoutingTable.read(from: file, tasks: Self.tasks)
         }
+    }
+
+    /// Writes `Self.table`, then lets `edit` change the file as damage or another writer could.
+    func readEdited(_ edit: (HDF5File) throws(StorageError) -> Void) throws -> RoutingTable? {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("routing.h5")
+        try HDF5File.write(to: url) { (file: HDF5File) throws(StorageError) in
+            try Self.table.write(to: file)
+            try edit(file)
+        }
+        let file = try HDF5File.open(url)
+        defer { file.discard() }
+        return try RoutingTable.read(from: file, tasks: Self.tasks)
+    }
+
+    /// The reason `body`'s refusal gives ("" when it is not `.badFile`, nil when nothing was refused).
+    func reason(_ body: () throws -> RoutingTable?) -> String? {
+        do {
+            _ = try body()
+            return nil
+        } catch let InterferenceError.badFile(_, reason) {
+            return reason
+        } catch {
+            return ""
+        }
+    }
+
+    @Test("refused: no experts, a routing name that is not one, a repeated row, no rows")
+    func refusesBadTables() throws {
+        let p = RoutingTable.path
+        #expect(
+            reason { try readEdited { (f: HDF5File) throws(StorageError) in try f.setAttribute("experts", .int(0), at: p) } }
+                == "'/routing': experts = 0, expected at least 1")
+        #expect(
+            reason { try readEdited { (f: HDF5File) throws(StorageError) in try f.setAttribute("routing", .string("a|b"), at: p) } }
+                == "'/routing': routing 'a|b' is not a routing level's name")
+        var repeated = Self.table
+        repeated.rows[2] = repeated.rows[1]
+        #expect(reason { try roundTrip(repeated) } == "'/routing': row 2 repeats layer 0, ffn, mlm, target 0")
+        // No rows, and an expert count no report could print: refused before anything is printed.
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("empty.h5")
+        try HDF5File.write(to: url) { (f: HDF5File) throws(StorageError) in
+            try f.createGroup(p)
+            try f.setAttribute("routing", .string("token"), at: p)
+            try f.setAttribute("experts", .int(1_000_000_000), at: p)
+            for name in ["layer", "segment", "tokens"] { try f.write([Int](), shape: [0], to: "\(p)/\(name)") }
+            try f.write([Double](), shape: [0, 1_000_000_000], to: "\(p)/weight_share")
+            try f.write([Double](), shape: [0], to: "\(p)/mean_entropy")
+        }
+        let file = try HDF5File.open(url)
+        defer { file.discard() }
+        #expect(
+            reason { try RoutingTable.read(from: file, tasks: Self.tasks) }
+                == "'/routing/layer': no rows (a probe writes no table rather than an empty one)")
     }
 }

@@ -162,6 +162,25 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         #expect(text.contains("| layer | decision | task | segment | e0 | e1 | load entropy | gate entropy |"))
         #expect(text.contains("| 0 | ffn | mlm | input 0 | 75.0 % | 25.0 % | 0.81 | 0.50 |"), "\(text)")
     }
+
+    @Test("a run's routing table from its file: gate entropy divided by ln E, n/a without tokens, the report's run name")
+    func routingFromTheRunsTable() throws {
+        var moe = try ReportFixtures.moe()
+        moe.label = ""
+        moe.routing = RoutingTable(
+            routing: "attribute", experts: 2,
+            rows: [
+                .init(layer: 0, decision: "ffn", task: "mlm", side: "input", segment: 0, tokens: 8,
+                      weightShare: [0.75, 0.25], meanEntropy: 0.5 * log(2.0)),
+                .init(layer: 0, decision: "ffn", task: "mlm", side: "input", segment: 1, tokens: 0,
+                      weightShare: [0, 0], meanEntropy: 0),
+            ])
+        let stats = RoutingStatistics.of([try ReportFixtures.dense(), moe])
+        #expect(stats.map(\.run) == ["run 2"])  // unlabelled: named as the report names the run
+        #expect(stats[0].entries.map(\.segment) == ["input 0", "input 1"])
+        #expect(abs(stats[0].entries[0].gateEntropy! - 0.5) < 1e-15)
+        #expect(stats[0].entries[1].gateEntropy == nil)
+    }
 }
 
 extension MarkdownReportTests {
