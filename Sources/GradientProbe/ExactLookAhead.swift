@@ -78,7 +78,7 @@ public enum ExactLookAhead {
     /// - Throws: `ProbeError` — `.badOption` (λ, sample counts, tasks or split the build does not
     ///   know), `.noStoredGradients`, `.sourceMismatch`, `.notReproduced` (a rebuilt mini-batch whose
     ///   examples or loss differ from the probe's), `.checkpoint`, `.dataset`, `.model`, the probe
-    ///   file's read errors; `.badContent` wrapping an `InterferenceError`.
+    ///   file's read errors; an `InterferenceError` as `ProbeError.reading(_:file:)` maps it.
     public static func check(
         _ analysis: InterferenceAnalysis, probe: URL, checkpoint: URL, data: URL,
         options: LookAheadOptions, progress: ((Int, Int) -> Void)? = nil
@@ -117,7 +117,7 @@ public enum ExactLookAhead {
             layout: layout, lossSamples: options.lossSamples, stepSamples: options.stepSamples,
             seed: options.seed)
         let grams: ProbeGrams
-        do { grams = try ProbeGrams(url: probe) } catch { throw wrap(error, probe) }
+        do { grams = try ProbeGrams(url: probe) } catch { throw .reading(error, file: probe) }
 
         var out = analysis
         for (k, group) in analysis.groups.enumerated() {
@@ -157,7 +157,7 @@ public enum ExactLookAhead {
                 out.groups[k].lookAhead = try LookAheadCheck(
                     stepSize: options.stepSize, seed: options.seed, method: options.method, exactChanges: exact,
                     firstOrderChanges: firstOrder, layout: layout)
-            } catch { throw wrap(error, probe) }
+            } catch { throw .reading(error, file: probe) }
             progress?(k + 1, analysis.groups.count)
         }
         return out
@@ -197,10 +197,6 @@ public enum ExactLookAhead {
             out[r] = pieces.map { ($0.range, $0.step.map { $0 * scale }) }
         }
         return out
-    }
-
-    static func wrap(_ error: InterferenceError, _ probe: URL) -> ProbeError {
-        .badContent(file: probe.path, path: "/", reason: error.description)
     }
 }
 

@@ -1,4 +1,6 @@
 import Datasets
+import Foundation
+import Interference
 import Storage
 import Training
 import UniPerceiver
@@ -103,6 +105,17 @@ public enum ProbeError: Error, Sendable, Equatable, CustomStringConvertible {
                 file: file,
                 reason: "cannot \(operation) \(path) (truncated or damaged file?) \(detail)")
         default: .storage(error)
+        }
+    }
+
+    /// An error of the metric's module about `file` (a probe file or shard it read): its storage
+    /// errors as ours, a refusal naming a file as that file's, anything else as `file`'s content.
+    static func reading(_ error: InterferenceError, file: URL) -> ProbeError {
+        switch error {
+        case .storage(let e): reading(e)
+        case .badFile(let named, let reason): .unreadable(file: named, reason: reason)
+        case .missing(let named, let what): .unreadable(file: named, reason: "no \(what)")
+        default: .badContent(file: file.path, path: "/", reason: error.description)
         }
     }
 }

@@ -104,11 +104,7 @@ extension Probe {
         var tables: [(url: URL, table: RoutingTable?)] = []
         for shard in shards where !shard.metadata.shardItems!.isEmpty {
             do { tables.append((shard.url, try RoutingTable.read(from: shard.file, tasks: tasks))) } catch {
-                switch error {
-                case .storage(let e): throw .storage(e)
-                case .badFile(let file, let reason): throw .unreadable(file: file, reason: reason)
-                default: throw .unreadable(file: shard.url.path, reason: error.description)
-                }
+                throw .reading(error, file: shard.url)
             }
         }
         let present = tables.compactMap { t in t.table.map { (url: t.url, table: $0) } }
