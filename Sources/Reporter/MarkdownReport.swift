@@ -24,7 +24,7 @@ public struct MarkdownReport: Sendable {
     /// The groups shown, in order.
     public let groups: [String]
     public var intervalStyle: IntervalStyle
-    /// Routing statistics to print (usually the MoE run's).
+    /// Routing statistics to print: by default every MoE run's own table (`RoutingStatistics.of`).
     public var routing: [RoutingStatistics]
     /// Folder (relative to the report) holding the heatmaps named `HeatmapSVG.fileName(run:group:)`;
     /// nil: no image links.
@@ -44,7 +44,7 @@ public struct MarkdownReport: Sendable {
     public init(
         runs: [InterferenceAnalysis], groups: [String]? = nil,
         intervalStyle: IntervalStyle = .plusMinus,
-        routing: [RoutingStatistics] = [], heatmapDirectory: String? = nil,
+        routing: [RoutingStatistics]? = nil, heatmapDirectory: String? = nil,
         title: String = "Task interference", digits: Int = 3
     ) throws(ReportError) {
         guard let baseline = runs.first else {
@@ -77,7 +77,7 @@ public struct MarkdownReport: Sendable {
         try Self.checkHeatmapNames(runs: runs, groups: self.groups)
         self.runs = runs
         self.intervalStyle = intervalStyle
-        self.routing = routing
+        self.routing = routing ?? RoutingStatistics.of(runs)
         self.heatmapDirectory = heatmapDirectory
         self.title = title
         self.digits = digits

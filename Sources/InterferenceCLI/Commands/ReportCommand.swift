@@ -58,8 +58,7 @@ struct ReportCommand: ParsableCommand {
     func makeReport(runs: [InterferenceAnalysis]) throws(InputError) -> MarkdownReport {
         let selected = try groups.map { text throws(InputError) in try OptionValues.names(text, option: "--groups") }
         do {
-            return try MarkdownReport(
-                runs: runs, groups: selected, routing: RoutingStatistics.of(runs), heatmapDirectory: ".", title: title)
+            return try MarkdownReport(runs: runs, groups: selected, heatmapDirectory: ".", title: title)
         } catch {
             let both = files.count <= 2 ? files.joined(separator: " and ") : files.dropLast().joined(separator: ", ") + " and " + files.last!
             switch error {
@@ -98,8 +97,7 @@ enum Report {
     /// every MoE run that carries one.
     static func make(runs: [InterferenceAnalysis], title: String = "Task interference") throws(InputError) -> MarkdownReport {
         do {
-            return try MarkdownReport(
-                runs: runs, routing: RoutingStatistics.of(runs), heatmapDirectory: ".", title: title)
+            return try MarkdownReport(runs: runs, heatmapDirectory: ".", title: title)
         } catch {
             throw InputError(error.description)
         }
