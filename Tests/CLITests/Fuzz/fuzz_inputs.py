@@ -59,27 +59,29 @@ def commands(binary, checkpoint, shards):
     }
 
 
+def datasets(path, floats_only):
+    """Every dataset of an HDF5 file as bytes (numbers) or its repr (strings), by name."""
+    import h5py
+    import numpy as np
+    found = {}
+    with h5py.File(path, "r") as f:
+        def keep(name, o):
+            if not isinstance(o, h5py.Dataset) or (floats_only and o.dtype.kind != "f"):
+                return
+            found[name] = np.asarray(o[()]).tobytes() if o.dtype.kind in "fiu" else repr(o[()])
+        f.visititems(keep)
+    return sorted(found.items())
+
+
 def signature(kind, work, stdout, damaged):
     """What a run produced, for --compare: its output with the run's own paths blanked."""
     text = stdout.replace(work, "WORK").replace(damaged, "INPUT")
     if kind == "probe":  # analyze: every floating-point dataset of the interference file
-        import h5py
-        import numpy as np
-        found = {}
-        with h5py.File(os.path.join(work, "i.h5"), "r") as f:
-            f.visititems(lambda n, o: found.__setitem__(n, np.asarray(o[()]).tobytes())
-                         if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
-        return text, sorted(found.items())
+        return text, datasets(os.path.join(work, "i.h5"), floats_only=True)
     if kind == "interference":
         return text, open(os.path.join(work, "r.md")).read().replace(work, "WORK").replace(damaged, "INPUT")
     if kind == "shard":  # merge: every dataset of the merged file (its printout carries a timing)
-        import h5py
-        import numpy as np
-        found = {}
-        with h5py.File(os.path.join(work, "merged.h5"), "r") as f:
-            f.visititems(lambda n, o: found.__setitem__(n, np.asarray(o[()]).tobytes() if o.dtype.kind in "fiu"
-                                                        else repr(o[()])) if isinstance(o, h5py.Dataset) else None)
-        return sorted(found.items())
+        return datasets(os.path.join(work, "merged.h5"), floats_only=False)
     return text
 
 
