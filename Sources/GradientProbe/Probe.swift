@@ -38,6 +38,9 @@ public struct ProbeSummary: Sendable, Equatable {
     /// excluded), pooled from the probe's own forward passes (``ProbeRouting``) and written to the
     /// file's `/routing`; for a merge, the shards' tables pooled. Nil for a dense model.
     public var routing: RoutingTable?
+    /// For a merge of an MoE run: the shards that hold mini-batches but no routing table (written
+    /// before probe files stored one), so the merged file has none; empty otherwise.
+    public var shardsWithoutRouting: [String] = []
 
     /// `"3.40 s, 16 % outside forward and backward"`, or "" without a wall time.
     public var wallDescription: String {

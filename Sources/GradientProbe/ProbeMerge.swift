@@ -114,6 +114,7 @@ extension Probe {
             throw .mismatchedShards(first: present[0].url.path, second: other.url.path, field: "routing table")
         }
         let routing = present.count == tables.count ? RoutingTable.pooled(present.map(\.table), tasks: tasks) : nil
+        let withoutRouting = present.isEmpty ? [] : tables.filter { $0.table == nil }.map(\.url.path)
 
         var metadata = reference.metadata
         metadata.shard = nil
@@ -210,11 +211,13 @@ extension Probe {
             output.discard()
             throw error
         }
-        return ProbeSummary(
+        var summary = ProbeSummary(
             file: out, rows: itemCount, parameters: names.count, spilled: [],
             excluded: zip(tasks, pieces).flatMap { task, piece in
                 piece.excluded.enumerated().filter(\.element).map { "\(task)#\($0.offset)" }
             },
             gradientSeconds: 0, gramSeconds: gramTime.seconds, gramMultiplyAdds: multiplyAdds, routing: routing)
+        summary.shardsWithoutRouting = withoutRouting
+        return summary
     }
 }

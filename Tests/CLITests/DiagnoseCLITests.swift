@@ -85,4 +85,49 @@ extension CLITests {
             #expect(fromFile.contains("## Routing") && section(fromFile) == section(markdown), "\(fromFile)")
         }
     }
+
+    /// A shard of an MoE run written before probe files stored the routing table (made here by
+    /// deleting `/routing` with h5py): the merge still succeeds, but its file must carry no table of
+    /// part of the run, and the user is told which shard lacks one. The same shards unedited merge
+    /// with the table.
+    @Test("merge: an MoE shard without /routing → merged with no table and a note naming the shard")
+    func mergeShardWithoutRoutingTable() throws {
+        try Self.withTemporaryDirectory { root in
+            let run = root.appendingPathComponent("moe")
+            let train = try Self.run(
+                ["train", "--model", "moe-attribute", "--experts", "2", "--data", Self.data, "--steps", "2",
+                 "--out", run.path] + Self.tiny)
+            #expect(train.status == 0, "stderr: \(train.stderr)")
+            let shards = try (1...2).map { k in
+                let shard = root.appendingPathComponent("shard\(k).h5").path
+                let probe = try Self.run(
+                    ["probe", "--checkpoint", run.appendingPathComponent("model.safetensors").path, "--data", Self.data,
+                     "--tasks", "image-classification,mlm", "--samples", "2", "--batch-size", "2", "--shard", "\(k)/2",
+                     "--out", shard])
+                #expect(probe.status == 0, "stderr: \(probe.stderr)")
+                return shard
+            }
+            let old = root.appendingPathComponent("old-shard2.h5").path
+            try Self.editedCopy(of: shards[1], to: old, "del f['routing']")
+            /// Merges `inputs`, analyses and reports the result; returns merge's stdout and the report.
+            func mergedReport(_ inputs: [String], name: String) throws -> (merge: String, report: String) {
+                let merged = root.appendingPathComponent("\(name).h5").path
+                let merge = try Self.run(["merge"] + inputs + ["--out", merged])
+                #expect(merge.status == 0, "stderr: \(merge.stderr)")
+                let analysis = root.appendingPathComponent("\(name).interference.h5").path
+                let analyze = try Self.run(["analyze", merged, "--bootstrap", "0", "--out", analysis])
+                #expect(analyze.status == 0, "stderr: \(analyze.stderr)")
+                let report = root.appendingPathComponent("\(name).md")
+                let reported = try Self.run(["report", analysis, "--out", report.path])
+                #expect(reported.status == 0, "stderr: \(reported.stderr)")
+                return (merge.stdout, try String(contentsOf: report, encoding: .utf8))
+            }
+            let whole = try mergedReport(shards, name: "merged")
+            #expect(whole.report.contains("## Routing") && !whole.merge.contains("note:"), "\(whole)")
+            let mixed = try mergedReport([shards[0], old], name: "mixed")
+            #expect(!mixed.report.contains("## Routing"), "\(mixed.report)")
+            #expect(mixed.merge.contains("note: \(old) holds no routing table"), "\(mixed.merge)")
+            #expect(!mixed.merge.contains(shards[0]), "\(mixed.merge)")
+        }
+    }
 }

@@ -10,7 +10,9 @@ struct MergeCommand: ParsableCommand {
             Shards must come from the same model, data, split, tasks, N, B, seed and parameters, and \
             be shards 1…N each once; otherwise nothing is written and the message names the two \
             files and the field they disagree on. Every Gram is recomputed from the shards' rows, \
-            bit for bit as an unsharded run computes it.
+            bit for bit as an unsharded run computes it. An MoE run's routing table (`/routing`) is \
+            the shards' tables pooled by tokens; when a shard holds none (written before probe files \
+            stored it), the merged file has none either and a note names the shard.
             """)
 
     @Argument(help: "Shard files written by `interference probe --shard K/N`.")
@@ -36,6 +38,9 @@ struct MergeCommand: ParsableCommand {
             print(
                 "wrote \(out): \(shards.count) shards, \(summary.rows) rows × \(summary.parameters) parameters "
                     + "(\(summary.gramDescription))")
+            for shard in summary.shardsWithoutRouting {
+                print("note: \(shard) holds no routing table (written before probe files stored one), so \(out) has none")
+            }
         } catch {
             throw InputError(error.description)
         }
