@@ -190,8 +190,16 @@ public struct MarkdownReport: Sendable {
             lines.append("- " + parts.joined(separator: "; "))
         }
         switch intervalStyle {
-        case .plusMinus: lines += ["", "Cells: `value ± half-width of the interval`."]
+        case .plusMinus:
+            lines += [
+                "",
+                "Cells: `value ± half-width of the interval`. A percentile interval need not be centred on "
+                    + "the value (`interference report --intervals bracket` prints it whole).",
+            ]
         case .bracket: lines += ["", "Cells: `value [low, high]`."]
+        }
+        if runs.contains(where: { run in run.groups.contains { !Self.outsideInterval($0).isEmpty } }) {
+            lines[lines.count - 1] += " † marks a value outside its own interval (see the note under its table)."
         }
         return lines
     }
@@ -208,7 +216,7 @@ public struct MarkdownReport: Sendable {
                 let m = g.interference
                 let worst =
                     m.mostNegative.map {
-                        "\(fixed($0.value, digits)) (\(tasks[$0.i]) ← \(tasks[$0.j]))"
+                        "\(fixed($0.value, digits))\(dagger(g, $0.i, $0.j)) (\(tasks[$0.i]) ← \(tasks[$0.j]))"
                     } ?? "n/a"
                 let flagged = m.nonPositiveDenominators.reduce(0, +)
                 lines.append(
@@ -224,11 +232,33 @@ public struct MarkdownReport: Sendable {
         guard let ci = g.interval, i != j, v.isFinite else { return fixed(v, digits) }
         switch intervalStyle {
         case .plusMinus:
-            return "\(fixed(v, digits)) ± \(fixed((ci.high[i][j] - ci.low[i][j]) / 2, digits))"
+            return "\(fixed(v, digits))\(dagger(g, i, j)) ± \(fixed((ci.high[i][j] - ci.low[i][j]) / 2, digits))"
         case .bracket:
             return
-                "\(fixed(v, digits)) [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]"
+                "\(fixed(v, digits))\(dagger(g, i, j)) [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]"
         }
+    }
+
+    /// The off-diagonal entries (i, j) of `g` whose finite value lies outside its own bootstrap
+    /// interval. The metric is a mean of per-sample ratios with no guard against a small own-task
+    /// denominator (the official notebook's); one sample whose own loss change is barely positive
+    /// can carry the mean, and resampled sets (whose leave-one-out denominators differ) rarely
+    /// reproduce it. A `value ± half-width` cell would then suggest an interval around the value.
+    static func outsideInterval(_ g: GroupAnalysis) -> [(i: Int, j: Int)] {
+        guard let ci = g.interval else { return [] }
+        let T = g.interference.values.count
+        return (0..<T).flatMap { i in
+            (0..<T).compactMap { j -> (i: Int, j: Int)? in
+                let v = g.interference[i, j]
+                guard i != j, v.isFinite, ci.low[i][j].isFinite, ci.high[i][j].isFinite else { return nil }
+                return ci.contains(v, i: i, j: j) ? nil : (i, j)
+            }
+        }
+    }
+
+    /// "†" when entry (i, j) of `g` lies outside its interval, else "".
+    private func dagger(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
+        Self.outsideInterval(g).contains { $0 == (i, j) } ? "†" : ""
     }
 
     private func section(for name: String) -> [String] {
@@ -300,6 +330,25 @@ public struct MarkdownReport: Sendable {
         if !notes.isEmpty {
             lines.append("")
             lines.append(contentsOf: notes.map { "> **Flagged:** \($0)" })
+        }
+        var outside: [String] = []
+        for k in present {
+            let g = runs[k].group(named: name)!
+            for (i, j) in Self.outsideInterval(g) {
+                let ci = g.interval!
+                outside.append(
+                    "\(label(k)): `\(tasks[i])` ← `\(tasks[j])` is \(fixed(g.interference[i, j], digits)), its "
+                        + "interval [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]")
+            }
+        }
+        if !outside.isEmpty {
+            lines.append("")
+            lines.append(
+                "> **†** Outside its own interval: "
+                    + outside.joined(separator: "; ") + ". The metric is a mean of per-sample ratios with no "
+                    + "guard against a small own-task loss change; one sample whose own change is barely "
+                    + "positive can carry the mean, and resampled sets rarely reproduce it. Read the "
+                    + "interval rather than the value.")
         }
         var consistency: [String] = []
         for k in present {

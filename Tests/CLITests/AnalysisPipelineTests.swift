@@ -37,6 +37,17 @@ extension CLITests {
             #expect(markdown.contains("encoder.layers.0") && markdown.contains("image-classification"))
             let files = try FileManager.default.contentsOfDirectory(atPath: reportURL.deletingLastPathComponent().path)
             #expect(files.contains { $0.hasSuffix(".svg") })
+            #expect(markdown.contains("Cells: `value ± half-width of the interval`."), "\(markdown)")
+            // The intervals whole on request; an unknown style → 2, naming the option, nothing written.
+            let bracketURL = root.appendingPathComponent("report/bracket.md")
+            let bracket = try Self.run(["report", baseline.path, "--intervals", "bracket", "--out", bracketURL.path])
+            #expect(bracket.status == 0, "stderr: \(bracket.stderr)")
+            let bracketText = try String(contentsOf: bracketURL, encoding: .utf8)
+            #expect(bracketText.contains("Cells: `value [low, high]`.") && !bracketText.contains(" ± "), "\(bracketText)")
+            let unknownURL = root.appendingPathComponent("report/unknown.md")
+            let unknown = try Self.run(["report", baseline.path, "--intervals", "sideways", "--out", unknownURL.path])
+            #expect(unknown.status == 2 && unknown.stderr.contains("--intervals"), "stderr: \(unknown.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: unknownURL.path))
 
             let same = try Self.run(["check", "--baseline", baseline.path, "--candidate", baseline.path, "--tolerance", "0"])
             #expect(same.status == 0, "stderr: \(same.stderr)")

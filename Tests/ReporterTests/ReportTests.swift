@@ -74,6 +74,35 @@ import Testing
         expectSnapshot(report.render(), named: "dense-layer11-bracket.md")
     }
 
+    /// A value outside its own bootstrap interval (the demo met one: -20.5 with the interval
+    /// [-3.4, 3.5], which `± half-width` printed as "-20.537 ± 3.456") is marked in its cell and in
+    /// the summary, and the note under its table gives the interval whole, in either style.
+    @Test func valueOutsideItsIntervalIsMarked() throws {
+        var dense = try ReportFixtures.dense()
+        let plain = try MarkdownReport(runs: [dense]).render()
+        #expect(!plain.contains("†"))
+        var g = dense.groups[0]
+        let ci = try #require(g.interval)
+        g.interference.values[1][0] = ci.low[1][0] - 20  // the most negative entry, below its interval
+        dense.groups[0] = g
+        let value = String(format: "%.3f", g.interference[1, 0])
+        let interval = String(format: "[%.3f, %.3f]", ci.low[1][0], ci.high[1][0])
+        for style in MarkdownReport.IntervalStyle.allCases {
+            let text = try MarkdownReport(runs: [dense], intervalStyle: style).render()
+            let lines = text.split(separator: "\n").map(String.init)
+            let row = try #require(lines.first { $0.hasPrefix("| mlm |") })
+            #expect(row.contains("| \(value)† "), "\(row)")
+            #expect(row.components(separatedBy: "†").count == 2, "only the moved cell: \(row)")
+            let summary = try #require(lines.first { $0.hasPrefix("| encoder.layers.3 | dense |") })
+            #expect(summary.contains("\(value)† (mlm ← cls)"), "\(summary)")
+            #expect(lines.contains { $0.hasPrefix("Cells:") && $0.hasSuffix("† marks a value outside its own interval (see the note under its table).") })
+            let note = try #require(lines.first { $0.hasPrefix("> **†**") })
+            #expect(note.contains("dense: `mlm` ← `cls` is \(value), its interval \(interval)"), "\(note)")
+            // Only under the group that holds it.
+            #expect(text.components(separatedBy: "## encoder.layers.11").last?.contains("> **†**") == false)
+        }
+    }
+
     @Test func refusesIncompatibleRuns() throws {
         let dense = try ReportFixtures.dense()
         var other = try ReportFixtures.moe()

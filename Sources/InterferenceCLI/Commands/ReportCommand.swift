@@ -25,6 +25,17 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output markdown file; heatmaps are written in the same folder.")
     var out: String
 
+    @Option(help: "How a cell shows its bootstrap interval: plus-minus (value ± half-width) or bracket (value [low, high]).")
+    var intervals: IntervalOption = .plusMinus
+
+    /// `--intervals`: the report's `MarkdownReport.IntervalStyle`, spelled as on the command line.
+    enum IntervalOption: String, ExpressibleByArgument, CaseIterable {
+        case plusMinus = "plus-minus"
+        case bracket
+
+        var style: MarkdownReport.IntervalStyle { self == .bracket ? .bracket : .plusMinus }
+    }
+
     func run() throws {
         let inputs = try FileChecks.inputs(files.map { ("FILE", $0) })
         let url = try FileChecks.output(out, inputs: inputs)
@@ -58,7 +69,8 @@ struct ReportCommand: ParsableCommand {
     func makeReport(runs: [InterferenceAnalysis]) throws(InputError) -> MarkdownReport {
         let selected = try groups.map { text throws(InputError) in try OptionValues.names(text, option: "--groups") }
         do {
-            return try MarkdownReport(runs: runs, groups: selected, heatmapDirectory: ".", title: title)
+            return try MarkdownReport(
+                runs: runs, groups: selected, intervalStyle: intervals.style, heatmapDirectory: ".", title: title)
         } catch {
             let both = files.count <= 2 ? files.joined(separator: " and ") : files.dropLast().joined(separator: ", ") + " and " + files.last!
             switch error {
