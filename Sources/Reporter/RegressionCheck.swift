@@ -78,7 +78,10 @@ public struct CheckResult: Sendable, Equatable {
 /// Every group and entry `I[i, j]` is compared. Without intervals an entry moved when
 /// `|candidate − baseline| > tolerance`; with `useIntervals` when the candidate lies outside the
 /// baseline's bootstrap interval widened by `tolerance` on both sides (`tolerance = 0`: the interval
-/// itself). An entry undefined (NaN) on exactly one side moved; on both sides it did not.
+/// itself), the interval first stretched to hold the baseline's own value: a percentile interval
+/// can miss its point estimate (one near-zero own-task denominator can carry a mean of ratios), and
+/// a candidate equal to the baseline is never a regression. An entry undefined (NaN) on exactly
+/// one side moved; on both sides it did not.
 ///
 /// - Throws: `.incompatible` when the runs have different tasks (names or order), group sets or
 ///   metrics, or intervals are requested and the baseline has none; `.invalidOptions` for a negative
@@ -127,9 +130,9 @@ public func compare(
                 if x.isNaN || y.isNaN {
                     isMoved = x.isNaN != y.isNaN
                 } else if useIntervals, let ci = b.interval {
-                    low = ci.low[i][j]
-                    high = ci.high[i][j]
-                    isMoved = !(y >= ci.low[i][j] - tolerance && y <= ci.high[i][j] + tolerance)
+                    low = min(ci.low[i][j], x)
+                    high = max(ci.high[i][j], x)
+                    isMoved = !(y >= low! - tolerance && y <= high! + tolerance)
                 } else {
                     isMoved = abs(y - x) > tolerance
                 }

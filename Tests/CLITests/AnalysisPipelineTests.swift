@@ -68,6 +68,12 @@ extension CLITests {
             #expect(text.contains("perturbed − dense: mlm") && text.contains("other − dense: mlm"), "\(text)")
             #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("report/other-encoder.layers.0.svg").path))
 
+            // The committed demo's dense run holds two values outside their own intervals: checked
+            // against itself with intervals it still passes (identical runs never regress).
+            let demo = Self.packageRoot.appendingPathComponent("reports/demo/dense.h5").path
+            let demoItself = try Self.run(["check", "--baseline", demo, "--candidate", demo, "--use-intervals", "--tolerance", "0"])
+            #expect(demoItself.status == 0, "stdout: \(demoItself.stdout) stderr: \(demoItself.stderr)")
+
             let garbage = root.appendingPathComponent("garbage.h5")
             try Data("not hdf5".utf8).write(to: garbage)
             let bad = try Self.run(["check", "--baseline", baseline.path, "--candidate", garbage.path])

@@ -61,6 +61,24 @@ import Testing
             ).passed)
     }
 
+    /// A baseline value outside its own interval (the committed demo's dense run has two): the same
+    /// file checked against itself passes, and the accepted range runs from the interval to the value.
+    @Test func intervalsHoldTheBaselineValueOutsideItsInterval() throws {
+        var baseline = try ReportFixtures.dense()
+        let ci = try #require(baseline.groups[0].interval)
+        let outside = ci.low[1][0] - 2
+        baseline.groups[0].interference.values[1][0] = outside
+        let same = try compare(baseline: baseline, candidate: baseline, tolerance: 0, useIntervals: true)
+        #expect(same.passed, "\(same.markdown)")
+        var candidate = baseline
+        candidate.groups[0].interference.values[1][0] = (outside + ci.low[1][0]) / 2  // between value and interval
+        #expect(try compare(baseline: baseline, candidate: candidate, tolerance: 0, useIntervals: true).passed)
+        candidate.groups[0].interference.values[1][0] = outside - 0.01
+        let below = try compare(baseline: baseline, candidate: candidate, tolerance: 0, useIntervals: true)
+        #expect(below.moved.map { [$0.lossTask, $0.stepTask] } == [["mlm", "cls"]])
+        #expect(below.moved.first?.baselineLow == outside && below.moved.first?.baselineHigh == ci.high[1][0])
+    }
+
     @Test func refusesIncompatibleInputs() throws {
         let dense = try ReportFixtures.dense()
         var otherTasks = dense

@@ -8,7 +8,8 @@ struct CheckCommand: ParsableCommand {
         abstract: "Regression check: exit 1 when an interference entry of the candidate moved away from the baseline.",
         discussion: """
             An entry moved when |candidate − baseline| > --tolerance, or with --use-intervals when it \
-            leaves the baseline's bootstrap interval widened by --tolerance. Prints a markdown table \
+            leaves the baseline's bootstrap interval (stretched to hold the baseline's own value, \
+            which a percentile interval can miss) widened by --tolerance. Prints a markdown table \
             of what moved. Exit 0: nothing moved; 1: something moved; 2: the files cannot be read or \
             compared (different tasks, groups, metric or format version).
             """)
