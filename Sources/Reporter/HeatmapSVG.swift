@@ -5,7 +5,8 @@ import Interference
 /// Diverging colours centred on 0: red for negative (task j interferes with task i), white at 0, blue
 /// for positive (j helps i), saturating at ±`scale` (default: the largest |I| of the matrix, at least
 /// 1 since the diagonal is 1). Rows are the task whose loss changes, columns the task that steps;
-/// each cell prints its value; a vertical legend shows the colour scale. NaN cells are grey, "n/a".
+/// each cell prints its value (with "†" when `marked`: a value outside its own bootstrap interval,
+/// as the report marks it); a vertical legend shows the colour scale. NaN cells are grey, "n/a".
 /// The text depends only on the inputs (fixed-point numbers, integer geometry), so it snapshots.
 public struct HeatmapSVG: Sendable {
     public var title: String
@@ -14,10 +15,13 @@ public struct HeatmapSVG: Sendable {
     /// Colour saturation: |value| ≥ scale gets the full colour.
     public var scale: Double
     public var digits: Int
+    /// Cells (i, j) printed with "†".
+    public var marked: [[Int]]
 
     /// A heatmap of arbitrary values.
     public init(
-        title: String, tasks: [String], values: [[Double]], scale: Double? = nil, digits: Int = 2
+        title: String, tasks: [String], values: [[Double]], scale: Double? = nil, digits: Int = 2,
+        marked: [[Int]] = []
     ) {
         self.title = title
         self.tasks = tasks
@@ -25,6 +29,7 @@ public struct HeatmapSVG: Sendable {
         let largest = values.flatMap { $0 }.filter(\.isFinite).map(abs).max() ?? 1
         self.scale = scale ?? max(1, largest)
         self.digits = digits
+        self.marked = marked
     }
 
     /// The heatmap of one group of a run; title "<label> · <group>".
@@ -32,7 +37,7 @@ public struct HeatmapSVG: Sendable {
         let label = run.label.isEmpty ? "run" : run.label
         self.init(
             title: "\(label) · \(group.name)", tasks: run.tasks, values: group.interference.values,
-            scale: scale)
+            scale: scale, marked: MarkdownReport.outsideInterval(group).map { [$0.i, $0.j] })
     }
 
     /// The file name used by the CLI and linked from `MarkdownReport`: `<run>-<group>.svg`, with every
@@ -49,12 +54,18 @@ public struct HeatmapSVG: Sendable {
         return "\(clean(run))-\(clean(group)).svg"
     }
 
-    // Geometry (pixels).
+    // Geometry (pixels). The margins grow with the longest task name, and column names slant at 45°
+    // when one is wider than its cell, so that names like `image-classification` are neither cut
+    // at the left edge nor run into each other.
     private let cellSize = 64
-    private let left = 120
-    private let top = 84
     private let legendGap = 28
     private let legendWidth = 16
+    /// The longest task name's width at font-size 12, over-estimated at 6.5 px a character
+    /// (Helvetica averages about 6.1).
+    private var labelWidth: Int { tasks.map { ($0.count * 13 + 1) / 2 }.max() ?? 0 }
+    private var slanted: Bool { labelWidth > cellSize - 8 }
+    private var left: Int { max(120, 48 + labelWidth) }
+    private var top: Int { slanted ? 60 + (labelWidth + 12) * 71 / 100 : 84 }
 
     /// sRGB colour of a value: white → #2166ac (positive) or → #b2182b (negative), linear in |v|/scale.
     func colour(_ value: Double) -> (r: Int, g: Int, b: Int) {
@@ -75,8 +86,11 @@ public struct HeatmapSVG: Sendable {
         let n = tasks.count
         let gridSize = n * cellSize
         let legendX = left + gridSize + legendGap
-        let width = legendX + legendWidth + 64
-        let height = top + gridSize + 56
+        // A slanted last name reaches right of its column by its width·cos 45°.
+        let width = max(
+            legendX + legendWidth + 64,
+            slanted ? left + gridSize - cellSize / 2 + labelWidth * 71 / 100 + 12 : 0)
+        let height = top + gridSize + 56 + (marked.isEmpty ? 0 : 16)  // a line saying what † means
         var s: [String] = []
         s.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
         s.append(
@@ -103,8 +117,11 @@ public struct HeatmapSVG: Sendable {
             "  <text x=\"16\" y=\"\(axisY)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(axisY))\">task whose loss changes (i) →</text>"
         )
         for (j, task) in tasks.enumerated() {
+            let x = left + j * cellSize + cellSize / 2
             s.append(
-                "  <text x=\"\(left + j * cellSize + cellSize / 2)\" y=\"\(top - 10)\" text-anchor=\"middle\">\(xmlEscaped(task))</text>"
+                slanted
+                    ? "  <text x=\"\(x)\" y=\"\(top - 8)\" transform=\"rotate(-45 \(x) \(top - 8))\">\(xmlEscaped(task))</text>"
+                    : "  <text x=\"\(x)\" y=\"\(top - 10)\" text-anchor=\"middle\">\(xmlEscaped(task))</text>"
             )
         }
         for (i, task) in tasks.enumerated() {
@@ -122,7 +139,7 @@ public struct HeatmapSVG: Sendable {
                     "  <rect x=\"\(x)\" y=\"\(y)\" width=\"\(cellSize)\" height=\"\(cellSize)\" fill=\"\(hex(colour(v)))\" stroke=\"#ffffff\"/>"
                 )
                 s.append(
-                    "  <text x=\"\(x + cellSize / 2)\" y=\"\(y + cellSize / 2 + 4)\" text-anchor=\"middle\" fill=\"\(dark ? "#ffffff" : "#000000")\">\(fixed(v, digits))</text>"
+                    "  <text x=\"\(x + cellSize / 2)\" y=\"\(y + cellSize / 2 + 4)\" text-anchor=\"middle\" fill=\"\(dark ? "#ffffff" : "#000000")\">\(fixed(v, digits))\(marked.contains([i, j]) ? "†" : "")</text>"
                 )
             }
         }
@@ -143,6 +160,11 @@ public struct HeatmapSVG: Sendable {
         s.append(
             "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 24)\" text-anchor=\"middle\" fill=\"#444444\">blue: j helps i · red: j interferes with i · diagonal = 1</text>"
         )
+        if !marked.isEmpty {
+            s.append(
+                "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 40)\" text-anchor=\"middle\" fill=\"#444444\">†: outside its own bootstrap interval</text>"
+            )
+        }
         s.append("</svg>")
         return s.joined(separator: "\n") + "\n"
     }

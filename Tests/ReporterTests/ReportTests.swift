@@ -101,6 +101,11 @@ import Testing
             // Only under the group that holds it.
             #expect(text.components(separatedBy: "## encoder.layers.11").last?.contains("> **†**") == false)
         }
+        // The heatmap marks the same cell, and says what † means; the other group's has none.
+        let svg = HeatmapSVG(run: dense, group: dense.groups[0]).render()
+        #expect(svg.contains(">\(String(format: "%.2f", g.interference[1, 0]))†</text>"), "\(svg)")
+        #expect(svg.components(separatedBy: "†").count == 3 && svg.contains("†: outside its own bootstrap interval"))
+        #expect(!HeatmapSVG(run: dense, group: dense.groups[1]).render().contains("†"))
     }
 
     @Test func refusesIncompatibleRuns() throws {
@@ -139,6 +144,29 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         #expect(check.elements.filter { $0 == "rect" }.count == 9 + 2)
         #expect(svg.contains("xmlns=\"http://www.w3.org/2000/svg\""))
         for task in ReportFixtures.tasks { #expect(svg.contains(">\(task)</text>")) }
+    }
+
+    /// The demo's task names: the row names start right of the vertical axis title (they were cut
+    /// at the left edge), the column names slant instead of running into each other, and the
+    /// picture is wide enough for the last one.
+    @Test func longTaskNamesFit() throws {
+        let tasks = ["image-classification", "mlm", "captioning"]
+        let svg = HeatmapSVG(title: "t", tasks: tasks, values: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]).render()
+        func number(_ name: String, in line: Substring) -> Int? {
+            line.components(separatedBy: "\(name)=\"").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) }
+        }
+        let lines = svg.split(separator: "\n")
+        let width = try #require(lines.first { $0.hasPrefix("<svg") }.flatMap { number("width", in: $0) })
+        let rowName = try #require(lines.first { $0.contains("text-anchor=\"end\">image-classification<") })
+        let rowEnd = try #require(number("x", in: rowName))
+        // 20 characters at 7 px (more than Helvetica's ≈ 6.1) still clear the axis title at x = 16 + 8.
+        #expect(rowEnd - 20 * 7 >= 24, "\(rowName)")
+        let slanted = lines.filter { $0.contains("rotate(-45") }
+        #expect(slanted.count == 3, "\(slanted)")
+        let last = try #require(slanted.last.flatMap { number("x", in: $0) })
+        #expect(width >= last + Int(Double(10 * 7) * 0.71), "width \(width), last column name at \(last)")
+        // Short names keep the compact layout (the snapshot above).
+        #expect(!HeatmapSVG(title: "t", tasks: ["a", "b"], values: [[1, 0], [0, 1]]).render().contains("rotate(-45"))
     }
 
     @Test func coloursAreCentredOnZero() {
