@@ -119,6 +119,16 @@ import Testing
         }
     }
 
+    /// Trains the tiny attribute-routed MoE (2 experts) for 2 steps into `directory` and returns its
+    /// checkpoint; the training itself must exit 0.
+    static func trainTinyMoE(into directory: URL, sourceLocation: SourceLocation = #_sourceLocation) throws -> URL {
+        let train = try run(
+            ["train", "--model", "moe-attribute", "--experts", "2", "--data", data, "--steps", "2",
+             "--out", directory.path] + tiny)
+        #expect(train.status == 0, "stderr: \(train.stderr)", sourceLocation: sourceLocation)
+        return directory.appendingPathComponent("model.safetensors")
+    }
+
     /// Trains the tiny dense model for `steps` into `directory` and returns its checkpoint; the
     /// training itself must exit 0.
     static func trainTiny(

@@ -54,14 +54,10 @@ extension CLITests {
     @Test("diagnose an MoE checkpoint: the report adds its routing table, measured on the probe's mini-batches; report on its interference file prints it too")
     func diagnoseMoE() throws {
         try Self.withTemporaryDirectory { root in
-            let run = root.appendingPathComponent("moe")
-            let train = try Self.run(
-                ["train", "--model", "moe-attribute", "--experts", "2", "--data", Self.data, "--steps", "2",
-                 "--out", run.path] + Self.tiny)
-            #expect(train.status == 0, "stderr: \(train.stderr)")
+            let checkpoint = try Self.trainTinyMoE(into: root.appendingPathComponent("moe"))
             let out = root.appendingPathComponent("diagnosis")
             let result = try Self.run(
-                ["diagnose", "--checkpoint", run.appendingPathComponent("model.safetensors").path, "--data", Self.data,
+                ["diagnose", "--checkpoint", checkpoint.path, "--data", Self.data,
                  "--tasks", "image-classification,mlm", "--samples", "2", "--batch-size", "2", "--bootstrap", "0",
                  "--label", "tiny-moe", "--out", out.path])
             #expect(result.status == 0, "stderr: \(result.stderr)")
@@ -93,15 +89,11 @@ extension CLITests {
     @Test("merge: an MoE shard without /routing → merged with no table and a note naming the shard")
     func mergeShardWithoutRoutingTable() throws {
         try Self.withTemporaryDirectory { root in
-            let run = root.appendingPathComponent("moe")
-            let train = try Self.run(
-                ["train", "--model", "moe-attribute", "--experts", "2", "--data", Self.data, "--steps", "2",
-                 "--out", run.path] + Self.tiny)
-            #expect(train.status == 0, "stderr: \(train.stderr)")
+            let checkpoint = try Self.trainTinyMoE(into: root.appendingPathComponent("moe"))
             let shards = try (1...2).map { k in
                 let shard = root.appendingPathComponent("shard\(k).h5").path
                 let probe = try Self.run(
-                    ["probe", "--checkpoint", run.appendingPathComponent("model.safetensors").path, "--data", Self.data,
+                    ["probe", "--checkpoint", checkpoint.path, "--data", Self.data,
                      "--tasks", "image-classification,mlm", "--samples", "2", "--batch-size", "2", "--shard", "\(k)/2",
                      "--out", shard])
                 #expect(probe.status == 0, "stderr: \(probe.stderr)")
