@@ -11,6 +11,11 @@ func fixed(_ value: Double, _ digits: Int = 3) -> String {
     return text
 }
 
+/// Two significant digits in scientific notation (`3.0e-05`), for quantities whose scale varies.
+func scientific(_ value: Double) -> String {
+    value.isFinite ? String(format: "%.1e", value) : fixed(value)
+}
+
 /// A signed difference: `+0.012`, `-0.104`, `0.000`.
 func signed(_ value: Double, _ digits: Int = 3) -> String {
     let text = fixed(value, digits)

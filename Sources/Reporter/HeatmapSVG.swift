@@ -37,7 +37,7 @@ public struct HeatmapSVG: Sendable {
         let label = run.label.isEmpty ? "run" : run.label
         self.init(
             title: "\(label) · \(group.name)", tasks: run.tasks, values: group.interference.values,
-            scale: scale, marked: MarkdownReport.outsideInterval(group).map { [$0.i, $0.j] })
+            scale: scale, marked: IntervalMiss.misses(in: group, digits: 3).map { [$0.i, $0.j] })
     }
 
     /// The file name used by the CLI and linked from `MarkdownReport`: `<run>-<group>.svg`, with every

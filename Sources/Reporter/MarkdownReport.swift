@@ -198,7 +198,8 @@ public struct MarkdownReport: Sendable {
             ]
         case .bracket: lines += ["", "Cells: `value [low, high]`."]
         }
-        if runs.contains(where: { run in run.groups.contains { !Self.outsideInterval($0).isEmpty } }) {
+        let shown = groups.flatMap { name in runs.compactMap { $0.group(named: name) } }
+        if shown.contains(where: { !IntervalMiss.misses(in: $0, digits: digits).isEmpty }) {
             lines[lines.count - 1] += " † marks a value outside its own interval (see the note under its table)."
         }
         return lines
@@ -239,26 +240,9 @@ public struct MarkdownReport: Sendable {
         }
     }
 
-    /// The off-diagonal entries (i, j) of `g` whose finite value lies outside its own bootstrap
-    /// interval. The metric is a mean of per-sample ratios with no guard against a small own-task
-    /// denominator (the official notebook's); one sample whose own loss change is barely positive
-    /// can carry the mean, and resampled sets (whose leave-one-out denominators differ) rarely
-    /// reproduce it. A `value ± half-width` cell would then suggest an interval around the value.
-    static func outsideInterval(_ g: GroupAnalysis) -> [(i: Int, j: Int)] {
-        guard let ci = g.interval else { return [] }
-        let T = g.interference.values.count
-        return (0..<T).flatMap { i in
-            (0..<T).compactMap { j -> (i: Int, j: Int)? in
-                let v = g.interference[i, j]
-                guard i != j, v.isFinite, ci.low[i][j].isFinite, ci.high[i][j].isFinite else { return nil }
-                return ci.contains(v, i: i, j: j) ? nil : (i, j)
-            }
-        }
-    }
-
     /// "†" when entry (i, j) of `g` lies outside its interval, else "".
     private func dagger(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
-        Self.outsideInterval(g).contains { $0 == (i, j) } ? "†" : ""
+        IntervalMiss.misses(in: g, digits: digits).contains { $0.i == i && $0.j == j } ? "†" : ""
     }
 
     private func section(for name: String) -> [String] {
@@ -332,23 +316,35 @@ public struct MarkdownReport: Sendable {
             lines.append(contentsOf: notes.map { "> **Flagged:** \($0)" })
         }
         var outside: [String] = []
+        var carried = false
         for k in present {
             let g = runs[k].group(named: name)!
-            for (i, j) in Self.outsideInterval(g) {
-                let ci = g.interval!
-                outside.append(
-                    "\(label(k)): `\(tasks[i])` ← `\(tasks[j])` is \(fixed(g.interference[i, j], digits)), its "
-                        + "interval [\(fixed(ci.low[i][j], digits)), \(fixed(ci.high[i][j], digits))]")
+            for miss in IntervalMiss.misses(in: g, digits: digits) {
+                var text =
+                    "\(label(k)): `\(tasks[miss.i])` ← `\(tasks[miss.j])` is \(fixed(miss.value, digits)), its "
+                    + "interval [\(fixed(miss.low, digits)), \(fixed(miss.high, digits))]"
+                if let c = miss.carrier {
+                    carried = true
+                    text +=
+                        "; sample \(c.sample) of `\(tasks[miss.i])`, whose own loss change is "
+                        + "\(scientific(c.ownChange)) (median \(scientific(c.medianOwnChange))), has the ratio "
+                        + "\(fixed(c.ratio, digits)); without it the mean is \(fixed(c.valueWithout, digits))"
+                }
+                outside.append(text)
             }
         }
         if !outside.isEmpty {
             lines.append("")
             lines.append(
-                "> **†** Outside its own interval: "
-                    + outside.joined(separator: "; ") + ". The metric is a mean of per-sample ratios with no "
-                    + "guard against a small own-task loss change; one sample whose own change is barely "
-                    + "positive can carry the mean, and resampled sets rarely reproduce it. Read the "
-                    + "interval rather than the value.")
+                "> **†** Outside its own interval: " + outside.joined(separator: "; ") + ". "
+                    + (carried
+                        ? "The metric is a mean of per-sample ratios with no guard against a small own-task "
+                            + "loss change (as in the official notebook), so one such sample can carry the mean. "
+                            + "Resampling recomputes that sample's leave-one-out denominator over other samples, "
+                            + "where it rarely stays as close to zero, so the bootstrap does not reproduce the "
+                            + "value. Neither the value nor the interval is then a stable summary."
+                        : "No single sample accounts for it; with few bootstrap replicates a value can miss "
+                            + "its interval by chance."))
         }
         var consistency: [String] = []
         for k in present {

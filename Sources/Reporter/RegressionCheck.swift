@@ -11,7 +11,8 @@ public struct CheckResult: Sendable, Equatable {
         public var stepTask: String
         public var baseline: Double
         public var candidate: Double
-        /// The baseline interval, when intervals were used.
+        /// The accepted range, when intervals were used: the baseline interval stretched to hold the
+        /// baseline value (before the tolerance widens it).
         public var baselineLow: Double?
         public var baselineHigh: Double?
 
@@ -42,7 +43,7 @@ public struct CheckResult: Sendable, Equatable {
         let limit = String(format: "%g", tolerance)
         let rule =
             useIntervals
-            ? "left the baseline interval widened by \(limit)"
+            ? "left the accepted range (the baseline interval, stretched to hold the baseline value) widened by \(limit)"
             : "moved by more than \(limit)"
         let digits = digits
         func number(_ value: Double) -> String { fixed(value, digits) }
@@ -51,7 +52,7 @@ public struct CheckResult: Sendable, Equatable {
         }
         var lines = [
             "\(moved.count) of \(checked) entries \(rule):", "",
-            "| group | loss task (i) | step task (j) | baseline | candidate | change | baseline interval |",
+            "| group | loss task (i) | step task (j) | baseline | candidate | change | \(useIntervals ? "accepted range" : "baseline interval") |",
             "| --- | --- | --- | ---: | ---: | ---: | --- |",
         ]
         for m in moved {
@@ -80,7 +81,8 @@ public struct CheckResult: Sendable, Equatable {
 /// baseline's bootstrap interval widened by `tolerance` on both sides (`tolerance = 0`: the interval
 /// itself), the interval first stretched to hold the baseline's own value: a percentile interval
 /// can miss its point estimate (one near-zero own-task denominator can carry a mean of ratios), and
-/// a candidate equal to the baseline is never a regression. An entry undefined (NaN) on exactly
+/// a candidate equal to the baseline is never a regression; where a bound is undefined (NaN: no
+/// replicate defined the entry) the range is the value itself. An entry undefined (NaN) on exactly
 /// one side moved; on both sides it did not.
 ///
 /// - Throws: `.incompatible` when the runs have different tasks (names or order), group sets or
@@ -130,8 +132,10 @@ public func compare(
                 if x.isNaN || y.isNaN {
                     isMoved = x.isNaN != y.isNaN
                 } else if useIntervals, let ci = b.interval {
-                    low = min(ci.low[i][j], x)
-                    high = max(ci.high[i][j], x)
+                    // Double.minimum/maximum skip a NaN bound (no replicate defined the entry): the
+                    // range is then the value itself, widened by the tolerance.
+                    low = Double.minimum(ci.low[i][j], x)
+                    high = Double.maximum(ci.high[i][j], x)
                     isMoved = !(y >= low! - tolerance && y <= high! + tolerance)
                 } else {
                     isMoved = abs(y - x) > tolerance

@@ -77,6 +77,17 @@ import Testing
         let below = try compare(baseline: baseline, candidate: candidate, tolerance: 0, useIntervals: true)
         #expect(below.moved.map { [$0.lossTask, $0.stepTask] } == [["mlm", "cls"]])
         #expect(below.moved.first?.baselineLow == outside && below.moved.first?.baselineHigh == ci.high[1][0])
+        #expect(below.markdown.contains("| accepted range |"), "\(below.markdown)")
+        // Undefined bounds (no replicate defined the entry): the range is the value itself.
+        var undefined = try ReportFixtures.dense()
+        undefined.groups[0].interval!.low[0][2] = .nan
+        undefined.groups[0].interval!.high[0][2] = .nan
+        #expect(try compare(baseline: undefined, candidate: undefined, tolerance: 0, useIntervals: true).passed)
+        var nudged = undefined
+        nudged.groups[0].interference.values[0][2] += 0.02
+        #expect(try compare(baseline: undefined, candidate: nudged, tolerance: 0.03, useIntervals: true).passed)
+        let away = try compare(baseline: undefined, candidate: nudged, tolerance: 0.01, useIntervals: true)
+        #expect(away.moved.map { [$0.lossTask, $0.stepTask] } == [["cls", "cap"]])
     }
 
     @Test func refusesIncompatibleInputs() throws {

@@ -83,6 +83,11 @@ import Testing
         #expect(!plain.contains("†"))
         var g = dense.groups[0]
         let ci = try #require(g.interval)
+        // A miss the printed digits cannot show is not marked (it would read "0.120† [0.120, …]").
+        var hairline = dense
+        hairline.groups[0].interference.values[1][0] = ci.low[1][0] - 0.0004
+        #expect(!(try MarkdownReport(runs: [hairline]).render().contains("†")))
+        #expect(try MarkdownReport(runs: [hairline], digits: 4).render().contains("†"))
         g.interference.values[1][0] = ci.low[1][0] - 20  // the most negative entry, below its interval
         dense.groups[0] = g
         let value = String(format: "%.3f", g.interference[1, 0])
@@ -98,14 +103,61 @@ import Testing
             #expect(lines.contains { $0.hasPrefix("Cells:") && $0.hasSuffix("† marks a value outside its own interval (see the note under its table).") })
             let note = try #require(lines.first { $0.hasPrefix("> **†**") })
             #expect(note.contains("dense: `mlm` ← `cls` is \(value), its interval \(interval)"), "\(note)")
+            // An edited value that no sample's ratio accounts for gets the neutral explanation.
+            #expect(note.contains("No single sample accounts for it") && !note.contains("sample 0"), "\(note)")
             // Only under the group that holds it.
             #expect(text.components(separatedBy: "## encoder.layers.11").last?.contains("> **†**") == false)
         }
+        // A report of the other group alone promises no †.
+        #expect(!(try MarkdownReport(runs: [dense], groups: ["encoder.layers.11"]).render().contains("†")))
         // The heatmap marks the same cell, and says what † means; the other group's has none.
         let svg = HeatmapSVG(run: dense, group: dense.groups[0]).render()
         #expect(svg.contains(">\(String(format: "%.2f", g.interference[1, 0]))†</text>"), "\(svg)")
         #expect(svg.components(separatedBy: "†").count == 3 && svg.contains("†: outside its own bootstrap interval"))
         #expect(!HeatmapSVG(run: dense, group: dense.groups[1]).render().contains("†"))
+    }
+
+    /// The real case, built: one `mlm` sample nearly orthogonal to the other `mlm` samples (its own
+    /// change `s[mlm,mlm][b]` tiny but positive) and leaning along `cls`. Its ratio carries `I[mlm, cls]`,
+    /// resampling does not reproduce it, and the note names the sample and the mean without it.
+    @Test func oneSampleCarryingTheMeanIsNamed() throws {
+        let n = ReportFixtures.samples
+        var rows = ReportFixtures.rows(seed: 100, capSign: -0.7)
+        let width = rows[0].count
+        func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        // u: the mean of the other mlm samples' unit rows, which sample 0 of mlm (row n) is divided by.
+        var u = [Double](repeating: 0, count: width)
+        for a in (n + 1)..<(2 * n) {
+            let norm = dot(rows[a], rows[a]).squareRoot()
+            for k in 0..<width { u[k] += rows[a][k] / norm / Double(n - 1) }
+        }
+        var w = [Double](repeating: 0, count: width)  // the cls samples' sum
+        for a in 0..<n { for k in 0..<width { w[k] += rows[a][k] } }
+        let (uu, uw) = (dot(u, u), dot(u, w))
+        let epsilon = 1e-4 * (dot(w, w) * uu).squareRoot()  // ⟨u, row⟩ = ε: tiny, positive
+        rows[n] = (0..<width).map { w[$0] - uw / uu * u[$0] + epsilon / uu * u[$0] }
+        let layout = try TaskLayout(tasks: ReportFixtures.tasks, samplesPerTask: n)
+        let group = try GroupAnalysis(
+            group: ParameterGroup(name: "g", parameters: ["g.weight"], layer: 0, role: "ffn.dense2"),
+            gram: try GramMatrix(rows: rows), layout: layout, bootstrapReplicates: 200, seed: 17)
+        let ci = try #require(group.interval)
+        let value = group.interference[1, 0]
+        try #require(!ci.contains(value, i: 1, j: 0), "the fixture must reproduce the case: \(value) in [\(ci.low[1][0]), \(ci.high[1][0])]")
+        let run = InterferenceAnalysis(
+            layout: layout, probePath: "p.h5", kind: "dense", label: "dense", bootstrapReplicates: 200, seed: 17,
+            groups: [group])
+        let text = try MarkdownReport(runs: [run]).render()
+        let note = try #require(text.split(separator: "\n").first { $0.hasPrefix("> **†**") })
+        #expect(note.contains("dense: `mlm` ← `cls` is \(String(format: "%.3f", value))"), "\(note)")
+        #expect(note.contains("sample 0 of `mlm`, whose own loss change is "), "\(note)")
+        #expect(note.contains("so one such sample can carry the mean"), "\(note)")
+        // The mean without it, computed here from the stored per-sample changes, lies in the interval.
+        let own = group.interference.delta[1][1]
+        let cross = group.interference.delta[1][0]
+        let others = (1..<n).filter { own[$0] > 0 }.map { cross[$0] / own[$0] }
+        let without = others.reduce(0, +) / Double(others.count)
+        #expect(note.contains("without it the mean is \(String(format: "%.3f", without))"), "\(note)")
+        #expect(ci.low[1][0] <= without && without <= ci.high[1][0])
     }
 
     @Test func refusesIncompatibleRuns() throws {

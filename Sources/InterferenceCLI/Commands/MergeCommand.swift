@@ -11,8 +11,8 @@ struct MergeCommand: ParsableCommand {
             be shards 1…N each once; otherwise nothing is written and the message names the two \
             files and the field they disagree on. Every Gram is recomputed from the shards' rows, \
             bit for bit as an unsharded run computes it. An MoE run's routing table (`/routing`) is \
-            the shards' tables pooled by tokens; when a shard holds none (written before probe files \
-            stored it), the merged file has none either and a note names the shard.
+            the shards' tables pooled by tokens; when some shards hold one and another does not \
+            (written before probe files stored it), the merged file has none and a note names that shard.
             """)
 
     @Argument(help: "Shard files written by `interference probe --shard K/N`.")

@@ -1,0 +1,84 @@
+import Interference
+
+/// An off-diagonal entry whose value lies outside its own bootstrap percentile interval, and, when
+/// one sample accounts for it, that sample.
+///
+/// Why it happens: `I[i, j]` is a mean over task i's samples b of `s[j,i][b] / s[i,i][b]`, with no
+/// guard against a small positive own-task change `s[i,i][b]` (as in the official notebook). One
+/// sample whose own change is close to zero gives a ratio that carries the mean. In a resampled set
+/// its leave-one-out denominator is recomputed over other members and rarely stays as close to zero,
+/// so the bootstrap does not reproduce the value; neither the value nor the interval is then a
+/// stable summary. With very few replicates a value can also miss its interval by chance.
+struct IntervalMiss {
+    let i: Int
+    let j: Int
+    let value: Double
+    let low: Double
+    let high: Double
+    /// The sample that accounts for the miss, when there is one (see `carrier(in:i:j:low:high:)`).
+    let carrier: Carrier?
+
+    struct Carrier {
+        /// Index b of the sample among task i's samples.
+        let sample: Int
+        /// Its own-task change `s[i,i][b]`, and the median of the kept samples' own changes.
+        let ownChange: Double
+        let medianOwnChange: Double
+        /// Its ratio `s[j,i][b] / s[i,i][b]`, and the mean of the other kept samples' ratios.
+        let ratio: Double
+        let valueWithout: Double
+    }
+
+    /// The misses of `g`, row-major. A value counts as outside only beyond half a unit of the
+    /// `digits`-th decimal, so that a printed value never reads as inside its printed interval.
+    static func misses(in g: GroupAnalysis, digits: Int) -> [IntervalMiss] {
+        guard let ci = g.interval else { return [] }
+        let slack = 0.5 * pow10(-digits)
+        let T = g.interference.values.count
+        var found: [IntervalMiss] = []
+        for i in 0..<T {
+            for j in 0..<T where i != j {
+                let v = g.interference[i, j]
+                let (low, high) = (ci.low[i][j], ci.high[i][j])
+                guard v.isFinite, low.isFinite, high.isFinite, v < low - slack || v > high + slack else { continue }
+                found.append(
+                    IntervalMiss(
+                        i: i, j: j, value: v, low: low, high: high,
+                        carrier: carrier(in: g.interference, i: i, j: j, low: low - slack, high: high + slack)))
+            }
+        }
+        return found
+    }
+
+    /// The kept sample whose ratio lies farthest from the value, when the other kept samples' mean
+    /// lies inside `[low, high]` (one sample then accounts for the miss). Nil when the per-sample
+    /// ratios do not give back the stored value (a file edited by hand), or when no single sample
+    /// accounts for it.
+    static func carrier(in m: InterferenceMatrix, i: Int, j: Int, low: Double, high: Double) -> Carrier? {
+        guard i < m.delta.count, j < m.delta[i].count else { return nil }
+        let own = m.delta[i][i]
+        let cross = m.delta[i][j]
+        let flagged = Set(m.flaggedSamples.indices.contains(i) ? m.flaggedSamples[i] : [])
+        let kept = own.indices.filter { b in
+            !flagged.contains(b) && b < cross.count && own[b] > 0 && own[b].isFinite && cross[b].isFinite
+        }
+        guard kept.count >= 2 else { return nil }
+        let ratios = kept.map { cross[$0] / own[$0] }
+        let sum = ratios.reduce(0, +)
+        let value = m.values[i][j]
+        guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { return nil }
+        let k = ratios.indices.max { abs(ratios[$0] - value) < abs(ratios[$1] - value) }!
+        let without = (sum - ratios[k]) / Double(kept.count - 1)
+        guard without >= low, without <= high else { return nil }
+        let owns = kept.map { own[$0] }.sorted()
+        let median = owns.count % 2 == 1 ? owns[owns.count / 2] : (owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2
+        return Carrier(
+            sample: kept[k], ownChange: own[kept[k]], medianOwnChange: median, ratio: ratios[k], valueWithout: without)
+    }
+
+    private static func pow10(_ e: Int) -> Double {
+        var x = 1.0
+        for _ in 0..<abs(e) { x *= 10 }
+        return e < 0 ? 1 / x : x
+    }
+}
