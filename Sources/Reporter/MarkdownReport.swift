@@ -240,6 +240,14 @@ public struct MarkdownReport: Sendable {
         }
     }
 
+    /// True when `flagged` of `n` own-task changes are non-positive as often as they would be for
+    /// gradients with no direction in common: each own change `s[i,i][b]` is then as likely negative as
+    /// positive, and the count is Binomial(n, ½), so at least n/2 − 2·(√n/2) is within two standard
+    /// deviations of it. A row with a shared direction flags fewer.
+    static func flaggedLikeNoise(_ flagged: Int, of n: Int) -> Bool {
+        Double(flagged) >= Double(n) / 2 - Double(n).squareRoot()
+    }
+
     /// "†" when entry (i, j) of `g` lies outside its interval, else "".
     private func dagger(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
         IntervalMiss.misses(in: g, digits: digits).contains { $0.i == i && $0.j == j } ? "†" : ""
@@ -305,10 +313,18 @@ public struct MarkdownReport: Sendable {
         var notes: [String] = []
         for k in present {
             let g = runs[k].group(named: name)!
+            let n = runs[k].layout.samplesPerTask
             for (i, count) in g.interference.nonPositiveDenominators.enumerated() where count > 0 {
-                notes.append(
-                    "\(label(k)): \(count) of \(runs[k].layout.samplesPerTask) `\(tasks[i])` samples had a "
-                        + "non-positive own loss change and were left out of row `\(tasks[i])`.")
+                var note =
+                    "\(label(k)): \(count) of \(n) `\(tasks[i])` samples had a "
+                    + "non-positive own loss change and were left out of row `\(tasks[i])`."
+                if Self.flaggedLikeNoise(count, of: n) {
+                    note +=
+                        " That is as many as gradients with no direction in common would give (half, within two "
+                        + "standard deviations), so the row's values are mostly noise; larger mini-batches "
+                        + "(`probe --batch-size`) average more of it out."
+                }
+                notes.append(note)
             }
         }
         if !notes.isEmpty {

@@ -160,6 +160,21 @@ import Testing
         #expect(ci.low[1][0] <= without && without <= ci.high[1][0])
     }
 
+    /// A row flagged about as often as gradients with no shared direction would be (Binomial(N, ½):
+    /// at least N/2 − √N of N) is called noise; one flagged less often is not.
+    @Test func rowsFlaggedLikeNoiseAreCalledNoise() throws {
+        var dense = try ReportFixtures.dense()
+        dense.layout = try TaskLayout(tasks: ReportFixtures.tasks, samplesPerTask: 100)
+        dense.groups[0].interference.nonPositiveDenominators = [40, 39, 0]
+        let text = try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render()
+        let notes = text.split(separator: "\n").filter { $0.hasPrefix("> **Flagged:**") }
+        #expect(notes.count == 2, "\(notes)")
+        let cls = try #require(notes.first { $0.contains("40 of 100 `cls`") })
+        let mlm = try #require(notes.first { $0.contains("39 of 100 `mlm`") })
+        #expect(cls.contains("no direction in common") && cls.contains("`probe --batch-size`"), "\(cls)")
+        #expect(!mlm.contains("no direction in common"), "\(mlm)")
+    }
+
     @Test func refusesIncompatibleRuns() throws {
         let dense = try ReportFixtures.dense()
         var other = try ReportFixtures.moe()
