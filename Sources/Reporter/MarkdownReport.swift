@@ -134,12 +134,17 @@ public struct MarkdownReport: Sendable {
     /// `HeatmapSVG.fileName(run:group:)`, each on the colour scale shared by all of them (the largest
     /// |I| shown, at least 1) so that colours compare across runs and layers.
     public func heatmaps() -> [(fileName: String, svg: String)] {
+        // The shared scale leaves out values outside their own intervals (†): one sample can carry
+        // such a value far beyond the rest, and every other cell would fade. They saturate instead.
         var largest = 1.0
         for run in runs {
             for name in groups {
-                for v in run.group(named: name)?.interference.values.flatMap({ $0 }) ?? []
-                where v.isFinite {
-                    largest = max(largest, abs(v))
+                guard let g = run.group(named: name) else { continue }
+                let misses = IntervalMiss.misses(in: g, digits: digits)
+                for (i, row) in g.interference.values.enumerated() {
+                    for (j, v) in row.enumerated() where v.isFinite && !misses.contains(where: { $0.i == i && $0.j == j }) {
+                        largest = max(largest, abs(v))
+                    }
                 }
             }
         }

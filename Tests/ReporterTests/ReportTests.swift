@@ -115,6 +115,12 @@ import Testing
         #expect(svg.contains(">\(String(format: "%.2f", g.interference[1, 0]))†</text>"), "\(svg)")
         #expect(svg.components(separatedBy: "†").count == 3 && svg.contains("†: outside its own bootstrap interval"))
         #expect(!HeatmapSVG(run: dense, group: dense.groups[1]).render().contains("†"))
+        // The report's shared colour scale leaves the † value out (it saturates): the scale is the
+        // largest |I| of the other cells, not the moved one's.
+        let others = dense.groups.flatMap { $0.interference.values.flatMap { $0 } }.filter(\.isFinite)
+            .filter { $0 != g.interference[1, 0] }.map(abs).max()!
+        let maps = try MarkdownReport(runs: [dense]).heatmaps()
+        #expect(maps.allSatisfy { $0.svg.contains(">\(String(format: "%+.2f", max(1, others)))</text>") }, "\(others)")
     }
 
     /// The real case, built: one `mlm` sample nearly orthogonal to the other `mlm` samples (its own
