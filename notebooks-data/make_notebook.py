@@ -69,6 +69,27 @@ g = groups[names[-1]]
 for i, ti in enumerate(tasks):
     for j, tj in enumerate(tasks):
         print(f"{ti:>22} <- {tj:<22} I={g['interference'][i, j]:+.3f}  95% [{g['ci_low'][i, j]:+.3f}, {g['ci_high'][i, j]:+.3f}]  cos={g['cosine'][i, j]:+.4f}")"""),
+nbf.v4.new_markdown_cell("""A value can lie outside its own bootstrap interval. `I[i, j]` is a mean of per-sample ratios
+`delta[i, j, b] / delta[i, i, b]` with no guard against a small own-task change, so one mini-batch
+whose own change is close to zero can carry it (`interference report` marks such values with † and
+names the mini-batch). Recomputed here from `delta` alone: the sample whose ratio lies farthest from
+the value, and the mean without it."""),
+nbf.v4.new_code_cell("""for run, (tasks, groups) in data.items():
+    for name, g in groups.items():
+        I, lo, hi, d = g["interference"], g["ci_low"], g["ci_high"], g["delta"]
+        for i, ti in enumerate(tasks):
+            own = d[i, i]
+            kept = np.isfinite(own) & (own > 0)   # the flagged samples are left out, as in I
+            for j, tj in enumerate(tasks):
+                if i == j or lo[i, j] <= I[i, j] <= hi[i, j]:
+                    continue
+                ratios = d[i, j, kept] / own[kept]
+                k = np.argmax(np.abs(ratios - I[i, j]))
+                b = np.flatnonzero(kept)[k]
+                without = (ratios.sum() - ratios[k]) / (kept.sum() - 1)
+                print(f"{run} {name}: {ti} <- {tj}: I={I[i, j]:+.3f} outside [{lo[i, j]:+.3f}, {hi[i, j]:+.3f}]; "
+                      f"sample {b}: own change {own[b]:.1e} (median {np.median(own[kept]):.1e}), "
+                      f"ratio {ratios[k]:+.1f}; mean without it {without:+.3f}")"""),
 nbf.v4.new_markdown_cell("""The exact look-ahead check (`analyze --lookahead λ`, present in the demo files): on a seeded
 subsample of pairs, the group's parameters were actually stepped by `−λ·g_j/‖g_j‖` and task *i*'s loss
 evaluated again. `exact_loss_change` against `first_order_loss_change` (= `λ·⟨ĝ_j, g_i⟩`) shows whether
