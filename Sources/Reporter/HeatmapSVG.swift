@@ -4,7 +4,7 @@ import Interference
 ///
 /// Diverging colours centred on 0: red for negative (task j interferes with task i), white at 0, blue
 /// for positive (j helps i), saturating at ±`scale` (default: the largest |I| of the matrix, at least
-/// 1 since the diagonal is 1). Rows are the task whose loss changes, columns the task that steps;
+/// 1 since the diagonal is 1; for a run's group, of the cells not marked †). Rows are the task whose loss changes, columns the task that steps;
 /// each cell prints its value (with "†" when `marked`: a value outside its own bootstrap interval,
 /// as the report marks it); a vertical legend shows the colour scale. NaN cells are grey, "n/a".
 /// The text depends only on the inputs (fixed-point numbers, integer geometry), so it snapshots.
@@ -33,11 +33,17 @@ public struct HeatmapSVG: Sendable {
     }
 
     /// The heatmap of one group of a run; title "<label> · <group>".
+    /// Without `scale`, the largest |I| of the cells not marked † (a marked value saturates), at least 1.
     public init(run: InterferenceAnalysis, group: GroupAnalysis, scale: Double? = nil) {
         let label = run.label.isEmpty ? "run" : run.label
+        let marked = IntervalMiss.misses(in: group, digits: 3).map { [$0.i, $0.j] }
+        let values = group.interference.values
+        let unmarked = values.indices.flatMap { i in
+            values[i].indices.filter { !marked.contains([i, $0]) }.map { values[i][$0] }
+        }
         self.init(
-            title: "\(label) · \(group.name)", tasks: run.tasks, values: group.interference.values,
-            scale: scale, marked: IntervalMiss.misses(in: group, digits: 3).map { [$0.i, $0.j] })
+            title: "\(label) · \(group.name)", tasks: run.tasks, values: values,
+            scale: scale ?? max(1, unmarked.filter(\.isFinite).map(abs).max() ?? 1), marked: marked)
     }
 
     /// The file name used by the CLI and linked from `MarkdownReport`: `<run>-<group>.svg`, with every

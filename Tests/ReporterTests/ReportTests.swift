@@ -121,6 +121,9 @@ import Testing
             .filter { $0 != g.interference[1, 0] }.map(abs).max()!
         let maps = try MarkdownReport(runs: [dense]).heatmaps()
         #expect(maps.allSatisfy { $0.svg.contains(">\(String(format: "%+.2f", max(1, others)))</text>") }, "\(others)")
+        // So does a heatmap drawn alone on its own scale.
+        let own = g.interference.values.flatMap { $0 }.filter { $0.isFinite && $0 != g.interference[1, 0] }.map(abs).max()!
+        #expect(svg.contains(">\(String(format: "%+.2f", max(1, own)))</text>"), "\(own)")
     }
 
     /// The real case, built: one `mlm` sample nearly orthogonal to the other `mlm` samples (its own
