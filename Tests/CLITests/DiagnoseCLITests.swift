@@ -26,6 +26,14 @@ extension CLITests {
             #expect(markdown.contains("## encoder.layers.0"))
             #expect(markdown.contains("## Look-ahead check") && markdown.contains("| 0.001 | 8 |"))
             #expect(!markdown.contains("## Routing"), "a dense checkpoint has no routing table")
+            // With intervals, shown whole on request (the later --bootstrap overrides the settings').
+            let bracketed = root.appendingPathComponent("bracketed")
+            let bracket = try Self.run(
+                ["diagnose", "--checkpoint", checkpoint, "--out", bracketed.path] + settings
+                    + ["--bootstrap", "20", "--intervals", "bracket"])
+            #expect(bracket.status == 0, "stderr: \(bracket.stderr)")
+            let bracketText = try String(contentsOf: bracketed.appendingPathComponent("report.md"), encoding: .utf8)
+            #expect(bracketText.contains("Cells: `value [low, high]`.") && !bracketText.contains(" ± "), "\(bracketText)")
 
             func expectRefused(_ arguments: [String], naming file: String, _ reason: String) throws {
                 let bad = root.appendingPathComponent("bad")
@@ -37,6 +45,7 @@ extension CLITests {
                 #expect(!FileManager.default.fileExists(atPath: bad.appendingPathComponent("probe.h5").path))
             }
             // Option mistakes name the option, not a file.
+            try expectRefused(["--checkpoint", checkpoint, "--intervals", "sideways"], naming: "--intervals", "sideways")
             try expectRefused(["--checkpoint", checkpoint, "--lookahead", "0"], naming: "--lookahead", "finite λ > 0")
             try expectRefused(
                 ["--checkpoint", checkpoint, "--lookahead-samples", "0", "--lookahead", "1e-3"], naming: "--lookahead-samples", "positive")

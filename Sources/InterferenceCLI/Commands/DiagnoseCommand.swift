@@ -49,6 +49,9 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(help: "A label naming this run in the report (default: the checkpoint's kind).")
     var label = ""
 
+    @Option(help: "How a report cell shows its bootstrap interval: plus-minus (value ± half-width) or bracket (value [low, high]).")
+    var intervals: IntervalOption = .plusMinus
+
     @OptionGroup var lookAhead: LookAheadArguments
 
     func validate() throws {
@@ -71,7 +74,7 @@ struct DiagnoseCommand: ParsableCommand {
             try Diagnosis.run(
                 checkpoint: inputs[0].url, data: inputs[1].url, directory: directory, options: options,
                 bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil, lookAhead: lookAheadOptions,
-                outputs: outputs)
+                intervals: intervals.style, outputs: outputs)
         }
         print("wrote \(directory.appendingPathComponent("report.md").path)")
     }
@@ -103,7 +106,7 @@ enum Diagnosis {
     static func run(
         checkpoint: URL, data: URL, directory: URL, options: ProbeOptions, bootstrap: Int, grouping: Grouping,
         label: String, probeFile: URL?, writeReport: Bool = true, lookAhead: LookAheadOptions? = nil,
-        outputs: StagedOutputs
+        intervals: MarkdownReport.IntervalStyle = .plusMinus, outputs: StagedOutputs
     ) throws -> (analysis: InterferenceAnalysis, probe: URL) {
         try outputs.makeFolder(directory)
         let probeURL = probeFile ?? directory.appendingPathComponent("probe.h5")
@@ -124,7 +127,7 @@ enum Diagnosis {
                 analysis, to: try outputs.stage(directory.appendingPathComponent("interference.h5")))
             if writeReport {
                 try Report.stage(
-                    try Report.make(runs: [analysis]), at: directory.appendingPathComponent("report.md"), in: outputs)
+                    try Report.make(runs: [analysis], intervals: intervals), at: directory.appendingPathComponent("report.md"), in: outputs)
             }
             return (analysis, probe)
         } catch let error as ProbeError {

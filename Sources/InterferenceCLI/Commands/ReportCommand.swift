@@ -28,14 +28,6 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "How a cell shows its bootstrap interval: plus-minus (value ± half-width) or bracket (value [low, high]).")
     var intervals: IntervalOption = .plusMinus
 
-    /// `--intervals`: the report's `MarkdownReport.IntervalStyle`, spelled as on the command line.
-    enum IntervalOption: String, ExpressibleByArgument, CaseIterable {
-        case plusMinus = "plus-minus"
-        case bracket
-
-        var style: MarkdownReport.IntervalStyle { self == .bracket ? .bracket : .plusMinus }
-    }
-
     func run() throws {
         let inputs = try FileChecks.inputs(files.map { ("FILE", $0) })
         let url = try FileChecks.output(out, inputs: inputs)
@@ -107,11 +99,23 @@ enum Report {
 
     /// The report of `runs` as `report`, `diagnose` and `demo` write it, with the routing table of
     /// every MoE run that carries one.
-    static func make(runs: [InterferenceAnalysis], title: String = "Task interference") throws(InputError) -> MarkdownReport {
+    static func make(
+        runs: [InterferenceAnalysis], title: String = "Task interference",
+        intervals: MarkdownReport.IntervalStyle = .plusMinus
+    ) throws(InputError) -> MarkdownReport {
         do {
-            return try MarkdownReport(runs: runs, heatmapDirectory: ".", title: title)
+            return try MarkdownReport(runs: runs, intervalStyle: intervals, heatmapDirectory: ".", title: title)
         } catch {
             throw InputError(error.description)
         }
     }
+}
+
+/// `--intervals` of `report` and `diagnose`: the report's `MarkdownReport.IntervalStyle`, spelled as
+/// on the command line.
+enum IntervalOption: String, ExpressibleByArgument, CaseIterable {
+    case plusMinus = "plus-minus"
+    case bracket
+
+    var style: MarkdownReport.IntervalStyle { self == .bracket ? .bracket : .plusMinus }
 }
