@@ -42,7 +42,10 @@ nbf.v4.new_code_cell("""for run, (tasks, groups) in data.items():
         print(np.array2string(g["interference"], precision=3, suppress_small=True))"""),
 nbf.v4.new_code_cell("""names = list(data["dense"][1])
 fig, axes = plt.subplots(len(data), len(names), figsize=(5.2 * len(names), 4.4 * len(data)), constrained_layout=True, squeeze=False)
-limit = max(np.nanmax(np.abs(g["interference"])) for _, groups in data.values() for g in groups.values())
+# The colour scale leaves out values outside their own bootstrap intervals (see below): one
+# mini-batch can carry such a value far beyond the rest, and every other cell would fade.
+inside = lambda g: np.where((g["ci_low"] <= g["interference"]) & (g["interference"] <= g["ci_high"]) | np.eye(len(g["interference"]), dtype=bool), g["interference"], np.nan)
+limit = max(np.nanmax(np.abs(inside(g))) for _, groups in data.values() for g in groups.values())
 norm = TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)   # diverging, centred on 0
 for r, (run, (tasks, groups)) in enumerate(data.items()):
     for c, name in enumerate(names):
