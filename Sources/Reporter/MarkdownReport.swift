@@ -205,7 +205,8 @@ public struct MarkdownReport: Sendable {
         }
         let shown = groups.flatMap { name in runs.compactMap { $0.group(named: name) } }
         if shown.contains(where: { !IntervalMiss.misses(in: $0, digits: digits).isEmpty }) {
-            lines[lines.count - 1] += " † marks a value outside its own interval (see the note under its table)."
+            lines[lines.count - 1] +=
+                " † marks a value outside its own interval (see the note under its table), and a summary mean that includes one."
         }
         return lines
     }
@@ -225,8 +226,9 @@ public struct MarkdownReport: Sendable {
                         "\(fixed($0.value, digits))\(dagger(g, $0.i, $0.j)) (\(tasks[$0.i]) ← \(tasks[$0.j]))"
                     } ?? "n/a"
                 let flagged = m.nonPositiveDenominators.reduce(0, +)
+                let meanMark = IntervalMiss.misses(in: g, digits: digits).isEmpty ? "" : "†"
                 lines.append(
-                    "| \(cell(name)) | \(cell(label(k))) | \(fixed(m.offDiagonalMean, digits)) | \(worst) | "
+                    "| \(cell(name)) | \(cell(label(k))) | \(fixed(m.offDiagonalMean, digits))\(meanMark) | \(worst) | "
                         + "\(fixed(g.agreement.meanCrossTaskConflict, digits)) | \(flagged) |")
             }
         }

@@ -100,7 +100,10 @@ import Testing
             #expect(row.components(separatedBy: "†").count == 2, "only the moved cell: \(row)")
             let summary = try #require(lines.first { $0.hasPrefix("| encoder.layers.3 | dense |") })
             #expect(summary.contains("\(value)† (mlm ← cls)"), "\(summary)")
-            #expect(lines.contains { $0.hasPrefix("Cells:") && $0.hasSuffix("† marks a value outside its own interval (see the note under its table).") })
+            #expect(summary.contains("| \(String(format: "%.3f", g.interference.offDiagonalMean))† |"), "\(summary)")
+            let otherSummary = try #require(lines.first { $0.hasPrefix("| encoder.layers.11 | dense |") })
+            #expect(!otherSummary.contains("†"), "\(otherSummary)")
+            #expect(lines.contains { $0.hasPrefix("Cells:") && $0.hasSuffix("† marks a value outside its own interval (see the note under its table), and a summary mean that includes one.") })
             let note = try #require(lines.first { $0.hasPrefix("> **†**") })
             #expect(note.contains("dense: `mlm` ← `cls` is \(value), its interval \(interval)"), "\(note)")
             // An edited value that no sample's ratio accounts for gets the neutral explanation.
