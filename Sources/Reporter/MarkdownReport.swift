@@ -252,7 +252,7 @@ public struct MarkdownReport: Sendable {
     /// positive, and the count is Binomial(n, ½), so at least n/2 − 2·(√n/2) is within two standard
     /// deviations of it. A row with a shared direction flags fewer.
     static func flaggedLikeNoise(_ flagged: Int, of n: Int) -> Bool {
-        Double(flagged) >= Double(n) / 2 - Double(n).squareRoot()
+        n >= 2 && flagged > 0 && Double(flagged) >= Double(n) / 2 - Double(n).squareRoot()
     }
 
     /// "†" when entry (i, j) of `g` lies outside its interval, else "".
@@ -325,7 +325,9 @@ public struct MarkdownReport: Sendable {
                 var note =
                     "\(label(k)): \(count) of \(n) `\(tasks[i])` samples had a "
                     + "non-positive own loss change and were left out of row `\(tasks[i])`."
-                if Self.flaggedLikeNoise(count, of: n) {
+                // Zero-norm rows (no gradient at all) are flagged too, but are not noise.
+                let zero = i < g.agreement.zeroNormRows.count ? min(g.agreement.zeroNormRows[i], count) : 0
+                if Self.flaggedLikeNoise(count - zero, of: n - zero) {
                     note +=
                         " That is as many as gradients with no direction in common would give (half, within two "
                         + "standard deviations), so the row's values are mostly noise; larger mini-batches "

@@ -185,6 +185,11 @@ import Testing
         let mlm = try #require(notes.first { $0.contains("39 of 100 `mlm`") })
         #expect(cls.contains("no direction in common") && cls.contains("`probe --batch-size`"), "\(cls)")
         #expect(!mlm.contains("no direction in common"), "\(mlm)")
+        // Rows with no gradient at all are flagged but are not noise: 40 flagged, 30 of them zero.
+        dense.groups[0].agreement.zeroNormRows = [30, 0, 0]
+        let zeros = try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render()
+        let clsZeros = try #require(zeros.split(separator: "\n").first { $0.contains("40 of 100 `cls`") })
+        #expect(!clsZeros.contains("no direction in common"), "\(clsZeros)")
     }
 
     @Test func refusesIncompatibleRuns() throws {
