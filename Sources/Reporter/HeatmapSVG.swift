@@ -34,9 +34,11 @@ public struct HeatmapSVG: Sendable {
 
     /// The heatmap of one group of a run; title "<label> · <group>".
     /// Without `scale`, the largest |I| of the cells not marked † (a marked value saturates), at least 1.
-    public init(run: InterferenceAnalysis, group: GroupAnalysis, scale: Double? = nil) {
+    /// `intervalDigits`: the decimals of the report beside it, which decide what counts as outside
+    /// an interval (`IntervalMiss`), so that both mark the same cells.
+    public init(run: InterferenceAnalysis, group: GroupAnalysis, scale: Double? = nil, intervalDigits: Int = 3) {
         let label = run.label.isEmpty ? "run" : run.label
-        let marked = IntervalMiss.misses(in: group, digits: 3).map { [$0.i, $0.j] }
+        let marked = IntervalMiss.misses(in: group, digits: intervalDigits).map { [$0.i, $0.j] }
         let values = group.interference.values
         let unmarked = values.indices.flatMap { i in
             values[i].indices.filter { !marked.contains([i, $0]) }.map { values[i][$0] }

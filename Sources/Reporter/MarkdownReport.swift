@@ -132,7 +132,7 @@ public struct MarkdownReport: Sendable {
 
     /// The heatmaps the report links to: one per run and shown group, named
     /// `HeatmapSVG.fileName(run:group:)`, each on the colour scale shared by all of them (the largest
-    /// |I| shown, at least 1) so that colours compare across runs and layers.
+    /// |I| shown that is not marked †, at least 1) so that colours compare across runs and layers.
     public func heatmaps() -> [(fileName: String, svg: String)] {
         // The shared scale leaves out values outside their own intervals (†): one sample can carry
         // such a value far beyond the rest, and every other cell would fade. They saturate instead.
@@ -152,7 +152,7 @@ public struct MarkdownReport: Sendable {
         for (k, run) in runs.enumerated() {
             for name in groups {
                 guard let g = run.group(named: name) else { continue }
-                var map = HeatmapSVG(run: run, group: g, scale: largest)
+                var map = HeatmapSVG(run: run, group: g, scale: largest, intervalDigits: digits)
                 map.title = "\(label(k)) · \(name)"
                 out.append((HeatmapSVG.fileName(run: label(k), group: name), map.render()))
             }
@@ -247,12 +247,15 @@ public struct MarkdownReport: Sendable {
         }
     }
 
-    /// True when `flagged` of `n` own-task changes are non-positive as often as they would be for
-    /// gradients with no direction in common: each own change `s[i,i][b]` is then as likely negative as
-    /// positive, and the count is Binomial(n, ½), so at least n/2 − 2·(√n/2) is within two standard
-    /// deviations of it. A row with a shared direction flags fewer.
+    /// True when `flagged` of `n` own-task changes are non-positive at least about as often as they
+    /// would be for gradients with no direction in common: each own change `s[i,i][b]` is then as
+    /// likely negative as positive, so the count is roughly Binomial(n, ½) (roughly: the changes share
+    /// gradients and are not independent; simulated at n = 50 its spread is about 1.25× the
+    /// binomial's), and n/2 − √n is two of its standard deviations below half. A row with a shared
+    /// direction flags fewer. Not for n < 10, where even none flagged fits that count, nor for a row
+    /// whose every sample is flagged (it has no values).
     static func flaggedLikeNoise(_ flagged: Int, of n: Int) -> Bool {
-        n >= 2 && flagged > 0 && Double(flagged) >= Double(n) / 2 - Double(n).squareRoot()
+        n >= 10 && flagged > 0 && flagged < n && Double(flagged) >= Double(n) / 2 - Double(n).squareRoot()
     }
 
     /// "†" when entry (i, j) of `g` lies outside its interval, else "".
@@ -329,8 +332,8 @@ public struct MarkdownReport: Sendable {
                 let zero = i < g.agreement.zeroNormRows.count ? min(g.agreement.zeroNormRows[i], count) : 0
                 if Self.flaggedLikeNoise(count - zero, of: n - zero) {
                     note +=
-                        " That is as many as gradients with no direction in common would give (half, within two "
-                        + "standard deviations), so the row's values are mostly noise; larger mini-batches "
+                        " That is at least about as many as gradients with no direction in common would give "
+                        + "(half; N/2 − √N or more), so the row's values are mostly noise; larger mini-batches "
                         + "(`probe --batch-size`) average more of it out."
                 }
                 notes.append(note)

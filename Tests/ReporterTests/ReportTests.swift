@@ -124,6 +124,10 @@ import Testing
             .filter { $0 != g.interference[1, 0] }.map(abs).max()!
         let maps = try MarkdownReport(runs: [dense]).heatmaps()
         #expect(maps.allSatisfy { $0.svg.contains(">\(String(format: "%+.2f", max(1, others)))</text>") }, "\(others)")
+        // The heatmaps mark what the report marks at its own digits: a miss of 0.0004 is marked at
+        // 4 decimals, in the table and in the picture, and left in neither at 3.
+        #expect(try MarkdownReport(runs: [hairline], digits: 4).heatmaps()[0].svg.contains("†"))
+        #expect(!(try MarkdownReport(runs: [hairline]).heatmaps()[0].svg.contains("†")))
         // So does a heatmap drawn alone on its own scale.
         let own = g.interference.values.flatMap { $0 }.filter { $0.isFinite && $0 != g.interference[1, 0] }.map(abs).max()!
         #expect(svg.contains(">\(String(format: "%+.2f", max(1, own)))</text>"), "\(own)")
@@ -185,6 +189,16 @@ import Testing
         let mlm = try #require(notes.first { $0.contains("39 of 100 `mlm`") })
         #expect(cls.contains("no direction in common") && cls.contains("`probe --batch-size`"), "\(cls)")
         #expect(!mlm.contains("no direction in common"), "\(mlm)")
+        // Not for a row with every sample flagged (it has no values), nor below 10 samples.
+        dense.groups[0].interference.nonPositiveDenominators = [100, 0, 0]
+        let all = try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render()
+        #expect(all.contains("100 of 100 `cls`") && !all.contains("no direction in common"), "\(all)")
+        var small = try ReportFixtures.dense()
+        small.layout = try TaskLayout(tasks: ReportFixtures.tasks, samplesPerTask: 9)
+        small.groups[0].interference.nonPositiveDenominators = [5, 0, 0]
+        let nine = try MarkdownReport(runs: [small], groups: ["encoder.layers.3"]).render()
+        #expect(nine.contains("5 of 9 `cls`") && !nine.contains("no direction in common"), "\(nine)")
+        dense.groups[0].interference.nonPositiveDenominators = [40, 39, 0]
         // Rows with no gradient at all are flagged but are not noise: 40 flagged, 30 of them zero.
         dense.groups[0].agreement.zeroNormRows = [30, 0, 0]
         let zeros = try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render()
