@@ -167,7 +167,17 @@ func interleavedMedians(_ steps: [() throws -> Void], rounds: Int) throws -> [Do
     }
     return times.map(median)
 }
-for moeBatch in [8, 32] {
+// `BENCH_MOE_BATCHES=8,32,64` chooses the MoE rows' batch sizes (default 8 and 32; the trainer's default
+// batch is 32 and the demo probes with 64): how the ratios move with the batch (reports/benchmarks.md, "Stop 36").
+let moeBatchesText = ProcessInfo.processInfo.environment["BENCH_MOE_BATCHES"] ?? "8,32"
+let moeBatches = moeBatchesText.split(separator: ",").compactMap { Int($0) }
+guard !moeBatches.isEmpty, moeBatches.count == moeBatchesText.split(separator: ",").count,
+    moeBatches.allSatisfy({ $0 >= 2 && $0 % 2 == 0 })
+else {
+    print("BENCH_MOE_BATCHES: '\(moeBatchesText)' is not a list of even batch sizes >= 2 (e.g. 8,32,64)")
+    exit(2)
+}
+for moeBatch in moeBatches {
     let setup = setups[moeSetup]
     var rng = SeededRNG(seed: 2)
     let c = setup.config
