@@ -36,7 +36,9 @@ public enum DatasetError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingFile(let file):
             return "\(file): no such file"
         case .unreadable(let file, let reason):
-            return "\(file): cannot read the dataset file: \(reason)"
+            // The storage error below names the file already.
+            let cause = reason.hasPrefix(file + ": ") ? String(reason.dropFirst(file.count + 2)) : reason
+            return "\(file): cannot read the dataset file: \(cause)"
         case .wrongFormat(let file, let found):
             let what = found.map { "'\($0)'" } ?? "missing"
             return "\(file): root attribute 'format' is \(what), expected '\(DigitsDataset.format)'"

@@ -129,8 +129,11 @@ public struct ProbeOptions: Sendable, Equatable {
             scale = factor
             break
         }
-        guard let value = Double(number), value >= 0, (value * scale) < 9e18 else {
-            throw .badOption(reason: "'\(text)' is not a byte count (e.g. 4GiB, 512MiB, 65536)")
+        guard let value = Double(number), value >= 0 else {
+            throw .badOption(reason: "'\(text)' is not a byte count (a number with KiB, MiB, GiB, TiB, KB, MB, GB, TB or none, e.g. 4GiB, 512MiB, 65536)")
+        }
+        guard value * scale < 9e18 else {
+            throw .badOption(reason: "'\(text)' is more bytes than a machine can address (at most 8EiB)")
         }
         return Int(value * scale)
     }

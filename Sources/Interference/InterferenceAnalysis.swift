@@ -4,7 +4,7 @@ public struct GroupAnalysis: Sendable, Equatable {
     public var group: ParameterGroup
     /// `I`, per-sample `s` values, flagged denominators.
     public var interference: InterferenceMatrix
-    /// Bootstrap percentile interval, when one was computed.
+    /// Bootstrap percentile interval, when one was computed; NaN wherever `I` itself is NaN.
     public var interval: BootstrapInterval?
     /// Mean cosines, conflict fractions and consistency.
     public var agreement: GradientAgreement
@@ -35,12 +35,21 @@ public struct GroupAnalysis: Sendable, Equatable {
     ) throws(InterferenceError) {
         let interference = try InterferenceMatrix(gram: gram, layout: layout, name: group.name)
         let agreement = try GradientAgreement(gram: gram, layout: layout, name: group.name)
-        let interval =
+        var interval =
             bootstrapReplicates > 0
             ? try BootstrapInterval(
                 gram: gram, layout: layout, replicates: bootstrapReplicates, seed: seed,
                 confidence: confidence, name: group.name)
             : nil
+        // No estimate, no interval: where I is undefined (a row whose every own-task denominator
+        // was flagged), replicates that happen to avoid the flag would otherwise give a finite
+        // interval, and on the diagonal [1, 1], around a value the report prints as n/a.
+        for i in layout.tasks.indices {
+            for j in layout.tasks.indices where interference.values[i][j].isNaN {
+                interval?.low[i][j] = .nan
+                interval?.high[i][j] = .nan
+            }
+        }
         self.init(
             group: group, interference: interference, interval: interval, agreement: agreement)
     }
@@ -120,7 +129,7 @@ public struct InterferenceAnalysis: Sendable, Equatable {
     ///   - grouping: how parameters are pooled.
     ///   - bootstrapReplicates: 0 for none; default 1000.
     ///   - seed: bootstrap seed (the same for every group).
-    /// - Throws: `.emptyGroup` if the grouping leaves nothing, and the errors of the metric;
+    /// - Throws: `.nothingToGroup` if the grouping leaves nothing, and the errors of the metric;
     ///   whatever `gram` throws.
     public static func analyze(
         parameters: [String], gram: (String) throws(InterferenceError) -> GramMatrix,
@@ -129,7 +138,9 @@ public struct InterferenceAnalysis: Sendable, Equatable {
         seed: UInt64, confidence: Double = 0.95
     ) throws(InterferenceError) -> [GroupAnalysis] {
         let groups = grouping.groups(of: parameters)
-        guard !groups.isEmpty else { throw .emptyGroup(name: "grouping by \(grouping.rawValue)") }
+        guard !groups.isEmpty else {
+            throw .nothingToGroup(grouping: grouping.rawValue, parameters: parameters.sorted(by: naturalLess))
+        }
         var out: [GroupAnalysis] = []
         for group in groups {
             var grams: [GramMatrix] = []

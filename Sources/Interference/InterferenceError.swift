@@ -13,8 +13,10 @@ public enum InterferenceError: Error, Sendable, Equatable, CustomStringConvertib
     case tooFewSamples(name: String, samplesPerTask: Int)
     /// A NaN or infinity in a Gram matrix (or a raw row) at this position.
     case nonFinite(name: String, row: Int, column: Int)
-    /// A group with no parameters, or a grouping that leaves nothing to analyse.
+    /// A group with no parameters.
     case emptyGroup(name: String)
+    /// A grouping under which none of the probed parameters falls (e.g. `layer` on embeddings only).
+    case nothingToGroup(grouping: String, parameters: [String])
     /// Two parameters (or groups) with the same name.
     case duplicateName(String)
     /// Bootstrap settings out of range (replicates < 1, confidence outside (0, 1)).
@@ -41,6 +43,10 @@ public enum InterferenceError: Error, Sendable, Equatable, CustomStringConvertib
             return "\(name): non-finite value at [\(row), \(column)]"
         case .emptyGroup(let name):
             return "group '\(name)' has no parameters"
+        case .nothingToGroup(let grouping, let parameters):
+            let example = parameters.first.map { " (e.g. '\($0)')" } ?? ""
+            return "--group-by \(grouping): none of the \(parameters.count) probed parameters\(example) falls into a \(grouping) group; "
+                + "use --group-by parameter or model"
         case .duplicateName(let name):
             return "duplicate name '\(name)'"
         case .invalidBootstrap(let reason):

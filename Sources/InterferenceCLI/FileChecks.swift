@@ -55,27 +55,68 @@ enum FileChecks {
     }
 
     /// An output file: a path that is not a folder, in a folder that exists (nothing is created
-    /// on the way, as `probe`, `analyze` and `merge` do), and that is none of `inputs`.
+    /// on the way, as `probe`, `analyze` and `merge` do) and takes new files, and that is none of
+    /// `inputs`. An existing path must be a regular file: the output is renamed into place, which
+    /// would replace a device, FIFO or socket (`/dev/null` under root) with a regular file.
     static func output(_ path: String, option: String = "--out", inputs: [InputFile]) throws(InputError) -> URL {
         guard !path.isEmpty else { throw InputError("\(option): empty path") }
         let url = URL(fileURLWithPath: path)
         if isDirectory(path) { throw InputError("\(path): \(option) is a directory") }
+        try refuseNonRegular(path, option: option)
         let folder = url.deletingLastPathComponent()
         guard isDirectory(folder.path) else {
             throw InputError("\(path): cannot write \(option): folder \(folder.path) does not exist")
         }
+        try refuseUnwritable(folder, for: path, option: option)
         try refuseOverwriting(inputs, by: url, option: option)
         return url
     }
 
-    /// A folder output (`--out DIR`): it may not exist yet, but it must not be a file.
+    /// Refuses an existing `path` that is not a regular file (symlinks followed): renaming an
+    /// output into place would replace the device, FIFO or socket with a regular file.
+    static func refuseNonRegular(_ path: String, option: String) throws(InputError) {
+        var info = stat()
+        if stat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG, (info.st_mode & S_IFMT) != S_IFDIR {
+            throw InputError("\(path): \(option) exists and is not a regular file (a device, FIFO or socket); choose a file path")
+        }
+    }
+
+    /// `refuseNonRegular` for every entry already in `folder` that the command writes
+    /// (`isOutput`), before any work rather than when the output is renamed into place.
+    static func refuseNonRegularOutputs(in folder: URL, option: String, isOutput: (String) -> Bool) throws(InputError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for name in names.sorted() where isOutput(name) {
+            try refuseNonRegular(folder.appendingPathComponent(name).path, option: option)
+        }
+    }
+
+    /// A folder output (`--out DIR`): it may not exist yet, but it must not be a file, and the
+    /// folder it is or will be made in must take new files.
     static func folder(_ path: String, option: String = "--out") throws(InputError) -> URL {
         guard !path.isEmpty else { throw InputError("\(option): empty path") }
         var info = stat()
         if stat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR {
             throw InputError("\(path): \(option) must be a folder, and this is a file")
         }
-        return URL(fileURLWithPath: path)
+        let url = URL(fileURLWithPath: path)
+        var existing = url.standardizedFileURL
+        while !isDirectory(existing.path), existing.path != "/" { existing.deleteLastPathComponent() }
+        try refuseUnwritable(existing, for: path, option: option)
+        return url
+    }
+
+    /// Refuses before any work when `folder` does not take new files (permissions, a read-only
+    /// mount, `/proc`): an output found unwritable only after training or probing would throw the
+    /// work away. Tried by making and removing an empty file, which, unlike `access(2)`, also holds
+    /// for root and for file systems that refuse creation whatever the mode bits say.
+    static func refuseUnwritable(_ folder: URL, for path: String, option: String) throws(InputError) {
+        var template = Array(folder.appendingPathComponent(".interference-write-test-XXXXXX").path.utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else {
+            throw InputError("\(path): cannot write \(option): folder \(folder.path) takes no new files (\(errorText(errno)))")
+        }
+        close(descriptor)
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
     }
 
     /// Refuses when writing `output` would replace one of `inputs` (same device and inode).

@@ -57,6 +57,7 @@ final class StagedOutputs {
     /// Reserves `url`: returns the temporary path to write it at, renamed onto `url` by `commit()`.
     func stage(_ url: URL) throws(InputError) -> URL {
         if FileChecks.isDirectory(url.path) { throw InputError("\(url.path): cannot write: is a directory") }
+        try FileChecks.refuseNonRegular(url.path, option: "output")
         if pending.contains(where: { $0.finalURL.standardizedFileURL.path == url.standardizedFileURL.path }) {
             throw InputError("\(url.path): two outputs of this run would be written to this one file")
         }

@@ -5,9 +5,14 @@ import Training
 
 /// A progress line on stderr, redrawn in place, only when stderr is a terminal.
 final class ProgressLine {
-    let enabled = isatty(STDERR_FILENO) == 1
+    let enabled: Bool
     private var lastDraw = 0.0
     private var drawn = false
+
+    /// `enabled: false` (`--quiet`) draws nothing even on a terminal.
+    init(enabled: Bool = true) {
+        self.enabled = enabled && isatty(STDERR_FILENO) == 1
+    }
 
     /// Redraws at most ten times a second (and always for the last step).
     func update(_ text: String, seconds: Double, force: Bool = false) {

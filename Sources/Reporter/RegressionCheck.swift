@@ -11,8 +11,9 @@ public struct CheckResult: Sendable, Equatable {
         public var stepTask: String
         public var baseline: Double
         public var candidate: Double
-        /// The accepted range, when intervals were used: the baseline interval stretched to hold the
-        /// baseline value (before the tolerance widens it).
+        /// With intervals, the accepted range: the baseline interval stretched to hold the baseline
+        /// value (before the tolerance widens it). Without, the baseline's interval as stored, for
+        /// context (nil when the baseline has none).
         public var baselineLow: Double?
         public var baselineHigh: Double?
 
@@ -24,6 +25,8 @@ public struct CheckResult: Sendable, Equatable {
     public var moved: [MovedEntry]
     /// Entries compared.
     public var checked: Int
+    /// Entries undefined (NaN) in both runs: counted in `checked`, never moved.
+    public var undefinedInBoth = 0
     public var tolerance: Double
     public var useIntervals: Bool
 
@@ -47,8 +50,15 @@ public struct CheckResult: Sendable, Equatable {
             : "moved by more than \(limit)"
         let digits = digits
         func number(_ value: Double) -> String { fixed(value, digits) }
+        // An entry undefined in both runs is not "within tolerance": say how many there are.
+        let undefined =
+            undefinedInBoth == 0
+            ? ""
+            : "\(undefinedInBoth) undefined (n/a) in both runs: rows whose every own-task denominator is ≤ 0.\n"
         guard !moved.isEmpty else {
-            return "All \(checked) entries within tolerance: none \(rule).\n"
+            guard undefinedInBoth > 0 else { return "All \(checked) entries within tolerance: none \(rule).\n" }
+            return "All \(checked - undefinedInBoth) entries defined in both runs within tolerance: none \(rule). "
+                + undefined
         }
         var lines = [
             "\(moved.count) of \(checked) entries \(rule):", "",
@@ -57,12 +67,14 @@ public struct CheckResult: Sendable, Equatable {
         ]
         for m in moved {
             let interval =
-                m.baselineLow.map { "[\(number($0)), \(number(m.baselineHigh ?? .nan))]" } ?? "—"
+                m.baselineLow.flatMap { low in
+                    m.baselineHigh.flatMap { high in low.isNaN || high.isNaN ? nil : "[\(number(low)), \(number(high))]" }
+                } ?? "—"
             lines.append(
                 "| \(cell(m.group)) | \(cell(m.lossTask)) | \(cell(m.stepTask)) | \(number(m.baseline)) | "
                     + "\(number(m.candidate)) | \(Self.change(m.change, digits)) | \(interval) |")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.joined(separator: "\n") + "\n" + (undefined.isEmpty ? "" : "\n" + undefined)
     }
 
     /// A signed change at `digits` decimals, or in scientific notation (`+4.0e-15`) when those
@@ -119,6 +131,7 @@ public func compare(
     let tasks = baseline.tasks
     var moved: [CheckResult.MovedEntry] = []
     var checked = 0
+    var undefinedInBoth = 0
     for b in baseline.groups {
         let c = candidate.group(named: b.name)!
         for i in tasks.indices {
@@ -131,6 +144,7 @@ public func compare(
                 let isMoved: Bool
                 if x.isNaN || y.isNaN {
                     isMoved = x.isNaN != y.isNaN
+                    if !isMoved { undefinedInBoth += 1 }
                 } else if useIntervals, let ci = b.interval {
                     // Double.minimum/maximum skip a NaN bound (no replicate defined the entry): the
                     // range is then the value itself, widened by the tolerance.
@@ -139,6 +153,8 @@ public func compare(
                     isMoved = !(y >= low! - tolerance && y <= high! + tolerance)
                 } else {
                     isMoved = abs(y - x) > tolerance
+                    low = b.interval?.low[i][j]
+                    high = b.interval?.high[i][j]
                 }
                 if isMoved {
                     moved.append(
@@ -151,7 +167,8 @@ public func compare(
         }
     }
     return CheckResult(
-        moved: moved, checked: checked, tolerance: tolerance, useIntervals: useIntervals)
+        moved: moved, checked: checked, undefinedInBoth: undefinedInBoth, tolerance: tolerance,
+        useIntervals: useIntervals)
 }
 
 /// `compare` on two interference files.

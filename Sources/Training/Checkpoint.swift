@@ -61,6 +61,7 @@ public enum Checkpoint {
         if let found = file.metadata["routing"], found != config.routing.rawValue {
             throw .badMetadata(file: url.path, reason: "routing \"\(found)\" contradicts the configuration's \(config.routing.rawValue)")
         }
+        try checkExpertCount(names: file.names, config: config, file: url.path)
         let table = Model.parameterTable(for: config)
         var values = [Float]()
         values.reserveCapacity(table.totalCount)
@@ -74,6 +75,32 @@ public enum Checkpoint {
         }
         do { return try Model(config: config, parameters: values) } catch {
             throw .badConfig(file: url.path, reason: error.description)
+        }
+    }
+
+    /// Refuses a file whose expert tensors (`….experts.K.…`) disagree with the configuration's expert
+    /// count, naming both counts: the table check that follows would only say that one gate's shape
+    /// is off, or that a tensor is missing.
+    static func checkExpertCount(names: [String], config: ModelConfig, file: String) throws(CheckpointError) {
+        var found = 0
+        var example = ""
+        for name in names {
+            guard let range = name.range(of: ".experts.") else { continue }
+            let digits = name[range.upperBound...].prefix { $0.isNumber }
+            if let k = Int(digits), k + 1 > found {
+                found = k + 1
+                example = name
+            }
+        }
+        let hasMoELayer = (0..<config.numLayers).contains(where: config.isMoELayer)
+        if config.routing == .none, found > 0 {
+            throw .badConfig(
+                file: file, reason: "the tensors hold \(found) experts per MoE linear ('\(example)'), but the configuration is dense")
+        }
+        if hasMoELayer, found != config.numExperts {
+            let holds = found == 0 ? "no expert tensors" : "\(found) experts per MoE linear ('\(example)')"
+            throw .badConfig(
+                file: file, reason: "the tensors hold \(holds), but the configuration's num_experts is \(config.numExperts)")
         }
     }
 

@@ -454,6 +454,48 @@ extension CLITests {
 }
 
 extension CLITests {
+    @Test("an output that is a FIFO or a device → 2 naming it, the node left as it was; a folder taking no files → 2 before any work")
+    func nonRegularOutputs() throws {
+        try Self.withTinyAnalysis { root, checkpoint, probe, analysis in
+            let fifo = root.appendingPathComponent("fifo.out").path
+            #expect(mkfifo(fifo, 0o644) == 0)
+            let device = root.appendingPathComponent("null.out").path
+            try FileManager.default.createSymbolicLink(atPath: device, withDestinationPath: "/dev/null")
+            let probing = ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--samples", "2", "--batch-size", "2"]
+            for out in [fifo, device] {
+                for arguments in [
+                    probing + ["--out", out],
+                    ["analyze", probe, "--bootstrap", "0", "--out", out],
+                    ["merge", probe, "--out", out],
+                    ["report", analysis, "--out", out],
+                    ["train", "--model", "dense", "--data", Self.data, "--steps", "2", "--out", root.appendingPathComponent("run").path, "--curves", out] + Self.tiny,
+                ] {
+                    try Self.expectRefusedUnchanged(arguments, in: root, naming: [out, "not a regular file"])
+                }
+            }
+            // A file a folder output writes (diagnose's report.md) that is a FIFO: refused as well,
+            // before the probe runs (the probe.h5 it would write first is not made).
+            let folder = root.appendingPathComponent("diagnosis")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
+            let reportFIFO = folder.appendingPathComponent("report.md").path
+            #expect(mkfifo(reportFIFO, 0o644) == 0)
+            try Self.expectRefusedUnchanged(
+                ["diagnose", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "image-classification,mlm",
+                 "--samples", "2", "--batch-size", "2", "--bootstrap", "0", "--out", folder.path],
+                in: root, naming: [reportFIFO, "--out exists and is not a regular file"])
+            var info = stat()
+            #expect(stat(reportFIFO, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO)
+            #expect(stat(fifo, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO)
+            #expect(lstat("/dev/null", &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR)
+            for arguments in [
+                probing + ["--out", "/proc/p.h5"], ["analyze", probe, "--bootstrap", "0", "--out", "/sys/i.h5"],
+                ["diagnose", "--checkpoint", checkpoint, "--data", Self.data, "--out", "/proc/diagnosis"],
+            ] {
+                try Self.expectRefusedUnchanged(arguments, in: root, naming: ["cannot write --out"])
+            }
+        }
+    }
+
     @Test("train --curves: a missing folder, '', a folder, the data or a run file → 2 before training; in the new run folder → 0")
     func trainCurves() throws {
         try Self.withTemporaryDirectory { root in
@@ -467,6 +509,8 @@ extension CLITests {
                 (root.path, [root.path, "directory"]),
                 (data, [data, "would overwrite the input"]),
                 (run.appendingPathComponent("model.safetensors").path, ["model.safetensors"]),
+                // A folder that takes no new files (for root too): found before training, not after.
+                ("/proc/curves.svg", ["/proc/curves.svg", "cannot write --curves"]),
             ]
             for (curves, naming) in cases {
                 try Self.expectRefusedUnchanged(train + ["--curves", curves], in: root, naming: naming)
@@ -526,11 +570,13 @@ extension CLITests {
                 ["merge", probe, "--out", out],
                 ["probe", "--checkpoint", checkpoint, "--data", Self.data, "--tasks", "mlm", "--out", out],
             ] {
-                for budget in ["x", "-1"] {
+                for budget in ["x", "-1", "1PiB"] {
                     let result = try Self.run(command + ["--memory-budget", budget])
                     Self.expectRefused(result, naming: ["--memory-budget", "'\(budget)' is not a byte count"])
                     #expect(!result.stderr.contains("probe:"), "\(result.stderr)")
                 }
+                let huge = try Self.run(command + ["--memory-budget", "9000000TiB"])
+                Self.expectRefused(huge, naming: ["--memory-budget", "'9000000TiB' is more bytes than a machine can address"])
             }
             #expect(!FileManager.default.fileExists(atPath: out))
         }

@@ -180,9 +180,24 @@ import Testing
         // A usage mistake points to the help of its own command, which documents the option.
         let noModel = try Self.run(["train"] + common)
         Self.expectRefused(noModel, naming: ["--model is required", "--resume", "(see 'interference train --help')"])
+        // Which layers get experts (issue 4 item 1): recorded in the checkpoint, experts only there.
+        let odd = try Self.run(
+            ["train", "--model", "moe-attribute", "--experts", "2", "--moe-layers", "odd"] + common.dropLast(2)
+                + ["--out", out.appendingPathComponent("odd").path] + Self.tiny + ["--layers", "3"])
+        #expect(odd.status == 0, "stderr: \(odd.stderr)")
+        let oddHeader = try String(
+            contentsOf: out.appendingPathComponent("odd/model.safetensors"), encoding: .isoLatin1)
+        #expect(oddHeader.contains(#"\"moe_layers\":\"odd\""#), "the configuration JSON, escaped in the header")
+        #expect(oddHeader.contains("encoder.layers.0.ffn.dense2.experts.1.weight") && oddHeader.contains("encoder.layers.2.ffn.dense2.experts.1.weight"))
+        #expect(!oddHeader.contains("encoder.layers.1.ffn.dense2.experts") && oddHeader.contains("encoder.layers.1.ffn.dense2.weight"))
+        let resumed = try Self.run(
+            ["train", "--resume", "--moe-layers", "all"] + common.dropLast(2) + ["--out", out.appendingPathComponent("odd").path])
+        Self.expectRefused(resumed, naming: ["--moe-layers all given, but the checkpoint has --moe-layers odd"])
+        let badLayers = try Self.run(["train", "--model", "moe-attribute", "--moe-layers", "evens"] + common)
+        Self.expectRefused(badLayers, naming: ["evens", "--moe-layers"])
         // MoE options on the dense model would be ignored silently: refused instead.
-        for option in ["--experts", "--top-k"] {
-            let dense = try Self.run(["train", "--model", "dense", option, "2"] + common)
+        for option in ["--experts", "--top-k", "--moe-layers"] {
+            let dense = try Self.run(["train", "--model", "dense", option, option == "--moe-layers" ? "odd" : "2"] + common)
             Self.expectRefused(dense, naming: [option, "MoE models only"])
         }
         let probeOne = try Self.run(

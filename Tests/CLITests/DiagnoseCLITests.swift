@@ -132,3 +132,47 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// Issue 5's non-finite gradient, met from the one-shot command: without the flag `diagnose`
+    /// stops naming the task, the mini-batch and the flag that exists there; with it the mini-batches
+    /// are excluded and the report lists them.
+    @Test("diagnose: a non-finite mini-batch stops it naming --skip-nonfinite; with the flag it is excluded and reported")
+    func diagnoseSkipsNonFinite() throws {
+        try Self.withTinyRun { root, checkpoint in
+            // Two columns of the patch projection at 1.8e38: an image whose two pixels there are both
+            // bright overflows to ∞ (then NaN); an image dark at either does not.
+            let planted = root.appendingPathComponent("planted.safetensors").path
+            let plant = """
+                import sys
+                from safetensors import safe_open
+                from safetensors.numpy import save_file
+                with safe_open(sys.argv[1], "np") as f:
+                    meta = f.metadata(); tensors = {k: f.get_tensor(k) for k in f.keys()}
+                w = tensors["video_embed.embeddings.weight"].copy(); w[:, [0, 3]] = 1.8e38
+                tensors["video_embed.embeddings.weight"] = w
+                meta.pop("tensors_sha256", None)
+                save_file(tensors, sys.argv[2], metadata=meta)
+                """
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", plant, checkpoint.path, planted]
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "python's safetensors could not write \(planted)")
+            let settings = [
+                "diagnose", "--checkpoint", planted, "--data", Self.data, "--tasks", "image-classification,mlm",
+                "--samples", "10", "--batch-size", "2", "--bootstrap", "0",
+            ]
+            let stopped = root.appendingPathComponent("stopped")
+            try Self.expectRefusedUnchanged(
+                settings + ["--out", stopped.path], in: root,
+                naming: ["task image-classification, mini-batch", "non-finite", "--skip-nonfinite"])
+            let skipped = root.appendingPathComponent("skipped")
+            let result = try Self.run(settings + ["--out", skipped.path, "--skip-nonfinite"])
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let report = try String(contentsOf: skipped.appendingPathComponent("report.md"), encoding: .utf8)
+            #expect(report.contains("mini-batch indices excluded from every task for non-finite gradients"), "\(report)")
+        }
+    }
+}

@@ -174,6 +174,8 @@ struct BadFileTests {
                 return
             }
             #expect(file == url.path && error.description.hasPrefix(url.path + ": "))
+            // Named once: the storage error's own "file: " prefix is not repeated after ours.
+            #expect(error.description.components(separatedBy: url.path).count == 2, "\(error.description)")
         }
     }
 

@@ -40,6 +40,22 @@ import Testing
         #expect(Grouping.parameter.groups(of: Self.names).count == 6)
     }
 
+    /// A grouping nothing falls into (layers, when only embeddings were probed) names the grouping,
+    /// the probed parameters and the groupings that would work, not a group called "grouping by layer".
+    @Test func nothingToGroupIsNamed() throws {
+        let layout = try TaskLayout(tasks: ["a", "b"], samplesPerTask: 2)
+        let gram = try GramMatrix(rows: [[1, 0], [0, 1], [1, 1], [2, 1]])
+        #expect(
+            throws: InterferenceError.nothingToGroup(grouping: "layer", parameters: ["token_embed.embeddings"])
+        ) {
+            try InterferenceAnalysis.analyze(
+                parameters: ["token_embed.embeddings"], gram: { _ in gram }, layout: layout, grouping: .layer, seed: 0)
+        }
+        let message = InterferenceError.nothingToGroup(grouping: "layer", parameters: ["token_embed.embeddings"]).description
+        #expect(message.hasPrefix("--group-by layer: none of the 1 probed parameters (e.g. 'token_embed.embeddings')"))
+        #expect(message.hasSuffix("use --group-by parameter or model"))
+    }
+
     @Test func naturalOrder() {
         #expect(naturalLess("encoder.layers.2", "encoder.layers.10"))
         #expect(!naturalLess("encoder.layers.10", "encoder.layers.2"))

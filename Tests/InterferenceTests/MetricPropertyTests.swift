@@ -89,6 +89,24 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
         #expect(matrix.values[0][0] == 1)
     }
 
+    /// A row undefined at the point estimate gets no interval either, although bootstrap replicates
+    /// that avoid the flag define it (task b's three samples cancel at the estimate: every
+    /// leave-one-out denominator is ≤ 0, yet a replicate holding {0, 2, 2} gives sample 0 a positive one).
+    @Test func undefinedRowHasNoInterval() throws {
+        let rows: [[Double]] = [[0.3, 1], [0.5, 0.8], [0.2, 1.1], [1, 0], [-1, 0], [0.1, 0]]
+        let layout = try TaskLayout(tasks: ["a", "b"], samplesPerTask: 3)
+        let gram = try GramMatrix(rows: rows)
+        let raw = try BootstrapInterval(gram: gram, layout: layout, replicates: 400, seed: 3)
+        try #require(raw.low[1].contains { $0.isFinite }, "the fixture must have replicates that define row b")
+        let group = try GroupAnalysis(
+            group: ParameterGroup(name: "g", parameters: ["g.weight"], layer: 0, role: "ffn.dense2"),
+            gram: gram, layout: layout, bootstrapReplicates: 400, seed: 3)
+        #expect(group.interference.values[1].allSatisfy { $0.isNaN })
+        let ci = try #require(group.interval)
+        #expect(ci.low[1].allSatisfy { $0.isNaN } && ci.high[1].allSatisfy { $0.isNaN })
+        #expect(ci.low[0] == raw.low[0] && ci.high[0] == raw.high[0])
+    }
+
     @Test func badInputsAreRefused() throws {
         let gram = try GramMatrix(rows: structuredRows(tasks: 3, samples: 6, width: 10, seed: 7))
         #expect(

@@ -90,6 +90,38 @@ import Testing
         #expect(away.moved.map { [$0.lossTask, $0.stepTask] } == [["cls", "cap"]])
     }
 
+    /// Without `--use-intervals` the table still shows the baseline's interval for context, and a
+    /// baseline without intervals shows a dash.
+    @Test func tableShowsTheBaselineIntervalWithoutUsingIt() throws {
+        let baseline = try ReportFixtures.dense()
+        let ci = try #require(baseline.groups[1].interval)
+        var candidate = baseline
+        candidate.groups[1].interference.values[2][0] += 0.05
+        let result = try compare(baseline: baseline, candidate: candidate, tolerance: 0.01)
+        #expect(result.moved.first?.baselineLow == ci.low[2][0] && result.moved.first?.baselineHigh == ci.high[2][0])
+        #expect(result.markdown.contains("| [\(String(format: "%.3f", ci.low[2][0])), \(String(format: "%.3f", ci.high[2][0]))] |"), "\(result.markdown)")
+        var bare = baseline
+        bare.groups[1].interval = nil
+        #expect(try compare(baseline: bare, candidate: candidate, tolerance: 0.01).markdown.contains("| — |"))
+    }
+
+    /// An entry undefined in both runs (a row whose every own-task denominator was flagged) never
+    /// moves, but the summary says how many there are instead of calling them within tolerance;
+    /// undefined on one side only, it moved.
+    @Test func undefinedEntriesAreCountedApart() throws {
+        var baseline = try ReportFixtures.dense()
+        for j in 0..<3 { baseline.groups[0].interference.values[1][j] = .nan }
+        let same = try compare(baseline: baseline, candidate: baseline, tolerance: 0)
+        #expect(same.passed && same.undefinedInBoth == 3)
+        #expect(same.markdown.hasPrefix("All 15 entries defined in both runs within tolerance"), "\(same.markdown)")
+        #expect(same.markdown.contains("3 undefined (n/a) in both runs"))
+        var candidate = baseline
+        candidate.groups[0].interference.values[1][2] = 0.5
+        let oneSided = try compare(baseline: baseline, candidate: candidate, tolerance: 1)
+        #expect(oneSided.moved.map { [$0.lossTask, $0.stepTask] } == [["mlm", "cap"]] && oneSided.undefinedInBoth == 2)
+        #expect(oneSided.markdown.hasSuffix("2 undefined (n/a) in both runs: rows whose every own-task denominator is ≤ 0.\n"))
+    }
+
     @Test func refusesIncompatibleInputs() throws {
         let dense = try ReportFixtures.dense()
         var otherTasks = dense

@@ -83,6 +83,44 @@ import UniPerceiver
         #expect(model.parameters.count == model.table.totalCount)
     }
 
+    /// Issue 4's bad input: a checkpoint whose expert tensors disagree with its configuration's
+    /// expert count is refused naming both counts, not one gate's shape.
+    @Test("an expert count that disagrees with the configuration is named")
+    func expertCountDisagrees() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var moe = config
+        moe.routing = .attribute
+        moe.numExperts = 2
+        let model = try Model(config: moe, seed: 3)
+        let entries = model.table.entries.map {
+            SafeTensorsEntry(name: $0.name, shape: $0.shape, floats: Array(model.parameters[$0.range]))
+        }
+        var four = moe
+        four.numExperts = 4
+        let dense = try Model(config: config, seed: 3)
+        let denseEntries = dense.table.entries.map {
+            SafeTensorsEntry(name: $0.name, shape: $0.shape, floats: Array(dense.parameters[$0.range]))
+        }
+        let cases: [(String, [SafeTensorsEntry], ModelConfig, [String])] = [
+            ("four", entries, four, ["2 experts per MoE linear", "num_experts is 4"]),
+            ("dense", entries, config, ["2 experts per MoE linear", "configuration is dense"]),
+            ("none", denseEntries, four, ["no expert tensors", "num_experts is 4"]),
+        ]
+        for (name, tensors, claimed, naming) in cases {
+            let url = directory.appendingPathComponent("\(name).safetensors")
+            try Data(SafeTensors.encode(tensors, metadata: ["config": claimed.jsonString()])).write(to: url)
+            do {
+                _ = try Checkpoint.load(url)
+                Issue.record("\(name): loaded")
+            } catch {
+                for text in naming + [url.path] {
+                    #expect(error.description.contains(text), "\(name): '\(text)' not in: \(error.description)")
+                }
+            }
+        }
+    }
+
     enum Damage: String, CaseIterable {
         case truncated, malformedHeader, offsetsOutsideFile, unknownDType, missingTensor
         case unexpectedTensor, wrongShape, nonFiniteWeight, infiniteWeight

@@ -73,6 +73,9 @@ struct DemoCommand: ParsableCommand {
 
     @OptionGroup var lookAheadCounts: LookAheadCounts
 
+    @Flag(help: "Record a non-finite mini-batch of either probe and exclude it from the analysis instead of stopping (the report says which).")
+    var skipNonfinite = false
+
     /// Every option is checked here, before anything is trained: a mistake found after the dense
     /// model was trained and diagnosed would cost minutes and name no option.
     func validate() throws {
@@ -117,6 +120,7 @@ struct DemoCommand: ParsableCommand {
         let input = try FileChecks.input(data, option: "--data")
         let dataURL = input.url
         try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
+        try FileChecks.refuseNonRegularOutputs(in: directory, option: "--out", isOutput: Self.writes)
         try FileChecks.refuseInputs([input], in: work, option: "--out", isOutput: nil)
         // The counts drawn, so the report states them: defaults reduced to what --samples allows.
         let (lossSamples, stepSamples) = lookAheadCounts.resolved(samplesPerTask: samples)
@@ -127,7 +131,8 @@ struct DemoCommand: ParsableCommand {
                 method: lookAheadMethod ?? .integral)
             : nil
         let probeOptions = try Diagnosis.probeOptions(
-            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
+            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil,
+            skipNonFinite: skipNonfinite)
         let dataset = try DigitsDataset.load(dataURL)
         // Training is most of the demo's time, and it is GEMMs: say so when OpenBLAS runs slow kernels.
         if let warning = Machine.blasCoreWarning { print("note: \(warning)") }

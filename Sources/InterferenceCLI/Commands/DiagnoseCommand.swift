@@ -54,6 +54,9 @@ struct DiagnoseCommand: ParsableCommand {
 
     @OptionGroup var lookAhead: LookAheadArguments
 
+    @Flag(help: "Record a non-finite mini-batch and exclude it from the analysis instead of stopping (the report says which).")
+    var skipNonfinite = false
+
     func validate() throws {
         try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
         try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
@@ -66,10 +69,12 @@ struct DiagnoseCommand: ParsableCommand {
         let directory = try FileChecks.folder(out)
         let inputs = try FileChecks.inputs([("--checkpoint", checkpoint), ("--data", data)])
         try FileChecks.refuseInputs(inputs, in: directory, option: "--out", isOutput: Diagnosis.writes)
+        try FileChecks.refuseNonRegularOutputs(in: directory, option: "--out", isOutput: Diagnosis.writes)
         let lookAheadOptions = lookAhead.options(seed: seed)
         if lookAheadOptions != nil { try lookAhead.check(samplesPerTask: samples, source: "--samples \(samples)") }
         let options = try Diagnosis.probeOptions(
-            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil)
+            tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil,
+            skipNonFinite: skipNonfinite)
         try StagedOutputs.run(protecting: inputs) { outputs in
             try Diagnosis.run(
                 checkpoint: inputs[0].url, data: inputs[1].url, directory: directory, options: options,
@@ -88,12 +93,12 @@ enum Diagnosis {
     }
 
     /// The probe's request, checked (tasks known and distinct, sizes positive) before any work.
-    static func probeOptions(tasks: String, samples: Int, batchSize: Int, seed: UInt64, storeGradients: Bool)
-        throws(InputError) -> ProbeOptions
-    {
+    static func probeOptions(
+        tasks: String, samples: Int, batchSize: Int, seed: UInt64, storeGradients: Bool, skipNonFinite: Bool
+    ) throws(InputError) -> ProbeOptions {
         let options = ProbeOptions(
             tasks: try OptionValues.tasks(tasks), samplesPerTask: samples, batchSize: batchSize, seed: seed,
-            storeGradients: storeGradients)
+            storeGradients: storeGradients, skipNonFinite: skipNonFinite)
         do { try options.validate() } catch { throw InputError(error.description) }
         return options
     }

@@ -29,6 +29,10 @@ enum ModelKind: String, CaseIterable, ExpressibleByArgument {
 
 extension ModelPreset: ExpressibleByArgument {}
 
+extension MoELayers: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
+
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -111,11 +115,17 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "MoE: experts chosen per routing decision (1 or 2; default 2).")
     var topK: Int?
 
+    @Option(help: "MoE: which encoder layers get experts: all (default), odd (the 0-based even layers 0, 2, 4, …, as the released base and large configurations) or every-K (layers 0, K, 2K, …).")
+    var moeLayers: MoELayers?
+
     @Option(parsing: .unconditional, help: "Image patch side (overrides the preset).")
     var patchSize: Int?
 
     @Option(help: "Also write the loss curves of the whole log as an SVG to this file.")
     var curves: String?
+
+    @Flag(help: "No progress line (it is drawn only when stderr is a terminal).")
+    var quiet = false
 
     /// The shape overrides, named here: the model config would call them hidden_size and so on.
     func validate() throws {
@@ -132,6 +142,7 @@ struct TrainCommand: ParsableCommand {
             // Ignoring them would train a dense model the user believes is an MoE.
             if experts != nil { throw ValidationError("--experts applies to the MoE models only, not --model dense") }
             if topK != nil { throw ValidationError("--top-k applies to the MoE models only, not --model dense") }
+            if moeLayers != nil { throw ValidationError("--moe-layers applies to the MoE models only, not --model dense") }
         } else if !resume || (experts != nil && topK != nil), moeTopK > moeExperts {
             // With --resume an option not given comes from the checkpoint, not from the default.
             throw ValidationError("--top-k \(moeTopK) must be at most --experts \(moeExperts)")
@@ -146,6 +157,7 @@ struct TrainCommand: ParsableCommand {
         let input = try FileChecks.input(data, option: "--data")
         let directory = try FileChecks.folder(out)
         try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
+        try FileChecks.refuseNonRegularOutputs(in: directory, option: "--out", isOutput: Self.writes)
         let curvesURL = try curvesDestination(protecting: input, directory: directory)
         let dataset = try DigitsDataset.load(input.url)
         let session: TrainingSession
@@ -159,6 +171,7 @@ struct TrainCommand: ParsableCommand {
             if model != .dense {
                 config.numExperts = moeExperts
                 config.topK = moeTopK
+                if let moeLayers { config.moeLayers = moeLayers }
             }
             let initial = try Model(config: config, seed: seed ?? 0)
             session = try TrainingSession.start(
@@ -166,7 +179,7 @@ struct TrainCommand: ParsableCommand {
         }
         let total = session.trainer.options.steps
         let first = session.trainer.step
-        let progress = ProgressLine()
+        let progress = ProgressLine(enabled: !quiet)
         let watcher = InterruptWatcher()
         defer { watcher.cancel() }
         let startSeconds = DispatchTime.now().uptimeNanoseconds
@@ -280,6 +293,10 @@ struct TrainCommand: ParsableCommand {
                 let has = config.routing == .none ? "is dense" : "has \(option) \(saved)"
                 throw InputError("\(session.modelURL.path): \(option) \(given) given, but the checkpoint \(has)")
             }
+        }
+        if let moeLayers, config.routing == .none || moeLayers != config.moeLayers {
+            let has = config.routing == .none ? "is dense" : "has --moe-layers \(config.moeLayers.name)"
+            throw InputError("\(session.modelURL.path): --moe-layers \(moeLayers.name) given, but the checkpoint \(has)")
         }
         if self.config != nil || width != nil || layers != nil || heads != nil || ffn != nil || patchSize != nil {
             let wantedShape = shape
