@@ -11,8 +11,10 @@ This notebook loads the interference files that `interference analyze` writes (f
 **matplotlib**. It reads the committed demo output in `reports/demo/` (`make demo` regenerates it).
 
 `I[i, j]`: the first-order change of task *i*'s loss when task *j* takes a unit gradient step, divided
-per sample by task *i*'s own step (the official Uni-Perceiver-MoE notebook's procedure); rows are the
-task whose loss changes, columns the task that steps; the diagonal is 1."""),
+per sample by task *i*'s own step: the official Uni-Perceiver-MoE notebook's procedure, except that a
+sample whose own change is ≤ 0 is left out of its row (flagged, `nonpositive_denominators`) where the
+notebook would divide by it. Rows are the task whose loss changes, columns the task that steps; the
+diagonal is 1."""),
 nbf.v4.new_code_cell("""import h5py
 import numpy as np
 import matplotlib.pyplot as plt
@@ -68,9 +70,13 @@ for r, (run, (tasks, groups)) in enumerate(data.items()):
         if c == 0:
             ax.set_ylabel("loss of task (i)")
         ax.set_title(f"{run}: {name}")
+        miss = outside(groups[name])
         for i in range(len(tasks)):
             for j in range(len(tasks)):
-                ax.text(j, i, f"{I[i, j]:.2f}", ha="center", va="center", fontsize=9)
+                # † as in the report: the value lies outside its own interval. White text on dark cells.
+                dark = np.isfinite(I[i, j]) and abs(I[i, j]) > 0.6 * limit
+                ax.text(j, i, f"{I[i, j]:.2f}" + ("†" if miss[i, j] else ""), ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")
 fig.colorbar(im, ax=axes, shrink=0.8, label="I[i, j]")
 plt.show()"""),
 nbf.v4.new_markdown_cell("""Per-sample first-order changes `delta[i, j, b]` (= s[j,i][b] of the notebook) show how much a

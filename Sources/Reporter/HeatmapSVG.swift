@@ -122,7 +122,7 @@ public struct HeatmapSVG: Sendable {
         )
         let axisY = top + gridSize / 2
         s.append(
-            "  <text x=\"16\" y=\"\(axisY)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(axisY))\">task whose loss changes (i) →</text>"
+            "  <text x=\"16\" y=\"\(axisY)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(axisY))\">← task whose loss changes (i)</text>"
         )
         for (j, task) in tasks.enumerated() {
             let x = left + j * cellSize + cellSize / 2

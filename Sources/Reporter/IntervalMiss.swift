@@ -82,3 +82,51 @@ struct IntervalMiss {
         return e < 0 ? 1 / x : x
     }
 }
+
+/// A kept sample whose own-task change `s[i,i][b]` is positive but under 1 % of the median of its
+/// row's kept samples, with each off-diagonal value of that row recomputed without it.
+///
+/// Such a sample divides its cross-task changes by almost nothing, so in the mean of ratios it can
+/// outweigh all the others, whether or not the value stays inside its interval (`IntervalMiss`
+/// covers the values that leave it). The report names it so that a reader sees which values rest
+/// on one mini-batch.
+struct NearZeroOwnChange {
+    /// Task i (the row) and the sample's index b among its samples.
+    let task: Int
+    let sample: Int
+    let ownChange: Double
+    /// Median own change of the row's kept samples.
+    let median: Double
+    /// (column j, I[i, j] without the sample), for every off-diagonal column whose stored value the
+    /// per-sample ratios give back.
+    let without: [(Int, Double)]
+
+    static let fraction = 0.01
+
+    static func find(in m: InterferenceMatrix) -> [NearZeroOwnChange] {
+        var found: [NearZeroOwnChange] = []
+        for i in m.delta.indices where i < m.values.count {
+            let own = m.delta[i][i]
+            let flagged = Set(m.flaggedSamples.indices.contains(i) ? m.flaggedSamples[i] : [])
+            let kept = own.indices.filter { !flagged.contains($0) && own[$0] > 0 && own[$0].isFinite }
+            guard kept.count >= 3 else { continue }
+            let owns = kept.map { own[$0] }.sorted()
+            let median = owns.count % 2 == 1 ? owns[owns.count / 2] : (owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2
+            for b in kept where own[b] < fraction * median {
+                var without: [(Int, Double)] = []
+                for j in m.delta[i].indices where j != i {
+                    let cross = m.delta[i][j]
+                    guard kept.allSatisfy({ $0 < cross.count && cross[$0].isFinite }) else { continue }
+                    let sum = kept.reduce(0.0) { $0 + cross[$1] / own[$1] }
+                    let value = m.values[i][j]
+                    guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { continue }
+                    without.append((j, (sum - cross[b] / own[b]) / Double(kept.count - 1)))
+                }
+                if !without.isEmpty {
+                    found.append(NearZeroOwnChange(task: i, sample: b, ownChange: own[b], median: median, without: without))
+                }
+            }
+        }
+        return found
+    }
+}

@@ -167,9 +167,15 @@ public struct MarkdownReport: Sendable {
         var lines = [
             "Interference `I[i, j]` (Uni-Perceiver-MoE, Table 1): the \(first.metric.rawValue) change of task *i*'s "
                 + "loss when task *j* takes a unit gradient step, divided per sample by the change from task *i*'s own "
-                + "step, averaged over task *i*'s samples (the official notebook's procedure). Rows: the task whose "
+                + "step, averaged over task *i*'s samples: the official notebook's procedure, except that a sample "
+                + "whose own loss change is ≤ 0 is left out of its row and counted as *flagged*, where the notebook "
+                + "would divide by it. Rows: the task whose "
                 + "loss changes; columns: the task that steps. `I > 0`: *j* helps *i*; `I < 0`: *j* interferes with *i*; "
-                + "the diagonal is 1.",
+                + "the diagonal is 1. A sample's *own loss change* is how much a unit step along another same-task "
+                + "mini-batch's normalised gradient lowers its loss to first order, `⟨g_i(a)/‖g_i(a)‖, g_i(b)⟩` "
+                + "averaged over a ≠ b (loss units per unit step; ≤ 0: the step does not lower it). *Cross-task conflict fraction*: the share of pairs of gradients "
+                + "from two different tasks whose cosine is negative, over all such pairs. *Flagged "
+                + "denominators*: the flagged samples of all tasks together.",
             "",
             "Tasks: \(tasks.map { "`\($0)`" }.joined(separator: ", ")); samples per task: \(first.layout.samplesPerTask).",
             "",
@@ -199,9 +205,16 @@ public struct MarkdownReport: Sendable {
             lines += [
                 "",
                 "Cells: `value ± half-width of the interval`. A percentile interval need not be centred on "
-                    + "the value (`interference report --intervals bracket` prints it whole).",
+                    + "the value, so read `±` as a width, not as bounds: an interval can hold 0 although "
+                    + "`value − half-width` is positive (`interference report --intervals bracket` prints it whole; "
+                    + "the summary counts the intervals that exclude 0).",
             ]
         case .bracket: lines += ["", "Cells: `value [low, high]`."]
+        }
+        if runs.count > 1 {
+            lines[lines.count - 1] +=
+                " The differences between runs have no interval of their own: the runs are independent, so a "
+                + "difference is only evidence of a change where it exceeds both runs' interval widths."
         }
         let shown = groups.flatMap { name in runs.compactMap { $0.group(named: name) } }
         if shown.contains(where: { !IntervalMiss.misses(in: $0, digits: digits).isEmpty }) {
@@ -214,8 +227,8 @@ public struct MarkdownReport: Sendable {
     private func summary() -> [String] {
         var lines = [
             "## Summary", "",
-            "| group | run | mean off-diagonal I | most negative I (loss ← step) | cross-task conflict fraction | flagged denominators |",
-            "| --- | --- | ---: | --- | ---: | ---: |",
+            "| group | run | mean off-diagonal I | most negative I (loss ← step) | off-diagonal intervals excluding 0 | cross-task conflict fraction | flagged denominators |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: |",
         ]
         for name in groups {
             for k in runs.indices {
@@ -229,10 +242,25 @@ public struct MarkdownReport: Sendable {
                 let meanMark = IntervalMiss.misses(in: g, digits: digits).isEmpty ? "" : "†"
                 lines.append(
                     "| \(cell(name)) | \(cell(label(k))) | \(fixed(m.offDiagonalMean, digits))\(meanMark) | \(worst) | "
-                        + "\(fixed(g.agreement.meanCrossTaskConflict, digits)) | \(flagged) |")
+                        + "\(Self.excludingZero(g)) | \(fixed(g.agreement.meanCrossTaskConflict, digits)) | \(flagged) |")
             }
         }
         return lines
+    }
+
+    /// "k of m": the off-diagonal entries whose interval lies wholly above or below 0, of those with
+    /// an interval; "–" without intervals. Which effects the data tell apart from none.
+    static func excludingZero(_ g: GroupAnalysis) -> String {
+        guard let ci = g.interval else { return "–" }
+        var defined = 0
+        var excluding = 0
+        for i in ci.low.indices {
+            for j in ci.low[i].indices where i != j && ci.low[i][j].isFinite && ci.high[i][j].isFinite {
+                defined += 1
+                if ci.low[i][j] > 0 || ci.high[i][j] < 0 { excluding += 1 }
+            }
+        }
+        return "\(excluding) of \(defined)"
     }
 
     private func valueCell(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
@@ -374,6 +402,31 @@ public struct MarkdownReport: Sendable {
                         : "No single sample accounts for it; with few bootstrap replicates a value can miss "
                             + "its interval by chance."))
         }
+        var nearZero: [String] = []
+        for k in present {
+            let g = runs[k].group(named: name)!
+            let misses = IntervalMiss.misses(in: g, digits: digits)
+            for carrier in NearZeroOwnChange.find(in: g.interference) {
+                // A cell whose † note already names this sample is not repeated here.
+                let moves = carrier.without.filter { j, _ in
+                    !misses.contains { $0.i == carrier.task && $0.j == j && $0.carrier?.sample == carrier.sample }
+                }
+                guard !moves.isEmpty else { continue }
+                let changes = moves.map { j, without in
+                    "`\(tasks[carrier.task])` ← `\(tasks[j])` \(fixed(g.interference[carrier.task, j], digits)) → \(fixed(without, digits))"
+                }
+                nearZero.append(
+                    "\(label(k)): sample \(carrier.sample) of `\(tasks[carrier.task])` has an own loss change of "
+                        + "\(scientific(carrier.ownChange)), under 1 % of the row's median \(scientific(carrier.median)); "
+                        + "without it " + changes.joined(separator: ", "))
+            }
+        }
+        if !nearZero.isEmpty {
+            lines.append("")
+            lines.append(
+                "> **Near-zero own change:** " + nearZero.joined(separator: "; ") + ". One such sample's ratios "
+                    + "weigh as much as many ordinary samples' in the mean of ratios, so these values rest on it.")
+        }
         var consistency: [String] = []
         for k in present {
             let g = runs[k].group(named: name)!
@@ -411,8 +464,10 @@ public struct MarkdownReport: Sendable {
                 + "losses subtracted; *integral*: the same change as the integral of the directional "
                 + "derivative along the step (2-node Gauss–Legendre), which does not subtract two losses, "
                 + "so small λ stays above round-off. Relative difference: "
-                + "`‖I_exact − I_first-order‖ / ‖I_first-order‖` over the off-diagonal entries, and the same "
-                + "over the pairs' loss changes before any division.",
+                + "`‖I_exact − I_first-order‖ / ‖I_first-order‖` over the off-diagonal entries defined in both, "
+                + "and the same over the pairs' loss changes before any division. Each row of *I* rests on the "
+                + "loss mini-batches measured for its task whose own change is > 0 (counted under each group's "
+                + "table); n/a marks a row where none is.",
             "",
             "| group | run | λ | pairs | method | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
             "| --- | --- | ---: | ---: | --- | ---: | ---: |",
@@ -449,6 +504,20 @@ public struct MarkdownReport: Sendable {
                     lines.append("| " + row.map(cell).joined(separator: " | ") + " |")
                 }
             }
+            let counts = present.map { k in
+                let c = runs[k].group(named: name)!.lookAhead!
+                let rows = tasks.indices.map { i in
+                    let measured = Set(c.exactChanges.filter { $0.lossTask == i }.map(\.lossSample)).count
+                    func flaggedSet(_ m: InterferenceMatrix) -> Set<Int> {
+                        m.flaggedSamples.indices.contains(i) ? Set(m.flaggedSamples[i]) : []
+                    }
+                    let flagged = flaggedSet(c.exact).union(flaggedSet(c.firstOrder)).count
+                    return "\(tasks[i]) \(measured - flagged) of \(measured)"
+                }
+                return "\(label(k)): " + rows.joined(separator: ", ")
+            }
+            lines += ["", "Loss mini-batches behind each row (own change > 0, exact and first-order, of those measured): "
+                + counts.joined(separator: "; ") + "."]
         }
         return lines
     }
@@ -461,7 +530,7 @@ public struct MarkdownReport: Sendable {
             let gate = stats.entries.contains { $0.gateEntropy != nil }
             lines.append("")
             lines.append(
-                "**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Share of each task's routed tokens per expert; entropy normalised to 1 = uniform."
+                "**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Each expert's mean gate weight per token of the task and segment (the top-k weights renormalised, so a row sums to 100 %); entropy normalised to 1 = uniform."
                     + (gate ? " *Load entropy*: of the shares; *gate entropy*: the router's softmax per token, averaged." : "")
             )
             lines.append("")

@@ -174,6 +174,40 @@ import Testing
         let without = others.reduce(0, +) / Double(others.count)
         #expect(note.contains("without it the mean is \(String(format: "%.3f", without))"), "\(note)")
         #expect(ci.low[1][0] <= without && without <= ci.high[1][0])
+        // Both of the row's columns are † here, so no near-zero note repeats them. Without intervals
+        // there is no †, and the near-zero note names the sample with each value without it.
+        #expect(!text.contains("> **Near-zero own change:**"), "\(text)")
+        let bare = try GroupAnalysis(
+            group: ParameterGroup(name: "g", parameters: ["g.weight"], layer: 0, role: "ffn.dense2"),
+            gram: try GramMatrix(rows: rows), layout: layout, bootstrapReplicates: 0, seed: 17)
+        let bareRun = InterferenceAnalysis(
+            layout: layout, probePath: "p.h5", kind: "dense", label: "dense", bootstrapReplicates: 0, seed: 17,
+            groups: [bare])
+        let bareText = try MarkdownReport(runs: [bareRun]).render()
+        let nearZero = try #require(bareText.split(separator: "\n").first { $0.hasPrefix("> **Near-zero own change:**") })
+        #expect(nearZero.contains("dense: sample 0 of `mlm` has an own loss change of 7.7e-03, under 1 % of the row's median 5.8e+00"), "\(nearZero)")
+        let capCross = group.interference.delta[1][2]
+        let capWithout = (1..<n).filter { own[$0] > 0 }.map { capCross[$0] / own[$0] }.reduce(0, +) / Double(others.count)
+        for (column, value, without) in [("cls", group.interference[1, 0], without), ("cap", group.interference[1, 2], capWithout)] {
+            #expect(
+                nearZero.contains("`mlm` ← `\(column)` \(String(format: "%.3f", value)) → \(String(format: "%.3f", without))"),
+                "\(nearZero)")
+        }
+    }
+
+    /// The summary counts the off-diagonal intervals that lie wholly on one side of 0.
+    @Test func summaryCountsIntervalsExcludingZero() throws {
+        var dense = try ReportFixtures.dense()
+        var ci = try #require(dense.groups[0].interval)
+        for i in 0..<3 { for j in 0..<3 where i != j { (ci.low[i][j], ci.high[i][j]) = (-1, 1) } }
+        (ci.low[0][1], ci.high[0][1]) = (0.1, 0.3)
+        (ci.low[2][0], ci.high[2][0]) = (-0.4, -0.01)
+        (ci.low[1][2], ci.high[1][2]) = (.nan, .nan)
+        dense.groups[0].interval = ci
+        let text = try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render()
+        #expect(text.contains("| 2 of 5 |"), "\(text)")
+        dense.groups[0].interval = nil
+        #expect(try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render().contains("| – |"))
     }
 
     /// A row flagged about as often as gradients with no shared direction would be (Binomial(N, ½):
@@ -303,6 +337,19 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         // the loss changes differ by exactly 5 %.
         #expect(text.contains("| 0.0 % | 5.0 % |"), "\(text)")
         #expect(!text.contains("**\(dense.groups[1].name)**"))
+        // Each row rests on its measured loss mini-batches whose own change is > 0: counted, and a
+        // row with none left reads n/a.
+        #expect(text.contains("Loss mini-batches behind each row (own change > 0, exact and first-order, of those measured): dense: cls 2 of 2, mlm 2 of 2, cap 2 of 2."), "\(text)")
+        let mlmOwn = firstOrder.map { m -> LookAheadMeasurement in
+            var copy = m
+            if m.lossTask == 1 && m.stepTask == 1 { copy.lossChange = -abs(m.lossChange) }
+            return copy
+        }
+        dense.groups[0].lookAhead = try LookAheadCheck(
+            stepSize: 0.002, seed: 1, exactChanges: mlmOwn, firstOrderChanges: firstOrder, layout: layout)
+        let flagged = try MarkdownReport(runs: [dense]).render()
+        #expect(flagged.contains("dense: cls 2 of 2, mlm 0 of 2, cap 2 of 2."), "\(flagged)")
+        #expect(flagged.contains("| mlm ← cls | n/a |"), "\(flagged)")
         let plain = try MarkdownReport(runs: [try ReportFixtures.dense()]).render()
         #expect(!plain.contains("Look-ahead"))
     }
