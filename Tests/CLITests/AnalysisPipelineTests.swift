@@ -68,9 +68,9 @@ extension CLITests {
             #expect(text.contains("perturbed − dense: mlm") && text.contains("other − dense: mlm"), "\(text)")
             #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("report/other-encoder.layers.0.svg").path))
 
-            // The committed demo's dense run holds two values outside their own intervals: checked
+            // The committed demo's MoE run holds two values outside their own intervals: checked
             // against itself with intervals it still passes (identical runs never regress).
-            let demo = Self.packageRoot.appendingPathComponent("reports/demo/dense.h5").path
+            let demo = Self.packageRoot.appendingPathComponent("reports/demo/moe.h5").path
             let demoItself = try Self.run(["check", "--baseline", demo, "--candidate", demo, "--use-intervals", "--tolerance", "0"])
             #expect(demoItself.status == 0, "stdout: \(demoItself.stdout) stderr: \(demoItself.stderr)")
 
