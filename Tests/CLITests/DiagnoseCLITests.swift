@@ -176,3 +176,35 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// The paper's Table 1 tensor from the one-shot command: `--parameters` with one glob that
+    /// selects W2 of each layer, experts included, so one request serves the dense and the MoE
+    /// checkpoint; a glob that selects nothing is refused naming it.
+    @Test("diagnose --parameters: W2 per layer for dense and MoE alike; a glob matching nothing → 2")
+    func diagnoseParameters() throws {
+        try Self.withTinyRun { root, dense in
+            let moe = try Self.trainTinyMoE(into: root.appendingPathComponent("moe-run"))
+            let settings = [
+                "--data", Self.data, "--tasks", "image-classification,mlm", "--samples", "3", "--batch-size", "4",
+                "--bootstrap", "0", "--parameters", "encoder.layers.*.ffn.dense2.*weight",
+            ]
+            for (name, checkpoint, members) in [
+                ("dense", dense, ["`encoder.layers.0.ffn.dense2.weight`"]),
+                ("moe", moe, ["`encoder.layers.0.ffn.dense2.experts.0.weight`", "`encoder.layers.0.ffn.dense2.experts.1.weight`"]),
+            ] {
+                let out = root.appendingPathComponent(name)
+                let result = try Self.run(["diagnose", "--checkpoint", checkpoint.path, "--out", out.path] + settings)
+                #expect(result.status == 0, "stderr: \(result.stderr)")
+                let report = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+                let line = try #require(report.split(separator: "\n").first { $0.hasPrefix("Parameters:") })
+                for member in members { #expect(line.contains(member), "\(line)") }
+                #expect(!line.contains("bias") && !line.contains("dense.weight") && !line.contains("gate"), "\(line)")
+            }
+            try Self.expectRefusedUnchanged(
+                ["diagnose", "--checkpoint", dense.path, "--data", Self.data, "--out", root.appendingPathComponent("none").path,
+                 "--parameters", "encoder.layers.*.ffn.dense3.*weight"],
+                in: root, naming: ["encoder.layers.*.ffn.dense3.*weight"])
+        }
+    }
+}

@@ -40,6 +40,11 @@ struct DiagnoseCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the probe's batches, masking and gate noise, of the bootstrap and of the look-ahead's pairs (default 0).", transform: OptionValues.seed)
     var seed: UInt64 = 0
 
+    @Option(
+        parsing: .upToNextOption,
+        help: "Parameter globs ('*' crosses dots) to probe, default 'encoder.layers.*'; 'encoder.layers.*.ffn.dense2.*weight' is the paper's Table 1 tensor (W2, experts included), one group per layer.")
+    var parameters: [String] = []
+
     @Option(parsing: .unconditional, help: "Bootstrap replicates (0: no intervals).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
@@ -74,7 +79,7 @@ struct DiagnoseCommand: ParsableCommand {
         if lookAheadOptions != nil { try lookAhead.check(samplesPerTask: samples, source: "--samples \(samples)") }
         let options = try Diagnosis.probeOptions(
             tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil,
-            skipNonFinite: skipNonfinite)
+            skipNonFinite: skipNonfinite, parameters: parameters)
         try StagedOutputs.run(protecting: inputs) { outputs in
             try Diagnosis.run(
                 checkpoint: inputs[0].url, data: inputs[1].url, directory: directory, options: options,
@@ -94,11 +99,13 @@ enum Diagnosis {
 
     /// The probe's request, checked (tasks known and distinct, sizes positive) before any work.
     static func probeOptions(
-        tasks: String, samples: Int, batchSize: Int, seed: UInt64, storeGradients: Bool, skipNonFinite: Bool
+        tasks: String, samples: Int, batchSize: Int, seed: UInt64, storeGradients: Bool, skipNonFinite: Bool,
+        parameters: [String] = []
     ) throws(InputError) -> ProbeOptions {
         let options = ProbeOptions(
             tasks: try OptionValues.tasks(tasks), samplesPerTask: samples, batchSize: batchSize, seed: seed,
-            storeGradients: storeGradients, skipNonFinite: skipNonFinite)
+            parameters: ParameterSelection(patterns: parameters), storeGradients: storeGradients,
+            skipNonFinite: skipNonFinite)
         do { try options.validate() } catch { throw InputError(error.description) }
         return options
     }
