@@ -7,8 +7,12 @@
 /// - `role`: one role across all layers and experts, `.weight` and `.bias` together
 ///   (group = role, e.g. `ffn.dense2`, `attention.self.qkv_proj`).
 /// - `model`: everything (group `model`).
+/// - `layer-role`: one role within one layer, experts, `.weight` and `.bias` together (group
+///   `encoder.layers.N.<role>`, e.g. `encoder.layers.3.ffn.dense2`); other parameters are left out.
+///   With only the `.weight` tensors selected, `ffn.dense2` is the paper's Table 1 tensor W2.
 public enum Grouping: String, Sendable, CaseIterable, Codable {
     case parameter, layer, role, model
+    case layerRole = "layer-role"
 
     /// The group a parameter belongs to, or nil when this grouping leaves it out.
     public func groupName(of parameter: String) -> String? {
@@ -18,6 +22,7 @@ public enum Grouping: String, Sendable, CaseIterable, Codable {
         case .layer: return parsed.layer.map { "encoder.layers.\($0)" }
         case .role: return parsed.role
         case .model: return "model"
+        case .layerRole: return parsed.layer.map { "encoder.layers.\($0).\(parsed.role)" }
         }
     }
 

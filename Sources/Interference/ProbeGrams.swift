@@ -138,17 +138,19 @@ public final class ProbeGrams: Sendable {
         }
     }
 
-    /// Analyses every group of a grouping (see `InterferenceAnalysis.analyze`).
+    /// Analyses every group of a grouping (see `InterferenceAnalysis.analyze`) over the parameters
+    /// `including` keeps (default all).
     /// - Parameter probeSHA256: recorded in the result; the caller computes it (Storage has no hash).
     public func analyze(
         grouping: Grouping, bootstrapReplicates: Int = BootstrapInterval.defaultReplicates,
         seed: UInt64,
-        confidence: Double = 0.95, probeSHA256: String = "", label: String = ""
+        confidence: Double = 0.95, probeSHA256: String = "", label: String = "",
+        including: (String) -> Bool = { _ in true }
     ) throws(InterferenceError) -> InterferenceAnalysis {
         let groups: [GroupAnalysis]
         do {
             groups = try InterferenceAnalysis.analyze(
-                parameters: parameters,
+                parameters: parameters.filter(including),
                 gram: { (p: String) throws(InterferenceError) -> GramMatrix in try gram(of: p) },
                 layout: layout, grouping: grouping, bootstrapReplicates: bootstrapReplicates,
                 seed: seed,

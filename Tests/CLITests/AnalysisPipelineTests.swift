@@ -85,3 +85,42 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// `analyze --parameters` narrows the probe's tensors before grouping: W2 alone per layer
+    /// (`layer-role`) is the paper's Table 1 tensor, and for the dense model it is the same single
+    /// tensor `--group-by parameter` analyses, so the two files print the same matrix; a glob that
+    /// matches nothing → 2 naming it.
+    @Test("analyze --parameters W2 --group-by layer-role: the paper's tensor per layer; a glob matching nothing → 2")
+    func analyzePaperTensor() throws {
+        try Self.withTinyRun { root, checkpoint in
+            _ = try Self.probeAndAnalyze(checkpoint: checkpoint, in: root, name: "dense", seed: 0)
+            let probe = root.appendingPathComponent("dense.probe.h5").path
+            let w2 = root.appendingPathComponent("w2.h5").path
+            let narrowed = try Self.run(
+                ["analyze", probe, "--parameters", "encoder.layers.*.ffn.dense2.*weight", "--group-by", "layer-role",
+                 "--bootstrap", "0", "--out", w2])
+            #expect(narrowed.status == 0, "stderr: \(narrowed.stderr)")
+            let single = root.appendingPathComponent("single.h5").path
+            let perTensor = try Self.run(
+                ["analyze", probe, "--parameters", "encoder.layers.0.ffn.dense2.weight", "--group-by", "parameter",
+                 "--bootstrap", "0", "--out", single])
+            #expect(perTensor.status == 0, "stderr: \(perTensor.stderr)")
+            func table(_ file: String, _ group: String) throws -> [Substring] {
+                let out = root.appendingPathComponent(UUID().uuidString + ".md").path
+                let made = try Self.run(["report", file, "--out", out])
+                #expect(made.status == 0, "stderr: \(made.stderr)")
+                let text = try String(contentsOfFile: out, encoding: .utf8)
+                #expect(text.contains("## \(group)"), "\(text)")
+                #expect(text.contains("Parameters: `encoder.layers.0.ffn.dense2.weight`."), "\(text)")
+                let lines = text.split(separator: "\n")
+                let start = try #require(lines.firstIndex { $0.hasPrefix("| loss ↓ / step →") })
+                return Array(lines[(start + 2)...(start + 3)])
+            }
+            #expect(try table(w2, "encoder.layers.0.ffn.dense2") == table(single, "encoder.layers.0.ffn.dense2.weight"))
+            try Self.expectRefusedUnchanged(
+                ["analyze", probe, "--parameters", "*.ffn.dense3.*", "--out", root.appendingPathComponent("none.h5").path],
+                in: root, naming: [probe, "--parameters '*.ffn.dense3.*' matches none"])
+        }
+    }
+}

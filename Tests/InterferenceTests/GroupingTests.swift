@@ -36,6 +36,15 @@ import Testing
             ])
         #expect(roles[1].layer == -1)
 
+        // One role within one layer, experts and biases pooled; names outside the layers left out.
+        let layerRoles = Grouping.layerRole.groups(of: Self.names)
+        #expect(
+            layerRoles.map(\.name) == [
+                "encoder.layers.2.attention.self.qkv_proj", "encoder.layers.2.ffn.dense2", "encoder.layers.10.ffn.dense2",
+            ])
+        #expect(layerRoles[2].parameters == ["encoder.layers.10.ffn.dense2.experts.3.weight", "encoder.layers.10.ffn.dense2.weight"])
+        #expect(layerRoles[1].layer == 2 && layerRoles[1].role == "ffn.dense2")
+
         #expect(Grouping.model.groups(of: Self.names).map(\.parameters.count) == [6])
         #expect(Grouping.parameter.groups(of: Self.names).count == 6)
     }

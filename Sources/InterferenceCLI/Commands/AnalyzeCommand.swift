@@ -11,7 +11,8 @@ struct AnalyzeCommand: ParsableCommand {
         abstract: "Compute the interference metric I[i, j] per group from a probe file (interference.h5).",
         discussion: """
             Groups: layer (encoder.layers.N), parameter (every tensor), role (e.g. ffn.dense2 across \
-            layers) or model (everything). Bootstrap intervals resample both tasks' samples with a \
+            layers), layer-role (e.g. encoder.layers.3.ffn.dense2) or model (everything); --parameters \
+            narrows the tensors first. Bootstrap intervals resample both tasks' samples with a \
             generator seeded --seed; --bootstrap 0 skips them. The probe file's SHA-256 is recorded, \
             and an MoE probe's routing table is carried into the output for reports.
 
@@ -25,8 +26,13 @@ struct AnalyzeCommand: ParsableCommand {
     @Argument(help: "Probe file written by `interference probe` or `interference merge`.")
     var probe: String
 
-    @Option(help: "How parameters are pooled: layer, parameter, role or model.")
+    @Option(help: "How parameters are pooled: layer, parameter, role, layer-role or model.")
     var groupBy: Grouping = .layer
+
+    @Option(
+        parsing: .upToNextOption,
+        help: "Analyse only the probe's parameters these globs match ('*' crosses dots), e.g. '\(Diagnosis.paperTensor)' (W2, the paper's Table 1 tensor) with --group-by layer or layer-role.")
+    var parameters: [String] = []
 
     @Option(parsing: .unconditional, help: "Bootstrap replicates for the 95 % intervals (0: none).")
     var bootstrap = BootstrapInterval.defaultReplicates
@@ -83,9 +89,15 @@ struct AnalyzeCommand: ParsableCommand {
                 try lookAhead.check(samplesPerTask: contents.samplesPerTask - contents.excludedSamples.count, source: probe)
             }
             let grams = try ProbeGrams(url: url)
+            // A glob that selects none of the probe's tensors is a typo, not an empty analysis.
+            for pattern in parameters where !grams.parameters.contains(where: { ParameterSelection.matches(pattern, $0) }) {
+                throw InputError("\(probe): --parameters '\(pattern)' matches none of the probe's \(grams.parameters.count) parameters")
+            }
+            let patterns = parameters
             var analysis = try grams.analyze(
                 grouping: groupBy, bootstrapReplicates: bootstrap, seed: seed, probeSHA256: digest,
-                label: label)
+                label: label,
+                including: { name in patterns.isEmpty || patterns.contains { ParameterSelection.matches($0, name) } })
             if let (options, checkpoint, data) = request {
                 analysis = try ExactLookAhead.check(
                     analysis, probe: url, checkpoint: checkpoint, data: data, options: options)

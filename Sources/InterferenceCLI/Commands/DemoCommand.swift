@@ -159,7 +159,9 @@ struct DemoCommand: ParsableCommand {
         appendix.append(
             "Data `\(data)`; \(steps) training steps per model (preset `small`, seed \(seed)); probe: "
                 + "N = \(samples) mini-batches of B = \(batchSize) per task, parameters `encoder.layers.*`, "
-                + "gate noise on as in training; \(bootstrap) bootstrap replicates."
+                + "gate noise on as in training; \(bootstrap) bootstrap replicates. Groups: each whole layer "
+                + "(`encoder.layers.N`), and W2 alone (`encoder.layers.N.ffn.dense2`: the `ffn.dense2` weights, "
+                + "every expert's in the MoE), the tensor of the paper's Table 1."
                 + (lookAheadOptions.map {
                     " Look-ahead check: λ = \(String(format: "%g", $0.stepSize)), method \($0.method.rawValue), "
                         + "\($0.lossSamples) loss mini-batches per task × \($0.stepSamples) step mini-batches per "
@@ -174,7 +176,7 @@ struct DemoCommand: ParsableCommand {
                 checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
                 options: probeOptions, bootstrap: bootstrap, grouping: .layer, label: name,
                 probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
-                lookAhead: lookAheadOptions, outputs: outputs)
+                withPaperTensor: true, lookAhead: lookAheadOptions, outputs: outputs)
             try InterferenceFile.write(analysis, to: try outputs.stage(directory.appendingPathComponent("\(name).h5")))
             let diagnoseSeconds = Date().timeIntervalSince(probeStart)
             analyses.append(analysis)

@@ -42,13 +42,13 @@ struct DiagnoseCommand: ParsableCommand {
 
     @Option(
         parsing: .upToNextOption,
-        help: "Parameter globs ('*' crosses dots) to probe, default 'encoder.layers.*'; 'encoder.layers.*.ffn.dense2.*weight' is the paper's Table 1 tensor (W2, experts included), one group per layer.")
+        help: "Parameter globs ('*' crosses dots) to probe, default 'encoder.layers.*'; '\(Diagnosis.paperTensor)' is the paper's Table 1 tensor (W2, experts included), one group per layer.")
     var parameters: [String] = []
 
     @Option(parsing: .unconditional, help: "Bootstrap replicates (0: no intervals).")
     var bootstrap = BootstrapInterval.defaultReplicates
 
-    @Option(help: "How parameters are pooled: layer, parameter, role or model.")
+    @Option(help: "How parameters are pooled: layer, parameter, role, layer-role or model.")
     var groupBy: Grouping = .layer
 
     @Option(help: "A label naming this run in the report (default: the checkpoint's kind).")
@@ -92,6 +92,10 @@ struct DiagnoseCommand: ParsableCommand {
 
 /// The steps `diagnose` and `demo` share.
 enum Diagnosis {
+    /// The paper's Table 1 tensor, W2 of every layer, as a glob over parameter names: the dense
+    /// `ffn.dense2.weight` and the MoE's `ffn.dense2.experts.K.weight` alike.
+    static let paperTensor = "encoder.layers.*.ffn.dense2.*weight"
+
     /// Whether `diagnose` writes a file of this name into its folder (heatmaps: any `.svg`).
     static func writes(_ name: String) -> Bool {
         ["probe.h5", "interference.h5", "report.md"].contains(name) || name.hasSuffix(".svg")
@@ -117,7 +121,8 @@ enum Diagnosis {
     @discardableResult
     static func run(
         checkpoint: URL, data: URL, directory: URL, options: ProbeOptions, bootstrap: Int, grouping: Grouping,
-        label: String, probeFile: URL?, writeReport: Bool = true, lookAhead: LookAheadOptions? = nil,
+        label: String, probeFile: URL?, writeReport: Bool = true, withPaperTensor: Bool = false,
+        lookAhead: LookAheadOptions? = nil,
         intervals: MarkdownReport.IntervalStyle = .plusMinus, outputs: StagedOutputs
     ) throws -> (analysis: InterferenceAnalysis, probe: URL) {
         try outputs.makeFolder(directory)
@@ -126,9 +131,18 @@ enum Diagnosis {
         do {
             try Probe.run(checkpoint: checkpoint, data: data, options: options, out: probe)
             let digest = try FileFingerprint.sha256(ofFile: probe)
-            var analysis = try ProbeGrams(url: probe).analyze(
+            let grams = try ProbeGrams(url: probe)
+            var analysis = try grams.analyze(
                 grouping: grouping, bootstrapReplicates: bootstrap, seed: options.seed, probeSHA256: digest,
                 label: label)
+            if withPaperTensor {
+                // W2 of each layer beside the whole layers, from the same probe: its weights only (the
+                // experts' in an MoE layer), grouped per layer as `encoder.layers.N.ffn.dense2`.
+                analysis.groups += try grams.analyze(
+                    grouping: .layerRole, bootstrapReplicates: bootstrap, seed: options.seed, probeSHA256: digest,
+                    label: label, including: { ParameterSelection.matches(Diagnosis.paperTensor, $0) }
+                ).groups
+            }
             analysis.probePath = displayPath(probeURL)
             if let lookAhead {
                 analysis = try ExactLookAhead.check(
