@@ -408,8 +408,11 @@ public struct MarkdownReport: Sendable {
             let misses = IntervalMiss.misses(in: g, digits: digits)
             for carrier in NearZeroOwnChange.find(in: g.interference) {
                 // A cell whose † note already names this sample is not repeated here.
-                let moves = carrier.without.filter { j, _ in
+                // Neither a cell whose † note already names this sample nor one it does not move at the
+                // printed digits (an MoE's disjoint experts give exactly 0 with or without it).
+                let moves = carrier.without.filter { j, without in
                     !misses.contains { $0.i == carrier.task && $0.j == j && $0.carrier?.sample == carrier.sample }
+                        && fixed(without, digits) != fixed(g.interference[carrier.task, j], digits)
                 }
                 guard !moves.isEmpty else { continue }
                 let changes = moves.map { j, without in
@@ -465,7 +468,8 @@ public struct MarkdownReport: Sendable {
                 + "derivative along the step (2-node Gauss–Legendre), which does not subtract two losses, "
                 + "so small λ stays above round-off. Relative difference: "
                 + "`‖I_exact − I_first-order‖ / ‖I_first-order‖` over the off-diagonal entries defined in both, "
-                + "and the same over the pairs' loss changes before any division. Each row of *I* rests on the "
+                + "and the same over the pairs' loss changes before any division; entry by entry, — where the "
+                + "first-order value rounds to 0. Each row of *I* rests on the "
                 + "loss mini-batches measured for its task whose own change is > 0 (counted under each group's "
                 + "table); n/a marks a row where none is.",
             "",
@@ -498,7 +502,9 @@ public struct MarkdownReport: Sendable {
                         let c = runs[k].group(named: name)!.lookAhead!
                         row += [
                             fixed(c.exact[i, j], digits), fixed(c.firstOrder[i, j], digits),
-                            percent(c.relativeDifference[i][j]),
+                            // Relative to a first-order value that prints as 0 the ratio is noise
+                            // (an MoE's disjoint experts give exactly orthogonal gradients).
+                            fixed(c.firstOrder[i, j], digits) == fixed(0, digits) ? "—" : percent(c.relativeDifference[i][j]),
                         ]
                     }
                     lines.append("| " + row.map(cell).joined(separator: " | ") + " |")

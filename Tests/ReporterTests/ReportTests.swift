@@ -184,6 +184,14 @@ import Testing
             layout: layout, probePath: "p.h5", kind: "dense", label: "dense", bootstrapReplicates: 0, seed: 17,
             groups: [bare])
         let bareText = try MarkdownReport(runs: [bareRun]).render()
+        // A column the sample does not move at the printed digits (exactly 0 with or without it, as
+        // an MoE's disjoint experts give) is not listed.
+        var still = bareRun
+        for b in 0..<n { still.groups[0].interference.delta[1][2][b] = 0 }
+        still.groups[0].interference.values[1][2] = 0
+        let stillNote = try #require(
+            try MarkdownReport(runs: [still]).render().split(separator: "\n").first { $0.hasPrefix("> **Near-zero own change:**") })
+        #expect(stillNote.contains("`mlm` ← `cls`") && !stillNote.contains("`mlm` ← `cap`"), "\(stillNote)")
         let nearZero = try #require(bareText.split(separator: "\n").first { $0.hasPrefix("> **Near-zero own change:**") })
         #expect(nearZero.contains("dense: sample 0 of `mlm` has an own loss change of 7.7e-03, under 1 % of the row's median 5.8e+00"), "\(nearZero)")
         let capCross = group.interference.delta[1][2]
@@ -350,6 +358,16 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         let flagged = try MarkdownReport(runs: [dense]).render()
         #expect(flagged.contains("dense: cls 2 of 2, mlm 0 of 2, cap 2 of 2."), "\(flagged)")
         #expect(flagged.contains("| mlm ← cls | n/a |"), "\(flagged)")
+        // A first-order value that prints as 0 (an MoE's disjoint experts): no relative difference.
+        let orthogonal = firstOrder.map { m -> LookAheadMeasurement in
+            var copy = m
+            if m.lossTask == 0 && m.stepTask == 1 { copy.lossChange = 0 }
+            return copy
+        }
+        dense.groups[0].lookAhead = try LookAheadCheck(
+            stepSize: 0.002, seed: 1, exactChanges: orthogonal, firstOrderChanges: orthogonal, layout: layout)
+        let zero = try MarkdownReport(runs: [dense]).render()
+        #expect(zero.contains("| cls ← mlm | 0.000 | 0.000 | — |"), "\(zero)")
         let plain = try MarkdownReport(runs: [try ReportFixtures.dense()]).render()
         #expect(!plain.contains("Look-ahead"))
     }

@@ -230,7 +230,8 @@ struct DemoCommand: ParsableCommand {
                     + "method, Float32 round-off of the two losses grows it as λ shrinks; the *integral* "
                     + "does not subtract two losses, so its difference keeps falling with λ down to the "
                     + "gradients' own round-off. Where round-off is negligible for both (the largest λ) the "
-                    + "two methods must agree: that checks the quadrature. The I values divide by each "
+                    + "two methods must agree on the loss changes (last column): that checks the quadrature. "
+                    + "Their I can still differ there, since the I values divide by each "
                     + "mini-batch's own-task change `s[i,i][b]`, which is close to 0 for many mini-batches "
                     + "here (within-task gradient cosines ≈ 0), so a small difference in the loss changes "
                     + "can become a much larger one in I.",
