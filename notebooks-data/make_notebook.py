@@ -7,7 +7,7 @@ nbf.v4.new_markdown_cell("""# Reading TaskInterference's interference files
 
 This notebook loads the interference files that `interference analyze` writes (format
 `task-interference/interference`, version 1; schema in `../../shared/design/architecture.md` and
-`Sources/Interference/README.md`) with **h5py** and draws one heatmap per run and layer with
+`Sources/Interference/README.md`) with **h5py** and draws one heatmap per run and group with
 **matplotlib**. It reads the committed demo output in `reports/demo/` (`make demo` regenerates it).
 
 `I[i, j]`: the first-order change of task *i*'s loss when task *j* takes a unit gradient step, divided
@@ -54,6 +54,21 @@ def outside(g):   # off-diagonal cells whose value lies outside its own bootstra
         miss = (I < g["ci_low"] - SLACK) | (I > g["ci_high"] + SLACK)
     return miss & np.isfinite(I) & np.isfinite(g["ci_low"]) & np.isfinite(g["ci_high"]) & ~np.eye(len(I), dtype=bool)
 
+def resting(g, threshold=0.5):   # off-diagonal cells one sample moves by more than 0.5 when left out (the report's ‡)
+    I, d = g["interference"], g["delta"]
+    out = np.zeros(I.shape, dtype=bool)
+    for i in range(len(I)):
+        own = d[i, i]
+        kept = np.isfinite(own) & (own > 0)
+        if kept.sum() < 3:
+            continue
+        for j in range(len(I)):
+            if i == j or not np.isfinite(I[i, j]) or not np.isfinite(d[i, j, kept]).all():
+                continue
+            ratios = d[i, j, kept] / own[kept]
+            out[i, j] = np.max(np.abs(ratios - I[i, j])) / (kept.sum() - 1) > threshold
+    return out & ~outside(g)
+
 # The colour scale leaves out values outside their own bootstrap intervals (see below): one
 # mini-batch can carry such a value far beyond the rest, and every other cell would fade.
 shown = [np.abs(np.where(outside(g), np.nan, g["interference"])) for _, groups in data.values() for g in groups.values()]
@@ -70,12 +85,13 @@ for r, (run, (tasks, groups)) in enumerate(data.items()):
         if c == 0:
             ax.set_ylabel("loss of task (i)")
         ax.set_title(f"{run}: {name}")
-        miss = outside(groups[name])
+        miss, rest = outside(groups[name]), resting(groups[name])
         for i in range(len(tasks)):
             for j in range(len(tasks)):
-                # † as in the report: the value lies outside its own interval. White text on dark cells.
+                # † and ‡ as in the report: outside its own interval; rests on one sample. White text on dark cells.
                 dark = np.isfinite(I[i, j]) and abs(I[i, j]) > 0.6 * limit
-                ax.text(j, i, f"{I[i, j]:.2f}" + ("†" if miss[i, j] else ""), ha="center", va="center", fontsize=9,
+                mark = "†" if miss[i, j] else "‡" if rest[i, j] else ""
+                ax.text(j, i, f"{I[i, j]:.2f}" + mark, ha="center", va="center", fontsize=9,
                         color="white" if dark else "black")
 fig.colorbar(im, ax=axes, shrink=0.8, label="I[i, j]")
 plt.show()"""),
@@ -93,7 +109,8 @@ nbf.v4.new_markdown_cell("""A value can lie outside its own bootstrap interval. 
 `delta[i, j, b] / delta[i, i, b]` with no guard against a small own-task change, so one mini-batch
 whose own change is close to zero can carry it (`interference report` marks such values with † and
 names the mini-batch). Recomputed here from `delta` alone: the sample whose ratio lies farthest from
-the value, and the mean without it."""),
+the value, and the mean without it. The heatmaps above also mark ‡ where that one sample moves a value
+inside its interval by more than 0.5 (half of a task's own effect), as the report does."""),
 nbf.v4.new_code_cell("""for run, (tasks, groups) in data.items():
     for name, g in groups.items():
         I, d, miss = g["interference"], g["delta"], outside(g)

@@ -6,7 +6,7 @@ import Interference
 /// for positive (j helps i), saturating at ±`scale` (default: the largest |I| of the matrix, at least
 /// 1 since the diagonal is 1; for a run's group, of the cells not marked †). Rows are the task whose loss changes, columns the task that steps;
 /// each cell prints its value (with "†" when `marked`: a value outside its own bootstrap interval,
-/// as the report marks it); a vertical legend shows the colour scale. NaN cells are grey, "n/a".
+/// or "‡" when `resting`: a value that rests on one sample, as the report marks them); a vertical legend shows the colour scale. NaN cells are grey, "n/a".
 /// The text depends only on the inputs (fixed-point numbers, integer geometry), so it snapshots.
 public struct HeatmapSVG: Sendable {
     public var title: String
@@ -17,6 +17,8 @@ public struct HeatmapSVG: Sendable {
     public var digits: Int
     /// Cells (i, j) printed with "†".
     public var marked: [[Int]]
+    /// Cells (i, j) printed with "‡" (a value that rests on one sample, as the report marks it).
+    public var resting: [[Int]] = []
 
     /// A heatmap of arbitrary values.
     public init(
@@ -46,6 +48,7 @@ public struct HeatmapSVG: Sendable {
         self.init(
             title: "\(label) · \(group.name)", tasks: run.tasks, values: values,
             scale: scale ?? max(1, unmarked.filter(\.isFinite).map(abs).max() ?? 1), marked: marked)
+        resting = OneSampleInfluence.find(in: group.interference).map { [$0.i, $0.j] }.filter { !marked.contains($0) }
     }
 
     /// The file name used by the CLI and linked from `MarkdownReport`: `<run>-<group>.svg`, with every
@@ -98,7 +101,8 @@ public struct HeatmapSVG: Sendable {
         let width = max(
             legendX + legendWidth + 64,
             slanted ? left + gridSize - cellSize / 2 + labelWidth * 71 / 100 + 12 : 0)
-        let height = top + gridSize + 56 + (marked.isEmpty ? 0 : 16)  // a line saying what † means
+        // A line saying what † and ‡ mean, when a cell has one.
+        let height = top + gridSize + 56 + (marked.isEmpty && resting.isEmpty ? 0 : 16)
         var s: [String] = []
         s.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
         s.append(
@@ -147,7 +151,7 @@ public struct HeatmapSVG: Sendable {
                     "  <rect x=\"\(x)\" y=\"\(y)\" width=\"\(cellSize)\" height=\"\(cellSize)\" fill=\"\(hex(colour(v)))\" stroke=\"#ffffff\"/>"
                 )
                 s.append(
-                    "  <text x=\"\(x + cellSize / 2)\" y=\"\(y + cellSize / 2 + 4)\" text-anchor=\"middle\" fill=\"\(dark ? "#ffffff" : "#000000")\">\(fixed(v, digits))\(marked.contains([i, j]) ? "†" : "")</text>"
+                    "  <text x=\"\(x + cellSize / 2)\" y=\"\(y + cellSize / 2 + 4)\" text-anchor=\"middle\" fill=\"\(dark ? "#ffffff" : "#000000")\">\(fixed(v, digits))\(marked.contains([i, j]) ? "†" : resting.contains([i, j]) ? "‡" : "")</text>"
                 )
             }
         }
@@ -168,9 +172,11 @@ public struct HeatmapSVG: Sendable {
         s.append(
             "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 24)\" text-anchor=\"middle\" fill=\"#444444\">blue: j helps i · red: j interferes with i · diagonal = 1</text>"
         )
-        if !marked.isEmpty {
+        let legend = (marked.isEmpty ? [] : ["†: outside its own bootstrap interval"])
+            + (resting.isEmpty ? [] : ["‡: rests on one sample"])
+        if !legend.isEmpty {
             s.append(
-                "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 40)\" text-anchor=\"middle\" fill=\"#444444\">†: outside its own bootstrap interval</text>"
+                "  <text x=\"\(left + gridSize / 2)\" y=\"\(top + gridSize + 40)\" text-anchor=\"middle\" fill=\"#444444\">\(legend.joined(separator: " · "))</text>"
             )
         }
         s.append("</svg>")

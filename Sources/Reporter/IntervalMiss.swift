@@ -83,28 +83,32 @@ struct IntervalMiss {
     }
 }
 
-/// A kept sample whose own-task change `s[i,i][b]` is positive but under 1 % of the median of its
-/// row's kept samples, with each off-diagonal value of that row recomputed without it.
+/// An off-diagonal value that rests on one sample: leaving that sample out of the mean of ratios
+/// moves it by more than `threshold` (0.5, half of a task's own effect, which the diagonal's 1 is).
 ///
-/// Such a sample divides its cross-task changes by almost nothing, so in the mean of ratios it can
-/// outweigh all the others, whether or not the value stays inside its interval (`IntervalMiss`
-/// covers the values that leave it). The report names it so that a reader sees which values rest
-/// on one mini-batch.
-struct NearZeroOwnChange {
-    /// Task i (the row) and the sample's index b among its samples.
-    let task: Int
+/// `I[i, j]` averages `s[j,i][b] / s[i,i][b]` over task i's kept samples with no guard against a small
+/// positive own change `s[i,i][b]` (as in the official notebook), so one sample whose own change is
+/// close to zero can move the mean by far more than the others together, whether or not the value
+/// stays inside its interval (`IntervalMiss` covers the values that leave it). The report marks such
+/// values ‡ and names the sample, so that a reader sees which values rest on one mini-batch.
+struct OneSampleInfluence {
+    let i: Int
+    let j: Int
+    let value: Double
+    /// Index b of the sample among task i's samples whose removal moves the value most.
     let sample: Int
     let ownChange: Double
     /// Median own change of the row's kept samples.
     let median: Double
-    /// (column j, I[i, j] without the sample), for every off-diagonal column whose stored value the
-    /// per-sample ratios give back.
-    let without: [(Int, Double)]
+    /// The mean of the other kept samples' ratios.
+    let valueWithout: Double
 
-    static let fraction = 0.01
+    static let threshold = 0.5
 
-    static func find(in m: InterferenceMatrix) -> [NearZeroOwnChange] {
-        var found: [NearZeroOwnChange] = []
+    /// The off-diagonal entries of `m` that rest on one sample, row-major. Entries whose per-sample
+    /// ratios do not give back the stored value (a file edited by hand) are skipped.
+    static func find(in m: InterferenceMatrix) -> [OneSampleInfluence] {
+        var found: [OneSampleInfluence] = []
         for i in m.delta.indices where i < m.values.count {
             let own = m.delta[i][i]
             let flagged = Set(m.flaggedSamples.indices.contains(i) ? m.flaggedSamples[i] : [])
@@ -112,19 +116,20 @@ struct NearZeroOwnChange {
             guard kept.count >= 3 else { continue }
             let owns = kept.map { own[$0] }.sorted()
             let median = owns.count % 2 == 1 ? owns[owns.count / 2] : (owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2
-            for b in kept where own[b] < fraction * median {
-                var without: [(Int, Double)] = []
-                for j in m.delta[i].indices where j != i {
-                    let cross = m.delta[i][j]
-                    guard kept.allSatisfy({ $0 < cross.count && cross[$0].isFinite }) else { continue }
-                    let sum = kept.reduce(0.0) { $0 + cross[$1] / own[$1] }
-                    let value = m.values[i][j]
-                    guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { continue }
-                    without.append((j, (sum - cross[b] / own[b]) / Double(kept.count - 1)))
-                }
-                if !without.isEmpty {
-                    found.append(NearZeroOwnChange(task: i, sample: b, ownChange: own[b], median: median, without: without))
-                }
+            for j in m.delta[i].indices where j != i && j < m.values[i].count {
+                let cross = m.delta[i][j]
+                guard kept.allSatisfy({ $0 < cross.count && cross[$0].isFinite }) else { continue }
+                let ratios = kept.map { cross[$0] / own[$0] }
+                let sum = ratios.reduce(0, +)
+                let value = m.values[i][j]
+                guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { continue }
+                let k = ratios.indices.max { abs(ratios[$0] - value) < abs(ratios[$1] - value) }!
+                let without = (sum - ratios[k]) / Double(kept.count - 1)
+                guard abs(without - value) > threshold else { continue }
+                found.append(
+                    OneSampleInfluence(
+                        i: i, j: j, value: value, sample: kept[k], ownChange: own[kept[k]], median: median,
+                        valueWithout: without))
             }
         }
         return found

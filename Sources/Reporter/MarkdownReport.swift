@@ -219,7 +219,12 @@ public struct MarkdownReport: Sendable {
         let shown = groups.flatMap { name in runs.compactMap { $0.group(named: name) } }
         if shown.contains(where: { !IntervalMiss.misses(in: $0, digits: digits).isEmpty }) {
             lines[lines.count - 1] +=
-                " † marks a value outside its own interval (see the note under its table), and a summary mean that includes one."
+                " † marks a value outside its own interval (see the note under its table), and a summary mean or difference that includes one."
+        }
+        if shown.contains(where: { !influences($0).isEmpty }) {
+            lines[lines.count - 1] +=
+                " ‡ marks a value that rests on one sample (leaving it out moves the value by more than "
+                + "\(fixed(OneSampleInfluence.threshold, 1)); see the note under its table), and a summary mean or difference that includes one."
         }
         return lines
     }
@@ -239,7 +244,7 @@ public struct MarkdownReport: Sendable {
                         "\(fixed($0.value, digits))\(dagger(g, $0.i, $0.j)) (\(tasks[$0.i]) ← \(tasks[$0.j]))"
                     } ?? "n/a"
                 let flagged = m.nonPositiveDenominators.reduce(0, +)
-                let meanMark = IntervalMiss.misses(in: g, digits: digits).isEmpty ? "" : "†"
+                let meanMark = meanMarks(g)
                 lines.append(
                     "| \(cell(name)) | \(cell(label(k))) | \(fixed(m.offDiagonalMean, digits))\(meanMark) | \(worst) | "
                         + "\(Self.excludingZero(g)) | \(fixed(g.agreement.meanCrossTaskConflict, digits)) | \(flagged) |")
@@ -265,7 +270,9 @@ public struct MarkdownReport: Sendable {
 
     private func valueCell(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
         let v = g.interference[i, j]
-        guard let ci = g.interval, i != j, v.isFinite else { return fixed(v, digits) }
+        guard let ci = g.interval, i != j, v.isFinite else {
+            return fixed(v, digits) + (i != j && v.isFinite ? dagger(g, i, j) : "")
+        }
         switch intervalStyle {
         case .plusMinus:
             return "\(fixed(v, digits))\(dagger(g, i, j)) ± \(fixed((ci.high[i][j] - ci.low[i][j]) / 2, digits))"
@@ -286,9 +293,25 @@ public struct MarkdownReport: Sendable {
         n >= 10 && flagged > 0 && flagged < n && Double(flagged) >= Double(n) / 2 - Double(n).squareRoot()
     }
 
-    /// "†" when entry (i, j) of `g` lies outside its interval, else "".
+    /// "†" when entry (i, j) of `g` lies outside its interval, else "‡" when it rests on one sample,
+    /// else "".
     private func dagger(_ g: GroupAnalysis, _ i: Int, _ j: Int) -> String {
-        IntervalMiss.misses(in: g, digits: digits).contains { $0.i == i && $0.j == j } ? "†" : ""
+        if IntervalMiss.misses(in: g, digits: digits).contains(where: { $0.i == i && $0.j == j }) { return "†" }
+        return influences(g).contains { $0.i == i && $0.j == j } ? "‡" : ""
+    }
+
+    /// The entries of `g` that rest on one sample and are not already † (whose note names the sample
+    /// that carries a value outside its interval).
+    private func influences(_ g: GroupAnalysis) -> [OneSampleInfluence] {
+        let misses = IntervalMiss.misses(in: g, digits: digits)
+        return OneSampleInfluence.find(in: g.interference).filter { r in
+            !misses.contains { $0.i == r.i && $0.j == r.j }
+        }
+    }
+
+    /// The marks of a summary mean over the off-diagonal entries: "†" and/or "‡" when one of them has it.
+    private func meanMarks(_ g: GroupAnalysis) -> String {
+        (IntervalMiss.misses(in: g, digits: digits).isEmpty ? "" : "†") + (influences(g).isEmpty ? "" : "‡")
     }
 
     private func section(for name: String) -> [String] {
@@ -344,7 +367,12 @@ public struct MarkdownReport: Sendable {
             for k in compared {
                 let a = runs[0].group(named: name)!.interference
                 let b = runs[k].group(named: name)!.interference
-                for j in tasks.indices { row.append(signed(b[i, j] - a[i, j], digits)) }
+                // A difference with a marked value in it inherits the mark: it is no more stable.
+                let marks = { (j: Int) in
+                    Set([self.dagger(self.runs[0].group(named: name)!, i, j), self.dagger(self.runs[k].group(named: name)!, i, j)])
+                        .sorted().joined()
+                }
+                for j in tasks.indices { row.append(signed(b[i, j] - a[i, j], digits) + marks(j)) }
             }
             lines.append("| " + row.map(cell).joined(separator: " | ") + " |")
         }
@@ -360,8 +388,9 @@ public struct MarkdownReport: Sendable {
                 let zero = i < g.agreement.zeroNormRows.count ? min(g.agreement.zeroNormRows[i], count) : 0
                 if Self.flaggedLikeNoise(count - zero, of: n - zero) {
                     note +=
-                        " That is at least about as many as gradients with no direction in common would give "
-                        + "(half; N/2 − √N or more), so the row's values are mostly noise; larger mini-batches "
+                        " Gradients with no direction in common would flag about half (within two standard "
+                        + "deviations: N/2 − √N or more, here \(Int((Double(n - zero) / 2 - Double(n - zero).squareRoot()).rounded(.up))) "
+                        + "or more), so the row's values are mostly noise; larger mini-batches "
                         + "(`probe --batch-size`) average more of it out."
                 }
                 notes.append(note)
@@ -402,33 +431,23 @@ public struct MarkdownReport: Sendable {
                         : "No single sample accounts for it; with few bootstrap replicates a value can miss "
                             + "its interval by chance."))
         }
-        var nearZero: [String] = []
+        var resting: [String] = []
         for k in present {
             let g = runs[k].group(named: name)!
-            let misses = IntervalMiss.misses(in: g, digits: digits)
-            for carrier in NearZeroOwnChange.find(in: g.interference) {
-                // A cell whose † note already names this sample is not repeated here.
-                // Neither a cell whose † note already names this sample nor one it does not move at the
-                // printed digits (an MoE's disjoint experts give exactly 0 with or without it).
-                let moves = carrier.without.filter { j, without in
-                    !misses.contains { $0.i == carrier.task && $0.j == j && $0.carrier?.sample == carrier.sample }
-                        && fixed(without, digits) != fixed(g.interference[carrier.task, j], digits)
-                }
-                guard !moves.isEmpty else { continue }
-                let changes = moves.map { j, without in
-                    "`\(tasks[carrier.task])` ← `\(tasks[j])` \(fixed(g.interference[carrier.task, j], digits)) → \(fixed(without, digits))"
-                }
-                nearZero.append(
-                    "\(label(k)): sample \(carrier.sample) of `\(tasks[carrier.task])` has an own loss change of "
-                        + "\(scientific(carrier.ownChange)), under 1 % of the row's median \(scientific(carrier.median)); "
-                        + "without it " + changes.joined(separator: ", "))
+            for r in influences(g) {
+                resting.append(
+                    "\(label(k)): `\(tasks[r.i])` ← `\(tasks[r.j])` is \(fixed(r.value, digits)); without sample "
+                        + "\(r.sample) of `\(tasks[r.i])` (own loss change \(scientific(r.ownChange)), median "
+                        + "\(scientific(r.median))) it is \(fixed(r.valueWithout, digits))")
             }
         }
-        if !nearZero.isEmpty {
+        if !resting.isEmpty {
             lines.append("")
             lines.append(
-                "> **Near-zero own change:** " + nearZero.joined(separator: "; ") + ". One such sample's ratios "
-                    + "weigh as much as many ordinary samples' in the mean of ratios, so these values rest on it.")
+                "> **‡** Rests on one sample (leaving it out moves the value by more than "
+                    + "\(fixed(OneSampleInfluence.threshold, 1)), half of a task's own effect): "
+                    + resting.joined(separator: "; ") + ". A sample whose own change is close to 0 divides its "
+                    + "cross-task changes by almost nothing, so in the mean of ratios it can outweigh all the others.")
         }
         var consistency: [String] = []
         for k in present {

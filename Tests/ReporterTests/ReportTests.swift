@@ -53,7 +53,8 @@ import Testing
                 $0.trimmingCharacters(in: .whitespaces)
             })
         let moeMinus = moe.group(named: layer)!.interference[2, 0] - d
-        #expect(row[row.count - 3] == String(format: "%+.3f", moeMinus + 0.25), "\(row)")
+        // (A difference inherits a † or ‡ of either value it is taken from.)
+        #expect(row[row.count - 3].trimmingCharacters(in: CharacterSet(charactersIn: "†‡")) == String(format: "%+.3f", moeMinus + 0.25), "\(row)")
         #expect(text.contains("Parameters: dense: `\(layer).ffn.dense2.weight`; MoE: `\(layer).ffn.dense2.weight`; MoE-2: "), "\(text)")
         // Same first tensors, more of them in the MoE: one list, each run's count.
         var longDense = dense
@@ -103,7 +104,7 @@ import Testing
             #expect(summary.contains("| \(String(format: "%.3f", g.interference.offDiagonalMean))† |"), "\(summary)")
             let otherSummary = try #require(lines.first { $0.hasPrefix("| encoder.layers.11 | dense |") })
             #expect(!otherSummary.contains("†"), "\(otherSummary)")
-            #expect(lines.contains { $0.hasPrefix("Cells:") && $0.hasSuffix("† marks a value outside its own interval (see the note under its table), and a summary mean that includes one.") })
+            #expect(lines.contains { $0.hasPrefix("Cells:") && $0.contains("† marks a value outside its own interval (see the note under its table), and a summary mean or difference that includes one.") })
             let note = try #require(lines.first { $0.hasPrefix("> **†**") })
             #expect(note.contains("dense: `mlm` ← `cls` is \(value), its interval \(interval)"), "\(note)")
             // An edited value that no sample's ratio accounts for gets the neutral explanation.
@@ -174,9 +175,10 @@ import Testing
         let without = others.reduce(0, +) / Double(others.count)
         #expect(note.contains("without it the mean is \(String(format: "%.3f", without))"), "\(note)")
         #expect(ci.low[1][0] <= without && without <= ci.high[1][0])
-        // Both of the row's columns are † here, so no near-zero note repeats them. Without intervals
-        // there is no †, and the near-zero note names the sample with each value without it.
-        #expect(!text.contains("> **Near-zero own change:**"), "\(text)")
+        // Both of the row's columns are † here, so no ‡ note repeats them. Without intervals there is
+        // no †: both values rest on the sample (‡), marked in the cells and the summary mean, and the
+        // note names the sample with each value without it.
+        #expect(!text.contains("> **‡**"), "\(text)")
         let bare = try GroupAnalysis(
             group: ParameterGroup(name: "g", parameters: ["g.weight"], layer: 0, role: "ffn.dense2"),
             gram: try GramMatrix(rows: rows), layout: layout, bootstrapReplicates: 0, seed: 17)
@@ -184,23 +186,29 @@ import Testing
             layout: layout, probePath: "p.h5", kind: "dense", label: "dense", bootstrapReplicates: 0, seed: 17,
             groups: [bare])
         let bareText = try MarkdownReport(runs: [bareRun]).render()
-        // A column the sample does not move at the printed digits (exactly 0 with or without it, as
-        // an MoE's disjoint experts give) is not listed.
+        let capCross = group.interference.delta[1][2]
+        let capWithout = (1..<n).filter { own[$0] > 0 }.map { capCross[$0] / own[$0] }.reduce(0, +) / Double(others.count)
+        let resting = try #require(bareText.split(separator: "\n").first { $0.hasPrefix("> **‡** Rests on one sample") })
+        for (column, value, without) in [("cls", group.interference[1, 0], without), ("cap", group.interference[1, 2], capWithout)] {
+            #expect(
+                resting.contains(
+                    "dense: `mlm` ← `\(column)` is \(String(format: "%.3f", value)); without sample 0 of `mlm` (own loss change "
+                        + "7.7e-03, median 5.8e+00) it is \(String(format: "%.3f", without))"),
+                "\(resting)")
+            #expect(bareText.contains("| \(String(format: "%.3f", value))‡ |"), "\(bareText)")
+        }
+        #expect(bareText.contains("‡ marks a value that rests on one sample"), "\(bareText)")
+        let summaryRow = try #require(bareText.split(separator: "\n").first { $0.hasPrefix("| g | dense |") })
+        #expect(summaryRow.contains("‡ |"), "\(summaryRow)")
+        #expect(try MarkdownReport(runs: [bareRun]).heatmaps()[0].svg.contains("‡: rests on one sample"))
+        // A column the sample does not move (exactly 0 with or without it, as an MoE's disjoint
+        // experts give) is not marked.
         var still = bareRun
         for b in 0..<n { still.groups[0].interference.delta[1][2][b] = 0 }
         still.groups[0].interference.values[1][2] = 0
         let stillNote = try #require(
-            try MarkdownReport(runs: [still]).render().split(separator: "\n").first { $0.hasPrefix("> **Near-zero own change:**") })
+            try MarkdownReport(runs: [still]).render().split(separator: "\n").first { $0.hasPrefix("> **‡**") })
         #expect(stillNote.contains("`mlm` ← `cls`") && !stillNote.contains("`mlm` ← `cap`"), "\(stillNote)")
-        let nearZero = try #require(bareText.split(separator: "\n").first { $0.hasPrefix("> **Near-zero own change:**") })
-        #expect(nearZero.contains("dense: sample 0 of `mlm` has an own loss change of 7.7e-03, under 1 % of the row's median 5.8e+00"), "\(nearZero)")
-        let capCross = group.interference.delta[1][2]
-        let capWithout = (1..<n).filter { own[$0] > 0 }.map { capCross[$0] / own[$0] }.reduce(0, +) / Double(others.count)
-        for (column, value, without) in [("cls", group.interference[1, 0], without), ("cap", group.interference[1, 2], capWithout)] {
-            #expect(
-                nearZero.contains("`mlm` ← `\(column)` \(String(format: "%.3f", value)) → \(String(format: "%.3f", without))"),
-                "\(nearZero)")
-        }
     }
 
     /// The summary counts the off-diagonal intervals that lie wholly on one side of 0.

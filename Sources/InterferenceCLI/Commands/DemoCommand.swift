@@ -225,16 +225,18 @@ struct DemoCommand: ParsableCommand {
             appendix += [
                 "", "## Look-ahead check: sensitivity to λ", "",
                 "The same pairs at other step sizes and by both methods (the report's check above uses "
-                    + "λ = \(String(format: "%g", lookAhead)), \((lookAheadMethod ?? .integral).rawValue)). Curvature grows the "
-                    + "loss-change difference in proportion to λ, whatever the method. With the *difference* "
+                    + "λ = \(String(format: "%g", lookAhead)), \((lookAheadMethod ?? .integral).rawValue); only that check is "
+                    + "stored in the interference files, these rows are printed here only). Curvature's share of the "
+                    + "loss-change difference grows with λ, whatever the method. With the *difference* "
                     + "method, Float32 round-off of the two losses grows it as λ shrinks; the *integral* "
-                    + "does not subtract two losses, so its difference keeps falling with λ down to the "
-                    + "gradients' own round-off. Where round-off is negligible for both (the largest λ) the "
-                    + "two methods must agree on the loss changes (last column): that checks the quadrature. "
-                    + "Their I can still differ there, since the I values divide by each "
-                    + "mini-batch's own-task change `s[i,i][b]`, which is close to 0 for many mini-batches "
-                    + "here (within-task gradient cosines ≈ 0), so a small difference in the loss changes "
-                    + "can become a much larger one in I.",
+                    + "does not subtract two losses, so its difference falls with λ until it reaches the "
+                    + "gradients' own round-off. Where it no longer falls between the two smallest λ, the check "
+                    + "at the smallest is at that floor rather than limited by curvature. Where round-off is "
+                    + "negligible for both (the largest λ) the two methods must agree on the loss changes (last "
+                    + "column): that checks the quadrature. Their I can still differ there, since the I values "
+                    + "divide by each mini-batch's own-task change `s[i,i][b]`, which is close to 0 for many "
+                    + "mini-batches here (within-task gradient cosines ≈ 0), so a small difference in the loss "
+                    + "changes can become a much larger one in I.",
                 "",
                 "| run | group | λ | pairs | method | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
                 "| --- | --- | ---: | ---: | --- | ---: | ---: |",
