@@ -18,16 +18,7 @@ struct IntervalMiss {
     /// The sample that accounts for the miss, when there is one (see `carrier(in:i:j:low:high:)`).
     let carrier: Carrier?
 
-    struct Carrier {
-        /// Index b of the sample among task i's samples.
-        let sample: Int
-        /// Its own-task change `s[i,i][b]`, and the median of the kept samples' own changes.
-        let ownChange: Double
-        let medianOwnChange: Double
-        /// Its ratio `s[j,i][b] / s[i,i][b]`, and the mean of the other kept samples' ratios.
-        let ratio: Double
-        let valueWithout: Double
-    }
+    typealias Carrier = FarthestSample
 
     /// The misses of `g`, row-major. A value counts as outside only beyond half a unit of the
     /// `digits`-th decimal, so that a printed value never reads as inside its printed interval.
@@ -55,25 +46,10 @@ struct IntervalMiss {
     /// ratios do not give back the stored value (a file edited by hand), or when no single sample
     /// accounts for it.
     static func carrier(in m: InterferenceMatrix, i: Int, j: Int, low: Double, high: Double) -> Carrier? {
-        guard i < m.delta.count, j < m.delta[i].count else { return nil }
-        let own = m.delta[i][i]
-        let cross = m.delta[i][j]
-        let flagged = Set(m.flaggedSamples.indices.contains(i) ? m.flaggedSamples[i] : [])
-        let kept = own.indices.filter { b in
-            !flagged.contains(b) && b < cross.count && own[b] > 0 && own[b].isFinite && cross[b].isFinite
-        }
-        guard kept.count >= 2 else { return nil }
-        let ratios = kept.map { cross[$0] / own[$0] }
-        let sum = ratios.reduce(0, +)
-        let value = m.values[i][j]
-        guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { return nil }
-        let k = ratios.indices.max { abs(ratios[$0] - value) < abs(ratios[$1] - value) }!
-        let without = (sum - ratios[k]) / Double(kept.count - 1)
-        guard without >= low, without <= high else { return nil }
-        let owns = kept.map { own[$0] }.sorted()
-        let median = owns.count % 2 == 1 ? owns[owns.count / 2] : (owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2
-        return Carrier(
-            sample: kept[k], ownChange: own[kept[k]], medianOwnChange: median, ratio: ratios[k], valueWithout: without)
+        guard let f = FarthestSample.find(in: m, i: i, j: j, minimumKept: 2),
+            f.valueWithout >= low, f.valueWithout <= high
+        else { return nil }
+        return f
     }
 
     private static func pow10(_ e: Int) -> Double {
@@ -95,13 +71,8 @@ struct OneSampleInfluence {
     let i: Int
     let j: Int
     let value: Double
-    /// Index b of the sample among task i's samples whose removal moves the value most.
-    let sample: Int
-    let ownChange: Double
-    /// Median own change of the row's kept samples.
-    let median: Double
-    /// The mean of the other kept samples' ratios.
-    let valueWithout: Double
+    /// The sample whose removal moves the value most, and the value without it.
+    let farthest: FarthestSample
 
     static let threshold = 0.5
 
@@ -109,29 +80,50 @@ struct OneSampleInfluence {
     /// ratios do not give back the stored value (a file edited by hand) are skipped.
     static func find(in m: InterferenceMatrix) -> [OneSampleInfluence] {
         var found: [OneSampleInfluence] = []
-        for i in m.delta.indices where i < m.values.count {
-            let own = m.delta[i][i]
-            let flagged = Set(m.flaggedSamples.indices.contains(i) ? m.flaggedSamples[i] : [])
-            let kept = own.indices.filter { !flagged.contains($0) && own[$0] > 0 && own[$0].isFinite }
-            guard kept.count >= 3 else { continue }
-            let owns = kept.map { own[$0] }.sorted()
-            let median = owns.count % 2 == 1 ? owns[owns.count / 2] : (owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2
-            for j in m.delta[i].indices where j != i && j < m.values[i].count {
-                let cross = m.delta[i][j]
-                guard kept.allSatisfy({ $0 < cross.count && cross[$0].isFinite }) else { continue }
-                let ratios = kept.map { cross[$0] / own[$0] }
-                let sum = ratios.reduce(0, +)
-                let value = m.values[i][j]
-                guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { continue }
-                let k = ratios.indices.max { abs(ratios[$0] - value) < abs(ratios[$1] - value) }!
-                let without = (sum - ratios[k]) / Double(kept.count - 1)
-                guard abs(without - value) > threshold else { continue }
-                found.append(
-                    OneSampleInfluence(
-                        i: i, j: j, value: value, sample: kept[k], ownChange: own[kept[k]], median: median,
-                        valueWithout: without))
+        for i in m.values.indices {
+            for j in m.values[i].indices where j != i {
+                guard let f = FarthestSample.find(in: m, i: i, j: j, minimumKept: 3),
+                    abs(f.valueWithout - m.values[i][j]) > threshold
+                else { continue }
+                found.append(OneSampleInfluence(i: i, j: j, value: m.values[i][j], farthest: f))
             }
         }
         return found
+    }
+}
+
+/// Entry (i, j)'s kept sample whose ratio `s[j,i][b] / s[i,i][b]` lies farthest from the value, and
+/// so moves it most when left out: the sample `IntervalMiss` and `OneSampleInfluence` name.
+struct FarthestSample {
+    /// Index b of the sample among task i's samples.
+    let sample: Int
+    /// Its own-task change `s[i,i][b]`, and the median of the kept samples' own changes.
+    let ownChange: Double
+    let medianOwnChange: Double
+    /// Its ratio, and the mean of the other kept samples' ratios.
+    let ratio: Double
+    let valueWithout: Double
+
+    /// Nil when fewer than `minimumKept` samples are kept (own change > 0, both changes finite), or
+    /// when their ratios do not give back the stored value (a file edited by hand).
+    static func find(in m: InterferenceMatrix, i: Int, j: Int, minimumKept: Int) -> FarthestSample? {
+        guard i < m.delta.count, j < m.delta[i].count, i < m.values.count, j < m.values[i].count else { return nil }
+        let own = m.delta[i][i]
+        let cross = m.delta[i][j]
+        let flagged = Set(m.flaggedSamples.indices.contains(i) ? m.flaggedSamples[i] : [])
+        let kept = own.indices.filter { b in
+            !flagged.contains(b) && b < cross.count && own[b] > 0 && own[b].isFinite && cross[b].isFinite
+        }
+        guard kept.count >= max(2, minimumKept) else { return nil }
+        let ratios = kept.map { cross[$0] / own[$0] }
+        let sum = ratios.reduce(0, +)
+        let value = m.values[i][j]
+        guard abs(sum / Double(kept.count) - value) <= 1e-9 * max(1, abs(value)) else { return nil }
+        let k = ratios.indices.max { abs(ratios[$0] - value) < abs(ratios[$1] - value) }!
+        let owns = kept.map { own[$0] }.sorted()
+        let median = owns.count % 2 == 1 ? owns[owns.count / 2] : (owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2
+        return FarthestSample(
+            sample: kept[k], ownChange: own[kept[k]], medianOwnChange: median, ratio: ratios[k],
+            valueWithout: (sum - ratios[k]) / Double(kept.count - 1))
     }
 }

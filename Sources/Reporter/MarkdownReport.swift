@@ -437,8 +437,8 @@ public struct MarkdownReport: Sendable {
             for r in influences(g) {
                 resting.append(
                     "\(label(k)): `\(tasks[r.i])` ← `\(tasks[r.j])` is \(fixed(r.value, digits)); without sample "
-                        + "\(r.sample) of `\(tasks[r.i])` (own loss change \(scientific(r.ownChange)), median "
-                        + "\(scientific(r.median))) it is \(fixed(r.valueWithout, digits))")
+                        + "\(r.farthest.sample) of `\(tasks[r.i])` (own loss change \(scientific(r.farthest.ownChange)), median "
+                        + "\(scientific(r.farthest.medianOwnChange))) it is \(fixed(r.farthest.valueWithout, digits))")
             }
         }
         if !resting.isEmpty {
