@@ -309,3 +309,55 @@ import Testing
         }.max()
     }
 }
+
+extension CLITests {
+    /// Runs the executable with its stderr on a pseudo-terminal (as a user at a shell sees it) and
+    /// returns what was drawn there; stdout is discarded.
+    static func terminalStderr(_ arguments: [String]) throws -> (status: Int32, text: String) {
+        let script = """
+            import os, pty, subprocess, sys
+            master, slave = pty.openpty()
+            child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=slave)
+            os.close(slave)
+            drawn = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            sys.stdout.write(drawn.decode("utf-8", "replace"))
+            sys.exit(child.wait())
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, try executable().path] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("on a terminal train and probe draw a progress line; --quiet draws none")
+    func quietOnATerminal() throws {
+        try Self.withTemporaryDirectory { root in
+            let train = ["train", "--model", "dense", "--data", Self.data, "--steps", "3"] + Self.tiny
+            let drawn = try Self.terminalStderr(train + ["--out", root.appendingPathComponent("a").path])
+            #expect(drawn.status == 0 && drawn.text.contains("\u{1B}[K") && drawn.text.contains("step 3/3"), "\(drawn.text)")
+            let quiet = try Self.terminalStderr(train + ["--out", root.appendingPathComponent("b").path, "--quiet"])
+            #expect(quiet.status == 0 && quiet.text.isEmpty, "\(quiet.text)")
+            let probe = [
+                "probe", "--checkpoint", root.appendingPathComponent("a/model.safetensors").path, "--data", Self.data,
+                "--tasks", "mlm", "--samples", "2", "--batch-size", "2",
+            ]
+            let probed = try Self.terminalStderr(probe + ["--out", root.appendingPathComponent("p.h5").path])
+            #expect(probed.status == 0 && probed.text.contains("probe: mini-batch 2/2"), "\(probed.text)")
+            let silent = try Self.terminalStderr(probe + ["--out", root.appendingPathComponent("q.h5").path, "--quiet"])
+            #expect(silent.status == 0 && silent.text.isEmpty, "\(silent.text)")
+        }
+    }
+}

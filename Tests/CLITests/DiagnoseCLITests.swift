@@ -208,3 +208,33 @@ extension CLITests {
         }
     }
 }
+
+extension CLITests {
+    /// `demo` end to end at toy sizes: both models trained, probed and reported, each whole layer and
+    /// W2 alone per layer (the paper's Table 1 tensor: the dense `ffn.dense2.weight`, every expert's
+    /// in the MoE), all in the report and in both interference files.
+    @Test("demo at toy sizes: whole layers and W2 per layer for dense and MoE, in the report and the files")
+    func demoReportsLayersAndW2() throws {
+        try Self.withTemporaryDirectory { root in
+            let out = root.appendingPathComponent("demo")
+            let result = try Self.run(
+                ["demo", "--data", Self.data, "--out", out.path, "--steps", "2", "--samples", "3", "--batch-size", "4",
+                 "--bootstrap", "0", "--lookahead", "0", "--tasks", "image-classification,mlm"], timeout: 300)
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let report = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+            for group in ["encoder.layers.0", "encoder.layers.1", "encoder.layers.0.ffn.dense2", "encoder.layers.1.ffn.dense2"] {
+                #expect(report.contains("\n## \(group)\n"), "no section \(group)")
+                for run in ["dense", "moe"] {
+                    #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(run)-\(group).svg").path))
+                }
+            }
+            let lines = report.split(separator: "\n")
+            let w2 = try #require(lines.firstIndex { $0 == "## encoder.layers.1.ffn.dense2" })
+            let parameters = try #require(lines[w2...].first { $0.hasPrefix("Parameters:") })
+            #expect(
+                parameters.contains("dense: `encoder.layers.1.ffn.dense2.weight`")
+                    && parameters.contains("`encoder.layers.1.ffn.dense2.experts.0.weight`")
+                    && !parameters.contains("bias"), "\(parameters)")
+        }
+    }
+}
