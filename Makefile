@@ -53,6 +53,10 @@ bench-gram: release
 # $(TORCH_PYTHON) when that interpreter has it, else installed into the venv too.
 BENCH_VENV ?= .venv-bench
 TORCH_PYTHON ?= /opt/refvenv/bin/python
+# PyPI's Linux wheel of PyTorch is the CUDA build (about 6 GB installed; it runs on the CPU too), so the
+# CPU-only wheel is tried first: from PyTorch's own index or pip's configured find-links, without its
+# dependencies (that index lacks some), which the second install then takes from PyPI.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BENCH_ARGS ?=
 
 bench: release
@@ -60,5 +64,8 @@ bench: release
 	@$(BENCH_VENV)/bin/python -c "import jax, numpy, safetensors, h5py" 2>/dev/null || \
 		$(BENCH_VENV)/bin/python -m pip install -q "jax[cpu]" numpy safetensors h5py
 	@if [ -x "$(TORCH_PYTHON)" ] && "$(TORCH_PYTHON)" -c "import torch, safetensors, numpy" 2>/dev/null; then :; \
-	else $(BENCH_VENV)/bin/python -c "import torch" 2>/dev/null || $(BENCH_VENV)/bin/python -m pip install -q torch; fi
+	else $(BENCH_VENV)/bin/python -c "import torch" 2>/dev/null || \
+		{ $(BENCH_VENV)/bin/python -m pip install -q --no-deps --timeout 10 --retries 0 torch --index-url $(TORCH_CPU_INDEX) && \
+		  $(BENCH_VENV)/bin/python -m pip install -q torch; } || \
+		$(BENCH_VENV)/bin/python -m pip install -q torch; fi
 	TORCH_PYTHON="$(TORCH_PYTHON)" $(BENCH_VENV)/bin/python Benchmarks/run_bench.py $(BENCH_ARGS)

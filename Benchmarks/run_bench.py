@@ -108,10 +108,14 @@ def write_inputs(out_dir):
         d = os.path.join(out_dir, key)
         os.makedirs(d, exist_ok=True)
         ckpt, bfile = os.path.join(d, "checkpoint.safetensors"), os.path.join(d, "batch.safetensors")
-        save_file(bench_weights(cfg, seed=1000 + i), ckpt, metadata={
-            "format": "task-interference/checkpoint", "version": "1",
-            "kind": "moe-" + cfg["routing"] if "routing" in cfg else "dense",
-            "config": json.dumps(cfg), "generator": "Benchmarks/run_bench.py"})
+        # The metadata our own checkpoints carry (Sources/Training/Checkpoint.swift): kind is "dense" or
+        # "moe", the routing level apart; the loader refuses a kind that contradicts the configuration.
+        metadata = {"format": "task-interference/checkpoint", "version": "1",
+                    "kind": "moe" if "routing" in cfg else "dense",
+                    "config": json.dumps(cfg), "generator": "Benchmarks/run_bench.py"}
+        if "routing" in cfg:
+            metadata["routing"] = cfg["routing"]
+        save_file(bench_weights(cfg, seed=1000 + i), ckpt, metadata=metadata)
         save_file({
             "images": np.ascontiguousarray(images[:batch].reshape(batch, channels, image_size, image_size)),
             "labels": np.ascontiguousarray(labels[:batch]),
