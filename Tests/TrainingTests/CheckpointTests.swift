@@ -83,6 +83,34 @@ import UniPerceiver
         #expect(model.parameters.count == model.table.totalCount)
     }
 
+    /// `make bench` is not run by CI, and its harness writes checkpoints of its own: stop 38 found that
+    /// the loader had refused its MoE checkpoint's metadata for a week. Its writer, run here on the
+    /// same configurations shrunk to a tiny width, must produce files this loader accepts.
+    @Test("the benchmark harness's checkpoints load")
+    func benchmarkHarnessCheckpointsLoad() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Benchmarks").path
+        let script = """
+            import json, sys
+            sys.path.insert(0, sys.argv[1])
+            import run_bench
+            run_bench.CONFIGS = [(key, label, dict(shape, hidden_size=16, ffn_size=32, num_layers=2, num_heads=2), batch)
+                                 for key, label, shape, batch in run_bench.CONFIGS]
+            setups = run_bench.write_inputs(sys.argv[2])
+            print(json.dumps({key: [setup[0].get("routing", "none"), setup[1]] for key, setup in setups.items()}))
+            """
+        let reply = try runPython(script, arguments: [benchmarks, directory.path])
+        let written = try JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: [String]] ?? [:]
+        #expect(written.keys.sorted() == ["a", "b", "c", "d"])
+        for (key, value) in written.sorted(by: { $0.key < $1.key }) {
+            let model = try Checkpoint.load(URL(fileURLWithPath: value[1]))
+            #expect(model.config.routing.rawValue == value[0], "config (\(key))")
+            #expect(model.config.hiddenSize == 16, "config (\(key))")
+        }
+    }
+
     /// Issue 4's bad input: a checkpoint whose expert tensors disagree with its configuration's
     /// expert count is refused naming both counts, not one gate's shape.
     @Test("an expert count that disagrees with the configuration is named")
