@@ -1,4 +1,52 @@
+import CBLAS
+import CLinearKernel
+import Foundation
+
 // Dimension letters: N rows (tokens), I input features, O output features.
+
+/// Which code computes a linear's forward and input-gradient products, fixed for the process.
+///
+/// Why two: OpenBLAS packs the whole weight on every call. The model's products are a few dozen to
+/// a few hundred rows against a weight read from memory, one core per lane, and there the packing
+/// took 42 % of OpenBLAS's kernel time (configuration (c) of `make bench`, `reports/benchmarks.md`,
+/// "Stop 38"). `CLinearKernel` reads the weight where it lies, on CPUs with AVX-512F; a step of (c)
+/// takes 5–8 % less time. The weight gradient stays on BLAS, which is faster there.
+///
+/// Either way a product's bits do not depend on how its rows or columns are split, so lanes and
+/// threads give the same result as one call (`LinearKernelTests`). They do depend on the CPU: an
+/// AVX-512 machine and an AVX2 machine round differently, as two BLAS kernel sets already do.
+public enum LinearKernel: String, Sendable {
+    /// `CLinearKernel` (AVX-512F).
+    case unpacked
+    /// `cblas_sgemm`.
+    case blas
+
+    /// `unpacked` when the CPU has AVX-512F, unless `TI_LINEAR_KERNEL=blas` (to measure the difference).
+    public static let active: LinearKernel = {
+        if ProcessInfo.processInfo.environment["TI_LINEAR_KERNEL"] == "blas" { return .blas }
+        return unpackedAvailable ? .unpacked : .blas
+    }()
+
+    /// Whether this CPU runs `CLinearKernel` at all (whatever `active` says).
+    public static var unpackedAvailable: Bool { ti_linear_kernel_available() }
+}
+
+/// Runs `body` over `columns` split into one range per BLAS thread, in lanes; one range inside a
+/// lane (where BLAS runs single-threaded) or when the product is too small to wake a core for.
+/// Ranges start at multiples of 32, the kernels' column block.
+func splitColumns(_ columns: Int, flops: Int, _ body: (Range<Int>) -> Void) {
+    let threads = flops >= 1 << 22 ? max(1, min(Int(openblas_get_num_threads()), columns / 32)) : 1
+    if threads <= 1 {
+        body(0..<columns)
+        return
+    }
+    let blocks = (columns + 31) / 32
+    forEachLane(threads) { t in
+        let start = min(columns, blocks * t / threads * 32)
+        let end = min(columns, blocks * (t + 1) / threads * 32)
+        if start < end { body(start..<end) }
+    }
+}
 
 /// Linear layer with PyTorch `[out, in]` weights: `Y = X · Wᵀ + b`.
 ///
@@ -8,8 +56,18 @@
 public func linearForward(
     output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-    rows: Int, inFeatures: Int, outFeatures: Int
+    rows: Int, inFeatures: Int, outFeatures: Int, kernel: LinearKernel = .active
 ) {
+    if kernel == .unpacked {
+        guard rows > 0 else { return }
+        splitColumns(outFeatures, flops: 2 * rows * inFeatures * outFeatures) { columns in
+            ti_gemm_nt(
+                Int32(rows), Int32(columns.count), Int32(inFeatures), input, Int32(inFeatures),
+                weight + columns.lowerBound * inFeatures, Int32(inFeatures), bias.map { $0 + columns.lowerBound },
+                output + columns.lowerBound, Int32(outFeatures), 0)
+        }
+        return
+    }
     if let bias {
         // Seed every row with the bias, then accumulate the product on top (beta = 1).
         for r in 0..<rows { (output + r * outFeatures).update(from: bias, count: outFeatures) }
@@ -31,10 +89,9 @@ public func linearBackward(
     rows: Int, inFeatures: Int, outFeatures: Int
 ) {
     if let dInput {
-        gemm(
-            transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures,
-            a: dOutput, lda: outFeatures, b: weight, ldb: inFeatures,
-            beta: 1, c: dInput, ldc: inFeatures)
+        linearInputGradient(
+            dInput: dInput, dOutput: dOutput, weight: weight, rows: rows, inFeatures: inFeatures,
+            outFeatures: outFeatures)
     }
     if let dWeight {
         linearWeightGradient(
@@ -47,6 +104,29 @@ public func linearBackward(
             for o in 0..<outFeatures { dBias[o] += row[o] }
         }
     }
+}
+
+/// The input gradient of `linearForward`, **accumulated**: `dX += dY · W`.
+///
+/// Shapes: `dInput [N, I]`, `dOutput [N, O]`, `weight [O, I]`. Every linear's `dX` goes through here
+/// (also the merged experts' of an MoE layer), so that one computation gives every path the same bits.
+public func linearInputGradient(
+    dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    rows: Int, inFeatures: Int, outFeatures: Int, kernel: LinearKernel = .active
+) {
+    if kernel == .unpacked {
+        guard rows > 0 else { return }
+        splitColumns(inFeatures, flops: 2 * rows * inFeatures * outFeatures) { columns in
+            ti_gemm_nn(
+                Int32(rows), Int32(columns.count), Int32(outFeatures), dOutput, Int32(outFeatures),
+                weight + columns.lowerBound, Int32(inFeatures), dInput + columns.lowerBound, Int32(inFeatures), 1)
+        }
+        return
+    }
+    gemm(
+        transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures,
+        a: dOutput, lda: outFeatures, b: weight, ldb: inFeatures,
+        beta: 1, c: dInput, ldc: inFeatures)
 }
 
 /// The weight gradient of `linearForward` for the output features `outputs` only:

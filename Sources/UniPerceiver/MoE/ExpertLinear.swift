@@ -367,9 +367,7 @@ struct ExpertLinear {
             let row = dOutput + r * O
             for o in 0..<O { dBias[o] += row[o] }
         }
-        gemm(
-            transposeA: false, transposeB: false, m: R, n: I, k: O, a: dOutput, lda: O, b: merged, ldb: I,
-            beta: 1, c: dInput, ldc: I)
+        linearInputGradient(dInput: dInput, dOutput: dOutput, weight: merged, rows: R, inFeatures: I, outFeatures: O)
     }
 
     /// The (row, place) pairs grouped by expert, rows ascending within each (a counting sort).

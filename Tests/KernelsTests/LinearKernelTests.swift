@@ -1,0 +1,135 @@
+import CLinearKernel
+import Kernels
+import TestSupport
+import Testing
+
+/// `CLinearKernel`, the unpacked AVX-512 forward and input-gradient products behind `linearForward`
+/// and `linearInputGradient` (`LinearKernel.unpacked`): against the naive twins on odd shapes, and
+/// the property the lanes rely on, that splitting a product's rows or columns leaves its bits alone.
+/// Runs only on CPUs with AVX-512F; elsewhere the model uses BLAS, which `GEMMTests` covers.
+@Suite("Unpacked linear kernels", .enabled(if: LinearKernel.unpackedAvailable, "needs AVX-512F"))
+struct LinearKernelTests {
+    /// rows, in, out: one row and a tile's 12, tile edges (13, 34), k tails past 16, column blocks
+    /// past 32, and the model's own shapes.
+    static let shapes: [(rows: Int, inFeatures: Int, outFeatures: Int)] = [
+        (1, 1, 1), (5, 3, 7), (12, 16, 32), (13, 17, 33), (34, 64, 70), (7, 33, 1), (83, 64, 256), (29, 256, 64),
+    ]
+
+    @Test("forward and input gradient against the naive twins", arguments: shapes.indices, [false, true])
+    func againstNaive(_ index: Int, withBias: Bool) {
+        let (N, I, O) = Self.shapes[index]
+        var rng = SeededRNG(seed: UInt64(100 * index + (withBias ? 1 : 0)))
+        let x = rng.uniformFloats(count: N * I)
+        let w = rng.uniformFloats(count: O * I)
+        let b = rng.uniformFloats(count: O)
+        let dY = rng.uniformFloats(count: N * O)
+        let start = rng.uniformFloats(count: N * I)
+
+        // The forward overwrites: NaN where it should write shows any read of the output.
+        var fast = [Float](repeating: .nan, count: N * O)
+        var naive = fast
+        linearForward(
+            output: &fast, input: x, weight: w, bias: withBias ? b : nil, rows: N, inFeatures: I, outFeatures: O,
+            kernel: .unpacked)
+        linearForwardNaive(output: &naive, input: x, weight: w, bias: withBias ? b : nil, rows: N, inFeatures: I, outFeatures: O)
+        expectClose(fast, naive, tolerance: .fastVersusNaive(reduction: I), "forward \(N)×\(I)→\(O), bias \(withBias)")
+
+        // The input gradient accumulates onto what is there.
+        var dX = start
+        linearInputGradient(dInput: &dX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+        var dXNaive = [Float](repeating: 0, count: N * I)
+        var dWNaive = [Float](repeating: 0, count: O * I)
+        linearBackwardNaive(
+            dInput: &dXNaive, dWeight: &dWNaive, dBias: nil, dOutput: dY, input: x, weight: w, rows: N, inFeatures: I,
+            outFeatures: O)
+        expectClose(dX, zip(start, dXNaive).map { $0 + $1 }, tolerance: .fastVersusNaive(reduction: O), "dX \(N)×\(I)→\(O)")
+    }
+
+    /// Lanes give each lane some rows, and threads outside lanes give each thread some columns
+    /// (`splitColumns`): every piece must come out as the whole product's, bit for bit, or the laned
+    /// model would differ from one lane (`LaneTests`).
+    @Test("rows or columns split anywhere give the whole product's bits")
+    func splitsKeepBits() {
+        let (N, I, O) = (83, 70, 100)
+        var rng = SeededRNG(seed: 7)
+        let x = rng.uniformFloats(count: N * I)
+        let w = rng.uniformFloats(count: O * I)
+        let b = rng.uniformFloats(count: O)
+        let dY = rng.uniformFloats(count: N * O)
+        let start = rng.uniformFloats(count: N * I)
+
+        var whole = [Float](repeating: 0, count: N * O)
+        ti_gemm_nt(Int32(N), Int32(O), Int32(I), x, Int32(I), w, Int32(I), b, &whole, Int32(O), 0)
+        var wholeDX = start
+        ti_gemm_nn(Int32(N), Int32(I), Int32(O), dY, Int32(O), w, Int32(I), &wholeDX, Int32(I), 1)
+
+        for cut in [1, 13, 45, 64] {
+            // Columns [0, cut) and [cut, end) in two calls; then rows likewise.
+            var columns = [Float](repeating: 0, count: N * O)
+            var rows = columns
+            let c = min(cut, O - 1)
+            columns.withUnsafeMutableBufferPointer { out in
+                for range in [0..<c, c..<O] {
+                    ti_gemm_nt(
+                        Int32(N), Int32(range.count), Int32(I), x, Int32(I), w.withUnsafeBufferPointer { $0.baseAddress! } + range.lowerBound * I,
+                        Int32(I), b.withUnsafeBufferPointer { $0.baseAddress! } + range.lowerBound, out.baseAddress! + range.lowerBound,
+                        Int32(O), 0)
+                }
+            }
+            let r = min(cut, N - 1)
+            rows.withUnsafeMutableBufferPointer { out in
+                for range in [0..<r, r..<N] {
+                    ti_gemm_nt(
+                        Int32(range.count), Int32(O), Int32(I), x.withUnsafeBufferPointer { $0.baseAddress! } + range.lowerBound * I,
+                        Int32(I), w, Int32(I), b, out.baseAddress! + range.lowerBound * O, Int32(O), 0)
+                }
+            }
+            #expect(columns == whole, "forward, columns cut at \(c)")
+            #expect(rows == whole, "forward, rows cut at \(r)")
+
+            var columnsDX = start
+            let ci = min(cut, I - 1)
+            columnsDX.withUnsafeMutableBufferPointer { out in
+                for range in [0..<ci, ci..<I] {
+                    ti_gemm_nn(
+                        Int32(N), Int32(range.count), Int32(O), dY, Int32(O), w.withUnsafeBufferPointer { $0.baseAddress! } + range.lowerBound,
+                        Int32(I), out.baseAddress! + range.lowerBound, Int32(I), 1)
+                }
+            }
+            var rowsDX = start
+            rowsDX.withUnsafeMutableBufferPointer { out in
+                for range in [0..<r, r..<N] {
+                    ti_gemm_nn(
+                        Int32(range.count), Int32(I), Int32(O), dY.withUnsafeBufferPointer { $0.baseAddress! } + range.lowerBound * O,
+                        Int32(O), w, Int32(I), out.baseAddress! + range.lowerBound * I, Int32(I), 1)
+                }
+            }
+            #expect(columnsDX == wholeDX, "dX, columns cut at \(ci)")
+            #expect(rowsDX == wholeDX, "dX, rows cut at \(r)")
+        }
+    }
+
+    /// `linearForward` and `linearInputGradient` split a large product across BLAS's threads outside
+    /// lanes and not inside them; both must give the bits of one call.
+    @Test("a product split across threads equals the same product inside a lane")
+    func threadsEqualOneLane() {
+        let (N, I, O) = (83, 256, 768)  // 33 MFLOP: large enough to split
+        var rng = SeededRNG(seed: 11)
+        let x = rng.uniformFloats(count: N * I)
+        let w = rng.uniformFloats(count: O * I)
+        let b = rng.uniformFloats(count: O)
+        let dY = rng.uniformFloats(count: N * O)
+        var outside = [Float](repeating: 0, count: N * O)
+        var inside = outside
+        var dXOutside = [Float](repeating: 0, count: N * I)
+        var dXInside = dXOutside
+        linearForward(output: &outside, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+        linearInputGradient(dInput: &dXOutside, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+        BLASThreads.singleThreaded {
+            linearForward(output: &inside, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+            linearInputGradient(dInput: &dXInside, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+        }
+        #expect(outside == inside)
+        #expect(dXOutside == dXInside)
+    }
+}
