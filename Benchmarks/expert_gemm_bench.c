@@ -1,7 +1,7 @@
 // The per-expert products of token routing (a few dozen rows against a whole expert weight): OpenBLAS
 // `sgemm` against the unpacked AVX-512 kernels of expert_gemm_kernels.c, one shape at a time, one
 // core, interleaved. Built by hand (not part of the package):
-//   clang -O2 -I/usr/include/x86_64-linux-gnu Benchmarks/expert_gemm_bench.c Benchmarks/expert_gemm_kernels.c
+//   clang -O2 -I/usr/include/x86_64-linux-gnu -ISources/CLinearKernel/include Benchmarks/expert_gemm_bench.c Benchmarks/expert_gemm_kernels.c
 //       -lopenblas -lm -o /tmp/expert_gemm_bench
 //   OPENBLAS_NUM_THREADS=1 [OPENBLAS_CORETYPE=SkylakeX] [EXPERTS=8] [TRANSPOSE=1] /tmp/expert_gemm_bench [rows]
 // (/opt/swift/usr/bin/clang here; gcc 12 at -O2 leaves the register tiles in memory and runs 3× slower.)

@@ -1,10 +1,8 @@
-// Unpacked AVX-512 kernels for token routing's per-expert products: a hand-built experiment, not
-// part of the package (reports/benchmarks.md, "Tried: GEMM kernels of our own for token routing's
-// experts"). They were wired into ExpertLinear in commit f65d796 and taken out in the next commit:
-// with OpenBLAS's own AVX-512 kernels the token FFN got slower in every case but one.
-//
-// Why they were tried: OpenBLAS packs the whole expert weight (or dY) on every call, which at a few
-// dozen rows costs a good part of the product itself. Every function requires
+// The benchmark's unpacked AVX-512 products beyond the package's (expert_gemm_kernels.c says which):
+// a hand-built experiment, not part of the package. Written for token routing's per-expert products
+// (wired into ExpertLinear in commit f65d796 and taken out in the next: with OpenBLAS's own AVX-512
+// kernels the token FFN got slower in every case but one); the forward and input-gradient kernels
+// became the package's `CLinearKernel` at stop 38. Every function requires
 // `ti_expert_gemm_available()` (an x86-64 CPU with AVX-512F). Shapes follow the BLAS names: C is
 // [m, n], the reduction runs over k; `ld*` are row strides in floats; `accumulate` = 0 overwrites C,
 // 1 adds to it.
@@ -14,17 +12,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../Sources/CLinearKernel/include/linear_kernel.h"
+
 /// True when this CPU runs the kernels below (AVX-512F), read once.
 bool ti_expert_gemm_available(void);
 
-/// C[m, n] (=|+=) A[m, k] · B[n, k]ᵀ (+ bias[n] on every row when bias is not NULL):
-/// a linear's forward with PyTorch [out, in] weights B.
-void ti_gemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                const float *bias, float *c, int ldc, int accumulate);
-
-/// C[m, n] (=|+=) A[m, k] · B[k, n]: a linear's input gradient dX = dY · W.
-void ti_gemm_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                float *c, int ldc, int accumulate);
+// ti_gemm_nt and ti_gemm_nn: Sources/CLinearKernel/include/linear_kernel.h.
 
 /// C[m, n] (=|+=) A[k, m]ᵀ · B[k, n]: a linear's weight gradient dW = dYᵀ · X over k rows.
 void ti_gemm_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,

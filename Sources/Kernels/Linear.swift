@@ -31,10 +31,13 @@ public enum LinearKernel: String, Sendable {
     public static var unpackedAvailable: Bool { ti_linear_kernel_available() }
 }
 
-/// Runs `body` over `columns` split into one range per BLAS thread, in lanes; one range inside a
-/// lane (where BLAS runs single-threaded) or when the product is too small to wake a core for.
-/// Ranges start at multiples of 32, the kernels' column block.
-func splitColumns(_ columns: Int, flops: Int, _ body: (Range<Int>) -> Void) {
+/// Runs `body` over the `columns` of a product of `rows` rows and a reduction over `inner` terms,
+/// split into one range per BLAS thread, in lanes; one range inside a lane (where BLAS runs
+/// single-threaded) or when the product is too small to wake a core for; nothing when there are no
+/// rows. Ranges start at multiples of 32, the kernels' column block.
+func splitColumns(_ columns: Int, rows: Int, inner: Int, _ body: (Range<Int>) -> Void) {
+    guard rows > 0 else { return }
+    let flops = 2 * rows * inner * columns
     let threads = flops >= 1 << 22 ? max(1, min(Int(openblas_get_num_threads()), columns / 32)) : 1
     if threads <= 1 {
         body(0..<columns)
@@ -59,8 +62,7 @@ public func linearForward(
     rows: Int, inFeatures: Int, outFeatures: Int, kernel: LinearKernel = .active
 ) {
     if kernel == .unpacked {
-        guard rows > 0 else { return }
-        splitColumns(outFeatures, flops: 2 * rows * inFeatures * outFeatures) { columns in
+        splitColumns(outFeatures, rows: rows, inner: inFeatures) { columns in
             ti_gemm_nt(
                 Int32(rows), Int32(columns.count), Int32(inFeatures), input, Int32(inFeatures),
                 weight + columns.lowerBound * inFeatures, Int32(inFeatures), bias.map { $0 + columns.lowerBound },
@@ -115,8 +117,7 @@ public func linearInputGradient(
     rows: Int, inFeatures: Int, outFeatures: Int, kernel: LinearKernel = .active
 ) {
     if kernel == .unpacked {
-        guard rows > 0 else { return }
-        splitColumns(inFeatures, flops: 2 * rows * inFeatures * outFeatures) { columns in
+        splitColumns(inFeatures, rows: rows, inner: outFeatures) { columns in
             ti_gemm_nn(
                 Int32(rows), Int32(columns.count), Int32(outFeatures), dOutput, Int32(outFeatures),
                 weight + columns.lowerBound, Int32(inFeatures), dInput + columns.lowerBound, Int32(inFeatures), 1)
