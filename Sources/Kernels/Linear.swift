@@ -10,7 +10,7 @@ import Foundation
 /// a few hundred rows against a weight read from memory, one core per lane, and there the packing
 /// took 42 % of OpenBLAS's kernel time (configuration (c) of `make bench`, `reports/benchmarks.md`,
 /// "Stop 38"). `CLinearKernel` reads the weight where it lies, on CPUs with AVX-512F; a step of (c)
-/// takes 5–8 % less time. The weight gradient stays on BLAS, which is faster there.
+/// takes 4–8 % less time. The weight gradient stays on BLAS, which is faster there.
 ///
 /// Either way a product's bits do not depend on how its rows or columns are split, so lanes and
 /// threads give the same result as one call (`LinearKernelTests`). They do depend on the CPU: an
@@ -27,8 +27,9 @@ public enum LinearKernel: String, Sendable {
         return unpackedAvailable ? .unpacked : .blas
     }()
 
-    /// Whether this CPU runs `CLinearKernel` at all (whatever `active` says).
-    public static var unpackedAvailable: Bool { ti_linear_kernel_available() }
+    /// Whether this CPU runs `CLinearKernel` at all (whatever `active` says). Asked once: the C
+    /// function caches its answer in a plain static, which concurrent first callers would race on.
+    public static let unpackedAvailable: Bool = ti_linear_kernel_available()
 }
 
 /// Runs `body` over the `columns` of a product of `rows` rows and a reduction over `inner` terms,
