@@ -348,7 +348,11 @@ def render(args, setups, checks, timing, sgemm_runs, loads, busy_before, started
               f"* Swift: {swift_version()}, release build; BLAS {swift_rec.get('blas_config', '?')}, "
               f"core type chosen at run time `{swift_rec.get('blas_core', '?')}`, {swift_rec.get('blas_threads', '?')} threads; "
               f"the encoder (dense, and the attribute MoE of (d)) runs its sequences in {swift_rec.get('lanes', '?')} lanes, one per core, each "
-              "with single-threaded OpenBLAS (`Model.lanes`, `Sources/UniPerceiver/Encoder.swift`)",
+              "with single-threaded OpenBLAS (`Model.lanes`, `Sources/UniPerceiver/Encoder.swift`); "
+              + ("the linears' forward and input gradient run the unpacked AVX-512 kernels of `Sources/CLinearKernel`, "
+                 "their weight gradients OpenBLAS (`Kernels.LinearKernel`)"
+                 if swift_rec.get('linear_kernel') == 'unpacked' else
+                 "every linear runs on OpenBLAS (`Kernels.LinearKernel`: " + str(swift_rec.get('linear_kernel', '?')) + ")"),
               f"* PyTorch {torch_rec.get('torch')} (eager, Python {torch_rec.get('python')}, numpy {torch_rec.get('numpy')}); "
               f"BLAS: {torch_rec.get('blas')}; {torch_rec.get('blas_core')}; "
               f"{torch_rec.get('threads')} intra-op / {torch_rec.get('interop_threads')} inter-op threads",

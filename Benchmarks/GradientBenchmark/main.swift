@@ -41,6 +41,7 @@ func blasInfo() -> [String: Any] {
         "blas_core": String(cString: openblas_get_corename()),
         "blas_config": String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces),
         "blas_threads": Int(openblas_get_num_threads()),
+        "linear_kernel": LinearKernel.active.rawValue,
     ]
 }
 

@@ -19,11 +19,20 @@ public enum Machine {
     public static let blasConfig: String = String(cString: openblas_get_config())
         .trimmingCharacters(in: .whitespaces)
 
-    /// One line for a report: CPU, cores, OpenBLAS version and kernels.
+    /// One line for a report: CPU, cores, OpenBLAS version and kernels, and which code computes the
+    /// linears' forward and input gradient (`LinearKernel.active`), since that changes the rounding.
     public static var summary: String {
         let version = blasConfig.split(separator: " ").prefix(2).joined(separator: " ")
         return "\(cpuModel), \(ProcessInfo.processInfo.activeProcessorCount) cores; "
-            + "\(version.isEmpty ? "OpenBLAS" : version), \(blasCore) kernels"
+            + "\(version.isEmpty ? "OpenBLAS" : version), \(blasCore) kernels; \(linearKernelSummary)"
+    }
+
+    /// `LinearKernel.active` in words.
+    public static var linearKernelSummary: String {
+        switch LinearKernel.active {
+        case .unpacked: "linear forward and input gradient on the unpacked AVX-512 kernels"
+        case .blas: "every linear on OpenBLAS"
+        }
     }
 
     /// A warning when the CPU has AVX2 and FMA but OpenBLAS runs kernels written for older CPUs,

@@ -26,4 +26,13 @@ import Testing
         #expect(Machine.summary.contains("\(Machine.blasCore) kernels"))
         #expect(Machine.blasConfig.hasPrefix("OpenBLAS"))
     }
+
+    /// Which code computes the linears changes the rounding of every result, so every report's
+    /// machine line says it.
+    @Test("the summary names the linear kernel in use")
+    func summaryNamesTheLinearKernel() {
+        let expected = LinearKernel.active == .unpacked && LinearKernel.unpackedAvailable
+            ? "linear forward and input gradient on the unpacked AVX-512 kernels" : "every linear on OpenBLAS"
+        #expect(Machine.summary.hasSuffix("; " + expected))
+    }
 }
