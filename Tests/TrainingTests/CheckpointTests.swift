@@ -84,7 +84,7 @@ import UniPerceiver
     }
 
     /// `make bench` is not run by CI, and its harness writes checkpoints of its own: stop 38 found that
-    /// the loader had refused its MoE checkpoint's metadata for a week. Its writer, run here on the
+    /// the loader had refused its MoE checkpoint's metadata since 2026-12-06. Its writer, run here on the
     /// same configurations shrunk to a tiny width, must produce files this loader accepts.
     @Test("the benchmark harness's checkpoints load")
     func benchmarkHarnessCheckpointsLoad() throws {
