@@ -28,15 +28,17 @@ struct LinearKernelTests {
         // The forward overwrites: NaN where it should write shows any read of the output.
         var fast = [Float](repeating: .nan, count: N * O)
         var naive = fast
-        linearForward(
-            output: &fast, input: x, weight: w, bias: withBias ? b : nil, rows: N, inFeatures: I, outFeatures: O,
-            kernel: .unpacked)
+        b.withUnsafeBufferPointer { bias in
+            ti_gemm_nt(
+                Int32(N), Int32(O), Int32(I), x, Int32(I), w, Int32(I), withBias ? bias.baseAddress : nil, &fast,
+                Int32(O), 0)
+        }
         linearForwardNaive(output: &naive, input: x, weight: w, bias: withBias ? b : nil, rows: N, inFeatures: I, outFeatures: O)
         expectClose(fast, naive, tolerance: .fastVersusNaive(reduction: I), "forward \(N)×\(I)→\(O), bias \(withBias)")
 
         // The input gradient accumulates onto what is there.
         var dX = start
-        linearInputGradient(dInput: &dX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+        ti_gemm_nn(Int32(N), Int32(I), Int32(O), dY, Int32(O), w, Int32(I), &dX, Int32(I), 1)
         var dXNaive = [Float](repeating: 0, count: N * I)
         var dWNaive = [Float](repeating: 0, count: O * I)
         linearBackwardNaive(
@@ -109,27 +111,35 @@ struct LinearKernelTests {
         }
     }
 
-    /// `linearForward` and `linearInputGradient` split a large product across BLAS's threads outside
-    /// lanes and not inside them; both must give the bits of one call.
-    @Test("a product split across threads equals the same product inside a lane")
-    func threadsEqualOneLane() {
+    /// `linearForward` and `linearInputGradient` with `.unpacked` must run these kernels, whether they
+    /// split the product across BLAS's threads (outside lanes) or not (inside one): both give the
+    /// bits of one direct kernel call, which BLAS, summing in another order, does not.
+    @Test("the unpacked linears run the kernels, split across threads or inside a lane")
+    func linearsRunTheKernels() {
         let (N, I, O) = (83, 256, 768)  // 33 MFLOP: large enough to split
         var rng = SeededRNG(seed: 11)
         let x = rng.uniformFloats(count: N * I)
         let w = rng.uniformFloats(count: O * I)
         let b = rng.uniformFloats(count: O)
         let dY = rng.uniformFloats(count: N * O)
-        var outside = [Float](repeating: 0, count: N * O)
-        var inside = outside
-        var dXOutside = [Float](repeating: 0, count: N * I)
-        var dXInside = dXOutside
-        linearForward(output: &outside, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
-        linearInputGradient(dInput: &dXOutside, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
-        BLASThreads.singleThreaded {
-            linearForward(output: &inside, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
-            linearInputGradient(dInput: &dXInside, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: .unpacked)
+        var direct = [Float](repeating: 0, count: N * O)
+        var directDX = [Float](repeating: 0, count: N * I)
+        ti_gemm_nt(Int32(N), Int32(O), Int32(I), x, Int32(I), w, Int32(I), b, &direct, Int32(O), 0)
+        ti_gemm_nn(Int32(N), Int32(I), Int32(O), dY, Int32(O), w, Int32(I), &directDX, Int32(I), 1)
+
+        func run(_ kernel: LinearKernel) -> (y: [Float], dX: [Float]) {
+            var y = [Float](repeating: 0, count: N * O)
+            var dX = [Float](repeating: 0, count: N * I)
+            linearForward(output: &y, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O, kernel: kernel)
+            linearInputGradient(dInput: &dX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O, kernel: kernel)
+            return (y, dX)
         }
-        #expect(outside == inside)
-        #expect(dXOutside == dXInside)
+        let outside = run(.unpacked)
+        let inside = BLASThreads.singleThreaded { run(.unpacked) }
+        let blas = run(.blas)
+        #expect(outside.y == direct && outside.dX == directDX, "split across threads")
+        #expect(inside.y == direct && inside.dX == directDX, "inside a lane")
+        #expect(blas.y != direct || blas.dX != directDX, "BLAS gave the kernels' bits: this test cannot tell them apart")
+        expectClose(blas.y, direct, tolerance: .fastVersusNaive(reduction: I), "BLAS forward")
     }
 }
