@@ -111,8 +111,10 @@ public func linearBackward(
 
 /// The input gradient of `linearForward`, **accumulated**: `dX += dY · W`.
 ///
-/// Shapes: `dInput [N, I]`, `dOutput [N, O]`, `weight [O, I]`. Every linear's `dX` goes through here
-/// (also the merged experts' of an MoE layer), so that one computation gives every path the same bits.
+/// Shapes: `dInput [N, I]`, `dOutput [N, O]`, `weight [O, I]`. Every dense and merged-expert linear's
+/// `dX` goes through here, so that one computation gives every path the same bits (one expert equals
+/// dense, laned equals one lane). Token and context routing's per-expert `dX` stays on OpenBLAS
+/// (`ExpertLinear.backward`): no bit identity needs it, and this kernel made no measurable difference.
 public func linearInputGradient(
     dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     rows: Int, inFeatures: Int, outFeatures: Int, kernel: LinearKernel = .active

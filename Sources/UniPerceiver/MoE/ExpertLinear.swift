@@ -283,7 +283,10 @@ struct ExpertLinear {
                     output: dy.base + s * O, dOutput: dOutput + r * O, gate: g, expertOutput: y + s * O,
                     count: O)
             }
-            let dx = Buffer(S * I)  // zeroed: beta = 1 below (beta = 0 costs a slower zeroing pass)
+            // Zeroed: beta = 1 below (beta = 0 costs a slower zeroing pass). OpenBLAS, not
+            // `linearInputGradient`: the unpacked kernel made no measurable difference to these ~N/4-row
+            // products, on one core or with threads (stop 39, reports/benchmarks.md).
+            let dx = Buffer(S * I)
             for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
                 let first = plan.start[e]
                 let R = plan.start[e + 1] - first
