@@ -241,6 +241,18 @@ for moeBatch in moeBatches {
     print("| attribute, 2 lanes, gate noise on as in training (choices change every step; for reference) | \(String(format: "%.2f", laned[3])) | \(String(format: "%.2f", laned[3] / laned[0])) |")
     print("| dense, 1 lane (OpenBLAS threads) | \(String(format: "%.2f", oneLane[0])) | 1.00 |")
     print("| token, 1 lane (OpenBLAS threads) | \(String(format: "%.2f", oneLane[1])) | \(String(format: "%.2f", oneLane[1] / oneLane[0])) |")
+    // What the merges must move: the distinct experts the (noise-free) attribute step reads per MoE
+    // linear, per layer and decision; `Benchmarks/merge_floors.c` takes this list and times those
+    // memory passes alone against the allowance the 1.15 target leaves.
+    let attributePass = try model(.attribute, lanes: 2).forward(batch)
+    let read = (0..<c.numLayers).flatMap { layer in
+        RoutingStatistics.Decision.allCases.map { decision in
+            let records = attributePass.routingStatistics.filter { $0.layer == layer && $0.decision == decision }
+            return Set(records.flatMap { r in r.weightShare.indices.filter { r.weightShare[$0] > 0 } }).count
+        }
+    }
+    print("")
+    print("attribute step at batch \(moeBatch): distinct experts read per MoE linear, by layer (attention, FFN): \(read.map(String.init).joined(separator: ",")) (`merge_floors` input; the dense step \(String(format: "%.2f", laned[0])) ms)")
     // FFN sub-layer alone: dense vs token routing, on layer 0 of the same image batch.
     let denseFFN = try FeedForwardSubLayer(model: model(.none, lanes: 1), batch: batch)
     let tokenFFN = try FeedForwardSubLayer(model: model(.token, lanes: 1), batch: batch)
