@@ -39,18 +39,13 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_timing.h"
 
 #define TILE 16             // rows of a tile
 #define KB 64               // int8 columns of a tile row
 #define CHUNK 512           // columns sliced and multiplied at a time: a chunk's slices fit in one core's L2,
                             // and int32 sums stay exact (≤ 6 products a level · 127² · 512 < 2³¹)
 #define MAX_S 6
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 typedef struct {
     uint8_t palette, start;

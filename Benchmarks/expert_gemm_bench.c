@@ -13,11 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_timing.h"
 #include "expert_gemm_kernels.h"
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 static float scratch[1 << 20];
-static int cmp(const void *x, const void *y) { double a = *(const double *)x, b = *(const double *)y; return a < b ? -1 : a > b; }
 static void fill(float *x, long n, unsigned *s) { for (long i = 0; i < n; i++) { *s = *s * 1664525u + 1013904223u; x[i] = ((*s >> 8) / 16777216.0f) - 0.5f; } }
 
 enum { NT, NN, TN };
@@ -71,7 +70,7 @@ int main(int argc, char **argv) {
                 run(form, 0, m, n, k, a, b, c2); double t2 = now();
                 tb[r] = t1 - t0; tk[r] = t2 - t1;
             }
-            qsort(tb, reps, sizeof(double), cmp); qsort(tk, reps, sizeof(double), cmp);
+            qsort(tb, reps, sizeof(double), ascending); qsort(tk, reps, sizeof(double), ascending);
             double mb = tb[reps / 2] * 1e6, mk = tk[reps / 2] * 1e6, fl = 2.0 * m * n * k;
             totalBlas += mb; totalKernel += mk;
             printf("| %s (%s) | %d | %d | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.1e |\n", names[form],

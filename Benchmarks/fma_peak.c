@@ -36,15 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_timing.h"
 
 enum { THREADS = 2, ROUNDS = 12, SIZE = 1024 };
 static const long ITERATIONS = 10 * 1000 * 1000;  // ≈ 0.05–0.1 s per thread
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* Sixteen chains x = x·m + a; each multiply-add depends only on its own chain, so the loop runs at
  * the FMA units' throughput. The first lane of their sum is returned so the work cannot be dropped. */
@@ -124,15 +119,6 @@ static double gemm_rate(int doubles) {
         if (t < best) best = t;
     }
     return 2.0 * SIZE * SIZE * SIZE / best;
-}
-
-static int by_value(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-static double median(double *v, int n) {
-    qsort(v, n, sizeof *v, by_value);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(void) {

@@ -19,12 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "bench_timing.h"
 
 // The kernel as it was before stop 28: 8 rows × 16 columns.
 __attribute__((target("avx512f"))) static void block16(
@@ -78,11 +73,6 @@ static void *lane(void *arg) {
         }
         pthread_barrier_wait(&barrier);
     }
-}
-
-static int ascending(const void *x, const void *y) {
-    const double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
 }
 
 int main(void) {

@@ -17,16 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "bench_timing.h"
 
 uint32_t H5_checksum_fletcher32(const void *data, size_t length);  // exported by libhdf5, not public
 
 enum { n = 300 };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* Seconds to write `count` Grams (and close the file) one way or the other. */
 static double write_grams(const char *path, const double *gram, int chunk_rows, int count, int direct) {

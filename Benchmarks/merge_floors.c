@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_timing.h"
 
 enum { ROUNDS = 31, EXPERTS = 8, MAX_JOBS = 256, FLUSH_BYTES = 64 << 20 };
 
@@ -52,12 +53,6 @@ static float *scratch[2];  // per thread: the merged weight (forward) or dW_u (b
 static int phase;          // 0 forward, 1 backward, 2 backward with streaming first writes
 static pthread_barrier_t start, done;
 static volatile double sink;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 __attribute__((target("avx512f"))) static void merge(float *m, const float *a, const float *b, long n) {
     const __m512 ga = _mm512_set1_ps(0.6f), gb = _mm512_set1_ps(0.4f);
@@ -130,16 +125,6 @@ static double timedPhase(int p) {
         if (lane[i] == 0) runJob(&jobs[i], 0);
     pthread_barrier_wait(&done);
     return now() - t0;
-}
-
-static int ascending(const void *x, const void *y) {
-    const double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-static double median(double *v) {
-    qsort(v, ROUNDS, sizeof(double), ascending);
-    return v[ROUNDS / 2];
 }
 
 static float *floats(long n, float value) {
@@ -221,7 +206,7 @@ int main(int argc, char **argv) {
     const char *names[3] = {"cold (experts from memory)", "warm (steps back to back)", "warm, streaming first writes"};
     double *fw[3] = {coldF, warmF, streamF}, *bw[3] = {coldB, warmB, streamB};
     for (int v = 0; v < 3; v++) {
-        const double f = 1e3 * median(fw[v]), b = 1e3 * median(bw[v]);
+        const double f = 1e3 * median(fw[v], ROUNDS), b = 1e3 * median(bw[v], ROUNDS);
         printf("  %-30s forward merges %.3f + merge-backward %.3f = %.3f ms = %.1f %% of the dense step %.2f ms "
                "(the 1.15 target allows %.2f ms for everything MoE adds)\n",
                names[v], f, b, f + b, 100 * (f + b) / denseMs, denseMs, allowance);

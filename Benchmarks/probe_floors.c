@@ -30,28 +30,13 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_timing.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
 
 enum { ROUNDS = 7 };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int ascending(const void *x, const void *y) {
-    const double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-static double median(double *v) {
-    qsort(v, ROUNDS, sizeof(double), ascending);
-    return v[ROUNDS / 2];
-}
 
 int main(int argc, char **argv) {
     if (argc < 6) {
@@ -97,15 +82,15 @@ int main(int argc, char **argv) {
     // Round 0 is the process's first touch of that much memory: on a VM whose host takes freed
     // guest memory back (stop 36's Zen 4 guest), it costs what a probe pays in a fresh process.
     const double firstTouch = faultIn[0] + fill[0];
-    const double rows = median(faultIn) + median(fill), file = median(write_);
+    const double rows = median(faultIn, ROUNDS) + median(fill, ROUNDS), file = median(write_, ROUNDS);
     const double floor = gram + rows + file;
     printf("floors, median of %d rounds (s): Gram %.3f (%s GFLOP at %s GFLOP/s), rows %.3f (%s MB: fault-in %.3f, "
            "one write %.3f), file %.3f (%s MB written; fsync %.3f more)\n",
-           ROUNDS, gram, argv[3], argv[4], rows, argv[1], median(faultIn), median(fill), file, argv[2], median(sync));
+           ROUNDS, gram, argv[3], argv[4], rows, argv[1], median(faultIn, ROUNDS), median(fill, ROUNDS), file, argv[2], median(sync, ROUNDS));
     printf("outside forward and backward: at least %.3f s beside %.2f s of gradients = %.1f %% of the wall time "
            "(%.1f %% with the fsync)\n",
            floor, gradients, 100 * floor / (floor + gradients),
-           100 * (floor + median(sync)) / (floor + median(sync) + gradients));
+           100 * (floor + median(sync, ROUNDS)) / (floor + median(sync, ROUNDS) + gradients));
     const double cold = gram + firstTouch + file;
     printf("with the rows' memory as this process first touched it (round 0: %.3f s): at least %.3f s = %.1f %%\n",
            firstTouch, cold, 100 * cold / (cold + gradients));

@@ -29,15 +29,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "bench_timing.h"
 
 enum { ROWS = 300, MOE_ROWS = 106, ROUNDS = 15, WAYS = 3 };
 static const char *wayName[WAYS] = {"small", "per step", "whole"};
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 // A field of /proc/self/smaps_rollup, in kB.
 static long rollupKB(const char *field) {
