@@ -1,7 +1,7 @@
 /* How low can attribute routing's excess over the dense model go on this machine? (issue 4, stop 39)
  *
  * Issue 4 asks attribute routing's forward + backward to stay within 1.15x of the dense model, with
- * the chosen experts merged once per segment. Whatever the code, merging implies memory passes the
+ * the chosen experts merged once per segment. Merging as the model does it implies memory passes the
  * dense model does not make, and on this benchmark's model they stream from memory, not from cache
  * (8 experts x 6 layers x 786 KB = 38 MB of expert weights, and as much again of their gradients,
  * against a 32 MB L3):
@@ -13,7 +13,9 @@
  *     again for the gate weights' gradients <dW_u, W_e>, and writes g_j * dW_u into the experts'
  *     gradients (the first write of an expert overwrites, a second unit's adds).
  *
- * Nothing else is timed: no GEMM, no gate, no bias (O floats per unit), no gathers. The passes run
+ * Nothing else is timed: no GEMM, no gate, no bias (O floats per unit), no gathers. (A backward that
+ * read one expert and took the other gate weight's gradient from the layer's output would save about
+ * a fifth of these passes, at a cost in the gate gradient's precision: docs/speed-work.md.) The passes run
  * in two threads with jobs (layer, linear) dealt largest first, as the model's lanes deal them. Each
  * variant is timed ROUNDS times, interleaved, and the median taken:
  *   cold:   64 MB walked before each phase, so both phases read the experts from memory;
