@@ -130,7 +130,6 @@ def main():
         assert run.returncode == 0, run.stderr
         clean = signature(args.kind, work, run.stdout, damaged)
         shutil.rmtree(work)
-    os.makedirs(args.keep, exist_ok=True)
     for i in range(args.count):
         work = tempfile.mkdtemp(prefix="fuzz-")
         damaged = os.path.join(work, "input" + os.path.splitext(source)[1])
@@ -147,6 +146,7 @@ def main():
                 outcomes["exit 0, same output" if same else "exit 0, output changed"] += 1
         else:
             outcomes["failure"] += 1
+            os.makedirs(args.keep, exist_ok=True)  # only when there is something to keep
             kept = os.path.join(args.keep, f"{args.kind}-{args.seed}-{i}" + os.path.splitext(source)[1])
             shutil.copy(damaged, kept)
             print(f"FAILURE {args.kind} #{i}: {code} {lines[:2]} -> {kept}", flush=True)
