@@ -132,6 +132,10 @@ public struct ProbeOptions: Sendable, Equatable {
         guard let value = Double(number), value >= 0 else {
             throw .badOption(reason: "'\(text)' is not a byte count (a number with KiB, MiB, GiB, TiB, KB, MB, GB, TB or none, e.g. 4GiB, 512MiB, 65536)")
         }
+        // A bare "0.5" is a fraction of a byte: most likely a unit left off, which would spill every row.
+        guard scale != 1 || value.rounded(.towardZero) == value else {
+            throw .badOption(reason: "'\(text)' is a fraction of a byte; give a whole number of bytes or a unit (e.g. 0.5GiB)")
+        }
         guard value * scale < 9e18 else {
             throw .badOption(reason: "'\(text)' is more bytes than a machine can address (at most 8EiB)")
         }

@@ -77,6 +77,11 @@ import UniPerceiver
         #expect(try ProbeOptions.parseBytes("0") == 0)
         #expect(throws: ProbeError.self) { try ProbeOptions.parseBytes("lots") }
         #expect(throws: ProbeError.self) { try ProbeOptions.parseBytes("-1GiB") }
+        #expect(try ProbeOptions.parseBytes("0.5GiB") == 1 << 29)
+        #expect(try ProbeOptions.parseBytes("1e6") == 1_000_000)
+        for fraction in ["0.001", "1.5", "0.5B"] {
+            #expect(throws: ProbeError.self) { try ProbeOptions.parseBytes(fraction) }
+        }
     }
 
     @Test func sha256MatchesTheStandardVectors() {
