@@ -11,7 +11,7 @@ import UniPerceiver
 /// | --- | --- |
 /// | 0 | success |
 /// | 1 | a check failed (`check`: a regression beyond the tolerance) |
-/// | 2 | bad usage or bad input: unknown option/model/task, missing or malformed file, a dataset that does not fit the model, a non-finite loss — one line naming the file, task or step |
+/// | 2 | bad usage or bad input: unknown option/model/task, missing or malformed file, a dataset that does not fit the model, a non-finite loss, results `evaluate` or `check` could not print (`StandardStreams`) — one line naming the file, task or step |
 /// | 128 + N | stopped by signal N (SIGTERM 143, SIGHUP 129, SIGINT 130): training first finishes its step and writes a checkpoint (continue with `--resume`); every command removes the temporary files of unfinished outputs (`TerminationCleanup`) |
 enum ExitCodes {
     static let success: Int32 = 0

@@ -21,8 +21,10 @@ struct InterferenceCommand: ParsableCommand {
     /// Argument-parser's own `main()` exits 64 on usage errors under Linux; this one maps every
     /// failure through `ExitCodes.report` (usage and bad input → 2).
     static func main() {
+        StandardStreams.reopenClosed()
         TerminationCleanup.install()
-        Foundation.exit(run(Array(CommandLine.arguments.dropFirst())))
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        Foundation.exit(StandardStreams.flushedStatus(run(arguments), subcommand: arguments.first))
     }
 
     static func run(_ arguments: [String]) -> Int32 {

@@ -630,6 +630,44 @@ extension CLITests {
     /// then exit 2 with one line, and leave no output, temporary file or orphaned training log
     /// (HDF5's exit-time cleanup used to crash on the half-closed file; the training log's write
     /// trapped).
+    @Test("results that cannot reach stdout (closed, or a full device) → 2 naming standard output, not 0 or 1")
+    func lostStandardOutput() throws {
+        try Self.withTinyRun { root, checkpoint in
+            let evaluate = ["evaluate", "--checkpoint", checkpoint.path, "--data", Self.data]
+            let shown = try Self.run(evaluate)
+            try #require(shown.status == 0 && shown.stdout.contains("accuracy"), "stderr: \(shown.stderr)")
+            let probe = root.appendingPathComponent("probe.h5").path
+            let made = try Self.run(
+                ["probe", "--checkpoint", checkpoint.path, "--data", Self.data, "--tasks", "image-classification,mlm",
+                 "--samples", "2", "--batch-size", "2", "--out", probe])
+            try #require(made.status == 0, "stderr: \(made.stderr)")
+            let analysis = root.appendingPathComponent("interference.h5").path
+            let analyzed = try Self.run(["analyze", probe, "--bootstrap", "0", "--out", analysis])
+            try #require(analyzed.status == 0, "stderr: \(analyzed.stderr)")
+            let unchanged = ["check", "--baseline", analysis, "--candidate", analysis, "--tolerance", "0"]
+            for (arguments, reason) in [
+                (evaluate + ["--json"], "No space left on device"), (unchanged, "No space left on device"),
+            ] {
+                let lost = try Self.run(arguments, standardOutput: .full)
+                #expect(lost.status == 2, "\(arguments[0]): \(lost.stderr)")
+                #expect(lost.stderr == "error: standard output: cannot write the results: \(reason)\n")
+            }
+            let closed = try Self.run(evaluate, standardOutput: .closed)
+            #expect(closed.status == 2)
+            #expect(closed.stderr == "error: standard output: cannot write the results: it was closed\n")
+            // A command whose results are a file keeps its status and the file, with a warning.
+            // With stdout closed, the file analyze writes would otherwise take descriptor 1, and
+            // its "wrote …" line would land in it: the file equals one written with stdout open.
+            let again = root.appendingPathComponent("again.h5").path
+            let quiet = try Self.run(["analyze", probe, "--bootstrap", "0", "--out", again], standardOutput: .closed)
+            #expect(quiet.status == 0)
+            #expect(quiet.stderr == "warning: standard output: cannot write: it was closed\n")
+            let written = try Data(contentsOf: URL(fileURLWithPath: analysis))
+            let rewritten = try Data(contentsOf: URL(fileURLWithPath: again))
+            #expect(written.count == rewritten.count && !String(decoding: rewritten, as: UTF8.self).contains("wrote "))
+        }
+    }
+
     @Test("a full disk during probe, analyze or train → 2, one line, nothing left behind")
     func fullDisk() throws {
         try Self.withTinyAnalysis { root, checkpoint, probe, _ in

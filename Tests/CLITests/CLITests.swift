@@ -38,9 +38,9 @@ import Testing
     /// instead of stopping it).
     static func run(
         _ arguments: [String], interruptWhenExists trigger: URL? = nil, signal: Int32 = SIGINT,
-        timeout: TimeInterval? = nil, fileSizeLimit: Int? = nil
+        timeout: TimeInterval? = nil, fileSizeLimit: Int? = nil, standardOutput: LostOutput? = nil
     ) throws -> Result {
-        let process = try launcher(arguments, fileSizeLimit: fileSizeLimit)
+        let process = try launcher(arguments, fileSizeLimit: fileSizeLimit, standardOutput: standardOutput)
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         process.environment = environment
@@ -77,22 +77,35 @@ import Testing
     /// mask and execs the executable under the same process id.
     /// `fileSizeLimit` (bytes) makes every write beyond it fail with EFBIG, as a full disk or a
     /// quota would (SIGXFSZ ignored, as `ulimit -f` with `trap '' XFSZ`).
-    static func launcher(_ arguments: [String], fileSizeLimit: Int? = nil) throws -> Process {
+    /// `standardOutput` replaces the pipe the results would reach by a stream that loses them.
+    static func launcher(
+        _ arguments: [String], fileSizeLimit: Int? = nil, standardOutput: LostOutput? = nil
+    ) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let limit = fileSizeLimit.map {
             "import resource; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (\($0), \($0)))"
         } ?? ""
+        let output: String
+        switch standardOutput {
+        case nil: output = ""
+        case .closed: output = "os.close(1)"
+        case .full: output = "os.dup2(os.open('/dev/full', os.O_WRONLY), 1)"
+        }
         let reset = """
             import os, signal, sys
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)
             \(limit)
+            \(output)
             os.execv(sys.argv[1], sys.argv[1:])
             """
         process.arguments = ["python3", "-c", reset, try executable().path] + arguments
         return process
     }
+
+    /// A standard output that loses what is written to it: closed (`>&-`), or a full device.
+    enum LostOutput { case closed, full }
 
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ti-cli-\(UUID().uuidString)")
