@@ -54,6 +54,11 @@ public final class TrainingSession {
         "optimizer-" + String(repeating: "0", count: max(0, 8 - String(step).count)) + "\(step).safetensors"
     }
 
+    /// Whether `name` is an optimizer-state file's name (`stateFileName` of some step).
+    static func isOptimizerStateName(_ name: String) -> Bool {
+        name.hasPrefix("optimizer-") && name.hasSuffix(".safetensors")
+    }
+
     private init(directory: URL, trainer: Trainer, secondsBefore: Double) {
         self.directory = directory
         self.trainer = trainer
@@ -79,6 +84,10 @@ public final class TrainingSession {
         let fm = FileManager.default
         if fm.fileExists(atPath: directory.appendingPathComponent(modelFileName).path) {
             throw .existingCheckpoint(directory: directory.path)
+        }
+        let present = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
+        if let file = present.sorted().first(where: { $0 == logFileName || isOptimizerStateName($0) }) {
+            throw .existingRunFile(directory: directory.path, file: file)
         }
         let existed = fm.fileExists(atPath: directory.path)
         do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
@@ -225,7 +234,7 @@ public final class TrainingSession {
         } catch { throw .checkpoint(error) }
         // Older state files are no longer named by the model file.
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        for name in names where name.hasPrefix("optimizer-") && name.hasSuffix(".safetensors") && name != stateName {
+        for name in names where Self.isOptimizerStateName(name) && name != stateName {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
     }

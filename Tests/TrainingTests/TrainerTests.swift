@@ -128,7 +128,11 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
             #expect(step == 4)
             #expect(TaskKind(rawValue: task) != nil)
             #expect(error.description.contains("step 4") && error.description.contains(task))
+            #expect(!error.description.contains("-nan"), "\(error)")
         }
+        // A NaN reads as NaN whatever its sign bit.
+        let negativeNaN = -Double.nan
+        #expect(TrainingError.nonFiniteLoss(step: 1, task: "mlm", value: negativeNaN).description.hasPrefix("step 1, task mlm: loss is NaN;"))
         let saved = try Checkpoint.load(session.modelURL)
         #expect(saved.parameters.allSatisfy { $0.isFinite })
         #expect(try SafeTensors.read(session.modelURL).metadata["step"] == "3")
@@ -222,7 +226,7 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         }
     }
 
-    @Test("bad input: existing checkpoint, nothing to resume, unknown task weight, image shape, bad options")
+    @Test("bad input: existing checkpoint or run file, nothing to resume, unknown task weight, image shape, bad options")
     func badInput() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -235,6 +239,19 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(throws: TrainingError.existingCheckpoint(directory: directory.path)) {
             try TrainingSession.start(
                 directory: directory, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 1))
+        }
+        // A folder holding a run's log or optimizer state but no checkpoint: a new run would
+        // overwrite them, so it is refused naming the file, which stays as it was.
+        for file in [TrainingSession.logFileName, "optimizer-00000007.safetensors"] {
+            let other = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: other) }
+            let kept = other.appendingPathComponent(file)
+            try Data("notes".utf8).write(to: kept)
+            #expect(throws: TrainingError.existingRunFile(directory: other.path, file: file)) {
+                try TrainingSession.start(
+                    directory: other, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 1))
+            }
+            #expect(try Data(contentsOf: kept) == Data("notes".utf8))
         }
         var options = tinyOptions(steps: 1)
         options.samplingWeights["ocr"] = 1
