@@ -68,8 +68,9 @@ public struct BootstrapInterval: Sendable, Equatable {
         gram: GramMatrix, layout: TaskLayout, replicates: Int = defaultReplicates, seed: UInt64,
         confidence: Double = 0.95, name: String = "gram"
     ) throws(InterferenceError) {
-        guard replicates >= 1, replicates <= Self.maxReplicates else {
-            throw .invalidBootstrap(reason: "replicates must be in 1…\(Self.maxReplicates), got \(replicates)")
+        // One replicate's interval would be a single resampled value: zero width.
+        guard replicates >= 2, replicates <= Self.maxReplicates else {
+            throw .invalidBootstrap(reason: "replicates must be in 2…\(Self.maxReplicates), got \(replicates)")
         }
         guard confidence > 0, confidence < 1 else {
             throw .invalidBootstrap(reason: "confidence must be in (0, 1), got \(confidence)")

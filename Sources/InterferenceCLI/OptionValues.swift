@@ -2,6 +2,7 @@ import ArgumentParser
 import Datasets
 import Foundation
 import GradientProbe
+import Interference
 import UniPerceiver
 
 // Numeric options are declared `parsing: .unconditional`: by default argument-parser reads "-1"
@@ -30,6 +31,16 @@ enum OptionValues {
             default: "at least \(minimum)"
             }
         throw ValidationError("\(option) must be \(bound)\(reason.isEmpty ? "" : " (\(reason))"), got \(value)")
+    }
+
+    /// `--bootstrap`: 0 (no intervals) or 2 … `BootstrapInterval.maxReplicates`, checked before any
+    /// work. One replicate's "interval" is a single resampled value: zero width, and mostly not
+    /// even holding the estimate.
+    static func requireBootstrap(_ value: Int) throws(ValidationError) {
+        guard value == 0 || (2...BootstrapInterval.maxReplicates).contains(value) else {
+            throw ValidationError(
+                "--bootstrap must be 0 (no intervals) or 2 … \(BootstrapInterval.maxReplicates) replicates (default \(BootstrapInterval.defaultReplicates)), got \(value)")
+        }
     }
 
     /// A byte count such as `4GiB`, refused naming `option` (the probe's own parser says "probe:",

@@ -536,7 +536,7 @@ extension CLITests {
             let cases: [([String], String, String)] = [
                 (probing, "--samples", "at least 2"), (probing, "--batch-size", "positive"),
                 (probing, "--seed", "non-negative"),
-                (["analyze", probe, "--out", out], "--bootstrap", "non-negative"),
+                (["analyze", probe, "--out", out], "--bootstrap", "0 (no intervals) or 2"),
                 (["analyze", probe, "--out", out], "--seed", "non-negative"),
                 (["analyze", probe, "--out", out, "--checkpoint", checkpoint, "--data", Self.data], "--lookahead", "> 0"),
                 (["analyze", probe, "--out", out] + lookAhead, "--lookahead-samples", "positive"),
@@ -546,7 +546,7 @@ extension CLITests {
                 (["evaluate", "--checkpoint", checkpoint, "--data", Self.data], "--masking-seed", "non-negative"),
                 (training, "--steps", "positive"), (training, "--seed", "non-negative"), (training, "--lr", "positive"),
                 (training, "--warmup", "negative"), (training, "--width", "positive"), (training, "--top-k", "1 or 2"),
-                (diagnosing, "--samples", "at least 2"), (diagnosing, "--bootstrap", "non-negative"),
+                (diagnosing, "--samples", "at least 2"), (diagnosing, "--bootstrap", "0 (no intervals) or 2"),
                 (diagnosing, "--seed", "non-negative"),
                 (demo, "--steps", "positive"), (demo, "--experts", "at least 2"), (demo, "--lookahead", "λ > 0"),
                 (demo, "--seed", "non-negative"),
@@ -555,6 +555,10 @@ extension CLITests {
                 let result = try Self.run(command + [option, "-1"])
                 Self.expectRefused(result, naming: [option, reason])
                 #expect(!result.stderr.contains("Missing value"), "\(command) \(option): \(result.stderr)")
+            }
+            // One replicate is not an interval: a zero-width "95 %" one would mark every value †.
+            for command in [["analyze", probe, "--out", out], diagnosing, demo] {
+                Self.expectRefused(try Self.run(command + ["--bootstrap", "1"]), naming: ["--bootstrap", "got 1"])
             }
             #expect(!FileManager.default.fileExists(atPath: out))
         }

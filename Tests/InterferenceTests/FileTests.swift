@@ -190,9 +190,14 @@ func temporaryDirectory() throws -> URL {
         let url = dir.appendingPathComponent("good.h5")
         try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
         _ = try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 10, seed: 1)
-        #expect(throws: InterferenceError.invalidBootstrap(reason: "replicates must be in 1…100000, got 1000000000000")) {
+        #expect(throws: InterferenceError.invalidBootstrap(reason: "replicates must be in 2…100000, got 1000000000000")) {
             try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 1_000_000_000_000, seed: 1)
         }
+        // …and so is one replicate, whose "interval" is a single resampled value.
+        #expect(throws: InterferenceError.invalidBootstrap(reason: "replicates must be in 2…100000, got 1")) {
+            try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 1, seed: 1)
+        }
+        _ = try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 2, seed: 1)
     }
 
     @Test func unknownParameterIsNamed() throws {

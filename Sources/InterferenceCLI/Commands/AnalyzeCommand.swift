@@ -55,7 +55,7 @@ struct AnalyzeCommand: ParsableCommand {
     var data: String?
 
     func validate() throws {
-        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+        try OptionValues.requireBootstrap(bootstrap)
         if lookAhead.stepSize == nil {
             for (given, option) in [(checkpoint != nil, "--checkpoint"), (data != nil, "--data")] where given {
                 throw ValidationError("\(option) is read only by the look-ahead check: give --lookahead λ too, or leave it out")

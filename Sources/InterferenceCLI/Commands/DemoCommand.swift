@@ -83,7 +83,7 @@ struct DemoCommand: ParsableCommand {
         try OptionValues.require(experts, atLeast: 2, "--experts", because: "the MoE routes every token to its top 2 experts")
         try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
         try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
-        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+        try OptionValues.requireBootstrap(bootstrap)
         try lookAheadCounts.check(samplesPerTask: samples, source: "--samples \(samples)")
         guard lookAhead.isFinite, lookAhead >= 0 else {
             throw ValidationError("--lookahead must be a finite λ > 0 (or 0 to skip), got \(lookAhead)")

@@ -65,7 +65,7 @@ struct DiagnoseCommand: ParsableCommand {
     func validate() throws {
         try OptionValues.require(samples, atLeast: 2, "--samples", because: "leave-one-out needs two mini-batches per task")
         try OptionValues.require(batchSize, atLeast: 1, "--batch-size")
-        try OptionValues.require(bootstrap, atLeast: 0, "--bootstrap")
+        try OptionValues.requireBootstrap(bootstrap)
     }
 
     func run() throws {
