@@ -50,6 +50,14 @@ public enum ProbeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Rebuilding task `task`'s mini-batch `miniBatch` did not give what the probe `file` recorded.
     case notReproduced(file: String, task: String, miniBatch: Int, reason: String)
 
+    /// `description`, with the command that ran (`analyze`, `merge`, …) in place of the "probe:"
+    /// that starts the lines naming no file: under another command, "probe:" misleads.
+    public func description(command: String) -> String {
+        let line = description
+        guard line.hasPrefix("probe: ") else { return line }
+        return "\(command): " + line.dropFirst("probe: ".count)
+    }
+
     /// One line for the user: the file first when there is one.
     public var description: String {
         switch self {

@@ -68,6 +68,11 @@ extension CLITests {
                     + ["--out", root.appendingPathComponent("bad.h5").path])
             #expect(unknownMethod.status == 2 && unknownMethod.stderr.contains("'secant'"), "\(unknownMethod.stderr)")
             #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("bad.h5").path))
+            // A step so large the loss overflows: the message says which command, not "probe:".
+            let huge = try Self.run(
+                ["analyze", rows, "--bootstrap", "0", "--lookahead", "1e30", "--out", root.appendingPathComponent("huge.h5").path]
+                    + source)
+            #expect(huge.status == 2 && huge.stderr.hasPrefix("error: analyze: --lookahead: ") && huge.stderr.contains("smaller λ"), "\(huge.stderr)")
             // A checkpoint other than the one probed: named, with the probe it does not match.
             let otherCheckpoint = try Self.trainTiny(into: root.appendingPathComponent("other"), steps: 4).path
             try expectRefused(

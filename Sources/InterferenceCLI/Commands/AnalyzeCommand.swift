@@ -107,7 +107,7 @@ struct AnalyzeCommand: ParsableCommand {
             let groups = analysis.groups.count
             print("wrote \(out): \(groups) group\(groups == 1 ? "" : "s") × \(analysis.tasks.count) tasks")
         } catch let error as ProbeError {
-            throw InputError(error.description)
+            throw InputError(error.description(command: "analyze"))
         } catch let error as InterferenceError {
             throw InputError(error.description)
         }

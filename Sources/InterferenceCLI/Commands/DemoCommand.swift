@@ -192,7 +192,7 @@ struct DemoCommand: ParsableCommand {
                             try ExactLookAhead.check(
                                 analysis, probe: probe,
                                 checkpoint: checkpoint, data: dataURL, options: options))
-                    } catch { throw InputError(error.description) }
+                    } catch { throw InputError(error.description(command: "demo")) }
                 }
                 // Per group, largest λ first, the difference before the integral.
                 checked.sort { a, b in

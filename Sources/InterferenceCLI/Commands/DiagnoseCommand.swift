@@ -157,7 +157,7 @@ enum Diagnosis {
             }
             return (analysis, probe)
         } catch let error as ProbeError {
-            throw InputError(finalName(error.description))
+            throw InputError(finalName(error.description(command: "diagnose")))
         } catch let error as DatasetError {
             throw InputError(finalName(error.description))
         } catch let error as InterferenceError {

@@ -42,7 +42,7 @@ struct MergeCommand: ParsableCommand {
                 print("note: \(shard) holds no routing table (written before probe files stored one), so \(out) has none")
             }
         } catch {
-            throw InputError(error.description)
+            throw InputError(error.description(command: "merge"))
         }
     }
 }
