@@ -96,7 +96,8 @@ enum FileChecks {
         guard !path.isEmpty else { throw InputError("\(option): empty path") }
         var info = stat()
         if stat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR {
-            throw InputError("\(path): \(option) must be a folder, and this is a file")
+            let what = (info.st_mode & S_IFMT) == S_IFREG ? "a file" : "not a regular file (a device, FIFO or socket)"
+            throw InputError("\(path): \(option) must be a folder, and this is \(what)")
         }
         let url = URL(fileURLWithPath: path)
         var existing = url.standardizedFileURL

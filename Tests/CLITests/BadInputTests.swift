@@ -472,6 +472,10 @@ extension CLITests {
                 ] {
                     try Self.expectRefusedUnchanged(arguments, in: root, naming: [out, "not a regular file"])
                 }
+                // …and as a folder output: a device or FIFO is not called "a file".
+                try Self.expectRefusedUnchanged(
+                    ["train", "--model", "dense", "--data", Self.data, "--steps", "2", "--out", out] + Self.tiny,
+                    in: root, naming: [out, "must be a folder, and this is not a regular file"])
             }
             // A file a folder output writes (diagnose's report.md) that is a FIFO: refused as well,
             // before the probe runs (the probe.h5 it would write first is not made).
