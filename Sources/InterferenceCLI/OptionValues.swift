@@ -65,12 +65,13 @@ enum OptionValues {
         return names
     }
 
-    /// `--tasks`: comma-separated task names, in row order; an unknown one is refused naming `option`.
+    /// `--tasks`: comma-separated task names, in row order; an unknown, empty (`mlm,`) or repeated
+    /// one is refused naming `option`.
     static func tasks(_ text: String, option: String = "--tasks") throws(InputError) -> [TaskKind] {
         var kinds: [TaskKind] = []
-        for name in text.split(separator: ",") {
+        for name in try names(text, option: option) {
             do throws(DatasetError) {
-                kinds.append(try TaskDefinition.named(name.trimmingCharacters(in: .whitespaces)).kind)
+                kinds.append(try TaskDefinition.named(name).kind)
             } catch {
                 throw InputError("\(option): \(error.description)")
             }

@@ -190,6 +190,18 @@ import Testing
                 + ["--out", out.appendingPathComponent("task").path] + Self.tiny)
         #expect(task.status == 2)
         #expect(task.stderr.contains("--sampling-weights: unknown task 'ocr'"), "\(task.stderr)")
+        // A stray comma or a task weighted twice is a typo, not a weight to drop or overwrite.
+        for (weights, reason) in [("mlm=1,", "'' is not task=weight"), ("mlm=1,mlm=2", "task 'mlm' is given twice")] {
+            let typo = try Self.run(
+                ["train", "--model", "dense", "--sampling-weights", weights] + common.dropLast(2)
+                    + ["--out", out.appendingPathComponent("typo").path] + Self.tiny)
+            Self.expectRefused(typo, naming: ["--sampling-weights", reason])
+        }
+        for tasks in ["mlm,", ",mlm", "mlm,,captioning"] {
+            let probe = try Self.run(
+                ["probe", "--checkpoint", Self.data, "--data", Self.data, "--tasks", tasks, "--out", out.appendingPathComponent("p.h5").path])
+            Self.expectRefused(probe, naming: ["--tasks", "'\(tasks)' has an empty name"])
+        }
         // A usage mistake points to the help of its own command, which documents the option.
         let noModel = try Self.run(["train"] + common)
         Self.expectRefused(noModel, naming: ["--model is required", "--resume", "(see 'interference train --help')"])

@@ -74,9 +74,7 @@ struct ProbeCommand: ParsableCommand {
         let output = try FileChecks.output(out, inputs: inputs)
         let budget = try OptionValues.byteCount(memoryBudget, option: "--memory-budget")
         do {
-            let kinds = try tasks.split(separator: ",").map { name throws(DatasetError) in
-                try TaskDefinition.named(String(name).trimmingCharacters(in: .whitespaces)).kind
-            }
+            let kinds = try OptionValues.tasks(tasks)
             let options = ProbeOptions(
                 tasks: kinds, samplesPerTask: samples, batchSize: batchSize, split: split, seed: seed,
                 parameters: ParameterSelection(patterns: parameters), storeGradients: storeGradients,

@@ -331,11 +331,12 @@ struct TrainCommand: ParsableCommand {
         return pairs.filter { $0.1 != $0.2 }.map { (option: $0.0, given: $0.1, saved: $0.2) }
     }
 
-    /// `task=weight,task=weight` → dictionary; a task name that does not exist is refused naming
-    /// the option (the values are checked by `TrainingOptions.validate`).
+    /// `task=weight,task=weight` → dictionary; a task name that does not exist, an empty item or a
+    /// task given twice is refused naming the option (the values are checked by
+    /// `TrainingOptions.validate`).
     static func parseWeights(_ text: String, option: String) throws -> [String: Double] {
         var weights: [String: Double] = [:]
-        for item in text.split(separator: ",") {
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let value = Double(parts[1]) else {
                 throw InputError("\(option): '\(item)' is not task=weight")
@@ -344,7 +345,9 @@ struct TrainCommand: ParsableCommand {
                 throw InputError(
                     "\(option): unknown task '\(parts[0])' (tasks: \(TaskKind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            weights[parts[0]] = value
+            guard weights.updateValue(value, forKey: parts[0]) == nil else {
+                throw InputError("\(option): task '\(parts[0])' is given twice")
+            }
         }
         return weights
     }
