@@ -23,7 +23,8 @@ public struct EvaluationMetric: Codable, Sendable, Equatable {
 public struct EvaluationReport: Codable, Sendable, Equatable {
     public var dataset: String
     public var split: String
-    /// Retrieval ranks each query among the captions (or images) of its chunk of this many images.
+    /// Retrieval ranks each query among the captions (or images) of its chunk of this many images
+    /// (the option given, or the split's image count when that is smaller).
     public var retrievalChunk: Int
     public var metrics: [EvaluationMetric]
 
@@ -145,8 +146,10 @@ public enum Evaluation {
                     name: name, task: TaskKind.retrieval.rawValue, value: ratio(count, queries),
                     chance: queries > 0 ? chance / Double(queries) : 0, majority: nil, count: queries))
         }
+        // A chunk larger than the split is the whole split: report the size that was ranked within.
+        let imagesPerChunk = queries > 0 ? min(retrievalChunk, queries) : retrievalChunk
         return EvaluationReport(
-            dataset: dataset.file, split: split.rawValue, retrievalChunk: retrievalChunk, metrics: metrics)
+            dataset: dataset.file, split: split.rawValue, retrievalChunk: imagesPerChunk, metrics: metrics)
     }
 
     static func ratio(_ a: Int, _ b: Int) -> Double { b > 0 ? Double(a) / Double(b) : 0 }

@@ -301,6 +301,11 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(try Evaluation.evaluate(model, on: bundledDataset) == report)
         let decoded = try JSONDecoder().decode(EvaluationReport.self, from: Data(report.jsonString().utf8))
         #expect(decoded == report)
+        // A chunk beyond the split is the whole split, and is reported as such.
+        let whole = try Evaluation.evaluate(model, on: bundledDataset, retrievalChunk: 100_000)
+        let retrievalImages = try #require(whole.metric("retrieval/image-to-text-recall@1")?.count)
+        #expect(whole.retrievalChunk == retrievalImages && retrievalImages < 100_000)
+        #expect(whole.table.contains("within chunks of \(retrievalImages) images"))
     }
 
     @Test("a model for other images is refused naming the dataset file")
