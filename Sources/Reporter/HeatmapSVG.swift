@@ -51,9 +51,11 @@ public struct HeatmapSVG: Sendable {
         resting = OneSampleInfluence.find(in: group.interference).map { [$0.i, $0.j] }.filter { !marked.contains($0) }
     }
 
-    /// The file name used by the CLI and linked from `MarkdownReport`: `<run>-<group>.svg`, with every
-    /// character outside `[A-Za-z0-9._-]` replaced by `_`.
-    public static func fileName(run: String, group: String) -> String {
+    /// The file name used by the CLI and linked from `MarkdownReport`: `<report>-<run>-<group>.svg`
+    /// (`<run>-<group>.svg` without a report name), with every character outside
+    /// `[A-Za-z0-9._-]` replaced by `_`, and a leading dot too (`../x` would make a hidden file).
+    /// The report's name keeps two reports in one folder from replacing each other's heatmaps.
+    public static func fileName(report: String = "", run: String, group: String) -> String {
         func clean(_ s: String) -> String {
             String(
                 s.map { ch in
@@ -62,7 +64,8 @@ public struct HeatmapSVG: Sendable {
                         ? ch : "_"
                 })
         }
-        return "\(clean(run))-\(clean(group)).svg"
+        let name = (report.isEmpty ? "" : clean(report) + "-") + "\(clean(run))-\(clean(group)).svg"
+        return name.hasPrefix(".") ? "_" + name.dropFirst() : name
     }
 
     // Geometry (pixels). The margins grow with the longest task name, and column names slant at 45°

@@ -26,9 +26,12 @@ public struct MarkdownReport: Sendable {
     public var intervalStyle: IntervalStyle
     /// Routing statistics to print: by default every MoE run's own table (`RoutingStatistics.of`).
     public var routing: [RoutingStatistics]
-    /// Folder (relative to the report) holding the heatmaps named `HeatmapSVG.fileName(run:group:)`;
-    /// nil: no image links.
+    /// Folder (relative to the report) holding the heatmaps named
+    /// `HeatmapSVG.fileName(report:run:group:)`; nil: no image links.
     public var heatmapDirectory: String?
+    /// The report's own name (its file's stem, e.g. `report`), which starts every heatmap's name so
+    /// that reports written to one folder keep their own heatmaps; "" for none.
+    public var heatmapPrefix = ""
     /// The report's top-level heading.
     public var title: String
     /// Decimal places of every value.
@@ -131,7 +134,7 @@ public struct MarkdownReport: Sendable {
     }
 
     /// The heatmaps the report links to: one per run and shown group, named
-    /// `HeatmapSVG.fileName(run:group:)`, each on the colour scale shared by all of them (the largest
+    /// `HeatmapSVG.fileName(report:run:group:)`, each on the colour scale shared by all of them (the largest
     /// |I| shown that is not marked †, at least 1) so that colours compare across runs and layers.
     public func heatmaps() -> [(fileName: String, svg: String)] {
         // The shared scale leaves out values outside their own intervals (†): one sample can carry
@@ -154,7 +157,7 @@ public struct MarkdownReport: Sendable {
                 guard let g = run.group(named: name) else { continue }
                 var map = HeatmapSVG(run: run, group: g, scale: largest, intervalDigits: digits)
                 map.title = "\(label(k)) · \(name)"
-                out.append((HeatmapSVG.fileName(run: label(k), group: name), map.render()))
+                out.append((HeatmapSVG.fileName(report: heatmapPrefix, run: label(k), group: name), map.render()))
             }
         }
         return out
@@ -462,7 +465,7 @@ public struct MarkdownReport: Sendable {
         if let dir = heatmapDirectory {
             lines.append("")
             let images = present.map { k in
-                "![\(label(k)) \(name)](\(dir.isEmpty ? "" : dir + "/")\(HeatmapSVG.fileName(run: label(k), group: name)))"
+                "![\(label(k)) \(name)](\(dir.isEmpty ? "" : dir + "/")\(HeatmapSVG.fileName(report: heatmapPrefix, run: label(k), group: name)))"
             }
             lines.append(images.joined(separator: " "))
         }

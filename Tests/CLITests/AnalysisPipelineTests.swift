@@ -66,7 +66,7 @@ extension CLITests {
             #expect(threeRuns.status == 0, "stderr: \(threeRuns.stderr)")
             let text = try String(contentsOf: three, encoding: .utf8)
             #expect(text.contains("perturbed − dense: mlm") && text.contains("other − dense: mlm"), "\(text)")
-            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("report/other-encoder.layers.0.svg").path))
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("report/three-other-encoder.layers.0.svg").path))
 
             // The committed demo's MoE run holds two values outside their own intervals: checked
             // against itself with intervals it still passes (identical runs never regress).

@@ -180,7 +180,7 @@ extension CLITests {
                 ["report", analysis, twin, "--out", report], in: root, naming: [analysis, twin, "'dense'"])
 
             // An input under the name of one of the heatmaps the report writes beside it.
-            let heatmapNamed = out.appendingPathComponent("dense-encoder.layers.0.svg").path
+            let heatmapNamed = out.appendingPathComponent("report-dense-encoder.layers.0.svg").path
             try FileManager.default.copyItem(atPath: analysis, toPath: heatmapNamed)
             try Self.expectRefusedUnchanged(
                 ["report", heatmapNamed, "--out", report], in: root, naming: [heatmapNamed, "would overwrite the input"])
@@ -192,7 +192,7 @@ extension CLITests {
 
             // The second run's heatmap is blocked by a folder: that file is named, and the first
             // run's heatmap is not left behind.
-            let blocked = out.appendingPathComponent("moe-encoder.layers.0.svg").path
+            let blocked = out.appendingPathComponent("report-moe-encoder.layers.0.svg").path
             try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
             try Self.expectRefusedUnchanged(["report", analysis, other, "--out", report], in: root, naming: [blocked, "is a directory"])
             try FileManager.default.removeItem(atPath: blocked)
@@ -203,8 +203,17 @@ extension CLITests {
             let good = try Self.run(["report", analysis, other, "--out", report])
             #expect(good.status == 0, "stderr: \(good.stderr)")
             #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == [
-                "report.md", "dense-encoder.layers.0.svg", "moe-encoder.layers.0.svg",
+                "report.md", "report-dense-encoder.layers.0.svg", "report-moe-encoder.layers.0.svg",
             ])
+            // A second report in the same folder, with a run of the same label, keeps its own
+            // heatmap: the first report's picture is not replaced by the other run's.
+            let first = try Data(contentsOf: out.appendingPathComponent("report-moe-encoder.layers.0.svg"))
+            let second = try Self.run(["report", other, "--out", out.appendingPathComponent("b.md").path])
+            #expect(second.status == 0, "stderr: \(second.stderr)")
+            #expect(try Data(contentsOf: out.appendingPathComponent("report-moe-encoder.layers.0.svg")) == first)
+            let b = try String(contentsOf: out.appendingPathComponent("b.md"), encoding: .utf8)
+            #expect(b.contains("](./b-moe-encoder.layers.0.svg)"), "\(b)")
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("b-moe-encoder.layers.0.svg").path))
         }
     }
 }

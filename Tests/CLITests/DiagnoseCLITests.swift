@@ -225,7 +225,7 @@ extension CLITests {
             for group in ["encoder.layers.0", "encoder.layers.1", "encoder.layers.0.ffn.dense2", "encoder.layers.1.ffn.dense2"] {
                 #expect(report.contains("\n## \(group)\n"), "no section \(group)")
                 for run in ["dense", "moe"] {
-                    #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("\(run)-\(group).svg").path))
+                    #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report-\(run)-\(group).svg").path))
                 }
             }
             let lines = report.split(separator: "\n")

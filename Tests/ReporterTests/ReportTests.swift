@@ -327,6 +327,12 @@ final class XMLCheck: NSObject, XMLParserDelegate {
         #expect(
             HeatmapSVG.fileName(run: "MoE (attr)", group: "encoder.layers.3")
                 == "MoE__attr_-encoder.layers.3.svg")
+        #expect(
+            HeatmapSVG.fileName(report: "dense vs moe", run: "MoE", group: "encoder.layers.3")
+                == "dense_vs_moe-MoE-encoder.layers.3.svg")
+        // A label like "../x" cleans to ".._x": the name must not start with a dot (a hidden file).
+        #expect(HeatmapSVG.fileName(run: "../x", group: "g") == "_._x-g.svg")
+        #expect(HeatmapSVG.fileName(report: ".r", run: "x", group: "g") == "_r-x-g.svg")
     }
 }
 

@@ -22,7 +22,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Report title.")
     var title = "Task interference"
 
-    @Option(help: "Output markdown file; heatmaps are written in the same folder.")
+    @Option(help: "Output markdown file; heatmaps are written in the same folder, named after it (OUT-RUN-GROUP.svg).")
     var out: String
 
     @Option(help: "How a cell shows its bootstrap interval: plus-minus (value ± half-width) or bracket (value [low, high]).")
@@ -89,6 +89,9 @@ enum Report {
         throws(InputError) -> Int
     {
         let folder = url.deletingLastPathComponent()
+        // `a.md` and `b.md` in one folder, with runs of the same label, would share heatmaps.
+        var report = report
+        report.heatmapPrefix = url.deletingPathExtension().lastPathComponent
         let maps = report.heatmaps()
         for map in maps {
             try outputs.write(Data(map.svg.utf8), to: folder.appendingPathComponent(map.fileName))
