@@ -28,6 +28,14 @@ struct InterferenceCommand: ParsableCommand {
     }
 
     static func run(_ arguments: [String]) -> Int32 {
+        // Argument-parser prints the overview and exits 0 for no arguments at all: a script that
+        // lost its subcommand would pass. That is bad usage (exit 2), in one line.
+        guard !arguments.isEmpty else {
+            let names = configuration.subcommands.filter { $0.configuration.shouldDisplay }
+                .compactMap { $0.configuration.commandName }
+            ExitCodes.printError("no subcommand given: one of \(names.joined(separator: ", ")) (see 'interference --help')")
+            return ExitCodes.badInput
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

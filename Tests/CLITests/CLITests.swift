@@ -161,6 +161,10 @@ import Testing
         #expect(result.stdout.contains("Exit status"))
         let train = try Self.run(["train", "--help"])
         #expect(train.status == 0 && train.stdout.contains("--resume"))
+        // No subcommand at all is bad usage, not success.
+        let bare = try Self.run([])
+        Self.expectRefused(bare, naming: ["no subcommand given", "train", "diagnose", "--help"])
+        #expect(!bare.stderr.contains("read-metadata"), "the hidden subcommand is not offered: \(bare.stderr)")
     }
 
     @Test("unknown model, unknown option, a bad task weight or top-k → exit 2 with one line; a tiny MoE trains (kind moe)")

@@ -219,7 +219,7 @@ struct DemoCommand: ParsableCommand {
             appendix.append("```")
             appendix.append(evaluation.table.trimmingCharacters(in: .newlines))
             appendix.append("```")
-            print("\(name): trained, diagnosed and evaluated")
+            print("\(name): \(trainSeconds == nil ? "diagnosed and evaluated (training reused)" : "trained, diagnosed and evaluated")")
         }
         if !sweepRows.isEmpty {
             appendix += [

@@ -36,7 +36,7 @@ struct ProbeCommand: ParsableCommand {
 
     @Option(
         parsing: .upToNextOption,
-        help: "Parameter globs ('*' crosses dots), e.g. 'encoder.layers.*' (default) or '*.ffn.dense2.weight'.")
+        help: "Parameter globs ('*' crosses dots), e.g. 'encoder.layers.*' (default) or 'encoder.layers.*.ffn.dense2.*weight' (W2, every expert's too).")
     var parameters: [String] = []
 
     @Flag(help: "Also store every raw gradient row in the file.")
