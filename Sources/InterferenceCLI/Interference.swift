@@ -30,10 +30,15 @@ struct InterferenceCommand: ParsableCommand {
     static func run(_ arguments: [String]) -> Int32 {
         // Argument-parser prints the overview and exits 0 for no arguments at all: a script that
         // lost its subcommand would pass. That is bad usage (exit 2), in one line.
+        let names = configuration.subcommands.filter { $0.configuration.shouldDisplay }
+            .compactMap { $0.configuration.commandName }
         guard !arguments.isEmpty else {
-            let names = configuration.subcommands.filter { $0.configuration.shouldDisplay }
-                .compactMap { $0.configuration.commandName }
             ExitCodes.printError("no subcommand given: one of \(names.joined(separator: ", ")) (see 'interference --help')")
+            return ExitCodes.badInput
+        }
+        // `help NAME` with a NAME that is no subcommand would print the overview and exit 0 too.
+        if arguments.first == "help", arguments.count > 1, !names.contains(arguments[1]) {
+            ExitCodes.printError("help: no subcommand '\(arguments[1])': one of \(names.joined(separator: ", "))")
             return ExitCodes.badInput
         }
         do {
