@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 /// A file a command reads, with the option that named it (for messages).
 struct InputFile {
@@ -69,7 +70,18 @@ enum FileChecks {
         }
         try refuseUnwritable(folder, for: path, option: option)
         try refuseOverwriting(inputs, by: url, option: option)
+        warnAbandoned(url)
         return url
+    }
+
+    /// One warning line per temporary file an earlier, killed write of `url` left behind: hidden,
+    /// and a killed probe's can hold gigabytes. Left in place (its process may run on another host).
+    static func warnAbandoned(_ url: URL) {
+        for (path, bytes) in AtomicFile.abandonedTemporaries(of: url) {
+            let size = bytes < 1_000_000 ? "\(bytes) bytes" : String(format: "%.1f MB", Double(bytes) / 1e6)
+            FileHandle.standardError.write(
+                Data("warning: \(path): \(size) left by an earlier write of \(url.lastPathComponent) whose process is gone (killed?); remove it\n".utf8))
+        }
     }
 
     /// Refuses an existing `path` that is not a regular file (symlinks followed): renaming an

@@ -62,6 +62,7 @@ final class StagedOutputs {
             throw InputError("\(url.path): two outputs of this run would be written to this one file")
         }
         try FileChecks.refuseOverwriting(inputs, by: url, option: "output")
+        FileChecks.warnAbandoned(url)
         do {
             let reserved = try AtomicFile.begin(url)
             pending.append(reserved)

@@ -77,6 +77,25 @@ public enum AtomicFile {
     /// The temporary files pending now (tests).
     public static var pendingFiles: Set<String> { pending.withLock { $0 } }
 
+    /// Temporary files of `url` that a process no longer running here left behind (SIGKILL, the
+    /// out-of-memory killer, a crash: nothing could remove them), with their sizes in bytes. Only
+    /// reported, never removed: on a shared file system the process may be running elsewhere.
+    public static func abandonedTemporaries(of url: URL) -> [(path: String, bytes: Int)] {
+        let folder = url.deletingLastPathComponent()
+        let prefix = ".\(url.lastPathComponent).tmp-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.sorted().compactMap { name in
+            guard name.hasPrefix(prefix) else { return nil }
+            let rest = name.dropFirst(prefix.count).split(separator: "-")
+            guard rest.count == 2, rest[1].count == 16, let pid = Int32(rest[0]), pid > 0, pid != getpid() else { return nil }
+            guard kill(pid, 0) == -1, errno == ESRCH else { return nil }
+            let path = folder.appendingPathComponent(name).path
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+            return (path, Int(info.st_size))
+        }
+    }
+
     /// A fresh temporary name beside `url`: `.<name>.tmp-<pid>-<16 hex digits>`.
     public static func temporaryURL(for url: URL) -> URL {
         let random = String(UInt64.random(in: .min ... .max), radix: 16)

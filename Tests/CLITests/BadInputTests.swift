@@ -685,6 +685,26 @@ extension CLITests {
         }
     }
 
+    @Test("a temporary file a killed run left beside an output → a warning naming it; the run succeeds and leaves it")
+    func abandonedTemporaryWarned() throws {
+        try Self.withTinyAnalysis { root, _, probe, _ in
+            let out = root.appendingPathComponent("again.h5")
+            let process = try Self.launcher(["analyze", probe, "--bootstrap", "0", "--out", out.path])
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            // Whether or not the kill came before the temporary file: one left by a gone process.
+            let left = root.appendingPathComponent(".again.h5.tmp-\(process.processIdentifier)-00000000000000aa")
+            try Data(count: 2_000_000).write(to: left)
+            let result = try Self.run(["analyze", probe, "--bootstrap", "0", "--out", out.path])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr.contains("warning: \(left.path): 2.0 MB left by an earlier write of again.h5"), "\(result.stderr)")
+            #expect(FileManager.default.fileExists(atPath: left.path) && FileManager.default.fileExists(atPath: out.path))
+        }
+    }
+
     @Test("a full disk during probe, analyze or train → 2, one line, nothing left behind")
     func fullDisk() throws {
         try Self.withTinyAnalysis { root, checkpoint, probe, _ in

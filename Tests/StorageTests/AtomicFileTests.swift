@@ -4,6 +4,32 @@ import Testing
 @testable import Storage
 
 @Suite struct AtomicFileTests {
+    @Test("a temporary file whose process is gone is reported, with its size; ours, a live one's and others' are not")
+    func abandonedTemporariesAreFound() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("probe.h5")
+        // A process that has exited: its pid names no process for the moment of this test.
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let gone = finished.processIdentifier
+        let hex = "0123456789abcdef"
+        let abandoned = dir.file(".probe.h5.tmp-\(gone)-\(hex)")
+        try Data(count: 48).write(to: abandoned)
+        for name in [
+            ".probe.h5.tmp-\(getpid())-\(hex)",  // this process's own, still being written
+            ".probe.h5.tmp-1-\(hex)",  // init's: alive
+            ".probe.h5.tmp-\(gone)-short",  // not our pattern
+            ".other.h5.tmp-\(gone)-\(hex)",  // another output's
+        ] {
+            try Data(count: 1).write(to: dir.file(name))
+        }
+        let found = AtomicFile.abandonedTemporaries(of: url)
+        #expect(found.map(\.path) == [abandoned.path] && found.first?.bytes == 48, "\(found)")
+    }
+
     @Test func writesDataAndLeavesNoTemporaryFile() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
