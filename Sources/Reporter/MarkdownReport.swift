@@ -86,9 +86,9 @@ public struct MarkdownReport: Sendable {
         self.digits = digits
     }
 
-    private var tasks: [String] { runs[0].tasks }
+    var tasks: [String] { runs[0].tasks }
 
-    private func label(_ k: Int) -> String { Self.label(of: runs[k], index: k) }
+    func label(_ k: Int) -> String { Self.label(of: runs[k], index: k) }
 
     /// A run's name in the report: its label, or "run k" (1-based) for an unlabelled one.
     static func label(of run: InterferenceAnalysis, index k: Int) -> String {
@@ -468,128 +468,6 @@ public struct MarkdownReport: Sendable {
                 "![\(label(k)) \(name)](\(dir.isEmpty ? "" : dir + "/")\(HeatmapSVG.fileName(report: heatmapPrefix, run: label(k), group: name)))"
             }
             lines.append(images.joined(separator: " "))
-        }
-        return lines
-    }
-
-    /// Percent with `digits − 1` decimals (`1.8 %`), `n/a` when undefined.
-    private func percent(_ x: Double) -> String {
-        x.isFinite ? fixed(x * 100, max(digits - 2, 1)) + " %" : "n/a"
-    }
-
-    private func lookAheadSection() -> [String] {
-        var lines = [
-            "## Look-ahead check", "",
-            "The paper's value is first-order: task *j*'s step changes task *i*'s loss by "
-                + "`λ·⟨g_j/‖g_j‖, g_i⟩`. Here, on a seeded subsample of pairs (task *i*'s mini-batch *b*, task "
-                + "*j*'s mini-batch *a* ≠ *b*), only the group's parameters were actually stepped by "
-                + "`−λ·g_j(a)/‖g_j(a)‖` and task *i*'s loss on its rebuilt mini-batch *b* (same gate noise) "
-                + "evaluated again; the measured changes are divided exactly as the metric divides (*exact*), "
-                + "beside the first-order values of the same pairs. Method *difference*: the two Float32 "
-                + "losses subtracted; *integral*: the same change as the integral of the directional "
-                + "derivative along the step (2-node Gauss–Legendre), which does not subtract two losses, "
-                + "so small λ stays above round-off. Relative difference: "
-                + "`‖I_exact − I_first-order‖ / ‖I_first-order‖` over the off-diagonal entries defined in both, "
-                + "and the same over the pairs' loss changes before any division; entry by entry, — where the "
-                + "first-order value rounds to 0. Each row of *I* rests on the "
-                + "loss mini-batches measured for its task whose own change is > 0 (counted under each group's "
-                + "table); n/a marks a row where none is.",
-            "",
-            "| group | run | λ | pairs | method | off-diagonal I: exact vs first-order | loss changes: exact vs first-order |",
-            "| --- | --- | ---: | ---: | --- | ---: | ---: |",
-        ]
-        for name in groups {
-            for k in runs.indices {
-                guard let c = runs[k].group(named: name)?.lookAhead else { continue }
-                lines.append(
-                    "| \(cell(name)) | \(cell(label(k))) | \(String(format: "%g", c.stepSize)) | \(c.pairCount) | "
-                        + "\(c.method.rawValue) | \(percent(c.offDiagonalRelativeDifference)) | "
-                        + "\(percent(c.lossChangeRelativeDifference)) |")
-            }
-        }
-        for name in groups {
-            let present = runs.indices.filter { runs[$0].group(named: name)?.lookAhead != nil }
-            guard !present.isEmpty else { continue }
-            lines += ["", "**\(name)**", ""]
-            var header = ["loss ← step"]
-            for k in present {
-                header += ["\(label(k)): exact", "\(label(k)): first-order", "\(label(k)): relative difference"]
-            }
-            lines.append("| " + header.map(cell).joined(separator: " | ") + " |")
-            lines.append("| --- | " + header.dropFirst().map { _ in "---:" }.joined(separator: " | ") + " |")
-            for i in tasks.indices {
-                for j in tasks.indices where i != j {
-                    var row = ["\(tasks[i]) ← \(tasks[j])"]
-                    for k in present {
-                        let c = runs[k].group(named: name)!.lookAhead!
-                        row += [
-                            fixed(c.exact[i, j], digits), fixed(c.firstOrder[i, j], digits),
-                            // Relative to a first-order value that prints as 0 the ratio is noise
-                            // (an MoE's disjoint experts give exactly orthogonal gradients).
-                            fixed(c.firstOrder[i, j], digits) == fixed(0, digits) ? "—" : percent(c.relativeDifference[i][j]),
-                        ]
-                    }
-                    lines.append("| " + row.map(cell).joined(separator: " | ") + " |")
-                }
-            }
-            let counts = present.map { k in
-                let c = runs[k].group(named: name)!.lookAhead!
-                let rows = tasks.indices.map { i in
-                    let measured = Set(c.exactChanges.filter { $0.lossTask == i }.map(\.lossSample)).count
-                    func flaggedSet(_ m: InterferenceMatrix) -> Set<Int> {
-                        m.flaggedSamples.indices.contains(i) ? Set(m.flaggedSamples[i]) : []
-                    }
-                    let flagged = flaggedSet(c.exact).union(flaggedSet(c.firstOrder)).count
-                    return "\(tasks[i]) \(measured - flagged) of \(measured)"
-                }
-                return "\(label(k)): " + rows.joined(separator: ", ")
-            }
-            lines += ["", "Loss mini-batches behind each row (own change > 0, exact and first-order, of those measured): "
-                + counts.joined(separator: "; ") + "."]
-        }
-        return lines
-    }
-
-    private func routingSection() -> [String] {
-        var lines = ["## Routing"]
-        for stats in routing {
-            let decisions = stats.entries.contains { !$0.decision.isEmpty }
-            let segments = stats.entries.contains { !$0.segment.isEmpty }
-            let gate = stats.entries.contains { $0.gateEntropy != nil }
-            lines.append("")
-            lines.append(
-                "**\(stats.run)** — routing: \(stats.routing), \(stats.experts) experts. Each expert's mean gate weight per token of the task and segment (the top-k weights renormalised, so a row sums to 100 %); entropy normalised to 1 = uniform."
-                    + (gate ? " *Load entropy*: of the shares; *gate entropy*: the router's softmax per token, averaged." : "")
-            )
-            lines.append("")
-            let experts = (0..<stats.experts).map { "e\($0)" }
-            var header = ["layer"]
-            if decisions { header.append("decision") }
-            header.append("task")
-            if segments { header.append("segment") }
-            header += experts
-            header += gate ? ["load entropy", "gate entropy"] : ["entropy"]
-            lines.append("| " + header.joined(separator: " | ") + " |")
-            var align = ["---:"]
-            if decisions { align.append("---") }
-            align.append("---")
-            if segments { align.append("---") }
-            align += experts.map { _ in "---:" }
-            align += gate ? ["---:", "---:"] : ["---:"]
-            lines.append("| " + align.joined(separator: " | ") + " |")
-            for e in stats.entries {
-                let loads = (0..<stats.experts).map { k in
-                    k < e.load.count ? fixed(e.load[k] * 100, 1) + " %" : "n/a"
-                }
-                var row = ["\(e.layer)"]
-                if decisions { row.append(cell(e.decision)) }
-                row.append(cell(e.task))
-                if segments { row.append(cell(e.segment)) }
-                row += loads
-                row.append(fixed(e.normalizedEntropy, 2))
-                if gate { row.append(e.gateEntropy.map { fixed($0, 2) } ?? "n/a") }
-                lines.append("| " + row.joined(separator: " | ") + " |")
-            }
         }
         return lines
     }
