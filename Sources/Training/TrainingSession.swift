@@ -75,8 +75,9 @@ public final class TrainingSession {
     }
 
     /// A new run into `directory` (created if needed).
-    /// - Throws: `.existingCheckpoint` when the directory already holds a model file, `.io` when it
-    ///   cannot be created, and everything `Trainer.init` throws.
+    /// - Throws: `.existingCheckpoint` when the directory already holds a model file,
+    ///   `.existingRunFile` when it holds a log or optimizer state (which the run would overwrite),
+    ///   `.io` when it cannot be created, and everything `Trainer.init` throws.
     public static func start(
         directory: URL, model: Model, dataset: DigitsDataset, options: TrainingOptions
     ) throws(TrainingError) -> TrainingSession {
@@ -104,12 +105,18 @@ public final class TrainingSession {
     private var createdDirectory = false
 
     /// A new run that failed before writing any checkpoint leaves nothing: its log (which no
-    /// `--resume` could use) goes, and the folder too when this session made it.
+    /// `--resume` could use) goes, and an optimizer state written just before a model file that
+    /// failed (a full disk between the two), and the folder too when this session made it. Every
+    /// such file is this session's: `start` refuses a folder that already holds one.
     private func removeUnfinishedRun() {
         guard !FileManager.default.fileExists(atPath: modelURL.path) else { return }
         try? log?.close()
         log = nil
         try? FileManager.default.removeItem(at: logURL)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where Self.isOptimizerStateName(name) {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
         if createdDirectory, (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?.isEmpty == true {
             try? FileManager.default.removeItem(at: directory)
         }

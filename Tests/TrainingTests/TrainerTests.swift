@@ -141,6 +141,34 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(resumed.trainer.step == 3)
     }
 
+    @Test("a fresh run that fails before its first checkpoint leaves nothing, not even an optimizer state written before a failed model file")
+    func failedFirstCheckpointLeavesNothing() throws {
+        let parent = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let directory = parent.appendingPathComponent("run")
+        let session = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset,
+            options: tinyOptions(steps: 10, checkpointEvery: 5))
+        #expect(throws: TrainingError.self) {
+            _ = try session.run(shouldStop: {
+                // What a checkpoint whose model file failed leaves (the state is written first),
+                // then a NaN weight stops the run before any model file exists.
+                if session.trainer.step == 1 {
+                    try? Data("state".utf8).write(to: directory.appendingPathComponent("optimizer-00000001.safetensors"))
+                    var values = session.trainer.model.parameters
+                    values[session.trainer.model.table.entry(named: "predictor.proj.weight")!.offset] = .nan
+                    session.trainer.setParameters(values)
+                }
+                return false
+            })
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.path), "\((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])")
+        // …so the same command runs again.
+        _ = try TrainingSession.start(
+            directory: directory, model: tinyModel(), dataset: bundledDataset, options: tinyOptions(steps: 1)
+        ).run()
+    }
+
     @Test("an update that makes a weight infinite stops training before any checkpoint holds it")
     func nonFiniteWeights() throws {
         let directory = try temporaryDirectory()
