@@ -77,10 +77,19 @@ enum FileChecks {
     /// One warning line per temporary file an earlier, killed write of `url` left behind: hidden,
     /// and a killed probe's can hold gigabytes. Left in place (its process may run on another host).
     static func warnAbandoned(_ url: URL) {
-        for (path, bytes) in AtomicFile.abandonedTemporaries(of: url) {
+        warn(AtomicFile.abandonedTemporaries(of: url))
+    }
+
+    /// `warnAbandoned` for every output of a folder (a training run's: checkpoint, optimizer state).
+    static func warnAbandoned(inFolder folder: URL) {
+        warn(AtomicFile.abandonedTemporaries(in: folder))
+    }
+
+    private static func warn(_ found: [(path: String, bytes: Int)]) {
+        for (path, bytes) in found {
             let size = bytes < 1_000_000 ? "\(bytes) bytes" : String(format: "%.1f MB", Double(bytes) / 1e6)
             FileHandle.standardError.write(
-                Data("warning: \(path): \(size) left by an earlier write of \(url.lastPathComponent) whose process is gone (killed?); remove it\n".utf8))
+                Data("warning: \(path): \(size) left by a write whose process is not running here (killed?); remove it if nothing else is writing it\n".utf8))
         }
     }
 

@@ -37,7 +37,9 @@ struct InterferenceCommand: ParsableCommand {
             return ExitCodes.badInput
         }
         // `help NAME` with a NAME that is no subcommand would print the overview and exit 0 too.
-        if arguments.first == "help", arguments.count > 1, !arguments[1].hasPrefix("-"), !names.contains(arguments[1]) {
+        if arguments.first == "help", arguments.count > 1, !arguments[1].hasPrefix("-"),
+            !(names + ["help"]).contains(arguments[1])
+        {
             ExitCodes.printError("help: no subcommand '\(arguments[1])': one of \(names.joined(separator: ", "))")
             return ExitCodes.badInput
         }

@@ -16,7 +16,8 @@ enum StandardStreams {
     /// A closed standard stream's descriptor would be the next file the command opens, and a
     /// result line printed later would land inside an output file. Each closed one is reopened
     /// first: stdin and stderr on `/dev/null`, stdout on `/dev/full`, so that writing the results
-    /// fails and `flushedStatus` reports it.
+    /// fails and `flushedStatus` reports it. Defensive: no command was seen to print while an
+    /// output file was open, so no test shows the corruption this prevents.
     static func reopenClosed() {
         stdoutWasClosed = fcntl(STDOUT_FILENO, F_GETFD) == -1 && errno == EBADF
         for (descriptor, device) in [(STDIN_FILENO, "/dev/null"), (STDOUT_FILENO, "/dev/full"), (STDERR_FILENO, "/dev/null")]
@@ -41,13 +42,14 @@ enum StandardStreams {
     static func flushedStatus(_ status: Int32, subcommand: String?) -> Int32 {
         guard let output = Self.output else { return status }
         errno = 0
-        let flushed = fflush(output) == 0 && ferror(output) == 0
+        // Without /dev/full a closed stdout was reopened on /dev/null, where every write succeeds.
+        let flushed = fflush(output) == 0 && ferror(output) == 0 && !stdoutWasClosed
         guard !flushed else { return status }
         let reason = stdoutWasClosed ? "it was closed" : errno != 0 ? String(cString: strerror(errno)) : "write error"
         clearerr(output)
-        guard status == ExitCodes.success || status == ExitCodes.checkFailed,
-            let subcommand, printingResults.contains(subcommand)
-        else {
+        // A command that already failed has said why in one line; nothing is added to it.
+        guard status == ExitCodes.success || status == ExitCodes.checkFailed else { return status }
+        guard let subcommand, printingResults.contains(subcommand) else {
             FileHandle.standardError.write(Data("warning: standard output: cannot write: \(reason)\n".utf8))
             return status
         }

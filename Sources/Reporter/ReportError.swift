@@ -16,7 +16,7 @@ public enum ReportError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A value the analysis never writes (±∞, or NaN inside a defined row): the file is damaged or
     /// was made by something else (`checkValues(of:file:)`).
     case unusableValue(file: String, group: String, entry: String, reason: String)
-    /// Two runs with the same label: their heatmaps (`<label>-<group>.svg`) would share names.
+    /// Two runs with the same label: their heatmaps (`<report>-<label>-<group>.svg`) would share names.
     case sameLabel(String)
     /// Two heatmaps whose names differ only in characters a file name replaces, so they would be
     /// written to one file.

@@ -81,15 +81,20 @@ public enum AtomicFile {
     /// out-of-memory killer, a crash: nothing could remove them), with their sizes in bytes. Only
     /// reported, never removed: on a shared file system the process may be running elsewhere.
     public static func abandonedTemporaries(of url: URL) -> [(path: String, bytes: Int)] {
-        let folder = url.deletingLastPathComponent()
-        let prefix = ".\(url.lastPathComponent).tmp-"
+        abandonedTemporaries(in: url.deletingLastPathComponent(), named: url.lastPathComponent)
+    }
+
+    /// `abandonedTemporaries(of:)` for every output in `folder` (`name` nil), or for one.
+    public static func abandonedTemporaries(in folder: URL, named name: String? = nil) -> [(path: String, bytes: Int)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.sorted().compactMap { name in
-            guard name.hasPrefix(prefix) else { return nil }
-            let rest = name.dropFirst(prefix.count).split(separator: "-")
+        return names.sorted().compactMap { entry in
+            // `.<name>.tmp-<pid>-<16 hex digits>`, as `temporaryURL(for:)` makes them.
+            guard entry.hasPrefix("."), let marker = entry.range(of: ".tmp-", options: .backwards) else { return nil }
+            guard name.map({ entry[entry.index(after: entry.startIndex)..<marker.lowerBound] == $0 }) ?? true else { return nil }
+            let rest = entry[marker.upperBound...].split(separator: "-")
             guard rest.count == 2, rest[1].count == 16, let pid = Int32(rest[0]), pid > 0, pid != getpid() else { return nil }
             guard kill(pid, 0) == -1, errno == ESRCH else { return nil }
-            let path = folder.appendingPathComponent(name).path
+            let path = folder.appendingPathComponent(entry).path
             var info = stat()
             guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
             return (path, Int(info.st_size))

@@ -167,6 +167,7 @@ import Testing
         #expect(!bare.stderr.contains("read-metadata"), "the hidden subcommand is not offered: \(bare.stderr)")
         Self.expectRefused(try Self.run(["help", "nosuch"]), naming: ["help: no subcommand 'nosuch'", "probe"])
         #expect(try Self.run(["help", "probe"]).stdout.contains("--memory-budget"))
+        #expect(try Self.run(["help", "help"]).status == 0)
     }
 
     @Test("unknown model, unknown option, a bad task weight or top-k → exit 2 with one line; a tiny MoE trains (kind moe)")

@@ -28,6 +28,10 @@ import Testing
         }
         let found = AtomicFile.abandonedTemporaries(of: url)
         #expect(found.map(\.path) == [abandoned.path] && found.first?.bytes == 48, "\(found)")
+        // For a whole folder (a training run's): every output's, here also `other.h5`'s.
+        #expect(
+            AtomicFile.abandonedTemporaries(in: dir.url).map(\.path)
+                == [dir.file(".other.h5.tmp-\(gone)-\(hex)").path, abandoned.path])
     }
 
     @Test func writesDataAndLeavesNoTemporaryFile() throws {

@@ -132,7 +132,7 @@ struct DemoCommand: ParsableCommand {
             : nil
         let probeOptions = try Diagnosis.probeOptions(
             tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil,
-            skipNonFinite: skipNonfinite)
+            skipNonFinite: skipNonfinite, command: "demo")
         let dataset = try DigitsDataset.load(dataURL)
         // Training is most of the demo's time, and it is GEMMs: say so when OpenBLAS runs slow kernels.
         if let warning = Machine.blasCoreWarning { print("note: \(warning)") }
@@ -173,7 +173,7 @@ struct DemoCommand: ParsableCommand {
                 kind: kind, dataset: dataset, directory: runDirectory)
             let probeStart = Date()
             let (analysis, probe) = try Diagnosis.run(
-                checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
+                command: "demo", checkpoint: checkpoint, data: dataURL, directory: work.appendingPathComponent(name),
                 options: probeOptions, bootstrap: bootstrap, grouping: .layer, label: name,
                 probeFile: work.appendingPathComponent("\(name)-probe.h5"), writeReport: false,
                 withPaperTensor: true, lookAhead: lookAheadOptions, outputs: outputs)

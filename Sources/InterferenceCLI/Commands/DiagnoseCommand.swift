@@ -79,10 +79,10 @@ struct DiagnoseCommand: ParsableCommand {
         if lookAheadOptions != nil { try lookAhead.check(samplesPerTask: samples, source: "--samples \(samples)") }
         let options = try Diagnosis.probeOptions(
             tasks: tasks, samples: samples, batchSize: batchSize, seed: seed, storeGradients: lookAheadOptions != nil,
-            skipNonFinite: skipNonfinite, parameters: parameters)
+            skipNonFinite: skipNonfinite, parameters: parameters, command: "diagnose")
         try StagedOutputs.run(protecting: inputs) { outputs in
             try Diagnosis.run(
-                checkpoint: inputs[0].url, data: inputs[1].url, directory: directory, options: options,
+                command: "diagnose", checkpoint: inputs[0].url, data: inputs[1].url, directory: directory, options: options,
                 bootstrap: bootstrap, grouping: groupBy, label: label, probeFile: nil, lookAhead: lookAheadOptions,
                 intervals: intervals.style, outputs: outputs)
         }
@@ -101,25 +101,28 @@ enum Diagnosis {
         ["probe.h5", "interference.h5", "report.md"].contains(name) || name.hasSuffix(".svg")
     }
 
-    /// The probe's request, checked (tasks known and distinct, sizes positive) before any work.
+    /// The probe's request, checked (tasks known and distinct, sizes positive) before any work;
+    /// a refusal starts with `command` (`diagnose` or `demo`).
     static func probeOptions(
         tasks: String, samples: Int, batchSize: Int, seed: UInt64, storeGradients: Bool, skipNonFinite: Bool,
-        parameters: [String] = []
+        parameters: [String] = [], command: String
     ) throws(InputError) -> ProbeOptions {
         let options = ProbeOptions(
             tasks: try OptionValues.tasks(tasks), samplesPerTask: samples, batchSize: batchSize, seed: seed,
             parameters: ParameterSelection(patterns: parameters), storeGradients: storeGradients,
             skipNonFinite: skipNonFinite)
-        do { try options.validate() } catch { throw InputError(error.description) }
+        do { try options.validate() } catch { throw InputError(error.description(command: command)) }
         return options
     }
 
     /// Probes, analyses and reports into `directory` (made when missing), every file staged in
     /// `outputs`; returns the analysis (an MoE model's with its routing table) and where the probe
     /// file can be read until `outputs` is committed. `probeFile` (default DIR/probe.h5) is where the probe file goes. With `lookAhead`,
-    /// every group gets the exact look-ahead check (`options` must store the rows).
+    /// every group gets the exact look-ahead check (`options` must store the rows). A probe error
+    /// naming no file starts with `command` (`diagnose` or `demo`).
     @discardableResult
     static func run(
+        command: String,
         checkpoint: URL, data: URL, directory: URL, options: ProbeOptions, bootstrap: Int, grouping: Grouping,
         label: String, probeFile: URL?, writeReport: Bool = true, withPaperTensor: Bool = false,
         lookAhead: LookAheadOptions? = nil,
@@ -157,7 +160,7 @@ enum Diagnosis {
             }
             return (analysis, probe)
         } catch let error as ProbeError {
-            throw InputError(finalName(error.description(command: "diagnose")))
+            throw InputError(finalName(error.description(command: command)))
         } catch let error as DatasetError {
             throw InputError(finalName(error.description))
         } catch let error as InterferenceError {

@@ -159,7 +159,7 @@ struct TrainCommand: ParsableCommand {
         try FileChecks.refuseInputs([input], in: directory, option: "--out", isOutput: Self.writes)
         try FileChecks.refuseNonRegularOutputs(in: directory, option: "--out", isOutput: Self.writes)
         let curvesURL = try curvesDestination(protecting: input, directory: directory)
-        FileChecks.warnAbandoned(directory.appendingPathComponent(TrainingSession.modelFileName))
+        FileChecks.warnAbandoned(inFolder: directory)
         let dataset = try DigitsDataset.load(input.url)
         let session: TrainingSession
         if resume {
