@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GradientProbe
 
 /// The `interference` executable: parse, call one library function, print (architecture.md,
 /// "Command line"). Subcommands live in `Commands/`, one file each; add yours to `subcommands`.
@@ -9,6 +10,8 @@ struct InterferenceCommand: ParsableCommand {
         commandName: "interference",
         abstract: "Train a small Uni-Perceiver on four tasks and measure how the tasks interfere.",
         discussion: ExitCodes.helpText,
+        // The version every probe file records (`tool_version`), so a report can be matched to it.
+        version: Probe.toolVersion,
         subcommands: [
             TrainCommand.self,
             EvaluateCommand.self,

@@ -168,6 +168,8 @@ import Testing
         Self.expectRefused(try Self.run(["help", "nosuch"]), naming: ["help: no subcommand 'nosuch'", "probe"])
         #expect(try Self.run(["help", "probe"]).stdout.contains("--memory-budget"))
         #expect(try Self.run(["help", "help"]).status == 0)
+        let version = try Self.run(["--version"])
+        #expect(version.status == 0 && version.stdout == "task-interference 0.1.0\n", "\(version.stdout)")
     }
 
     @Test("unknown model, unknown option, a bad task weight or top-k → exit 2 with one line; a tiny MoE trains (kind moe)")
