@@ -25,6 +25,22 @@ hid_t chdf5_p_default(void) { return H5P_DEFAULT; }
 hid_t chdf5_s_all(void) { return H5S_ALL; }
 size_t chdf5_t_variable(void) { return H5T_VARIABLE; }
 
+int chdf5_is_standard_number(hid_t type) {
+    /* Every number a file of ours or h5py's holds has one of these types. A damaged type message
+       can keep a float's size and bit fields but change its exponent bias or normalisation:
+       libhdf5 then converts every value to 0 without an error (found by flipping bytes). */
+    const hid_t standard[] = {
+        H5T_IEEE_F32LE, H5T_IEEE_F32BE, H5T_IEEE_F64LE, H5T_IEEE_F64BE,
+        H5T_STD_I8LE, H5T_STD_I8BE, H5T_STD_I16LE, H5T_STD_I16BE, H5T_STD_I32LE, H5T_STD_I32BE,
+        H5T_STD_I64LE, H5T_STD_I64BE, H5T_STD_U8LE, H5T_STD_U8BE, H5T_STD_U16LE, H5T_STD_U16BE,
+        H5T_STD_U32LE, H5T_STD_U32BE, H5T_STD_U64LE, H5T_STD_U64BE,
+    };
+    for (size_t k = 0; k < sizeof standard / sizeof standard[0]; k++) {
+        if (H5Tequal(type, standard[k]) > 0) return 1;
+    }
+    return 0;
+}
+
 typedef struct {
     char *buffer;
     size_t size;

@@ -35,6 +35,14 @@ public func checkValues(of analysis: InterferenceAnalysis, file: String) throws(
                         file: file, group: name, entry: "I" + pair(i, j),
                         reason: "is NaN in a row that is otherwise defined (the analysis leaves only whole rows undefined)")
                 }
+                // s/s is exactly 1 for every sample, so a defined row's diagonal is exactly 1: a file
+                // whose values were damaged without a checksum to say so (older files have none)
+                // shows it here first.
+                if i < row.count, row[i] != 1 {
+                    throw .unusableValue(
+                        file: file, group: name, entry: "I" + pair(i, i),
+                        reason: "is \(row[i]), and the analysis writes exactly 1 on the diagonal of a defined row")
+                }
             }
         }
         if let interval = group.interval {

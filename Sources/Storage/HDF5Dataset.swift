@@ -389,6 +389,10 @@ extension HDF5File {
             return
         }
         try refuseDamaged(unless: sane, path, "damaged numeric type (\(size) bytes, \(precision) bits at offset \(offset))")
+        // Sane fields are not enough: a damaged exponent bias or normalisation reads as zeros.
+        try refuseDamaged(
+            unless: chdf5_is_standard_number(type) == 1, path,
+            "damaged numeric type (not a standard IEEE float or integer: its values would read wrong)")
     }
 
     /// The read of `path` refused, saying what is damaged, unless `sane`.

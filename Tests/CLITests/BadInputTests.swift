@@ -263,6 +263,30 @@ extension CLITests {
                     ["report", bad, "--out", root.appendingPathComponent("r.md").path], in: root,
                     naming: [bad, "encoder.layers.0", entry])
             }
+            // A float type whose size and bit fields are sound but whose exponent bias is not
+            // (byte damage did this to the CI baseline at stop 40): libhdf5 would read every value
+            // as 0. Refused naming the dataset; so is a defined row whose diagonal is not 1.
+            let biased = root.appendingPathComponent("biased.h5").path
+            try Self.editedCopy(
+                of: plain, to: biased,
+                """
+                found = []
+                f.visititems(lambda n, o: found.append(n) if n.endswith('/interference') else None)
+                values = f[found[0]][()]
+                t = h5py.h5t.IEEE_F64LE.copy()
+                t.set_ebias(1000)
+                del f[found[0]]
+                d = h5py.h5d.create(f.id, found[0].encode(), t, h5py.h5s.create_simple(values.shape))
+                d.write(h5py.h5s.ALL, h5py.h5s.ALL, values)
+                """)
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", biased, "--candidate", plain], in: root,
+                naming: [biased, "interference", "not a standard IEEE float"])
+            let zeroDiagonal = root.appendingPathComponent("zero-diagonal.h5").path
+            try Self.patchedInterference(plain, matrix: [0, 0.5, 0.5, 1], to: zeroDiagonal)
+            try Self.expectRefusedUnchanged(
+                ["check", "--baseline", zeroDiagonal, "--candidate", plain], in: root,
+                naming: [zeroDiagonal, "I[image-classification, image-classification]", "exactly 1 on the diagonal"])
             // A row whose every denominator was flagged is NaN on purpose: still compared (moved
             // against a defined row, unchanged against itself) and reported.
             let undefined = root.appendingPathComponent("undefined-row.h5").path

@@ -200,5 +200,13 @@ extension RegressionCheckTests {
         var badInterval = dense
         badInterval.groups[0].interval?.high[0][1] = .infinity
         #expect(throws: ReportError.self) { try checkValues(of: badInterval, file: "d.h5") }
+        // A defined row's diagonal is exactly 1; zeros there are damage (an older file has no checksum).
+        var zeroDiagonal = dense
+        zeroDiagonal.groups[0].interference.values[1][1] = 0
+        #expect(
+            throws: ReportError.unusableValue(
+                file: "d.h5", group: "encoder.layers.3", entry: "I[mlm, mlm]",
+                reason: "is 0.0, and the analysis writes exactly 1 on the diagonal of a defined row")
+        ) { try checkValues(of: zeroDiagonal, file: "d.h5") }
     }
 }

@@ -9,6 +9,9 @@
 
 hid_t chdf5_native_float(void);
 hid_t chdf5_native_double(void);
+/* 1 when `type` is an IEEE float (32 or 64 bits) or a standard integer (8–64 bits, signed or not),
+   either byte order; 0 otherwise. */
+int chdf5_is_standard_number(hid_t type);
 hid_t chdf5_native_int64(void);
 hid_t chdf5_native_int32(void);
 hid_t chdf5_native_uint8(void);
