@@ -50,23 +50,19 @@ public enum ProbeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Rebuilding task `task`'s mini-batch `miniBatch` did not give what the probe `file` recorded.
     case notReproduced(file: String, task: String, miniBatch: Int, reason: String)
 
-    /// `description`, with the command that ran (`analyze`, `merge`, …) in place of the "probe:"
-    /// that starts the lines naming no file: under another command, "probe:" misleads.
-    public func description(command: String) -> String {
-        let line = description
-        guard line.hasPrefix("probe: ") else { return line }
-        return "\(command): " + line.dropFirst("probe: ".count)
-    }
-
     /// One line for the user: the file first when there is one.
-    public var description: String {
+    public var description: String { description(command: "probe") }
+
+    /// `description` as the command that ran (`analyze`, `merge`, …) says it: a line that names no
+    /// file starts with that command, since under another command "probe:" misleads.
+    public func description(command: String) -> String {
         switch self {
-        case .badOption(let reason): return "probe: \(reason)"
+        case .badOption(let reason): return "\(command): \(reason)"
         case .noParameterMatches(let pattern):
-            return "probe: --parameters '\(pattern)' matches no parameter of the model"
+            return "\(command): --parameters '\(pattern)' matches no parameter of the model"
         case .nonFiniteGradient(let task, let miniBatch, let what):
             return
-                "probe: task \(task), mini-batch \(miniBatch): non-finite \(what) "
+                "\(command): task \(task), mini-batch \(miniBatch): non-finite \(what) "
                 + "(use --skip-nonfinite to record and exclude it)"
         case .model(let error): return error.description
         case .checkpoint(let error): return error.description
