@@ -86,12 +86,53 @@ struct ErrorTests {
         }
     }
 
+    @Test("a label without a class name, a pixel above its maximum, a sentence with nothing to mask are refused")
+    func values() throws {
+        let labels = (0..<40).map { $0 % 3 }
+        for (bad, value) in [(7, 3), (0, -1)] {
+            var changed = labels
+            changed[bad] = value
+            #expect(
+                throws: DatasetError.badContent(
+                    file: "x.h5", path: "/labels", reason: "label \(value) of image \(bad) has no class name (0..<3)")
+            ) {
+                try Synthetic.dataset(file: "x.h5", labels: changed)
+            }
+        }
+        // The largest label and pixel pass: class K − 1 exists, and 16 is white.
+        #expect((try? Synthetic.dataset(labels: labels.map { _ in 2 })) != nil)
+        var pixels = [UInt8](repeating: 16, count: 40 * 2 * 2 * 2)
+        #expect((try? Synthetic.dataset(pixels: pixels)) != nil)
+        pixels[5] = 17
+        #expect(
+            throws: DatasetError.badContent(file: "x.h5", path: "/images", reason: "pixel 17 at 5 exceeds 16")
+        ) {
+            try Synthetic.dataset(file: "x.h5", pixels: pixels)
+        }
+        // MLM masks regular words only: a sentence of specials would have nothing to predict.
+        let v = Synthetic.vocabulary
+        #expect(
+            throws: DatasetError.badContent(
+                file: "x.h5", path: "/corpus/tokens", reason: "sentence 1 has no regular word to mask")
+        ) {
+            try Synthetic.dataset(file: "x.h5", corpus: [[0, v.endOfText], [v.mask, v.endOfText]])
+        }
+    }
+
     @Test("a word list whose specials are not the last five is refused")
     func vocabulary() throws {
         #expect(throws: DatasetError.self) {
             try Vocabulary(
                 words: ["a", "<|spe|>", "<|startoftext|>", "<|endoftext|>", "<|mask|>", "<|gen|>"],
                 file: "v.h5", path: "/vocabulary/words")
+        }
+        // The specials alone leave no word to mask, caption or name a class with.
+        #expect(
+            throws: DatasetError.badContent(
+                file: "v.h5", path: "/vocabulary/words",
+                reason: "5 words, need at least one regular word and the 5 specials")
+        ) {
+            try Vocabulary(words: Vocabulary.specialTokens, file: "v.h5", path: "/vocabulary/words")
         }
         let v = try Vocabulary(
             words: ["b", "a"] + Vocabulary.specialTokens, file: "v.h5", path: "/vocabulary/words")
