@@ -26,6 +26,35 @@ import Testing
             })
     }
 
+    /// The two numbers the reports print for the check. Exact cross-task changes 1.5 times the
+    /// first-order ones, own changes equal: every off-diagonal I is 1.5 times, so the off-diagonal
+    /// difference is 0.5 (the diagonals, 1 in both, must not dilute it).
+    @Test func summaryDifferences() throws {
+        let layout = try TaskLayout(tasks: ["a", "b"], samplesPerTask: 2)
+        var exact: [LookAheadMeasurement] = []
+        var firstOrder: [LookAheadMeasurement] = []
+        for i in 0..<2 {
+            for b in 0..<2 {
+                for j in 0..<2 {
+                    let change = i == j ? 0.2 + 0.1 * Double(b) : 0.05 * Double(i + 1) - 0.01 * Double(b)
+                    let pair = LookAheadMeasurement(
+                        lossTask: i, lossSample: b, stepTask: j, stepSample: 1 - b, lossChange: change)
+                    firstOrder.append(pair)
+                    exact.append(pair)
+                    if i != j { exact[exact.count - 1].lossChange *= 1.5 }
+                }
+            }
+        }
+        let check = try LookAheadCheck(
+            stepSize: 0.1, seed: 0, exactChanges: exact, firstOrderChanges: firstOrder, layout: layout)
+        expectClose([check.offDiagonalRelativeDifference], [0.5], rtol: 1e-12, atol: 0, "off-diagonal")
+        let squared = { (m: [LookAheadMeasurement]) in m.map { $0.lossChange * $0.lossChange }.reduce(0, +) }
+        let moved = zip(exact, firstOrder).map { $0.lossChange - $1.lossChange }.map { $0 * $0 }.reduce(0, +)
+        expectClose(
+            [check.lossChangeRelativeDifference], [(moved / squared(firstOrder)).squareRoot()],
+            rtol: 1e-12, atol: 0, "loss changes")
+    }
+
     @Test func subsampleIsSeededAndLeavesOneOut() {
         let a = LookAheadPlan.pairs(layout: Self.layout, lossSamples: 2, stepSamples: 2, seed: 9)
         let b = LookAheadPlan.pairs(layout: Self.layout, lossSamples: 2, stepSamples: 2, seed: 9)

@@ -60,6 +60,28 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
         #expect(agreement.conflictFraction[0][1] == 0)
     }
 
+    /// The summaries the report prints: the mean conflict leaves out each task's conflicts with
+    /// itself, and the most negative entry is an off-diagonal one, the first in row order on a tie.
+    @Test func summariesReadOffTheDiagonalOnly() throws {
+        // Each task's two samples point against each other (own conflict 1); across tasks half the
+        // pairs conflict.
+        let rows: [[Double]] = [[1, 0], [-1, 0.1], [1, 1], [-1, -0.5]]
+        let layout = try TaskLayout(tasks: ["a", "b"], samplesPerTask: 2)
+        let agreement = try GradientAgreement(gram: GramMatrix(rows: rows), layout: layout)
+        #expect(agreement.conflictFraction == [[1, 0.5], [0.5, 1]])
+        #expect(agreement.meanCrossTaskConflict == 0.5)
+
+        var matrix = try InterferenceMatrix(
+            rows: structuredRows(tasks: 3, samples: 6, width: 10, seed: 8), layout: Self.layout)
+        matrix.values = [[1, -0.5, 0.2], [-0.5, 1, -0.5], [-9, -0.1, 1]]
+        #expect(matrix.mostNegative! == (2, 0, -9))
+        matrix.values[2][0] = .nan
+        #expect(matrix.mostNegative! == (0, 1, -0.5))
+        // Every task helped by every other: the least entry still comes from off the diagonal.
+        matrix.values = [[1, 3, 2], [4, 1, 5], [6, 7, 1]]
+        #expect(matrix.mostNegative! == (0, 2, 2))
+    }
+
     @Test func identicalGradientsGiveOne() throws {
         let one = structuredRows(tasks: 1, samples: 5, width: 12, seed: 4)
         let layout = try TaskLayout(tasks: ["a", "b"], samplesPerTask: 5)
