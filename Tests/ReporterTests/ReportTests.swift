@@ -219,6 +219,9 @@ import Testing
         (ci.low[0][1], ci.high[0][1]) = (0.1, 0.3)
         (ci.low[2][0], ci.high[2][0]) = (-0.4, -0.01)
         (ci.low[1][2], ci.high[1][2]) = (.nan, .nan)
+        // An interval that reaches 0 does not tell the effect from none.
+        (ci.low[1][0], ci.high[1][0]) = (0, 0.5)
+        (ci.low[2][1], ci.high[2][1]) = (-0.3, 0)
         dense.groups[0].interval = ci
         let text = try MarkdownReport(runs: [dense], groups: ["encoder.layers.3"]).render()
         #expect(text.contains("| 2 of 5 |"), "\(text)")
@@ -248,6 +251,13 @@ import Testing
         small.groups[0].interference.nonPositiveDenominators = [5, 0, 0]
         let nine = try MarkdownReport(runs: [small], groups: ["encoder.layers.3"]).render()
         #expect(nine.contains("5 of 9 `cls`") && !nine.contains("no direction in common"), "\(nine)")
+        // From 10 samples on: N/2 − √N = 1.84, so 2 of 10 reads as noise and 1 of 10 does not.
+        small.layout = try TaskLayout(tasks: ReportFixtures.tasks, samplesPerTask: 10)
+        small.groups[0].interference.nonPositiveDenominators = [2, 1, 0]
+        let ten = try MarkdownReport(runs: [small], groups: ["encoder.layers.3"]).render().split(separator: "\n")
+        let two = try #require(ten.first { $0.contains("2 of 10 `cls`") })
+        let one = try #require(ten.first { $0.contains("1 of 10 `mlm`") })
+        #expect(two.contains("no direction in common") && !one.contains("no direction in common"), "\(ten)")
         dense.groups[0].interference.nonPositiveDenominators = [40, 39, 0]
         // Rows with no gradient at all are flagged but are not noise: 40 flagged, 30 of them zero.
         dense.groups[0].agreement.zeroNormRows = [30, 0, 0]
