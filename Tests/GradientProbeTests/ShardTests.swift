@@ -169,6 +169,19 @@ import UniPerceiver
         } catch {
             #expect(error.description.contains(damaged.path) && error.description.contains("non-finite") && error.description.contains("row 1"), "\(error)")
         }
+        // shard_items that disagree with the shard's slice (an edited file): rows would land in the
+        // wrong places, so the merge names the file instead.
+        let moved = fixture.file("moved.h5")
+        try FileManager.default.copyItem(at: two, to: moved)
+        let edited = try HDF5File.open(moved, writable: true)
+        try edited.setAttribute("shard_items", .ints([5, 11]))
+        try edited.close()
+        #expect(
+            throws: ProbeError.badContent(
+                file: moved.path, path: "/", reason: "shard_items 5..<11 but shard 2/2 of 12 items is 6..<12")
+        ) {
+            try Probe.merge(shards: [one, moved], out: out)
+        }
         try fixture.probe("whole.h5", options)
         #expect(throws: ProbeError.incompleteShards(reason: "\(fixture.file("whole.h5").path) is not a shard (no 'shard' attribute)")) {
             try Probe.merge(shards: [one, fixture.file("whole.h5")], out: out)
