@@ -123,6 +123,11 @@ import UniPerceiver
         var bad: [Float] = [1, .nan]
         #expect(clipGradientNorm(&bad, maxNorm: 1).isNaN)
         #expect(bad[0] == 1)
+        // An infinite norm exceeds any max: scaling by max / ∞ would zero the finite values and
+        // turn the infinite one into NaN, hiding which value overflowed.
+        var overflowed: [Float] = [1, .infinity]
+        #expect(clipGradientNorm(&overflowed, maxNorm: 1) == .infinity)
+        #expect(overflowed == [1, .infinity])
     }
 
     @Test("tasks are drawn in proportion to their weights, repeatably, never at weight 0")
