@@ -37,6 +37,25 @@ import Testing
         #expect(MoELayers.odd.contains(0) && !MoELayers.odd.contains(1) && MoELayers.every(3).contains(3))
     }
 
+    @Test("dense configurations out of shape are refused naming the field and the value")
+    func badDenseConfigurations() throws {
+        func refused(_ error: ConfigError, _ change: (inout ModelConfig) -> Void) {
+            var config = tinyConfig
+            change(&config)
+            #expect(throws: error) { try config.validate() }
+        }
+        refused(.notPositive(field: "num_layers", value: 0)) { $0.numLayers = 0 }
+        refused(.notPositive(field: "max_text_length", value: -1)) { $0.maxTextLength = -1 }
+        // The five special ids alone leave no word.
+        refused(.malformed(reason: "vocab_size must exceed the 5 special ids, got 5")) { $0.vocabSize = 5 }
+        refused(.indivisible(field: "hidden_size", value: 18, by: 4)) { ($0.hiddenSize, $0.numHeads) = (18, 2) }
+        refused(.indivisible(field: "hidden_size", value: 16, by: 3)) { $0.numHeads = 3 }
+        refused(.indivisible(field: "image_size", value: 4, by: 3)) { $0.patchSize = 3 }
+        var smallest = tinyConfig
+        (smallest.vocabSize, smallest.hiddenSize, smallest.numHeads) = (6, 4, 1)
+        try smallest.validate()
+    }
+
     @Test("oversized configurations are refused before any size arithmetic can overflow")
     func oversizedConfigurations() throws {
         let dense = tinyConfig.jsonString()
