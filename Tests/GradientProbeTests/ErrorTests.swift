@@ -200,6 +200,18 @@ import UniPerceiver
         options = ProbeFixture.options()
         options.batchSize = 100_000
         #expect(throws: ProbeError.self) { try fixture.probe("p.h5", options) }
+        // The library refuses what the command line would (a caller may build options itself).
+        for (change, reason) in [
+            ({ (o: inout ProbeOptions) in o.tasks = [] }, "no task to probe"),
+            ({ $0.samplesPerTask = 1 }, "--samples must be at least 2 (leave-one-out needs two mini-batches per task), got 1"),
+            ({ $0.batchSize = 0 }, "--batch-size must be at least 1, got 0"),
+            ({ $0.memoryBudget = -1 }, "--memory-budget must not be negative"),
+        ] {
+            options = ProbeFixture.options()
+            change(&options)
+            #expect(throws: ProbeError.badOption(reason: reason)) { try fixture.probe("p.h5", options) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: fixture.file("p.h5").path))
         // A Gram that cannot fit in memory (and a T·N that overflows) is refused up front, not
         // after hours of mini-batches or an out-of-memory kill.
         for samples in [1_000_000_000, Int.max / 2] {
