@@ -69,5 +69,10 @@ import Testing
         #expect(naturalLess("encoder.layers.2", "encoder.layers.10"))
         #expect(!naturalLess("encoder.layers.10", "encoder.layers.2"))
         #expect(naturalLess("a", "b") && naturalLess("a", "a.b"))
+        // Equal numbers written differently still get one strict order (shorter first), so sorting
+        // is deterministic; numbers longer than any Int compare by their digits.
+        #expect(naturalLess("x.1", "x.01") && !naturalLess("x.01", "x.1"))
+        #expect(naturalLess("x.007", "x.10") && !naturalLess("x.10", "x.007"))
+        #expect(naturalLess("x.99999999999999999999", "x.100000000000000000000"))
     }
 }
