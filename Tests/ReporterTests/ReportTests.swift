@@ -381,6 +381,11 @@ final class XMLCheck: NSObject, XMLParserDelegate {
             stepSize: 0.002, seed: 1, exactChanges: mlmOwn, firstOrderChanges: firstOrder, layout: layout)
         let flagged = try MarkdownReport(runs: [dense]).render()
         #expect(flagged.contains("dense: cls 2 of 2, mlm 0 of 2, cap 2 of 2."), "\(flagged)")
+        // Flagged by the first-order side alone counts the same: a row needs both denominators.
+        dense.groups[0].lookAhead = try LookAheadCheck(
+            stepSize: 0.002, seed: 1, exactChanges: firstOrder, firstOrderChanges: mlmOwn, layout: layout)
+        let flaggedFirstOrder = try MarkdownReport(runs: [dense]).render()
+        #expect(flaggedFirstOrder.contains("dense: cls 2 of 2, mlm 0 of 2, cap 2 of 2."), "\(flaggedFirstOrder)")
         #expect(flagged.contains("| mlm ← cls | n/a |"), "\(flagged)")
         // A first-order value that prints as 0 (an MoE's disjoint experts): no relative difference.
         let orthogonal = firstOrder.map { m -> LookAheadMeasurement in
