@@ -178,6 +178,39 @@ import Testing
         #expect(pass.balanceLoss > 0 && pass.taskLoss < pass.loss)
     }
 
+    /// Attribute routing decides once per segment, so each segment's statistics must be one
+    /// decision's own: its gate entropy, its renormalised weights, and its first expert for every token.
+    @Test("attribute routing's statistics are its decisions' entropy, weights and first choice")
+    func statisticsAreTheDecisions() throws {
+        let model = try loadMoEFixtureModel(.attribute)
+        let moeLayers = (0..<model.config.numLayers).filter { model.config.moeLayers.contains($0) }
+        let pass = try model.forward(randomBatch(.captioning, seed: 4))
+        var checked = 0
+        for encoderPass in [pass.inputPass, pass.candidatePass] {
+            let decisions = encoderPass.decisions
+            for s in encoderPass.statistics {
+                let d = decisions[2 * moeLayers.firstIndex(of: s.layer)! + (s.decision == .ffn ? 1 : 0)]
+                let (E, k) = (d.experts, d.topK)
+                let matching = (0..<d.units).first { u in
+                    var entropy = 0.0
+                    var weights = [Double](repeating: 0, count: E)
+                    for e in 0..<E {
+                        let p = Double(d.probs.base[u * E + e])
+                        if p > 0 { entropy -= p * log(p) }
+                    }
+                    for j in 0..<k { weights[d.chosen[u * k + j]] += Double(d.weights[u * k + j]) }
+                    var firstChoice = [Double](repeating: 0, count: E)
+                    firstChoice[d.chosen[u * k]] = 1
+                    return abs(entropy - s.meanEntropy) <= 1e-12 && s.tokenShare == firstChoice
+                        && zip(weights, s.weightShare).allSatisfy { abs($0 - $1) <= 1e-12 }
+                }
+                #expect(matching != nil, "\(s) is no decision's")
+                checked += 1
+            }
+        }
+        #expect(checked == 12)
+    }
+
     @Test("training noise changes the gate logits and is reproducible from its seed")
     func noise() throws {
         let model = try loadMoEFixtureModel(.attribute)
