@@ -182,6 +182,23 @@ import UniPerceiver
         ) {
             try Probe.merge(shards: [one, moved], out: out)
         }
+        // Likewise a task's first_sample that does not follow the previous shard's mini-batches.
+        let renumbered = fixture.file("renumbered.h5")
+        try FileManager.default.copyItem(at: two, to: renumbered)
+        let task = try HDF5File.open(renumbered, writable: true)
+        let firstTask = try #require(options.tasks.first { task.exists(ProbeFile.taskPath($0.rawValue)) })
+        let path = ProbeFile.taskPath(firstTask.rawValue)
+        let first = try task.intAttribute("first_sample", at: path)
+        try task.setAttribute("first_sample", .int(first + 1), at: path)
+        try task.close()
+        do {
+            try Probe.merge(shards: [one, renumbered], out: out)
+            Issue.record("a shard with a renumbered task merged")
+        } catch {
+            #expect(
+                error.description.contains(renumbered.path) && error.description.contains("first_sample \(first + 1), expected \(first)"),
+                "\(error)")
+        }
         try fixture.probe("whole.h5", options)
         #expect(throws: ProbeError.incompleteShards(reason: "\(fixture.file("whole.h5").path) is not a shard (no 'shard' attribute)")) {
             try Probe.merge(shards: [one, fixture.file("whole.h5")], out: out)
