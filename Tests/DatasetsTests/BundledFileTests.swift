@@ -198,7 +198,7 @@ struct BadContentFileTests {
     /// Writes an HDF5 file with the given root attributes and, optionally, a few real datasets.
     func write(
         _ name: String, format: String?, version: Int? = 1, withImages: Bool = false,
-        attributes: [String: Int] = [:]
+        attributes: [String: Int] = [:], imageShape: [Int] = [2, 8, 8]
     ) throws -> URL {
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("DatasetsTests-\(UUID().uuidString)-\(name)")
@@ -207,7 +207,8 @@ struct BadContentFileTests {
             if let version { try h5.setAttribute("version", .int(version)) }
             for (key, value) in attributes { try h5.setAttribute(key, .int(value)) }
             if withImages {
-                try h5.write([UInt8](repeating: 3, count: 2 * 64), shape: [2, 8, 8], to: "/images")
+                try h5.write(
+                    [UInt8](repeating: 3, count: imageShape.reduce(1, *)), shape: imageShape, to: "/images")
             }
         }
         return url
@@ -247,6 +248,20 @@ struct BadContentFileTests {
         defer { try? FileManager.default.removeItem(at: url) }
         #expect(throws: DatasetError.missingDataset(file: url.path, path: "/labels")) {
             try DigitsDataset.load(url)
+        }
+    }
+
+    @Test("images that are not square, or not [N, S, S] / [N, C, S, S], are refused with their shape")
+    func imageShapes() throws {
+        for shape in [[2, 8, 6], [2, 1, 8, 6], [2, 64], [1, 2, 1, 8, 8]] {
+            let url = try write("shape.h5", format: DigitsDataset.format, withImages: true, imageShape: shape)
+            defer { try? FileManager.default.removeItem(at: url) }
+            #expect(
+                throws: DatasetError.badShape(
+                    file: url.path, path: "/images", expected: "[N, S, S] or [N, C, S, S]", found: shape)
+            ) {
+                try DigitsDataset.load(url)
+            }
         }
     }
 

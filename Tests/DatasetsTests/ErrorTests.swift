@@ -84,6 +84,14 @@ struct ErrorTests {
         ) {
             try Synthetic.dataset(file: "x.h5", corpus: [[v.spe, v.endOfText], [0, v.endOfText]])
         }
+        // Ids run 0..<V: V itself would index past the embedding table.
+        #expect(
+            throws: DatasetError.badContent(
+                file: "x.h5", path: "/corpus/tokens",
+                reason: "row 1 holds id \(v.count) outside the vocabulary 0..<\(v.count)")
+        ) {
+            try Synthetic.dataset(file: "x.h5", corpus: [[0, v.endOfText], [v.count, 1, v.endOfText]])
+        }
     }
 
     @Test("a label without a class name, a pixel above its maximum, a sentence with nothing to mask are refused")
@@ -125,6 +133,13 @@ struct ErrorTests {
             try Vocabulary(
                 words: ["a", "<|spe|>", "<|startoftext|>", "<|endoftext|>", "<|mask|>", "<|gen|>"],
                 file: "v.h5", path: "/vocabulary/words")
+        }
+        // A word listed twice would make decoding ambiguous: an error naming it, not a crash.
+        do {
+            _ = try Vocabulary(words: ["a", "b", "a"] + Vocabulary.specialTokens, file: "v.h5", path: "/vocabulary/words")
+            Issue.record("a repeated word was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("v.h5: /vocabulary/words") && error.description.contains("'a'"), "\(error)")
         }
         // The specials alone leave no word to mask, caption or name a class with.
         #expect(
