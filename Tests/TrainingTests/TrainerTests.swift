@@ -334,6 +334,13 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         let retrievalImages = try #require(whole.metric("retrieval/image-to-text-recall@1")?.count)
         #expect(whole.retrievalChunk == retrievalImages && retrievalImages < 100_000)
         #expect(whole.table.contains("within chunks of \(retrievalImages) images"))
+        // A chunk of 0 would rank every query among nothing; a batch of 0 would never end.
+        #expect(throws: TrainingError.badOption(name: "--retrieval-chunk", reason: "must be positive, got 0")) {
+            try Evaluation.evaluate(model, on: bundledDataset, retrievalChunk: 0)
+        }
+        #expect(throws: TrainingError.badOption(name: "--batch-size", reason: "must be positive, got 0")) {
+            try Evaluation.evaluate(model, on: bundledDataset, batchSize: 0)
+        }
     }
 
     @Test("a model for other images is refused naming the dataset file")
