@@ -89,6 +89,15 @@ import Testing
         (large.hiddenSize, large.numHeads, large.numLayers, large.ffnSize, large.vocabSize) = (1024, 16, 24, 4096, 49_411)
         (large.routing, large.numExperts, large.topK) = (.attribute, 8, 2)
         try large.validate()
+        // Experts multiply the layers: 1024 of them make that model 3.1e11 parameters, refused,
+        // while each field alone is within its limit.
+        large.numExperts = 1 << 10
+        do {
+            try large.validate()
+            Issue.record("a model of 1024 experts per layer at D = 1024 was accepted")
+        } catch {
+            #expect(error.description.contains("parameter count"), "\(error)")
+        }
     }
 
     @Test("parameter names: experts and gates replace the four linears of MoE layers only")
