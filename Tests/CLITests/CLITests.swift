@@ -193,7 +193,16 @@ import Testing
         let badTopK = try Self.run(
             ["train", "--model", "moe-token", "--experts", "1"] + common.dropLast(2)
                 + ["--out", out.appendingPathComponent("topk").path] + Self.tiny)
-        #expect(badTopK.status == 2)
+        Self.expectRefused(badTopK, naming: ["--top-k 2 must be at most --experts 1"])
+        let topThree = try Self.run(
+            ["train", "--model", "moe-token", "--top-k", "3"] + common.dropLast(2)
+                + ["--out", out.appendingPathComponent("topk").path] + Self.tiny)
+        Self.expectRefused(topThree, naming: ["--top-k must be 1 or 2, got 3"])
+        // Given together on a resume they are checked against each other before the checkpoint.
+        let resumedTopK = try Self.run(
+            ["train", "--model", "moe-attribute", "--resume", "--experts", "1", "--top-k", "2"] + common.dropLast(2)
+                + ["--out", out.appendingPathComponent("moe").path] + Self.tiny)
+        Self.expectRefused(resumedTopK, naming: ["--top-k 2 must be at most --experts 1"])
         let task = try Self.run(
             ["train", "--model", "dense", "--sampling-weights", "ocr=1"] + common.dropLast(2)
                 + ["--out", out.appendingPathComponent("task").path] + Self.tiny)
