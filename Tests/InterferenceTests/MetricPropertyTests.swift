@@ -120,6 +120,8 @@ func structuredRows(tasks: Int, samples: Int, width: Int, seed: UInt64) -> [[Dou
         let gram = try GramMatrix(rows: rows)
         let raw = try BootstrapInterval(gram: gram, layout: layout, replicates: 400, seed: 3)
         try #require(raw.low[1].contains { $0.isFinite }, "the fixture must have replicates that define row b")
+        // Replicates that leave row b undefined drop both its entries, and are counted: some, not all.
+        #expect(raw.undefinedValues > 0 && raw.undefinedValues < 2 * 400 && raw.undefinedValues % 2 == 0, "\(raw.undefinedValues)")
         let group = try GroupAnalysis(
             group: ParameterGroup(name: "g", parameters: ["g.weight"], layer: 0, role: "ffn.dense2"),
             gram: gram, layout: layout, bootstrapReplicates: 400, seed: 3)
