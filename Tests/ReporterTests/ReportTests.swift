@@ -211,6 +211,55 @@ import Testing
         #expect(stillNote.contains("`mlm` ← `cls`") && !stillNote.contains("`mlm` ← `cap`"), "\(stillNote)")
     }
 
+    /// Row `mlm` of the first group rebuilt from hand-set per-sample changes: `kept` samples with own
+    /// change 1 and the given cross ratios to `cls`, the rest with own change −1 (left out).
+    static func handSetRow(_ ratios: [Double]) throws -> InterferenceAnalysis {
+        var dense = try ReportFixtures.dense()
+        let n = ReportFixtures.samples
+        var m = dense.groups[0].interference
+        for j in 0..<3 {
+            m.delta[1][j] = (0..<n).map { b in b < ratios.count ? (j == 0 ? ratios[b] : 1) : (j == 1 ? -1 : 0) }
+            m.values[1][j] = j == 0 ? ratios.reduce(0, +) / Double(ratios.count) : 1
+        }
+        dense.groups[0].interference = m
+        return dense
+    }
+
+    /// ‡ needs three kept samples: with two, "without the farthest" is one sample's ratio.
+    @Test func restingOnOneSampleNeedsThreeKept() throws {
+        var three = try Self.handSetRow([3, 1, 1])  // 5/3; without sample 0: 1
+        three.groups[0].interval = nil
+        let note = try #require(
+            try MarkdownReport(runs: [three], groups: [three.groups[0].name]).render().split(separator: "\n")
+                .first { $0.hasPrefix("> **‡**") })
+        #expect(note.contains("`mlm` ← `cls` is 1.667; without sample 0 of `mlm`"), "\(note)")
+        var two = try Self.handSetRow([3, 1])
+        two.groups[0].interval = nil
+        let text = try MarkdownReport(runs: [two], groups: [two.groups[0].name]).render()
+        #expect(!text.contains("> **‡**") && !text.contains("2.000‡"), "\(text.split(separator: "\n").filter { $0.contains("‡") })")
+    }
+
+    /// A value outside its interval is put down to one sample only when the mean without that sample
+    /// falls inside the interval, above as below.
+    @Test func outsideItsIntervalBecauseOfOneSampleOnlyWhenTheRestIsInside() throws {
+        // [3, 1, 1]: 1.667, without sample 0: 1. [−3, 1, 1]: −0.333, without sample 0: 1.
+        for (ratios, low, high, named) in [
+            ([3.0, 1, 1], 0.8, 1.2, true), ([3, 1, 1], 0.2, 0.5, false), ([3, 1, 1], 2, 2.5, false),
+            ([-3, 1, 1], 0.8, 1.2, true), ([-3, 1, 1], 1.5, 2, false),
+        ] {
+            var run = try Self.handSetRow(ratios)
+            var ci = try #require(run.groups[0].interval)
+            (ci.low[1][0], ci.high[1][0]) = (low, high)
+            run.groups[0].interval = ci
+            let note = try #require(
+                try MarkdownReport(runs: [run], groups: [run.groups[0].name]).render().split(separator: "\n")
+                    .first { $0.hasPrefix("> **†**") })
+            #expect(note.contains("`mlm` ← `cls` is \(String(format: "%.3f", ratios.reduce(0, +) / 3))"), "\(note)")
+            #expect(note.contains("sample 0 of `mlm`") == named, "[\(low), \(high)]: \(note)")
+            #expect(note.contains("No single sample accounts for it") == !named, "[\(low), \(high)]: \(note)")
+        }
+    }
+
     /// The summary counts the off-diagonal intervals that lie wholly on one side of 0.
     @Test func summaryCountsIntervalsExcludingZero() throws {
         var dense = try ReportFixtures.dense()
