@@ -265,6 +265,25 @@ struct BadContentFileTests {
         }
     }
 
+    @Test("a sequence length outside 1…L is refused at its lengths dataset, not as a missing EOT")
+    func sequenceLengths() throws {
+        for (length, width) in [(0, 10), (11, 10)] {
+            let url = FileManager.default.temporaryDirectory
+                .appendingPathComponent("DatasetsTests-\(UUID().uuidString)-lengths.h5")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try FileManager.default.copyItem(at: bundledFile, to: url)
+            let file = try HDF5File.open(url, writable: true)
+            try file.writeRows([Int64(length)], at: 2, to: "/corpus/lengths")
+            try file.close()
+            #expect(
+                throws: DatasetError.badContent(
+                    file: url.path, path: "/corpus/lengths", reason: "row 2 has length \(length), outside 1...\(width)")
+            ) {
+                try DigitsDataset.load(url)
+            }
+        }
+    }
+
     @Test("root attributes image_size and channels that contradict /images are refused")
     func declaredImageShape() throws {
         let consistent = try write(

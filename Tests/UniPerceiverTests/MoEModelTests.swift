@@ -35,6 +35,12 @@ import Testing
         let moe = Self.config(.attribute, layers: .odd)
         #expect(try ModelConfig.fromJSON(moe.jsonString()) == moe)
         #expect(MoELayers.odd.contains(0) && !MoELayers.odd.contains(1) && MoELayers.every(3).contains(3))
+        // every-0 names no layer pattern, in a dense configuration as in a routed one.
+        for name in ["every-0", "every--1", "every-", "even"] {
+            #expect(MoELayers(name: name) == nil, "\(name)")
+            #expect(throws: ConfigError.unknownMoELayers(name)) { try ModelConfig.fromJSON(json(#""moe_layers":"\#(name)""#)) }
+        }
+        #expect(MoELayers(name: "every-1") == .every(1))
     }
 
     @Test("dense configurations out of shape are refused naming the field and the value")
