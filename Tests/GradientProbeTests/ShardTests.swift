@@ -1,10 +1,10 @@
 import Foundation
 import Interference
-import Storage
 import Testing
 import UniPerceiver
 
 @testable import GradientProbe
+@testable import Storage
 
 @Suite struct ShardTests {
     /// Five shards of 12 work items cut across task boundaries (2, 3, 2, 3, 2 items).
@@ -41,6 +41,19 @@ import UniPerceiver
         #expect(throws: ProbeError.mismatchedShards(first: shards[0].path, second: shards[2].path, field: "routing table")) {
             try Probe.merge(shards: shards, out: fixture.file("mixed.h5"))
         }
+        // So are tables of another expert count (each consistent in itself), which would otherwise
+        // leave the merged file without a table and without a word.
+        let widened = try HDF5File.open(shards[1], writable: true)
+        var table = try #require(try RoutingTable.read(from: widened, tasks: ProbeFixture.tasks.map(\.rawValue)))
+        table.experts += 1
+        for r in table.rows.indices { table.rows[r].weightShare.append(0) }
+        try widened.removeIfPresent(RoutingTable.path)
+        try table.write(to: widened)
+        try widened.close()
+        #expect(throws: ProbeError.mismatchedShards(first: shards[0].path, second: shards[1].path, field: "routing table")) {
+            try Probe.merge(shards: shards, out: fixture.file("mixed.h5"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: fixture.file("mixed.h5").path))
     }
 
     /// More shards than mini-batches: some shards hold none, and have no table of their own; the
