@@ -1,0 +1,125 @@
+"""The mutants of `run_mutants.py`: each an exact source edit that a test should notice.
+
+One tuple per mutant: (id, file, old, new, filter, description). `old` must occur exactly once in
+`file`; `filter` is the `swift test --filter` expression of the tests that should fail first (`ALL`
+for the whole suite). Written at stop 41 against `bc23d16`; a later change to a mutated line makes
+its mutant report "no longer applies" rather than silently test something else.
+"""
+
+M = [
+# ---------------- Interference
+("I1","Sources/Interference/BootstrapInterval.swift","guard confidence > 0, confidence < 1 else","guard confidence > 0, confidence <= 1 else","InterferenceTests","bootstrap confidence upper bound < → <= (accept confidence 1)"),
+("I2","Sources/Interference/GradientAgreement.swift","if cos < 0 { negative += 1 }","if cos <= 0 { negative += 1 }","InterferenceTests","conflict counts orthogonal (cos = 0) pairs"),
+("I3","Sources/Interference/GradientAgreement.swift","for j in conflictFraction[i].indices where i != j && conflictFraction[i][j].isFinite","for j in conflictFraction[i].indices where conflictFraction[i][j].isFinite","InterferenceTests","meanCrossTaskConflict includes the diagonal"),
+("I4","Sources/Interference/InterferenceMatrix.swift","if best == nil || values[i][j] < best!.value","if best == nil || values[i][j] <= best!.value","InterferenceTests","mostNegative ties go to the last instead of the first"),
+("I5","Sources/Interference/LookAheadCheck.swift","for j in exact.values[i].indices where i != j {","for j in exact.values[i].indices {","InterferenceTests","offDiagonalRelativeDifference includes the diagonal"),
+("I6","Sources/Interference/LookAhead.swift","guard m.lossSample != m.stepSample else {","guard m.lossSample != m.stepSample || true else {","InterferenceTests","look-ahead measurement with a == b accepted"),
+("I7","Sources/Interference/RoutingTable.swift","guard h.isFinite, h >= 0, h <= maxEntropy + 1e-9 else {","guard h.isFinite, h >= 0 else {","InterferenceTests","routing table mean_entropy above ln E accepted"),
+("I8","Sources/Interference/RoutingTable.swift","s.entropy += n * r.meanEntropy","s.entropy += r.meanEntropy","InterferenceTests","pooled routing entropy not token-weighted"),
+("I9","Sources/Interference/BootstrapInterval.swift","let position = q * Double(sorted.count - 1)","let position = q * Double(sorted.count)","InterferenceTests","percentile position q*R instead of q*(R-1)"),
+# ---------------- Reporter
+("R1","Sources/Reporter/RegressionCheck.swift","guard tolerance >= 0, tolerance.isFinite else {","guard tolerance.isFinite else {","ReporterTests","compare accepts a negative tolerance"),
+("R2","Sources/Reporter/RegressionCheck.swift","isMoved = abs(y - x) > tolerance","isMoved = abs(y - x) >= tolerance","ReporterTests","moved when |change| == tolerance"),
+("R3","Sources/Reporter/RegressionCheck.swift","isMoved = !(y >= low! - tolerance && y <= high! + tolerance)","isMoved = !(y > low! - tolerance && y <= high! + tolerance)","ReporterTests","interval lower bound exclusive"),
+("R4","Sources/Reporter/RegressionCheck.swift","low = Double.minimum(ci.low[i][j], x)","low = ci.low[i][j]","ReporterTests","accepted range not stretched down to the baseline value"),
+("R5","Sources/Reporter/RegressionCheck.swift","isMoved = x.isNaN != y.isNaN","isMoved = false","ReporterTests","NaN on one side not a move"),
+("R6","Sources/Reporter/RegressionCheck.swift","return min(12, max(3, Int((-log10(tolerance)).rounded(.up)) + 1))","return min(12, max(3, Int((-log10(tolerance)).rounded(.up))))","ReporterTests","check table digits one fewer"),
+("R7","Sources/Reporter/MarkdownReport.swift","if ci.low[i][j] > 0 || ci.high[i][j] < 0 { excluding += 1 }","if ci.low[i][j] >= 0 || ci.high[i][j] < 0 { excluding += 1 }","ReporterTests","interval [0, x] counted as excluding 0"),
+("R8","Sources/Reporter/MarkdownReport.swift","n >= 10 && flagged > 0 && flagged < n &&","n > 10 && flagged > 0 && flagged < n &&","ReporterTests","flaggedLikeNoise not for n = 10"),
+("R9","Sources/Reporter/MarkdownReport.swift","guard !first.isEmpty, !later.isEmpty, !Set(first).isDisjoint(with: later) else {","guard !first.isEmpty, !later.isEmpty else {","ReporterTests","report of runs sharing no group accepted"),
+("R10","Sources/Reporter/RoutingStatistics.swift","gateEntropy: r.tokens == 0 ? nil : experts > 1","gateEntropy: experts > 1","ReporterTests","segment with no tokens shows entropy 0 instead of n/a"),
+("R11","Sources/Reporter/ValueCheck.swift","if i < row.count, row[i] != 1 {","if i < row.count, row[i] != 1, false {","ReporterTests","defined row with diagonal != 1 accepted"),
+("R12","Sources/Reporter/IntervalMiss.swift","let slack = 0.5 * pow10(-digits)","let slack = 5 * pow10(-digits)","ReporterTests","interval-miss slack 10x"),
+# ---------------- GradientProbe
+("G1","Sources/GradientProbe/ProbeOptions.swift","guard count >= 1, (1...count).contains(index) else {","guard count >= 1, (0...count).contains(index) else {","GradientProbeTests","shard 0/N accepted"),
+("G2","Sources/GradientProbe/ProbeOptions.swift","guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else {","guard parts.count >= 2, let k = Int(parts[0]), let n = Int(parts[1]) else {","GradientProbeTests","--shard 1/2/3 accepted"),
+("G3","Sources/GradientProbe/ProbeOptions.swift","guard batchSize >= 1 else {","guard batchSize >= 0 else {","GradientProbeTests","batch size 0 accepted by validate"),
+("G4","Sources/GradientProbe/ProbeOptions.swift","guard let value = Double(number), value >= 0 else {","guard let value = Double(number) else {","GradientProbeTests","negative byte count accepted"),
+("G5","Sources/GradientProbe/ProbeOptions.swift","guard value * scale < 9e18 else {","guard value * scale < 9e30 else {","GradientProbeTests","huge byte count not refused (Int overflow trap)"),
+("G6","Sources/GradientProbe/ProbeMerge.swift","if matching.count > 1 {","if matching.count > 2 {","GradientProbeTests","shard given twice reported as another missing"),
+("G7","Sources/GradientProbe/ProbeMerge.swift","$0.table.routing != present[0].table.routing || $0.table.experts != present[0].table.experts","$0.table.routing != present[0].table.routing","GradientProbeTests","shards with different expert counts not reported as mismatched"),
+("G8","Sources/GradientProbe/ProbeMerge.swift","guard shard.metadata.shardItems == expected else {","guard shard.metadata.shardItems == expected || true else {","GradientProbeTests","shard_items not checked against the slice"),
+("G9","Sources/GradientProbe/ParameterSelection.swift","for pattern in patterns where !table.entries.contains(where: { Self.matches(pattern, $0.name) }) {","for pattern in patterns where patterns.count == 1 && !table.entries.contains(where: { Self.matches(pattern, $0.name) }) {","GradientProbeTests","a non-matching pattern among several is silently ignored"),
+# ---------------- Storage
+("S1","Sources/Storage/SafeTensorsFile.swift","guard t.begin <= t.end else {","guard t.begin < t.end else {","StorageTests","zero-size tensors refused"),
+("S2","Sources/Storage/SafeTensorsFile.swift","guard position == bufferLength else {","guard position <= bufferLength else {","StorageTests","trailing bytes after last tensor accepted"),
+("S3","Sources/Storage/SafeTensorsFile.swift","guard t.begin == position else {","guard t.begin <= position else {","StorageTests","gap between tensors accepted"),
+("S4","Sources/Storage/SafeTensorsFile.swift","return sign == 0 ? magnitude : -magnitude","return magnitude","StorageTests","F16 negative subnormal read as positive"),
+("S5","Sources/Storage/SafeTensorsFile.swift","guard d >= 0, d == d.rounded(), d < 9.0e15 else { return nil }","guard d >= 0, d < 9.0e15 else { return nil }","StorageTests","fractional shape/offset accepted (truncated)"),
+# ---------------- Training
+("T1","Sources/Training/LearningRateSchedule.swift","let span = max(1, totalSteps - warmupSteps - 1)","let span = max(1, totalSteps - warmupSteps)","TrainingTests","cosine does not reach floor at last step"),
+("T2","Sources/Training/GradientClipping.swift","guard norm.isFinite else { return norm }","","TrainingTests","non-finite gradient scaled (to 0/NaN)"),
+("T3","Sources/Training/AdamW.swift","if name.contains(\".gate.\") { return false }","","TrainingTests","MoE gate parameters decayed"),
+("T4","Sources/Training/AdamW.swift","if name.hasPrefix(\"predictor.logit_scale\") { return false }","","TrainingTests","logit scales decayed"),
+("T5","Sources/Training/TrainingOptions.swift","guard minLearningRate.isFinite && minLearningRate >= 0 && minLearningRate <= peakLearningRate else {","guard minLearningRate.isFinite && minLearningRate >= 0 else {","TrainingTests","--min-lr above --lr accepted"),
+("T6","Sources/Training/TrainingOptions.swift","where !(beta >= 0 && beta < 1) {","where !(beta >= 0 && beta <= 1) {","TrainingTests","AdamW beta = 1 accepted"),
+("T7","Sources/Training/Checkpoint.swift","if let found = file.metadata[\"routing\"], found != config.routing.rawValue {","if let found = file.metadata[\"routing\"], found != config.routing.rawValue, false {","TrainingTests","checkpoint routing metadata contradicting config accepted"),
+("T8","Sources/Training/Checkpoint.swift","if let found = file.metadata[\"version\"], found != \"1\" {","if let found = file.metadata[\"version\"], found != \"1\", found != \"2\" {","TrainingTests","checkpoint version 2 accepted"),
+# ---------------- Datasets
+("D1","Sources/Datasets/DigitsDataset+Load.swift","guard lengths[row] >= 1 && lengths[row] <= width else {","guard lengths[row] >= 0 && lengths[row] <= width else {","DatasetsTests","zero-length sequence row accepted (then EOT check)"),
+("D2","Sources/Datasets/DigitsDataset.swift","if let orphan = owner.firstIndex(of: nil) {","if let orphan = owner.firstIndex(of: nil), false {","DatasetsTests","examples in no split accepted (then crash on owner.map !)"),
+("D3","Sources/Datasets/Vocabulary.swift","guard words.count > specials.count else {","guard words.count >= specials.count else {","DatasetsTests","vocabulary with only the 5 specials accepted"),
+("D4","Sources/Datasets/WordMasking.swift","let n = max(1, min(l, Int((rate * Double(l) + rng.nextDouble()).rounded(.down))))","let n = min(l, Int((rate * Double(l) + rng.nextDouble()).rounded(.down)))","DatasetsTests","no guaranteed masked word"),
+("D5","Sources/Datasets/DigitsDataset.swift","if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classNames.count }) {","if let bad = labels.firstIndex(where: { $0 < 0 || $0 > classNames.count }) {","DatasetsTests","label == K accepted"),
+("D6","Sources/Datasets/DigitsDataset.swift","if ids.contains(vocabulary.spe) {","if ids.dropLast().contains(vocabulary.spe), false {","DatasetsTests","SPE inside a sequence accepted"),
+# ---------------- UniPerceiver
+("U1","Sources/UniPerceiver/ModelConfig.swift","if vocabSize <= 5 {","if vocabSize < 5 {","UniPerceiverTests","vocab_size 5 accepted"),
+("U2","Sources/UniPerceiver/ModelConfig.swift","if !(1...2).contains(topK) || topK > numExperts {","if !(1...2).contains(topK) {","UniPerceiverTests","top_k > num_experts accepted"),
+("U3","Sources/UniPerceiver/ModelConfig.swift","if hiddenSize % 4 != 0 {","if hiddenSize % 2 != 0 {","UniPerceiverTests","hidden_size not divisible by 4 accepted"),
+("U4","Sources/UniPerceiver/MoE/RoutingStatistics.swift","meanEntropy: entropy[s] / n)","meanEntropy: entropy[s] / Double(max(tokens[s] + 1, 1)))","UniPerceiverTests","routing mean entropy divided by tokens+1"),
+# ---------------- CLI
+("C1","Sources/InterferenceCLI/Commands/AnalyzeCommand.swift","if let stepSamples, stepSamples > n - 1 {","if let stepSamples, stepSamples > n {","ALL","--lookahead-steps N (= N, > N-1) accepted"),
+("C2","Sources/InterferenceCLI/OptionValues.swift","guard !name.isEmpty else { throw InputError(\"\\(option): '\\(text)' has an empty name\") }","","ALL","empty name in comma list accepted"),
+("C3","Sources/InterferenceCLI/OptionValues.swift","guard value == 0 || (2...BootstrapInterval.maxReplicates).contains(value) else {","guard value == 0 || (1...BootstrapInterval.maxReplicates).contains(value) else {","ALL","--bootstrap 1 passes CLI validation (library still refuses)"),
+("C4","Sources/InterferenceCLI/Commands/TrainCommand.swift","} else if !resume || (experts != nil && topK != nil), moeTopK > moeExperts {","} else if !resume, moeTopK > moeExperts {","ALL","train --resume --experts 1 --top-k 2 not refused at validation"),
+("C5","Sources/InterferenceCLI/Commands/CheckCommand.swift","guard tolerance.isFinite, tolerance >= 0 else {","guard tolerance.isFinite else {","ALL","check --tolerance -1 passes CLI validation"),
+]
+M += [
+("R13","Sources/Reporter/MarkdownReport+LookAhead.swift","let flagged = flaggedSet(c.exact).union(flaggedSet(c.firstOrder)).count","let flagged = flaggedSet(c.exact).count","ReporterTests","look-ahead 'mini-batches behind each row' ignores first-order flags"),
+("R14","Sources/Reporter/HeatmapSVG.swift","let t = min(1, abs(value) / scale)","let t = abs(value) / scale","ReporterTests","heatmap colour does not saturate at the scale"),
+("R15","Sources/Reporter/MarkdownReport.swift","for (j, v) in row.enumerated() where v.isFinite && !misses.contains(where: { $0.i == i && $0.j == j }) {","for (j, v) in row.enumerated() where v.isFinite {","ReporterTests","shared heatmap scale includes † values"),
+("R16","Sources/Reporter/MarkdownReport.swift","let zero = i < g.agreement.zeroNormRows.count ? min(g.agreement.zeroNormRows[i], count) : 0","let zero = 0","ReporterTests","zero-norm rows counted as noise in the flagged note"),
+("R17","Sources/Reporter/MarkdownReport.swift","for j in ci.low[i].indices where i != j && ci.low[i][j].isFinite && ci.high[i][j].isFinite {","for j in ci.low[i].indices where ci.low[i][j].isFinite && ci.high[i][j].isFinite {","ReporterTests","'intervals excluding 0' counts the diagonal"),
+("R18","Sources/Reporter/RegressionCheck.swift","return \"All \\(checked - undefinedInBoth) entries defined","return \"All \\(checked) entries defined","ReporterTests","check summary counts undefined entries as defined"),
+("I10","Sources/Interference/InterferenceFile.swift","guard version == InterferenceAnalysis.version else {","guard version >= InterferenceAnalysis.version else {","InterferenceTests","interference file of a newer version accepted"),
+("I11","Sources/Interference/FirstOrder.swift","guard remaining > 0 else { continue }","","InterferenceTests","bootstrap delta divides by zero remaining members"),
+("I12","Sources/Interference/Grouping.swift","return x.text.count < y.text.count","return x.text.count > y.text.count","InterferenceTests","naturalLess: leading-zero tie order reversed"),
+("I13","Sources/Interference/TaskLayout.swift","guard !tasks.isEmpty, size % tasks.count == 0 else {","guard !tasks.isEmpty else {","InterferenceTests","Gram size not divisible by T accepted (N floored)"),
+("I14","Sources/Interference/FirstOrder.swift","        guard weight > 0 else { continue }\n","","InterferenceTests","wholly flagged row gets diagonal 1 and NaN elsewhere"),
+("G10","Sources/GradientProbe/ProbeMerge.swift","guard metadata.shard != nil, metadata.shardItems != nil else {","guard metadata.shard != nil else {","GradientProbeTests\\.(ErrorTests|FingerprintTests|GramAccumulator|ProbeRoutingTests|ProbeTests|SelectionTests|ShardTests)","merge: shard without shard_items not refused (force-unwrap later)"),
+("G11","Sources/GradientProbe/ProbeMerge.swift","if let index = piece.withUnsafeBufferPointer({ firstNonFinite($0) }) {","if let index = piece.withUnsafeBufferPointer({ firstNonFinite($0) }), false {","GradientProbeTests\\.(ErrorTests|FingerprintTests|GramAccumulator|ProbeRoutingTests|ProbeTests|SelectionTests|ShardTests)","merge: non-finite gradient row in a shard not refused"),
+("G12","Sources/GradientProbe/ProbeMerge.swift","guard piece.first == merged.losses.count else {","guard piece.first == merged.losses.count || true else {","GradientProbeTests\\.(ErrorTests|FingerprintTests|GramAccumulator|ProbeRoutingTests|ProbeTests|SelectionTests|ShardTests)","merge: task piece first_sample not checked"),
+("G13","Sources/GradientProbe/ProbeOptions.swift","guard !overflow, gramBytes <= memory else {","guard !overflow else {","GradientProbeTests\\.(ErrorTests|FingerprintTests|GramAccumulator|ProbeRoutingTests|ProbeTests|SelectionTests|ShardTests)","--samples whose Gram exceeds memory accepted"),
+("S6","Sources/Storage/SafeTensorsFile.swift","guard computed == recorded else {","guard computed == recorded || true else {","StorageTests","safetensors checksum mismatch accepted"),
+("S7","Sources/Storage/SafeTensorsFile.swift","guard let number = element as? NSNumber, String(cString: number.objCType) != \"c\" else {","guard let number = element as? NSNumber else {","StorageTests","JSON booleans accepted as shape/offset numbers"),
+("T9","Sources/Training/LearningRateSchedule.swift","if step < warmupSteps { return peak * Double(step + 1) / Double(warmupSteps) }","if step < warmupSteps { return peak * Double(step) / Double(warmupSteps) }","TrainingTests","warm-up starts at 0 instead of peak/W"),
+("T10","Sources/Training/TrainingOptions.swift","guard checkpointEvery > 0 else {","guard checkpointEvery >= 0 else {","TrainingTests","--checkpoint-every 0 accepted"),
+("T11","Sources/Training/TrainingOptions.swift","guard value.isFinite && value >= 0 else {","guard value.isFinite else {","TrainingTests","negative sampling/loss weight accepted"),
+("T12","Sources/Training/Evaluation.swift","guard retrievalChunk > 0 else {","guard retrievalChunk >= 0 else {","TrainingTests","retrieval chunk 0 accepted"),
+("T13","Sources/Training/Checkpoint.swift","if hasMoELayer, found != config.numExperts {","if hasMoELayer, found > config.numExperts {","TrainingTests","checkpoint with fewer experts than config: generic table error instead of expert-count error"),
+("D7","Sources/Datasets/DigitsDataset+Load.swift","case 3 where images.shape[1] == images.shape[2]:","case 3:","DatasetsTests","non-square [N,S,T] images accepted"),
+("D8","Sources/Datasets/DigitsDataset.swift","if let bad = ids.first(where: { $0 < 0 || $0 >= vocabulary.count }) {","if let bad = ids.first(where: { $0 < 0 || $0 > vocabulary.count }) {","DatasetsTests","token id == V accepted"),
+("D9","Sources/Datasets/DigitsDataset+Load.swift","guard declared == value else {","guard declared == value || true else {","DatasetsTests","image_size/channels attribute contradicting /images accepted"),
+("D10","Sources/Datasets/Vocabulary.swift","guard seen.insert(word).inserted else {","guard seen.insert(word).inserted || true else {","DatasetsTests","duplicate vocabulary word reaches a precondition (crash) instead of an error"),
+("U5","Sources/UniPerceiver/ModelConfig.swift","let experts = routing == .none ? 1 : Double(max(numExperts, 1))","let experts = 1.0","UniPerceiverTests\\.(MoEModelTests|ModelGradientCheckTests|BufferPoolTests)","parameter-count limit ignores experts"),
+("U6","Sources/UniPerceiver/ModelConfig.swift","guard name.hasPrefix(\"every-\"), let k = Int(name.dropFirst(6)), k >= 1 else { return nil }","guard name.hasPrefix(\"every-\"), let k = Int(name.dropFirst(6)), k >= 0 else { return nil }","UniPerceiverTests\\.(MoEModelTests|ModelGradientCheckTests|BufferPoolTests)","moe_layers every-0 parsed"),
+("C6","Sources/InterferenceCLI/Commands/AnalyzeCommand.swift","if let lossSamples, lossSamples > n {","if let lossSamples, lossSamples > n + 1 {","CLITests/(lookAhead|diagnose|demoOptions)","--lookahead-samples N+1 accepted"),
+("C7","Sources/InterferenceCLI/FileChecks.swift","if isDirectory(path) { throw InputError(\"\\(path): \\(option) is a directory\") }","","CLITests/(nonRegularOutputs|outputIsAnInput|badUsage|oneLineErrors|reportOutputs)","--out naming a directory not refused up front"),
+("C8","Sources/InterferenceCLI/Commands/DiagnoseCommand.swift","if lookAheadOptions != nil { try lookAhead.check(samplesPerTask: samples, source: \"--samples \\(samples)\") }","","CLITests/(lookAhead|diagnose|demoOptions)","diagnose: look-ahead counts not checked against --samples"),
+("C9","Sources/InterferenceCLI/Commands/TrainCommand.swift","if let topK, !(1...2).contains(topK) {","if let topK, !(1...3).contains(topK) {","CLITests/(badUsage|negativeNumbers)","train --top-k 3 passes CLI validation"),
+]
+M += [
+("R22","Sources/Reporter/IntervalMiss.swift","f.valueWithout >= low, f.valueWithout <= high","f.valueWithout >= low","ReporterTests","† carrier named although the mean without it is still above the interval"),
+("R23","Sources/Reporter/IntervalMiss.swift","(owns[owns.count / 2 - 1] + owns[owns.count / 2]) / 2","owns[owns.count / 2]","ReporterTests","median of an even count of own changes is the upper middle"),
+("R24","Sources/Reporter/IntervalMiss.swift","guard let f = FarthestSample.find(in: m, i: i, j: j, minimumKept: 3),","guard let f = FarthestSample.find(in: m, i: i, j: j, minimumKept: 2),","ReporterTests","‡ (rests on one sample) allowed with only 2 kept samples"),
+("I15","Sources/Interference/BootstrapInterval.swift","                        undefined += 1\n","","InterferenceTests","bootstrap undefinedValues never counted"),
+("I16","Sources/Interference/TaskLayout.swift","for task in tasks where !seen.insert(task).inserted { throw .duplicateName(task) }","","InterferenceTests","repeated task name in a layout accepted"),
+]
+
+
+# Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
+EQUIVALENT = {
+    "I11": "when every resampled member of task j is sample b, the sum is n·x − n·x = 0 exactly, "
+    "and 0/0 gives the same NaN the guard leaves",
+    "G10": "ProbeFile.readMetadata sets shard and shard_items together or throws",
+}
