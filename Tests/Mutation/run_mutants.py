@@ -35,7 +35,8 @@ def run(command, cwd):
 
 
 def failed_tests(output):
-    return sorted(set(re.findall(r"✘ Test (.*?) (?:recorded|failed)", output)))
+    names = set(re.findall(r"✘ Test (.*?) (?:recorded|failed)", output))
+    return sorted(n for n in names if not n.startswith("run with"))
 
 
 def test(clone, expression):

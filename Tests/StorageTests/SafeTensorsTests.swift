@@ -289,40 +289,17 @@ func expectStorageError(
             parse(
                 handBuilt(header: #"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, buffer: eightBytes))
         )
-        expectStorageError(
-            .badHeader(
-                file: file,
-                reason: "tensor 'w': missing 'shape' or not a list of non-negative integers"),
-            mentions: [file, "'w'"],
-            parse(
-                handBuilt(
-                    header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#,
-                    buffer: eightBytes)))
-        expectStorageError(
-            .badHeader(
-                file: file,
-                reason: "tensor 'w': missing 'data_offsets' or not two non-negative integers"),
-            mentions: [file, "'w'"],
-            parse(
-                handBuilt(
-                    header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,true]}}"#,
-                    buffer: eightBytes)))
         // A fractional size would be truncated into another tensor than the writer meant.
-        expectStorageError(
-            .badHeader(
-                file: file, reason: "tensor 'w': missing 'shape' or not a list of non-negative integers"),
-            mentions: [file, "'w'"],
-            parse(
-                handBuilt(
-                    header: #"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, buffer: eightBytes)))
-        expectStorageError(
-            .badHeader(
-                file: file,
-                reason: "tensor 'w': missing 'data_offsets' or not two non-negative integers"),
-            mentions: [file, "'w'"],
-            parse(
-                handBuilt(
-                    header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8.5]}}"#, buffer: eightBytes)))
+        let shape = "tensor 'w': missing 'shape' or not a list of non-negative integers"
+        let offsets = "tensor 'w': missing 'data_offsets' or not two non-negative integers"
+        for (fields, reason) in [
+            (#""shape":[-2],"data_offsets":[0,8]"#, shape), (#""shape":[2.5],"data_offsets":[0,8]"#, shape),
+            (#""shape":[2],"data_offsets":[0,true]"#, offsets), (#""shape":[2],"data_offsets":[0,8.5]"#, offsets),
+        ] {
+            expectStorageError(
+                .badHeader(file: file, reason: reason), mentions: [file, "'w'"],
+                parse(handBuilt(header: #"{"w":{"dtype":"F32","# + fields + "}}", buffer: eightBytes)))
+        }
         expectStorageError(
             .badHeader(file: file, reason: "__metadata__ value for 'k' is not a string"),
             mentions: [file, "'k'"],
