@@ -211,8 +211,9 @@ import Testing
         #expect(stillNote.contains("`mlm` ← `cls`") && !stillNote.contains("`mlm` ← `cap`"), "\(stillNote)")
     }
 
-    /// Row `mlm` of the first group rebuilt from hand-set per-sample changes: `kept` samples with own
-    /// change 1 and the given cross ratios to `cls`, the rest with own change −1 (left out).
+    /// Row `mlm` of the first group rebuilt from hand-set per-sample changes: the first
+    /// `ratios.count` samples with own change 1, cross change to `cls` the given ratio and to `cap` 1;
+    /// the rest with own change −1 (left out of every mean).
     static func handSetRow(_ ratios: [Double]) throws -> InterferenceAnalysis {
         var dense = try ReportFixtures.dense()
         let n = ReportFixtures.samples
