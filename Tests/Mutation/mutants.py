@@ -116,6 +116,13 @@ M += [
 ("I16","Sources/Interference/TaskLayout.swift","for task in tasks where !seen.insert(task).inserted { throw .duplicateName(task) }","","InterferenceTests","repeated task name in a layout accepted"),
 ]
 
+# Stop 40's checks (added at stop 41, after its review).
+M += [
+("S8","Sources/Storage/HDF5Dataset.swift","unless: chdf5_is_standard_number(type) == 1, path,","unless: true, path,","StorageTests","a numeric type with a damaged exponent bias accepted"),
+("S9","Sources/Storage/AtomicFile.swift","guard kill(pid, 0) == -1, errno == ESRCH else { return nil }","","StorageTests","a running process's temporary file reported as abandoned"),
+("T14","Sources/Training/TrainingSession.swift","if let file = present.sorted().first(where: { $0 == logFileName || isOptimizerStateName($0) }) {","if let file = present.sorted().first(where: { $0 == logFileName }) {","TrainingTests","a fresh run overwrites an optimizer state left in its folder"),
+("T15","Sources/Training/TrainingSession.swift","        for name in names where Self.isOptimizerStateName(name) {\n            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))\n        }\n","","TrainingTests","a failed first checkpoint leaves its optimizer state behind"),
+]
 
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
 EQUIVALENT = {
