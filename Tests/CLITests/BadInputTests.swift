@@ -728,6 +728,32 @@ extension CLITests {
         }
     }
 
+    @Test("temporary files a killed run left in a training folder → one warning each (every output's); training succeeds and leaves them")
+    func abandonedTemporariesOfARunWarned() throws {
+        try Self.withTemporaryDirectory { root in
+            let folder = root.appendingPathComponent("run")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let finished = Process()
+            finished.executableURL = URL(fileURLWithPath: "/bin/true")
+            try finished.run()
+            finished.waitUntilExit()
+            let gone = finished.processIdentifier
+            // The model's and an optimizer state's, as a run killed while checkpointing leaves them.
+            let left = [".model.safetensors.tmp-\(gone)-00000000000000ab", ".optimizer-00000002.safetensors.tmp-\(gone)-00000000000000cd"]
+                .map { folder.appendingPathComponent($0) }
+            for (file, bytes) in zip(left, [1200, 3_500_000]) { try Data(count: bytes).write(to: file) }
+            let result = try Self.run(
+                ["train", "--model", "dense", "--data", Self.data, "--steps", "2", "--quiet", "--out", folder.path] + Self.tiny)
+            #expect(result.status == 0, "\(result.stderr)")
+            let warnings = result.stderr.split(separator: "\n").filter { $0.hasPrefix("warning: ") }
+            #expect(warnings.count == 2, "\(result.stderr)")
+            #expect(result.stderr.contains("warning: \(left[0].path): 1200 bytes left by a write whose process is not running here"), "\(result.stderr)")
+            #expect(result.stderr.contains("warning: \(left[1].path): 3.5 MB left by a write whose process is not running here"), "\(result.stderr)")
+            #expect(left.allSatisfy { FileManager.default.fileExists(atPath: $0.path) })
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path))
+        }
+    }
+
     @Test("a full disk during probe, analyze or train → 2, one line, nothing left behind")
     func fullDisk() throws {
         try Self.withTinyAnalysis { root, checkpoint, probe, _ in
