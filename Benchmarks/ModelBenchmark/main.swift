@@ -62,6 +62,32 @@ guard let moeSetup = Int(moeSetupText), setups.indices.contains(moeSetup) else {
 // `BENCH_PROFILE=dense|attribute|token` runs only that sibling of the first setup's model, forward +
 // backward in a loop (`BENCH_REPEATS` times, `BENCH_LANES` lanes, batch `BENCH_BATCH`), so `perf record -g` sees nothing else; with `-ffn`
 // appended (`token-ffn`) only its layer-0 FFN sub-layer, 10× as many times.
+// `BENCH_PROFILE=ffn-ratio` prints only issue 4's token-routing ratio (the FFN sub-layer of the MoE
+// table below, batch `BENCH_BATCH`, `BENCH_REPEATS` × 10 interleaved rounds), with OpenBLAS's threads
+// and on one core: a quick reading while working on that target.
+if ProcessInfo.processInfo.environment["BENCH_PROFILE"] == "ffn-ratio" {
+    let B = Int(ProcessInfo.processInfo.environment["BENCH_BATCH"] ?? "") ?? setups[0].batchSize
+    var rng = SeededRNG(seed: 2)
+    var c = setups[0].config
+    let pixels = (0..<(B * c.imageSize * c.imageSize)).map { _ in Float(rng.nextGaussian()) }
+    let batch = Batch.imageClassification(
+        images: Tensor(shape: [B, 1, c.imageSize, c.imageSize], data: pixels),
+        labels: (0..<B).map { $0 % setups[0].classes },
+        classNames: (0..<setups[0].classes).map { [$0 + 1, c.eotId] })
+    let denseFFN = try FeedForwardSubLayer(model: try Model(config: c, seed: 1), batch: batch)
+    c.routing = .token
+    let tokenFFN = try FeedForwardSubLayer(model: try Model(config: c, seed: 1), batch: batch)
+    let rounds = 10 * repeats
+    let threads = try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: rounds)
+    let oneCore = try BLASThreads.singleThreaded {
+        try interleavedMedians([{ denseFFN.run() }, { tokenFFN.run() }], rounds: rounds)
+    }
+    func ms(_ x: Double) -> String { String(format: "%.3f", x) }
+    print("FFN sub-layer, \(denseFFN.rows) tokens (batch \(B)), medians of \(rounds) interleaved rounds: "
+        + "threads dense \(ms(threads[0])) token \(ms(threads[1])) ms, ratio \(String(format: "%.3f", threads[1] / threads[0])); "
+        + "one core dense \(ms(oneCore[0])) token \(ms(oneCore[1])) ms, ratio \(String(format: "%.3f", oneCore[1] / oneCore[0]))")
+    exit(0)
+}
 if var name = ProcessInfo.processInfo.environment["BENCH_PROFILE"] {
     let ffnOnly = name.hasSuffix("-ffn")
     if ffnOnly { name.removeLast(4) }

@@ -42,11 +42,14 @@ public func addPair(into y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Floa
     }
 }
 
-/// `y += Σ_r rows[r]` over `n` Floats, rows added in order (`rows [R, n]`): a bias gradient.
-public func addRows(into y: UnsafeMutablePointer<Float>, rows: UnsafePointer<Float>, count R: Int, width n: Int) {
+/// `y += Σ_r rows[r]` over `n` Floats, rows added in order (`rows [R, n]`, or `n` columns of rows
+/// `stride` apart): a bias gradient, or a lane's share of one.
+public func addRows(
+    into y: UnsafeMutablePointer<Float>, rows: UnsafePointer<Float>, count R: Int, width n: Int, stride: Int? = nil
+) {
     // Row by row: `y` (one row) stays in L1 while the rows stream past once.
     for r in 0..<R {
-        let row = rows + r * n
+        let row = rows + r * (stride ?? n)
         var i = 0
         while i + 8 <= n {
             let x = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self)

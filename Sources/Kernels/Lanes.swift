@@ -50,6 +50,9 @@ public struct UncheckedSendable<Value>: @unchecked Sendable {
 public enum BLASThreads {
     private static let state = Mutex<(depth: Int, saved: Int32)>((0, 1))
 
+    /// OpenBLAS's thread count now: 1 inside a lane (or on one core), the machine's otherwise.
+    public static var count: Int { Int(openblas_get_num_threads()) }
+
     public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
         state.withLock { s in
             if s.depth == 0 {

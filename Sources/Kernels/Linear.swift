@@ -44,11 +44,9 @@ func splitColumns(_ columns: Int, rows: Int, inner: Int, _ body: (Range<Int>) ->
         body(0..<columns)
         return
     }
-    let blocks = (columns + 31) / 32
     forEachLane(threads) { t in
-        let start = min(columns, blocks * t / threads * 32)
-        let end = min(columns, blocks * (t + 1) / threads * 32)
-        if start < end { body(start..<end) }
+        let share = laneColumns(columns, lane: t, of: threads)
+        if !share.isEmpty { body(share) }
     }
 }
 
@@ -79,6 +77,59 @@ public func linearForward(
         transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
         a: input, lda: inFeatures, b: weight, ldb: inFeatures,
         beta: bias == nil ? 0 : 1, c: output, ldc: outFeatures)
+}
+
+/// The `lane`-th of `lanes` contiguous shares of `0..<columns`, cut at multiples of 32 (the unpacked
+/// kernels' column block, so a share's bits equal the whole product's); empty when there are more
+/// lanes than blocks.
+public func laneColumns(_ columns: Int, lane: Int, of lanes: Int) -> Range<Int> {
+    let blocks = (columns + 31) / 32
+    return min(columns, blocks * lane / lanes * 32)..<min(columns, blocks * (lane + 1) / lanes * 32)
+}
+
+/// `linearForward` for the output features `columns` only, on the calling thread (a lane's share
+/// of a product another lane computes the rest of): `Y[:, columns] = X · W[columns, :]ᵀ + b[columns]`.
+public func linearForward(
+    output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    rows: Int, inFeatures: Int, outFeatures: Int, columns: Range<Int>, kernel: LinearKernel = .active
+) {
+    guard rows > 0, !columns.isEmpty else { return }
+    let c0 = columns.lowerBound
+    if kernel == .unpacked {
+        ti_gemm_nt(
+            Int32(rows), Int32(columns.count), Int32(inFeatures), input, Int32(inFeatures),
+            weight + c0 * inFeatures, Int32(inFeatures), bias.map { $0 + c0 }, output + c0, Int32(outFeatures), 0)
+        return
+    }
+    if let bias {
+        for r in 0..<rows { (output + r * outFeatures + c0).update(from: bias + c0, count: columns.count) }
+    }
+    gemm(
+        transposeA: false, transposeB: true, m: rows, n: columns.count, k: inFeatures,
+        a: input, lda: inFeatures, b: weight + c0 * inFeatures, ldb: inFeatures,
+        beta: bias == nil ? 0 : 1, c: output + c0, ldc: outFeatures)
+}
+
+/// `linearInputGradient` for the input features `columns` only, on the calling thread:
+/// `dX[:, columns] (+)= dY · W[:, columns]`, accumulated (`accumulate`) or overwritten.
+public func linearInputGradient(
+    dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    rows: Int, inFeatures: Int, outFeatures: Int, columns: Range<Int>, accumulate: Bool,
+    kernel: LinearKernel = .active
+) {
+    guard rows > 0, !columns.isEmpty else { return }
+    let c0 = columns.lowerBound
+    if kernel == .unpacked {
+        ti_gemm_nn(
+            Int32(rows), Int32(columns.count), Int32(outFeatures), dOutput, Int32(outFeatures),
+            weight + c0, Int32(inFeatures), dInput + c0, Int32(inFeatures), accumulate ? 1 : 0)
+        return
+    }
+    gemm(
+        transposeA: false, transposeB: false, m: rows, n: columns.count, k: outFeatures,
+        a: dOutput, lda: outFeatures, b: weight + c0, ldb: inFeatures,
+        beta: accumulate ? 1 : 0, c: dInput + c0, ldc: inFeatures)
 }
 
 /// Backward of `linearForward`; **accumulates**: `dX += dY · W`, `dW += dYᵀ · X`, `db += Σ_rows dY`.
@@ -113,8 +164,10 @@ public func linearBackward(
 ///
 /// Shapes: `dInput [N, I]`, `dOutput [N, O]`, `weight [O, I]`. Every dense and merged-expert linear's
 /// `dX` goes through here, so that one computation gives every path the same bits (one expert equals
-/// dense, laned equals one lane). Token and context routing's per-expert `dX` stays on OpenBLAS
-/// (`ExpertLinear.backward`): no bit identity needs it, and this kernel made no measurable difference.
+/// dense, laned equals one lane). Token and context routing's per-expert `dX` takes the `columns:`
+/// variant below, a lane's share of each expert's product (`ExpertLinear.backward`); with the
+/// unpacked kernel it overwrites (no zeroed scratch) and ran 25 % faster than OpenBLAS on one core
+/// on those ~34-row products (stop 42, `reports/benchmarks.md`).
 public func linearInputGradient(
     dInput: UnsafeMutablePointer<Float>, dOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     rows: Int, inFeatures: Int, outFeatures: Int, kernel: LinearKernel = .active

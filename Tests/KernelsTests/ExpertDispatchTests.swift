@@ -41,5 +41,18 @@ struct ExpertDispatchTests {
             addRowsNaive(into: $0.baseAddress!, rows: rows, count: shape.rows, width: shape.width)
         }
         #expect(fast == naive, "addRows \(shape)")
+        // A lane's share: columns 3..<width+3 of rows 5 wider, against the same sums taken whole.
+        let stride = shape.width + 5
+        var wide = [Float](repeating: .nan, count: shape.rows * stride)
+        for r in 0..<shape.rows {
+            for i in 0..<shape.width { wide[r * stride + 3 + i] = rows[r * shape.width + i] }
+        }
+        var share = start
+        share.withUnsafeMutableBufferPointer { y in
+            wide.withUnsafeBufferPointer {
+                addRows(into: y.baseAddress!, rows: $0.baseAddress! + 3, count: shape.rows, width: shape.width, stride: stride)
+            }
+        }
+        #expect(share == naive, "addRows \(shape), stride \(stride)")
     }
 }

@@ -142,4 +142,45 @@ struct LinearKernelTests {
         #expect(blas.y != direct || blas.dX != directDX, "BLAS gave the kernels' bits: this test cannot tell them apart")
         expectClose(blas.y, direct, tolerance: .fastVersusNaive(reduction: I), "BLAS forward")
     }
+
+    /// The dispatched experts' lanes (`ExpertLinear`) each compute a share of the columns
+    /// (`laneColumns`) through the `columns:` variants; the shares must tile the product and give its
+    /// bits, the input gradient overwritten or accumulated as asked.
+    @Test("column shares of the linears give the whole product's bits", arguments: [1, 2, 3])
+    func columnShares(lanes: Int) {
+        for (N, I, O) in [(34, 128, 512), (35, 512, 128), (9, 16, 64), (5, 33, 70)] {
+            var rng = SeededRNG(seed: UInt64(N * lanes))
+            let x = rng.uniformFloats(count: N * I)
+            let w = rng.uniformFloats(count: O * I)
+            let b = rng.uniformFloats(count: O)
+            let dY = rng.uniformFloats(count: N * O)
+            let start = rng.uniformFloats(count: N * I)
+            for (n, name) in [(O, "outputs"), (I, "inputs")] {
+                let shares = (0..<lanes).map { laneColumns(n, lane: $0, of: lanes) }
+                #expect(shares.first?.lowerBound == 0 && shares.last?.upperBound == n, "\(name) \(n): \(shares)")
+                #expect(zip(shares, shares.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(shares)")
+                #expect(shares.dropLast().allSatisfy { $0.upperBound % 32 == 0 }, "\(shares)")
+            }
+            var whole = [Float](repeating: 0, count: N * O)
+            linearForward(output: &whole, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O)
+            var shared = [Float](repeating: .nan, count: N * O)
+            for lane in 0..<lanes {
+                linearForward(
+                    output: &shared, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O,
+                    columns: laneColumns(O, lane: lane, of: lanes))
+            }
+            #expect(shared == whole, "forward \(N)×\(I)→\(O), \(lanes) lanes")
+            for accumulate in [false, true] {
+                var wholeDX = accumulate ? start : [Float](repeating: 0, count: N * I)
+                linearInputGradient(dInput: &wholeDX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O)
+                var sharedDX = accumulate ? start : [Float](repeating: .nan, count: N * I)
+                for lane in 0..<lanes {
+                    linearInputGradient(
+                        dInput: &sharedDX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O,
+                        columns: laneColumns(I, lane: lane, of: lanes), accumulate: accumulate)
+                }
+                #expect(sharedDX == wholeDX, "dX \(N)×\(O)→\(I), \(lanes) lanes, accumulate \(accumulate)")
+            }
+        }
+    }
 }

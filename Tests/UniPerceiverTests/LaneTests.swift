@@ -76,6 +76,39 @@ import Testing
         #expect(!pass.inputPass.isLaned && !pass.candidatePass.isLaned)
     }
 
+    /// Dispatched experts (token, context) run their products in two lanes, each a half of every
+    /// expert's columns, when OpenBLAS has two threads (`ExpertLinear.inExpertLanes`), and inline on
+    /// one thread otherwise. The forward products and dX run on the unpacked kernels, whose bits do
+    /// not depend on the split; dW goes through BLAS on half the output rows, so the gradient is
+    /// compared within the reordering tolerance. At width 64 and FFN 256 every product is split.
+    @Test("dispatched experts in two lanes give the loss and gradient of one thread", arguments: [Routing.token, .context])
+    func dispatchedExpertsInLanes(routing: Routing) throws {
+        guard BLASThreads.count > 1 else {
+            Issue.record("OpenBLAS runs one thread here: the two-lane path cannot be compared")
+            return
+        }
+        var config = tinyConfig(routing: routing, experts: 4, topK: 2)
+        (config.hiddenSize, config.numHeads, config.ffnSize) = (64, 4, 256)
+        let model = try Model(config: config, seed: 7)
+        let batch = randomBatch(.imageClassification, seed: 3)
+        let laned = try model.forward(batch)
+        let inline = try BLASThreads.singleThreaded { try model.forward(batch) }
+        #expect(laned.loss == inline.loss, "\(routing): loss \(laned.loss) vs \(inline.loss)")
+        var gLaned = [Float](repeating: 0, count: model.parameters.count)
+        var gInline = gLaned
+        model.backward(laned, into: &gLaned)
+        BLASThreads.singleThreaded { model.backward(inline, into: &gInline) }
+        var checkedExperts = 0
+        for entry in model.table.entries {
+            let (difference, norm) = Self.distance(gLaned, gInline, entry.range)
+            if entry.name.contains(".experts.") && norm > 0 { checkedExperts += 1 }
+            #expect(
+                difference <= Tolerance.reorderedGradientRelative * norm,
+                "\(routing): \(entry.name) differs by \(difference) (norm \(norm))")
+        }
+        #expect(checkedExperts > 0)
+    }
+
     /// Merged routings decide and merge before the split (`SharedRoutes`); the lanes must give one
     /// lane's loss, decisions, routing statistics and gradient (experts and gates included), with gate
     /// noise on (the draws must come in the same order), on every task (captioning has two segments).

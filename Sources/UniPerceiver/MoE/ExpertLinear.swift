@@ -224,11 +224,17 @@ struct ExpertLinear {
         let x = Buffer(uninitialized: S * I)
         let y = Buffer(uninitialized: S * O)
         for (s, r) in plan.rows.enumerated() { (x.base + s * I).update(from: input + r * I, count: I) }
-        for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
-            let first = plan.start[e]
-            linearForward(
-                output: y.base + first * O, input: x.base + first * I, weight: P(experts.weights[e]),
-                bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O)
+        // Every expert's product in one set of lanes, each lane a share of every expert's output
+        // features (`inExpertLanes`).
+        Self.inExpertLanes { lane, lanes in
+            let columns = laneColumns(O, lane: lane, of: lanes)
+            for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
+                let first = plan.start[e]
+                linearForward(
+                    output: y.base + first * O, input: x.base + first * I, weight: P(experts.weights[e]),
+                    bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O,
+                    columns: columns)
+            }
         }
         // Each row's outputs summed in expert order, written once (top-2: one fused pass).
         for r in 0..<N {
@@ -283,21 +289,29 @@ struct ExpertLinear {
                     output: dy.base + s * O, dOutput: dOutput + r * O, gate: g, expertOutput: y + s * O,
                     count: O)
             }
-            // Zeroed: beta = 1 below (beta = 0 costs a slower zeroing pass). OpenBLAS, not
-            // `linearInputGradient`: the unpacked kernel made no measurable difference to these ~N/4-row
-            // products, on one core or with threads (stop 39, reports/benchmarks.md).
-            let dx = Buffer(S * I)
-            for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
-                let first = plan.start[e]
-                let R = plan.start[e + 1] - first
-                let dye = dy.base + first * O
-                gemm(
-                    transposeA: false, transposeB: false, m: R, n: I, k: O, a: dye, lda: O,
-                    b: P(experts.weights[e]), ldb: I, beta: 1, c: dx.base + first * I, ldc: I)
-                gemm(
-                    transposeA: true, transposeB: false, m: O, n: I, k: R, a: dye, lda: O,
-                    b: x + first * I, ldb: I, beta: 1, c: G(experts.weights[e]), ldc: I)
-                addRows(into: G(experts.biases[e]), rows: dye, count: R, width: O)
+            // Every expert's dX slots are written whole by its own product: overwritten where the
+            // unpacked kernel computes them; zeroed for BLAS, whose beta = 0 runs a slower zeroing pass.
+            let overwrite = LinearKernel.active == .unpacked
+            let dx = overwrite ? Buffer(uninitialized: S * I) : Buffer(S * I)
+            Self.inExpertLanes { lane, lanes in
+                // This lane's half of every expert's input features (dX) and output features (dW, db).
+                let inputs = laneColumns(I, lane: lane, of: lanes)
+                let outputs = laneColumns(O, lane: lane, of: lanes)
+                for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
+                    let first = plan.start[e]
+                    let R = plan.start[e + 1] - first
+                    let dye = dy.base + first * O
+                    linearInputGradient(
+                        dInput: dx.base + first * I, dOutput: dye, weight: P(experts.weights[e]), rows: R,
+                        inFeatures: I, outFeatures: O, columns: inputs, accumulate: !overwrite)
+                    guard !outputs.isEmpty else { continue }
+                    linearWeightGradient(
+                        dWeight: G(experts.weights[e]), dOutput: dye, input: x + first * I, rows: R,
+                        inFeatures: I, outFeatures: O, outputs: outputs, accumulate: true)
+                    addRows(
+                        into: G(experts.biases[e]) + outputs.lowerBound, rows: dye + outputs.lowerBound, count: R,
+                        width: outputs.count, stride: O)
+                }
             }
             for r in 0..<N {
                 let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
@@ -371,6 +385,21 @@ struct ExpertLinear {
             for o in 0..<O { dBias[o] += row[o] }
         }
         linearInputGradient(dInput: dInput, dOutput: dOutput, weight: merged, rows: R, inFeatures: I, outFeatures: O)
+    }
+
+    /// Runs `body(lane, lanes)` for the dispatched path's expert loops: one lane per OpenBLAS thread,
+    /// on single-threaded BLAS, when OpenBLAS runs several here (so not inside a lane of the
+    /// encoder), each lane a share of every expert's columns; else once, inline. One wake-up per
+    /// loop: each expert's ~N/4-row products split on their own had woken the other core 16 times per
+    /// FFN forward and 32 times in backward (OpenBLAS's threads), for products too small to pay for
+    /// it (stop 42: the token FFN ÷ dense FFN at batch 8 fell from 3.05–3.45 to 2.19–2.70).
+    private static func inExpertLanes(_ body: (_ lane: Int, _ lanes: Int) -> Void) {
+        let lanes = BLASThreads.count
+        guard lanes > 1 else {
+            body(0, 1)
+            return
+        }
+        BLASThreads.singleThreaded { forEachLane(lanes) { body($0, lanes) } }
     }
 
     /// The (row, place) pairs grouped by expert, rows ascending within each (a counting sort).
