@@ -76,35 +76,32 @@ import Testing
         #expect(!pass.inputPass.isLaned && !pass.candidatePass.isLaned)
     }
 
-    /// Dispatched experts (token, context) run their products in two lanes, each a half of every
-    /// expert's columns, when OpenBLAS has two threads (`ExpertLinear.inExpertLanes`), and inline on
-    /// one thread otherwise. The forward products and dX run on the unpacked kernels, whose bits do
-    /// not depend on the split; dW goes through BLAS on half the output rows, so the gradient is
-    /// compared within the reordering tolerance. At width 64 and FFN 256 every product is split.
-    @Test("dispatched experts in two lanes give the loss and gradient of one thread", arguments: [Routing.token, .context])
-    func dispatchedExpertsInLanes(routing: Routing) throws {
-        guard BLASThreads.count > 1 else {
-            Issue.record("OpenBLAS runs one thread here: the two-lane path cannot be compared")
-            return
-        }
+    /// Dispatched experts (token, context) run their products in one lane per OpenBLAS thread, each
+    /// a share of every expert's columns (`ExpertLinear.inExpertLanes`), and inline on one thread.
+    /// The forward products and dX run on the unpacked kernels, whose bits do not depend on the
+    /// split; dW goes through BLAS on a share of the output rows, so the gradient is compared within
+    /// the reordering tolerance. At width 64 and FFN 256 every product is split; 3 lanes leave one
+    /// lane without columns of the 64-wide products.
+    @Test("dispatched experts in lanes give the loss and gradient of one thread", arguments: [Routing.token, .context], [2, 3])
+    func dispatchedExpertsInLanes(routing: Routing, lanes: Int) throws {
         var config = tinyConfig(routing: routing, experts: 4, topK: 2)
         (config.hiddenSize, config.numHeads, config.ffnSize) = (64, 4, 256)
         let model = try Model(config: config, seed: 7)
         let batch = randomBatch(.imageClassification, seed: 3)
-        let laned = try model.forward(batch)
-        let inline = try BLASThreads.singleThreaded { try model.forward(batch) }
+        let laned = try ExpertLinear.$lanesForTesting.withValue(lanes) { try model.forward(batch) }
+        let inline = try ExpertLinear.$lanesForTesting.withValue(1) { try model.forward(batch) }
         #expect(laned.loss == inline.loss, "\(routing): loss \(laned.loss) vs \(inline.loss)")
         var gLaned = [Float](repeating: 0, count: model.parameters.count)
         var gInline = gLaned
-        model.backward(laned, into: &gLaned)
-        BLASThreads.singleThreaded { model.backward(inline, into: &gInline) }
+        ExpertLinear.$lanesForTesting.withValue(lanes) { model.backward(laned, into: &gLaned) }
+        ExpertLinear.$lanesForTesting.withValue(1) { model.backward(inline, into: &gInline) }
         var checkedExperts = 0
         for entry in model.table.entries {
             let (difference, norm) = Self.distance(gLaned, gInline, entry.range)
             if entry.name.contains(".experts.") && norm > 0 { checkedExperts += 1 }
             #expect(
                 difference <= Tolerance.reorderedGradientRelative * norm,
-                "\(routing): \(entry.name) differs by \(difference) (norm \(norm))")
+                "\(routing), \(lanes) lanes: \(entry.name) differs by \(difference) (norm \(norm))")
         }
         #expect(checkedExperts > 0)
     }

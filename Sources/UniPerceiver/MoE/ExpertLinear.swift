@@ -225,9 +225,10 @@ struct ExpertLinear {
         let y = Buffer(uninitialized: S * O)
         for (s, r) in plan.rows.enumerated() { (x.base + s * I).update(from: input + r * I, count: I) }
         // Every expert's product in one set of lanes, each lane a share of every expert's output
-        // features (`inExpertLanes`).
+        // features (`inExpertLanes`), which it then combines: no other lane's columns are needed.
         Self.inExpertLanes { lane, lanes in
             let columns = laneColumns(O, lane: lane, of: lanes)
+            let (c0, n) = (columns.lowerBound, columns.count)
             for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
                 let first = plan.start[e]
                 linearForward(
@@ -235,20 +236,23 @@ struct ExpertLinear {
                     bias: P(experts.biases[e]), rows: plan.start[e + 1] - first, inFeatures: I, outFeatures: O,
                     columns: columns)
             }
-        }
-        // Each row's outputs summed in expert order, written once (top-2: one fused pass).
-        for r in 0..<N {
-            let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
-            let u = d.unitOfRow[r]
-            let out = output + r * O
-            if k == 2 {
-                let (s0, s1) = (slots[r * k], slots[r * k + 1])
-                weightedPairSum(
-                    output: out, y.base + s0 * O, d.weights[u * k + plan.places[s0]], y.base + s1 * O,
-                    d.weights[u * k + plan.places[s1]], count: O)
-            } else {
-                out.update(repeating: 0, count: O)
-                for s in slots { axpy(count: O, alpha: d.weights[u * k + plan.places[s]], x: y.base + s * O, y: out) }
+            guard n > 0 else { return }
+            // Each row's outputs summed in expert order, written once (top-2: one fused pass).
+            for r in 0..<N {
+                let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
+                let u = d.unitOfRow[r]
+                let out = output + r * O + c0
+                if k == 2 {
+                    let (s0, s1) = (slots[r * k], slots[r * k + 1])
+                    weightedPairSum(
+                        output: out, y.base + s0 * O + c0, d.weights[u * k + plan.places[s0]], y.base + s1 * O + c0,
+                        d.weights[u * k + plan.places[s1]], count: n)
+                } else {
+                    out.update(repeating: 0, count: n)
+                    for s in slots {
+                        axpy(count: n, alpha: d.weights[u * k + plan.places[s]], x: y.base + s * O + c0, y: out)
+                    }
+                }
             }
         }
         cache.dispatch = plan
@@ -312,13 +316,18 @@ struct ExpertLinear {
                         into: G(experts.biases[e]) + outputs.lowerBound, rows: dye + outputs.lowerBound, count: R,
                         width: outputs.count, stride: O)
                 }
-            }
-            for r in 0..<N {
-                let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
-                if k == 2 {
-                    addPair(into: dInput + r * I, dx.base + slots[r * k] * I, dx.base + slots[r * k + 1] * I, count: I)
-                } else {
-                    for s in slots { addRows(into: dInput + r * I, rows: dx.base + s * I, count: 1, width: I) }
+                // This lane's columns of every slot's dX are done: added back to their rows.
+                let (i0, n) = (inputs.lowerBound, inputs.count)
+                guard n > 0 else { return }
+                for r in 0..<N {
+                    let slots = plan.slotsOfRow[(r * k)..<(r * k + k)]
+                    if k == 2 {
+                        addPair(
+                            into: dInput + r * I + i0, dx.base + slots[r * k] * I + i0, dx.base + slots[r * k + 1] * I + i0,
+                            count: n)
+                    } else {
+                        for s in slots { addRows(into: dInput + r * I + i0, rows: dx.base + s * I + i0, count: 1, width: n) }
+                    }
                 }
             }
             return
@@ -387,6 +396,10 @@ struct ExpertLinear {
         linearInputGradient(dInput: dInput, dOutput: dOutput, weight: merged, rows: R, inFeatures: I, outFeatures: O)
     }
 
+    /// Tests pin `inExpertLanes`'s lane count: OpenBLAS's thread count is process-wide, and tests
+    /// running beside each other change it (every laned forward pass sets it to 1 while it runs).
+    @TaskLocal static var lanesForTesting: Int? = nil
+
     /// Runs `body(lane, lanes)` for the dispatched path's expert loops: one lane per OpenBLAS thread,
     /// on single-threaded BLAS, when OpenBLAS runs several here (so not inside a lane of the
     /// encoder), each lane a share of every expert's columns; else once, inline. One wake-up per
@@ -394,7 +407,7 @@ struct ExpertLinear {
     /// FFN forward and 32 times in backward (OpenBLAS's threads), for products too small to pay for
     /// it (stop 42: the token FFN ÷ dense FFN at batch 8 fell from 3.05–3.45 to 2.19–2.70).
     private static func inExpertLanes(_ body: (_ lane: Int, _ lanes: Int) -> Void) {
-        let lanes = BLASThreads.count
+        let lanes = lanesForTesting ?? BLASThreads.count
         guard lanes > 1 else {
             body(0, 1)
             return
