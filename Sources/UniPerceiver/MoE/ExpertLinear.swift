@@ -11,7 +11,8 @@ import Kernels
 ///   unit, `W_u = Σ_j g_j W_{e_j}`, `b_u = Σ_j g_j b_{e_j}`, then one dense GEMM on the unit's rows
 ///   (experts.py merges per segment exactly this way; the cost is a dense layer's);
 /// * **dispatched** (token, context): group the rows per expert, one GEMM per expert on the gathered
-///   rows, scatter-add the weighted outputs.
+///   rows, scatter-add the weighted outputs; each loop over the experts runs once in lanes, each
+///   lane a share of every expert's columns (`inExpertLanes`).
 struct ExpertLinear {
     let experts: ExpertOffsets
     let inFeatures: Int
