@@ -168,21 +168,27 @@ struct EncoderBlock {
             cache.ffnRoute = whole
             let route = readRows.map { whole.restricted(to: $0) } ?? whole
             cache.ffnRowsRoute = route
+            // Dispatched experts apply GELU in their lanes and gather `dense2`'s rows on the way.
             cache.fc1Experts = moe.fc1.forward(
                 output: cache.ffnHidden.base, input: cache.ln2.base, rows: R, decision: route, P,
                 premerged: moe.premerged(.ffn, linear: 0, routing),
-                cache: moe.laneCache(.ffn, linear: 0, routing))
+                cache: moe.laneCache(.ffn, linear: 0, routing),
+                activation: route.isDispatched
+                    ? ExpertLinear.GELUOutput(output: cache.ffnActivation.base, slope: cache.ffnSlope.base) : nil)
         } else {
             linearForward(
                 output: cache.ffnHidden.base, input: cache.ln2.base, weight: P(o.fc1Weight),
                 bias: P(o.fc1Bias), rows: R, inFeatures: D, outFeatures: F)
         }
-        geluForward(output: cache.ffnActivation.base, slope: cache.ffnSlope.base, input: cache.ffnHidden.base, count: R * F)
+        let gatheredActivation = cache.fc1Experts?.gatheredActivation
+        if gatheredActivation == nil {
+            geluForward(output: cache.ffnActivation.base, slope: cache.ffnSlope.base, input: cache.ffnHidden.base, count: R * F)
+        }
         if let moe, let routing, let route = cache.ffnRowsRoute {
             cache.fc2Experts = moe.fc2.forward(
                 output: cache.ffnOutput.base, input: cache.ffnActivation.base, rows: R, decision: route, P,
                 premerged: moe.premerged(.ffn, linear: 1, routing),
-                cache: moe.laneCache(.ffn, linear: 1, routing))
+                cache: moe.laneCache(.ffn, linear: 1, routing), gathered: gatheredActivation)
             if routing.premerged == nil && routing.shared == nil {  // a laned pass has them whole
                 cache.statistics = RoutingStatistics.collect(
                     cache.attentionRoute!, layer: layer, decision: .attention, routing.sequences)

@@ -14,6 +14,13 @@ import Kernels
 ///   rows, scatter-add the weighted outputs; each loop over the experts runs once in lanes, each
 ///   lane a share of every expert's columns (`inExpertLanes`).
 struct ExpertLinear {
+    /// Where a GELU epilogue writes (`forward(…activation:)`): the activation and its slope, both
+    /// `[N, O]`, as `geluForward` would from the whole output.
+    struct GELUOutput {
+        let output: UnsafeMutablePointer<Float>
+        let slope: UnsafeMutablePointer<Float>
+    }
+
     let experts: ExpertOffsets
     let inFeatures: Int
     let outFeatures: Int
@@ -28,6 +35,9 @@ struct ExpertLinear {
         var dispatch: Dispatch? = nil
         var gatheredInput: Buffer? = nil
         var expertOutputs: Buffer? = nil
+        /// Dispatched with a GELU epilogue (`forward(…activation:)`): the activation's rows gathered
+        /// in slot order, the next linear's input when it reuses this decision (FFN `dense2`).
+        var gatheredActivation: Buffer? = nil
         /// Merged, in one lane of a laned pass (`SharedRoutes`): this lane's share of each unit's
         /// `db_u [U, O]`, accumulated by `backward` instead of updating the experts, which
         /// `mergeBackward` does once for the whole pass.
@@ -64,17 +74,26 @@ struct ExpertLinear {
     /// `output [N, O]` (overwritten) from `input [N, I]`. `premerged(u)`, when given, supplies the
     /// merged weight and bias of unit u instead of merging (pre-merged inference, or a lane of a
     /// laned pass, which also passes its `laneCache`).
+    ///
+    /// Dispatched only (token, context): `activation` also writes GELU of the output and its slope
+    /// (`geluForward`), each lane on its own columns right after combining them, and keeps the
+    /// activation gathered in slot order (`Cache.gatheredActivation`); `gathered` is such a buffer
+    /// for this linear's input, made by the previous linear under the same decision, so its rows
+    /// need not be gathered again (FFN `dense` → GELU → `dense2`).
     func forward(
         output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows N: Int,
         decision d: RouteDecision, _ P: ParameterPointers,
         premerged: ((Int) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>))? = nil,
-        cache given: Cache? = nil
+        cache given: Cache? = nil, activation: GELUOutput? = nil, gathered: Buffer? = nil
     ) -> Cache {
         let cache = given ?? Cache()
-        if d.rowsOfUnit.isEmpty {
-            forwardDispatched(output: output, input: input, rows: N, decision: d, P, cache: cache)
+        if d.isDispatched {
+            forwardDispatched(
+                output: output, input: input, rows: N, decision: d, P, cache: cache, activation: activation,
+                gathered: gathered)
             return cache
         }
+        precondition(activation == nil && gathered == nil, "ExpertLinear.forward: a GELU epilogue is for dispatched routing only")
         let I = inFeatures
         let O = outFeatures
         if premerged == nil {
@@ -215,16 +234,23 @@ struct ExpertLinear {
     /// each row adds its experts' outputs weighted by their gate weights, in expert order.
     private func forwardDispatched(
         output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows N: Int,
-        decision d: RouteDecision, _ P: ParameterPointers, cache: Cache
+        decision d: RouteDecision, _ P: ParameterPointers, cache: Cache, activation: GELUOutput?, gathered: Buffer?
     ) {
         let I = inFeatures
         let O = outFeatures
         let k = d.topK
         let plan = dispatch(d, rows: N)
         let S = plan.rows.count
-        let x = Buffer(uninitialized: S * I)
         let y = Buffer(uninitialized: S * O)
-        for (s, r) in plan.rows.enumerated() { (x.base + s * I).update(from: input + r * I, count: I) }
+        let x: Buffer
+        if let gathered {
+            precondition(gathered.count == S * I, "ExpertLinear.forward: gathered input of \(gathered.count) values, not \(S)×\(I)")
+            x = gathered
+        } else {
+            x = Buffer(uninitialized: S * I)
+            for (s, r) in plan.rows.enumerated() { (x.base + s * I).update(from: input + r * I, count: I) }
+        }
+        let nextInput = activation.map { _ in Buffer(uninitialized: S * O) }
         // Every expert's product in one set of lanes, each lane a share of every expert's output
         // features (`inExpertLanes`), which it then combines: no other lane's columns are needed.
         Self.inExpertLanes { lane, lanes in
@@ -254,11 +280,16 @@ struct ExpertLinear {
                         axpy(count: n, alpha: d.weights[u * k + plan.places[s]], x: y.base + s * O + c0, y: out)
                     }
                 }
+                guard let activation, let nextInput else { continue }
+                let a = activation.output + r * O + c0
+                geluForward(output: a, slope: activation.slope + r * O + c0, input: out, count: n)
+                for s in slots { (nextInput.base + s * O + c0).update(from: a, count: n) }
             }
         }
         cache.dispatch = plan
         cache.gatheredInput = x
         cache.expertOutputs = y
+        cache.gatheredActivation = nextInput
     }
 
     /// Backward: **accumulates** into the chosen experts' gradients, `dInput [N, I]` and
@@ -277,7 +308,7 @@ struct ExpertLinear {
         let I = inFeatures
         let O = outFeatures
         let k = d.topK
-        if d.rowsOfUnit.isEmpty {
+        if d.isDispatched {
             // Dispatched: per slot, dY_s = g·dY_row and ∂L/∂g += ⟨dY_row, y_s⟩ (Double, as in the
             // merged path); per expert, dX_s = dY_s·W_e into a slot-ordered scratch, dW_e += dY_sᵀ·X_s
             // and db_e += Σ dY_s over its contiguous slots; then dX rows are scattered back.

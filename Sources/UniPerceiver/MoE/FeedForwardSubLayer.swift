@@ -95,17 +95,22 @@ public final class FeedForwardSubLayer {
                 if let moe {
                     let r = moe.decide(.ffn, x, routing, P)
                     route = r
-                    fc1Cache = moe.fc1.forward(output: hidden.base, input: x, rows: N, decision: r, P)
+                    fc1Cache = moe.fc1.forward(
+                        output: hidden.base, input: x, rows: N, decision: r, P,
+                        activation: r.isDispatched ? ExpertLinear.GELUOutput(output: activation.base, slope: slope.base) : nil)
                 } else {
                     linearForward(
                         output: hidden.base, input: x, weight: P(o.fc1Weight), bias: P(o.fc1Bias),
                         rows: N, inFeatures: D, outFeatures: F)
                 }
-                geluForward(output: activation.base, slope: slope.base, input: hidden.base, count: N * F)
+                let gatheredActivation = fc1Cache?.gatheredActivation
+                if gatheredActivation == nil {
+                    geluForward(output: activation.base, slope: slope.base, input: hidden.base, count: N * F)
+                }
                 var statistics: [RoutingStatistics] = []
                 if let moe, let r = route {
                     fc2Cache = moe.fc2.forward(
-                        output: output.base, input: activation.base, rows: N, decision: r, P)
+                        output: output.base, input: activation.base, rows: N, decision: r, P, gathered: gatheredActivation)
                     statistics = RoutingStatistics.collect(r, layer: layerIndex, decision: .ffn, sequences)
                 } else {
                     linearForward(

@@ -25,6 +25,9 @@ final class RouteDecision {
     /// Rows of each unit, ascending; filled for the data-independent routings, whose linears merge
     /// the chosen experts once per unit.
     let rowsOfUnit: [[Int]]
+    /// Whether the experts compute on their rows (token, context) rather than merged per unit:
+    /// such a decision keeps no rows per unit.
+    var isDispatched: Bool { rowsOfUnit.isEmpty }
     /// Chosen experts `[U, k]`, best first, and their renormalised weights `[U, k]`.
     var chosen: [Int]
     var weights: [Float]
