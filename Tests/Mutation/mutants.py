@@ -130,13 +130,16 @@ M += [
 ("C11","Sources/InterferenceCLI/FileChecks.swift","warn(AtomicFile.abandonedTemporaries(in: folder))","warn(AtomicFile.abandonedTemporaries(in: folder, named: \"model.safetensors\"))","CLITests/abandonedTemporariesOfARunWarned","only the model's temporary file reported in a training folder, not the optimizer state's"),
 ]
 
-# Stop 42: token routing's experts in one set of lanes (`ExpertLinear.inExpertLanes`, `laneColumns`).
+# Stop 42: token routing's experts in one set of lanes (`ExpertLinear.inExpertLanes`, `laneColumns`)
+# and FFN dense's GELU epilogue.
 M += [
 ("K20","Sources/Kernels/Linear.swift","    return min(columns, blocks * lane / lanes * 32)..<min(columns, blocks * (lane + 1) / lanes * 32)","    return min(columns, columns * lane / lanes)..<min(columns, columns * (lane + 1) / lanes)","KernelsTests","lane shares cut off the kernels' 32-column blocks"),
 ("K21","Sources/Kernels/ExpertDispatch.swift","        let row = rows + r * (stride ?? n)","        let row = rows + r * n","KernelsTests","a lane's share of a bias gradient reads rows at the wrong stride"),
 ("U7","Sources/UniPerceiver/MoE/ExpertLinear.swift","                let out = output + r * O + c0","                let out = output + r * O","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","each expert lane combines its columns into the first columns of the output"),
 ("U8","Sources/UniPerceiver/MoE/ExpertLinear.swift","inFeatures: I, outFeatures: O, columns: inputs, accumulate: !overwrite)","inFeatures: I, outFeatures: O, columns: inputs, accumulate: true)","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","the experts' dX accumulates into an uninitialised buffer"),
 ("U9","Sources/UniPerceiver/MoE/ExpertLinear.swift","                    guard !outputs.isEmpty else { continue }\n","                    guard !outputs.isEmpty, lane == 0 else { continue }\n","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","only the first expert lane writes its share of dW and db"),
+("U10","Sources/UniPerceiver/MoE/ExpertLinear.swift","                for s in slots { (nextInput.base + s * O + c0).update(from: a, count: n) }","                for s in slots.dropLast() { (nextInput.base + s * O + c0).update(from: a, count: n) }","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","dense2's gathered input misses each row's last slot"),
+("U11","Sources/UniPerceiver/MoE/ExpertLinear.swift","                geluForward(output: a, slope: activation.slope + r * O + c0, input: out, count: n)","                geluForward(output: a, input: out, count: n)","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","the GELU epilogue leaves the slope unwritten"),
 ]
 
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
