@@ -330,7 +330,7 @@ struct ExpertLinear {
             let overwrite = LinearKernel.active == .unpacked
             let dx = overwrite ? Buffer(uninitialized: S * I) : Buffer(S * I)
             Self.inExpertLanes { lane, lanes in
-                // This lane's half of every expert's input features (dX) and output features (dW, db).
+                // This lane's share of every expert's input features (dX) and output features (dW, db).
                 let inputs = laneColumns(I, lane: lane, of: lanes)
                 let outputs = laneColumns(O, lane: lane, of: lanes)
                 for e in 0..<experts.weights.count where plan.start[e] < plan.start[e + 1] {
