@@ -1,4 +1,5 @@
 import Kernels
+import Synchronization
 import TestSupport
 import Testing
 
@@ -104,6 +105,18 @@ import Testing
                 "\(routing), \(lanes) lanes: \(entry.name) differs by \(difference) (norm \(norm))")
         }
         #expect(checkedExperts > 0)
+    }
+
+    /// The comparison above holds as well if the experts never leave one thread, so this one asks
+    /// the lanes themselves: every lane runs once, told the lane count, and one thread runs inline.
+    @Test("the expert loops run one body per lane, or one inline", arguments: [1, 2, 3])
+    func expertLanesRun(lanes: Int) {
+        let calls = Mutex<[[Int]]>([])
+        ExpertLinear.$lanesForTesting.withValue(lanes) {
+            ExpertLinear.inExpertLanes { lane, count in calls.withLock { $0.append([lane, count]) } }
+        }
+        let seen = calls.withLock { $0 }.sorted { $0[0] < $1[0] }
+        #expect(seen == (0..<lanes).map { [$0, lanes] }, "\(lanes) lanes: \(seen)")
     }
 
     /// Merged routings decide and merge before the split (`SharedRoutes`); the lanes must give one

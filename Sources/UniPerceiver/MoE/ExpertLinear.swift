@@ -438,7 +438,7 @@ struct ExpertLinear {
     /// loop: each expert's ~N/4-row products split on their own had woken the other core 16 times per
     /// FFN forward and 32 times in backward (OpenBLAS's threads), for products too small to pay for
     /// it (stop 42: the token FFN ÷ dense FFN at batch 8 fell from 3.05–3.45 to 2.19–2.70).
-    private static func inExpertLanes(_ body: (_ lane: Int, _ lanes: Int) -> Void) {
+    static func inExpertLanes(_ body: (_ lane: Int, _ lanes: Int) -> Void) {
         let lanes = lanesForTesting ?? BLASThreads.count
         guard lanes > 1 else {
             body(0, 1)
