@@ -140,6 +140,7 @@ M += [
 ("U9","Sources/UniPerceiver/MoE/ExpertLinear.swift","                    guard !outputs.isEmpty else { continue }\n","                    guard !outputs.isEmpty, lane == 0 else { continue }\n","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","only the first expert lane writes its share of dW and db"),
 ("U10","Sources/UniPerceiver/MoE/ExpertLinear.swift","                for s in slots { (nextInput.base + s * O + c0).update(from: a, count: n) }","                for s in slots.dropLast() { (nextInput.base + s * O + c0).update(from: a, count: n) }","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","dense2's gathered input misses each row's last slot"),
 ("U11","Sources/UniPerceiver/MoE/ExpertLinear.swift","                geluForward(output: a, slope: activation.slope + r * O + c0, input: out, count: n)","                geluForward(output: a, input: out, count: n)","UniPerceiverTests\\.(LaneTests|MoEFixtureTests)","the GELU epilogue leaves the slope unwritten"),
+("U12","Sources/UniPerceiver/MoE/ExpertLinear.swift","        let lanes = lanesForTesting ?? BLASThreads.count","        let lanes = 1","UniPerceiverTests\\.LaneTests","the experts never leave one thread (the lanes-vs-inline comparison alone passes)"),
 ]
 
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
