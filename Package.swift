@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Storage", dependencies: ["CHDF5", "CSHA256", "Kernels"], exclude: ["README.md"]),
         .target(name: "UniPerceiver", dependencies: ["Kernels"], exclude: ["README.md"], swiftSettings: cpu),
         .target(name: "Datasets", dependencies: ["Kernels", "Storage", "UniPerceiver"], exclude: ["README.md"]),
-        .target(name: "Training", dependencies: ["UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
+        .target(name: "Training", dependencies: ["Kernels", "UniPerceiver", "Datasets", "Storage"], exclude: ["README.md"]),
         .target(
             name: "GradientProbe",
             dependencies: [
