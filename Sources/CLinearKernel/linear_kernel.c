@@ -33,9 +33,12 @@ bool ti_linear_kernel_available(void) {
 
 // A's element (i, p) is a[i·rsa + p·csa]: (lda, 1) for A [m, k], (1, lda) for Aᵀ with A [k, m].
 // Rows past m repeat the last row (the work is thrown away) so every tile has MR rows of registers.
+// `next`, when not NULL, is the next column block of B (`next_lines` = 1 or 2 cache lines of each of
+// its k rows), fetched into L1 while this tile computes: see `gemm_bcast`.
 TI_INLINE TI_AVX512 void tile_bcast(
     const int MR, int mr, int k, const float *a, long rsa, long csa, const float *b, long ldb,
-    const float *bias, float *c, long ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+    const float *bias, float *c, long ldc, __mmask16 m0, __mmask16 m1, int accumulate, const float *next,
+    int next_lines) {
     __m512 acc[12][2];
     const float *row[12];
     for (int i = 0; i < MR; i++) {
@@ -44,6 +47,10 @@ TI_INLINE TI_AVX512 void tile_bcast(
         row[i] = a + (long)(i < mr ? i : mr - 1) * rsa;
     }
     for (int p = 0; p < k; p++) {
+        if (next) {
+            _mm_prefetch((const char *)(next + p * ldb), _MM_HINT_T0);
+            if (next_lines > 1) _mm_prefetch((const char *)(next + p * ldb + 16), _MM_HINT_T0);
+        }
         const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + p * ldb);
         const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + p * ldb + 16);
         for (int i = 0; i < MR; i++) {
@@ -70,6 +77,11 @@ TI_INLINE TI_AVX512 void tile_bcast(
 
 // One column block of 32 (masked at the edge) for every row tile; the rows are split into tiles of
 // at most 12, as equal as possible (34 rows: 12, 11, 11), so little register work is thrown away.
+// The first tile of each block also fetches the next block of B: a token-routed expert's weight
+// comes from L3 or memory (8 experts' weights do not stay in L2), and with only a few tiles per
+// block the hardware prefetcher's start on each strided block was a stall; one block ahead took
+// the experts' dX from 2.42–3.17 to 2.26–2.71 times the dense FFN's (medians, stop 43,
+// Benchmarks/expert_rows_kernels.c).
 static TI_AVX512 void gemm_bcast(
     int m, int n, int k, const float *a, long rsa, long csa, const float *b, long ldb, const float *bias,
     float *c, long ldc, int accumulate) {
@@ -86,8 +98,10 @@ static TI_AVX512 void gemm_bcast(
             float *ct = c + (long)i * ldc + j;
             const float *bt = b + j;
             const float *bj = bias ? bias + j : NULL;
+            const float *next = t == 0 && j + 32 < n ? bt + 32 : NULL;
+            const int next_lines = j + 48 < n ? 2 : 1;
             switch (mr) {
-#define TI_CASE(R) case R: tile_bcast(R, R, k, at, rsa, csa, bt, ldb, bj, ct, ldc, m0, m1, accumulate); break;
+#define TI_CASE(R) case R: tile_bcast(R, R, k, at, rsa, csa, bt, ldb, bj, ct, ldc, m0, m1, accumulate, next, next_lines); break;
                 TI_CASE(1) TI_CASE(2) TI_CASE(3) TI_CASE(4) TI_CASE(5) TI_CASE(6)
                 TI_CASE(7) TI_CASE(8) TI_CASE(9) TI_CASE(10) TI_CASE(11) TI_CASE(12)
 #undef TI_CASE
@@ -172,23 +186,36 @@ TI_INLINE TI_AVX512 void tile_dots(
     }
 }
 
+// Fetches the next quad of B's rows (those from j + 4 on, k floats each) into L1.
+TI_INLINE void fetch_quad(int j, int n, int k, const float *b, long ldb) {
+    for (int q = j + 4; q < j + 8 && q < n; q++)
+        for (int p = 0; p < k; p += 16) _mm_prefetch((const char *)(b + q * ldb + p), _MM_HINT_T0);
+}
+
 // The tile order keeps one operand in L1: when A's rows fit (a short k), every tile of a column
 // quad reads them from L1 and B streams past once; otherwise a row quad of A stays while B streams
-// (measured both ways in Benchmarks/expert_gemm_bench.c).
+// (measured both ways in Benchmarks/expert_gemm_bench.c). The next quad of B is fetched while the
+// current one computes, on B's first pass (later passes find it in L2): for a token-routed expert
+// it comes from L3 or memory, and one quad ahead took the experts' forward from 2.57–2.88 to
+// 2.40–2.69 times the dense FFN's (medians, stop 43, Benchmarks/expert_rows_kernels.c).
 static TI_AVX512 void gemm_dots(
     int m, int n, int k, const float *a, long lda, const float *b, long ldb, const float *bias, float *c, long ldc,
     int accumulate) {
     if (m <= 0 || n <= 0) return;
     if ((long)m * k <= 8192) {
-        for (int j = 0; j < n; j += 4)
+        for (int j = 0; j < n; j += 4) {
+            fetch_quad(j, n, k, b, ldb);
             for (int i = 0; i < m; i += 4)
                 tile_dots(m - i < 4 ? m - i : 4, n - j < 4 ? n - j : 4, k, a + i * lda, lda, b + j * ldb, ldb,
                           bias ? bias + j : NULL, c + i * ldc + j, ldc, accumulate);
+        }
     } else {
         for (int i = 0; i < m; i += 4)
-            for (int j = 0; j < n; j += 4)
+            for (int j = 0; j < n; j += 4) {
+                if (i == 0) fetch_quad(j, n, k, b, ldb);
                 tile_dots(m - i < 4 ? m - i : 4, n - j < 4 ? n - j : 4, k, a + i * lda, lda, b + j * ldb, ldb,
                           bias ? bias + j : NULL, c + i * ldc + j, ldc, accumulate);
+            }
     }
 }
 
