@@ -80,8 +80,8 @@ TI_INLINE TI_AVX512 void tile_bcast(
 // The first tile of each block also fetches the next block of B: a token-routed expert's weight
 // comes from L3 or memory (8 experts' weights do not stay in L2), and with only a few tiles per
 // block the hardware prefetcher's start on each strided block was a stall; one block ahead took
-// the experts' dX from 2.42–3.17 to 2.26–2.71 times the dense FFN's (medians, stop 43,
-// Benchmarks/expert_rows_kernels.c).
+// the experts' dX from 2.87–3.21 to 2.22–2.63 times the dense FFN's (medians of six alternated
+// runs, stop 43, Benchmarks/expert_rows_kernels.c).
 static TI_AVX512 void gemm_bcast(
     int m, int n, int k, const float *a, long rsa, long csa, const float *b, long ldb, const float *bias,
     float *c, long ldc, int accumulate) {
@@ -196,8 +196,9 @@ TI_INLINE void fetch_quad(int j, int n, int k, const float *b, long ldb) {
 // quad reads them from L1 and B streams past once; otherwise a row quad of A stays while B streams
 // (measured both ways in Benchmarks/expert_gemm_bench.c). The next quad of B is fetched while the
 // current one computes, on B's first pass (later passes find it in L2): for a token-routed expert
-// it comes from L3 or memory, and one quad ahead took the experts' forward from 2.57–2.88 to
-// 2.40–2.69 times the dense FFN's (medians, stop 43, Benchmarks/expert_rows_kernels.c).
+// it comes from L3 or memory, and one quad ahead took the experts' forward from 2.76–2.89 to
+// 2.38–2.59 times the dense FFN's (medians of six alternated runs, stop 43,
+// Benchmarks/expert_rows_kernels.c).
 static TI_AVX512 void gemm_dots(
     int m, int n, int k, const float *a, long lda, const float *b, long ldb, const float *bias, float *c, long ldc,
     int accumulate) {
