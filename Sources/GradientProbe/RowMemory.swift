@@ -6,11 +6,10 @@ import Foundation
 /// `count` zeros whose pages are faulted in by one `madvise(MADV_POPULATE_WRITE)` (``prefault(_:)``)
 /// before they are zeroed, rather than one page fault at a time: the dense demo model's 120 MB of
 /// row buffers took 0.054 s instead of 0.075 s on the Emerald Rapids host (28 buffers, C, four runs
-/// each), and with huge pages (``adviseHugePages(_:)``) 0.024–0.032 s instead of 0.042–0.046 s
-/// (`Benchmarks/row_memory_hugepages.c`, which also copies the rows in).
+/// each). The pages are small ones (``adviseSmallPages(_:)``).
 func zeroedRows(_ count: Int) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
+        adviseSmallPages(UnsafeMutableRawBufferPointer(buffer))
         prefault(UnsafeMutableRawBufferPointer(buffer))
         buffer.initialize(repeating: 0)
         initialized = count
@@ -36,24 +35,30 @@ func prefaultAhead(_ values: inout [Float], needed: Int, populated: inout Int) {
     values.withUnsafeMutableBufferPointer { buffer in
         guard let base = buffer.baseAddress else { return }
         // The whole room at once, not each step: advice over a step's range alone splits the
-        // mapping there, and a huge page that straddles two steps is never huge.
+        // mapping there.
         if populated == 0 {
-            adviseHugePages(UnsafeMutableRawBufferPointer(start: base, count: capacity * MemoryLayout<Float>.size))
+            adviseSmallPages(UnsafeMutableRawBufferPointer(start: base, count: capacity * MemoryLayout<Float>.size))
         }
         prefault(UnsafeMutableRawBufferPointer(start: base + populated, count: (upTo - populated) * MemoryLayout<Float>.size))
     }
     populated = upTo
 }
 
-/// Asks Linux to back the whole pages inside `buffer` with transparent huge pages (2 MB) where it
-/// can (`MADV_HUGEPAGE`): one fault and one zeroing per 2 MB instead of 512. Nothing is faulted in
-/// here. On the Emerald Rapids host the demo MoE's 336 MB of expert rows, faulted in 4 MB ahead,
-/// took 0.097–0.104 s instead of 0.136–0.145 s (medians, `Benchmarks/row_memory_hugepages.c`). Returns the bytes advised and
-/// `madvise`'s result (−1 on a kernel built without huge pages, which then keeps small pages);
-/// elsewhere `(0, 0)`.
+/// Asks Linux to keep the whole pages inside `buffer` on 4 KB pages (`MADV_NOHUGEPAGE`), whatever
+/// the system's transparent-huge-page mode. Nothing is faulted in here. A probe runs once, in a fresh
+/// process, and on a VM whose balloon driver hands freed memory back to the host (free page
+/// reporting, in blocks of 2 MB), every fresh huge page is such a block and the host must fault it
+/// in again: on the Zen 4 VM of stops 35–44, the demo's row buffers faulted in by a fresh process
+/// took 0.27 s (dense, 120 MB) and 0.58 s (MoE, 336 MB) on huge pages against 0.060 s and 0.20 s on
+/// small ones (medians of 5, `Benchmarks/row_memory_hugepages.c`'s second table), and the MoE probe
+/// at its defaults spent 0.78–1.15 s on its rows against 0.19–0.30 s (five alternated pairs). Huge
+/// pages win only when the memory was freed a moment before (0.022 s and 0.084 s there; on the
+/// Emerald Rapids host 0.024–0.032 s against 0.042–0.046 s and 0.10 s against 0.14 s, the advice of
+/// stops 29–43), which saves a probe at most 0.02–0.04 s. Returns the bytes advised and `madvise`'s
+/// result (−1 on a kernel built without huge pages, whose pages are small anyway); elsewhere `(0, 0)`.
 @discardableResult
-func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) -> (bytes: Int, result: Int32) {
-    wholePages(buffer, advice: 14)  // MADV_HUGEPAGE
+func adviseSmallPages(_ buffer: UnsafeMutableRawBufferPointer) -> (bytes: Int, result: Int32) {
+    wholePages(buffer, advice: 15)  // MADV_NOHUGEPAGE
 }
 
 /// Asks Linux to fault in the whole pages inside `buffer` now, writable; returns the bytes asked
