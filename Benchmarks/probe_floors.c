@@ -7,7 +7,8 @@
  *     `float32_gram_error.py`) at the two cores' Float64 peak (`fma_peak.c`), given on the command
  *     line;
  *   - the rows: every row must be held until the Gram is taken (each pair of rows meets), so the
- *     rows' memory is made once (fresh pages, faulted in the probe's way: huge-page advice, then
+ *     rows' memory is made once (fresh pages, faulted in the probe's way: small-page advice since
+ *     stop 44, huge-page advice before it with PAGES=huge in the environment, then
  *     MADV_POPULATE_WRITE) and written once (timed here as a memset, which reads nothing);
  *   - the file: its bytes written into the page cache (write(2) only; the fsync is shown apart, the
  *     probe pays it too when it closes the file).
@@ -45,6 +46,8 @@ int main(int argc, char **argv) {
     }
     const size_t rowBytes = (size_t)(atof(argv[1]) * (1 << 20)), fileBytes = (size_t)(atof(argv[2]) * (1 << 20));
     const double gram = atof(argv[3]) / atof(argv[4]), gradients = atof(argv[5]);
+    const char *pages = getenv("PAGES");
+    const int huge = pages && !strcmp(pages, "huge");
     char path[4096];
     snprintf(path, sizeof path, "%s/.probe_floors.tmp", argc > 6 ? argv[6] : ".");
     char *source = malloc(fileBytes);
@@ -55,7 +58,7 @@ int main(int argc, char **argv) {
         const double t0 = now();
         char *rows = mmap(NULL, rowBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (rows == MAP_FAILED) return 1;
-        madvise(rows, rowBytes, MADV_HUGEPAGE);
+        madvise(rows, rowBytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
         madvise(rows, rowBytes, MADV_POPULATE_WRITE);
         const double t1 = now();
         memset(rows, 2, rowBytes);
@@ -84,6 +87,7 @@ int main(int argc, char **argv) {
     const double firstTouch = faultIn[0] + fill[0];
     const double rows = median(faultIn, ROUNDS) + median(fill, ROUNDS), file = median(write_, ROUNDS);
     const double floor = gram + rows + file;
+    printf("rows on %s pages\n", huge ? "huge" : "small");
     printf("floors, median of %d rounds (s): Gram %.3f (%s GFLOP at %s GFLOP/s), rows %.3f (%s MB: fault-in %.3f, "
            "one write %.3f), file %.3f (%s MB written; fsync %.3f more)\n",
            ROUNDS, gram, argv[3], argv[4], rows, argv[1], median(faultIn, ROUNDS), median(fill, ROUNDS), file, argv[2], median(sync, ROUNDS));

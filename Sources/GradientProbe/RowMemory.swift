@@ -51,7 +51,7 @@ func prefaultAhead(_ values: inout [Float], needed: Int, populated: inout Int) {
 /// in again: on the Zen 4 VM of stops 35–44, the demo's row buffers faulted in by a fresh process
 /// took 0.27 s (dense, 120 MB) and 0.58 s (MoE, 336 MB) on huge pages against 0.060 s and 0.20 s on
 /// small ones (medians of 5, `Benchmarks/row_memory_hugepages.c`'s second table), and the MoE probe
-/// at its defaults spent 0.78–1.15 s on its rows against 0.19–0.30 s (five alternated pairs). Huge
+/// at its defaults spent 0.78–1.17 s on its rows against 0.19–0.30 s (eight alternated pairs). Huge
 /// pages win only when the memory was freed a moment before (0.022 s and 0.084 s there; on the
 /// Emerald Rapids host 0.024–0.032 s against 0.042–0.046 s and 0.10 s against 0.14 s, the advice of
 /// stops 29–43), which saves a probe at most 0.02–0.04 s. Returns the bytes advised and `madvise`'s
