@@ -50,6 +50,29 @@ func splitColumns(_ columns: Int, rows: Int, inner: Int, _ body: (Range<Int>) ->
     }
 }
 
+/// `splitColumns` for a weight gradient's output rows, which BLAS computes: one share per BLAS
+/// thread, each in a lane of its own on single-threaded BLAS, so that OpenBLAS's own worker is never
+/// woken. Once woken, it spins for ≈ 0.1 s after its last job (OpenBLAS's `THREAD_TIMEOUT`),
+/// competing for the cores with whichever lanes run next: the token-routed FFN's expert lanes after
+/// a dense FFN's backward ran 10–25 % slower (stop 44, `reports/benchmarks.md`). `threads` pins the
+/// share count (tests); by default, OpenBLAS's thread count (1 inside a lane).
+func splitOutputs(_ outputs: Int, rows: Int, inner: Int, threads: Int? = nil, _ body: (Range<Int>) -> Void) {
+    guard rows > 0 else { return }
+    let flops = 2 * rows * inner * outputs
+    let available = threads ?? Int(openblas_get_num_threads())
+    let threads = flops >= 1 << 22 ? max(1, min(available, outputs / 32)) : 1
+    guard threads > 1 else {
+        body(0..<outputs)
+        return
+    }
+    BLASThreads.singleThreaded {
+        forEachLane(threads) { t in
+            let share = laneColumns(outputs, lane: t, of: threads)
+            if !share.isEmpty { body(share) }
+        }
+    }
+}
+
 /// Linear layer with PyTorch `[out, in]` weights: `Y = X · Wᵀ + b`.
 ///
 /// Shapes: `output [N, O]`, `input [N, I]`, `weight [O, I]`, `bias [O]` (optional).
@@ -148,9 +171,11 @@ public func linearBackward(
             outFeatures: outFeatures)
     }
     if let dWeight {
-        linearWeightGradient(
-            dWeight: dWeight, dOutput: dOutput, input: input, rows: rows, inFeatures: inFeatures,
-            outFeatures: outFeatures, outputs: 0..<outFeatures, accumulate: true)
+        splitOutputs(outFeatures, rows: rows, inner: inFeatures) { outputs in
+            linearWeightGradient(
+                dWeight: dWeight, dOutput: dOutput, input: input, rows: rows, inFeatures: inFeatures,
+                outFeatures: outFeatures, outputs: outputs, accumulate: true)
+        }
     }
     if let dBias {
         for r in 0..<rows {

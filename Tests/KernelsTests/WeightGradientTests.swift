@@ -1,5 +1,6 @@
-import Kernels
+@testable import Kernels
 import TestSupport
+import Synchronization
 import Testing
 
 /// `linearWeightGradient` over output ranges: the encoder's lanes each write one range of a weight
@@ -56,5 +57,42 @@ struct WeightGradientTests {
                 #expect(row.allSatisfy { $0.isNaN }, "row \(o) outside the range was written")
             }
         }
+    }
+
+    /// Outside lanes a large weight gradient is cut into one share of output rows per BLAS thread,
+    /// each computed in a lane on single-threaded BLAS (OpenBLAS's own worker, once woken, spins and
+    /// slows the lanes that follow); the shares tile the outputs, and a small product is one call.
+    @Test func largeProductsSplitIntoLanesOnSingleThreadedBLAS() {
+        let calls = Mutex<[(Range<Int>, Int)]>([])
+        splitOutputs(512, rows: 136, inner: 128, threads: 2) { share in
+            calls.withLock { $0.append((share, BLASThreads.count)) }
+        }
+        let seen = calls.withLock { $0 }.sorted { $0.0.lowerBound < $1.0.lowerBound }
+        #expect(seen.map(\.0) == [0..<256, 256..<512])
+        #expect(seen.allSatisfy { $0.1 == 1 }, "BLAS threads inside the shares: \(seen.map(\.1))")
+        calls.withLock { $0 = [] }
+        splitOutputs(64, rows: 9, inner: 6, threads: 2) { share in calls.withLock { $0.append((share, 0)) } }
+        #expect(calls.withLock { $0.map(\.0) } == [0..<64])
+    }
+
+    /// `linearBackward`'s split weight gradient equals one BLAS call over every output, bit for bit.
+    @Test func splitWeightGradientKeepsTheWholeProductsBits() {
+        let (rows, inF, outF) = (136, 128, 512)
+        var rng = SeededRNG(seed: 71)
+        let dy = rng.gaussianFloats(count: rows * outF)
+        let x = rng.gaussianFloats(count: rows * inF)
+        var whole = [Float](repeating: 0, count: outF * inF)
+        linearWeightGradient(
+            dWeight: &whole, dOutput: dy, input: x, rows: rows, inFeatures: inF, outFeatures: outF,
+            outputs: 0..<outF, accumulate: true)
+        var split = [Float](repeating: 0, count: outF * inF)
+        split.withUnsafeMutableBufferPointer { p in
+            splitOutputs(outF, rows: rows, inner: inF, threads: 2) { share in
+                linearWeightGradient(
+                    dWeight: p.baseAddress!, dOutput: dy, input: x, rows: rows, inFeatures: inF,
+                    outFeatures: outF, outputs: share, accumulate: true)
+            }
+        }
+        #expect(split == whole)
     }
 }
