@@ -56,7 +56,7 @@ func splitColumns(_ columns: Int, rows: Int, inner: Int, _ body: (Range<Int>) ->
 /// competing for the cores with whichever lanes run next: the token-routed FFN's expert lanes after
 /// a dense FFN's backward ran 10–25 % slower (stop 44, `reports/benchmarks.md`). `threads` pins the
 /// share count (tests); by default, OpenBLAS's thread count (1 inside a lane).
-func splitOutputs(_ outputs: Int, rows: Int, inner: Int, threads: Int? = nil, _ body: (Range<Int>) -> Void) {
+public func splitOutputs(_ outputs: Int, rows: Int, inner: Int, threads: Int? = nil, _ body: (Range<Int>) -> Void) {
     guard rows > 0 else { return }
     let flops = 2 * rows * inner * outputs
     let available = threads ?? Int(openblas_get_num_threads())

@@ -416,9 +416,12 @@ struct ExpertLinear {
         let I = inFeatures
         let O = outFeatures
         if let dWeight {
-            gemm(
-                transposeA: true, transposeB: false, m: O, n: I, k: R, a: dOutput, lda: O, b: input, ldb: I,
-                beta: 1, c: dWeight, ldc: I)
+            // Shares in lanes on single-threaded BLAS, as `linearBackward` does (`splitOutputs`).
+            splitOutputs(O, rows: R, inner: I) { outputs in
+                linearWeightGradient(
+                    dWeight: dWeight, dOutput: dOutput, input: input, rows: R, inFeatures: I, outFeatures: O,
+                    outputs: outputs, accumulate: true)
+            }
         }
         dBias.update(from: dOutput, count: O)
         for r in 1..<R {
