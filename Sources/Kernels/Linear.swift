@@ -51,8 +51,8 @@ func splitColumns(_ columns: Int, rows: Int, inner: Int, _ body: (Range<Int>) ->
 }
 
 /// `splitColumns` for a weight gradient's output rows, which BLAS computes: one share per BLAS
-/// thread, each in a lane of its own on single-threaded BLAS, so that OpenBLAS's own worker is never
-/// woken. Once woken, it spins for ≈ 0.1 s after its last job (OpenBLAS's `THREAD_TIMEOUT`),
+/// thread, each in a lane of its own on single-threaded BLAS (a product too small to cut: one call,
+/// also single-threaded), so that OpenBLAS's own worker is never woken. Once woken, it spins for ≈ 0.1 s after its last job (OpenBLAS's `THREAD_TIMEOUT`),
 /// competing for the cores with whichever lanes run next: the token-routed FFN's expert lanes after
 /// a dense FFN's backward ran 10–25 % slower (stop 44, `reports/benchmarks.md`). `threads` pins the
 /// share count (tests); by default, OpenBLAS's thread count (1 inside a lane).
@@ -62,7 +62,9 @@ public func splitOutputs(_ outputs: Int, rows: Int, inner: Int, threads: Int? = 
     let available = threads ?? Int(openblas_get_num_threads())
     let threads = flops >= 1 << 22 ? max(1, min(available, outputs / 32)) : 1
     guard threads > 1 else {
-        body(0..<outputs)
+        // Too small to cut, and too small for OpenBLAS's threads too, which it would use from 2^18
+        // multiply-adds (and then spin).
+        BLASThreads.singleThreaded { body(0..<outputs) }
         return
     }
     BLASThreads.singleThreaded {

@@ -61,7 +61,8 @@ struct WeightGradientTests {
 
     /// Outside lanes a large weight gradient is cut into one share of output rows per BLAS thread,
     /// each computed in a lane on single-threaded BLAS (OpenBLAS's own worker, once woken, spins and
-    /// slows the lanes that follow); the shares tile the outputs, and a small product is one call.
+    /// slows the lanes that follow); the shares tile the outputs, and a small product is one call,
+    /// single-threaded as well.
     @Test func largeProductsSplitIntoLanesOnSingleThreadedBLAS() {
         let calls = Mutex<[(Range<Int>, Int)]>([])
         splitOutputs(512, rows: 136, inner: 128, threads: 2) { share in
@@ -71,8 +72,9 @@ struct WeightGradientTests {
         #expect(seen.map(\.0) == [0..<256, 256..<512])
         #expect(seen.allSatisfy { $0.1 == 1 }, "BLAS threads inside the shares: \(seen.map(\.1))")
         calls.withLock { $0 = [] }
-        splitOutputs(64, rows: 9, inner: 6, threads: 2) { share in calls.withLock { $0.append((share, 0)) } }
+        splitOutputs(64, rows: 9, inner: 6, threads: 2) { share in calls.withLock { $0.append((share, BLASThreads.count)) } }
         #expect(calls.withLock { $0.map(\.0) } == [0..<64])
+        #expect(calls.withLock { $0.map(\.1) } == [1], "a product too small to cut runs on single-threaded BLAS too")
     }
 
     /// `linearBackward`'s split weight gradient equals one BLAS call over every output, bit for bit.

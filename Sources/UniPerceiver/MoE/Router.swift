@@ -246,10 +246,14 @@ struct Router {
         let E = experts
         let k = topK
         let p = d.probs.base
-        // logits = c · wgᵀ, computed in fp32 as gate.py does.
-        gemm(
-            transposeA: false, transposeB: true, m: U, n: E, k: width, a: d.gateInput.base, lda: width,
-            b: P(gate.wg), ldb: width, beta: 0, c: p, ldc: E)
+        // logits = c · wgᵀ, computed in fp32 as gate.py does. On single-threaded BLAS, as are the
+        // gate's backward products: from batch 32 of token routing (U·E·D > 2^18) OpenBLAS would wake
+        // its worker for this ~1 MFLOP product, which then spins for ≈ 0.1 s beside the expert lanes.
+        BLASThreads.singleThreaded {
+            gemm(
+                transposeA: false, transposeB: true, m: U, n: E, k: width, a: d.gateInput.base, lda: width,
+                b: P(gate.wg), ldb: width, beta: 0, c: p, ldc: E)
+        }
         if let noise {
             let sigma = 1 / Double(E)
             for i in 0..<(U * E) { p[i] += Float(sigma * noise.generator.nextGaussian()) }
@@ -332,13 +336,15 @@ struct Router {
             for e in 0..<E { dLogits.base[u * E + e] = Float(Double(p[u * E + e]) * (dProbs[u * E + e] - dot)) }
         }
         // logits = c · wgᵀ: dwg += dLogitsᵀ · c, dc = dLogits · wg.
-        gemm(
-            transposeA: true, transposeB: false, m: E, n: D, k: U, a: dLogits.base, lda: E,
-            b: d.gateInput.base, ldb: D, beta: 1, c: G(gate.wg), ldc: D)
         let dc = Buffer(U * D)
-        gemm(
-            transposeA: false, transposeB: false, m: U, n: D, k: E, a: dLogits.base, lda: E,
-            b: P(gate.wg), ldb: D, beta: 0, c: dc.base, ldc: D)
+        BLASThreads.singleThreaded {
+            gemm(
+                transposeA: true, transposeB: false, m: E, n: D, k: U, a: dLogits.base, lda: E,
+                b: d.gateInput.base, ldb: D, beta: 1, c: G(gate.wg), ldc: D)
+            gemm(
+                transposeA: false, transposeB: false, m: U, n: D, k: E, a: dLogits.base, lda: E,
+                b: P(gate.wg), ldb: D, beta: 0, c: dc.base, ldc: D)
+        }
         switch routing {
         case .attribute:
             let dPre = Buffer(U * D)
