@@ -145,7 +145,8 @@ struct LinearKernelTests {
 
     /// The dispatched experts' lanes (`ExpertLinear`) each compute a share of the columns
     /// (`laneColumns`) through the `columns:` variants; the shares must tile the product and give its
-    /// bits, the input gradient overwritten or accumulated as asked.
+    /// bits (on the unpacked kernels; within rounding on BLAS), the input gradient overwritten or
+    /// accumulated as asked.
     @Test("column shares of the linears give the whole product's bits", arguments: [1, 2, 3])
     func columnShares(lanes: Int) {
         for (N, I, O) in [(34, 128, 512), (35, 512, 128), (9, 16, 64), (5, 33, 70)] {
@@ -169,7 +170,15 @@ struct LinearKernelTests {
                     output: &shared, input: x, weight: w, bias: b, rows: N, inFeatures: I, outFeatures: O,
                     columns: laneColumns(O, lane: lane, of: lanes))
             }
-            #expect(shared == whole, "forward \(N)×\(I)→\(O), \(lanes) lanes")
+            // The unpacked kernels give the whole product's bits; on BLAS a share can round
+            // differently (OpenBLAS picks its small-matrix kernel by a product's size), so there the
+            // shares are held to rounding: a lost or doubled share is off by O(1).
+            let bitExact = LinearKernel.active == .unpacked
+            if bitExact {
+                #expect(shared == whole, "forward \(N)×\(I)→\(O), \(lanes) lanes")
+            } else {
+                expectClose(shared, whole, tolerance: .fastVersusNaive(reduction: I), "BLAS forward \(N)×\(I)→\(O), \(lanes) lanes")
+            }
             for accumulate in [false, true] {
                 var wholeDX = accumulate ? start : [Float](repeating: 0, count: N * I)
                 linearInputGradient(dInput: &wholeDX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O)
@@ -179,7 +188,11 @@ struct LinearKernelTests {
                         dInput: &sharedDX, dOutput: dY, weight: w, rows: N, inFeatures: I, outFeatures: O,
                         columns: laneColumns(I, lane: lane, of: lanes), accumulate: accumulate)
                 }
-                #expect(sharedDX == wholeDX, "dX \(N)×\(O)→\(I), \(lanes) lanes, accumulate \(accumulate)")
+                if bitExact {
+                    #expect(sharedDX == wholeDX, "dX \(N)×\(O)→\(I), \(lanes) lanes, accumulate \(accumulate)")
+                } else {
+                    expectClose(sharedDX, wholeDX, tolerance: .fastVersusNaive(reduction: O), "BLAS dX \(N)×\(O)→\(I), \(lanes) lanes, accumulate \(accumulate)")
+                }
             }
         }
     }

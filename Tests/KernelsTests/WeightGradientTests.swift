@@ -77,8 +77,10 @@ struct WeightGradientTests {
         #expect(calls.withLock { $0.map(\.1) } == [1], "a product too small to cut runs on single-threaded BLAS too")
     }
 
-    /// `linearBackward`'s split weight gradient equals one BLAS call over every output, bit for bit.
-    @Test func splitWeightGradientKeepsTheWholeProductsBits() {
+    /// `linearBackward`'s split weight gradient equals one BLAS call over every output: bit for bit
+    /// with OpenBLAS's `Cooperlake` kernels (the Zen 4 host), within rounding with others (`Prescott`
+    /// rounds a row by where it falls in its blocking); a lost or doubled share is off by O(1).
+    @Test func splitWeightGradientEqualsTheWholeProduct() {
         let (rows, inF, outF) = (136, 128, 512)
         var rng = SeededRNG(seed: 71)
         let dy = rng.gaussianFloats(count: rows * outF)
@@ -95,6 +97,6 @@ struct WeightGradientTests {
                     outFeatures: outF, outputs: share, accumulate: true)
             }
         }
-        #expect(split == whole)
+        expectClose(split, whole, tolerance: .fastVersusNaive(reduction: rows), "dW split in two shares")
     }
 }

@@ -91,11 +91,23 @@ import Testing
         let batch = randomBatch(.imageClassification, seed: 3)
         let laned = try ExpertLinear.$lanesForTesting.withValue(lanes) { try model.forward(batch) }
         let inline = try ExpertLinear.$lanesForTesting.withValue(1) { try model.forward(batch) }
-        #expect(laned.loss == inline.loss, "\(routing): loss \(laned.loss) vs \(inline.loss)")
         var gLaned = [Float](repeating: 0, count: model.parameters.count)
         var gInline = gLaned
         ExpertLinear.$lanesForTesting.withValue(lanes) { model.backward(laned, into: &gLaned) }
         ExpertLinear.$lanesForTesting.withValue(1) { model.backward(inline, into: &gInline) }
+        guard LinearKernel.active == .unpacked else {
+            // On BLAS (CPUs without AVX-512F, or TI_LINEAR_KERNEL=blas) a lane's column share can
+            // round differently from the whole product: OpenBLAS picks its small-matrix kernel by a
+            // product's size. This model's gradients are small differences (the initial LayerScale),
+            // which turns that rounding into up to 2.5 % in single small tensors (measured, stop 44),
+            // so the BLAS path is held to the loss and to the whole gradient: a lost or doubled
+            // share moves the loss by far more than 1e-6 of itself, and the gradient by O(its norm).
+            #expect(abs(laned.loss - inline.loss) <= Tolerance.reorderedLossRelative * abs(inline.loss), "\(routing): loss \(laned.loss) vs \(inline.loss)")
+            let (difference, norm) = Self.distance(gLaned, gInline, 0..<gInline.count)
+            #expect(norm > 0 && difference <= 1e-2 * norm, "\(routing), \(lanes) lanes (BLAS): gradient differs by \(difference) (norm \(norm))")
+            return
+        }
+        #expect(laned.loss == inline.loss, "\(routing): loss \(laned.loss) vs \(inline.loss)")
         var checkedExperts = 0
         for entry in model.table.entries {
             let (difference, norm) = Self.distance(gLaned, gInline, entry.range)
