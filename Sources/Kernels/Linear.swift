@@ -54,8 +54,9 @@ func splitColumns(_ columns: Int, rows: Int, inner: Int, _ body: (Range<Int>) ->
 /// thread, each in a lane of its own on single-threaded BLAS (a product too small to cut: one call,
 /// also single-threaded), so that OpenBLAS's own worker is never woken. Once woken, it spins for
 /// ≈ 0.1 s after its last job (OpenBLAS's `THREAD_TIMEOUT`), competing for the cores with whichever
-/// lanes run next: the token-routed FFN's expert lanes after a dense FFN's backward ran 10–25 %
-/// slower (stop 44, `reports/benchmarks.md`). `threads` pins the share count (tests); by default,
+/// lanes run next: with it gone the token-routed FFN ÷ dense FFN ratio, measured with the dense
+/// FFN's backward just before, fell by 4–27 % in seven alternated pairs (stop 44,
+/// `reports/benchmarks.md`). `threads` pins the share count (tests); by default,
 /// OpenBLAS's thread count (1 inside a lane).
 public func splitOutputs(_ outputs: Int, rows: Int, inner: Int, threads: Int? = nil, _ body: (Range<Int>) -> Void) {
     guard rows > 0 else { return }
