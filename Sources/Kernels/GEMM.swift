@@ -24,6 +24,23 @@ public func gemm(
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// `gemm` on single-threaded BLAS, for the model's products that no lane split covers (the token
+/// router's gate, `CosineLogits`). OpenBLAS threads a product from 2^18 multiply-adds, and its
+/// worker then spins for ≈ 0.1 s beside whichever of our lanes run next; these products are far too
+/// small for two threads to pay for that (stop 44, `reports/benchmarks.md`). The benchmarks'
+/// reference `sgemm` calls `gemm` itself, with OpenBLAS's threads.
+public func gemmSingleThreaded(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    BLASThreads.singleThreaded {
+        gemm(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+}
+
 /// `count` independent products `C_i = alpha · op(A_i) · op(B_i) + beta · C_i` whose operands sit at
 /// fixed strides (`A_i = a + i·strideA`, …): the attention heads of a batch of sequences.
 @inlinable

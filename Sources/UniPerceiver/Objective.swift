@@ -93,14 +93,11 @@ struct CosineLogits {
         let raw = expf(logScale)
         clamped = raw > 100
         scale = clamped ? 100 : raw
-        // On single-threaded BLAS: OpenBLAS would thread this product from 2^18 multiply-adds (the
-        // MLM and captioning rows against the whole vocabulary at batch 32, in a token-routed
-        // model's training), and its worker would then spin for ≈ 0.1 s beside the encoder's lanes.
-        BLASThreads.singleThreaded {
-            gemm(
-                transposeA: false, transposeB: true, m: R, n: K, k: D, a: u, lda: D, b: v, ldb: D,
-                beta: 0, c: cosine.base, ldc: K)
-        }
+        // Single-threaded: the MLM and captioning rows against the whole vocabulary cross OpenBLAS's
+        // threading threshold at batch 32 (a token-routed model's training).
+        gemmSingleThreaded(
+            transposeA: false, transposeB: true, m: R, n: K, k: D, a: u, lda: D, b: v, ldb: D,
+            beta: 0, c: cosine.base, ldc: K)
         for i in 0..<(R * K) { logits.base[i] = scale * cosine.base[i] }
     }
 
@@ -112,14 +109,12 @@ struct CosineLogits {
     ) {
         let R = inputs
         let K = candidates
-        BLASThreads.singleThreaded {
-            gemm(
-                transposeA: false, transposeB: false, m: R, n: D, k: K, alpha: scale,
-                a: dLogits, lda: K, b: v, ldb: D, beta: 1, c: dU, ldc: D)
-            gemm(
-                transposeA: true, transposeB: false, m: K, n: D, k: R, alpha: scale,
-                a: dLogits, lda: K, b: u, ldb: D, beta: 1, c: dV, ldc: D)
-        }
+        gemmSingleThreaded(
+            transposeA: false, transposeB: false, m: R, n: D, k: K, alpha: scale,
+            a: dLogits, lda: K, b: v, ldb: D, beta: 1, c: dU, ldc: D)
+        gemmSingleThreaded(
+            transposeA: true, transposeB: false, m: K, n: D, k: R, alpha: scale,
+            a: dLogits, lda: K, b: u, ldb: D, beta: 1, c: dV, ldc: D)
         if !clamped {
             var sum = 0.0
             for i in 0..<(R * K) { sum += Double(dLogits[i]) * Double(cosine.base[i]) }

@@ -246,14 +246,11 @@ struct Router {
         let E = experts
         let k = topK
         let p = d.probs.base
-        // logits = c · wgᵀ, computed in fp32 as gate.py does. On single-threaded BLAS, as are the
-        // gate's backward products: from batch 32 of token routing (U·E·D > 2^18) OpenBLAS would wake
-        // its worker for this ~1 MFLOP product, which then spins for ≈ 0.1 s beside the expert lanes.
-        BLASThreads.singleThreaded {
-            gemm(
-                transposeA: false, transposeB: true, m: U, n: E, k: width, a: d.gateInput.base, lda: width,
-                b: P(gate.wg), ldb: width, beta: 0, c: p, ldc: E)
-        }
+        // logits = c · wgᵀ, computed in fp32 as gate.py does; over OpenBLAS's threading threshold from
+        // batch 32 of token routing, hence single-threaded (as is the gate's backward).
+        gemmSingleThreaded(
+            transposeA: false, transposeB: true, m: U, n: E, k: width, a: d.gateInput.base, lda: width,
+            b: P(gate.wg), ldb: width, beta: 0, c: p, ldc: E)
         if let noise {
             let sigma = 1 / Double(E)
             for i in 0..<(U * E) { p[i] += Float(sigma * noise.generator.nextGaussian()) }
@@ -337,14 +334,12 @@ struct Router {
         }
         // logits = c · wgᵀ: dwg += dLogitsᵀ · c, dc = dLogits · wg.
         let dc = Buffer(U * D)
-        BLASThreads.singleThreaded {
-            gemm(
-                transposeA: true, transposeB: false, m: E, n: D, k: U, a: dLogits.base, lda: E,
-                b: d.gateInput.base, ldb: D, beta: 1, c: G(gate.wg), ldc: D)
-            gemm(
-                transposeA: false, transposeB: false, m: U, n: D, k: E, a: dLogits.base, lda: E,
-                b: P(gate.wg), ldb: D, beta: 0, c: dc.base, ldc: D)
-        }
+        gemmSingleThreaded(
+            transposeA: true, transposeB: false, m: E, n: D, k: U, a: dLogits.base, lda: E,
+            b: d.gateInput.base, ldb: D, beta: 1, c: G(gate.wg), ldc: D)
+        gemmSingleThreaded(
+            transposeA: false, transposeB: false, m: U, n: D, k: E, a: dLogits.base, lda: E,
+            b: P(gate.wg), ldb: D, beta: 0, c: dc.base, ldc: D)
         switch routing {
         case .attribute:
             let dPre = Buffer(U * D)
