@@ -13,9 +13,11 @@ import UniPerceiver
             dataSHA256: "0")
     }
 
-    /// Runs the probe with mini-batch `bad` (0-based call order) returning a NaN gradient value.
+    /// Runs the probe with mini-batch `bad` (0-based call order) returning a NaN gradient value, or
+    /// with `infiniteLoss`, an infinite loss beside its finite gradient (cross-entropy on a target
+    /// whose probability underflows to 0 gives both).
     static func probePlanting(
-        _ fixture: ProbeFixture, nanAt bad: Int, options: ProbeOptions, out: URL
+        _ fixture: ProbeFixture, nanAt bad: Int, infiniteLoss: Bool = false, options: ProbeOptions, out: URL
     ) throws(ProbeError) -> ProbeSummary {
         let model = ProbeFixture.model()
         var calls = 0
@@ -26,7 +28,9 @@ import UniPerceiver
             defer { calls += 1 }
             var result: (loss: Double, gradient: [Float])
             do throws(ModelError) { result = try model.lossAndGradient(batch) } catch { throw .model(error) }
-            if calls == bad {
+            if calls == bad && infiniteLoss {
+                result.loss = .infinity
+            } else if calls == bad {
                 let entry = model.table.entry(named: "encoder.layers.1.ffn.dense.bias")!
                 result.gradient[entry.offset + 3] = .nan
             }
@@ -45,6 +49,24 @@ import UniPerceiver
             try Self.probePlanting(fixture, nanAt: 4 + 2, options: ProbeFixture.options(), out: out)
         }
         #expect(try fixture.contents() == ["model.safetensors"])
+    }
+
+    @Test func anInfiniteLossStopsTheProbeThoughItsGradientIsFinite() throws {
+        let fixture = try ProbeFixture()
+        defer { fixture.remove() }
+        #expect(throws: ProbeError.nonFiniteGradient(task: "captioning", miniBatch: 3, what: "loss inf")) {
+            try Self.probePlanting(
+                fixture, nanAt: 8 + 3, infiniteLoss: true, options: ProbeFixture.options(), out: fixture.file("probe.h5"))
+        }
+        #expect(try fixture.contents() == ["model.safetensors"])
+        // With --skip-nonfinite the mini-batch is recorded and left out of every Gram.
+        let summary = try Self.probePlanting(
+            fixture, nanAt: 4, infiniteLoss: true, options: ProbeFixture.options(skipNonFinite: true),
+            out: fixture.file("probe.h5"))
+        #expect(summary.excluded == ["mlm#0"])
+        let contents = try ProbeFile.read(fixture.file("probe.h5"))
+        #expect(contents.excluded["mlm"] == [true, false, false, false])
+        for p in contents.parameters { #expect((0..<12).allSatisfy { p.gram[4 * 12 + $0] == 0 }) }
     }
 
     @Test func aNaNWeightOfOneTaskStopsAtThatTasksFirstMiniBatch() throws {

@@ -146,9 +146,33 @@ M += [
 ("U12","Sources/UniPerceiver/MoE/ExpertLinear.swift","        let lanes = lanesForTesting ?? BLASThreads.count","        let lanes = 1","UniPerceiverTests\\.LaneTests","the experts never leave one thread (the lanes-vs-inline comparison alone passes)"),
 ]
 
+# Stop 45: the probe's rows and Gram, the merge backward, the router, the dense lanes' weight
+# gradients and the CLI's staged outputs, which had no mutant.
+M += [
+("G15","Sources/GradientProbe/GramAccumulator.swift","for l in 1..<lanes { sum += p[l * n * n + r * n + c] }","for l in 1..<1 { sum += p[l * n * n + r * n + c] }","GradientProbeTests","the Gram leaves out every lane but the first"),
+("G16","Sources/GradientProbe/GramAccumulator.swift","for j in i..<m { row[placeA[j]] += product[i * m + j] }","for j in (i + 1)..<m { row[placeA[j]] += product[i * m + j] }","GradientProbeTests","a diagonal tile pair with rows left out loses its diagonal entries"),
+("G17","Sources/GradientProbe/GramAccumulator.swift","multiplyAdds += diagonal ? m * (m + 1) / 2 * k : m * cols * k","multiplyAdds += diagonal ? m * m * k : m * cols * k","GradientProbeTests","the Gram's multiply-adds (its GFLOP/s) counted as a full square on diagonal pairs"),
+("G18","Sources/GradientProbe/GramAccumulator.swift","for tileB in b.tiles where !tileB.rows.isEmpty && tileB.index >= tileA.index {","for tileB in b.tiles where !tileB.rows.isEmpty && tileB.index > tileA.index {","GradientProbeTests","diagonal tile pairs skipped"),
+("G19","Sources/GradientProbe/Probe.swift","if !loss.isFinite || nonFinite != nil {","if nonFinite != nil {","GradientProbeTests","a non-finite loss with a finite gradient recorded as a good row"),
+("G20","Sources/GradientProbe/Probe.swift","                values = [Float](repeating: 0, count: values.count)\n","","GradientProbeTests","an excluded mini-batch's non-finite row kept in the Gram"),
+("G21","Sources/GradientProbe/Probe.swift","if !bad && !result.routing.isEmpty {","if !result.routing.isEmpty {","GradientProbeTests","an excluded mini-batch's routing pooled into /routing"),
+("G22","Sources/GradientProbe/Probe.swift","buffers[k].places![local] = buffers[k].values.count / p.count","buffers[k].places![max(0, local - 1)] = buffers[k].values.count / p.count","GradientProbeTests","an expert's row recorded at the row before its own"),
+("G23","Sources/GradientProbe/ExactLookAhead.swift","let scale = -stepSize / norm","let scale = -stepSize / (norm * norm)","GradientProbeTests","the look-ahead steps by g/‖g‖² instead of the unit direction"),
+("K24","Sources/Kernels/ExpertMerge.swift","let ya = keep0 ? UnsafeRawPointer(y0 + i).loadUnaligned(as: SIMD8<Float>.self) : SIMD8<Float>()","let ya = SIMD8<Float>()","KernelsTests","the first chosen expert's gradient overwritten where it should accumulate"),
+("K25","Sources/Kernels/ExpertMerge.swift","dot1 += Double(d) * Double(x1[i])","dot1 += Double(d) * Double(x0[i])","KernelsTests","the second gate's gradient tail dotted with the first expert"),
+("U13","Sources/UniPerceiver/MoE/Router.swift","let sigma = 1 / Double(E)","let sigma = 2 / Double(E)","UniPerceiverTests","gate noise σ = 2/E instead of 1/E"),
+("U14","Sources/UniPerceiver/MoE/Router.swift","let scale = Double(Router.balanceWeight) * Double(E) / Double(max(valid, 1))","let scale = Double(Router.balanceWeight) / Double(max(valid, 1))","UniPerceiverTests","the balance loss's gradient without its factor E"),
+("U15","Sources/UniPerceiver/Encoder.swift","let outputs = (job.shape.out * lane / lanes)..<(job.shape.out * (lane + 1) / lanes)","let outputs = (job.shape.out * lane / lanes)..<max(job.shape.out * lane / lanes, job.shape.out * (lane + 1) / lanes - 1)","UniPerceiverTests","each lane's share of a dense weight gradient loses its last output row"),
+("C12","Sources/InterferenceCLI/StagedOutputs.swift","if pending.contains(where: { $0.finalURL.standardizedFileURL.path == url.standardizedFileURL.path }) {","if false {","CLITests","two outputs of one run staged onto the same file"),
+("C13","Sources/InterferenceCLI/StagedOutputs.swift","        try FileChecks.refuseOverwriting(inputs, by: url, option: \"output\")\n","","CLITests","an output allowed to overwrite one of the run's inputs"),
+]
+
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
 EQUIVALENT = {
     "I11": "when every resampled member of task j is sample b, the sum is n·x − n·x = 0 exactly, "
     "and 0/0 gives the same NaN the guard leaves",
     "G10": "ProbeFile.readMetadata sets shard and shard_items together or throws",
+    "C12": "no command can stage one file twice: each writes fixed names (probe.h5, interference.h5, "
+    "report.md, dense.h5, moe.h5) or heatmaps `PREFIX-RUN-GROUP.svg` named after its report, whose "
+    "clashes MarkdownReport refuses first (`clashingHeatmaps`); the guard is defence in depth",
 }

@@ -237,6 +237,35 @@ import Testing
         #expect(a != clean)
     }
 
+    /// The noise is σ·z with σ = 1/E (uniperceiver-model.md §5.2) and z the generator's Gaussians in
+    /// order: the input pass's first decision (layer 0, attention) takes the first U·E of them. The
+    /// logits are read back from the probabilities: within a unit, log p_e − log p_0 moves by
+    /// σ·(z_e − z_0) when the noise is added (the softmax's normaliser cancels).
+    @Test("training noise is N(0, 1/E²) per unit and expert, drawn in order", arguments: [Routing.attribute, .token])
+    func noiseScale(routing: Routing) throws {
+        let model = try loadMoEFixtureModel(routing)
+        let batch = randomBatch(.captioning, seed: 5)
+        let noisy = try model.forward(batch, noise: RoutingNoise(seed: 11))
+        let clean = try model.forward(batch)
+        let (dn, dc) = (noisy.inputPass.decisions[0], clean.inputPass.decisions[0])
+        let (U, E) = (dn.units, dn.experts)
+        #expect(U == dc.units && U >= 2 && E == model.config.numExperts)
+        var generator = SeededRNG(seed: 11)
+        let z = (0..<(U * E)).map { _ in generator.nextGaussian() }
+        let sigma = 1 / Double(E)
+        var worst = 0.0
+        for u in 0..<U {
+            func shift(_ e: Int) -> Double {
+                log(Double(dn.probs.base[u * E + e])) - log(Double(dc.probs.base[u * E + e]))
+            }
+            for e in 1..<E {
+                let expected = sigma * (z[u * E + e] - z[u * E])
+                worst = max(worst, abs(shift(e) - shift(0) - expected))
+            }
+        }
+        #expect(worst < 1e-4, "\(routing.rawValue): logit shifts off σ·Δz by up to \(worst)")
+    }
+
     /// Finite differences per parameter tensor (house style §6 tier 1) on the fixture models, whose
     /// decisions have clear top-k margins; a direction whose perturbed passes route any unit
     /// differently is not scored (the discrete decision is tested on its own by the fixtures).
