@@ -167,6 +167,20 @@ M += [
 ("C13","Sources/InterferenceCLI/StagedOutputs.swift","        try FileChecks.refuseOverwriting(inputs, by: url, option: \"output\")\n","","CLITests","an output allowed to overwrite one of the run's inputs"),
 ]
 
+# Stop 45, second round: samplers, the attribute table, the trainer's step, group Grams.
+M += [
+("T20","Sources/Training/TaskSampler.swift","let target = rng.nextDouble() * cumulative.last!","let target = rng.nextDouble() * cumulative.first!","TrainingTests","tasks drawn from the first task's share of the weights only"),
+("D12","Sources/Datasets/BatchSampler.swift","if number / batchesPerEpoch != epoch {","if epoch < 0 {","DatasetsTests","a run of batches across an epoch boundary keeps the first epoch's order"),
+("D13","Sources/Datasets/BatchSampler.swift","                ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03))","                ^ 0)","DatasetsTests","every epoch visits the examples in the same order"),
+("U16","Sources/UniPerceiver/MoE/AttributeVector.swift","return segment == 0 ? [1, 1, 0, 1, 1, 0, 0, 0] : [1, 1, 0, 1, 0, 1, 0, 1]","return segment == 0 ? [1, 1, 0, 1, 1, 0, 0, 0] : [1, 1, 0, 1, 0, 1, 0, 0]","UniPerceiverTests","the caption text segment's causal bit lost (routed like the target side's text)"),
+("T16","Sources/Training/Trainer.swift","        if weight != 1 {\n            let w = Float(weight)","        if weight != 1, false {\n            let w = Float(weight)","TrainingTests","task loss weights ignored"),
+("T17","Sources/Training/Trainer.swift","            zeroedExperts = Model.ZeroedExperts()  // clipping may have scaled the zeros by NaN\n","","TrainingTests","after a non-finite gradient the next step trusts experts' zeros that clipping made NaN"),
+("T18","Sources/Training/Trainer.swift","        taskRNG = rng\n","","TrainingTests","the task generator never advances: every step draws the same task"),
+("T19","Sources/Training/Trainer.swift","        batchesDrawn[taskIndex] += 1\n","","TrainingTests","every step of a task trains on its first mini-batch"),
+("I17","Sources/Interference/InterferenceAnalysis.swift","for p in group.parameters { grams.append(try gram(p)) }","for p in group.parameters.prefix(1) { grams.append(try gram(p)) }","InterferenceTests","a group's Gram is its first parameter's, not the sum"),
+("I18","Sources/Interference/GramMatrix.swift","kept.map { layout.row(task: t, sample: $0) }","kept.map { layout.row(task: 0, sample: $0) }","InterferenceTests","keeping samples (excluded mini-batches) takes every task's rows from the first task"),
+]
+
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
 EQUIVALENT = {
     "I11": "when every resampled member of task j is sample b, the sum is n·x − n·x = 0 exactly, "

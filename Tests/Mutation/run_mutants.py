@@ -11,7 +11,7 @@ Not part of `make test` (the 128 mutants of stop 45 take about 70 minutes on 2 c
 
     python3 Tests/Mutation/run_mutants.py                 # every mutant
     python3 Tests/Mutation/run_mutants.py I4 R22 G7       # some
-    python3 Tests/Mutation/run_mutants.py --keep DIR ...  # reuse the clone in DIR (faster builds)
+    python3 Tests/Mutation/run_mutants.py --keep DIR ...  # reuse the clone in DIR, moved to HEAD (faster builds)
 
 Each test run is limited to 10 minutes: a mutant that removes a limit can start a run of hours
 (stop 41 saw a full demo and a 22 GB probe); a timeout counts as killed.
@@ -62,6 +62,11 @@ def main(argv):
     clone = keep or tempfile.mkdtemp(prefix="mutation-")
     if not os.path.exists(os.path.join(clone, ".git")):
         subprocess.check_call(["git", "clone", "-q", repository, clone])
+    else:
+        # A kept clone is moved to this repository's HEAD: otherwise it would test the commit it was
+        # cloned at, and a test added since would not be there to kill its mutant.
+        subprocess.check_call(["git", "-C", clone, "fetch", "-q", repository, "HEAD"])
+        subprocess.check_call(["git", "-C", clone, "reset", "-q", "--hard", "FETCH_HEAD"])
     status, output = run("swift build --build-tests", clone)
     if status != 0:
         print(output[-3000:], file=sys.stderr)
