@@ -158,7 +158,10 @@ public final class Trainer {
         }
         let norm = clipGradientNorm(&gradient, maxNorm: options.gradientClip)
         guard norm.isFinite else {
-            zeroedExperts = Model.ZeroedExperts()  // clipping may have scaled the zeros by NaN
+            // The step is abandoned: the next one fills its buffer without trusting what this one
+            // left there (clipping returns before scaling a non-finite norm, so the known zeros
+            // are still 0; this keeps that from being load-bearing).
+            zeroedExperts = Model.ZeroedExperts()
             throw .nonFiniteGradient(step: step + 1, task: task.rawValue)
         }
         let rate = options.schedule.rate(atStep: step)

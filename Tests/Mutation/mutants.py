@@ -174,7 +174,7 @@ M += [
 ("D13","Sources/Datasets/BatchSampler.swift","                ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03))","                ^ 0)","DatasetsTests","every epoch visits the examples in the same order"),
 ("U16","Sources/UniPerceiver/MoE/AttributeVector.swift","return segment == 0 ? [1, 1, 0, 1, 1, 0, 0, 0] : [1, 1, 0, 1, 0, 1, 0, 1]","return segment == 0 ? [1, 1, 0, 1, 1, 0, 0, 0] : [1, 1, 0, 1, 0, 1, 0, 0]","UniPerceiverTests","the caption text segment's causal bit lost (routed like the target side's text)"),
 ("T16","Sources/Training/Trainer.swift","        if weight != 1 {\n            let w = Float(weight)","        if weight != 1, false {\n            let w = Float(weight)","TrainingTests","task loss weights ignored"),
-("T17","Sources/Training/Trainer.swift","            zeroedExperts = Model.ZeroedExperts()  // clipping may have scaled the zeros by NaN\n","","TrainingTests","after a non-finite gradient the next step trusts experts' zeros that clipping made NaN"),
+("T17","Sources/Training/Trainer.swift","            zeroedExperts = Model.ZeroedExperts()\n","","TrainingTests","after a non-finite gradient the next step trusts experts' zeros that clipping made NaN"),
 ("T18","Sources/Training/Trainer.swift","        taskRNG = rng\n","","TrainingTests","the task generator never advances: every step draws the same task"),
 ("T19","Sources/Training/Trainer.swift","        batchesDrawn[taskIndex] += 1\n","","TrainingTests","every step of a task trains on its first mini-batch"),
 ("I17","Sources/Interference/InterferenceAnalysis.swift","for p in group.parameters { grams.append(try gram(p)) }","for p in group.parameters.prefix(1) { grams.append(try gram(p)) }","InterferenceTests","a group's Gram is its first parameter's, not the sum"),
@@ -186,6 +186,9 @@ EQUIVALENT = {
     "I11": "when every resampled member of task j is sample b, the sum is n·x − n·x = 0 exactly, "
     "and 0/0 gives the same NaN the guard leaves",
     "G10": "ProbeFile.readMetadata sets shard and shard_items together or throws",
+    "T17": "clipGradientNorm returns before scaling when the norm is not finite (T2's guard) and loss "
+    "weights are finite, so the experts known to be zero are still 0 after an abandoned step; the "
+    "reset is defence in depth",
     "C12": "no command can stage one file twice: each writes fixed names (probe.h5, interference.h5, "
     "report.md, dense.h5, moe.h5) or heatmaps `PREFIX-RUN-GROUP.svg` named after its report, whose "
     "clashes MarkdownReport refuses first (`clashingHeatmaps`); the guard is defence in depth",

@@ -48,6 +48,19 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(files[0][0] != files[2][0])
     }
 
+    @Test("a task's loss weight scales its gradient before clipping (the logged norm), not its logged loss")
+    func lossWeightScalesTheGradient() throws {
+        var weighted = tinyOptions(steps: 4)
+        weighted.lossWeights = Dictionary(uniqueKeysWithValues: TaskKind.allCases.map { ($0.rawValue, 0.25) })
+        var plain = tinyOptions(steps: 4)
+        plain.lossWeights = [:]
+        let a = try Trainer(model: tinyModel(), dataset: bundledDataset, options: weighted)
+        let b = try Trainer(model: tinyModel(), dataset: bundledDataset, options: plain)
+        let (ra, rb) = (try a.trainStep(), try b.trainStep())
+        #expect(ra.task == rb.task && ra.loss == rb.loss)
+        #expect(abs(ra.gradientNorm / rb.gradientNorm - 0.25) < 1e-5, "norms \(ra.gradientNorm) and \(rb.gradientNorm)")
+    }
+
     @Test("k steps, stop, resume, k steps → the same parameters, optimizer and log as 2k steps at once")
     func resumeIsBitExact() throws {
         let root = try temporaryDirectory()
