@@ -181,6 +181,15 @@ M += [
 ("I18","Sources/Interference/GramMatrix.swift","kept.map { layout.row(task: t, sample: $0) }","kept.map { layout.row(task: 0, sample: $0) }","InterferenceTests","keeping samples (excluded mini-batches) takes every task's rows from the first task"),
 ]
 
+# Stop 45, third round: the probe file reader's shape and value checks.
+M += [
+("G24","Sources/GradientProbe/ProbeFile.swift","guard array.shape == [rows, rows] else {","guard array.shape.count == 2 else {","GradientProbeTests","a Gram of the wrong size read from a probe file"),
+("G25","Sources/GradientProbe/ProbeFile.swift","guard DatasetSplit(rawValue: metadata.split) != nil else {","guard !metadata.split.isEmpty else {","GradientProbeTests","a probe file naming an unknown split read"),
+("G26","Sources/GradientProbe/ProbeFile.swift","guard metadata.batchSize >= 1, metadata.batchSize <= Int(Int32.max) else {","guard metadata.batchSize <= Int(Int32.max) else {","GradientProbeTests","a probe file with batch_size 0 read"),
+("G27","Sources/GradientProbe/ProbeFile.swift","guard loss.shape == [count] else {","guard loss.shape.count == 1 else {","GradientProbeTests","a task's losses of the wrong length read"),
+("G28","Sources/GradientProbe/ProbeFile.swift","guard examples.shape == [count, b] else {","guard examples.shape.count == 2 else {","GradientProbeTests","a task's example indices of the wrong shape read"),
+]
+
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
 EQUIVALENT = {
     "I11": "when every resampled member of task j is sample b, the sum is n·x − n·x = 0 exactly, "
