@@ -345,7 +345,7 @@ extension CLITests {
         }
     }
 
-    @Test("analyze of a probe listing a task or split this tool does not know, or absurd samples → 2 naming the file and the name")
+    @Test("analyze of a probe listing a task or split this tool does not know, absurd samples, batch size 0, or a task's losses or examples of the wrong shape → 2 naming the file and the name")
     func analyzeUnknownTask() throws {
         try Self.withTinyAnalysis { root, _, probe, _ in
             let out = root.appendingPathComponent("a.h5").path
@@ -362,6 +362,20 @@ extension CLITests {
             let huge = root.appendingPathComponent("huge.probe.h5").path
             try Self.editedCopy(of: probe, to: huge, "f.attrs['samples_per_task'] = 2**62")
             try Self.expectRefusedUnchanged(["analyze", huge, "--out", out], in: root, naming: [huge, "samples_per_task"])
+            let empty = root.appendingPathComponent("empty-batches.probe.h5").path
+            try Self.editedCopy(of: probe, to: empty, "f.attrs['batch_size'] = 0")
+            try Self.expectRefusedUnchanged(["analyze", empty, "--out", out], in: root, naming: [empty, "batch_size"])
+            // A task's losses one short, and its example indices one column short of the batch size.
+            let losses = root.appendingPathComponent("losses.probe.h5").path
+            try Self.editedCopy(
+                of: probe, to: losses, "d = f['tasks/mlm/loss'][:-1]\ndel f['tasks/mlm/loss']\nf['tasks/mlm/loss'] = d")
+            try Self.expectRefusedUnchanged(["analyze", losses, "--out", out], in: root, naming: [losses, "/tasks/mlm/loss"])
+            let examples = root.appendingPathComponent("examples.probe.h5").path
+            try Self.editedCopy(
+                of: probe, to: examples,
+                "d = f['tasks/mlm/examples'][:, :-1]\ndel f['tasks/mlm/examples']\nf['tasks/mlm/examples'] = d")
+            try Self.expectRefusedUnchanged(
+                ["analyze", examples, "--out", out], in: root, naming: [examples, "/tasks/mlm/examples"])
         }
     }
 
