@@ -190,6 +190,14 @@ M += [
 ("G28","Sources/GradientProbe/ProbeFile.swift","guard examples.shape == [count, b] else {","guard examples.shape.count == 2 else {","GradientProbeTests","a task's example indices of the wrong shape read"),
 ]
 
+# Stop 45, fourth round: the report's number formatting and the split's batch-size check.
+M += [
+("R25","Sources/Reporter/Formatting.swift","    if text.hasPrefix(\"-\"), text.dropFirst().allSatisfy({ $0 == \"0\" || $0 == \".\" }) {","    if false {","ReporterTests","a negative value that rounds to zero printed as -0.000"),
+("R26","Sources/Reporter/Formatting.swift","    return \"+\" + text\n","    return text\n","ReporterTests","a positive difference printed without its plus sign"),
+("R27","Sources/Reporter/Formatting.swift","func cell(_ text: String) -> String { text.replacingOccurrences(of: \"|\", with: \"\\\\|\") }","func cell(_ text: String) -> String { text }","ReporterTests","a label holding | breaks its markdown table row"),
+("D14","Sources/Datasets/DigitsDataset+Batch.swift","guard batchSize > 0, batchSize <= population.count else {","guard batchSize > 0 else {","DatasetsTests","a batch larger than its split reaches the sampler's precondition"),
+]
+
 # Mutants that cannot change behaviour, with why; reported apart, never counted as survivors.
 EQUIVALENT = {
     "I11": "when every resampled member of task j is sample b, the sum is n·x − n·x = 0 exactly, "
