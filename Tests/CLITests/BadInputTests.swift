@@ -349,33 +349,26 @@ extension CLITests {
     func analyzeUnknownTask() throws {
         try Self.withTinyAnalysis { root, _, probe, _ in
             let out = root.appendingPathComponent("a.h5").path
-            let renamed = root.appendingPathComponent("renamed.probe.h5").path
-            try Self.editedCopy(
-                of: probe, to: renamed,
-                "t = [x.decode() if isinstance(x, bytes) else x for x in f.attrs['tasks']]\n"
-                    + "f.attrs['tasks'] = [('segmentation' if x == 'mlm' else x).encode() for x in t]")
-            try Self.expectRefusedUnchanged(["analyze", renamed, "--out", out], in: root, naming: [renamed, "'segmentation'"])
-            let split = root.appendingPathComponent("split.probe.h5").path
-            try Self.editedCopy(of: probe, to: split, "f.attrs['split'] = 'holdout'")
-            try Self.expectRefusedUnchanged(["analyze", split, "--out", out], in: root, naming: [split, "'holdout'"])
-            // Rows are tasks × samples: a value this large overflowed the count (a trap) before.
-            let huge = root.appendingPathComponent("huge.probe.h5").path
-            try Self.editedCopy(of: probe, to: huge, "f.attrs['samples_per_task'] = 2**62")
-            try Self.expectRefusedUnchanged(["analyze", huge, "--out", out], in: root, naming: [huge, "samples_per_task"])
-            let empty = root.appendingPathComponent("empty-batches.probe.h5").path
-            try Self.editedCopy(of: probe, to: empty, "f.attrs['batch_size'] = 0")
-            try Self.expectRefusedUnchanged(["analyze", empty, "--out", out], in: root, naming: [empty, "batch_size"])
-            // A task's losses one short, and its example indices one column short of the batch size.
-            let losses = root.appendingPathComponent("losses.probe.h5").path
-            try Self.editedCopy(
-                of: probe, to: losses, "d = f['tasks/mlm/loss'][:-1]\ndel f['tasks/mlm/loss']\nf['tasks/mlm/loss'] = d")
-            try Self.expectRefusedUnchanged(["analyze", losses, "--out", out], in: root, naming: [losses, "/tasks/mlm/loss"])
-            let examples = root.appendingPathComponent("examples.probe.h5").path
-            try Self.editedCopy(
-                of: probe, to: examples,
-                "d = f['tasks/mlm/examples'][:, :-1]\ndel f['tasks/mlm/examples']\nf['tasks/mlm/examples'] = d")
-            try Self.expectRefusedUnchanged(
-                ["analyze", examples, "--out", out], in: root, naming: [examples, "/tasks/mlm/examples"])
+            // (copy, h5py edit of it, what the one-line refusal must name besides the file)
+            let edits: [(name: String, edit: String, naming: String)] = [
+                ("renamed", "t = [x.decode() if isinstance(x, bytes) else x for x in f.attrs['tasks']]\n"
+                    + "f.attrs['tasks'] = [('segmentation' if x == 'mlm' else x).encode() for x in t]", "'segmentation'"),
+                ("split", "f.attrs['split'] = 'holdout'", "'holdout'"),
+                // Rows are tasks × samples: a value this large overflowed the count (a trap) before.
+                ("huge", "f.attrs['samples_per_task'] = 2**62", "samples_per_task"),
+                ("empty-batches", "f.attrs['batch_size'] = 0", "batch_size"),
+                // A task's losses one short; its example indices one column short of the batch
+                // size (read past their end, a trap, without the check).
+                ("losses", "d = f['tasks/mlm/loss'][:-1]\ndel f['tasks/mlm/loss']\nf['tasks/mlm/loss'] = d",
+                    "/tasks/mlm/loss"),
+                ("examples", "d = f['tasks/mlm/examples'][:, :-1]\ndel f['tasks/mlm/examples']\n"
+                    + "f['tasks/mlm/examples'] = d", "/tasks/mlm/examples"),
+            ]
+            for (name, edit, naming) in edits {
+                let copy = root.appendingPathComponent("\(name).probe.h5").path
+                try Self.editedCopy(of: probe, to: copy, edit)
+                try Self.expectRefusedUnchanged(["analyze", copy, "--out", out], in: root, naming: [copy, naming])
+            }
         }
     }
 
