@@ -17,6 +17,12 @@ M = [
 ("I7","Sources/Interference/RoutingTable.swift","guard h.isFinite, h >= 0, h <= maxEntropy + 1e-9 else {","guard h.isFinite, h >= 0 else {","InterferenceTests","routing table mean_entropy above ln E accepted"),
 ("I8","Sources/Interference/RoutingTable.swift","s.entropy += n * r.meanEntropy","s.entropy += r.meanEntropy","InterferenceTests","pooled routing entropy not token-weighted"),
 ("I9","Sources/Interference/BootstrapInterval.swift","let position = q * Double(sorted.count - 1)","let position = q * Double(sorted.count)","InterferenceTests","percentile position q*R instead of q*(R-1)"),
+# stop 46
+("I19","Sources/Interference/ProbeGrams.swift","guard mask.shape == [n] else {","guard mask.shape.count == 1 else {","InterferenceTests","a nonfinite mask of the wrong length read (its extra flags exclude samples that do not exist)"),
+("I20","Sources/Interference/ProbeGrams.swift","for (b, flag) in mask.values.enumerated() where flag != 0 { excluded.insert(b) }","for (b, flag) in mask.values.enumerated() where flag == 1 { excluded.insert(b) }","InterferenceTests","a nonfinite flag other than 1 does not exclude its mini-batch"),
+("I21","Sources/Interference/ProbeGrams.swift","for i in 0..<n where g[i * n + i] < 0 {","for i in 1..<n where g[i * n + i] < 0 {","InterferenceTests","a negative squared norm in the Gram's first diagonal entry accepted"),
+("I22","Sources/Interference/ProbeGrams.swift","for j in (i + 1)..<max(n, i + 1) {","for j in (i + 1)..<max(n - 1, i + 1) {","InterferenceTests","the Gram's last column never checked for symmetry"),
+("I23","Sources/Interference/ProbeGrams.swift","let tolerance = 1e-12 * (g[i * n + i] * g[j * n + j]).squareRoot()","let tolerance = 1e-6 * (g[i * n + i] * g[j * n + j]).squareRoot()","InterferenceTests","Gram symmetry tolerance 1e-6 of the norms instead of 1e-12"),
 # ---------------- Reporter
 ("R1","Sources/Reporter/RegressionCheck.swift","guard tolerance >= 0, tolerance.isFinite else {","guard tolerance.isFinite else {","ReporterTests","compare accepts a negative tolerance"),
 ("R2","Sources/Reporter/RegressionCheck.swift","isMoved = abs(y - x) > tolerance","isMoved = abs(y - x) >= tolerance","ReporterTests","moved when |change| == tolerance"),
@@ -40,12 +46,31 @@ M = [
 ("G7","Sources/GradientProbe/ProbeMerge.swift","$0.table.routing != present[0].table.routing || $0.table.experts != present[0].table.experts","$0.table.routing != present[0].table.routing","GradientProbeTests","shards with different expert counts not reported as mismatched"),
 ("G8","Sources/GradientProbe/ProbeMerge.swift","guard shard.metadata.shardItems == expected else {","guard shard.metadata.shardItems == expected || true else {","GradientProbeTests","shard_items not checked against the slice"),
 ("G9","Sources/GradientProbe/ParameterSelection.swift","for pattern in patterns where !table.entries.contains(where: { Self.matches(pattern, $0.name) }) {","for pattern in patterns where patterns.count == 1 && !table.entries.contains(where: { Self.matches(pattern, $0.name) }) {","GradientProbeTests","a non-matching pattern among several is silently ignored"),
+# stop 46
+("G29","Sources/GradientProbe/ProbeMetadata.swift","(\"batch_size\", String(batchSize)), (\"seed\", String(seed)),","(\"batch_size\", String(batchSize)),","GradientProbeTests\\.ShardTests","shards probed with different seeds merged"),
+("G30","Sources/GradientProbe/ProbeMetadata.swift","(\"skip_nonfinite\", String(skipNonFinite)), (\"shard count\", String(shard?.count ?? 0)),","(\"skip_nonfinite\", String(skipNonFinite)),","GradientProbeTests\\.ShardTests","shards of different shard counts merged"),
+("G31","Sources/GradientProbe/WorkPlan.swift","^ (UInt64(miniBatch) &* 0xE703_7ED1_A0B4_28DB))",")","GradientProbeTests","every mini-batch of a task draws the same masking and gate-noise stream"),
+("G32","Sources/GradientProbe/ProbeRouting.swift","guard config.routing != .none else { return nil }","","GradientProbeTests","a dense model's probe gets a (empty) routing table"),
 # ---------------- Storage
 ("S1","Sources/Storage/SafeTensorsFile.swift","guard t.begin <= t.end else {","guard t.begin < t.end else {","StorageTests","zero-size tensors refused"),
 ("S2","Sources/Storage/SafeTensorsFile.swift","guard position == bufferLength else {","guard position <= bufferLength else {","StorageTests","trailing bytes after last tensor accepted"),
 ("S3","Sources/Storage/SafeTensorsFile.swift","guard t.begin == position else {","guard t.begin <= position else {","StorageTests","gap between tensors accepted"),
 ("S4","Sources/Storage/SafeTensorsFile.swift","return sign == 0 ? magnitude : -magnitude","return magnitude","StorageTests","F16 negative subnormal read as positive"),
 ("S5","Sources/Storage/SafeTensorsFile.swift","guard d >= 0, d == d.rounded(), d < 9.0e15 else { return nil }","guard d >= 0, d < 9.0e15 else { return nil }","StorageTests","fractional shape/offset accepted (truncated)"),
+# stop 46
+("S10","Sources/Storage/HDF5StringsDigest.swift","case .strings(let list): items.append((path, UInt8(ascii: \"a\"), name, list))","case .strings: continue","StorageTests","string-list attributes left out of strings_sha256"),
+("S11","Sources/Storage/HDF5StringsDigest.swift","for (path, values) in strings { items.append((path, UInt8(ascii: \"d\"), \"\", values)) }","","StorageTests","string datasets left out of strings_sha256"),
+("S12","Sources/Storage/HDF5StringsDigest.swift","let prefix = path == \"/\" ? \"/\" : path + \"/\"","let prefix = path == \"/\" ? \"/\" : path","StorageTests","replacing /a forgets the strings of /ab too (the written digest is wrong)"),
+("S13","Sources/Storage/HDF5StringsDigest.swift","default: objects[path]?.attributes[name] = nil","default: break","StorageTests","a string attribute replaced by a number still counted in the written digest"),
+("S14","Sources/Storage/HDF5MetadataTable.swift","guard depth < maxDepth else { return }","guard depth <= maxDepth else { return }","StorageTests","the metadata walk goes one level deeper than maxDepth"),
+("S15","Sources/Storage/HDF5MetadataTable.swift","            guard parentObject.isGroup else { return false }\n","","StorageTests","a path under a dataset reported unreadable instead of missing"),
+("S16","Sources/Storage/HDF5MetadataTable.swift","return members.contains(String(p[p.index(after: cut)...])) ? nil : false","return nil","StorageTests","an object its listed group does not name reported unreadable instead of missing"),
+("S17","Sources/Storage/HDF5MetadataTable.swift","        guard object.attributesListed else { throw unreadable(\"list attributes of\", p) }\n","","StorageTests","an attribute of an object whose attributes could not be listed reported missing instead of unreadable"),
+("S18","Sources/Storage/HDF5Strings.swift","if preloaded != nil, H5Tget_class(type) == H5T_STRING { throw unreadable(\"read strings from\", p) }","","StorageTests","a string dataset the child could not read is read in process"),
+("S19","Sources/Storage/HDF5Strings.swift","if let bad = strings.first(where: { $0.utf8.contains(0) }) {","if let bad = strings.first(where: { $0.utf8.contains(0) }), false {","StorageTests","a string containing NUL written (truncated)"),
+("S20","Sources/Storage/HDF5Attributes.swift","return object.attributes[name] != nil || object.unreadable[name] != nil","return object.attributes[name] != nil","StorageTests","hasAttribute false for an attribute the child could not read"),
+("S21","Sources/Storage/SafeTensors.swift","case _ where scalar.value < 0x20:","case _ where scalar.value < 0x10:","StorageTests","control characters 0x10-0x1F written raw into the JSON header"),
+("S22","Sources/Storage/SHA256.swift","return String(repeating: \"0\", count: 8 - hex.count) + hex","return hex","StorageTests|GradientProbeTests\\.FingerprintTests","digest words with leading zero digits written short"),
 # ---------------- Training
 ("T1","Sources/Training/LearningRateSchedule.swift","let span = max(1, totalSteps - warmupSteps - 1)","let span = max(1, totalSteps - warmupSteps)","TrainingTests","cosine does not reach floor at last step"),
 ("T2","Sources/Training/GradientClipping.swift","guard norm.isFinite else { return norm }","","TrainingTests","non-finite gradient scaled (to 0/NaN)"),
@@ -55,6 +80,10 @@ M = [
 ("T6","Sources/Training/TrainingOptions.swift","where !(beta >= 0 && beta < 1) {","where !(beta >= 0 && beta <= 1) {","TrainingTests","AdamW beta = 1 accepted"),
 ("T7","Sources/Training/Checkpoint.swift","if let found = file.metadata[\"routing\"], found != config.routing.rawValue {","if let found = file.metadata[\"routing\"], found != config.routing.rawValue, false {","TrainingTests","checkpoint routing metadata contradicting config accepted"),
 ("T8","Sources/Training/Checkpoint.swift","if let found = file.metadata[\"version\"], found != \"1\" {","if let found = file.metadata[\"version\"], found != \"1\", found != \"2\" {","TrainingTests","checkpoint version 2 accepted"),
+# stop 46
+("T21","Sources/Training/TrainingCurves.swift","weight = (1 - smoothing) * weight + smoothing","weight = 1","TrainingTests","loss curves' EMA not bias-corrected (starts near 0)"),
+("T22","Sources/Training/TrainingCurves.swift","for step in [1.0, 2, 2.5, 5, 10] where step * magnitude >= value { return step * magnitude }","for step in [1.0, 2, 2.5, 5, 10] where step * magnitude > value { return step * magnitude }","TrainingTests","a loss axis whose top is exactly a nice number goes to the next one"),
+("T23","Sources/Training/ModelPresets.swift","(dataset.classNames + dataset.captions + dataset.corpus).map(\\.count).max() ?? 0","(dataset.classNames + dataset.captions).map(\\.count).max() ?? 0","TrainingTests","max text length ignores the MLM corpus"),
 # ---------------- Datasets
 ("D1","Sources/Datasets/DigitsDataset+Load.swift","guard lengths[row] >= 1 && lengths[row] <= width else {","guard lengths[row] >= 0 && lengths[row] <= width else {","DatasetsTests","zero-length sequence row accepted (then EOT check)"),
 ("D2","Sources/Datasets/DigitsDataset.swift","if let orphan = owner.firstIndex(of: nil) {","if let orphan = owner.firstIndex(of: nil), false {","DatasetsTests","examples in no split accepted (then crash on owner.map !)"),
@@ -62,17 +91,39 @@ M = [
 ("D4","Sources/Datasets/WordMasking.swift","let n = max(1, min(l, Int((rate * Double(l) + rng.nextDouble()).rounded(.down))))","let n = min(l, Int((rate * Double(l) + rng.nextDouble()).rounded(.down)))","DatasetsTests","no guaranteed masked word"),
 ("D5","Sources/Datasets/DigitsDataset.swift","if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classNames.count }) {","if let bad = labels.firstIndex(where: { $0 < 0 || $0 > classNames.count }) {","DatasetsTests","label == K accepted"),
 ("D6","Sources/Datasets/DigitsDataset.swift","if ids.contains(vocabulary.spe) {","if ids.dropLast().contains(vocabulary.spe), false {","DatasetsTests","SPE inside a sequence accepted"),
+# stop 46
+("D15","Sources/Datasets/AttributeTable.swift","case .retrievalCaption, .classNameTarget: [1, 0, 0, 1, 0, 1, 1, 0]","case .retrievalCaption, .classNameTarget: [1, 0, 0, 1, 0, 1, 0, 0]","DatasetsTests","class-name and retrieval-caption segments lose the target-side bit"),
 # ---------------- UniPerceiver
 ("U1","Sources/UniPerceiver/ModelConfig.swift","if vocabSize <= 5 {","if vocabSize < 5 {","UniPerceiverTests","vocab_size 5 accepted"),
 ("U2","Sources/UniPerceiver/ModelConfig.swift","if !(1...2).contains(topK) || topK > numExperts {","if !(1...2).contains(topK) {","UniPerceiverTests","top_k > num_experts accepted"),
 ("U3","Sources/UniPerceiver/ModelConfig.swift","if hiddenSize % 4 != 0 {","if hiddenSize % 2 != 0 {","UniPerceiverTests","hidden_size not divisible by 4 accepted"),
 ("U4","Sources/UniPerceiver/MoE/RoutingStatistics.swift","meanEntropy: entropy[s] / n)","meanEntropy: entropy[s] / Double(max(tokens[s] + 1, 1)))","UniPerceiverTests","routing mean entropy divided by tokens+1"),
+# stop 46
+("U17","Sources/UniPerceiver/Buffer.swift","        base.update(repeating: 0, count: max(count, 1))\n","","UniPerceiverTests","a zeroed Buffer from the pool keeps its old values"),
+("U18","Sources/UniPerceiver/Buffer.swift","while state.bytes > capacityBytes {","while state.bytes >= capacityBytes {","UniPerceiverTests\\.BufferPoolTests","the pool releases buffers when exactly full"),
+("U19","Sources/UniPerceiver/Tokenizers/SequenceBatch.swift","        out.valid = Array(valid[tokens])\n","","UniPerceiverTests","a lane's slice of sequences treats padded positions as valid"),
+("U20","Sources/UniPerceiver/Tokenizers/SequenceBatch.swift","table[row + 2 * d + k] = Float(sin(Double(v) * omega))","table[row + 2 * d + k] = Float(sin(Double(u) * omega))","UniPerceiverTests","the spatial table's column sine uses the row index"),
+("U21","Sources/UniPerceiver/MoE/SharedRoutes.swift","MoE.decision(ofLinear: i) == .attention ? d.attention : d.ffn","MoE.decision(ofLinear: i) == .attention ? d.ffn : d.attention","UniPerceiverTests","shared routes merge each linear's experts by the other decision"),
 # ---------------- CLI
 ("C1","Sources/InterferenceCLI/Commands/AnalyzeCommand.swift","if let stepSamples, stepSamples > n - 1 {","if let stepSamples, stepSamples > n {","ALL","--lookahead-steps N (= N, > N-1) accepted"),
 ("C2","Sources/InterferenceCLI/OptionValues.swift","guard !name.isEmpty else { throw InputError(\"\\(option): '\\(text)' has an empty name\") }","","ALL","empty name in comma list accepted"),
 ("C3","Sources/InterferenceCLI/OptionValues.swift","guard value == 0 || (2...BootstrapInterval.maxReplicates).contains(value) else {","guard value == 0 || (1...BootstrapInterval.maxReplicates).contains(value) else {","ALL","--bootstrap 1 passes CLI validation (library still refuses)"),
 ("C4","Sources/InterferenceCLI/Commands/TrainCommand.swift","} else if !resume || (experts != nil && topK != nil), moeTopK > moeExperts {","} else if !resume, moeTopK > moeExperts {","ALL","train --resume --experts 1 --top-k 2 not refused at validation"),
 ("C5","Sources/InterferenceCLI/Commands/CheckCommand.swift","guard tolerance.isFinite, tolerance >= 0 else {","guard tolerance.isFinite else {","ALL","check --tolerance -1 passes CLI validation"),
+# stop 46
+("C14","Sources/InterferenceCLI/HDF5Preflight.swift","let faults: Set<Int32> = [SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGTRAP, SIGFPE, SIGSYS]","let faults: Set<Int32> = [SIGBUS, SIGABRT, SIGILL, SIGTRAP, SIGFPE, SIGSYS]","CLITests/crashingStrings","a preflight child killed by SIGSEGV is no verdict (the file is read in process)"),
+("C15","Sources/InterferenceCLI/HDF5Preflight.swift","            try HDF5MetadataTable.register(table, for: URL(fileURLWithPath: path))","            try? HDF5MetadataTable.register(table, for: URL(fileURLWithPath: path))","CLITests/changedStringsAreRefused","strings not matching strings_sha256 ignored by the preflight"),
+("C16","Sources/InterferenceCLI/ExitCodes.swift","String(text.map { $0.isNewline ? \" \" : $0 })","String(text.map { $0 == \"\\n\" ? \" \" : $0 })","CLITests/oneLineErrors","a \\r or other line break in an error message splits the line"),
+("C17","Sources/InterferenceCLI/Terminal.swift","return s >= 60 ? ","return s > 60 ? ","CLITests","a duration of exactly 60 s printed 60s instead of 1m00s"),
+("C18","Sources/InterferenceCLI/StandardStreams.swift","static let printingResults: Set<String> = [\"evaluate\", \"check\"]","static let printingResults: Set<String> = [\"evaluate\"]","CLITests/lostStandardOutput","check's table lost on stdout only warned, exit 0"),
+("C19","Sources/InterferenceCLI/StandardStreams.swift","guard status == ExitCodes.success || status == ExitCodes.checkFailed else { return status }","guard status == ExitCodes.success else { return status }","CLITests/lostStandardOutput","a failed check whose table was lost exits 1, not 2"),
+("C20","Sources/InterferenceCLI/Commands/DemoCommand.swift","guard lookAhead.isFinite, lookAhead >= 0 else {","guard lookAhead.isFinite else {","CLITests/demoOptions","demo --lookahead -1 accepted"),
+("C21","Sources/InterferenceCLI/Commands/DemoCommand.swift","guard let value = Double(parts[0]), value.isFinite, value > 0 else {","guard let value = Double(parts[0]), value.isFinite, value >= 0 else {","CLITests/demoOptions","demo --lookahead-sweep 0 accepted"),
+("C22","Sources/InterferenceCLI/Commands/ReportCommand.swift","guard !run.groups.isEmpty else { throw InputError(\"\\(input.path): holds no groups, nothing to report\") }","","CLITests/reportNoGroups","report of a file with no groups not refused"),
+# ---------------- Kernels
+# stop 46
+("K26","Sources/Kernels/Lanes.swift","let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!","let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 > $1 }!","KernelsTests","dealLargestFirst gives ties to the higher lane"),
+("K27","Sources/Kernels/Lanes.swift","if next < whole.upperBound { gaps.append(next..<whole.upperBound) }","if next <= whole.upperBound { gaps.append(next..<whole.upperBound) }","KernelsTests","complement ends with an empty gap when the ranges reach the end"),
 ]
 M += [
 ("R13","Sources/Reporter/MarkdownReport+LookAhead.swift","let flagged = flaggedSet(c.exact).union(flaggedSet(c.firstOrder)).count","let flagged = flaggedSet(c.exact).count","ReporterTests","look-ahead 'mini-batches behind each row' ignores first-order flags"),
