@@ -200,6 +200,35 @@ func temporaryDirectory() throws -> URL {
         _ = try ProbeGrams(url: url).analyze(grouping: .layer, bootstrapReplicates: 2, seed: 1)
     }
 
+    /// The Gram checks reach every entry and hold to round-off: a negative first squared norm, an
+    /// asymmetry in the last column, and one of a hundred-millionth of the norms are all refused.
+    @Test func gramChecksReachTheFirstRowTheLastColumnAndSmallAsymmetries() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let name = "encoder.layers.0.ffn.dense2.bias"
+        let path = "/parameters/\(name)/gram"
+        let damages: [(name: String, expected: String, damage: (inout [Double]) -> Void)] = [
+            ("first-diagonal", "negative squared norm", { $0[0] = -$0[0] }),
+            ("last-column", "not symmetric", { $0[3 * 18 + 17] += 1e-3 * abs($0[3 * 18 + 17]) + 1e-9 }),
+            ("small", "not symmetric", { $0[3 * 18 + 7] += 1e-8 * ($0[3 * 18 + 3] * $0[7 * 18 + 7]).squareRoot() }),
+        ]
+        for (damage, expected, change) in damages {
+            let url = dir.appendingPathComponent("\(damage).h5")
+            try writeProbe(to: url, tasks: Self.tasks, samples: 6, parameters: Self.parameters())
+            let file = try HDF5File.open(url, writable: true)
+            var values = try file.read(path, as: Double.self).values
+            change(&values)
+            try file.write(values, shape: [18, 18], to: path)
+            try file.close()
+            do {
+                _ = try ProbeGrams(url: url).gram(of: name)
+                Issue.record("\(damage): a damaged Gram was read")
+            } catch {
+                #expect(error.description.contains(path) && error.description.contains(expected), "\(damage): \(error)")
+            }
+        }
+    }
+
     @Test func unknownParameterIsNamed() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -247,5 +276,28 @@ func temporaryDirectory() throws -> URL {
         try shardFile.setAttribute("shard", .ints([1, 4]))
         try shardFile.close()
         #expect(throws: InterferenceError.self) { try ProbeGrams(url: shard) }
+    }
+
+    /// A mask of another length than N is refused; any non-zero flag excludes its mini-batch.
+    @Test func nonFiniteMasksOfAnotherLengthAreRefusedAndAnyNonZeroFlagExcludes() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rows = structuredRows(tasks: 3, samples: 6, width: 16, seed: 41)
+        for (mask, excluded) in [([0, 0, 0, 0, 0, 0, 1] as [UInt8], nil), ([0, 255, 0, 0, 0, 0], [1] as [Int]?)] {
+            let url = dir.appendingPathComponent("probe-\(mask.count).h5")
+            try writeProbe(
+                to: url, tasks: FileTests.tasks, samples: 6, parameters: ["encoder.layers.0.x.weight": rows])
+            let file = try HDF5File.open(url, writable: true)
+            try file.write(mask, shape: [mask.count], to: "/tasks/mlm/nonfinite")
+            try file.close()
+            if let excluded {
+                #expect(try ProbeGrams(url: url).excludedSamples == excluded)
+            } else {
+                #expect(
+                    throws: InterferenceError.badFile(
+                        file: url.path, reason: "'/tasks/mlm/nonfinite' has shape [7], expected [6]")
+                ) { try ProbeGrams(url: url) }
+            }
+        }
     }
 }
