@@ -46,6 +46,8 @@ struct ProbeRoutingTests {
         defer { dense.remove() }
         #expect(try dense.probe("dense.h5", options).routing == nil)
         #expect(try ProbeGrams(url: dense.file("dense.h5")).routing == nil)
+        // …and neither do its forward passes alone (not an empty table).
+        #expect(try ProbeRouting.collect(model: ProbeFixture.model(), dataset: ProbeFixture.dataset, options: options) == nil)
     }
 
     @Test("a mini-batch --skip-nonfinite excludes is left out of the routing table, so the file stays readable")

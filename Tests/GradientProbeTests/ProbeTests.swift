@@ -58,6 +58,19 @@ import UniPerceiver
         #expect((0..<n).allSatisfy { dense2.gram[$0 * n + $0] > 0 })
     }
 
+    /// Every (task, mini-batch) masks and draws its gate noise from generators of its own: no two
+    /// items share a masking or a noise seed, and no item's masking seed is its noise seed.
+    @Test func everyItemHasGeneratorsOfItsOwn() {
+        var seeds = Set<UInt64>()
+        for task in TaskKind.allCases {
+            for a in 0..<50 {
+                seeds.insert(WorkPlan.maskingSeed(3, task: task, miniBatch: a))
+                seeds.insert(WorkPlan.noiseSeed(3, task: task, miniBatch: a))
+            }
+        }
+        #expect(seeds.count == 2 * 50 * TaskKind.allCases.count)
+    }
+
     @Test func rowsAreTheModelsGradientSlicesOfTheRecordedBatches() throws {
         // Rebuild one mini-batch from the file's examples and the documented masking seed.
         let model = ProbeFixture.model()

@@ -140,10 +140,11 @@ import UniPerceiver
         let otherB = try shard(2, "b.h5") { $0.batchSize = 3 }
         let otherTasks = try shard(2, "tasks.h5") { $0.tasks = [.mlm, .imageClassification, .captioning] }
         let otherParameters = try shard(2, "params.h5") { $0.parameters = ParameterSelection(patterns: ["*.ffn.dense.weight"]) }
+        let otherCount = try shard(2, "count.h5") { $0.shard = try! ShardSpec(index: 2, count: 3) }
         let out = fixture.file("merged.h5")
         for (file, field) in [
             (otherSeed, "seed"), (otherN, "samples_per_task"), (otherB, "batch_size"), (otherTasks, "tasks"),
-            (otherParameters, "parameters"),
+            (otherParameters, "parameters"), (otherCount, "shard count"),
         ] {
             #expect(throws: ProbeError.mismatchedShards(first: one.path, second: file.path, field: field)) {
                 try Probe.merge(shards: [one, file], out: out)
