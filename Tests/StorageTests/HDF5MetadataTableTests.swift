@@ -104,4 +104,30 @@ import Testing
         try Self.makeFile(url)
         #expect(try HDF5File.open(url).stringAttribute("format") == "task-interference/probe")
     }
+
+    /// The walk stops at `maxDepth`. With a registered table, a path under a dataset is missing (a
+    /// dataset has no members), and an attribute of an object whose attributes the child could not
+    /// list is unreadable, not missing.
+    @Test func theWalkStopsAtItsDepthAndATableTellsMissingFromUnreadable() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let url = dir.file("metadata.h5")
+        try Self.makeFile(url)
+        let direct = try HDF5File.open(url)
+        #expect(Set(direct.metadataTable(maxDepth: 1).objects.keys) == ["/", "/vocab", "/deep"])
+        try direct.close()
+
+        var table = try Self.table(of: url)
+        table.objects["/deep/er"]?.attributes = [:]
+        table.objects["/deep/er"]?.attributesListed = false
+        table.objects["/"]?.attributes[HDF5MetadataTable.stringsDigestAttribute] = nil
+        try HDF5MetadataTable.register(table, for: url)
+        let file = try HDF5File.open(url)
+        defer { try? file.close() }
+        #expect(throws: StorageError.missingDataset(file: url.path, path: "/vocab/x")) {
+            try file.attributeNames(at: "/vocab/x")
+        }
+        let error = #expect(throws: StorageError.self) { try file.attribute("role", at: "/deep/er") }
+        #expect(error?.description.contains("unreadable") == true, "\(String(describing: error))")
+    }
 }

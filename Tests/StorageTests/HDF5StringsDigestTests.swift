@@ -62,6 +62,21 @@ import Testing
         }
     }
 
+    /// Replacing `/a` forgets what was at and under `/a` only, not the strings of a sibling whose
+    /// name starts the same (`/ab`): the recorded digest still matches the file.
+    @Test func replacingAnObjectKeepsTheRecordOfASiblingNamedLikeIt() throws {
+        try Self.withFile({ (file) throws(StorageError) in
+            try file.write(strings: ["one"], to: "/a")
+            try file.write(strings: ["two"], to: "/ab")
+            try file.setAttribute("unit", .string("nats"), at: "/ab")
+            try file.write(strings: ["three"], to: "/a")
+        }) { url in
+            let table = try HDF5MetadataTableTests.table(of: url)
+            #expect(table.strings == ["/a": ["three"], "/ab": ["two"]])
+            #expect(try Self.recorded(url) == table.stringsDigest())
+        }
+    }
+
     /// One letter of a task name changed in the bytes of the file (where the global heap keeps it),
     /// as a damaged disk block would: still valid UTF-8, so only the digest sees it.
     @Test func aStringChangedInTheGlobalHeapFailsTheCheck() throws {

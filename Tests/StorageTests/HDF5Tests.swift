@@ -100,6 +100,15 @@ import Testing
         #expect(try file.readStrings("/vocab") == words)
         #expect(try file.readStrings("/fixed") == words)
         #expect(try file.readStrings("/none") == [])
+        // A NUL would end the string in C: refused, never written cut short.
+        try HDF5File.write(to: dir.file("nul.h5")) { (file) throws(StorageError) in
+            for fixed in [false, true] {
+                expectStorageError(
+                    .outOfRange(file: dir.file("nul.h5").path, path: "/nul", reason: "string \"a\\0b\" contains NUL"),
+                    mentions: ["/nul", "NUL"]
+                ) { () throws(StorageError) in try file.write(strings: ["ok", "a\0b"], to: "/nul", fixedLength: fixed) }
+            }
+        }
         expectStorageError(
             .wrongType(
                 file: url.path, name: "/vocab", expected: "floating-point data (float32)",

@@ -55,7 +55,9 @@ func expectStorageError(
             SafeTensorsEntry(name: "scalar", tensor: Tensor(shape: [], data: [42])),
             SafeTensorsEntry(name: "empty", shape: [0, 5], floats: []),
         ]
-        let metadata = ["seed": "7", "format": "pt", "note": "quote \" backslash \\ newline \n é"]
+        // Every control character, each of which JSON allows only escaped.
+        let controls = String(decoding: (1..<32).map { UInt8($0) }, as: UTF8.self)
+        let metadata = ["seed": "7", "format": "pt", "note": "quote \" backslash \\ newline \n é", "controls": controls]
         try SafeTensors.write(entries, metadata: metadata, to: url)
 
         let file = try SafeTensors.read(url)
