@@ -364,3 +364,34 @@ func bytes(_ url: URL) throws -> Data { try Data(contentsOf: url) }
         #expect(throws: TrainingError.self) { try Evaluation.evaluate(model, on: bundledDataset) }
     }
 }
+
+/// The loss curves of `train --curves` (`TrainingCurves`).
+@Suite struct TrainingCurvesTests {
+    /// Each task's moving average is bias-corrected, so a constant loss draws a flat line at that
+    /// loss from its first step; an axis whose top is a nice number ends there; a non-finite loss
+    /// is left out.
+    @Test func aConstantLossDrawsAFlatLineAtTheTopOfItsAxis() {
+        let svg = TrainingCurves.svg(
+            [(step: 1, task: .mlm, loss: 2.0), (step: 2, task: .mlm, loss: 2.0), (step: 2, task: .captioning, loss: .nan)],
+            title: "constant")
+        // The plot is 520 wide from x = 60 and 310 high from y = 40; the loss axis tops out at 2.
+        #expect(svg.contains("points=\"320.0,40.0 580.0,40.0\""), "\(svg)")
+        #expect(svg.components(separatedBy: "<polyline").count == 2 && !svg.contains("nan"), "\(svg)")
+    }
+}
+
+@Suite struct ModelPresetsTests {
+    /// The model's text positions cover the longest sequence of any kind: here a corpus sentence
+    /// (in the bundled data a caption is the longest).
+    @Test func theTextLengthCoversTheLongestCorpusSentence() throws {
+        let vocabulary = bundledDataset.vocabulary
+        let eot = vocabulary.endOfText
+        let dataset = try DigitsDataset(
+            file: "synthetic", imageSize: 8, channels: 1, pixels: [UInt8](repeating: 0, count: 2 * 64),
+            labels: [0, 1], classNames: [[0, eot], [1, eot]], captions: [[2, eot], [3, 4, eot]],
+            corpus: [Array(0..<8) + [eot], [4, eot]], vocabulary: vocabulary,
+            imageSplits: [.train: [0], .validation: [1]], corpusSplits: [.train: [0], .validation: [1]])
+        #expect(ModelPresets.longestSequence(dataset) == 9)
+        #expect(try ModelPresets.config(ModelPreset.tiny.shape, for: dataset).maxTextLength == 9)
+    }
+}
