@@ -174,17 +174,20 @@ import Testing
         #expect(checkedExperts > 0)
     }
 
-    @Test("a slice of a sequence batch keeps its sequences, masks and patches")
+    @Test("a slice of a sequence batch keeps its sequences, masks, padding and patches")
     func slice() {
         let config = tinyConfig
         var rng = SeededRNG(seed: 4)
         let images = Tensor.gaussian([3, config.channels, config.imageSize, config.imageSize], rng: &rng)
-        let batch = SequenceBatch.images(images, config: config)
+        var batch = SequenceBatch.images(images, config: config)
+        // Padding (ignored by context pooling, the balance loss and statistics) stays padding.
+        for i in batch.valid.indices where i % 3 == 1 { batch.valid[i] = false }
         let part = batch.slice(1..<3)
         let T = batch.length
         #expect(part.batchSize == 2 && part.length == T)
         #expect(part.tokenIds == Array(batch.tokenIds[T..<(3 * T)]))
         #expect(part.mask == Array(batch.mask[(T * T)..<(3 * T * T)]))
+        #expect(part.valid == Array(batch.valid[T..<(3 * T)]) && part.valid.contains(false))
         #expect(part.patchCount == 2 * config.patchCount)
         let width = batch.patches.count / batch.patchCount
         #expect(part.patches == Array(batch.patches[(config.patchCount * width)...]))
