@@ -478,6 +478,7 @@ extension CLITests {
                 (["--experts", "1"], "--experts"), (["--experts", "0"], "--experts"), (["--tasks", "mlm,foo"], "--tasks"),
                 (["--samples", "1"], "--samples"), (["--steps", "0"], "--steps"), (["--batch-size", "0"], "--batch-size"),
                 (["--lookahead-samples", "0"], "--lookahead-samples"),
+                (["--lookahead", "-1e-3"], "--lookahead"), (["--lookahead-sweep", "0"], "--lookahead-sweep"),
                 // Look-ahead options with the check off, or asking for more than --samples 2 gives.
                 (["--lookahead-method", "difference"], "--lookahead-method"),
                 (["--lookahead", "1e-3", "--lookahead-samples", "3"], "--lookahead-samples 3"),
@@ -693,6 +694,19 @@ extension CLITests {
             let analyzed = try Self.run(["analyze", probe, "--bootstrap", "0", "--out", analysis])
             try #require(analyzed.status == 0, "stderr: \(analyzed.stderr)")
             let unchanged = ["check", "--baseline", analysis, "--candidate", analysis, "--tolerance", "0"]
+            // A check that fails (exit 1) and whose table is lost is a lost result too: 2, not 1.
+            let reseeded = root.appendingPathComponent("reseeded.h5").path
+            let other = root.appendingPathComponent("other.h5").path
+            for arguments in [
+                ["probe", "--checkpoint", checkpoint.path, "--data", Self.data, "--tasks", "image-classification,mlm",
+                 "--samples", "2", "--batch-size", "2", "--seed", "7", "--out", reseeded],
+                ["analyze", reseeded, "--bootstrap", "0", "--out", other],
+            ] {
+                let made = try Self.run(arguments)
+                try #require(made.status == 0, "\(arguments[0]): \(made.stderr)")
+            }
+            let moved = ["check", "--baseline", analysis, "--candidate", other, "--tolerance", "0"]
+            try #require(try Self.run(moved).status == 1)
             for (arguments, reason) in [
                 (evaluate + ["--json"], "No space left on device"), (unchanged, "No space left on device"),
             ] {
@@ -700,6 +714,9 @@ extension CLITests {
                 #expect(lost.status == 2, "\(arguments[0]): \(lost.stderr)")
                 #expect(lost.stderr == "error: standard output: cannot write the results: \(reason)\n")
             }
+            let lostMoved = try Self.run(moved, standardOutput: .full)
+            #expect(lostMoved.status == 2, "\(lostMoved.stderr)")
+            #expect(lostMoved.stderr.hasSuffix("\nerror: standard output: cannot write the results: No space left on device\n"))
             let closed = try Self.run(evaluate, standardOutput: .closed)
             #expect(closed.status == 2)
             #expect(closed.stderr == "error: standard output: cannot write the results: it was closed\n")
