@@ -27,4 +27,14 @@ import Testing
         #expect(dealLargestFirst(costs: [2, 2], lanes: 2) == [[0], [1]])
         #expect(dealLargestFirst(costs: [4], lanes: 0) == [[0]])
     }
+
+    /// `complement` gives the gaps the ranges leave (the gradient ranges no first write reached),
+    /// in order and never an empty one, whether or not the ranges reach either end.
+    @Test("complement: the non-empty gaps between, before and after the ranges, in order")
+    func complementGivesTheNonEmptyGaps() {
+        #expect(complement(of: [5..<7, 0..<2], in: 0..<10) == [2..<5, 7..<10])
+        #expect(complement(of: [0..<3, 3..<6, 8..<10], in: 0..<10) == [6..<8])
+        #expect(complement(of: [0..<10], in: 0..<10) == [])
+        #expect(complement(of: [], in: 4..<6) == [4..<6])
+    }
 }
