@@ -17,6 +17,8 @@ import Testing
             #expect(Machine.blasCoreWarning(core: core, cpuFlags: avx512) == nil, "\(core)")
         }
         #expect(Machine.blasCoreWarning(core: "Prescott", cpuFlags: old) == nil, "the right kernels for an old CPU")
+        // AVX2 without FMA (some VMs mask it): OpenBLAS's Haswell kernels need both (mutant K41).
+        #expect(Machine.blasCoreWarning(core: "Prescott", cpuFlags: ["sse2", "avx", "avx2"]) == nil, "AVX2 without FMA")
         #expect(Machine.blasCoreWarning(core: "Prescott", cpuFlags: []) == nil, "no /proc/cpuinfo: no guess")
     }
 

@@ -91,6 +91,21 @@ struct SeededRNGTests {
         #expect(values.sorted() == Array(0..<50))
     }
 
+    /// Fisher–Yates draws j from 0...i, so an element may stay where it is and all n! orders come
+    /// out; drawing from 0..<i (Sattolo's algorithm) gives only the (n−1)! cyclic ones (mutant K40
+    /// survived: one shuffle of 50 values cannot tell them apart).
+    @Test func shuffleReachesEveryOrder() {
+        var rng = SeededRNG(seed: 21)
+        var counts: [[Int]: Int] = [:]
+        for _ in 0..<600 {
+            var values = [0, 1, 2]
+            rng.shuffle(&values)
+            counts[values, default: 0] += 1
+        }
+        #expect(counts.count == 6, "orders \(counts)")
+        #expect(counts.values.allSatisfy { $0 >= 60 }, "orders \(counts)")
+    }
+
     @Test func rangesOfDerivedValues() {
         var rng = SeededRNG(seed: 77)
         for _ in 0..<10_000 {

@@ -76,6 +76,35 @@ struct TwinTests {
         }
     }
 
+    /// Logits far above `expf`'s range (e^89 overflows Float): only the max subtraction keeps the
+    /// row finite (mutant K35 survived: every tested logit was of order 1).
+    @Test func softmaxOfLargeLogits() {
+        let (rows, cols) = (3, 7)
+        var rng = SeededRNG(seed: 16)
+        var z = rng.gaussianFloats(count: rows * cols, std: 2).map { $0 + 300 }
+        z[3] = -.infinity
+        z[cols + 1] = 95
+        let fast = softmax(z, rows: rows, cols: cols)
+        #expect(fast.allSatisfy { $0.isFinite }, "probs \(fast)")
+        expectClose(fast, softmax(z, rows: rows, cols: cols, naive: true), tolerance: .fastVersusNaive, "softmax probs")
+    }
+
+    /// GELU far out, where `−x²/2` is below −87 and `fastExp` must clamp before it builds 2ⁿ (at
+    /// |x| ≥ 13.3 an unclamped n wraps the exponent bits): the slope is Φ(x), 1 or 0. Nine values,
+    /// so both the SIMD body and its tail see them (mutant K31 survived: no tested |x| exceeded 8).
+    @Test func geluFarTails() {
+        let x: [Float] = [14, -14, 20, -20, 13.5, -50, 1e4, -1e4, -13.4]
+        expectClose(KernelsTests.gelu(x), KernelsTests.gelu(x, naive: true), tolerance: .fastVersusNaive, "gelu y")
+        let dy = [Float](repeating: 1, count: x.count)
+        var fast = [Float](repeating: 0, count: x.count)
+        var naive = fast
+        geluBack(dy: dy, x: x, dx: &fast)
+        geluBack(dy: dy, x: x, dx: &naive, naive: true)
+        expectClose(fast, naive, tolerance: .fastVersusNaive, "gelu slope")
+        let expected: [Float] = [1, 0, 1, 0, 1, 0, 1, 0, 0]
+        #expect(zip(fast, expected).allSatisfy { abs($0 - $1) < 1e-6 }, "slopes \(fast)")
+    }
+
     @Test(arguments: [Float(0), 0.1])
     func crossEntropy(_ smoothing: Float) {
         let (rows, classes) = (6, 11)
