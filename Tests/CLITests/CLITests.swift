@@ -246,6 +246,10 @@ import Testing
         let probeOne = try Self.run(
             ["probe", "--checkpoint", "x", "--data", Self.data, "--tasks", "mlm", "--samples", "1", "--out", out.appendingPathComponent("p.h5").path])
         Self.expectRefused(probeOne, naming: ["--samples must be at least 2 (leave-one-out", "(see 'interference probe --help')"])
+        // Refused by the option check, before the checkpoint ("x", missing) is looked at (mutant C24).
+        let probeEmpty = try Self.run(
+            ["probe", "--checkpoint", "x", "--data", Self.data, "--tasks", "mlm", "--batch-size", "0", "--out", out.appendingPathComponent("p.h5").path])
+        Self.expectRefused(probeEmpty, naming: ["--batch-size must be", "(see 'interference probe --help')"])
         let demo = try Self.run(["demo", "--help"])
         #expect(demo.status == 0 && demo.stdout.contains("USAGE: interference demo [<options>]"), "\(demo.stdout)")
     }

@@ -132,6 +132,27 @@ import Testing
         }
     }
 
+    /// Evaluation counts a tie as the first candidate's (or row's) prediction, as `argmax` does
+    /// (mutant U34 survived: no tested pass had tied logits). Identical candidates, and identical
+    /// images, give bit-identical features, so every logit of a row (of a column) ties.
+    @Test("predictions give ties to the first candidate and to the first row")
+    func predictionTies() throws {
+        var model = randomizedModel(seed: 31)
+        model.lanes = 1
+        let c = model.config
+        var rng = SeededRNG(seed: 32)
+        let one = Tensor.gaussian([1, c.channels, c.imageSize, c.imageSize], rng: &rng)
+        let three = Tensor(shape: [3] + one.shape.dropFirst(), data: one.data + one.data + one.data)
+        let images = Tensor.gaussian([3, c.channels, c.imageSize, c.imageSize], rng: &rng)
+        let name = [3, c.eotId]
+        let classes = try model.forward(.imageClassification(images: images, labels: [0, 1, 2], classNames: [name, name, name]))
+        #expect(Set(classes.logitValues[0..<3]).count == 1, "logits \(classes.logitValues)")
+        #expect(classes.rowPredictions == [0, 0, 0])
+        let retrieval = try model.forward(.retrieval(images: three, captions: [[3, c.eotId], [4, c.eotId], [5, 6, c.eotId]]))
+        #expect(Set([0, 3, 6].map { retrieval.logitValues[$0] }).count == 1, "logits \(retrieval.logitValues)")
+        #expect(retrieval.columnPredictions == [0, 0, 0])
+    }
+
     @Test("attribute routing with one expert equals the dense model with the same weights")
     func oneExpertIsDense() throws {
         // One lane like the MoE model, so both sum the weight gradients in the same order and the
