@@ -153,6 +153,19 @@ import Testing
         #expect(retrieval.columnPredictions == [0, 0, 0])
     }
 
+    /// The model benchmark times `FeedForwardSubLayer.run()` over and over; each run zeroes its own
+    /// gradient ranges first, as a training step does (mutant U36 survived: only the benchmark ran it).
+    @Test("FeedForwardSubLayer: every run starts from a zero gradient, so two runs give the same one", arguments: [Routing.none, .token])
+    func feedForwardSubLayerRunsAlike(_ routing: Routing) throws {
+        let model = randomizedModel(seed: 33, config: tinyConfig(routing: routing))
+        let sub = try FeedForwardSubLayer(model: model, batch: randomBatch(.mlm, seed: 34), layer: 1)
+        let checksum = sub.run()
+        let gradient = sub.gradient
+        #expect(gradient.contains { $0 != 0 })
+        #expect(sub.run() == checksum)
+        #expect(sub.gradient == gradient)
+    }
+
     @Test("attribute routing with one expert equals the dense model with the same weights")
     func oneExpertIsDense() throws {
         // One lane like the MoE model, so both sum the weight gradients in the same order and the
