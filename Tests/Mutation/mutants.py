@@ -78,6 +78,7 @@ M = [
 ("S26","Sources/CHDF5/direct_chunks.c","buffer[chunk_bytes + b] = (uint8_t)(sum >> (8 * b));","buffer[chunk_bytes + b] = (uint8_t)(sum >> (8 * (3 - b)));","StorageTests","a direct chunk's checksum stored big-endian"),
 ("S27","Sources/CSHA256/sha256_blocks.c","x = _mm_add_epi32(x, _mm_alignr_epi8(w[(n + 3) & 3], w[(n + 2) & 3], 4));","x = _mm_add_epi32(x, _mm_alignr_epi8(w[(n + 3) & 3], w[(n + 2) & 3], 8));","FingerprintTests","SHA-256's hardware schedule takes W_{t-6} for W_{t-7}"),
 ("S28","Sources/Storage/HDF5File.swift","\"/\" + path.split(separator: \"/\", omittingEmptySubsequences: true).joined(separator: \"/\")","\"/\" + path.split(separator: \"/\", omittingEmptySubsequences: false).joined(separator: \"/\")","StorageTests","HDF5 paths keep empty components (\"a//b/\" stays doubled)"),
+("S29","Sources/Storage/HDF5Group.swift","decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) },","decoding: buffer.prefix(Int(length) - 1).map { UInt8(bitPattern: $0) },","StorageTests","a group's children lose the last byte of their names"),
 # ---------------- Training
 ("T1","Sources/Training/LearningRateSchedule.swift","let span = max(1, totalSteps - warmupSteps - 1)","let span = max(1, totalSteps - warmupSteps)","TrainingTests","cosine does not reach floor at last step"),
 ("T2","Sources/Training/GradientClipping.swift","guard norm.isFinite else { return norm }","","TrainingTests","non-finite gradient scaled (to 0/NaN)"),
@@ -125,6 +126,8 @@ M = [
 ("U32","Sources/UniPerceiver/Model.swift","dLogits.base[r * K + k] += dColumns.base[k * R + r]","dLogits.base[r * K + k] += dColumns.base[r * K + k]","UniPerceiverTests","retrieval's text-to-image gradient not transposed back"),
 ("U33","Sources/UniPerceiver/ParameterTable.swift","if entries[middle].offset + entries[middle].count <= index { low = middle + 1 }","if entries[middle].offset + entries[middle].count < index { low = middle + 1 }","UniPerceiverTests","entry(containing:) misses the first index of a tensor"),
 ("U34","Sources/UniPerceiver/ForwardPass+Predictions.swift","for k in 1..<max(K, 1) where values[r * K + k] > values[r * K + best] { best = k }","for k in 1..<max(K, 1) where values[r * K + k] >= values[r * K + best] { best = k }","MoEModelTests/predictionTies","row predictions give ties to the last candidate"),
+("U35","Sources/UniPerceiver/MoE/MoELayer.swift","(decision == .attention ? 0 : 2) + linear","(decision == .attention ? 0 : 1) + linear","UniPerceiverTests","the FFN's first linear looks up the attention output projection's shared merge"),
+("U36","Sources/UniPerceiver/MoE/FeedForwardSubLayer.swift","        zeroGradient()\n        return model.parameters","        return model.parameters","UniPerceiverTests","FeedForwardSubLayer.run() accumulates onto the last run's gradient"),
 # ---------------- CLI
 ("C1","Sources/InterferenceCLI/Commands/AnalyzeCommand.swift","if let stepSamples, stepSamples > n - 1 {","if let stepSamples, stepSamples > n {","ALL","--lookahead-steps N (= N, > N-1) accepted"),
 ("C2","Sources/InterferenceCLI/OptionValues.swift","guard !name.isEmpty else { throw InputError(\"\\(option): '\\(text)' has an empty name\") }","","ALL","empty name in comma list accepted"),
@@ -145,6 +148,7 @@ M = [
 # stop 46, second round
 ("C23","Sources/InterferenceCLI/Commands/EvaluateCommand.swift","print(json ? report.jsonString() : report.table)","print(report.table)","CLITests/trainAndEvaluate","evaluate --json prints the table"),
 ("C24","Sources/InterferenceCLI/Commands/ProbeCommand.swift","try OptionValues.require(batchSize, atLeast: 1, \"--batch-size\")","","CLITests/badUsage","probe --batch-size 0 passes CLI validation"),
+("C25","Sources/InterferenceCLI/Commands/MergeCommand.swift","for shard in summary.shardsWithoutRouting {","for shard in summary.shardsWithoutRouting.dropFirst() {","CLITests/mergeShardWithoutRoutingTable","merge names only the second and later shards without a routing table"),
 # ---------------- Kernels
 # stop 46
 ("K26","Sources/Kernels/Lanes.swift","let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!","let lane = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 > $1 }!","KernelsTests","dealLargestFirst gives ties to the higher lane"),
@@ -172,6 +176,7 @@ M = [
 ("K47","Sources/CGramKernel/gram_kernel.c","block_avx512(k, ai, b0, b1, j0 + 2 * P < n ? b0 + 2 * panel : NULL","block_avx512(k, ai, b0, b1, j0 + 2 * P < n - 1 ? b0 + 2 * panel : NULL","GramAccumulatorTests","the Gram's third panel dropped when it holds one column"),
 ("K48","Sources/CGramKernel/gram_kernel.c","add_columns_avx2(entry + 4, sums[t][1], first - 4, cols - col - 4);","add_columns_avx2(entry + 4, sums[t][1], first - 4, cols - col - 5);","GramAccumulatorTests","the AVX2 Gram drops each quarter's last column"),
 ("K49","Sources/CGramKernel/gram_kernel.c","for (; c < k; c++) {\n        uint32_t bits;\n        memcpy(&bits, row + c, sizeof bits);\n        tail |= bits;","for (; c + 1 < k; c++) {\n        uint32_t bits;\n        memcpy(&bits, row + c, sizeof bits);\n        tail |= bits;","GramAccumulatorTests","a row nonzero only in its last tail column counted as zero (AVX2)"),
+("K50","Sources/Kernels/GEMM.swift","a: a + i * strideA, lda: lda, b: b + i * strideB, ldb: ldb,","a: a + i * strideA, lda: lda, b: b + i * strideA, ldb: ldb,","GEMMTests","gemmStridedBatched steps B by A's stride"),
 ]
 M += [
 ("R13","Sources/Reporter/MarkdownReport+LookAhead.swift","let flagged = flaggedSet(c.exact).union(flaggedSet(c.firstOrder)).count","let flagged = flaggedSet(c.exact).count","ReporterTests","look-ahead 'mini-batches behind each row' ignores first-order flags"),
