@@ -21,7 +21,11 @@
  *   cold:   64 MB walked before each phase, so both phases read the experts from memory;
  *   warm:   phases back to back, as repeated steps of the same batch run (the benchmark's case);
  *   stream: warm, with the experts' first gradient writes as non-temporal stores (no read for
- *           ownership); tried at stop 39 and not built: no faster here.
+ *           ownership); tried at stop 39 and not built: no faster here;
+ *   fused:  warm, both units of a linear in one walk of 4 KB chunks (stop 46), so an expert both
+ *           units chose, and its gradient, come from memory once instead of twice: the floor of
+ *           "fusing the merge-backwards of passes that choose the same expert", a lead costed on
+ *           paper at about 0.3 ms. Each unit gets a scratch of its own.
  *
  * EXPERTS_READ is the line `make bench-model` prints ("distinct experts read per MoE linear, by
  * layer (attention, FFN)": 2 when both units chose the same pair, 4 when they share none), DENSE_MS
@@ -51,8 +55,8 @@ typedef struct {
 
 static Job jobs[MAX_JOBS];
 static int jobCount, lane[MAX_JOBS];
-static float *scratch[2];  // per thread: the merged weight (forward) or dW_u (backward), L2-sized
-static int phase;          // 0 forward, 1 backward, 2 backward with streaming first writes
+static float *scratch[2][2];  // per thread and unit: the merged weight (forward) or dW_u (backward)
+static int phase;  // 0 forward, 1 backward, 2 backward with streaming first writes; 3, 4 fused forward, backward
 static pthread_barrier_t start, done;
 static volatile double sink;
 
@@ -90,20 +94,31 @@ __attribute__((target("avx512f"))) static double mergeBackward(
     return _mm512_reduce_add_pd(sa) + _mm512_reduce_add_pd(sb);
 }
 
+// Unit u's passes over floats [from, from + n) of the job's weights.
+static double runUnit(const Job *j, int t, int u, long from, long n, int p) {
+    const int a = j->pairs[u][0], b = j->pairs[u][1];
+    const float *wa = j->weights + a * j->size + from, *wb = j->weights + b * j->size + from;
+    if (p == 0) {
+        merge(scratch[t][u] + from, wa, wb, n);
+        return 0;
+    }
+    // The second unit adds to an expert the first one already wrote.
+    const int addA = u == 1 && (a == j->pairs[0][0] || a == j->pairs[0][1]);
+    const int addB = u == 1 && (b == j->pairs[0][0] || b == j->pairs[0][1]);
+    return mergeBackward(j->gradients + a * j->size + from, j->gradients + b * j->size + from, scratch[t][u] + from,
+                         wa, wb, n, addA, addB, p == 2);
+}
+
 static void runJob(const Job *j, int t) {
     double s = 0;
-    for (int u = 0; u < 2; u++) {
-        const int a = j->pairs[u][0], b = j->pairs[u][1];
-        const float *wa = j->weights + a * j->size, *wb = j->weights + b * j->size;
-        if (phase == 0) {
-            merge(scratch[t], wa, wb, j->size);
-        } else {
-            // The second unit adds to an expert the first one already wrote.
-            const int addA = u == 1 && (a == j->pairs[0][0] || a == j->pairs[0][1]);
-            const int addB = u == 1 && (b == j->pairs[0][0] || b == j->pairs[0][1]);
-            s += mergeBackward(j->gradients + a * j->size, j->gradients + b * j->size, scratch[t], wa, wb, j->size,
-                               addA, addB, phase == 2);
+    if (phase >= 3) {
+        enum { CHUNK = 1024 };  // 4 KB: both units' slices of a shared expert stay in L1
+        for (long from = 0; from < j->size; from += CHUNK) {
+            const long n = j->size - from < CHUNK ? j->size - from : CHUNK;
+            for (int u = 0; u < 2; u++) s += runUnit(j, t, u, from, n, phase - 3);
         }
+    } else {
+        for (int u = 0; u < 2; u++) s += runUnit(j, t, u, 0, j->size, phase);
     }
     sink += s;
 }
@@ -182,7 +197,8 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < jobCount; i++) jobs[i].size = -jobs[i].size;
     const long largest = D * F > 3 * D * D ? D * F : 3 * D * D;
-    scratch[0] = floats(largest, 0.01f), scratch[1] = floats(largest, 0.01f);
+    for (int t = 0; t < 2; t++)
+        for (int u = 0; u < 2; u++) scratch[t][u] = floats(largest, 0.01f);
     char *flush = malloc(FLUSH_BYTES);
     if (!flush) return 1;
     memset(flush, 1, FLUSH_BYTES);
@@ -192,6 +208,7 @@ int main(int argc, char **argv) {
     pthread_create(&helper, NULL, worker, (void *)1L);
 
     double coldF[ROUNDS], coldB[ROUNDS], warmF[ROUNDS], warmB[ROUNDS], streamF[ROUNDS], streamB[ROUNDS];
+    double fusedF[ROUNDS], fusedB[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
         for (long i = 0; i < FLUSH_BYTES; i += 64) flush[i]++;
         coldF[r] = timedPhase(0);
@@ -201,13 +218,16 @@ int main(int argc, char **argv) {
         warmB[r] = timedPhase(1);
         streamF[r] = timedPhase(0);
         streamB[r] = timedPhase(2);
+        fusedF[r] = timedPhase(3);
+        fusedB[r] = timedPhase(4);
     }
     const double allowance = 0.15 * denseMs;
     printf("merge passes of %d MoE linears over %d decisions (D = %ld, F = %ld, 2 units, top-2, 2 threads), "
            "median of %d rounds (ms):\n", jobCount, decisions, D, F, ROUNDS);
-    const char *names[3] = {"cold (experts from memory)", "warm (steps back to back)", "warm, streaming first writes"};
-    double *fw[3] = {coldF, warmF, streamF}, *bw[3] = {coldB, warmB, streamB};
-    for (int v = 0; v < 3; v++) {
+    const char *names[4] = {"cold (experts from memory)", "warm (steps back to back)", "warm, streaming first writes",
+                            "warm, both units fused"};
+    double *fw[4] = {coldF, warmF, streamF, fusedF}, *bw[4] = {coldB, warmB, streamB, fusedB};
+    for (int v = 0; v < 4; v++) {
         const double f = 1e3 * median(fw[v], ROUNDS), b = 1e3 * median(bw[v], ROUNDS);
         printf("  %-30s forward merges %.3f + merge-backward %.3f = %.3f ms = %.1f %% of the dense step %.2f ms "
                "(the 1.15 target allows %.2f ms for everything MoE adds)\n",
